@@ -1,0 +1,157 @@
+//! The gateway's runtime configuration: what `render()` produces from the resources.
+//!
+//! It is serializable so the operator can publish it in a ConfigMap. It never holds secret
+//! values: tenant API keys appear only as SHA-256 hashes, provider keys only as references.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::decimal::NanoUsd;
+use crate::resources::{
+    BudgetEnforcement, BudgetPeriod, BudgetScopeKind, MemoryPolicy, ProviderKind, RateLimits, Relationship,
+    RetryPolicy,
+};
+
+/// Everything the gateway needs to serve, keyed by resource name.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GatewayConfig {
+    /// Hex SHA-256 of the rest of the config: equal configs have equal versions.
+    pub version: String,
+    pub tenants: BTreeMap<String, TenantConfig>,
+    pub routes: BTreeMap<String, RouteConfig>,
+    pub personas: BTreeMap<String, PersonaConfig>,
+    pub budgets: Vec<BudgetConfig>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TenantConfig {
+    pub name: String,
+    pub namespace: String,
+    pub display_name: Option<String>,
+    pub namespaces: Vec<String>,
+    pub api_keys: Vec<ApiKeyConfig>,
+    /// `None`: every route.
+    pub allowed_routes: Option<BTreeSet<String>>,
+    /// `None`: every persona visible to the tenant.
+    pub allowed_personas: Option<BTreeSet<String>>,
+    pub rate_limits: RateLimits,
+    pub priority: u8,
+}
+
+impl TenantConfig {
+    /// Whether this tenant may use the named route.
+    pub fn may_use_route(&self, route: &str) -> bool {
+        self.allowed_routes.as_ref().is_none_or(|routes| routes.contains(route))
+    }
+}
+
+/// A tenant API key, by hash only.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiKeyConfig {
+    /// The key's name (recorded in the ledger).
+    pub id: String,
+    /// Hex SHA-256 of the key value.
+    pub sha256: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RouteConfig {
+    pub name: String,
+    pub namespace: String,
+    pub models: Vec<ModelConfig>,
+    pub backends: Vec<BackendConfig>,
+    pub retries: RetryPolicy,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ModelConfig {
+    pub name: String,
+    pub upstream_model: String,
+    pub pricing: Pricing,
+}
+
+/// Prices per million tokens.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Pricing {
+    pub input: NanoUsd,
+    pub output: NanoUsd,
+    pub cached_input: NanoUsd,
+    pub cache_write: NanoUsd,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BackendConfig {
+    pub name: String,
+    pub provider: ProviderKind,
+    /// Without a trailing slash.
+    pub base_url: Option<String>,
+    pub api_key: Option<SecretRef>,
+    pub weight: u32,
+    pub priority: u32,
+    pub request_timeout_ms: u64,
+    pub connect_timeout_ms: u64,
+}
+
+/// A reference to one key of a Secret.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct SecretRef {
+    pub namespace: String,
+    pub name: String,
+    pub key: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PersonaConfig {
+    pub name: String,
+    pub namespace: String,
+    pub tenant: String,
+    pub display_name: Option<String>,
+    pub system_prompt: String,
+    pub traits: Vec<String>,
+    pub interests: Vec<String>,
+    pub model: String,
+    pub memory: MemoryPolicy,
+    pub shared_with_tenants: BTreeSet<String>,
+    pub relationships: Vec<Relationship>,
+}
+
+impl PersonaConfig {
+    /// Owners and the tenants it is shared with may talk to it.
+    pub fn visible_to(&self, tenant: &str) -> bool {
+        self.tenant == tenant || self.shared_with_tenants.contains(tenant)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BudgetConfig {
+    /// The Budget's name, or `<tenant>-default` for a tenant's default budget.
+    pub name: String,
+    pub namespace: String,
+    pub scope: BudgetScopeKind,
+    pub tenant: String,
+    pub persona: Option<String>,
+    pub api_key: Option<String>,
+    pub limit: NanoUsd,
+    pub period: BudgetPeriod,
+    pub enforcement: BudgetEnforcement,
+    pub warn_at_percent: u8,
+}
+
+impl GatewayConfig {
+    /// The route serving `model` and the model's entry in it.
+    pub fn find_model(&self, model: &str) -> Option<(&RouteConfig, &ModelConfig)> {
+        self.routes
+            .values()
+            .find_map(|route| route.models.iter().find(|m| m.name == model).map(|m| (route, m)))
+    }
+}

@@ -1,0 +1,516 @@
+//! `render()`: the pure function from resources (+ Secrets) to a validated [`GatewayConfig`].
+//!
+//! Schema and CEL rules are enforced before this point (by the apiserver, or by
+//! [`crate::manifest`] in standalone mode); render checks what spans resources: references,
+//! Secrets, uniqueness. It reports every problem at once, each naming its resource and field.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt;
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::core::Resource;
+use sha2::{Digest, Sha256};
+
+use crate::config::{
+    ApiKeyConfig, BackendConfig, BudgetConfig, GatewayConfig, ModelConfig, PersonaConfig, Pricing, RouteConfig,
+    SecretRef, TenantConfig,
+};
+use crate::decimal::NanoUsd;
+use crate::resources::{
+    Budget, BudgetScopeKind, MemorySharingScope, Persona, ProviderKind, ProviderRoute, SecretKeyRef, Tenant,
+};
+
+/// The resources to render, as read from a folder or from the apiserver.
+#[derive(Clone, Debug, Default)]
+pub struct Resources {
+    pub tenants: Vec<Tenant>,
+    pub personas: Vec<Persona>,
+    pub routes: Vec<ProviderRoute>,
+    pub budgets: Vec<Budget>,
+}
+
+/// Secret data by namespace and name.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SecretStore {
+    secrets: BTreeMap<(String, String), BTreeMap<String, Vec<u8>>>,
+}
+
+impl SecretStore {
+    /// Adds a Secret, merging `stringData` over `data` as the apiserver does.
+    pub fn insert_secret(&mut self, secret: &Secret, default_namespace: &str) {
+        let namespace = secret.metadata.namespace.clone().unwrap_or_else(|| default_namespace.to_owned());
+        let name = secret.metadata.name.clone().unwrap_or_default();
+        let mut data: BTreeMap<String, Vec<u8>> =
+            secret.data.iter().flatten().map(|(k, v)| (k.clone(), v.0.clone())).collect();
+        for (key, value) in secret.string_data.iter().flatten() {
+            data.insert(key.clone(), value.clone().into_bytes());
+        }
+        self.secrets.insert((namespace, name), data);
+    }
+
+    /// Removes a Secret (for watches).
+    pub fn remove(&mut self, namespace: &str, name: &str) {
+        self.secrets.remove(&(namespace.to_owned(), name.to_owned()));
+    }
+
+    /// The value of one key.
+    pub fn get(&self, reference: &SecretRef) -> Result<&[u8], SecretLookupError> {
+        let secret = self
+            .secrets
+            .get(&(reference.namespace.clone(), reference.name.clone()))
+            .ok_or(SecretLookupError::SecretNotFound)?;
+        let value = secret.get(&reference.key).ok_or(SecretLookupError::KeyNotFound)?;
+        if value.is_empty() {
+            return Err(SecretLookupError::Empty);
+        }
+        Ok(value)
+    }
+}
+
+/// Why a Secret reference did not resolve.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SecretLookupError {
+    SecretNotFound,
+    KeyNotFound,
+    Empty,
+}
+
+/// A bounded category of render problems: the Event reason and condition reason.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RenderErrorReason {
+    /// Two resources claim the same name or model, or two keys share a value.
+    Conflict,
+    /// A field value is invalid.
+    InvalidSpec,
+    /// A reference to another Switchboard resource does not resolve.
+    UnknownReference,
+    /// A referenced Secret does not exist.
+    SecretNotFound,
+    /// A referenced Secret lacks the key, or the value is empty.
+    SecretKeyNotFound,
+}
+
+impl RenderErrorReason {
+    /// CamelCase, for conditions and Events.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Conflict => "Conflict",
+            Self::InvalidSpec => "InvalidSpec",
+            Self::UnknownReference => "UnknownReference",
+            Self::SecretNotFound => "SecretNotFound",
+            Self::SecretKeyNotFound => "SecretKeyNotFound",
+        }
+    }
+
+    /// Problems with Secret references set `ResolvedRefs=False`; the rest `Accepted=False`.
+    pub fn is_reference(self) -> bool {
+        matches!(self, Self::UnknownReference | Self::SecretNotFound | Self::SecretKeyNotFound)
+    }
+}
+
+/// One problem, naming the resource and the field.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RenderError {
+    pub kind: &'static str,
+    pub namespace: String,
+    pub name: String,
+    /// Path in kubectl's notation, e.g. `spec.backends[1].baseUrl`.
+    pub field: String,
+    pub reason: RenderErrorReason,
+    pub message: String,
+}
+
+impl fmt::Display for RenderError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}/{}: {}: {}", self.kind, self.namespace, self.name, self.field, self.message)
+    }
+}
+
+/// All problems found in one render.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub struct RenderErrors(pub Vec<RenderError>);
+
+impl fmt::Display for RenderErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let lines: Vec<String> = self.0.iter().map(ToString::to_string).collect();
+        f.write_str(&lines.join("; "))
+    }
+}
+
+/// Renders the resources into one validated config, or every problem found.
+pub fn render(resources: &Resources, secrets: &SecretStore) -> Result<GatewayConfig, RenderErrors> {
+    let mut r = Renderer { secrets, errors: Vec::new() };
+    let routes = r.routes(&resources.routes);
+    let tenants = r.tenants(&resources.tenants, &routes);
+    let personas = r.personas(&resources.personas, &tenants, &routes);
+    let budgets = r.budgets(&resources.budgets, &resources.tenants, &tenants, &personas);
+    if !r.errors.is_empty() {
+        return Err(RenderErrors(r.errors));
+    }
+    let mut config = GatewayConfig { version: String::new(), tenants, routes, personas, budgets };
+    config.version = content_hash(&config);
+    Ok(config)
+}
+
+fn content_hash(config: &GatewayConfig) -> String {
+    let bytes = serde_json::to_vec(config).unwrap_or_default();
+    hex::encode(Sha256::digest(&bytes))
+}
+
+/// Hex SHA-256 of an API key: how keys are stored and looked up.
+pub fn hash_key(key: &[u8]) -> String {
+    hex::encode(Sha256::digest(key))
+}
+
+struct Renderer<'a> {
+    secrets: &'a SecretStore,
+    errors: Vec<RenderError>,
+}
+
+/// Identifies the resource a problem belongs to.
+struct Origin<'a> {
+    kind: &'static str,
+    namespace: &'a str,
+    name: &'a str,
+}
+
+fn origin<K: Resource<DynamicType = ()>>(object: &K) -> Origin<'_> {
+    let kind = match K::kind(&()).as_ref() {
+        "Tenant" => "Tenant",
+        "Persona" => "Persona",
+        "ProviderRoute" => "ProviderRoute",
+        _ => "Budget",
+    };
+    Origin {
+        kind,
+        namespace: object.meta().namespace.as_deref().unwrap_or(crate::manifest::DEFAULT_NAMESPACE),
+        name: object.meta().name.as_deref().unwrap_or_default(),
+    }
+}
+
+impl Renderer<'_> {
+    fn error(&mut self, at: &Origin<'_>, field: impl Into<String>, reason: RenderErrorReason, message: String) {
+        self.errors.push(RenderError {
+            kind: at.kind,
+            namespace: at.namespace.to_owned(),
+            name: at.name.to_owned(),
+            field: field.into(),
+            reason,
+            message,
+        });
+    }
+
+    /// Reports a second resource of a kind with an already seen name; true if it is a duplicate.
+    fn duplicate(&mut self, seen: &mut BTreeMap<String, String>, at: &Origin<'_>) -> bool {
+        if let Some(first) = seen.get(at.name) {
+            let message = format!("name already used by {} {first}/{}; names are unique across namespaces", at.kind, at.name);
+            self.error(at, "metadata.name", RenderErrorReason::Conflict, message);
+            return true;
+        }
+        seen.insert(at.name.to_owned(), at.namespace.to_owned());
+        false
+    }
+
+    fn secret_ref(&mut self, at: &Origin<'_>, field: String, reference: &SecretKeyRef) -> Option<SecretRef> {
+        let secret_ref =
+            SecretRef { namespace: at.namespace.to_owned(), name: reference.name.clone(), key: reference.key.clone() };
+        let (reason, problem) = match self.secrets.get(&secret_ref) {
+            Ok(_) => return Some(secret_ref),
+            Err(SecretLookupError::SecretNotFound) => (RenderErrorReason::SecretNotFound, "not found"),
+            Err(SecretLookupError::KeyNotFound) => (RenderErrorReason::SecretKeyNotFound, "has no such key"),
+            Err(SecretLookupError::Empty) => (RenderErrorReason::SecretKeyNotFound, "holds an empty value"),
+        };
+        let message = format!("Secret {}/{} key {:?} {problem}", at.namespace, reference.name, reference.key);
+        self.error(at, field, reason, message);
+        None
+    }
+
+    fn price(&mut self, at: &Origin<'_>, field: String, text: &str) -> NanoUsd {
+        NanoUsd::parse(text).unwrap_or_else(|message| {
+            self.error(at, field, RenderErrorReason::InvalidSpec, message);
+            NanoUsd::default()
+        })
+    }
+
+    fn routes(&mut self, routes: &[ProviderRoute]) -> BTreeMap<String, RouteConfig> {
+        let mut out = BTreeMap::new();
+        let mut seen = BTreeMap::new();
+        let mut model_owner: BTreeMap<String, String> = BTreeMap::new();
+        for route in routes {
+            let at = origin(route);
+            if self.duplicate(&mut seen, &at) {
+                continue;
+            }
+            let mut models = Vec::new();
+            for (i, model) in route.spec.models.iter().enumerate() {
+                let field = |leaf: &str| format!("spec.models[{i}].{leaf}");
+                if let Some(owner) = model_owner.get(&model.name).filter(|owner| *owner != at.name) {
+                    let message = format!("model {:?} is already served by ProviderRoute {owner}", model.name);
+                    self.error(&at, field("name"), RenderErrorReason::Conflict, message);
+                }
+                model_owner.insert(model.name.clone(), at.name.to_owned());
+                let p = &model.pricing;
+                let input = self.price(&at, field("pricing.inputPerMillion"), &p.input_per_million);
+                let pricing = Pricing {
+                    input,
+                    output: self.price(&at, field("pricing.outputPerMillion"), &p.output_per_million),
+                    cached_input: match &p.cached_input_per_million {
+                        Some(text) => self.price(&at, field("pricing.cachedInputPerMillion"), text),
+                        None => input,
+                    },
+                    cache_write: match &p.cache_write_per_million {
+                        Some(text) => self.price(&at, field("pricing.cacheWritePerMillion"), text),
+                        None => input,
+                    },
+                };
+                let upstream_model = model.upstream_model.clone().unwrap_or_else(|| model.name.clone());
+                models.push(ModelConfig { name: model.name.clone(), upstream_model, pricing });
+            }
+            let mut backends = Vec::new();
+            for (i, backend) in route.spec.backends.iter().enumerate() {
+                let base_url = match (&backend.base_url, backend.provider) {
+                    (Some(url), _) => Some(url.trim_end_matches('/').to_owned()),
+                    (None, ProviderKind::Mock) => None,
+                    (None, _) => {
+                        let message = "baseUrl is required unless provider is mock".to_owned();
+                        self.error(&at, format!("spec.backends[{i}].baseUrl"), RenderErrorReason::InvalidSpec, message);
+                        None
+                    }
+                };
+                let api_key = backend.api_key_secret_ref.as_ref().and_then(|reference| {
+                    self.secret_ref(&at, format!("spec.backends[{i}].apiKeySecretRef"), reference)
+                });
+                backends.push(BackendConfig {
+                    name: backend.name.clone(),
+                    provider: backend.provider,
+                    base_url,
+                    api_key,
+                    weight: backend.weight,
+                    priority: backend.priority,
+                    request_timeout_ms: u64::from(backend.request_timeout_seconds) * 1000,
+                    connect_timeout_ms: u64::from(backend.connect_timeout_seconds) * 1000,
+                });
+            }
+            if !backends.is_empty() && backends.iter().all(|b| b.weight == 0) {
+                let message = "at least one backend needs a weight above zero".to_owned();
+                self.error(&at, "spec.backends", RenderErrorReason::InvalidSpec, message);
+            }
+            let config = RouteConfig {
+                name: at.name.to_owned(),
+                namespace: at.namespace.to_owned(),
+                models,
+                backends,
+                retries: route.spec.retries.clone(),
+            };
+            out.insert(at.name.to_owned(), config);
+        }
+        out
+    }
+
+    fn tenants(
+        &mut self,
+        tenants: &[Tenant],
+        routes: &BTreeMap<String, RouteConfig>,
+    ) -> BTreeMap<String, TenantConfig> {
+        let mut out = BTreeMap::new();
+        let mut seen = BTreeMap::new();
+        let mut key_owner: HashMap<String, String> = HashMap::new();
+        for tenant in tenants {
+            let at = origin(tenant);
+            if self.duplicate(&mut seen, &at) {
+                continue;
+            }
+            let mut api_keys = Vec::new();
+            for (i, key) in tenant.spec.api_keys.iter().enumerate() {
+                let field = format!("spec.apiKeys[{i}].secretRef");
+                let Some(reference) = self.secret_ref(&at, field.clone(), &key.secret_ref) else { continue };
+                let Ok(value) = self.secrets.get(&reference) else { continue };
+                let sha256 = hash_key(value);
+                let this = format!("Tenant {}/{} key {}", at.namespace, at.name, key.name);
+                if let Some(other) = key_owner.insert(sha256.clone(), this) {
+                    let message = format!("the key value is also used by {other}; every key must be unique");
+                    self.error(&at, field, RenderErrorReason::Conflict, message);
+                }
+                api_keys.push(ApiKeyConfig { id: key.name.clone(), sha256 });
+            }
+            for (i, route) in tenant.spec.allowed_routes.iter().flatten().enumerate() {
+                if !routes.contains_key(route) {
+                    let message = format!("ProviderRoute {route:?} does not exist");
+                    self.error(&at, format!("spec.allowedRoutes[{i}]"), RenderErrorReason::UnknownReference, message);
+                }
+            }
+            let config = TenantConfig {
+                name: at.name.to_owned(),
+                namespace: at.namespace.to_owned(),
+                display_name: tenant.spec.display_name.clone(),
+                namespaces: tenant.spec.namespaces.clone(),
+                api_keys,
+                allowed_routes: tenant.spec.allowed_routes.as_ref().map(|r| r.iter().cloned().collect()),
+                allowed_personas: tenant.spec.allowed_personas.as_ref().map(|p| p.iter().cloned().collect()),
+                rate_limits: tenant.spec.rate_limits.clone().unwrap_or_default(),
+                priority: tenant.spec.priority,
+            };
+            out.insert(at.name.to_owned(), config);
+        }
+        out
+    }
+
+    fn personas(
+        &mut self,
+        personas: &[Persona],
+        tenants: &BTreeMap<String, TenantConfig>,
+        routes: &BTreeMap<String, RouteConfig>,
+    ) -> BTreeMap<String, PersonaConfig> {
+        let names: BTreeMap<&str, &str> = personas
+            .iter()
+            .filter_map(|p| Some((p.metadata.name.as_deref()?, p.spec.tenant.as_str())))
+            .collect();
+        let mut out = BTreeMap::new();
+        let mut seen = BTreeMap::new();
+        for persona in personas {
+            let at = origin(persona);
+            if self.duplicate(&mut seen, &at) {
+                continue;
+            }
+            let spec = &persona.spec;
+            let owner = tenants.get(&spec.tenant);
+            if owner.is_none() {
+                let message = format!("Tenant {:?} does not exist", spec.tenant);
+                self.error(&at, "spec.tenant", RenderErrorReason::UnknownReference, message);
+            }
+            let route = routes.values().find(|r| r.models.iter().any(|m| m.name == spec.model));
+            match (route, owner) {
+                (None, _) => {
+                    let message = format!("no ProviderRoute serves model {:?}", spec.model);
+                    self.error(&at, "spec.model", RenderErrorReason::UnknownReference, message);
+                }
+                (Some(route), Some(owner)) if !owner.may_use_route(&route.name) => {
+                    let message = format!(
+                        "Tenant {} may not use ProviderRoute {} that serves model {:?}",
+                        owner.name, route.name, spec.model
+                    );
+                    self.error(&at, "spec.model", RenderErrorReason::InvalidSpec, message);
+                }
+                _ => {}
+            }
+            for (i, tenant) in spec.shared_with_tenants.iter().enumerate() {
+                if !tenants.contains_key(tenant) {
+                    let message = format!("Tenant {tenant:?} does not exist");
+                    self.error(&at, format!("spec.sharedWithTenants[{i}]"), RenderErrorReason::UnknownReference, message);
+                }
+            }
+            for (i, other) in spec.relationships.iter().enumerate() {
+                if !names.contains_key(other.persona.as_str()) || other.persona == at.name {
+                    let message = format!("Persona {:?} does not exist or is this persona", other.persona);
+                    let field = format!("spec.relationships[{i}].persona");
+                    self.error(&at, field, RenderErrorReason::UnknownReference, message);
+                }
+            }
+            if spec.memory.sharing.scope == MemorySharingScope::Personas {
+                for (i, other) in spec.memory.sharing.personas.iter().enumerate() {
+                    if names.get(other.as_str()) != Some(&spec.tenant.as_str()) {
+                        let message = format!(
+                            "Persona {other:?} is not a persona of Tenant {:?}; memories are never shared across tenants",
+                            spec.tenant
+                        );
+                        let field = format!("spec.memory.sharing.personas[{i}]");
+                        self.error(&at, field, RenderErrorReason::UnknownReference, message);
+                    }
+                }
+            }
+            let config = PersonaConfig {
+                name: at.name.to_owned(),
+                namespace: at.namespace.to_owned(),
+                tenant: spec.tenant.clone(),
+                display_name: spec.display_name.clone(),
+                system_prompt: spec.system_prompt.clone(),
+                traits: spec.traits.clone(),
+                interests: spec.interests.clone(),
+                model: spec.model.clone(),
+                memory: spec.memory.clone(),
+                shared_with_tenants: spec.shared_with_tenants.iter().cloned().collect(),
+                relationships: spec.relationships.clone(),
+            };
+            out.insert(at.name.to_owned(), config);
+        }
+        out
+    }
+
+    fn budgets(
+        &mut self,
+        budgets: &[Budget],
+        tenant_specs: &[Tenant],
+        tenants: &BTreeMap<String, TenantConfig>,
+        personas: &BTreeMap<String, PersonaConfig>,
+    ) -> Vec<BudgetConfig> {
+        let mut out = Vec::new();
+        let mut seen = BTreeMap::new();
+        for budget in budgets {
+            let at = origin(budget);
+            if self.duplicate(&mut seen, &at) {
+                continue;
+            }
+            let scope = &budget.spec.scope;
+            match tenants.get(&scope.tenant) {
+                None => {
+                    let message = format!("Tenant {:?} does not exist", scope.tenant);
+                    self.error(&at, "spec.scope.tenant", RenderErrorReason::UnknownReference, message);
+                }
+                Some(tenant) => {
+                    if let Some(persona) = &scope.persona
+                        && personas.get(persona).is_none_or(|p| p.tenant != tenant.name)
+                    {
+                        let message = format!("Persona {persona:?} is not a persona of Tenant {:?}", tenant.name);
+                        self.error(&at, "spec.scope.persona", RenderErrorReason::UnknownReference, message);
+                    }
+                    if let Some(key) = &scope.api_key
+                        && !tenant.api_keys.iter().any(|k| &k.id == key)
+                    {
+                        let message = format!("Tenant {:?} has no API key named {key:?}", tenant.name);
+                        self.error(&at, "spec.scope.apiKey", RenderErrorReason::UnknownReference, message);
+                    }
+                }
+            }
+            let limit = self.price(&at, "spec.limitUsd".into(), &budget.spec.limit_usd);
+            if limit == NanoUsd::default() {
+                let message = "limitUsd must be greater than zero".to_owned();
+                self.error(&at, "spec.limitUsd", RenderErrorReason::InvalidSpec, message);
+            }
+            out.push(BudgetConfig {
+                name: at.name.to_owned(),
+                namespace: at.namespace.to_owned(),
+                scope: scope.kind,
+                tenant: scope.tenant.clone(),
+                persona: scope.persona.clone(),
+                api_key: scope.api_key.clone(),
+                limit,
+                period: budget.spec.period,
+                enforcement: budget.spec.enforcement,
+                warn_at_percent: budget.spec.warn_at_percent,
+            });
+        }
+        let with_budget: BTreeSet<String> =
+            out.iter().filter(|b| b.scope == BudgetScopeKind::Tenant).map(|b| b.tenant.clone()).collect();
+        for tenant in tenant_specs {
+            let at = origin(tenant);
+            let Some(default) = &tenant.spec.default_budget else { continue };
+            if with_budget.contains(at.name) || !tenants.contains_key(at.name) {
+                continue;
+            }
+            let limit = self.price(&at, "spec.defaultBudget.limitUsd".into(), &default.limit_usd);
+            out.push(BudgetConfig {
+                name: format!("{}-default", at.name),
+                namespace: at.namespace.to_owned(),
+                scope: BudgetScopeKind::Tenant,
+                tenant: at.name.to_owned(),
+                persona: None,
+                api_key: None,
+                limit,
+                period: default.period,
+                enforcement: default.enforcement,
+                warn_at_percent: 80,
+            });
+        }
+        out
+    }
+}

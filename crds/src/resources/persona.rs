@@ -1,0 +1,185 @@
+//! Persona: a named assistant with a system prompt, personality and memory.
+
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::common::Condition;
+
+/// A named assistant. Clients address it as `model: "persona/<name>"`.
+#[derive(CustomResource, Clone, Debug, PartialEq, Serialize, Deserialize, KubeSchema)]
+#[kube(
+    group = "switchboard.dev",
+    version = "v1alpha1",
+    kind = "Persona",
+    namespaced,
+    status = "PersonaStatus",
+    shortname = "pe",
+    category = "switchboard",
+    derive = "PartialEq",
+    doc = "A named assistant: system prompt, personality, model, memory policy and relationships.",
+    printcolumn(name = "Tenant", type_ = "string", json_path = ".spec.tenant"),
+    printcolumn(name = "Model", type_ = "string", json_path = ".spec.model"),
+    printcolumn(name = "Memories", type_ = "integer", json_path = ".status.memoryCount"),
+    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+)]
+#[serde(rename_all = "camelCase")]
+pub struct PersonaSpec {
+    /// The Tenant that owns this persona.
+    #[schemars(length(min = 1, max = 253))]
+    pub tenant: String,
+    /// Human-friendly name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 128))]
+    pub display_name: Option<String>,
+    /// The system prompt prepended to every conversation.
+    #[schemars(length(min = 1, max = 32768))]
+    pub system_prompt: String,
+    /// Personality traits, e.g. `curious`, `precise`; they shape the prompt and compatibility.
+    #[serde(default)]
+    #[schemars(length(max = 32))]
+    pub traits: Vec<String>,
+    /// Topics the persona cares about.
+    #[serde(default)]
+    #[schemars(length(max = 32))]
+    pub interests: Vec<String>,
+    /// Model name (served by a ProviderRoute) this persona talks through.
+    #[schemars(length(min = 1, max = 128))]
+    pub model: String,
+    /// Long-term memory behaviour.
+    #[serde(default)]
+    pub memory: MemoryPolicy,
+    /// Other Tenants allowed to talk to this persona. The owner always can.
+    #[serde(default)]
+    pub shared_with_tenants: Vec<String>,
+    /// Personas this one knows, with the starting relationship.
+    #[serde(default)]
+    pub relationships: Vec<Relationship>,
+}
+
+/// How a persona remembers.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MemoryPolicy {
+    /// Whether memories are stored and recalled at all.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// How memories are extracted from conversations.
+    #[serde(default)]
+    pub extraction: MemoryExtraction,
+    /// Memories kept per subject; the least valuable are pruned first.
+    #[serde(default = "default_max_memories")]
+    #[schemars(range(min = 1, max = 100000))]
+    pub max_memories_per_subject: u32,
+    /// Memories unused for this many days are pruned. 0 keeps them forever.
+    #[serde(default)]
+    #[schemars(range(min = 0, max = 36500))]
+    pub retention_days: u32,
+    /// Token budget for memories injected into a prompt.
+    #[serde(default = "default_injection_tokens")]
+    #[schemars(range(min = 0, max = 32768))]
+    pub max_injected_tokens: u32,
+    /// Who else may read this persona's memories.
+    #[serde(default)]
+    pub sharing: MemorySharing,
+}
+
+impl Default for MemoryPolicy {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            extraction: MemoryExtraction::default(),
+            max_memories_per_subject: default_max_memories(),
+            retention_days: 0,
+            max_injected_tokens: default_injection_tokens(),
+            sharing: MemorySharing::default(),
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_max_memories() -> u32 {
+    1000
+}
+fn default_injection_tokens() -> u32 {
+    512
+}
+
+/// How memories are written from conversations.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum MemoryExtraction {
+    /// Only explicit `remember` calls store memories.
+    Off,
+    /// Rule-based extraction of facts and preferences from user messages.
+    #[default]
+    Rules,
+    /// The persona's own model extracts and scores memories.
+    Model,
+}
+
+/// Which other personas may read this persona's memories. Never across tenants.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("self.scope == 'Personas' || !has(self.personas) || size(self.personas) == 0").message("personas may only be listed when scope is Personas"))]
+pub struct MemorySharing {
+    /// `Private` (this persona only), `Tenant` (every persona of the tenant), `Personas` (those listed).
+    #[serde(default)]
+    pub scope: MemorySharingScope,
+    /// Personas allowed to read, when scope is `Personas`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub personas: Vec<String>,
+}
+
+/// Scope of memory sharing.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum MemorySharingScope {
+    /// Only this persona.
+    #[default]
+    Private,
+    /// Every persona of the same tenant.
+    Tenant,
+    /// The personas listed in `personas`.
+    Personas,
+}
+
+/// A starting relationship with another persona.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Relationship {
+    /// The other persona's name.
+    #[schemars(length(min = 1, max = 253))]
+    pub persona: String,
+    /// Starting affinity, -100 (hostile) to 100 (close).
+    #[serde(default)]
+    #[schemars(range(min = -100, max = 100))]
+    pub affinity: i32,
+    /// Starting trust, 0 to 100.
+    #[serde(default = "default_trust")]
+    #[schemars(range(min = 0, max = 100))]
+    pub trust: i32,
+}
+
+fn default_trust() -> i32 {
+    50
+}
+
+/// Observed state of a Persona.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PersonaStatus {
+    /// Conditions: `Ready`, `Accepted`, `ResolvedRefs`.
+    #[serde(default)]
+    pub conditions: Vec<Condition>,
+    /// Generation last processed by the operator.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Stored memories.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_count: Option<u64>,
+    /// Last conversation (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_interaction: Option<String>,
+}

@@ -1,0 +1,181 @@
+//! ProviderRoute: which upstream providers serve a set of model names.
+
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::common::{Condition, SecretKeyRef};
+
+/// Serves one or more model names from weighted, prioritised upstream backends.
+#[derive(CustomResource, Clone, Debug, PartialEq, Serialize, Deserialize, KubeSchema)]
+#[kube(
+    group = "switchboard.dev",
+    version = "v1alpha1",
+    kind = "ProviderRoute",
+    namespaced,
+    status = "ProviderRouteStatus",
+    shortname = "pr",
+    category = "switchboard",
+    derive = "PartialEq",
+    doc = "Upstream LLM providers serving a set of model names, with weights, fallbacks, retries and prices.",
+    printcolumn(name = "Models", type_ = "string", json_path = ".spec.models[*].name"),
+    printcolumn(name = "Backends", type_ = "string", json_path = ".spec.backends[*].name"),
+    printcolumn(name = "Healthy", type_ = "integer", json_path = ".status.healthyBackends"),
+    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+)]
+#[serde(rename_all = "camelCase")]
+pub struct ProviderRouteSpec {
+    /// Model names clients may request, with their upstream names and prices.
+    #[schemars(length(min = 1, max = 64))]
+    #[x_kube(validation = Rule::new("self.all(a, self.exists_one(b, b.name == a.name))").message("model names must be unique"))]
+    pub models: Vec<ModelSpec>,
+    /// Upstream backends. Lower `priority` is tried first; `weight` splits traffic within a priority.
+    #[schemars(length(min = 1, max = 32))]
+    #[x_kube(validation = Rule::new("self.all(a, self.exists_one(b, b.name == a.name))").message("backend names must be unique"))]
+    pub backends: Vec<Backend>,
+    /// Retries on retryable upstream failures (429, 5xx, timeouts, connection errors).
+    #[serde(default)]
+    pub retries: RetryPolicy,
+}
+
+/// A model name served by the route.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ModelSpec {
+    /// The name clients send in `model`. Must be unique across all ProviderRoutes.
+    #[schemars(length(min = 1, max = 128), pattern(r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$"))]
+    pub name: String,
+    /// The model name sent upstream. Defaults to `name`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 256))]
+    pub upstream_model: Option<String>,
+    /// Prices per million tokens, in US dollars.
+    #[serde(default)]
+    pub pricing: ModelPricing,
+}
+
+/// Prices per million tokens as decimal strings (`"0.15"`), so money never goes through floats.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ModelPricing {
+    /// Price of a million uncached input (prompt) tokens.
+    #[serde(default = "zero")]
+    #[schemars(pattern(r"^[0-9]{1,6}(\.[0-9]{1,9})?$"))]
+    pub input_per_million: String,
+    /// Price of a million output (completion) tokens.
+    #[serde(default = "zero")]
+    #[schemars(pattern(r"^[0-9]{1,6}(\.[0-9]{1,9})?$"))]
+    pub output_per_million: String,
+    /// Price of a million input tokens read from the provider's prompt cache. Defaults to the input price.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(pattern(r"^[0-9]{1,6}(\.[0-9]{1,9})?$"))]
+    pub cached_input_per_million: Option<String>,
+    /// Price of a million input tokens written to the provider's prompt cache. Defaults to the input price.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(pattern(r"^[0-9]{1,6}(\.[0-9]{1,9})?$"))]
+    pub cache_write_per_million: Option<String>,
+}
+
+fn zero() -> String {
+    "0".to_owned()
+}
+
+/// The wire protocol a backend speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ProviderKind {
+    /// OpenAI's Chat Completions API: OpenAI itself, llama.cpp, vLLM and other compatible servers.
+    Openai,
+    /// Anthropic's Messages API.
+    Anthropic,
+    /// Built into the gateway: a deterministic reply that reveals what it received. Works offline.
+    Mock,
+}
+
+/// One upstream endpoint.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("self.provider == 'mock' || has(self.baseUrl)").message("baseUrl is required unless provider is mock"))]
+pub struct Backend {
+    /// Backend name, unique within the route; used in metrics and the ledger.
+    #[schemars(length(min = 1, max = 63), pattern(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))]
+    pub name: String,
+    /// Wire protocol.
+    pub provider: ProviderKind,
+    /// Base URL including the version prefix, e.g. `https://api.openai.com/v1`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(pattern(r"^https?://[^\s]+$"))]
+    pub base_url: Option<String>,
+    /// Secret key holding the provider API key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key_secret_ref: Option<SecretKeyRef>,
+    /// Share of traffic among backends of the same priority.
+    #[serde(default = "one")]
+    #[schemars(range(min = 0, max = 1000))]
+    pub weight: u32,
+    /// Fallback order: all backends of the lowest priority are tried before the next.
+    #[serde(default)]
+    #[schemars(range(min = 0, max = 100))]
+    pub priority: u32,
+    /// Whole-request timeout, seconds.
+    #[serde(default = "default_request_timeout")]
+    #[schemars(range(min = 1, max = 3600))]
+    pub request_timeout_seconds: u32,
+    /// TCP/TLS connect timeout, seconds.
+    #[serde(default = "default_connect_timeout")]
+    #[schemars(range(min = 1, max = 60))]
+    pub connect_timeout_seconds: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+fn default_request_timeout() -> u32 {
+    120
+}
+fn default_connect_timeout() -> u32 {
+    5
+}
+
+/// Retry behaviour for one request.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RetryPolicy {
+    /// Extra attempts after the first, each on the next candidate backend.
+    #[serde(default = "default_attempts")]
+    #[schemars(range(min = 0, max = 5))]
+    pub attempts: u32,
+    /// Base backoff between attempts, milliseconds (jittered, doubled each time).
+    #[serde(default = "default_backoff")]
+    #[schemars(range(min = 0, max = 10000))]
+    pub backoff_ms: u32,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self { attempts: default_attempts(), backoff_ms: default_backoff() }
+    }
+}
+
+fn default_attempts() -> u32 {
+    1
+}
+fn default_backoff() -> u32 {
+    100
+}
+
+/// Observed state of a ProviderRoute.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ProviderRouteStatus {
+    /// Conditions: `Ready`, `Accepted`, `ResolvedRefs`.
+    #[serde(default)]
+    pub conditions: Vec<Condition>,
+    /// Generation last processed by the operator.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Backends currently passing health checks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub healthy_backends: Option<u32>,
+}

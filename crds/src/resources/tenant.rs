@@ -1,0 +1,126 @@
+//! Tenant: one team using the gateway.
+
+use kube::{CustomResource, KubeSchema};
+use serde::{Deserialize, Serialize};
+
+use super::budget::{BudgetEnforcement, BudgetPeriod};
+use super::common::{Condition, SecretKeyRef};
+
+/// A team that calls the gateway: its API keys, the namespaces its workloads run in, what it may use
+/// and how much.
+#[derive(CustomResource, Clone, Debug, PartialEq, Serialize, Deserialize, KubeSchema)]
+#[kube(
+    group = "switchboard.dev",
+    version = "v1alpha1",
+    kind = "Tenant",
+    namespaced,
+    status = "TenantStatus",
+    shortname = "tn",
+    category = "switchboard",
+    derive = "PartialEq",
+    doc = "A team using the Switchboard gateway: API keys, namespaces, allowed routes and limits.",
+    printcolumn(name = "Display", type_ = "string", json_path = ".spec.displayName"),
+    printcolumn(name = "Keys", type_ = "integer", json_path = ".status.keyCount"),
+    printcolumn(name = "Requests", type_ = "integer", json_path = ".status.requests"),
+    printcolumn(name = "Spend", type_ = "string", json_path = ".status.spendUsd"),
+    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+)]
+#[serde(rename_all = "camelCase")]
+pub struct TenantSpec {
+    /// Human-friendly team name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 128))]
+    pub display_name: Option<String>,
+    /// Namespaces whose workloads belong to this tenant; the operator lets them reach the gateway.
+    #[serde(default)]
+    #[x_kube(validation = Rule::new("self.all(n, n.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$'))").message("namespaces must be DNS labels"))]
+    pub namespaces: Vec<String>,
+    /// API keys, each read from a Secret key. Only their SHA-256 hashes reach the gateway config.
+    #[serde(default)]
+    #[x_kube(validation = Rule::new("self.all(a, self.exists_one(b, b.name == a.name))").message("API key names must be unique"))]
+    pub api_keys: Vec<ApiKeyRef>,
+    /// ProviderRoutes this tenant may use. Absent: every route. Empty list: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_routes: Option<Vec<String>>,
+    /// Personas this tenant may talk to (its own and those shared with it). Absent: all it can see.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_personas: Option<Vec<String>>,
+    /// Request and token rate limits for the whole tenant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limits: Option<RateLimits>,
+    /// A spend cap applied to this tenant when no Budget resource targets it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_budget: Option<DefaultBudget>,
+    /// Scheduling priority when the gateway queues requests; higher goes first.
+    #[serde(default)]
+    #[schemars(range(min = 0, max = 100))]
+    pub priority: u8,
+}
+
+/// One API key of a tenant.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiKeyRef {
+    /// Key identifier recorded in the ledger and metrics (never the key itself).
+    #[schemars(length(min = 1, max = 63), pattern(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))]
+    pub name: String,
+    /// Where the key's value is stored.
+    pub secret_ref: SecretKeyRef,
+}
+
+/// Rate limits; absent fields mean unlimited.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RateLimits {
+    /// Requests per minute.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub requests_per_minute: Option<u32>,
+    /// Input plus output tokens per minute.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub tokens_per_minute: Option<u64>,
+    /// Requests in flight at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub max_concurrent: Option<u32>,
+}
+
+/// The spend cap a tenant gets without an explicit Budget.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DefaultBudget {
+    /// Limit in US dollars, a decimal string such as `"25"` or `"12.50"`.
+    #[schemars(pattern(r"^[0-9]{1,9}(\.[0-9]{1,9})?$"))]
+    pub limit_usd: String,
+    /// Accounting period.
+    pub period: BudgetPeriod,
+    /// Hard budgets reject requests once spent; soft budgets only warn.
+    #[serde(default)]
+    pub enforcement: BudgetEnforcement,
+}
+
+/// Observed state of a Tenant.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TenantStatus {
+    /// Conditions: `Ready`, `Accepted`, `ResolvedRefs`.
+    #[serde(default)]
+    pub conditions: Vec<Condition>,
+    /// Generation last processed by the operator.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// API keys resolved from their Secrets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_count: Option<u32>,
+    /// Requests served in the current period.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests: Option<u64>,
+    /// Tokens used in the current period.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokens: Option<u64>,
+    /// Spend in the current period, US dollars.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spend_usd: Option<String>,
+}
