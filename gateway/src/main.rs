@@ -1,1 +1,27 @@
-fn main() {}
+//! `switchboard-gateway`: serves the gateway until SIGTERM or Ctrl-C, then drains and flushes.
+
+use anyhow::Context;
+use clap::Parser;
+use switchboard_gateway::server;
+use switchboard_gateway::settings::{LogFormat, Settings};
+use tokio::signal::unix::{SignalKind, signal};
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let settings = Settings::parse();
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match settings.log_format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs.json().init(),
+    }
+    let gateway = server::start(&settings).await.context("cannot start the gateway")?;
+    let mut terminate = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+    tokio::select! {
+        _ = terminate.recv() => tracing::info!("SIGTERM: draining"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("interrupt: draining"),
+    }
+    gateway.stop().await;
+    Ok(())
+}

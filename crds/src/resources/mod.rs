@@ -1,6 +1,9 @@
 //! The four custom resources. Every field carries a doc comment: it becomes the schema
 //! description that `kubectl explain` shows.
 
+// kube's `printcolumn(name = .., type_ = ..)` attributes repeat keys on purpose.
+#![allow(clippy::duplicated_attributes)]
+
 mod budget;
 mod common;
 mod persona;

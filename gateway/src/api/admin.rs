@@ -1,0 +1,23 @@
+//! `GET /admin/v1/usage`: usage and spend per tenant from the ledger (admin token required).
+
+use std::collections::HashMap;
+
+use axum::extract::{Query, State};
+use axum::response::{IntoResponse, Json, Response};
+use serde_json::json;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// `?since_ms=<epoch ms>` limits the window; the default is everything.
+pub async fn usage(State(state): State<AppState>, Query(query): Query<HashMap<String, String>>) -> Response {
+    let since_ms = match query.get("since_ms").map(|s| s.parse::<i64>()) {
+        None => 0,
+        Some(Ok(since)) => since,
+        Some(Err(_)) => return ApiError::BadRequest("since_ms must be an integer".into(), None).into_response(),
+    };
+    match state.ledger_reader.usage_by_tenant(since_ms).await {
+        Ok(tenants) => Json(json!({"tenants": tenants})).into_response(),
+        Err(error) => ApiError::Internal(error.to_string()).into_response(),
+    }
+}

@@ -1,0 +1,81 @@
+//! `POST /v1/chat/completions`: OpenAI's Chat Completions API, streaming and not.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use axum::Extension;
+use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
+use axum::response::sse::{Event, Sse};
+use axum::response::{IntoResponse, Json, Response};
+use bytes::Bytes;
+use futures::StreamExt;
+use serde_json::Value;
+
+use super::with_request_id;
+use crate::auth::Authenticated;
+use crate::error::Dialect;
+use crate::exchange::{Endpoint, Exchange, metered, parse_json};
+use crate::providers::Reply;
+use crate::state::AppState;
+
+pub async fn chat_completions(
+    State(state): State<AppState>,
+    Extension(auth): Extension<Authenticated>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let begun = parse_json(body, state.limits.max_request_bytes).and_then(|request| {
+        let exchange = Exchange::begin(
+            &auth.runtime,
+            auth.caller,
+            &request,
+            Endpoint::ChatCompletions,
+            state.ledger.clone(),
+            state.metrics.clone(),
+        )?;
+        Ok((exchange, request))
+    });
+    let (exchange, request) = match begun {
+        Ok(begun) => begun,
+        Err(error) => return error.into_response(),
+    };
+    let exchange = Arc::new(exchange);
+    let id = exchange.id.clone();
+    let response = match exchange.dispatch(&request).await {
+        Err(failure) => failure.account(&exchange).into_response(),
+        Ok((Reply::Complete(body), backend)) => {
+            exchange.account(Some(&backend), 200, exchange.usage_of(&body), None);
+            Json(body).into_response()
+        }
+        Ok((Reply::Stream(chunks), backend)) => {
+            let include_usage = exchange.include_usage;
+            let events = async_stream::stream! {
+                let mut chunks = std::pin::pin!(metered(exchange, backend, chunks));
+                while let Some(item) = chunks.next().await {
+                    match item {
+                        Ok(chunk) if include_usage || !is_usage_only(&chunk) => {
+                            yield Ok::<_, Infallible>(Event::default().data(chunk.to_string()));
+                        }
+                        Ok(_) => {}
+                        Err(error) => {
+                            // A top-level `error` frame makes the OpenAI SDKs raise instead of
+                            // returning a silently truncated answer.
+                            let body = error.into_api_error().body(Dialect::OpenAi);
+                            yield Ok(Event::default().data(body.to_string()));
+                            return;
+                        }
+                    }
+                }
+                yield Ok(Event::default().data("[DONE]"));
+            };
+            Sse::new(events).into_response()
+        }
+    };
+    with_request_id(response, &id)
+}
+
+/// The final usage chunk (`choices: []`), which goes only to clients that asked for it.
+fn is_usage_only(chunk: &Value) -> bool {
+    chunk.get("choices").and_then(Value::as_array).is_some_and(Vec::is_empty) && chunk.get("usage").is_some()
+}
+

@@ -1,0 +1,23 @@
+//! Probes and metrics, open without authentication.
+
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use crate::state::AppState;
+
+/// Liveness: the process serves HTTP.
+pub async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// Readiness: a config is loaded (always true once serving starts in standalone mode) and
+/// the config source is in sync.
+pub async fn readyz(State(state): State<AppState>) -> Response {
+    let version = state.runtime.load().config.version.clone();
+    (StatusCode::OK, format!("ready {version}\n")).into_response()
+}
+
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render()).into_response()
+}

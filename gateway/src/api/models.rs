@@ -1,0 +1,20 @@
+//! `GET /v1/models`: the models the caller's tenant may use, in OpenAI's list shape.
+
+use axum::Extension;
+use axum::response::Json;
+use serde_json::{Value, json};
+
+use crate::auth::Authenticated;
+
+pub async fn list(Extension(auth): Extension<Authenticated>) -> Json<Value> {
+    let data: Vec<Value> = auth
+        .runtime
+        .models_for(&auth.caller)
+        .into_iter()
+        .filter_map(|model| {
+            let route = auth.runtime.resolve(&auth.caller, model)?;
+            Some(json!({"id": model, "object": "model", "created": 0, "owned_by": route.route.config.name}))
+        })
+        .collect();
+    Json(json!({"object": "list", "data": data}))
+}

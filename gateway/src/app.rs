@@ -1,0 +1,44 @@
+//! The router, built in one place.
+//!
+//! Layer order, outermost first: body size limit -> route -> auth middleware (tenant or admin)
+//! -> handler. Every route needs a tenant key except the explicit allowlist of probes and
+//! metrics, and the admin routes, which need the admin token.
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::middleware::from_fn_with_state;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+
+use crate::api::{admin, chat, health, messages, models};
+use crate::auth::{require_admin, require_tenant};
+use crate::error::ApiError;
+use crate::state::AppState;
+
+pub fn router(state: AppState) -> Router {
+    let tenant_api = Router::new()
+        .route("/v1/chat/completions", post(chat::chat_completions))
+        .route("/v1/messages", post(messages::messages))
+        .route("/v1/models", get(models::list))
+        .route_layer(from_fn_with_state(state.clone(), require_tenant));
+    let admin_api = Router::new()
+        .route("/admin/v1/usage", get(admin::usage))
+        .route_layer(from_fn_with_state(state.clone(), require_admin));
+    let open = Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(health::metrics));
+    Router::new()
+        .merge(tenant_api)
+        .merge(admin_api)
+        .merge(open)
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(state.limits.max_request_bytes))
+        .with_state(state)
+}
+
+async fn not_found(uri: axum::http::Uri) -> Response {
+    let mut response = ApiError::BadRequest(format!("no such endpoint: {}", uri.path()), Some("unknown_url")).into_response();
+    *response.status_mut() = axum::http::StatusCode::NOT_FOUND;
+    response
+}

@@ -1,0 +1,76 @@
+//! Tenant API key authentication: `Authorization: Bearer <key>` or `x-api-key: <key>`.
+
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::HeaderMap;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::error::{ApiError, Dialect};
+use crate::runtime::{Caller, Runtime};
+use crate::state::AppState;
+
+/// Set by [`require_tenant`]: the caller and the runtime snapshot it was authenticated against,
+/// so one request never mixes two configs.
+#[derive(Clone)]
+pub struct Authenticated {
+    pub runtime: Arc<Runtime>,
+    pub caller: Caller,
+}
+
+/// Middleware for every tenant route: rejects requests without a valid key, in the error
+/// shape of the API being called.
+pub async fn require_tenant(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+    let dialect = if request.uri().path().starts_with("/v1/messages") { Dialect::Anthropic } else { Dialect::OpenAi };
+    let runtime = state.runtime.load_full();
+    match authenticate(request.headers(), &runtime) {
+        Ok(caller) => {
+            request.extensions_mut().insert(Authenticated { runtime, caller });
+            next.run(request).await
+        }
+        Err(error) => error.into_response_for(dialect),
+    }
+}
+
+/// Middleware for admin routes: the admin token, compared by hash in constant time.
+pub async fn require_admin(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let Some(expected) = state.admin_token_sha256 else { return ApiError::AdminDisabled.into_response() };
+    let Some(presented) = presented_key(request.headers()) else { return ApiError::MissingKey.into_response() };
+    let hash: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+    if bool::from(hash.ct_eq(&expected)) { next.run(request).await } else { ApiError::InvalidKey.into_response() }
+}
+
+/// The key the client presented, if any.
+pub fn presented_key(headers: &HeaderMap) -> Option<&str> {
+    let bearer = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")));
+    bearer.or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok())).map(str::trim)
+}
+
+/// Authenticates the request against the runtime's tenant keys.
+pub fn authenticate(headers: &HeaderMap, runtime: &Runtime) -> Result<Caller, ApiError> {
+    let key = presented_key(headers).filter(|k| !k.is_empty()).ok_or(ApiError::MissingKey)?;
+    runtime.authenticate(key).cloned().ok_or(ApiError::InvalidKey)
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::HeaderValue;
+
+    use super::*;
+
+    #[test]
+    fn reads_bearer_or_x_api_key() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(presented_key(&headers), None);
+        headers.insert("x-api-key", HeaderValue::from_static("sk-b"));
+        assert_eq!(presented_key(&headers), Some("sk-b"));
+        headers.insert("authorization", HeaderValue::from_static("Bearer sk-a"));
+        assert_eq!(presented_key(&headers), Some("sk-a"));
+    }
+}

@@ -1,0 +1,200 @@
+//! The gateway's error type and its two wire shapes.
+//!
+//! Every error maps, exhaustively, to an HTTP status, an OpenAI-style `type`/`code`, and whether a
+//! client should retry. `/v1/messages` renders the same errors in Anthropic's shape.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+/// Which API's error shape to render.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dialect {
+    OpenAi,
+    Anthropic,
+}
+
+/// Everything that can go wrong serving a request.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("missing API key: send it as `Authorization: Bearer <key>`")]
+    MissingKey,
+    #[error("invalid API key")]
+    InvalidKey,
+    #[error("{0}")]
+    BadRequest(String, Option<&'static str>),
+    #[error("request body is larger than the limit of {0} bytes")]
+    PayloadTooLarge(usize),
+    #[error("the model `{0}` does not exist or you do not have access to it")]
+    ModelNotFound(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("upstream rate limited the request: {message}")]
+    UpstreamRateLimited { message: String, retry_after: Option<u64> },
+    #[error("upstream rejected the request: {message}")]
+    UpstreamRejected { status: StatusCode, message: String },
+    #[error("upstream error: {0}")]
+    UpstreamFailed(String),
+    #[error("upstream unavailable: {0}")]
+    UpstreamUnavailable(String),
+    #[error("upstream timed out after {0} ms")]
+    UpstreamTimeout(u64),
+    #[error("no backend is available for this model")]
+    NoBackend,
+    #[error("admin API disabled: start the gateway with --admin-token or SWITCHBOARD_ADMIN_TOKEN")]
+    AdminDisabled,
+    #[error("gateway is not ready: {0}")]
+    NotReady(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::MissingKey | Self::InvalidKey => StatusCode::UNAUTHORIZED,
+            Self::BadRequest(..) => StatusCode::BAD_REQUEST,
+            Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::ModelNotFound(_) => StatusCode::NOT_FOUND,
+            Self::Forbidden(_) | Self::AdminDisabled => StatusCode::FORBIDDEN,
+            Self::UpstreamRateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::UpstreamRejected { status, .. } => *status,
+            Self::UpstreamFailed(_) | Self::UpstreamUnavailable(_) => StatusCode::BAD_GATEWAY,
+            Self::UpstreamTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            Self::NoBackend | Self::NotReady(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// OpenAI's `error.code`: a short, stable identifier clients can switch on.
+    pub fn code(&self) -> Option<&'static str> {
+        match self {
+            Self::MissingKey => Some("missing_api_key"),
+            Self::InvalidKey => Some("invalid_api_key"),
+            Self::BadRequest(_, code) => *code,
+            Self::PayloadTooLarge(_) => Some("request_too_large"),
+            Self::ModelNotFound(_) => Some("model_not_found"),
+            Self::Forbidden(_) => Some("forbidden"),
+            Self::UpstreamRateLimited { .. } => Some("upstream_rate_limited"),
+            Self::UpstreamRejected { .. } => Some("upstream_rejected"),
+            Self::UpstreamFailed(_) => Some("upstream_error"),
+            Self::UpstreamUnavailable(_) => Some("upstream_unavailable"),
+            Self::UpstreamTimeout(_) => Some("upstream_timeout"),
+            Self::NoBackend => Some("no_backend"),
+            Self::AdminDisabled => Some("admin_disabled"),
+            Self::NotReady(_) => Some("not_ready"),
+            Self::Internal(_) => None,
+        }
+    }
+
+    /// OpenAI's `error.type`.
+    fn openai_type(&self) -> &'static str {
+        match self.status() {
+            StatusCode::UNAUTHORIZED | StatusCode::BAD_REQUEST | StatusCode::NOT_FOUND => "invalid_request_error",
+            StatusCode::PAYLOAD_TOO_LARGE => "invalid_request_error",
+            StatusCode::FORBIDDEN => "permission_error",
+            StatusCode::TOO_MANY_REQUESTS => "rate_limit_error",
+            s if s.is_client_error() => "invalid_request_error",
+            _ => "api_error",
+        }
+    }
+
+    /// Anthropic's `error.type`.
+    fn anthropic_type(&self) -> &'static str {
+        match self.status() {
+            StatusCode::UNAUTHORIZED => "authentication_error",
+            StatusCode::FORBIDDEN => "permission_error",
+            StatusCode::NOT_FOUND => "not_found_error",
+            StatusCode::PAYLOAD_TOO_LARGE => "request_too_large",
+            StatusCode::TOO_MANY_REQUESTS => "rate_limit_error",
+            StatusCode::SERVICE_UNAVAILABLE | StatusCode::GATEWAY_TIMEOUT => "overloaded_error",
+            s if s.is_client_error() => "invalid_request_error",
+            _ => "api_error",
+        }
+    }
+
+    fn param(&self) -> Option<&'static str> {
+        match self {
+            Self::ModelNotFound(_) => Some("model"),
+            _ => None,
+        }
+    }
+
+    /// Whether retrying the same request may succeed; SDKs honour `x-should-retry`.
+    pub fn retryable(&self) -> bool {
+        matches!(
+            self,
+            Self::UpstreamRateLimited { .. }
+                | Self::UpstreamFailed(_)
+                | Self::UpstreamUnavailable(_)
+                | Self::UpstreamTimeout(_)
+                | Self::NoBackend
+                | Self::NotReady(_)
+        )
+    }
+
+    /// The error as the JSON body of the given dialect.
+    pub fn body(&self, dialect: Dialect) -> serde_json::Value {
+        let message = self.to_string();
+        match dialect {
+            Dialect::OpenAi => json!({"error": {
+                "message": message, "type": self.openai_type(), "param": self.param(), "code": self.code(),
+            }}),
+            Dialect::Anthropic => json!({"type": "error", "error": {"type": self.anthropic_type(), "message": message}}),
+        }
+    }
+
+    /// The full HTTP response in the given dialect.
+    pub fn into_response_for(self, dialect: Dialect) -> Response {
+        let mut response = (self.status(), axum::Json(self.body(dialect))).into_response();
+        let headers = response.headers_mut();
+        headers.insert("x-should-retry", HeaderValue::from_static(if self.retryable() { "true" } else { "false" }));
+        if let Self::UpstreamRateLimited { retry_after: Some(seconds), .. } = &self {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(*seconds));
+        }
+        if matches!(self, Self::MissingKey | Self::InvalidKey) {
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        self.into_response_for(Dialect::OpenAi)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn openai_shape_has_message_type_param_code() {
+        let body = ApiError::ModelNotFound("gpt-x".into()).body(Dialect::OpenAi);
+        assert_eq!(body["error"]["type"], "invalid_request_error");
+        assert_eq!(body["error"]["code"], "model_not_found");
+        assert_eq!(body["error"]["param"], "model");
+        assert!(body["error"]["message"].as_str().unwrap().contains("gpt-x"));
+    }
+
+    #[test]
+    fn anthropic_shape_is_typed_error() {
+        let body = ApiError::InvalidKey.body(Dialect::Anthropic);
+        assert_eq!(body["type"], "error");
+        assert_eq!(body["error"]["type"], "authentication_error");
+    }
+
+    #[test]
+    fn statuses_and_retry_hints() {
+        assert_eq!(ApiError::UpstreamTimeout(5).status(), StatusCode::GATEWAY_TIMEOUT);
+        assert_eq!(ApiError::UpstreamFailed("x".into()).status(), StatusCode::BAD_GATEWAY);
+        assert_eq!(ApiError::PayloadTooLarge(1).status(), StatusCode::PAYLOAD_TOO_LARGE);
+        let response = ApiError::UpstreamRateLimited { message: "slow down".into(), retry_after: Some(3) }
+            .into_response_for(Dialect::OpenAi);
+        assert_eq!(response.headers()["retry-after"], "3");
+        assert_eq!(response.headers()["x-should-retry"], "true");
+        let response = ApiError::InvalidKey.into_response_for(Dialect::OpenAi);
+        assert_eq!(response.headers()["x-should-retry"], "false");
+    }
+}

@@ -1,0 +1,251 @@
+//! The cost ledger: one row per request, written in batches off the hot path.
+//!
+//! Handlers hand records to an unbounded channel (never blocking a request, never dropping a
+//! record); one writer task drains it, inserting everything that queued up while the previous
+//! batch was written, so batches grow with load. On shutdown the channel closes and the writer
+//! drains it before the process exits. SQLite by default, PostgreSQL for several replicas.
+
+use std::time::Duration;
+
+use serde::Serialize;
+use sqlx::any::{AnyPoolOptions, install_default_drivers};
+use sqlx::{AnyPool, Row};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+/// Rows per INSERT statement at most.
+const MAX_BATCH: usize = 500;
+
+/// One request's usage and cost.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct LedgerRecord {
+    pub id: String,
+    pub created_at_ms: i64,
+    pub tenant: String,
+    pub api_key: String,
+    pub persona: Option<String>,
+    pub model: String,
+    pub route: String,
+    pub backend: String,
+    pub provider: String,
+    pub endpoint: &'static str,
+    pub stream: bool,
+    pub status: u16,
+    pub error_code: Option<String>,
+    pub input_tokens: u64,
+    pub cached_input_tokens: u64,
+    pub cache_write_tokens: u64,
+    pub output_tokens: u64,
+    pub cost_nanos: i64,
+    pub latency_ms: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    #[error("unsupported database URL (expected sqlite:// or postgres://)")]
+    UnsupportedUrl,
+    #[error("cannot connect to the ledger database: {0}")]
+    Connect(#[source] sqlx::Error),
+    #[error("cannot migrate the ledger database: {0}")]
+    Migrate(#[source] sqlx::migrate::MigrateError),
+    #[error("ledger query failed: {0}")]
+    Query(#[from] sqlx::Error),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+/// The ledger database.
+#[derive(Clone, Debug)]
+pub struct Ledger {
+    pool: AnyPool,
+    dialect: Dialect,
+}
+
+/// Usage and spend of one tenant.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct TenantUsage {
+    pub tenant: String,
+    pub requests: i64,
+    pub input_tokens: i64,
+    pub cached_input_tokens: i64,
+    pub cache_write_tokens: i64,
+    pub output_tokens: i64,
+    pub cost_nanos: i64,
+    pub cost_usd: String,
+}
+
+impl Ledger {
+    /// Connects and applies the migrations for the URL's database.
+    pub async fn connect(url: &str) -> Result<Ledger, LedgerError> {
+        install_default_drivers();
+        let dialect = if url.starts_with("sqlite:") {
+            Dialect::Sqlite
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Dialect::Postgres
+        } else {
+            return Err(LedgerError::UnsupportedUrl);
+        };
+        // SQLite allows one writer at a time: more connections only add lock contention.
+        let max_connections = if dialect == Dialect::Sqlite { 1 } else { 4 };
+        let pool = AnyPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect(url)
+            .await
+            .map_err(LedgerError::Connect)?;
+        let migrator = match dialect {
+            Dialect::Sqlite => sqlx::migrate!("./migrations/sqlite"),
+            Dialect::Postgres => sqlx::migrate!("./migrations/postgres"),
+        };
+        migrator.run(&pool).await.map_err(LedgerError::Migrate)?;
+        Ok(Ledger { pool, dialect })
+    }
+
+    /// Inserts records in one statement per [`MAX_BATCH`] rows, in one transaction.
+    pub async fn insert(&self, records: &[LedgerRecord]) -> Result<(), LedgerError> {
+        let mut tx = self.pool.begin().await?;
+        for chunk in records.chunks(MAX_BATCH) {
+            let sql = self.insert_sql(chunk.len());
+            let mut query = sqlx::query(&sql);
+            for r in chunk {
+                query = query
+                    .bind(r.id.clone())
+                    .bind(r.created_at_ms)
+                    .bind(r.tenant.clone())
+                    .bind(r.api_key.clone())
+                    .bind(r.persona.clone())
+                    .bind(r.model.clone())
+                    .bind(r.route.clone())
+                    .bind(r.backend.clone())
+                    .bind(r.provider.clone())
+                    .bind(r.endpoint)
+                    .bind(i64::from(r.stream))
+                    .bind(i64::from(r.status))
+                    .bind(r.error_code.clone())
+                    .bind(saturating_i64(r.input_tokens))
+                    .bind(saturating_i64(r.cached_input_tokens))
+                    .bind(saturating_i64(r.cache_write_tokens))
+                    .bind(saturating_i64(r.output_tokens))
+                    .bind(r.cost_nanos)
+                    .bind(saturating_i64(r.latency_ms));
+            }
+            query.execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    fn insert_sql(&self, rows: usize) -> String {
+        const COLUMNS: usize = 19;
+        let mut sql = String::from(
+            "INSERT INTO usage_ledger (id, created_at_ms, tenant, api_key, persona, model, route, backend, \
+             provider, endpoint, stream, status, error_code, input_tokens, cached_input_tokens, \
+             cache_write_tokens, output_tokens, cost_nanos, latency_ms) VALUES ",
+        );
+        for row in 0..rows {
+            sql.push_str(if row == 0 { "(" } else { ", (" });
+            for column in 0..COLUMNS {
+                if column > 0 {
+                    sql.push_str(", ");
+                }
+                match self.dialect {
+                    Dialect::Sqlite => sql.push('?'),
+                    Dialect::Postgres => sql.push_str(&format!("${}", row * COLUMNS + column + 1)),
+                }
+            }
+            sql.push(')');
+        }
+        sql
+    }
+
+    /// Usage and spend per tenant since `since_ms` (epoch milliseconds).
+    pub async fn usage_by_tenant(&self, since_ms: i64) -> Result<Vec<TenantUsage>, LedgerError> {
+        let placeholder = match self.dialect {
+            Dialect::Sqlite => "?",
+            Dialect::Postgres => "$1",
+        };
+        let sql = format!(
+            "SELECT tenant, COUNT(*), COALESCE(SUM(input_tokens), 0), COALESCE(SUM(cached_input_tokens), 0), \
+             COALESCE(SUM(cache_write_tokens), 0), COALESCE(SUM(output_tokens), 0), COALESCE(SUM(cost_nanos), 0) \
+             FROM usage_ledger WHERE created_at_ms >= {placeholder} GROUP BY tenant ORDER BY tenant"
+        );
+        let rows = sqlx::query(&sql).bind(since_ms).fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|row| {
+                let cost_nanos: i64 = sum_column(row, 6)?;
+                Ok(TenantUsage {
+                    tenant: row.try_get(0)?,
+                    requests: sum_column(row, 1)?,
+                    input_tokens: sum_column(row, 2)?,
+                    cached_input_tokens: sum_column(row, 3)?,
+                    cache_write_tokens: sum_column(row, 4)?,
+                    output_tokens: sum_column(row, 5)?,
+                    cost_nanos,
+                    cost_usd: switchboard_crds::decimal::NanoUsd(cost_nanos).to_string(),
+                })
+            })
+            .collect()
+    }
+
+    /// Starts the batching writer. Records sent after the last [`LedgerSender`] is dropped are
+    /// impossible, so awaiting the returned handle after dropping them flushes everything.
+    pub fn spawn_writer(self) -> (LedgerSender, JoinHandle<()>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let handle = tokio::spawn(write_loop(self, rx));
+        (LedgerSender(tx), handle)
+    }
+}
+
+/// PostgreSQL's SUM(bigint) is numeric; SQLite's is integer. Both fit i64 for realistic ledgers.
+fn sum_column(row: &sqlx::any::AnyRow, index: usize) -> Result<i64, sqlx::Error> {
+    row.try_get::<i64, _>(index).or_else(|_| {
+        let text: String = row.try_get(index)?;
+        text.parse().map_err(|e| sqlx::Error::Decode(Box::new(e)))
+    })
+}
+
+fn saturating_i64(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+async fn write_loop(ledger: Ledger, mut rx: mpsc::UnboundedReceiver<LedgerRecord>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while rx.recv_many(&mut batch, MAX_BATCH * 4).await > 0 {
+        let mut delay = Duration::from_millis(100);
+        let mut attempt = 0;
+        while let Err(error) = ledger.insert(&batch).await {
+            attempt += 1;
+            if rx.is_closed() && attempt >= 5 {
+                // Shutting down and the database stays unreachable: the log is the last place left.
+                for record in &batch {
+                    let row = serde_json::to_string(record).unwrap_or_default();
+                    tracing::error!(%error, row, "ledger row could not be written");
+                }
+                break;
+            }
+            tracing::warn!(%error, rows = batch.len(), attempt, "ledger write failed; retrying");
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(5));
+        }
+        tracing::debug!(rows = batch.len(), "ledger batch written");
+        batch.clear();
+    }
+}
+
+/// Cheap to clone; hands records to the writer task.
+#[derive(Clone, Debug)]
+pub struct LedgerSender(mpsc::UnboundedSender<LedgerRecord>);
+
+impl LedgerSender {
+    pub fn record(&self, record: LedgerRecord) {
+        if let Err(lost) = self.0.send(record) {
+            // Only possible if the writer task died; keep the row in the log.
+            let row = serde_json::to_string(&lost.0).unwrap_or_default();
+            tracing::error!(row, "ledger writer is gone; row logged instead");
+        }
+    }
+}

@@ -1,0 +1,18 @@
+//! Switchboard's data plane: an OpenAI- and Anthropic-compatible LLM gateway with tenant keys,
+//! routing with fallback, and a cost ledger.
+
+pub mod api;
+pub mod app;
+pub mod auth;
+pub mod error;
+pub mod exchange;
+pub mod ledger;
+pub mod metrics;
+pub mod providers;
+pub mod reload;
+pub mod runtime;
+pub mod server;
+pub mod settings;
+pub mod state;
+pub mod translate;
+pub mod usage;

@@ -1,0 +1,120 @@
+//! Prometheus metrics. Labels are bounded: tenant, model, route, backend, status class, never
+//! keys, request ids or error text.
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+};
+
+use crate::usage::TokenUsage;
+
+/// The gateway's metrics, registered in their own registry.
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Registry,
+    requests: IntCounterVec,
+    tokens: IntCounterVec,
+    cost_nanos: IntCounterVec,
+    duration: HistogramVec,
+    upstream_errors: IntCounterVec,
+    config_reloads: IntCounterVec,
+    pub config_synchronized: IntGauge,
+    pub config_generation: IntGauge,
+}
+
+impl Metrics {
+    pub fn new() -> Result<Metrics, prometheus::Error> {
+        let registry = Registry::new_custom(Some("switchboard".into()), None)?;
+        let requests = IntCounterVec::new(
+            Opts::new("requests_total", "Requests by tenant, model, endpoint and HTTP status class"),
+            &["tenant", "model", "endpoint", "status"],
+        )?;
+        let tokens =
+            IntCounterVec::new(Opts::new("tokens_total", "Tokens by tenant, model and kind"), &["tenant", "model", "kind"])?;
+        let cost_nanos = IntCounterVec::new(
+            Opts::new("cost_nanodollars_total", "Spend in US dollars x 1e9 by tenant and model"),
+            &["tenant", "model"],
+        )?;
+        let duration = HistogramVec::new(
+            HistogramOpts::new("request_duration_seconds", "Request latency (to the last byte) by tenant and model")
+                .buckets(vec![0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0]),
+            &["tenant", "model"],
+        )?;
+        let upstream_errors = IntCounterVec::new(
+            Opts::new("upstream_errors_total", "Failed upstream attempts by route, backend and kind"),
+            &["route", "backend", "kind"],
+        )?;
+        let config_reloads =
+            IntCounterVec::new(Opts::new("config_reloads_total", "Config reloads by result"), &["result"])?;
+        let config_synchronized =
+            IntGauge::new("config_synchronized", "1 when the served config matches the latest source, else 0")?;
+        let config_generation =
+            IntGauge::new("config_loaded_timestamp_seconds", "When the served config was loaded (Unix time)")?;
+        for collector in [
+            Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(tokens.clone()),
+            Box::new(cost_nanos.clone()),
+            Box::new(duration.clone()),
+            Box::new(upstream_errors.clone()),
+            Box::new(config_reloads.clone()),
+            Box::new(config_synchronized.clone()),
+            Box::new(config_generation.clone()),
+        ] {
+            registry.register(collector)?;
+        }
+        Ok(Metrics {
+            registry,
+            requests,
+            tokens,
+            cost_nanos,
+            duration,
+            upstream_errors,
+            config_reloads,
+            config_synchronized,
+            config_generation,
+        })
+    }
+
+    /// Records one finished request.
+    pub fn request(&self, tenant: &str, model: &str, endpoint: &str, status: u16, seconds: f64) {
+        let class = match status {
+            200..=299 => "2xx",
+            400..=499 => "4xx",
+            _ => "5xx",
+        };
+        self.requests.with_label_values(&[tenant, model, endpoint, class]).inc();
+        self.duration.with_label_values(&[tenant, model]).observe(seconds);
+    }
+
+    pub fn usage(&self, tenant: &str, model: &str, usage: &TokenUsage, cost_nanos: i64) {
+        for (kind, count) in [
+            ("input", usage.input),
+            ("cached_input", usage.cached_input),
+            ("cache_write", usage.cache_write),
+            ("output", usage.output),
+        ] {
+            if count > 0 {
+                self.tokens.with_label_values(&[tenant, model, kind]).inc_by(count);
+            }
+        }
+        self.cost_nanos.with_label_values(&[tenant, model]).inc_by(u64::try_from(cost_nanos).unwrap_or(0));
+    }
+
+    pub fn upstream_error(&self, route: &str, backend: &str, kind: &str) {
+        self.upstream_errors.with_label_values(&[route, backend, kind]).inc();
+    }
+
+    pub fn config_reload(&self, ok: bool) {
+        self.config_reloads.with_label_values(&[if ok { "success" } else { "failure" }]).inc();
+        self.config_synchronized.set(i64::from(ok));
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut buffer = Vec::new();
+        let encoder = TextEncoder::new();
+        if let Err(error) = encoder.encode(&self.registry.gather(), &mut buffer) {
+            tracing::warn!(%error, "cannot encode metrics");
+        }
+        String::from_utf8(buffer).unwrap_or_default()
+    }
+}

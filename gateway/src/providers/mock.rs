@@ -1,0 +1,110 @@
+//! The built-in `mock` provider: a deterministic reply that reveals what it received, so the
+//! samples work offline and tests can see what the gateway sent.
+//!
+//! Reply: `echo (<model>, <n> messages, system prompt: yes|no): <last user text>`.
+//! Usage: prompt = words of every message + 3 per message; completion = words of the reply.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use futures::stream;
+use serde_json::{Value, json};
+
+use super::{Call, Reply};
+
+pub(super) fn reply(call: &Call) -> Reply {
+    let model = call.body.get("model").and_then(Value::as_str).unwrap_or("mock").to_owned();
+    let messages = call.body.get("messages").and_then(Value::as_array).cloned().unwrap_or_default();
+    let last_user = messages.iter().rev().find(|m| m["role"] == "user").map(|m| text_of(&m["content"]));
+    let has_system = messages.iter().any(|m| m["role"] == "system" || m["role"] == "developer");
+    let text = format!(
+        "echo ({model}, {} messages, system prompt: {}): {}",
+        messages.len(),
+        if has_system { "yes" } else { "no" },
+        last_user.unwrap_or_default()
+    );
+    let prompt_tokens: u64 = messages.iter().map(|m| words(&text_of(&m["content"])) + 3).sum();
+    let completion_tokens = words(&text);
+    let usage = json!({
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+        "prompt_tokens_details": {"cached_tokens": 0},
+    });
+    let created = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let id = format!("chatcmpl-mock-{}", uuid::Uuid::new_v4().simple());
+    if !call.stream {
+        return Reply::Complete(json!({
+            "id": id, "object": "chat.completion", "created": created, "model": model,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": text, "refusal": null},
+                         "logprobs": null, "finish_reason": "stop"}],
+            "usage": usage,
+        }));
+    }
+    let chunk = |delta: Value, finish: Value| {
+        json!({"id": id, "object": "chat.completion.chunk", "created": created, "model": model,
+               "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}]})
+    };
+    let mut chunks = vec![chunk(json!({"role": "assistant", "content": ""}), Value::Null)];
+    let pieces: Vec<&str> = text.split_inclusive(' ').collect();
+    chunks.extend(pieces.iter().map(|piece| chunk(json!({"content": piece}), Value::Null)));
+    chunks.push(chunk(json!({}), json!("stop")));
+    chunks.push(json!({"id": id, "object": "chat.completion.chunk", "created": created, "model": model,
+                       "choices": [], "usage": usage}));
+    Reply::Stream(Box::pin(stream::iter(chunks.into_iter().map(Ok))))
+}
+
+/// The text of a message's content: a string, or the text parts of an array.
+pub(crate) fn text_of(content: &Value) -> String {
+    match content {
+        Value::String(text) => text.clone(),
+        Value::Array(parts) => {
+            parts.iter().filter_map(|p| p.get("text").and_then(Value::as_str)).collect::<Vec<_>>().join(" ")
+        }
+        _ => String::new(),
+    }
+}
+
+fn words(text: &str) -> u64 {
+    text.split_whitespace().count() as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use futures::StreamExt;
+
+    use super::*;
+
+    fn call(stream: bool) -> Call {
+        Call {
+            body: json!({"model": "demo-echo", "messages": [
+                {"role": "system", "content": "be brief"},
+                {"role": "user", "content": [{"type": "text", "text": "hello there"}]}
+            ]}),
+            stream,
+            timeout: Duration::from_secs(1),
+        }
+    }
+
+    #[test]
+    fn complete_reply_reveals_input_and_counts_tokens() {
+        let Reply::Complete(body) = reply(&call(false)) else { panic!("expected a complete reply") };
+        assert_eq!(
+            body["choices"][0]["message"]["content"],
+            "echo (demo-echo, 2 messages, system prompt: yes): hello there"
+        );
+        assert_eq!(body["usage"]["prompt_tokens"], 2 + 3 + 2 + 3);
+        assert_eq!(body["usage"]["completion_tokens"], 9);
+    }
+
+    #[tokio::test]
+    async fn stream_carries_the_same_text_and_usage() {
+        let Reply::Stream(stream) = reply(&call(true)) else { panic!("expected a stream") };
+        let chunks: Vec<Value> = stream.map(|c| c.unwrap()).collect().await;
+        let text: String =
+            chunks.iter().filter_map(|c| c.pointer("/choices/0/delta/content").and_then(Value::as_str)).collect();
+        assert_eq!(text, "echo (demo-echo, 2 messages, system prompt: yes): hello there");
+        assert_eq!(chunks.last().unwrap()["usage"]["completion_tokens"], 9);
+    }
+}

@@ -1,0 +1,192 @@
+//! Provider adapters: an enum of small adapters, one per wire protocol.
+//!
+//! Every adapter takes a request in OpenAI Chat Completions form (the gateway's canonical form)
+//! and answers in the same form, a complete response or a stream of chunks, so routing, usage
+//! and cost accounting never depend on the provider.
+
+mod anthropic;
+mod mock;
+
+pub(crate) use mock::text_of;
+mod openai;
+
+use std::fmt;
+use std::pin::Pin;
+use std::time::Duration;
+
+use futures::Stream;
+use serde_json::Value;
+use switchboard_crds::config::BackendConfig;
+use switchboard_crds::resources::ProviderKind;
+
+use crate::error::ApiError;
+
+/// A stream of `chat.completion.chunk` objects.
+pub type ChunkStream = Pin<Box<dyn Stream<Item = Result<Value, UpstreamError>> + Send>>;
+
+/// What a provider answered.
+pub enum Reply {
+    Complete(Value),
+    Stream(ChunkStream),
+}
+
+/// One call to a provider.
+#[derive(Debug)]
+pub struct Call {
+    /// The OpenAI-form request, `model` already set to the upstream model name.
+    pub body: Value,
+    pub stream: bool,
+    pub timeout: Duration,
+}
+
+/// A failed upstream attempt.
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    #[error("HTTP {status}: {message}")]
+    Status { status: u16, message: String, retry_after: Option<u64> },
+    #[error("timed out after {0} ms")]
+    Timeout(u64),
+    #[error("cannot connect: {0}")]
+    Connect(String),
+    #[error("invalid response: {0}")]
+    Protocol(String),
+}
+
+impl UpstreamError {
+    /// Worth trying again, on this backend or the next.
+    pub fn retryable(&self) -> bool {
+        match self {
+            Self::Status { status, .. } => *status == 429 || *status >= 500,
+            Self::Timeout(_) | Self::Connect(_) => true,
+            Self::Protocol(_) => false,
+        }
+    }
+
+    /// A bounded label for metrics and the ledger's error code.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Status { status: 429, .. } => "rate_limited",
+            Self::Status { status, .. } if *status >= 500 => "server_error",
+            Self::Status { .. } => "rejected",
+            Self::Timeout(_) => "timeout",
+            Self::Connect(_) => "connect",
+            Self::Protocol(_) => "protocol",
+        }
+    }
+
+    pub fn into_api_error(self) -> ApiError {
+        match self {
+            Self::Status { status: 429, message, retry_after } => ApiError::UpstreamRateLimited { message, retry_after },
+            Self::Status { status, message, .. } if (400..500).contains(&status) => ApiError::UpstreamRejected {
+                status: axum::http::StatusCode::from_u16(status).unwrap_or(axum::http::StatusCode::BAD_GATEWAY),
+                message,
+            },
+            Self::Status { status, message, .. } => ApiError::UpstreamFailed(format!("HTTP {status}: {message}")),
+            Self::Timeout(ms) => ApiError::UpstreamTimeout(ms),
+            Self::Connect(message) => ApiError::UpstreamUnavailable(message),
+            Self::Protocol(message) => ApiError::UpstreamFailed(message),
+        }
+    }
+
+    /// Maps a reqwest failure, never including the URL's credentials or headers.
+    fn from_reqwest(error: &reqwest::Error, timeout: Duration) -> UpstreamError {
+        if error.is_timeout() {
+            UpstreamError::Timeout(u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX))
+        } else if error.is_connect() {
+            UpstreamError::Connect(error.without_url_string())
+        } else {
+            UpstreamError::Protocol(error.without_url_string())
+        }
+    }
+}
+
+trait WithoutUrl {
+    fn without_url_string(&self) -> String;
+}
+
+impl WithoutUrl for reqwest::Error {
+    /// The error chain without the URL (which may carry credentials).
+    fn without_url_string(&self) -> String {
+        let mut text = String::new();
+        let mut source: Option<&dyn std::error::Error> = std::error::Error::source(self);
+        while let Some(error) = source {
+            if !text.is_empty() {
+                text.push_str(": ");
+            }
+            text.push_str(&error.to_string());
+            source = error.source();
+        }
+        if text.is_empty() { "request failed".into() } else { text }
+    }
+}
+
+/// A provider client for one backend.
+pub enum Provider {
+    Mock,
+    OpenAi(openai::OpenAi),
+    Anthropic(anthropic::Anthropic),
+}
+
+impl fmt::Debug for Provider {
+    /// Never prints the API key.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Mock => "Provider::Mock",
+            Self::OpenAi(_) => "Provider::OpenAi",
+            Self::Anthropic(_) => "Provider::Anthropic",
+        })
+    }
+}
+
+impl Provider {
+    pub fn new(backend: &BackendConfig, api_key: Option<String>) -> Result<Provider, String> {
+        let client = || {
+            reqwest::Client::builder()
+                .connect_timeout(Duration::from_millis(backend.connect_timeout_ms))
+                .pool_idle_timeout(Duration::from_secs(90))
+                .tcp_nodelay(true)
+                .build()
+                .map_err(|e| e.without_url_string())
+        };
+        let base_url = backend.base_url.clone().unwrap_or_default();
+        Ok(match backend.provider {
+            ProviderKind::Mock => Provider::Mock,
+            ProviderKind::Openai => Provider::OpenAi(openai::OpenAi { client: client()?, base_url, api_key }),
+            ProviderKind::Anthropic => {
+                Provider::Anthropic(anthropic::Anthropic { client: client()?, base_url, api_key })
+            }
+        })
+    }
+
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Mock => "mock",
+            Self::OpenAi(_) => "openai",
+            Self::Anthropic(_) => "anthropic",
+        }
+    }
+
+    pub async fn send(&self, call: Call) -> Result<Reply, UpstreamError> {
+        match self {
+            Self::Mock => Ok(mock::reply(&call)),
+            Self::OpenAi(provider) => provider.send(call).await,
+            Self::Anthropic(provider) => provider.send(call).await,
+        }
+    }
+}
+
+/// The message of a provider's JSON error body, or its raw text, capped.
+fn error_message(body: &str) -> String {
+    let parsed: Option<Value> = serde_json::from_str(body).ok();
+    let message = parsed
+        .as_ref()
+        .and_then(|v| v.pointer("/error/message").or_else(|| v.get("message")))
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .unwrap_or_else(|| body.trim().to_owned());
+    message.chars().take(500).collect()
+}
+
+fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<u64> {
+    headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim().parse().ok()
+}

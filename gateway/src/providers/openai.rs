@@ -1,0 +1,68 @@
+//! OpenAI-compatible Chat Completions upstreams: OpenAI, llama.cpp, vLLM and the like.
+
+use eventsource_stream::Eventsource;
+use futures::StreamExt;
+use serde_json::{Value, json};
+
+use super::{Call, ChunkStream, Reply, UpstreamError, error_message, retry_after};
+
+pub struct OpenAi {
+    pub(super) client: reqwest::Client,
+    pub(super) base_url: String,
+    pub(super) api_key: Option<String>,
+}
+
+impl OpenAi {
+    pub(super) async fn send(&self, mut call: Call) -> Result<Reply, UpstreamError> {
+        if call.stream {
+            // Always ask for usage so streamed requests are costed exactly; the gateway strips the
+            // usage chunk again if the client did not ask for it.
+            call.body["stream_options"] = json!({"include_usage": true});
+        }
+        let mut request = self
+            .client
+            .post(format!("{}/chat/completions", self.base_url))
+            .timeout(call.timeout)
+            .json(&call.body);
+        if let Some(key) = &self.api_key {
+            request = request.bearer_auth(key);
+        }
+        let response = request.send().await.map_err(|e| UpstreamError::from_reqwest(&e, call.timeout))?;
+        let status = response.status();
+        if !status.is_success() {
+            let retry_after = retry_after(response.headers());
+            let body = response.text().await.unwrap_or_default();
+            return Err(UpstreamError::Status { status: status.as_u16(), message: error_message(&body), retry_after });
+        }
+        if !call.stream {
+            let body: Value = response.json().await.map_err(|e| UpstreamError::from_reqwest(&e, call.timeout))?;
+            return Ok(Reply::Complete(body));
+        }
+        let timeout = call.timeout;
+        let events = response.bytes_stream().eventsource();
+        let chunks = events
+            .take_while(|event| futures::future::ready(!matches!(event, Ok(e) if e.data.trim() == "[DONE]")))
+            .filter_map(move |event| {
+                futures::future::ready(match event {
+                    Ok(event) if event.data.trim().is_empty() => None,
+                    Ok(event) => Some(parse_chunk(&event.data)),
+                    Err(eventsource_stream::EventStreamError::Transport(e)) => {
+                        Some(Err(UpstreamError::from_reqwest(&e, timeout)))
+                    }
+                    Err(e) => Some(Err(UpstreamError::Protocol(e.to_string()))),
+                })
+            });
+        Ok(Reply::Stream(Box::pin(chunks) as ChunkStream))
+    }
+}
+
+/// One `data:` payload: a chunk, or an error object sent mid-stream.
+fn parse_chunk(data: &str) -> Result<Value, UpstreamError> {
+    let value: Value =
+        serde_json::from_str(data).map_err(|e| UpstreamError::Protocol(format!("invalid stream chunk: {e}")))?;
+    if let Some(error) = value.get("error") {
+        let message = error.get("message").and_then(Value::as_str).unwrap_or("stream error").to_owned();
+        return Err(UpstreamError::Status { status: 502, message, retry_after: None });
+    }
+    Ok(value)
+}

@@ -1,0 +1,102 @@
+//! Standalone config source: a folder of manifests, rendered and hot-reloaded.
+//!
+//! A change builds a new [`Runtime`] aside and swaps it in atomically; if anything fails
+//! (YAML, schema, CEL, render, provider keys) the last good runtime keeps serving, the reason
+//! is logged and `switchboard_config_synchronized` drops to 0. The folder, not each file, is
+//! watched, because Kubernetes updates mounted ConfigMaps and Secrets by swapping a symlink.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use arc_swap::ArcSwap;
+use notify::{RecursiveMode, Watcher};
+use switchboard_crds::{Resources, SecretStore, manifest, render};
+use tokio::sync::mpsc;
+
+use crate::metrics::Metrics;
+use crate::runtime::Runtime;
+
+/// Quiet time after the last change before reloading, so editors' multi-step saves land once.
+const DEBOUNCE: Duration = Duration::from_millis(250);
+
+/// Reads, validates and renders every manifest in `dir` into a runtime.
+pub fn load_dir(dir: &Path) -> Result<Runtime, String> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| format!("cannot read config dir {}: {e}", dir.display()))?
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|path| is_manifest(path))
+        .collect();
+    files.sort();
+    let mut resources = Resources::default();
+    let mut secrets = SecretStore::default();
+    let mut problems = Vec::new();
+    for path in &files {
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        match std::fs::read_to_string(path) {
+            Ok(text) => {
+                if let Err(errors) = manifest::load_yaml(&text, &name, &mut resources, &mut secrets) {
+                    problems.extend(errors.iter().map(ToString::to_string));
+                }
+            }
+            Err(e) => problems.push(format!("{name}: {e}")),
+        }
+    }
+    if !problems.is_empty() {
+        return Err(problems.join("; "));
+    }
+    let config = render(&resources, &secrets).map_err(|errors| errors.to_string())?;
+    Runtime::build(config, &secrets).map_err(|e| e.to_string())
+}
+
+/// YAML and JSON files, skipping hidden ones (editor swap files, Kubernetes' `..data`).
+fn is_manifest(path: &Path) -> bool {
+    let name = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+    let extension = path.extension().and_then(|e| e.to_str()).unwrap_or_default();
+    !name.starts_with('.') && matches!(extension, "yaml" | "yml" | "json") && path.is_file()
+}
+
+/// Watches `dir` and swaps in each good new config until the returned watcher is dropped.
+pub fn watch(
+    dir: PathBuf,
+    runtime: Arc<ArcSwap<Runtime>>,
+    metrics: Metrics,
+) -> notify::Result<notify::RecommendedWatcher> {
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        if event.is_ok_and(|e| !e.kind.is_access()) {
+            let _ = tx.send(());
+        }
+    })?;
+    watcher.watch(&dir, RecursiveMode::NonRecursive)?;
+    tokio::spawn(async move {
+        while rx.recv().await.is_some() {
+            // Debounce: wait for a quiet period, dropping the events that arrive meanwhile.
+            while tokio::time::timeout(DEBOUNCE, rx.recv()).await.is_ok_and(|e| e.is_some()) {}
+            reload(&dir, &runtime, &metrics);
+        }
+    });
+    Ok(watcher)
+}
+
+/// One reload attempt.
+pub fn reload(dir: &Path, runtime: &ArcSwap<Runtime>, metrics: &Metrics) {
+    match load_dir(dir) {
+        Ok(new) => {
+            let version = new.config.version.clone();
+            let changed = runtime.load().config.version != version;
+            runtime.store(Arc::new(new));
+            metrics.config_reload(true);
+            metrics.config_generation.set(unix_now());
+            tracing::info!(version = %&version[..12], changed, "config reloaded");
+        }
+        Err(reason) => {
+            metrics.config_reload(false);
+            tracing::error!(%reason, "config rejected; still serving the last good config");
+        }
+    }
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}

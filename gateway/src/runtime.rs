@@ -1,0 +1,137 @@
+//! The serving state built from one [`GatewayConfig`]: key index, model index, provider clients.
+//!
+//! A `Runtime` is immutable. A new config builds a new `Runtime` aside, which is then swapped in
+//! atomically (see [`crate::reload`]); a config that fails to build leaves the old one serving.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use switchboard_crds::config::{BackendConfig, GatewayConfig, ModelConfig, RouteConfig, TenantConfig};
+use switchboard_crds::render::{SecretLookupError, SecretStore};
+
+use crate::providers::Provider;
+
+/// An authenticated caller.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Caller {
+    pub tenant: String,
+    pub key_id: String,
+}
+
+/// A backend with its ready-to-use provider client.
+#[derive(Debug)]
+pub struct BackendRuntime {
+    pub config: BackendConfig,
+    pub provider: Provider,
+}
+
+/// A route with its backends.
+#[derive(Debug)]
+pub struct RouteRuntime {
+    pub config: RouteConfig,
+    pub backends: Vec<Arc<BackendRuntime>>,
+}
+
+/// A resolved model: the route serving it and its prices and upstream name.
+#[derive(Clone, Debug)]
+pub struct Target {
+    pub route: Arc<RouteRuntime>,
+    pub model: ModelConfig,
+}
+
+#[derive(Debug)]
+pub struct Runtime {
+    pub config: GatewayConfig,
+    keys: HashMap<[u8; 32], Caller>,
+    models: HashMap<String, Target>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("ProviderRoute {route} backend {backend}: provider API key Secret {secret}: {problem}")]
+    ProviderKey { route: String, backend: String, secret: String, problem: &'static str },
+    #[error("ProviderRoute {route} backend {backend}: {message}")]
+    Client { route: String, backend: String, message: String },
+    #[error("Tenant {tenant} key {key}: stored hash is not valid hex SHA-256")]
+    KeyHash { tenant: String, key: String },
+}
+
+impl Runtime {
+    /// Builds the runtime; provider API keys are read from `secrets` here and kept only in memory.
+    pub fn build(config: GatewayConfig, secrets: &SecretStore) -> Result<Runtime, RuntimeError> {
+        let mut keys = HashMap::new();
+        for tenant in config.tenants.values() {
+            for key in &tenant.api_keys {
+                let hash = decode_hash(&key.sha256)
+                    .ok_or_else(|| RuntimeError::KeyHash { tenant: tenant.name.clone(), key: key.id.clone() })?;
+                keys.insert(hash, Caller { tenant: tenant.name.clone(), key_id: key.id.clone() });
+            }
+        }
+        let mut models = HashMap::new();
+        for route in config.routes.values() {
+            let mut backends = Vec::new();
+            for backend in &route.backends {
+                let api_key = match &backend.api_key {
+                    None => None,
+                    Some(reference) => {
+                        let value = secrets.get(reference).map_err(|problem| RuntimeError::ProviderKey {
+                            route: route.name.clone(),
+                            backend: backend.name.clone(),
+                            secret: format!("{}/{} key {}", reference.namespace, reference.name, reference.key),
+                            problem: match problem {
+                                SecretLookupError::SecretNotFound => "not found",
+                                SecretLookupError::KeyNotFound => "has no such key",
+                                SecretLookupError::Empty => "is empty",
+                            },
+                        })?;
+                        Some(String::from_utf8_lossy(value).trim().to_owned())
+                    }
+                };
+                let provider = Provider::new(backend, api_key).map_err(|message| RuntimeError::Client {
+                    route: route.name.clone(),
+                    backend: backend.name.clone(),
+                    message,
+                })?;
+                backends.push(Arc::new(BackendRuntime { config: backend.clone(), provider }));
+            }
+            let route_runtime = Arc::new(RouteRuntime { config: route.clone(), backends });
+            for model in &route.models {
+                models.insert(model.name.clone(), Target { route: route_runtime.clone(), model: model.clone() });
+            }
+        }
+        Ok(Runtime { config, keys, models })
+    }
+
+    /// The caller owning `presented`, comparing SHA-256 hashes in constant time.
+    pub fn authenticate(&self, presented: &str) -> Option<&Caller> {
+        let hash: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+        let (stored, caller) = self.keys.get_key_value(&hash)?;
+        bool::from(stored.ct_eq(&hash)).then_some(caller)
+    }
+
+    pub fn tenant(&self, name: &str) -> Option<&TenantConfig> {
+        self.config.tenants.get(name)
+    }
+
+    /// The target for `model` if `caller` may use it. Unknown and forbidden models look the
+    /// same to the caller, so model names of other tenants do not leak.
+    pub fn resolve(&self, caller: &Caller, model: &str) -> Option<&Target> {
+        let target = self.models.get(model)?;
+        let tenant = self.tenant(&caller.tenant)?;
+        tenant.may_use_route(&target.route.config.name).then_some(target)
+    }
+
+    /// Model names `caller` may use, sorted.
+    pub fn models_for(&self, caller: &Caller) -> Vec<&str> {
+        let mut names: Vec<&str> =
+            self.models.keys().filter(|m| self.resolve(caller, m).is_some()).map(String::as_str).collect();
+        names.sort_unstable();
+        names
+    }
+}
+
+fn decode_hash(hex_text: &str) -> Option<[u8; 32]> {
+    hex::decode(hex_text).ok()?.try_into().ok()
+}

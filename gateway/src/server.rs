@@ -1,0 +1,104 @@
+//! Starting and stopping the gateway: the one place that wires config, ledger, metrics and the
+//! router together. Tests start it in-process on port 0; `main` starts it from the flags.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use sha2::{Digest, Sha256};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::ledger::{Ledger, LedgerError};
+use crate::metrics::Metrics;
+use crate::reload;
+use crate::settings::Settings;
+use crate::state::{AppState, Limits};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(
+        "no --config-dir given: in-cluster mode (watching the operator's ConfigMap) is not built yet; \
+         pass --config-dir DIR or set SWITCHBOARD_CONFIG_DIR"
+    )]
+    NoConfigSource,
+    #[error("invalid config: {0}")]
+    Config(String),
+    #[error("cannot watch the config dir: {0}")]
+    Watch(#[from] notify::Error),
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    #[error("cannot listen: {0}")]
+    Listen(#[from] std::io::Error),
+    #[error("cannot register metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+}
+
+/// A serving gateway.
+pub struct RunningGateway {
+    addr: SocketAddr,
+    shutdown: oneshot::Sender<()>,
+    task: JoinHandle<()>,
+}
+
+/// Loads the config, opens the ledger, binds and serves in the background.
+pub async fn start(settings: &Settings) -> Result<RunningGateway, StartError> {
+    let dir = settings.config_dir.clone().ok_or(StartError::NoConfigSource)?;
+    let initial = reload::load_dir(&dir).map_err(StartError::Config)?;
+    tracing::info!(version = %&initial.config.version[..12], dir = %dir.display(), "config loaded");
+    let metrics = Metrics::new()?;
+    metrics.config_reload(true);
+    let runtime = Arc::new(ArcSwap::from_pointee(initial));
+    let watcher = reload::watch(dir, runtime.clone(), metrics.clone())?;
+    let ledger = Ledger::connect(&settings.database_url).await?;
+    let (sender, writer) = ledger.clone().spawn_writer();
+    let state = AppState {
+        runtime,
+        ledger: sender,
+        ledger_reader: ledger,
+        metrics,
+        limits: Limits { max_request_bytes: settings.max_request_bytes },
+        admin_token_sha256: settings.admin_token.as_deref().map(|token| Sha256::digest(token.as_bytes()).into()),
+    };
+    let listener = TcpListener::bind(settings.listen).await?;
+    let addr = listener.local_addr()?;
+    let grace = Duration::from_secs(settings.shutdown_grace_seconds);
+    let (shutdown, stop) = oneshot::channel::<()>();
+    let app = crate::app::router(state);
+    let task = tokio::spawn(async move {
+        let _watcher = watcher;
+        let (stopping_tx, stopping) = oneshot::channel::<()>();
+        let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+            let _ = stop.await;
+            let _ = stopping_tx.send(());
+        });
+        let server = tokio::spawn(async move { server.await });
+        // Once asked to stop, in-flight requests get `grace` to finish.
+        let _ = stopping.await;
+        if tokio::time::timeout(grace, server).await.is_err() {
+            tracing::warn!("in-flight requests still running after the grace period; stopping anyway");
+        }
+        // Every ledger sender lived in the router and in-flight requests; with them gone the
+        // writer drains the queue and stops.
+        match tokio::time::timeout(grace, writer).await {
+            Ok(_) => tracing::info!("ledger flushed"),
+            Err(_) => tracing::error!("ledger did not flush within the grace period"),
+        }
+    });
+    tracing::info!(%addr, "listening");
+    Ok(RunningGateway { addr, shutdown, task })
+}
+
+impl RunningGateway {
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops accepting, lets in-flight requests finish, flushes the ledger.
+    pub async fn stop(self) {
+        let _ = self.shutdown.send(());
+        let _ = self.task.await;
+    }
+}

@@ -1,0 +1,39 @@
+//! Command-line flags and their environment variables.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// How logs are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// The gateway's settings. No `Debug`: it holds the admin token.
+#[derive(Clone, clap::Parser)]
+#[command(name = "switchboard-gateway", version, about = "Switchboard LLM gateway")]
+pub struct Settings {
+    /// Folder of Kubernetes manifests (Tenants, Personas, ProviderRoutes, Budgets, Secrets) to
+    /// serve, reloaded on change. Without it the gateway runs in-cluster.
+    #[arg(long, env = "SWITCHBOARD_CONFIG_DIR")]
+    pub config_dir: Option<PathBuf>,
+    /// Address to listen on.
+    #[arg(long, env = "SWITCHBOARD_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Ledger database: `sqlite://FILE?mode=rwc` or `postgres://USER:PASSWORD@HOST/DB`.
+    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://switchboard.db?mode=rwc", hide_env_values = true)]
+    pub database_url: String,
+    /// Bearer token for `/admin/v1/*`. Admin endpoints are disabled without it.
+    #[arg(long, env = "SWITCHBOARD_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+    /// Largest accepted request body, bytes.
+    #[arg(long, env = "SWITCHBOARD_MAX_REQUEST_BYTES", default_value_t = 4 * 1024 * 1024)]
+    pub max_request_bytes: usize,
+    /// Seconds to let in-flight requests finish after SIGTERM.
+    #[arg(long, env = "SWITCHBOARD_SHUTDOWN_GRACE_SECONDS", default_value_t = 30)]
+    pub shutdown_grace_seconds: u64,
+    /// Log format.
+    #[arg(long, env = "SWITCHBOARD_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+}

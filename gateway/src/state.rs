@@ -1,0 +1,29 @@
+//! State shared by every handler, created once at startup.
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+
+use crate::ledger::{Ledger, LedgerSender};
+use crate::metrics::Metrics;
+use crate::runtime::Runtime;
+
+/// Cheap to clone: every field is a handle.
+#[derive(Clone)]
+pub struct AppState {
+    /// The serving runtime, swapped atomically on reload.
+    pub runtime: Arc<ArcSwap<Runtime>>,
+    pub ledger: LedgerSender,
+    /// For read queries (admin usage).
+    pub ledger_reader: Ledger,
+    pub metrics: Metrics,
+    pub limits: Limits,
+    /// SHA-256 of the admin token, if admin endpoints are enabled.
+    pub admin_token_sha256: Option<[u8; 32]>,
+}
+
+/// Request limits.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    pub max_request_bytes: usize,
+}
