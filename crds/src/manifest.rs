@@ -41,7 +41,10 @@ pub fn load_yaml(
             Ok(Value::Null) => continue,
             Ok(value) => value,
             Err(e) => {
-                errors.push(ManifestError { origin: here, message: format!("invalid YAML: {e}") });
+                errors.push(ManifestError {
+                    origin: here,
+                    message: format!("invalid YAML: {e}"),
+                });
                 continue;
             }
         };
@@ -58,13 +61,33 @@ fn add_object(
     resources: &mut Resources,
     secrets: &mut SecretStore,
 ) -> Result<(), ManifestError> {
-    let api_version = value.get("apiVersion").and_then(Value::as_str).unwrap_or_default().to_owned();
-    let kind = value.get("kind").and_then(Value::as_str).unwrap_or_default().to_owned();
-    let name = value.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default().to_owned();
+    let api_version = value
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    let kind = value
+        .get("kind")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    let name = value
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
     let origin = format!("{here} {kind}/{name}");
-    let fail = |message: String| ManifestError { origin: origin.clone(), message };
+    let fail = |message: String| ManifestError {
+        origin: origin.clone(),
+        message,
+    };
     if kind == "List" {
-        for item in value.get("items").and_then(Value::as_array).cloned().unwrap_or_default() {
+        for item in value
+            .get("items")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+        {
             add_object(item, here, resources, secrets)?;
         }
         return Ok(());
@@ -80,7 +103,8 @@ fn add_object(
         (true, "Budget") => resources.budgets.push(checked(value).map_err(fail)?),
         (true, other) => return Err(fail(format!("unknown kind {other:?} in {api_version}"))),
         (false, "Secret") if api_version == "v1" => {
-            let secret: Secret = serde_json::from_value(value).map_err(|e| fail(format!("invalid Secret: {e}")))?;
+            let secret: Secret =
+                serde_json::from_value(value).map_err(|e| fail(format!("invalid Secret: {e}")))?;
             secrets.insert_secret(&secret, DEFAULT_NAMESPACE);
         }
         (false, _) => {}
@@ -127,8 +151,10 @@ where
     {
         metadata.insert("namespace".into(), DEFAULT_NAMESPACE.into());
     }
-    let problems: Vec<String> =
-        validator.iter_errors(&value).map(|e| format!("{}: {e}", display_path(&e.instance_path().to_string()))).collect();
+    let problems: Vec<String> = validator
+        .iter_errors(&value)
+        .map(|e| format!("{}: {e}", display_path(&e.instance_path().to_string())))
+        .collect();
     if !problems.is_empty() {
         return Err(problems.join("; "));
     }

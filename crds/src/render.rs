@@ -12,8 +12,8 @@ use kube::core::Resource;
 use sha2::{Digest, Sha256};
 
 use crate::config::{
-    ApiKeyConfig, BackendConfig, BudgetConfig, GatewayConfig, ModelConfig, PersonaConfig, Pricing, RouteConfig,
-    SecretRef, TenantConfig,
+    ApiKeyConfig, BackendConfig, BudgetConfig, GatewayConfig, ModelConfig, PersonaConfig, Pricing,
+    RouteConfig, SecretRef, TenantConfig,
 };
 use crate::decimal::NanoUsd;
 use crate::resources::{
@@ -38,10 +38,18 @@ pub struct SecretStore {
 impl SecretStore {
     /// Adds a Secret, merging `stringData` over `data` as the apiserver does.
     pub fn insert_secret(&mut self, secret: &Secret, default_namespace: &str) {
-        let namespace = secret.metadata.namespace.clone().unwrap_or_else(|| default_namespace.to_owned());
+        let namespace = secret
+            .metadata
+            .namespace
+            .clone()
+            .unwrap_or_else(|| default_namespace.to_owned());
         let name = secret.metadata.name.clone().unwrap_or_default();
-        let mut data: BTreeMap<String, Vec<u8>> =
-            secret.data.iter().flatten().map(|(k, v)| (k.clone(), v.0.clone())).collect();
+        let mut data: BTreeMap<String, Vec<u8>> = secret
+            .data
+            .iter()
+            .flatten()
+            .map(|(k, v)| (k.clone(), v.0.clone()))
+            .collect();
         for (key, value) in secret.string_data.iter().flatten() {
             data.insert(key.clone(), value.clone().into_bytes());
         }
@@ -104,7 +112,10 @@ impl RenderErrorReason {
 
     /// Problems with Secret references set `ResolvedRefs=False`; the rest `Accepted=False`.
     pub fn is_reference(self) -> bool {
-        matches!(self, Self::UnknownReference | Self::SecretNotFound | Self::SecretKeyNotFound)
+        matches!(
+            self,
+            Self::UnknownReference | Self::SecretNotFound | Self::SecretKeyNotFound
+        )
     }
 }
 
@@ -122,7 +133,11 @@ pub struct RenderError {
 
 impl fmt::Display for RenderError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}/{}: {}: {}", self.kind, self.namespace, self.name, self.field, self.message)
+        write!(
+            f,
+            "{} {}/{}: {}: {}",
+            self.kind, self.namespace, self.name, self.field, self.message
+        )
     }
 }
 
@@ -139,7 +154,10 @@ impl fmt::Display for RenderErrors {
 
 /// Renders the resources into one validated config, or every problem found.
 pub fn render(resources: &Resources, secrets: &SecretStore) -> Result<GatewayConfig, RenderErrors> {
-    let mut r = Renderer { secrets, errors: Vec::new() };
+    let mut r = Renderer {
+        secrets,
+        errors: Vec::new(),
+    };
     let routes = r.routes(&resources.routes);
     let tenants = r.tenants(&resources.tenants, &routes);
     let personas = r.personas(&resources.personas, &tenants, &routes);
@@ -147,7 +165,13 @@ pub fn render(resources: &Resources, secrets: &SecretStore) -> Result<GatewayCon
     if !r.errors.is_empty() {
         return Err(RenderErrors(r.errors));
     }
-    let mut config = GatewayConfig { version: String::new(), tenants, routes, personas, budgets };
+    let mut config = GatewayConfig {
+        version: String::new(),
+        tenants,
+        routes,
+        personas,
+        budgets,
+    };
     config.version = content_hash(&config);
     Ok(config)
 }
@@ -183,13 +207,23 @@ fn origin<K: Resource<DynamicType = ()>>(object: &K) -> Origin<'_> {
     };
     Origin {
         kind,
-        namespace: object.meta().namespace.as_deref().unwrap_or(crate::manifest::DEFAULT_NAMESPACE),
+        namespace: object
+            .meta()
+            .namespace
+            .as_deref()
+            .unwrap_or(crate::manifest::DEFAULT_NAMESPACE),
         name: object.meta().name.as_deref().unwrap_or_default(),
     }
 }
 
 impl Renderer<'_> {
-    fn error(&mut self, at: &Origin<'_>, field: impl Into<String>, reason: RenderErrorReason, message: String) {
+    fn error(
+        &mut self,
+        at: &Origin<'_>,
+        field: impl Into<String>,
+        reason: RenderErrorReason,
+        message: String,
+    ) {
         self.errors.push(RenderError {
             kind: at.kind,
             namespace: at.namespace.to_owned(),
@@ -203,7 +237,10 @@ impl Renderer<'_> {
     /// Reports a second resource of a kind with an already seen name; true if it is a duplicate.
     fn duplicate(&mut self, seen: &mut BTreeMap<String, String>, at: &Origin<'_>) -> bool {
         if let Some(first) = seen.get(at.name) {
-            let message = format!("name already used by {} {first}/{}; names are unique across namespaces", at.kind, at.name);
+            let message = format!(
+                "name already used by {} {first}/{}; names are unique across namespaces",
+                at.kind, at.name
+            );
             self.error(at, "metadata.name", RenderErrorReason::Conflict, message);
             return true;
         }
@@ -212,15 +249,21 @@ impl Renderer<'_> {
     }
 
     fn secret_ref(&mut self, at: &Origin<'_>, field: String, reference: &SecretKeyRef) -> Option<SecretRef> {
-        let secret_ref =
-            SecretRef { namespace: at.namespace.to_owned(), name: reference.name.clone(), key: reference.key.clone() };
+        let secret_ref = SecretRef {
+            namespace: at.namespace.to_owned(),
+            name: reference.name.clone(),
+            key: reference.key.clone(),
+        };
         let (reason, problem) = match self.secrets.get(&secret_ref) {
             Ok(_) => return Some(secret_ref),
             Err(SecretLookupError::SecretNotFound) => (RenderErrorReason::SecretNotFound, "not found"),
             Err(SecretLookupError::KeyNotFound) => (RenderErrorReason::SecretKeyNotFound, "has no such key"),
             Err(SecretLookupError::Empty) => (RenderErrorReason::SecretKeyNotFound, "holds an empty value"),
         };
-        let message = format!("Secret {}/{} key {:?} {problem}", at.namespace, reference.name, reference.key);
+        let message = format!(
+            "Secret {}/{} key {:?} {problem}",
+            at.namespace, reference.name, reference.key
+        );
         self.error(at, field, reason, message);
         None
     }
@@ -245,7 +288,10 @@ impl Renderer<'_> {
             for (i, model) in route.spec.models.iter().enumerate() {
                 let field = |leaf: &str| format!("spec.models[{i}].{leaf}");
                 if let Some(owner) = model_owner.get(&model.name).filter(|owner| *owner != at.name) {
-                    let message = format!("model {:?} is already served by ProviderRoute {owner}", model.name);
+                    let message = format!(
+                        "model {:?} is already served by ProviderRoute {owner}",
+                        model.name
+                    );
                     self.error(&at, field("name"), RenderErrorReason::Conflict, message);
                 }
                 model_owner.insert(model.name.clone(), at.name.to_owned());
@@ -264,7 +310,11 @@ impl Renderer<'_> {
                     },
                 };
                 let upstream_model = model.upstream_model.clone().unwrap_or_else(|| model.name.clone());
-                models.push(ModelConfig { name: model.name.clone(), upstream_model, pricing });
+                models.push(ModelConfig {
+                    name: model.name.clone(),
+                    upstream_model,
+                    pricing,
+                });
             }
             let mut backends = Vec::new();
             for (i, backend) in route.spec.backends.iter().enumerate() {
@@ -273,7 +323,12 @@ impl Renderer<'_> {
                     (None, ProviderKind::Mock) => None,
                     (None, _) => {
                         let message = "baseUrl is required unless provider is mock".to_owned();
-                        self.error(&at, format!("spec.backends[{i}].baseUrl"), RenderErrorReason::InvalidSpec, message);
+                        self.error(
+                            &at,
+                            format!("spec.backends[{i}].baseUrl"),
+                            RenderErrorReason::InvalidSpec,
+                            message,
+                        );
                         None
                     }
                 };
@@ -323,20 +378,32 @@ impl Renderer<'_> {
             let mut api_keys = Vec::new();
             for (i, key) in tenant.spec.api_keys.iter().enumerate() {
                 let field = format!("spec.apiKeys[{i}].secretRef");
-                let Some(reference) = self.secret_ref(&at, field.clone(), &key.secret_ref) else { continue };
-                let Ok(value) = self.secrets.get(&reference) else { continue };
+                let Some(reference) = self.secret_ref(&at, field.clone(), &key.secret_ref) else {
+                    continue;
+                };
+                let Ok(value) = self.secrets.get(&reference) else {
+                    continue;
+                };
                 let sha256 = hash_key(value);
                 let this = format!("Tenant {}/{} key {}", at.namespace, at.name, key.name);
                 if let Some(other) = key_owner.insert(sha256.clone(), this) {
                     let message = format!("the key value is also used by {other}; every key must be unique");
                     self.error(&at, field, RenderErrorReason::Conflict, message);
                 }
-                api_keys.push(ApiKeyConfig { id: key.name.clone(), sha256 });
+                api_keys.push(ApiKeyConfig {
+                    id: key.name.clone(),
+                    sha256,
+                });
             }
             for (i, route) in tenant.spec.allowed_routes.iter().flatten().enumerate() {
                 if !routes.contains_key(route) {
                     let message = format!("ProviderRoute {route:?} does not exist");
-                    self.error(&at, format!("spec.allowedRoutes[{i}]"), RenderErrorReason::UnknownReference, message);
+                    self.error(
+                        &at,
+                        format!("spec.allowedRoutes[{i}]"),
+                        RenderErrorReason::UnknownReference,
+                        message,
+                    );
                 }
             }
             let config = TenantConfig {
@@ -345,8 +412,16 @@ impl Renderer<'_> {
                 display_name: tenant.spec.display_name.clone(),
                 namespaces: tenant.spec.namespaces.clone(),
                 api_keys,
-                allowed_routes: tenant.spec.allowed_routes.as_ref().map(|r| r.iter().cloned().collect()),
-                allowed_personas: tenant.spec.allowed_personas.as_ref().map(|p| p.iter().cloned().collect()),
+                allowed_routes: tenant
+                    .spec
+                    .allowed_routes
+                    .as_ref()
+                    .map(|r| r.iter().cloned().collect()),
+                allowed_personas: tenant
+                    .spec
+                    .allowed_personas
+                    .as_ref()
+                    .map(|p| p.iter().cloned().collect()),
                 rate_limits: tenant.spec.rate_limits.clone().unwrap_or_default(),
                 priority: tenant.spec.priority,
             };
@@ -378,7 +453,9 @@ impl Renderer<'_> {
                 let message = format!("Tenant {:?} does not exist", spec.tenant);
                 self.error(&at, "spec.tenant", RenderErrorReason::UnknownReference, message);
             }
-            let route = routes.values().find(|r| r.models.iter().any(|m| m.name == spec.model));
+            let route = routes
+                .values()
+                .find(|r| r.models.iter().any(|m| m.name == spec.model));
             match (route, owner) {
                 (None, _) => {
                     let message = format!("no ProviderRoute serves model {:?}", spec.model);
@@ -396,7 +473,12 @@ impl Renderer<'_> {
             for (i, tenant) in spec.shared_with_tenants.iter().enumerate() {
                 if !tenants.contains_key(tenant) {
                     let message = format!("Tenant {tenant:?} does not exist");
-                    self.error(&at, format!("spec.sharedWithTenants[{i}]"), RenderErrorReason::UnknownReference, message);
+                    self.error(
+                        &at,
+                        format!("spec.sharedWithTenants[{i}]"),
+                        RenderErrorReason::UnknownReference,
+                        message,
+                    );
                 }
             }
             for (i, other) in spec.relationships.iter().enumerate() {
@@ -454,20 +536,36 @@ impl Renderer<'_> {
             match tenants.get(&scope.tenant) {
                 None => {
                     let message = format!("Tenant {:?} does not exist", scope.tenant);
-                    self.error(&at, "spec.scope.tenant", RenderErrorReason::UnknownReference, message);
+                    self.error(
+                        &at,
+                        "spec.scope.tenant",
+                        RenderErrorReason::UnknownReference,
+                        message,
+                    );
                 }
                 Some(tenant) => {
                     if let Some(persona) = &scope.persona
                         && personas.get(persona).is_none_or(|p| p.tenant != tenant.name)
                     {
-                        let message = format!("Persona {persona:?} is not a persona of Tenant {:?}", tenant.name);
-                        self.error(&at, "spec.scope.persona", RenderErrorReason::UnknownReference, message);
+                        let message =
+                            format!("Persona {persona:?} is not a persona of Tenant {:?}", tenant.name);
+                        self.error(
+                            &at,
+                            "spec.scope.persona",
+                            RenderErrorReason::UnknownReference,
+                            message,
+                        );
                     }
                     if let Some(key) = &scope.api_key
                         && !tenant.api_keys.iter().any(|k| &k.id == key)
                     {
                         let message = format!("Tenant {:?} has no API key named {key:?}", tenant.name);
-                        self.error(&at, "spec.scope.apiKey", RenderErrorReason::UnknownReference, message);
+                        self.error(
+                            &at,
+                            "spec.scope.apiKey",
+                            RenderErrorReason::UnknownReference,
+                            message,
+                        );
                     }
                 }
             }
@@ -489,11 +587,16 @@ impl Renderer<'_> {
                 warn_at_percent: budget.spec.warn_at_percent,
             });
         }
-        let with_budget: BTreeSet<String> =
-            out.iter().filter(|b| b.scope == BudgetScopeKind::Tenant).map(|b| b.tenant.clone()).collect();
+        let with_budget: BTreeSet<String> = out
+            .iter()
+            .filter(|b| b.scope == BudgetScopeKind::Tenant)
+            .map(|b| b.tenant.clone())
+            .collect();
         for tenant in tenant_specs {
             let at = origin(tenant);
-            let Some(default) = &tenant.spec.default_budget else { continue };
+            let Some(default) = &tenant.spec.default_budget else {
+                continue;
+            };
             if with_budget.contains(at.name) || !tenants.contains_key(at.name) {
                 continue;
             }

@@ -38,7 +38,8 @@ pub fn router(state: AppState) -> Router {
 }
 
 async fn not_found(uri: axum::http::Uri) -> Response {
-    let mut response = ApiError::BadRequest(format!("no such endpoint: {}", uri.path()), Some("unknown_url")).into_response();
+    let mut response = ApiError::BadRequest(format!("no such endpoint: {}", uri.path()), Some("unknown_url"))
+        .into_response();
     *response.status_mut() = axum::http::StatusCode::NOT_FOUND;
     response
 }

@@ -30,7 +30,10 @@ pub enum ApiError {
     #[error("{0}")]
     Forbidden(String),
     #[error("upstream rate limited the request: {message}")]
-    UpstreamRateLimited { message: String, retry_after: Option<u64> },
+    UpstreamRateLimited {
+        message: String,
+        retry_after: Option<u64>,
+    },
     #[error("upstream rejected the request: {message}")]
     UpstreamRejected { status: StatusCode, message: String },
     #[error("upstream error: {0}")]
@@ -90,7 +93,9 @@ impl ApiError {
     /// OpenAI's `error.type`.
     fn openai_type(&self) -> &'static str {
         match self.status() {
-            StatusCode::UNAUTHORIZED | StatusCode::BAD_REQUEST | StatusCode::NOT_FOUND => "invalid_request_error",
+            StatusCode::UNAUTHORIZED | StatusCode::BAD_REQUEST | StatusCode::NOT_FOUND => {
+                "invalid_request_error"
+            }
             StatusCode::PAYLOAD_TOO_LARGE => "invalid_request_error",
             StatusCode::FORBIDDEN => "permission_error",
             StatusCode::TOO_MANY_REQUESTS => "rate_limit_error",
@@ -140,7 +145,9 @@ impl ApiError {
             Dialect::OpenAi => json!({"error": {
                 "message": message, "type": self.openai_type(), "param": self.param(), "code": self.code(),
             }}),
-            Dialect::Anthropic => json!({"type": "error", "error": {"type": self.anthropic_type(), "message": message}}),
+            Dialect::Anthropic => {
+                json!({"type": "error", "error": {"type": self.anthropic_type(), "message": message}})
+            }
         }
     }
 
@@ -148,8 +155,15 @@ impl ApiError {
     pub fn into_response_for(self, dialect: Dialect) -> Response {
         let mut response = (self.status(), axum::Json(self.body(dialect))).into_response();
         let headers = response.headers_mut();
-        headers.insert("x-should-retry", HeaderValue::from_static(if self.retryable() { "true" } else { "false" }));
-        if let Self::UpstreamRateLimited { retry_after: Some(seconds), .. } = &self {
+        headers.insert(
+            "x-should-retry",
+            HeaderValue::from_static(if self.retryable() { "true" } else { "false" }),
+        );
+        if let Self::UpstreamRateLimited {
+            retry_after: Some(seconds),
+            ..
+        } = &self
+        {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(*seconds));
         }
         if matches!(self, Self::MissingKey | Self::InvalidKey) {
@@ -188,10 +202,19 @@ mod tests {
     #[test]
     fn statuses_and_retry_hints() {
         assert_eq!(ApiError::UpstreamTimeout(5).status(), StatusCode::GATEWAY_TIMEOUT);
-        assert_eq!(ApiError::UpstreamFailed("x".into()).status(), StatusCode::BAD_GATEWAY);
-        assert_eq!(ApiError::PayloadTooLarge(1).status(), StatusCode::PAYLOAD_TOO_LARGE);
-        let response = ApiError::UpstreamRateLimited { message: "slow down".into(), retry_after: Some(3) }
-            .into_response_for(Dialect::OpenAi);
+        assert_eq!(
+            ApiError::UpstreamFailed("x".into()).status(),
+            StatusCode::BAD_GATEWAY
+        );
+        assert_eq!(
+            ApiError::PayloadTooLarge(1).status(),
+            StatusCode::PAYLOAD_TOO_LARGE
+        );
+        let response = ApiError::UpstreamRateLimited {
+            message: "slow down".into(),
+            retry_after: Some(3),
+        }
+        .into_response_for(Dialect::OpenAi);
         assert_eq!(response.headers()["retry-after"], "3");
         assert_eq!(response.headers()["x-should-retry"], "true");
         let response = ApiError::InvalidKey.into_response_for(Dialect::OpenAi);

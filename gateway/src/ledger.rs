@@ -168,22 +168,28 @@ impl Ledger {
             Dialect::Sqlite => "?",
             Dialect::Postgres => "$1",
         };
+        // PostgreSQL's SUM(bigint) is numeric: cast back so both databases return a BIGINT.
+        let sum = |column: &str| format!("CAST(COALESCE(SUM({column}), 0) AS BIGINT)");
         let sql = format!(
-            "SELECT tenant, COUNT(*), COALESCE(SUM(input_tokens), 0), COALESCE(SUM(cached_input_tokens), 0), \
-             COALESCE(SUM(cache_write_tokens), 0), COALESCE(SUM(output_tokens), 0), COALESCE(SUM(cost_nanos), 0) \
-             FROM usage_ledger WHERE created_at_ms >= {placeholder} GROUP BY tenant ORDER BY tenant"
+            "SELECT tenant, CAST(COUNT(*) AS BIGINT), {}, {}, {}, {}, {} FROM usage_ledger \
+             WHERE created_at_ms >= {placeholder} GROUP BY tenant ORDER BY tenant",
+            sum("input_tokens"),
+            sum("cached_input_tokens"),
+            sum("cache_write_tokens"),
+            sum("output_tokens"),
+            sum("cost_nanos"),
         );
         let rows = sqlx::query(&sql).bind(since_ms).fetch_all(&self.pool).await?;
         rows.iter()
             .map(|row| {
-                let cost_nanos: i64 = sum_column(row, 6)?;
+                let cost_nanos: i64 = row.try_get(6)?;
                 Ok(TenantUsage {
                     tenant: row.try_get(0)?,
-                    requests: sum_column(row, 1)?,
-                    input_tokens: sum_column(row, 2)?,
-                    cached_input_tokens: sum_column(row, 3)?,
-                    cache_write_tokens: sum_column(row, 4)?,
-                    output_tokens: sum_column(row, 5)?,
+                    requests: row.try_get(1)?,
+                    input_tokens: row.try_get(2)?,
+                    cached_input_tokens: row.try_get(3)?,
+                    cache_write_tokens: row.try_get(4)?,
+                    output_tokens: row.try_get(5)?,
                     cost_nanos,
                     cost_usd: switchboard_crds::decimal::NanoUsd(cost_nanos).to_string(),
                 })
@@ -198,14 +204,6 @@ impl Ledger {
         let handle = tokio::spawn(write_loop(self, rx));
         (LedgerSender(tx), handle)
     }
-}
-
-/// PostgreSQL's SUM(bigint) is numeric; SQLite's is integer. Both fit i64 for realistic ledgers.
-fn sum_column(row: &sqlx::any::AnyRow, index: usize) -> Result<i64, sqlx::Error> {
-    row.try_get::<i64, _>(index).or_else(|_| {
-        let text: String = row.try_get(index)?;
-        text.parse().map_err(|e| sqlx::Error::Decode(Box::new(e)))
-    })
 }
 
 fn saturating_i64(value: u64) -> i64 {

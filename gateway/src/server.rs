@@ -59,8 +59,13 @@ pub async fn start(settings: &Settings) -> Result<RunningGateway, StartError> {
         ledger: sender,
         ledger_reader: ledger,
         metrics,
-        limits: Limits { max_request_bytes: settings.max_request_bytes },
-        admin_token_sha256: settings.admin_token.as_deref().map(|token| Sha256::digest(token.as_bytes()).into()),
+        limits: Limits {
+            max_request_bytes: settings.max_request_bytes,
+        },
+        admin_token_sha256: settings
+            .admin_token
+            .as_deref()
+            .map(|token| Sha256::digest(token.as_bytes()).into()),
     };
     let listener = TcpListener::bind(settings.listen).await?;
     let addr = listener.local_addr()?;

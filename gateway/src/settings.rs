@@ -22,7 +22,12 @@ pub struct Settings {
     #[arg(long, env = "SWITCHBOARD_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
     /// Ledger database: `sqlite://FILE?mode=rwc` or `postgres://USER:PASSWORD@HOST/DB`.
-    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://switchboard.db?mode=rwc", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "sqlite://switchboard.db?mode=rwc",
+        hide_env_values = true
+    )]
     pub database_url: String,
     /// Bearer token for `/admin/v1/*`. Admin endpoints are disabled without it.
     #[arg(long, env = "SWITCHBOARD_ADMIN_TOKEN", hide_env_values = true)]

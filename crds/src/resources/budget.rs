@@ -23,7 +23,11 @@ use super::common::Condition;
     printcolumn(name = "Limit", type_ = "string", json_path = ".spec.limitUsd"),
     printcolumn(name = "Spent", type_ = "string", json_path = ".status.spentUsd"),
     printcolumn(name = "Period", type_ = "string", json_path = ".spec.period"),
-    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
 #[serde(rename_all = "camelCase")]

@@ -10,7 +10,9 @@ mod persona;
 mod provider_route;
 mod tenant;
 
-pub use budget::{Budget, BudgetEnforcement, BudgetPeriod, BudgetScope, BudgetScopeKind, BudgetSpec, BudgetStatus};
+pub use budget::{
+    Budget, BudgetEnforcement, BudgetPeriod, BudgetScope, BudgetScopeKind, BudgetSpec, BudgetStatus,
+};
 pub use common::{Condition, SecretKeyRef};
 pub use persona::{
     MemoryExtraction, MemoryPolicy, MemorySharing, MemorySharingScope, Persona, PersonaSpec, PersonaStatus,

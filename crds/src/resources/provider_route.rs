@@ -21,7 +21,11 @@ use super::common::{Condition, SecretKeyRef};
     printcolumn(name = "Models", type_ = "string", json_path = ".spec.models[*].name"),
     printcolumn(name = "Backends", type_ = "string", json_path = ".spec.backends[*].name"),
     printcolumn(name = "Healthy", type_ = "integer", json_path = ".status.healthyBackends"),
-    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
 #[serde(rename_all = "camelCase")]
@@ -56,7 +60,7 @@ pub struct ModelSpec {
 }
 
 /// Prices per million tokens as decimal strings (`"0.15"`), so money never goes through floats.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, KubeSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ModelPricing {
     /// Price of a million uncached input (prompt) tokens.
@@ -75,6 +79,18 @@ pub struct ModelPricing {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(pattern(r"^[0-9]{1,6}(\.[0-9]{1,9})?$"))]
     pub cache_write_per_million: Option<String>,
+}
+
+impl Default for ModelPricing {
+    /// Free: a local model costs nothing per token.
+    fn default() -> Self {
+        Self {
+            input_per_million: zero(),
+            output_per_million: zero(),
+            cached_input_per_million: None,
+            cache_write_per_million: None,
+        }
+    }
 }
 
 fn zero() -> String {
@@ -154,7 +170,10 @@ pub struct RetryPolicy {
 
 impl Default for RetryPolicy {
     fn default() -> Self {
-        Self { attempts: default_attempts(), backoff_ms: default_backoff() }
+        Self {
+            attempts: default_attempts(),
+            backoff_ms: default_backoff(),
+        }
     }
 }
 

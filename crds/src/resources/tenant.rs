@@ -23,7 +23,11 @@ use super::common::{Condition, SecretKeyRef};
     printcolumn(name = "Keys", type_ = "integer", json_path = ".status.keyCount"),
     printcolumn(name = "Requests", type_ = "integer", json_path = ".status.requests"),
     printcolumn(name = "Spend", type_ = "string", json_path = ".status.spendUsd"),
-    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
 #[serde(rename_all = "camelCase")]

@@ -14,7 +14,9 @@ pub async fn usage(State(state): State<AppState>, Query(query): Query<HashMap<St
     let since_ms = match query.get("since_ms").map(|s| s.parse::<i64>()) {
         None => 0,
         Some(Ok(since)) => since,
-        Some(Err(_)) => return ApiError::BadRequest("since_ms must be an integer".into(), None).into_response(),
+        Some(Err(_)) => {
+            return ApiError::BadRequest("since_ms must be an integer".into(), None).into_response();
+        }
     };
     match state.ledger_reader.usage_by_tenant(since_ms).await {
         Ok(tenants) => Json(json!({"tenants": tenants})).into_response(),

@@ -76,6 +76,9 @@ pub async fn chat_completions(
 
 /// The final usage chunk (`choices: []`), which goes only to clients that asked for it.
 fn is_usage_only(chunk: &Value) -> bool {
-    chunk.get("choices").and_then(Value::as_array).is_some_and(Vec::is_empty) && chunk.get("usage").is_some()
+    chunk
+        .get("choices")
+        .and_then(Value::as_array)
+        .is_some_and(Vec::is_empty)
+        && chunk.get("usage").is_some()
 }
-

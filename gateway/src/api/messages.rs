@@ -18,7 +18,9 @@ use crate::error::{ApiError, Dialect};
 use crate::exchange::{Endpoint, Exchange, metered, parse_json};
 use crate::providers::Reply;
 use crate::state::AppState;
-use crate::translate::anthropic::{ChatToMessagesStream, chat_response_to_messages, messages_request_to_chat};
+use crate::translate::anthropic::{
+    ChatToMessagesStream, chat_response_to_messages, messages_request_to_chat,
+};
 
 pub async fn messages(
     State(state): State<AppState>,
@@ -26,7 +28,8 @@ pub async fn messages(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let begun = parse_json(body, state.limits.max_request_bytes).and_then(|body| {
-        let request = messages_request_to_chat(&body).map_err(|e| ApiError::BadRequest(e.to_string(), None))?;
+        let request =
+            messages_request_to_chat(&body).map_err(|e| ApiError::BadRequest(e.to_string(), None))?;
         let exchange = Exchange::begin(
             &auth.runtime,
             auth.caller,
@@ -47,7 +50,10 @@ pub async fn messages(
         Err(failure) => failure.account(&exchange).into_response_for(Dialect::Anthropic),
         Ok((Reply::Complete(body), backend)) => {
             exchange.account(Some(&backend), 200, exchange.usage_of(&body), None);
-            axum::response::IntoResponse::into_response(Json(chat_response_to_messages(&body, &exchange.model)))
+            axum::response::IntoResponse::into_response(Json(chat_response_to_messages(
+                &body,
+                &exchange.model,
+            )))
         }
         Ok((Reply::Stream(chunks), backend)) => {
             let message_id = format!("msg_{}", exchange.id.replace('-', ""));

@@ -5,7 +5,9 @@ use futures::StreamExt;
 use serde_json::Value;
 
 use super::{Call, ChunkStream, Reply, UpstreamError, error_message, retry_after};
-use crate::translate::anthropic::{MessagesToChatStream, chat_request_to_messages, messages_response_to_chat};
+use crate::translate::anthropic::{
+    MessagesToChatStream, chat_request_to_messages, messages_response_to_chat,
+};
 
 /// The API version header Anthropic requires.
 const ANTHROPIC_VERSION: &str = "2023-06-01";
@@ -18,9 +20,17 @@ pub struct Anthropic {
 
 impl Anthropic {
     pub(super) async fn send(&self, call: Call) -> Result<Reply, UpstreamError> {
-        let model = call.body.get("model").and_then(Value::as_str).unwrap_or_default().to_owned();
-        let mut body = chat_request_to_messages(&call.body, &model)
-            .map_err(|e| UpstreamError::Status { status: 400, message: e.to_string(), retry_after: None })?;
+        let model = call
+            .body
+            .get("model")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        let mut body = chat_request_to_messages(&call.body, &model).map_err(|e| UpstreamError::Status {
+            status: 400,
+            message: e.to_string(),
+            retry_after: None,
+        })?;
         body["stream"] = Value::Bool(call.stream);
         let mut request = self
             .client
@@ -31,15 +41,25 @@ impl Anthropic {
         if let Some(key) = &self.api_key {
             request = request.header("x-api-key", key);
         }
-        let response = request.send().await.map_err(|e| UpstreamError::from_reqwest(&e, call.timeout))?;
+        let response = request
+            .send()
+            .await
+            .map_err(|e| UpstreamError::from_reqwest(&e, call.timeout))?;
         let status = response.status();
         if !status.is_success() {
             let retry_after = retry_after(response.headers());
             let body = response.text().await.unwrap_or_default();
-            return Err(UpstreamError::Status { status: status.as_u16(), message: error_message(&body), retry_after });
+            return Err(UpstreamError::Status {
+                status: status.as_u16(),
+                message: error_message(&body),
+                retry_after,
+            });
         }
         if !call.stream {
-            let message: Value = response.json().await.map_err(|e| UpstreamError::from_reqwest(&e, call.timeout))?;
+            let message: Value = response
+                .json()
+                .await
+                .map_err(|e| UpstreamError::from_reqwest(&e, call.timeout))?;
             return Ok(Reply::Complete(messages_response_to_chat(&message, &model)));
         }
         let timeout = call.timeout;
@@ -49,7 +69,11 @@ impl Anthropic {
                 Ok(event) => match serde_json::from_str::<Value>(&event.data) {
                     Ok(data) => match translator.feed(&event.event, &data) {
                         Ok(chunks) => chunks.into_iter().map(Ok).collect(),
-                        Err(e) => vec![Err(UpstreamError::Status { status: 502, message: e.to_string(), retry_after: None })],
+                        Err(e) => vec![Err(UpstreamError::Status {
+                            status: 502,
+                            message: e.to_string(),
+                            retry_after: None,
+                        })],
                     },
                     Err(e) => vec![Err(UpstreamError::Protocol(format!("invalid stream event: {e}")))],
                 },

@@ -43,7 +43,11 @@ pub struct Call {
 #[derive(Debug, thiserror::Error)]
 pub enum UpstreamError {
     #[error("HTTP {status}: {message}")]
-    Status { status: u16, message: String, retry_after: Option<u64> },
+    Status {
+        status: u16,
+        message: String,
+        retry_after: Option<u64>,
+    },
     #[error("timed out after {0} ms")]
     Timeout(u64),
     #[error("cannot connect: {0}")]
@@ -76,12 +80,21 @@ impl UpstreamError {
 
     pub fn into_api_error(self) -> ApiError {
         match self {
-            Self::Status { status: 429, message, retry_after } => ApiError::UpstreamRateLimited { message, retry_after },
-            Self::Status { status, message, .. } if (400..500).contains(&status) => ApiError::UpstreamRejected {
-                status: axum::http::StatusCode::from_u16(status).unwrap_or(axum::http::StatusCode::BAD_GATEWAY),
+            Self::Status {
+                status: 429,
                 message,
-            },
-            Self::Status { status, message, .. } => ApiError::UpstreamFailed(format!("HTTP {status}: {message}")),
+                retry_after,
+            } => ApiError::UpstreamRateLimited { message, retry_after },
+            Self::Status { status, message, .. } if (400..500).contains(&status) => {
+                ApiError::UpstreamRejected {
+                    status: axum::http::StatusCode::from_u16(status)
+                        .unwrap_or(axum::http::StatusCode::BAD_GATEWAY),
+                    message,
+                }
+            }
+            Self::Status { status, message, .. } => {
+                ApiError::UpstreamFailed(format!("HTTP {status}: {message}"))
+            }
             Self::Timeout(ms) => ApiError::UpstreamTimeout(ms),
             Self::Connect(message) => ApiError::UpstreamUnavailable(message),
             Self::Protocol(message) => ApiError::UpstreamFailed(message),
@@ -116,7 +129,11 @@ impl WithoutUrl for reqwest::Error {
             text.push_str(&error.to_string());
             source = error.source();
         }
-        if text.is_empty() { "request failed".into() } else { text }
+        if text.is_empty() {
+            "request failed".into()
+        } else {
+            text
+        }
     }
 }
 
@@ -151,10 +168,16 @@ impl Provider {
         let base_url = backend.base_url.clone().unwrap_or_default();
         Ok(match backend.provider {
             ProviderKind::Mock => Provider::Mock,
-            ProviderKind::Openai => Provider::OpenAi(openai::OpenAi { client: client()?, base_url, api_key }),
-            ProviderKind::Anthropic => {
-                Provider::Anthropic(anthropic::Anthropic { client: client()?, base_url, api_key })
-            }
+            ProviderKind::Openai => Provider::OpenAi(openai::OpenAi {
+                client: client()?,
+                base_url,
+                api_key,
+            }),
+            ProviderKind::Anthropic => Provider::Anthropic(anthropic::Anthropic {
+                client: client()?,
+                base_url,
+                api_key,
+            }),
         })
     }
 
@@ -188,5 +211,11 @@ fn error_message(body: &str) -> String {
 }
 
 fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<u64> {
-    headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim().parse().ok()
+    headers
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
 }

@@ -4,6 +4,8 @@ use eventsource_stream::Eventsource;
 use futures::StreamExt;
 use serde_json::{Value, json};
 
+use crate::translate::anthropic::strip_cache_control;
+
 use super::{Call, ChunkStream, Reply, UpstreamError, error_message, retry_after};
 
 pub struct OpenAi {
@@ -14,6 +16,8 @@ pub struct OpenAi {
 
 impl OpenAi {
     pub(super) async fn send(&self, mut call: Call) -> Result<Reply, UpstreamError> {
+        // Anthropic-style cache markers (from /v1/messages clients) are unknown to OpenAI's API.
+        strip_cache_control(&mut call.body);
         if call.stream {
             // Always ask for usage so streamed requests are costed exactly; the gateway strips the
             // usage chunk again if the client did not ask for it.
@@ -27,15 +31,25 @@ impl OpenAi {
         if let Some(key) = &self.api_key {
             request = request.bearer_auth(key);
         }
-        let response = request.send().await.map_err(|e| UpstreamError::from_reqwest(&e, call.timeout))?;
+        let response = request
+            .send()
+            .await
+            .map_err(|e| UpstreamError::from_reqwest(&e, call.timeout))?;
         let status = response.status();
         if !status.is_success() {
             let retry_after = retry_after(response.headers());
             let body = response.text().await.unwrap_or_default();
-            return Err(UpstreamError::Status { status: status.as_u16(), message: error_message(&body), retry_after });
+            return Err(UpstreamError::Status {
+                status: status.as_u16(),
+                message: error_message(&body),
+                retry_after,
+            });
         }
         if !call.stream {
-            let body: Value = response.json().await.map_err(|e| UpstreamError::from_reqwest(&e, call.timeout))?;
+            let body: Value = response
+                .json()
+                .await
+                .map_err(|e| UpstreamError::from_reqwest(&e, call.timeout))?;
             return Ok(Reply::Complete(body));
         }
         let timeout = call.timeout;
@@ -58,11 +72,19 @@ impl OpenAi {
 
 /// One `data:` payload: a chunk, or an error object sent mid-stream.
 fn parse_chunk(data: &str) -> Result<Value, UpstreamError> {
-    let value: Value =
-        serde_json::from_str(data).map_err(|e| UpstreamError::Protocol(format!("invalid stream chunk: {e}")))?;
+    let value: Value = serde_json::from_str(data)
+        .map_err(|e| UpstreamError::Protocol(format!("invalid stream chunk: {e}")))?;
     if let Some(error) = value.get("error") {
-        let message = error.get("message").and_then(Value::as_str).unwrap_or("stream error").to_owned();
-        return Err(UpstreamError::Status { status: 502, message, retry_after: None });
+        let message = error
+            .get("message")
+            .and_then(Value::as_str)
+            .unwrap_or("stream error")
+            .to_owned();
+        return Err(UpstreamError::Status {
+            status: 502,
+            message,
+            retry_after: None,
+        });
     }
     Ok(value)
 }

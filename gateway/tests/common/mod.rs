@@ -1,0 +1,234 @@
+//! Test harness: a fake upstream and the gateway, both in-process on loopback port 0, with a
+//! config folder written for the test and a fresh SQLite (or PostgreSQL) ledger.
+
+#![allow(dead_code)] // each test binary uses part of the harness
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+use sqlx::Row;
+use switchboard_fake_upstream::{FakeUpstream, Options};
+use switchboard_gateway::server::{self, RunningGateway};
+use switchboard_gateway::settings::{LogFormat, Settings};
+use tempfile::TempDir;
+
+pub const TEAM_KEY: &str = "sk-test-team";
+pub const ADMIN_TOKEN: &str = "admin-test-token";
+/// The provider key the gateway must send upstream, and never echo anywhere else.
+pub const UPSTREAM_KEY: &str = "sk-upstream-secret-1234";
+
+/// Prices of `fake-model`: 1.00 USD per 1M input, 2.00 per 1M output.
+pub const INPUT_NANOS_PER_TOKEN: i64 = 1_000;
+pub const OUTPUT_NANOS_PER_TOKEN: i64 = 2_000;
+
+pub struct Harness {
+    pub upstream: FakeUpstream,
+    pub gateway: Option<RunningGateway>,
+    pub dir: TempDir,
+    pub database_url: String,
+    pub client: reqwest::Client,
+}
+
+/// The manifests every test starts from. `{UPSTREAM}` is the fake's base URL.
+const BASE_CONFIG: &str = r#"
+apiVersion: v1
+kind: Secret
+metadata: {name: team-key}
+stringData: {key: sk-test-team}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: upstream-key}
+stringData: {key: sk-upstream-secret-1234}
+---
+apiVersion: switchboard.dev/v1alpha1
+kind: Tenant
+metadata: {name: team}
+spec:
+  apiKeys: [{name: ci, secretRef: {name: team-key, key: key}}]
+---
+apiVersion: switchboard.dev/v1alpha1
+kind: ProviderRoute
+metadata: {name: openai-route}
+spec:
+  models:
+    - name: fake-model
+      pricing: {inputPerMillion: "1.00", outputPerMillion: "2.00"}
+    - {name: failing-model, upstreamModel: error-500}
+    - {name: rejecting-model, upstreamModel: error-400}
+    - {name: cut-model, upstreamModel: stream-cut}
+  backends:
+    - {name: primary, provider: openai, baseUrl: "{UPSTREAM}", apiKeySecretRef: {name: upstream-key, key: key}}
+  retries: {attempts: 1, backoffMs: 1}
+---
+apiVersion: switchboard.dev/v1alpha1
+kind: ProviderRoute
+metadata: {name: hanging-route}
+spec:
+  models: [{name: hanging-model, upstreamModel: hang}]
+  backends:
+    - {name: slow, provider: openai, baseUrl: "{UPSTREAM}", requestTimeoutSeconds: 1}
+  retries: {attempts: 0}
+---
+apiVersion: switchboard.dev/v1alpha1
+kind: ProviderRoute
+metadata: {name: fallback-route}
+spec:
+  models:
+    - name: fallback-model
+      upstreamModel: fake-model
+      pricing: {inputPerMillion: "1.00", outputPerMillion: "2.00"}
+  backends:
+    - {name: dead, provider: openai, baseUrl: "http://127.0.0.1:9/v1", priority: 0, connectTimeoutSeconds: 1}
+    - {name: alive, provider: openai, baseUrl: "{UPSTREAM}", priority: 1}
+  retries: {attempts: 2, backoffMs: 1}
+---
+apiVersion: switchboard.dev/v1alpha1
+kind: ProviderRoute
+metadata: {name: anthropic-route}
+spec:
+  models:
+    - name: claude-fake
+      upstreamModel: claude-upstream
+      pricing: {inputPerMillion: "3", outputPerMillion: "15", cachedInputPerMillion: "0.30", cacheWritePerMillion: "3.75"}
+  backends:
+    - {name: claude, provider: anthropic, baseUrl: "{UPSTREAM}", apiKeySecretRef: {name: upstream-key, key: key}}
+---
+apiVersion: switchboard.dev/v1alpha1
+kind: ProviderRoute
+metadata: {name: echo}
+spec:
+  models: [{name: demo-echo, pricing: {inputPerMillion: "0.15", outputPerMillion: "0.60"}}]
+  backends: [{name: mock, provider: mock}]
+"#;
+
+impl Harness {
+    /// Starts the fake and a gateway with a fresh SQLite ledger.
+    pub async fn start() -> Harness {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("ledger.db").display());
+        Harness::start_with_ledger(dir, url).await
+    }
+
+    /// Starts the fake and a gateway logging to `database_url`.
+    pub async fn start_with_ledger(dir: TempDir, database_url: String) -> Harness {
+        let upstream = FakeUpstream::spawn("127.0.0.1:0".parse().unwrap(), Options::new())
+            .await
+            .unwrap();
+        let config = BASE_CONFIG.replace("{UPSTREAM}", &upstream.base_url());
+        std::fs::create_dir_all(dir.path().join("config")).unwrap();
+        std::fs::write(dir.path().join("config/base.yaml"), config).unwrap();
+        let mut harness = Harness {
+            upstream,
+            gateway: None,
+            dir,
+            database_url,
+            client: reqwest::Client::new(),
+        };
+        harness.start_gateway().await;
+        harness
+    }
+
+    pub fn config_dir(&self) -> PathBuf {
+        self.dir.path().join("config")
+    }
+
+    pub async fn start_gateway(&mut self) {
+        let settings = Settings {
+            config_dir: Some(self.config_dir()),
+            listen: "127.0.0.1:0".parse().unwrap(),
+            database_url: self.database_url.clone(),
+            admin_token: Some(ADMIN_TOKEN.into()),
+            max_request_bytes: 64 * 1024,
+            shutdown_grace_seconds: 5,
+            log_format: LogFormat::Text,
+        };
+        self.gateway = Some(server::start(&settings).await.unwrap());
+    }
+
+    /// Graceful stop: in-flight requests finish and the ledger is flushed.
+    pub async fn stop_gateway(&mut self) {
+        if let Some(gateway) = self.gateway.take() {
+            gateway.stop().await;
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.gateway.as_ref().unwrap().addr())
+    }
+
+    pub async fn post(&self, path: &str, key: &str, body: &Value) -> reqwest::Response {
+        self.client
+            .post(self.url(path))
+            .bearer_auth(key)
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Every ledger row as JSON objects, oldest first (stop the gateway first to flush).
+    pub async fn ledger_rows(&self) -> Vec<Value> {
+        ledger_rows(&self.database_url).await
+    }
+}
+
+pub async fn ledger_rows(database_url: &str) -> Vec<Value> {
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(database_url).await.unwrap();
+    let rows = sqlx::query(
+        "SELECT id, tenant, api_key, model, route, backend, provider, endpoint, stream, status, error_code, \
+         input_tokens, cached_input_tokens, cache_write_tokens, output_tokens, cost_nanos FROM usage_ledger \
+         ORDER BY created_at_ms, id",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    let out = rows
+        .iter()
+        .map(|row| {
+            serde_json::json!({
+                "id": row.get::<String, _>(0), "tenant": row.get::<String, _>(1),
+                "api_key": row.get::<String, _>(2), "model": row.get::<String, _>(3),
+                "route": row.get::<String, _>(4), "backend": row.get::<String, _>(5),
+                "provider": row.get::<String, _>(6), "endpoint": row.get::<String, _>(7),
+                "stream": row.get::<i64, _>(8) == 1, "status": row.get::<i64, _>(9),
+                "error_code": row.get::<Option<String>, _>(10),
+                "input_tokens": row.get::<i64, _>(11), "cached_input_tokens": row.get::<i64, _>(12),
+                "cache_write_tokens": row.get::<i64, _>(13), "output_tokens": row.get::<i64, _>(14),
+                "cost_nanos": row.get::<i64, _>(15),
+            })
+        })
+        .collect();
+    pool.close().await;
+    out
+}
+
+/// Writes a file into the config folder (a hot reload follows).
+pub fn write_config(dir: &Path, name: &str, text: &str) {
+    std::fs::write(dir.join(name), text).unwrap();
+}
+
+/// Polls `check` every 50 ms for up to 10 s.
+pub async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..200 {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting until {what}");
+}
+
+/// Concatenates the `data:` payloads of an SSE body (excluding `[DONE]`) as JSON values.
+pub fn sse_data(body: &str) -> Vec<Value> {
+    body.lines()
+        .filter_map(|line| line.strip_prefix("data: "))
+        .filter(|data| *data != "[DONE]")
+        .map(|data| serde_json::from_str(data).unwrap())
+        .collect()
+}

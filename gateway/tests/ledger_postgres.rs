@@ -1,0 +1,72 @@
+//! The same ledger contract against a real PostgreSQL (`make test` starts one and sets
+//! SWITCHBOARD_TEST_POSTGRES_URL).
+
+mod common;
+
+use common::*;
+use serde_json::json;
+
+fn postgres_url() -> String {
+    std::env::var("SWITCHBOARD_TEST_POSTGRES_URL").unwrap_or_else(|_| {
+        panic!(
+            "SWITCHBOARD_TEST_POSTGRES_URL is not set: run `make test`, which starts a throwaway PostgreSQL"
+        )
+    })
+}
+
+#[tokio::test]
+async fn rows_are_written_to_postgres_with_exact_costs() {
+    let url = postgres_url();
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(&url).await.unwrap();
+    // A fresh schema per run keeps reruns independent.
+    let schema = format!("t{}", uuid::Uuid::new_v4().simple());
+    sqlx::query(&format!("CREATE SCHEMA {schema}"))
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    let separator = if url.contains('?') { '&' } else { '?' };
+    let url = format!("{url}{separator}options=-c%20search_path%3D{schema}");
+
+    let mut h = Harness::start_with_ledger(tempfile::tempdir().unwrap(), url.clone()).await;
+    let request = json!({"model": "fake-model", "messages": [{"role": "user", "content": "hello postgres"}]});
+    let body: serde_json::Value = h
+        .post("/v1/chat/completions", TEAM_KEY, &request)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let mut streamed = request.clone();
+    streamed["stream"] = json!(true);
+    h.post("/v1/chat/completions", TEAM_KEY, &streamed)
+        .await
+        .text()
+        .await
+        .unwrap();
+    h.stop_gateway().await;
+
+    let rows = ledger_rows(&url).await;
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    let expected = body["usage"]["prompt_tokens"].as_i64().unwrap() * INPUT_NANOS_PER_TOKEN
+        + body["usage"]["completion_tokens"].as_i64().unwrap() * OUTPUT_NANOS_PER_TOKEN;
+    for row in &rows {
+        assert_eq!(row["cost_nanos"], expected);
+        assert_eq!(row["tenant"], "team");
+    }
+    // The gateway restarts against the migrated database without trouble.
+    h.start_gateway().await;
+    let usage: serde_json::Value = h
+        .client
+        .get(h.url("/admin/v1/usage"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(usage["tenants"][0]["requests"], 2);
+    assert_eq!(usage["tenants"][0]["cost_nanos"], expected * 2);
+    h.stop_gateway().await;
+}
