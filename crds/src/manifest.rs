@@ -41,11 +41,13 @@ pub fn load_yaml(
             Ok(Value::Null) => continue,
             Ok(value) => value,
             Err(e) => {
+                // The YAML stream cannot be resynchronised after a syntax error: stop here.
+                let message = format!("invalid YAML: {e}");
                 errors.push(ManifestError {
                     origin: here,
-                    message: format!("invalid YAML: {e}"),
+                    message,
                 });
-                continue;
+                break;
             }
         };
         if let Err(error) = add_object(value, &here, resources, secrets) {

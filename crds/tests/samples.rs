@@ -1,5 +1,7 @@
 //! The shipped samples load, validate and render.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failing test should panic loudly
+
 use std::fs;
 
 use switchboard_crds::{Resources, SecretStore, manifest, render};

@@ -1,6 +1,8 @@
 //! `/v1/chat/completions` against a fake OpenAI upstream and the mock provider: replies,
 //! streams, what reaches the upstream, and exactly one priced ledger row per request.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failing test should panic loudly
+
 mod common;
 
 use common::*;

@@ -1,5 +1,7 @@
 //! Bad input and upstream failures: each gets the right status in the API's own error shape.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failing test should panic loudly
+
 mod common;
 
 use std::time::{Duration, Instant};

@@ -1,6 +1,8 @@
 //! The same ledger contract against a real PostgreSQL (`make test` starts one and sets
 //! SWITCHBOARD_TEST_POSTGRES_URL).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failing test should panic loudly
+
 mod common;
 
 use common::*;

@@ -1,6 +1,8 @@
 //! `/v1/messages` (Anthropic's API) served by OpenAI and mock backends, and the Anthropic
 //! provider adapter serving both APIs.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failing test should panic loudly
+
 mod common;
 
 use common::*;

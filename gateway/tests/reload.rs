@@ -1,6 +1,8 @@
 //! Hot reload of the config folder: good edits apply within seconds, bad ones keep the last
 //! good config serving.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failing test should panic loudly
+
 mod common;
 
 use common::*;

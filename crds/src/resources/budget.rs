@@ -35,8 +35,8 @@ pub struct BudgetSpec {
     /// What the budget applies to.
     pub scope: BudgetScope,
     /// Limit in US dollars, a positive decimal string such as `"100"` or `"12.50"`.
-    #[schemars(pattern(r"^[0-9]{1,9}(\.[0-9]{1,9})?$"))]
-    #[x_kube(validation = Rule::new("self.matches('[1-9]') ").message("limitUsd must be greater than zero"))]
+    #[schemars(length(max = 19), pattern(r"^[0-9]{1,9}(\.[0-9]{1,9})?$"))]
+    #[x_kube(validation = Rule::new("self.matches('[1-9]')").message("limitUsd must be greater than zero"))]
     pub limit_usd: String,
     /// Accounting period; spend resets at its start (UTC).
     pub period: BudgetPeriod,

@@ -38,17 +38,21 @@ pub struct TenantSpec {
     pub display_name: Option<String>,
     /// Namespaces whose workloads belong to this tenant; the operator lets them reach the gateway.
     #[serde(default)]
+    #[schemars(length(max = 64), inner(length(max = 63)))]
     #[x_kube(validation = Rule::new("self.all(n, n.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$'))").message("namespaces must be DNS labels"))]
     pub namespaces: Vec<String>,
     /// API keys, each read from a Secret key. Only their SHA-256 hashes reach the gateway config.
     #[serde(default)]
+    #[schemars(length(max = 16))]
     #[x_kube(validation = Rule::new("self.all(a, self.exists_one(b, b.name == a.name))").message("API key names must be unique"))]
     pub api_keys: Vec<ApiKeyRef>,
     /// ProviderRoutes this tenant may use. Absent: every route. Empty list: none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 256))]
     pub allowed_routes: Option<Vec<String>>,
     /// Personas this tenant may talk to (its own and those shared with it). Absent: all it can see.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 256))]
     pub allowed_personas: Option<Vec<String>>,
     /// Request and token rate limits for the whole tenant.
     #[serde(default, skip_serializing_if = "Option::is_none")]
