@@ -21,6 +21,16 @@ fn chart_crds_match_the_rust_types() {
 }
 
 #[test]
+fn resource_reference_matches_the_rust_types() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/resources.md");
+    let committed = std::fs::read_to_string(path).unwrap_or_default();
+    assert!(
+        committed == switchboard_crds::reference::markdown(),
+        "{path} is stale: run `make crds`"
+    );
+}
+
+#[test]
 fn generated_schema_carries_validation_and_printer_columns() {
     let budgets = crd_yaml()
         .into_iter()

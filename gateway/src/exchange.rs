@@ -9,11 +9,13 @@ use futures::{Stream, StreamExt};
 use rand::Rng;
 use serde_json::Value;
 
+use crate::auth::Authenticated;
 use crate::error::ApiError;
 use crate::ledger::{LedgerRecord, LedgerSender};
 use crate::metrics::Metrics;
 use crate::providers::{Call, ChunkStream, Reply, UpstreamError};
-use crate::runtime::{BackendRuntime, Caller, Runtime, Target};
+use crate::runtime::{BackendRuntime, Caller, Target};
+use crate::state::AppState;
 use crate::usage::{TokenUsage, estimate_tokens};
 
 /// Which public API the request came through.
@@ -77,15 +79,14 @@ pub fn parse_json(
 }
 
 impl Exchange {
-    /// Validates an OpenAI-form chat request and resolves its model for `caller`.
+    /// Validates an OpenAI-form chat request and resolves its model for the caller.
     pub fn begin(
-        runtime: &Runtime,
-        caller: Caller,
+        state: &AppState,
+        auth: Authenticated,
         request: &Value,
         endpoint: Endpoint,
-        ledger: LedgerSender,
-        metrics: Metrics,
     ) -> Result<Exchange, ApiError> {
+        let Authenticated { runtime, caller } = auth;
         let model = match request.get("model") {
             Some(Value::String(model)) if !model.is_empty() => model.clone(),
             _ => {
@@ -131,8 +132,8 @@ impl Exchange {
             include_usage,
             started: Instant::now(),
             prompt_chars,
-            ledger,
-            metrics,
+            ledger: state.ledger.clone(),
+            metrics: state.metrics.clone(),
         })
     }
 

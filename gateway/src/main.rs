@@ -10,6 +10,9 @@ use tracing_subscriber::EnvFilter;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let settings = Settings::parse();
+    if let (true, Some(dir)) = (settings.check, &settings.config_dir) {
+        return check(dir);
+    }
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -28,4 +31,27 @@ async fn main() -> anyhow::Result<()> {
     }
     gateway.stop().await;
     Ok(())
+}
+
+/// `--check`: loads the folder as a reload would and reports, without serving.
+fn check(dir: &std::path::Path) -> anyhow::Result<()> {
+    match switchboard_gateway::reload::load_dir(dir) {
+        Ok(runtime) => {
+            let config = &runtime.config;
+            println!(
+                "{}: valid (config {}): {} tenants, {} routes, {} personas, {} budgets",
+                dir.display(),
+                &config.version[..12],
+                config.tenants.len(),
+                config.routes.len(),
+                config.personas.len(),
+                config.budgets.len()
+            );
+            Ok(())
+        }
+        Err(reason) => {
+            eprintln!("{}: invalid: {reason}", dir.display());
+            std::process::exit(1);
+        }
+    }
 }

@@ -38,6 +38,10 @@ pub struct Settings {
     /// Seconds to let in-flight requests finish after SIGTERM.
     #[arg(long, env = "SWITCHBOARD_SHUTDOWN_GRACE_SECONDS", default_value_t = 30)]
     pub shutdown_grace_seconds: u64,
+    /// Validate the config folder (schema, CEL rules, references, Secrets), print what it
+    /// defines, and exit: 0 if it would load, 1 if not. For CI before a GitOps merge.
+    #[arg(long, requires = "config_dir")]
+    pub check: bool,
     /// Log format.
     #[arg(long, env = "SWITCHBOARD_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,

@@ -202,28 +202,11 @@ async fn usage_endpoint_reports_spend_per_tenant_to_admins_only() {
         .unwrap();
     assert_eq!(denied.status(), 401);
     eventually("the ledger row is flushed", || async {
-        let usage: Value = h
-            .client
-            .get(h.url("/admin/v1/usage"))
-            .bearer_auth(ADMIN_TOKEN)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let usage = h.admin_usage().await;
         usage["tenants"][0]["tenant"] == "team" && usage["tenants"][0]["requests"] == 1
     })
     .await;
-    let metrics = h
-        .client
-        .get(h.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = h.metrics().await;
     assert!(metrics.contains("switchboard_requests_total{endpoint=\"chat_completions\",model=\"fake-model\",status=\"2xx\",tenant=\"team\"} 1"), "{metrics}");
     assert!(!metrics.contains(UPSTREAM_KEY) && !metrics.contains(TEAM_KEY));
     h.stop_gateway().await;

@@ -58,16 +58,7 @@ async fn rows_are_written_to_postgres_with_exact_costs() {
     }
     // The gateway restarts against the migrated database without trouble.
     h.start_gateway().await;
-    let usage: serde_json::Value = h
-        .client
-        .get(h.url("/admin/v1/usage"))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let usage = h.admin_usage().await;
     assert_eq!(usage["tenants"][0]["requests"], 2);
     assert_eq!(usage["tenants"][0]["cost_nanos"], expected * 2);
     h.stop_gateway().await;

@@ -37,15 +37,7 @@ async fn invalid_manifest_keeps_the_last_good_config_and_a_fix_applies() {
     );
     write_config(&h.config_dir(), "newcomer.yaml", NEW_TENANT);
     eventually("the rejected reload is counted", || async {
-        let metrics = h
-            .client
-            .get(h.url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let metrics = h.metrics().await;
         metrics.contains("switchboard_config_reloads_total{result=\"failure\"}")
             && metrics.contains("switchboard_config_synchronized 0")
     })

@@ -1,4 +1,5 @@
-//! Writes the CRD manifests into the Helm chart (`crdgen DIR`), or prints them (`crdgen`).
+//! Writes the CRD manifests into the Helm chart (`crdgen DIR [REFERENCE.md]`), or prints them
+//! (`crdgen`). With a second argument it also writes the Markdown resource reference.
 //!
 //! The chart ships them as templates (not in `crds/`) so `helm upgrade` upgrades them too.
 
@@ -23,6 +24,13 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
                 println!("wrote {}", path.display());
+            }
+            if let Some(reference) = env::args().nth(2) {
+                if let Err(e) = fs::write(&reference, switchboard_crds::reference::markdown()) {
+                    eprintln!("crdgen: cannot write {reference}: {e}");
+                    return ExitCode::FAILURE;
+                }
+                println!("wrote {reference}");
             }
             ExitCode::SUCCESS
         }

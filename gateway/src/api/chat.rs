@@ -25,15 +25,10 @@ pub async fn chat_completions(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let begun = parse_json(body, state.limits.max_request_bytes).and_then(|request| {
-        let exchange = Exchange::begin(
-            &auth.runtime,
-            auth.caller,
-            &request,
-            Endpoint::ChatCompletions,
-            state.ledger.clone(),
-            state.metrics.clone(),
-        )?;
-        Ok((exchange, request))
+        Ok((
+            Exchange::begin(&state, auth, &request, Endpoint::ChatCompletions)?,
+            request,
+        ))
     });
     let (exchange, request) = match begun {
         Ok(begun) => begun,

@@ -4,7 +4,7 @@ use eventsource_stream::Eventsource;
 use futures::StreamExt;
 use serde_json::Value;
 
-use super::{Call, ChunkStream, Reply, UpstreamError, error_message, retry_after};
+use super::{Call, ChunkStream, Reply, UpstreamError, json_body, send_checked};
 use crate::translate::anthropic::{
     MessagesToChatStream, chat_request_to_messages, messages_response_to_chat,
 };
@@ -41,25 +41,9 @@ impl Anthropic {
         if let Some(key) = &self.api_key {
             request = request.header("x-api-key", key);
         }
-        let response = request
-            .send()
-            .await
-            .map_err(|e| UpstreamError::from_reqwest(&e, call.timeout))?;
-        let status = response.status();
-        if !status.is_success() {
-            let retry_after = retry_after(response.headers());
-            let body = response.text().await.unwrap_or_default();
-            return Err(UpstreamError::Status {
-                status: status.as_u16(),
-                message: error_message(&body),
-                retry_after,
-            });
-        }
+        let response = send_checked(request, call.timeout).await?;
         if !call.stream {
-            let message: Value = response
-                .json()
-                .await
-                .map_err(|e| UpstreamError::from_reqwest(&e, call.timeout))?;
+            let message = json_body(response, call.timeout).await?;
             return Ok(Reply::Complete(messages_response_to_chat(&message, &model)));
         }
         let timeout = call.timeout;

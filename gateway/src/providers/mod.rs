@@ -198,6 +198,37 @@ impl Provider {
     }
 }
 
+/// Sends a prepared request; a non-success status becomes [`UpstreamError::Status`] with the
+/// provider's own message and `retry-after`.
+async fn send_checked(
+    request: reqwest::RequestBuilder,
+    timeout: Duration,
+) -> Result<reqwest::Response, UpstreamError> {
+    let response = request
+        .send()
+        .await
+        .map_err(|e| UpstreamError::from_reqwest(&e, timeout))?;
+    let status = response.status();
+    if status.is_success() {
+        return Ok(response);
+    }
+    let retry_after = retry_after(response.headers());
+    let body = response.text().await.unwrap_or_default();
+    Err(UpstreamError::Status {
+        status: status.as_u16(),
+        message: error_message(&body),
+        retry_after,
+    })
+}
+
+/// Reads a complete JSON response body.
+async fn json_body(response: reqwest::Response, timeout: Duration) -> Result<Value, UpstreamError> {
+    response
+        .json()
+        .await
+        .map_err(|e| UpstreamError::from_reqwest(&e, timeout))
+}
+
 /// The message of a provider's JSON error body, or its raw text, capped.
 fn error_message(body: &str) -> String {
     let parsed: Option<Value> = serde_json::from_str(body).ok();

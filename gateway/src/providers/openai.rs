@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use crate::translate::anthropic::strip_cache_control;
 
-use super::{Call, ChunkStream, Reply, UpstreamError, error_message, retry_after};
+use super::{Call, ChunkStream, Reply, UpstreamError, json_body, send_checked};
 
 pub struct OpenAi {
     pub(super) client: reqwest::Client,
@@ -31,25 +31,9 @@ impl OpenAi {
         if let Some(key) = &self.api_key {
             request = request.bearer_auth(key);
         }
-        let response = request
-            .send()
-            .await
-            .map_err(|e| UpstreamError::from_reqwest(&e, call.timeout))?;
-        let status = response.status();
-        if !status.is_success() {
-            let retry_after = retry_after(response.headers());
-            let body = response.text().await.unwrap_or_default();
-            return Err(UpstreamError::Status {
-                status: status.as_u16(),
-                message: error_message(&body),
-                retry_after,
-            });
-        }
+        let response = send_checked(request, call.timeout).await?;
         if !call.stream {
-            let body: Value = response
-                .json()
-                .await
-                .map_err(|e| UpstreamError::from_reqwest(&e, call.timeout))?;
+            let body = json_body(response, call.timeout).await?;
             return Ok(Reply::Complete(body));
         }
         let timeout = call.timeout;

@@ -141,6 +141,7 @@ impl Harness {
             admin_token: Some(ADMIN_TOKEN.into()),
             max_request_bytes: 64 * 1024,
             shutdown_grace_seconds: 5,
+            check: false,
             log_format: LogFormat::Text,
         };
         self.gateway = Some(server::start(&settings).await.unwrap());
@@ -163,6 +164,30 @@ impl Harness {
             .bearer_auth(key)
             .json(body)
             .send()
+            .await
+            .unwrap()
+    }
+
+    /// `GET /admin/v1/usage` with the admin token.
+    pub async fn admin_usage(&self) -> Value {
+        let response = self
+            .client
+            .get(self.url("/admin/v1/usage"))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .unwrap();
+        response.json().await.unwrap()
+    }
+
+    /// The Prometheus text of `/metrics`.
+    pub async fn metrics(&self) -> String {
+        self.client
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
             .await
             .unwrap()
     }
