@@ -101,6 +101,28 @@ impl UpstreamError {
         }
     }
 
+    /// Removes `secret` (the backend's API key) wherever an upstream echoed it into a message.
+    fn redact(self, secret: Option<&str>) -> UpstreamError {
+        let Some(secret) = secret.filter(|s| s.len() >= 8) else {
+            return self;
+        };
+        let clean = |text: String| text.replace(secret, "[REDACTED]");
+        match self {
+            Self::Status {
+                status,
+                message,
+                retry_after,
+            } => Self::Status {
+                status,
+                message: clean(message),
+                retry_after,
+            },
+            Self::Connect(message) => Self::Connect(clean(message)),
+            Self::Protocol(message) => Self::Protocol(clean(message)),
+            timeout @ Self::Timeout(_) => timeout,
+        }
+    }
+
     /// Maps a reqwest failure, never including the URL's credentials or headers.
     fn from_reqwest(error: &reqwest::Error, timeout: Duration) -> UpstreamError {
         if error.is_timeout() {
@@ -192,8 +214,14 @@ impl Provider {
     pub async fn send(&self, call: Call) -> Result<Reply, UpstreamError> {
         match self {
             Self::Mock => Ok(mock::reply(&call)),
-            Self::OpenAi(provider) => provider.send(call).await,
-            Self::Anthropic(provider) => provider.send(call).await,
+            Self::OpenAi(provider) => provider
+                .send(call)
+                .await
+                .map_err(|e| e.redact(provider.api_key.as_deref())),
+            Self::Anthropic(provider) => provider
+                .send(call)
+                .await
+                .map_err(|e| e.redact(provider.api_key.as_deref())),
         }
     }
 }
@@ -249,4 +277,20 @@ fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<u64> {
         .trim()
         .parse()
         .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::UpstreamError;
+
+    #[test]
+    fn echoed_provider_keys_are_redacted() {
+        let error = UpstreamError::Status {
+            status: 401,
+            message: "Incorrect API key provided: sk-live-0123456789".into(),
+            retry_after: None,
+        };
+        let text = error.redact(Some("sk-live-0123456789")).to_string();
+        assert_eq!(text, "HTTP 401: Incorrect API key provided: [REDACTED]");
+    }
 }
