@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use sha2::{Digest, Sha256};
+use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -69,6 +70,12 @@ pub async fn start(settings: &Settings) -> Result<RunningGateway, StartError> {
     };
     let listener = TcpListener::bind(settings.listen).await?;
     let addr = listener.local_addr()?;
+    // Streams are many small writes: without TCP_NODELAY each waits on the client's delayed ACK.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(error) = tcp.set_nodelay(true) {
+            tracing::debug!(%error, "cannot set TCP_NODELAY");
+        }
+    });
     let grace = Duration::from_secs(settings.shutdown_grace_seconds);
     let (shutdown, stop) = oneshot::channel::<()>();
     let app = crate::app::router(state);

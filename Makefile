@@ -1,0 +1,65 @@
+# Switchboard: `make help` lists the targets.
+#
+# Build output goes outside the clone (shared by every checkout of this machine):
+CARGO_TARGET_DIR ?= $(HOME)/.cache/switchboard/target
+export CARGO_TARGET_DIR
+# The Python venv with the real OpenAI/Anthropic SDKs (scripts/venv.sh):
+SWITCHBOARD_VENV ?= $(HOME)/.cache/switchboard/venv
+export SWITCHBOARD_VENV
+# `make run`'s admin token (for /admin/v1/usage); set SWITCHBOARD_ADMIN_TOKEN to use another.
+SWITCHBOARD_ADMIN_TOKEN ?= sk-switchboard-admin-dev
+# Extra pytest arguments, e.g. `make sdk-test PYTEST_ARGS='-k hot_reload -x'`.
+PYTEST_ARGS ?=
+
+CARGO ?= cargo
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+.PHONY: help build run fake-upstream test sdk-test venv lint fmt crds bench e2e clean
+
+help: ## Show this help
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+build: ## Build every crate's binaries (debug)
+	$(CARGO) build --workspace --bins
+
+run: ## Run the gateway standalone on 127.0.0.1:8080 with config/samples and sqlite://switchboard.db
+	$(CARGO) run -p switchboard-gateway -- \
+		--config-dir config/samples \
+		--listen 127.0.0.1:8080 \
+		--database-url 'sqlite://switchboard.db?mode=rwc' \
+		--admin-token '$(SWITCHBOARD_ADMIN_TOKEN)'
+
+fake-upstream: ## Run the fake OpenAI/Anthropic server on 127.0.0.1:18080 (serves `local-model` for `make run`)
+	$(CARGO) run -p switchboard-fake-upstream -- --listen 127.0.0.1:18080
+
+test: ## Run all tests: cargo tests and the SDK tests, against SQLite and a throwaway PostgreSQL
+	scripts/test.sh all
+
+sdk-test: ## Run only the Python SDK tests (tests/sdk), with a throwaway PostgreSQL
+	scripts/test.sh sdk $(PYTEST_ARGS)
+
+venv: ## Create/update the Python venv with the pinned SDKs (tests/sdk/requirements.txt)
+	scripts/venv.sh
+
+lint: ## Check formatting and clippy (warnings are errors)
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+fmt: ## Format the Rust code
+	$(CARGO) fmt --all
+
+crds: ## Regenerate the CRD YAML in the Helm chart and docs/resources.md from the Rust types
+	$(CARGO) run -p switchboard-crds --bin crdgen -- charts/switchboard/templates/crds docs/resources.md
+
+bench: ## Benchmark the gateway against the fake upstream directly (wrk), print the table
+	bench/run.sh
+
+e2e: ## End-to-end tests against a real kube-apiserver (not built yet)
+	@echo "e2e: not built yet (issue 3)" >&2
+	@exit 1
+
+clean: ## Remove build output and the local SQLite ledger of `make run`
+	$(CARGO) clean
+	rm -f switchboard.db switchboard.db-shm switchboard.db-wal

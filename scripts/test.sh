@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# The test run behind `make test` and `make sdk-test`.
+#
+#   scripts/test.sh all [PYTEST_ARGS...]   cargo test --workspace, then the SDK tests (tests/sdk)
+#   scripts/test.sh sdk [PYTEST_ARGS...]   the SDK tests only
+#
+# Starts a throwaway PostgreSQL (scripts/postgres.sh) in a temporary directory, exports its URL as
+# SWITCHBOARD_TEST_POSTGRES_URL for the cargo and pytest tests, and stops it on exit, failure included.
+# Both suites run even if the first fails; the exit code is non-zero if either did.
+set -euo pipefail
+
+mode=${1:-all}
+shift || true
+case "$mode" in all | sdk) ;; *) echo "usage: $0 all|sdk [PYTEST_ARGS...]" >&2; exit 2 ;; esac
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/switchboard/target}
+cargo=${CARGO:-cargo}
+
+pgdir=$(mktemp -d "${TMPDIR:-/tmp}/switchboard-pg.XXXXXX")
+# shellcheck disable=SC2317 # invoked by the EXIT trap
+cleanup() {
+    "$root/scripts/postgres.sh" stop "$pgdir" >/dev/null 2>&1 || true
+    rm -rf "$pgdir"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+venv=$("$root/scripts/venv.sh")
+url=$("$root/scripts/postgres.sh" start "$pgdir" | sed -n 's/^DATABASE_URL=//p')
+[[ -n "$url" ]] || { echo "test.sh: PostgreSQL did not start" >&2; exit 1; }
+export SWITCHBOARD_TEST_POSTGRES_URL=$url
+echo "test.sh: PostgreSQL for tests at $url"
+
+# The SDK tests run the binaries; build them first (they find them in $CARGO_TARGET_DIR/debug).
+"$cargo" build --workspace --bins
+
+status=0
+if [[ $mode == all ]]; then
+    "$cargo" test --workspace || status=$?
+fi
+"$venv/bin/python" -m pytest tests/sdk "$@" || status=$?
+exit "$status"

@@ -1,0 +1,97 @@
+"""Both SDKs against a route whose upstream speaks Anthropic's Messages API (the fake's /v1/messages).
+
+OpenAI clients go through the OpenAI<->Anthropic translation (also for streams); Anthropic clients
+reach an Anthropic upstream. The upstream gets the route's provider key, never the tenant's.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+from harness import DEMO_KEY
+from ledger import FAKE_REPLY_PREFIX, Expected, Usage, assert_ids_are_request_ids, assert_ledger
+
+UPSTREAM_KEY = "sk-upstream-anthropic-test"
+
+ANTHROPIC_ROUTE = f"""
+apiVersion: v1
+kind: Secret
+metadata:
+  name: fake-claude-key
+type: Opaque
+stringData:
+  key: {UPSTREAM_KEY}
+---
+apiVersion: switchboard.dev/v1alpha1
+kind: ProviderRoute
+metadata:
+  name: fake-claude
+spec:
+  models:
+    - name: fake-claude
+      upstreamModel: claude-upstream
+      pricing: {{inputPerMillion: "3", outputPerMillion: "15", cachedInputPerMillion: "0.30", cacheWritePerMillion: "3.75"}}
+  backends:
+    - name: claude
+      provider: anthropic
+      baseUrl: "{{FAKE_BASE_URL}}"
+      apiKeySecretRef: {{name: fake-claude-key, key: key}}
+  retries: {{attempts: 0}}
+"""
+
+MODEL = "fake-claude"
+
+
+def test_openai_and_anthropic_clients_on_an_anthropic_upstream(start_gateway, fake_upstream):
+    fake_upstream.clear()
+    started_ms = int(time.time() * 1000)
+    gateway = start_gateway({"route-fake-claude.yaml": ANTHROPIC_ROUTE})
+    prompt = "Translate this request for the Anthropic upstream"
+    messages = [{"role": "user", "content": prompt}]
+    expected: list[Expected] = []
+
+    openai_client = gateway.openai()
+    completion = openai_client.chat.completions.create(model=MODEL, messages=messages)
+    assert completion.choices[0].message.content == FAKE_REPLY_PREFIX + prompt
+    assert completion.choices[0].finish_reason == "stop"
+    usage = Usage.from_openai(completion.usage)
+    expected.append(Expected(completion._request_id, MODEL, "chat_completions", False, usage))
+
+    stream = openai_client.chat.completions.create(
+        model=MODEL, messages=messages, stream=True, stream_options={"include_usage": True}
+    )
+    chunks = list(stream)
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == FAKE_REPLY_PREFIX + prompt
+    assert chunks[-1].usage is not None and chunks[-1].choices == []
+    assert Usage.from_openai(chunks[-1].usage) == usage
+    expected.append(
+        Expected(stream.response.headers.get("x-request-id"), MODEL, "chat_completions", True, usage)
+    )
+
+    anthropic_client = gateway.anthropic()
+    message = anthropic_client.messages.create(model=MODEL, max_tokens=256, messages=messages)
+    assert message.content[0].text == FAKE_REPLY_PREFIX + prompt
+    expected.append(Expected(message._request_id, MODEL, "messages", False, Usage.from_anthropic(message.usage)))
+
+    with anthropic_client.messages.stream(model=MODEL, max_tokens=256, messages=messages) as s:
+        assert "".join(s.text_stream) == FAKE_REPLY_PREFIX + prompt
+        final = s.get_final_message()
+        request_id = s.request_id or s.response.headers.get("request-id")
+    expected.append(Expected(request_id, MODEL, "messages", True, Usage.from_anthropic(final.usage)))
+
+    gateway.stop()
+    rows = gateway.ledger()
+    assert_ledger(rows, expected, started_ms)
+    assert_ids_are_request_ids(rows, expected)
+
+    recorded = [r for r in fake_upstream.requests() if r["path"].endswith("/messages")]
+    assert len(recorded) == 4, f"the fake saw {len(recorded)} /messages requests, expected 4"
+    for r in recorded:
+        pairs = r["headers"].items() if isinstance(r["headers"], dict) else r["headers"]  # [[name, value], ...]
+        headers = {name.lower(): value for name, value in pairs}
+        body = json.loads(r["body"]) if isinstance(r["body"], str) else r["body"]
+        assert body["model"] == "claude-upstream", body
+        assert DEMO_KEY not in json.dumps(r["headers"]), "the tenant's API key was forwarded upstream"
+        assert headers.get("x-api-key") == UPSTREAM_KEY, f"upstream auth header missing: {r['headers']}"
+        assert "anthropic-version" in headers, r["headers"]
