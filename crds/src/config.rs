@@ -44,9 +44,7 @@ pub struct TenantConfig {
 impl TenantConfig {
     /// Whether this tenant may use the named route.
     pub fn may_use_route(&self, route: &str) -> bool {
-        self.allowed_routes
-            .as_ref()
-            .is_none_or(|routes| routes.contains(route))
+        self.allowed_routes.as_ref().is_none_or(|routes| routes.contains(route))
     }
 }
 

@@ -20,14 +20,10 @@ impl NanoUsd {
         let (whole, frac) = text.split_once('.').unwrap_or((text, ""));
         let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
         if !digits(whole) || (text.contains('.') && !digits(frac)) || frac.len() > 9 || whole.len() > 9 {
-            return Err(format!(
-                "{text:?} is not a decimal amount like \"12.50\" (at most 9 decimals)"
-            ));
+            return Err(format!("{text:?} is not a decimal amount like \"12.50\" (at most 9 decimals)"));
         }
         let whole: i64 = whole.parse().map_err(|e| format!("{text:?}: {e}"))?;
-        let frac_nanos: i64 = format!("{frac:0<9}")
-            .parse()
-            .map_err(|e| format!("{text:?}: {e}"))?;
+        let frac_nanos: i64 = format!("{frac:0<9}").parse().map_err(|e| format!("{text:?}: {e}"))?;
         Ok(Self(whole * NANOS_PER_USD + frac_nanos))
     }
 

@@ -43,10 +43,7 @@ pub fn load_yaml(
             Err(e) => {
                 // The YAML stream cannot be resynchronised after a syntax error: stop here.
                 let message = format!("invalid YAML: {e}");
-                errors.push(ManifestError {
-                    origin: here,
-                    message,
-                });
+                errors.push(ManifestError { origin: here, message });
                 break;
             }
         };
@@ -63,33 +60,13 @@ fn add_object(
     resources: &mut Resources,
     secrets: &mut SecretStore,
 ) -> Result<(), ManifestError> {
-    let api_version = value
-        .get("apiVersion")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_owned();
-    let kind = value
-        .get("kind")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_owned();
-    let name = value
-        .pointer("/metadata/name")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_owned();
+    let api_version = value.get("apiVersion").and_then(Value::as_str).unwrap_or_default().to_owned();
+    let kind = value.get("kind").and_then(Value::as_str).unwrap_or_default().to_owned();
+    let name = value.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default().to_owned();
     let origin = format!("{here} {kind}/{name}");
-    let fail = |message: String| ManifestError {
-        origin: origin.clone(),
-        message,
-    };
+    let fail = |message: String| ManifestError { origin: origin.clone(), message };
     if kind == "List" {
-        for item in value
-            .get("items")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default()
-        {
+        for item in value.get("items").and_then(Value::as_array).cloned().unwrap_or_default() {
             add_object(item, here, resources, secrets)?;
         }
         return Ok(());

@@ -15,11 +15,7 @@ pub fn markdown() -> String {
     );
     for crd in [Tenant::crd(), ProviderRoute::crd(), Persona::crd(), Budget::crd()] {
         let version = &crd.spec.versions[0];
-        let Some(schema) = version
-            .schema
-            .as_ref()
-            .and_then(|s| s.open_api_v3_schema.as_ref())
-        else {
+        let Some(schema) = version.schema.as_ref().and_then(|s| s.open_api_v3_schema.as_ref()) else {
             continue;
         };
         let Ok(schema) = serde_json::to_value(schema) else {
@@ -66,12 +62,7 @@ fn fields(out: &mut String, path: &str, schema: &Value, required: bool) {
     }
     if let Some(properties) = properties {
         for (name, sub) in properties {
-            fields(
-                out,
-                &format!("{path}.{name}"),
-                sub,
-                required_names.contains(&name.as_str()),
-            );
+            fields(out, &format!("{path}.{name}"), sub, required_names.contains(&name.as_str()));
         }
     } else if let Some(items) = items.filter(|i| i.get("properties").is_some()) {
         fields_of_items(out, &format!("{path}[]"), items);
@@ -84,18 +75,8 @@ fn fields_of_items(out: &mut String, path: &str, items: &Value) {
         .and_then(Value::as_array)
         .map(|r| r.iter().filter_map(Value::as_str).collect())
         .unwrap_or_default();
-    for (name, sub) in items
-        .get("properties")
-        .and_then(Value::as_object)
-        .into_iter()
-        .flatten()
-    {
-        fields(
-            out,
-            &format!("{path}.{name}"),
-            sub,
-            required_names.contains(&name.as_str()),
-        );
+    for (name, sub) in items.get("properties").and_then(Value::as_object).into_iter().flatten() {
+        fields(out, &format!("{path}.{name}"), sub, required_names.contains(&name.as_str()));
     }
 }
 
@@ -111,11 +92,7 @@ fn rules(schema: &Value) -> Vec<String> {
     let mut rules = Vec::new();
     let get = |key: &str| schema.get(key).filter(|v| !v.is_null());
     if let Some(values) = get("enum").and_then(Value::as_array) {
-        let values: Vec<String> = values
-            .iter()
-            .filter_map(Value::as_str)
-            .map(|v| format!("`{v}`"))
-            .collect();
+        let values: Vec<String> = values.iter().filter_map(Value::as_str).map(|v| format!("`{v}`")).collect();
         rules.push(format!("one of {}", values.join(", ")));
     }
     for (key, label) in [
@@ -132,11 +109,7 @@ fn rules(schema: &Value) -> Vec<String> {
             rules.push(format!("{label} `{}`", value_text(value)));
         }
     }
-    for rule in get("x-kubernetes-validations")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
+    for rule in get("x-kubernetes-validations").and_then(Value::as_array).into_iter().flatten() {
         let message = rule.get("message").and_then(Value::as_str).unwrap_or_default();
         rules.push(format!("CEL: {message}"));
     }

@@ -38,18 +38,10 @@ pub struct SecretStore {
 impl SecretStore {
     /// Adds a Secret, merging `stringData` over `data` as the apiserver does.
     pub fn insert_secret(&mut self, secret: &Secret, default_namespace: &str) {
-        let namespace = secret
-            .metadata
-            .namespace
-            .clone()
-            .unwrap_or_else(|| default_namespace.to_owned());
+        let namespace = secret.metadata.namespace.clone().unwrap_or_else(|| default_namespace.to_owned());
         let name = secret.metadata.name.clone().unwrap_or_default();
-        let mut data: BTreeMap<String, Vec<u8>> = secret
-            .data
-            .iter()
-            .flatten()
-            .map(|(k, v)| (k.clone(), v.0.clone()))
-            .collect();
+        let mut data: BTreeMap<String, Vec<u8>> =
+            secret.data.iter().flatten().map(|(k, v)| (k.clone(), v.0.clone())).collect();
         for (key, value) in secret.string_data.iter().flatten() {
             data.insert(key.clone(), value.clone().into_bytes());
         }
@@ -112,10 +104,7 @@ impl RenderErrorReason {
 
     /// Problems with Secret references set `ResolvedRefs=False`; the rest `Accepted=False`.
     pub fn is_reference(self) -> bool {
-        matches!(
-            self,
-            Self::UnknownReference | Self::SecretNotFound | Self::SecretKeyNotFound
-        )
+        matches!(self, Self::UnknownReference | Self::SecretNotFound | Self::SecretKeyNotFound)
     }
 }
 
@@ -133,11 +122,7 @@ pub struct RenderError {
 
 impl fmt::Display for RenderError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} {}/{}: {}: {}",
-            self.kind, self.namespace, self.name, self.field, self.message
-        )
+        write!(f, "{} {}/{}: {}: {}", self.kind, self.namespace, self.name, self.field, self.message)
     }
 }
 
@@ -154,10 +139,7 @@ impl fmt::Display for RenderErrors {
 
 /// Renders the resources into one validated config, or every problem found.
 pub fn render(resources: &Resources, secrets: &SecretStore) -> Result<GatewayConfig, RenderErrors> {
-    let mut r = Renderer {
-        secrets,
-        errors: Vec::new(),
-    };
+    let mut r = Renderer { secrets, errors: Vec::new() };
     let routes = r.routes(&resources.routes);
     let tenants = r.tenants(&resources.tenants, &routes);
     let personas = r.personas(&resources.personas, &tenants, &routes);
@@ -165,13 +147,7 @@ pub fn render(resources: &Resources, secrets: &SecretStore) -> Result<GatewayCon
     if !r.errors.is_empty() {
         return Err(RenderErrors(r.errors));
     }
-    let mut config = GatewayConfig {
-        version: String::new(),
-        tenants,
-        routes,
-        personas,
-        budgets,
-    };
+    let mut config = GatewayConfig { version: String::new(), tenants, routes, personas, budgets };
     config.version = content_hash(&config);
     Ok(config)
 }
@@ -207,11 +183,7 @@ fn origin<K: Resource<DynamicType = ()>>(object: &K) -> Origin<'_> {
     };
     Origin {
         kind,
-        namespace: object
-            .meta()
-            .namespace
-            .as_deref()
-            .unwrap_or(crate::manifest::DEFAULT_NAMESPACE),
+        namespace: object.meta().namespace.as_deref().unwrap_or(crate::manifest::DEFAULT_NAMESPACE),
         name: object.meta().name.as_deref().unwrap_or_default(),
     }
 }
@@ -260,10 +232,7 @@ impl Renderer<'_> {
             Err(SecretLookupError::KeyNotFound) => (RenderErrorReason::SecretKeyNotFound, "has no such key"),
             Err(SecretLookupError::Empty) => (RenderErrorReason::SecretKeyNotFound, "holds an empty value"),
         };
-        let message = format!(
-            "Secret {}/{} key {:?} {problem}",
-            at.namespace, reference.name, reference.key
-        );
+        let message = format!("Secret {}/{} key {:?} {problem}", at.namespace, reference.name, reference.key);
         self.error(at, field, reason, message);
         None
     }
@@ -288,10 +257,8 @@ impl Renderer<'_> {
             for (i, model) in route.spec.models.iter().enumerate() {
                 let field = |leaf: &str| format!("spec.models[{i}].{leaf}");
                 if let Some(owner) = model_owner.get(&model.name).filter(|owner| *owner != at.name) {
-                    let message = format!(
-                        "model {:?} is already served by ProviderRoute {owner}",
-                        model.name
-                    );
+                    let message =
+                        format!("model {:?} is already served by ProviderRoute {owner}", model.name);
                     self.error(&at, field("name"), RenderErrorReason::Conflict, message);
                 }
                 model_owner.insert(model.name.clone(), at.name.to_owned());
@@ -310,11 +277,7 @@ impl Renderer<'_> {
                     },
                 };
                 let upstream_model = model.upstream_model.clone().unwrap_or_else(|| model.name.clone());
-                models.push(ModelConfig {
-                    name: model.name.clone(),
-                    upstream_model,
-                    pricing,
-                });
+                models.push(ModelConfig { name: model.name.clone(), upstream_model, pricing });
             }
             let mut backends = Vec::new();
             for (i, backend) in route.spec.backends.iter().enumerate() {
@@ -390,10 +353,7 @@ impl Renderer<'_> {
                     let message = format!("the key value is also used by {other}; every key must be unique");
                     self.error(&at, field, RenderErrorReason::Conflict, message);
                 }
-                api_keys.push(ApiKeyConfig {
-                    id: key.name.clone(),
-                    sha256,
-                });
+                api_keys.push(ApiKeyConfig { id: key.name.clone(), sha256 });
             }
             for (i, route) in tenant.spec.allowed_routes.iter().flatten().enumerate() {
                 if !routes.contains_key(route) {
@@ -412,16 +372,8 @@ impl Renderer<'_> {
                 display_name: tenant.spec.display_name.clone(),
                 namespaces: tenant.spec.namespaces.clone(),
                 api_keys,
-                allowed_routes: tenant
-                    .spec
-                    .allowed_routes
-                    .as_ref()
-                    .map(|r| r.iter().cloned().collect()),
-                allowed_personas: tenant
-                    .spec
-                    .allowed_personas
-                    .as_ref()
-                    .map(|p| p.iter().cloned().collect()),
+                allowed_routes: tenant.spec.allowed_routes.as_ref().map(|r| r.iter().cloned().collect()),
+                allowed_personas: tenant.spec.allowed_personas.as_ref().map(|p| p.iter().cloned().collect()),
                 rate_limits: tenant.spec.rate_limits.clone().unwrap_or_default(),
                 priority: tenant.spec.priority,
             };
@@ -453,9 +405,7 @@ impl Renderer<'_> {
                 let message = format!("Tenant {:?} does not exist", spec.tenant);
                 self.error(&at, "spec.tenant", RenderErrorReason::UnknownReference, message);
             }
-            let route = routes
-                .values()
-                .find(|r| r.models.iter().any(|m| m.name == spec.model));
+            let route = routes.values().find(|r| r.models.iter().any(|m| m.name == spec.model));
             match (route, owner) {
                 (None, _) => {
                     let message = format!("no ProviderRoute serves model {:?}", spec.model);
@@ -536,12 +486,7 @@ impl Renderer<'_> {
             match tenants.get(&scope.tenant) {
                 None => {
                     let message = format!("Tenant {:?} does not exist", scope.tenant);
-                    self.error(
-                        &at,
-                        "spec.scope.tenant",
-                        RenderErrorReason::UnknownReference,
-                        message,
-                    );
+                    self.error(&at, "spec.scope.tenant", RenderErrorReason::UnknownReference, message);
                 }
                 Some(tenant) => {
                     if let Some(persona) = &scope.persona
@@ -549,23 +494,13 @@ impl Renderer<'_> {
                     {
                         let message =
                             format!("Persona {persona:?} is not a persona of Tenant {:?}", tenant.name);
-                        self.error(
-                            &at,
-                            "spec.scope.persona",
-                            RenderErrorReason::UnknownReference,
-                            message,
-                        );
+                        self.error(&at, "spec.scope.persona", RenderErrorReason::UnknownReference, message);
                     }
                     if let Some(key) = &scope.api_key
                         && !tenant.api_keys.iter().any(|k| &k.id == key)
                     {
                         let message = format!("Tenant {:?} has no API key named {key:?}", tenant.name);
-                        self.error(
-                            &at,
-                            "spec.scope.apiKey",
-                            RenderErrorReason::UnknownReference,
-                            message,
-                        );
+                        self.error(&at, "spec.scope.apiKey", RenderErrorReason::UnknownReference, message);
                     }
                 }
             }
@@ -587,11 +522,8 @@ impl Renderer<'_> {
                 warn_at_percent: budget.spec.warn_at_percent,
             });
         }
-        let with_budget: BTreeSet<String> = out
-            .iter()
-            .filter(|b| b.scope == BudgetScopeKind::Tenant)
-            .map(|b| b.tenant.clone())
-            .collect();
+        let with_budget: BTreeSet<String> =
+            out.iter().filter(|b| b.scope == BudgetScopeKind::Tenant).map(|b| b.tenant.clone()).collect();
         for tenant in tenant_specs {
             let at = origin(tenant);
             let Some(default) = &tenant.spec.default_budget else {

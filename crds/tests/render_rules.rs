@@ -45,16 +45,8 @@ fn single_error(extra: &str, kind: &str, name: &str, field: &str, reason: Reason
     let errors = render_yaml(extra).expect_err("render should fail");
     assert_eq!(errors.len(), 1, "{errors:?}");
     let e = &errors[0];
-    assert_eq!(
-        (e.kind, e.name.as_str(), e.field.as_str(), e.reason),
-        (kind, name, field, reason),
-        "{e}"
-    );
-    assert!(
-        e.to_string()
-            .starts_with(&format!("{kind} {}/{name}: {field}: ", e.namespace)),
-        "{e}"
-    );
+    assert_eq!((e.kind, e.name.as_str(), e.field.as_str(), e.reason), (kind, name, field, reason), "{e}");
+    assert!(e.to_string().starts_with(&format!("{kind} {}/{name}: {field}: ", e.namespace)), "{e}");
     e.message.clone()
 }
 
@@ -65,10 +57,7 @@ fn base_renders_with_hashed_keys_and_exact_prices() {
     let (route, model) = config.find_model("m").unwrap();
     assert_eq!(route.name, "r");
     assert_eq!(model.pricing.input.0, 500_000_000);
-    assert_eq!(
-        model.pricing.cached_input, model.pricing.input,
-        "cache prices default to the input price"
-    );
+    assert_eq!(model.pricing.cached_input, model.pricing.input, "cache prices default to the input price");
     assert_eq!(model.upstream_model, "m");
 }
 
@@ -111,10 +100,7 @@ fn a_key_value_shared_by_two_tenants_is_a_conflict_without_revealing_it() {
         "spec.apiKeys[0].secretRef",
         Reason::Conflict,
     );
-    assert!(
-        message.contains("Tenant ns/team key main") && !message.contains("sk-team"),
-        "{message}"
-    );
+    assert!(message.contains("Tenant ns/team key main") && !message.contains("sk-team"), "{message}");
 }
 
 #[test]
@@ -176,11 +162,7 @@ fn provider_key_secret_must_exist_and_stays_a_reference() {
     )
     .unwrap();
     let backend = &config.routes["r2"].backends[0];
-    assert_eq!(
-        backend.base_url.as_deref(),
-        Some("http://x/v1"),
-        "trailing slash trimmed"
-    );
+    assert_eq!(backend.base_url.as_deref(), Some("http://x/v1"), "trailing slash trimmed");
     assert_eq!(backend.api_key.as_ref().unwrap().key, "upstream");
     assert!(!serde_json::to_string(&config).unwrap().contains("sk-up"));
 }
@@ -226,13 +208,8 @@ fn persona_model_must_be_allowed_for_its_tenant() {
 #[test]
 fn memory_is_never_shared_across_tenants() {
     let extra = "apiVersion: switchboard.dev/v1alpha1\nkind: Tenant\nmetadata: {name: t2, namespace: ns}\nspec: {}\n---\napiVersion: switchboard.dev/v1alpha1\nkind: Persona\nmetadata: {name: foreign, namespace: ns}\nspec: {tenant: t2, systemPrompt: x, model: m}\n---\napiVersion: switchboard.dev/v1alpha1\nkind: Persona\nmetadata: {name: p2, namespace: ns}\nspec:\n  tenant: team\n  systemPrompt: x\n  model: m\n  memory: {sharing: {scope: Personas, personas: [p, foreign]}}\n";
-    let message = single_error(
-        extra,
-        "Persona",
-        "p2",
-        "spec.memory.sharing.personas[1]",
-        Reason::UnknownReference,
-    );
+    let message =
+        single_error(extra, "Persona", "p2", "spec.memory.sharing.personas[1]", Reason::UnknownReference);
     assert!(message.contains("never shared across tenants"));
 }
 
@@ -273,18 +250,12 @@ fn default_budget_applies_only_without_a_tenant_budget() {
     let tenant = "apiVersion: switchboard.dev/v1alpha1\nkind: Tenant\nmetadata: {name: t2, namespace: ns}\nspec:\n  defaultBudget: {limitUsd: '10', period: Monthly}\n";
     let config = render_yaml(tenant).unwrap();
     assert_eq!(config.budgets.len(), 1);
-    assert_eq!(
-        (config.budgets[0].name.as_str(), config.budgets[0].limit.0),
-        ("t2-default", 10_000_000_000)
-    );
+    assert_eq!((config.budgets[0].name.as_str(), config.budgets[0].limit.0), ("t2-default", 10_000_000_000));
     let explicit = format!(
         "{tenant}---\napiVersion: switchboard.dev/v1alpha1\nkind: Budget\nmetadata: {{name: b, namespace: ns}}\nspec: {{scope: {{kind: Tenant, tenant: t2}}, limitUsd: '3', period: Daily}}\n"
     );
     let config = render_yaml(&explicit).unwrap();
-    assert_eq!(
-        config.budgets.iter().map(|b| b.name.as_str()).collect::<Vec<_>>(),
-        ["b"]
-    );
+    assert_eq!(config.budgets.iter().map(|b| b.name.as_str()).collect::<Vec<_>>(), ["b"]);
 }
 
 #[test]

@@ -29,17 +29,12 @@ fn samples_render_into_a_config_without_secret_values() {
     );
     assert!(config.find_model("demo-echo").is_some());
     assert_eq!(
-        config.find_model("local-model").unwrap().0.backends[0]
-            .base_url
-            .as_deref(),
+        config.find_model("local-model").unwrap().0.backends[0].base_url.as_deref(),
         Some("http://127.0.0.1:18080/v1")
     );
     assert_eq!(config.personas["ada"].tenant, "demo");
     assert_eq!(config.budgets.len(), 1);
     let json = serde_json::to_string(&config).unwrap();
-    assert!(
-        !json.contains("sk-switchboard-demo"),
-        "a secret value leaked into the config"
-    );
+    assert!(!json.contains("sk-switchboard-demo"), "a secret value leaked into the config");
     assert_eq!(config.version.len(), 64);
 }

@@ -52,11 +52,7 @@ pub(crate) async fn messages(State(state): State<Arc<AppState>>, headers: Header
     };
     let usage = Usage::new(&headers, prompt::prompt_tokens(messages, system), &text, true);
     let usage = (behavior != Behavior::NoUsage).then_some(usage);
-    let reply = Reply {
-        id: server::new_id("msg_"),
-        model,
-        text: &text,
-    };
+    let reply = Reply { id: server::new_id("msg_"), model, text: &text };
     if body.get("stream").and_then(Value::as_bool) == Some(true) {
         let cut = behavior == Behavior::StreamCut;
         server::sse_response(Api::Anthropic, reply.events(usage, cut), cut)
@@ -90,10 +86,7 @@ impl Reply<'_> {
         if let (Some(usage), Some(object)) = (usage, start.as_object_mut()) {
             object.insert("usage".to_owned(), usage_json(usage, 1));
         }
-        frames.push(event(
-            "message_start",
-            &json!({"type": "message_start", "message": start}),
-        ));
+        frames.push(event("message_start", &json!({"type": "message_start", "message": start})));
         let block =
             json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}});
         frames.push(event("content_block_start", &block));
@@ -106,10 +99,7 @@ impl Reply<'_> {
             frames.truncate(FRAMES_BEFORE_CONTENT + CUT_AFTER_CHUNKS);
             return frames;
         }
-        frames.push(event(
-            "content_block_stop",
-            &json!({"type": "content_block_stop", "index": 0}),
-        ));
+        frames.push(event("content_block_stop", &json!({"type": "content_block_stop", "index": 0})));
         let mut delta =
             json!({"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": null}});
         if let (Some(usage), Some(object)) = (usage, delta.as_object_mut()) {

@@ -43,9 +43,7 @@ impl Behavior {
                 .map_or(Behavior::Normal, Behavior::Error);
         }
         if let Some(ms) = name.strip_prefix("slow-") {
-            return ms
-                .parse()
-                .map_or(Behavior::Normal, |ms| Behavior::Slow(Duration::from_millis(ms)));
+            return ms.parse().map_or(Behavior::Normal, |ms| Behavior::Slow(Duration::from_millis(ms)));
         }
         match name {
             "hang" => Behavior::Hang,
@@ -73,16 +71,10 @@ mod tests {
 
     #[test]
     fn parses_every_behaviour() {
-        assert_eq!(
-            Behavior::parse("error-429"),
-            Behavior::Error(StatusCode::TOO_MANY_REQUESTS)
-        );
+        assert_eq!(Behavior::parse("error-429"), Behavior::Error(StatusCode::TOO_MANY_REQUESTS));
         assert_eq!(Behavior::parse("error-200"), Behavior::Normal);
         assert_eq!(Behavior::parse("error-x"), Behavior::Normal);
-        assert_eq!(
-            Behavior::parse("slow-250"),
-            Behavior::Slow(Duration::from_millis(250))
-        );
+        assert_eq!(Behavior::parse("slow-250"), Behavior::Slow(Duration::from_millis(250)));
         assert_eq!(Behavior::parse("hang"), Behavior::Hang);
         assert_eq!(Behavior::parse("stream-cut"), Behavior::StreamCut);
         assert_eq!(Behavior::parse("no-usage"), Behavior::NoUsage);
@@ -97,9 +89,6 @@ mod tests {
         headers.insert(BEHAVIOR_HEADER, HeaderValue::from_static("normal"));
         assert_eq!(Behavior::select(&headers, Some("hang")), Behavior::Normal);
         headers.insert(BEHAVIOR_HEADER, HeaderValue::from_static("error-503"));
-        assert_eq!(
-            Behavior::select(&headers, None),
-            Behavior::Error(StatusCode::SERVICE_UNAVAILABLE)
-        );
+        assert_eq!(Behavior::select(&headers, None), Behavior::Error(StatusCode::SERVICE_UNAVAILABLE));
     }
 }

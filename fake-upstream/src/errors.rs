@@ -23,13 +23,7 @@ impl Api {
     /// A validation error (400) naming the offending parameter where the API does.
     pub(crate) fn invalid_request(self, message: &str, param: Option<&str>) -> Response {
         match self {
-            Api::OpenAi => openai(
-                StatusCode::BAD_REQUEST,
-                "invalid_request_error",
-                message,
-                param,
-                None,
-            ),
+            Api::OpenAi => openai(StatusCode::BAD_REQUEST, "invalid_request_error", message, param, None),
             Api::Anthropic => anthropic(StatusCode::BAD_REQUEST, message),
         }
     }
@@ -45,9 +39,7 @@ impl Api {
             Api::Anthropic => anthropic(status, &message),
         };
         if status == StatusCode::TOO_MANY_REQUESTS {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         response
     }
@@ -96,10 +88,7 @@ fn with_request_id(status: StatusCode, body: Value, api: Api, request_id: String
 fn openai_kind(status: StatusCode) -> (&'static str, Option<&'static str>) {
     match status.as_u16() {
         401 => ("invalid_request_error", Some("invalid_api_key")),
-        403 => (
-            "invalid_request_error",
-            Some("unsupported_country_region_territory"),
-        ),
+        403 => ("invalid_request_error", Some("unsupported_country_region_territory")),
         404 => ("invalid_request_error", Some("model_not_found")),
         429 => ("requests", Some("rate_limit_exceeded")),
         400..=499 => ("invalid_request_error", None),

@@ -132,12 +132,7 @@ impl FakeUpstream {
                 })
                 .await
         });
-        Ok(FakeUpstream {
-            addr,
-            state,
-            stop,
-            task: Some(task),
-        })
+        Ok(FakeUpstream { addr, state, stop, task: Some(task) })
     }
 
     /// The bound address (with the real port when bound to port 0).
@@ -152,11 +147,7 @@ impl FakeUpstream {
 
     /// The recorded requests in arrival order (empty when recording is off).
     pub fn requests(&self) -> Vec<RecordedRequest> {
-        self.state
-            .recorder
-            .as_ref()
-            .map(|r| r.snapshot())
-            .unwrap_or_default()
+        self.state.recorder.as_ref().map(|r| r.snapshot()).unwrap_or_default()
     }
 
     /// How many API requests arrived (counted even when recording is off).

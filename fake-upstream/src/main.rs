@@ -29,14 +29,9 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let args = Args::parse();
-    let server = FakeUpstream::spawn(
-        args.listen,
-        Options {
-            record: !args.no_record,
-        },
-    )
-    .await
-    .with_context(|| format!("binding {}", args.listen))?;
+    let server = FakeUpstream::spawn(args.listen, Options { record: !args.no_record })
+        .await
+        .with_context(|| format!("binding {}", args.listen))?;
     tracing::info!(addr = %server.addr(), record = !args.no_record, "fake-upstream listening");
     shutdown_signal().await?;
     tracing::info!("shutting down");

@@ -45,17 +45,10 @@ pub(crate) async fn chat_completions(
     };
     let usage = Usage::new(&headers, prompt::prompt_tokens(messages, None), &text, false);
     let usage = (behavior != Behavior::NoUsage).then_some(usage);
-    let reply = Reply {
-        id: server::new_id("chatcmpl-"),
-        created: server::unix_now(),
-        model,
-        text: &text,
-    };
+    let reply = Reply { id: server::new_id("chatcmpl-"), created: server::unix_now(), model, text: &text };
     if body.get("stream").and_then(Value::as_bool) == Some(true) {
-        let include_usage = body
-            .pointer("/stream_options/include_usage")
-            .and_then(Value::as_bool)
-            == Some(true);
+        let include_usage =
+            body.pointer("/stream_options/include_usage").and_then(Value::as_bool) == Some(true);
         let frames = reply.chunks(usage.filter(|_| include_usage), behavior == Behavior::StreamCut);
         server::sse_response(Api::OpenAi, frames, behavior == Behavior::StreamCut)
     } else {

@@ -55,9 +55,7 @@ pub(crate) fn last_user_text(messages: &[Value]) -> String {
 /// Anthropic `system` counts as one more message, so a conversation translated between the two
 /// APIs (system message <-> `system` field) keeps the same count.
 pub(crate) fn prompt_tokens(messages: &[Value], system: Option<&Value>) -> u64 {
-    let system = system
-        .filter(|s| !s.is_null())
-        .map_or(0, |s| tokens(&content_text(s)) + PER_MESSAGE_TOKENS);
+    let system = system.filter(|s| !s.is_null()).map_or(0, |s| tokens(&content_text(s)) + PER_MESSAGE_TOKENS);
     messages.iter().fold(system, |acc, m| {
         let text = m.get("content").map(content_text).unwrap_or_default();
         acc + tokens(&text) + PER_MESSAGE_TOKENS
@@ -136,34 +134,20 @@ impl Usage {
     /// Combines the counted tokens with the cache headers, clamped so that K + W <= P.
     pub(crate) fn new(headers: &HeaderMap, prompt: u64, reply: &str, anthropic: bool) -> Usage {
         let cached = header_u64(headers, CACHED_TOKENS_HEADER).min(prompt);
-        let cache_write = if anthropic {
-            header_u64(headers, CACHE_WRITE_TOKENS_HEADER).min(prompt - cached)
-        } else {
-            0
-        };
-        Usage {
-            prompt,
-            completion: tokens(reply),
-            cached,
-            cache_write,
-        }
+        let cache_write =
+            if anthropic { header_u64(headers, CACHE_WRITE_TOKENS_HEADER).min(prompt - cached) } else { 0 };
+        Usage { prompt, completion: tokens(reply), cached, cache_write }
     }
 
     /// Anthropic's `input_tokens`: the prompt tokens neither read from nor written to the cache.
     pub(crate) fn uncached_input(&self) -> u64 {
-        self.prompt
-            .saturating_sub(self.cached)
-            .saturating_sub(self.cache_write)
+        self.prompt.saturating_sub(self.cached).saturating_sub(self.cache_write)
     }
 }
 
 /// A non-negative integer header, 0 when absent or malformed.
 fn header_u64(headers: &HeaderMap, name: &str) -> u64 {
-    headers
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0)
+    headers.get(name).and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse().ok()).unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -180,10 +164,7 @@ mod tests {
         ];
         assert_eq!(prompt_tokens(&messages, None), 2 + 3 + 3 + 3);
         assert_eq!(prompt_tokens(&messages[1..], Some(&json!("be brief"))), 11);
-        assert_eq!(
-            reply_text(&messages),
-            "fake-upstream reply to: hello there friend"
-        );
+        assert_eq!(reply_text(&messages), "fake-upstream reply to: hello there friend");
         assert_eq!(tokens(&reply_text(&messages)), 6);
     }
 
@@ -208,15 +189,9 @@ mod tests {
     fn cache_headers_are_clamped() {
         let mut headers = HeaderMap::new();
         headers.insert(CACHED_TOKENS_HEADER, axum::http::HeaderValue::from_static("8"));
-        headers.insert(
-            CACHE_WRITE_TOKENS_HEADER,
-            axum::http::HeaderValue::from_static("5"),
-        );
+        headers.insert(CACHE_WRITE_TOKENS_HEADER, axum::http::HeaderValue::from_static("5"));
         let usage = Usage::new(&headers, 10, "one two", true);
-        assert_eq!(
-            (usage.cached, usage.cache_write, usage.uncached_input()),
-            (8, 2, 0)
-        );
+        assert_eq!((usage.cached, usage.cache_write, usage.uncached_input()), (8, 2, 0));
         let usage = Usage::new(&headers, 10, "one two", false);
         assert_eq!((usage.cached, usage.cache_write, usage.completion), (8, 0, 2));
     }

@@ -35,10 +35,7 @@ pub struct RecordedRequest {
 impl RecordedRequest {
     /// The first value of header `name` (give it lower-cased).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
     }
 }
 
@@ -51,24 +48,15 @@ pub(crate) struct Recorder {
 
 impl Recorder {
     pub(crate) fn snapshot(&self) -> Vec<RecordedRequest> {
-        self.requests
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        self.requests.lock().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
     fn push(&self, request: RecordedRequest) {
-        self.requests
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(request);
+        self.requests.lock().unwrap_or_else(PoisonError::into_inner).push(request);
     }
 
     fn clear(&self) {
-        self.requests
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clear();
+        self.requests.lock().unwrap_or_else(PoisonError::into_inner).clear();
     }
 }
 
@@ -84,11 +72,7 @@ pub(crate) async fn record(State(state): State<Arc<AppState>>, request: Request,
     let bytes = match to_bytes(body, BODY_LIMIT).await {
         Ok(bytes) => bytes,
         Err(_) => {
-            return (
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "request body too large or unreadable",
-            )
-                .into_response();
+            return (StatusCode::PAYLOAD_TOO_LARGE, "request body too large or unreadable").into_response();
         }
     };
     recorder.push(RecordedRequest {
@@ -98,10 +82,7 @@ pub(crate) async fn record(State(state): State<Arc<AppState>>, request: Request,
             .headers
             .iter()
             .map(|(name, value)| {
-                (
-                    name.as_str().to_owned(),
-                    String::from_utf8_lossy(value.as_bytes()).into_owned(),
-                )
+                (name.as_str().to_owned(), String::from_utf8_lossy(value.as_bytes()).into_owned())
             })
             .collect(),
         body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
@@ -111,13 +92,7 @@ pub(crate) async fn record(State(state): State<Arc<AppState>>, request: Request,
 
 /// `GET /_fake/requests`: the recorded requests as a JSON array (empty when recording is off).
 pub(crate) async fn list(State(state): State<Arc<AppState>>) -> Json<Vec<RecordedRequest>> {
-    Json(
-        state
-            .recorder
-            .as_ref()
-            .map(Recorder::snapshot)
-            .unwrap_or_default(),
-    )
+    Json(state.recorder.as_ref().map(Recorder::snapshot).unwrap_or_default())
 }
 
 /// `DELETE /_fake/requests`: forgets the recorded requests and resets the request count, so a

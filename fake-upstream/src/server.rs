@@ -51,11 +51,7 @@ pub(crate) struct AppState {
 
 impl AppState {
     pub(crate) fn new(record: bool, shutdown: watch::Receiver<bool>) -> AppState {
-        AppState {
-            recorder: record.then(Recorder::default),
-            count: AtomicUsize::new(0),
-            shutdown,
-        }
+        AppState { recorder: record.then(Recorder::default), count: AtomicUsize::new(0), shutdown }
     }
 
     pub(crate) fn request_count(&self) -> usize {
@@ -93,13 +89,7 @@ async fn not_found(headers: HeaderMap) -> Response {
         errors::anthropic(StatusCode::NOT_FOUND, "Not found")
     } else {
         let message = "Invalid URL: this fake serves /v1/chat/completions, /v1/models and /v1/messages";
-        errors::openai(
-            StatusCode::NOT_FOUND,
-            "invalid_request_error",
-            message,
-            None,
-            None,
-        )
+        errors::openai(StatusCode::NOT_FOUND, "invalid_request_error", message, None, None)
     }
 }
 
@@ -160,10 +150,7 @@ pub(crate) fn sse_response(api: Api, frames: Vec<Bytes>, cut: bool) -> Response 
     let body = if cut {
         let abort = futures::stream::once(async {
             tokio::time::sleep(CUT_DELAY).await;
-            Err(io::Error::new(
-                io::ErrorKind::ConnectionAborted,
-                "fake-upstream stream-cut",
-            ))
+            Err(io::Error::new(io::ErrorKind::ConnectionAborted, "fake-upstream stream-cut"))
         });
         Body::from_stream(head.chain(abort))
     } else {
@@ -171,10 +158,7 @@ pub(crate) fn sse_response(api: Api, frames: Vec<Bytes>, cut: bool) -> Response 
     };
     let mut response = Response::new(body);
     let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/event-stream; charset=utf-8"),
-    );
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream; charset=utf-8"));
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     insert_request_id(api, &mut response);
     response
@@ -194,7 +178,5 @@ pub(crate) fn new_id(prefix: &str) -> String {
 
 /// Seconds since the Unix epoch (0 if the clock is before it).
 pub(crate) fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }

@@ -67,10 +67,7 @@ async fn system_blocks_and_content_blocks_are_counted() {
         ],
     });
     let body: Value = post(&fake.base_url(), &body, &[]).await.json().await.unwrap();
-    assert_eq!(
-        body["content"][0]["text"],
-        "fake-upstream reply to: three little words"
-    );
+    assert_eq!(body["content"][0]["text"], "fake-upstream reply to: three little words");
     assert_eq!(body["usage"]["input_tokens"], 5 + 4 + 5 + 6);
     assert_eq!(body["usage"]["output_tokens"], 6);
     assert_eq!(body["usage"]["cache_read_input_tokens"], 0);
@@ -83,12 +80,7 @@ async fn stream_sends_every_event_with_an_event_line() {
     body["stream"] = json!(true);
     let response = post(&fake.base_url(), &body, &[("x-fake-cached-tokens", "2")]).await;
     assert_eq!(response.status(), 200);
-    assert!(
-        response.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("text/event-stream")
-    );
+    assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
     let frames = parse_sse(&response.text().await.unwrap());
     let names: Vec<&str> = frames.iter().map(|f| f.event.as_deref().unwrap()).collect();
     let mut expected = vec!["message_start", "content_block_start", "ping"];
@@ -115,10 +107,7 @@ async fn stream_sends_every_event_with_an_event_line() {
         })
         .collect();
     assert_eq!(text, "fake-upstream reply to: hello there");
-    assert_eq!(
-        events[9]["delta"],
-        json!({"stop_reason": "end_turn", "stop_sequence": null})
-    );
+    assert_eq!(events[9]["delta"], json!({"stop_reason": "end_turn", "stop_sequence": null}));
     assert_eq!(events[9]["usage"], json!({"output_tokens": 5}));
 }
 
@@ -185,12 +174,6 @@ async fn stream_cut_stops_after_two_deltas() {
     let names: Vec<String> = parse_sse(&text).into_iter().filter_map(|f| f.event).collect();
     assert_eq!(
         names,
-        [
-            "message_start",
-            "content_block_start",
-            "ping",
-            "content_block_delta",
-            "content_block_delta"
-        ]
+        ["message_start", "content_block_start", "ping", "content_block_delta", "content_block_delta"]
     );
 }

@@ -19,9 +19,7 @@ fn request() -> Value {
 }
 
 async fn post(base: &str, body: &Value, headers: &[(&str, &str)]) -> reqwest::Response {
-    let mut builder = reqwest::Client::new()
-        .post(format!("{base}/chat/completions"))
-        .json(body);
+    let mut builder = reqwest::Client::new().post(format!("{base}/chat/completions")).json(body);
     for (name, value) in headers {
         builder = builder.header(*name, *value);
     }
@@ -66,10 +64,7 @@ async fn content_parts_are_joined_and_cached_tokens_clamped() {
     ]});
     let response = post(&fake.base_url(), &body, &[("x-fake-cached-tokens", "999")]).await;
     let body: Value = response.json().await.unwrap();
-    assert_eq!(
-        body["choices"][0]["message"]["content"],
-        "fake-upstream reply to: look at this"
-    );
+    assert_eq!(body["choices"][0]["message"]["content"], "fake-upstream reply to: look at this");
     assert_eq!(body["usage"]["prompt_tokens"], 5 + 5 + 6);
     assert_eq!(body["usage"]["prompt_tokens_details"]["cached_tokens"], 16);
 }
@@ -81,12 +76,7 @@ async fn stream_sends_role_words_finish_and_done() {
     body["stream"] = json!(true);
     let response = post(&fake.base_url(), &body, &[]).await;
     assert_eq!(response.status(), 200);
-    assert!(
-        response.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("text/event-stream")
-    );
+    assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
     let frames = parse_sse(&response.text().await.unwrap());
     assert_eq!(frames.len(), 1 + 5 + 1 + 1);
     assert_eq!(frames.last().unwrap().data, "[DONE]");
@@ -102,16 +92,10 @@ async fn stream_sends_role_words_finish_and_done() {
         chunks[0]["choices"][0]["delta"],
         json!({"role": "assistant", "content": "", "refusal": null})
     );
-    let text: String = chunks[1..6]
-        .iter()
-        .map(|c| c["choices"][0]["delta"]["content"].as_str().unwrap())
-        .collect();
+    let text: String =
+        chunks[1..6].iter().map(|c| c["choices"][0]["delta"]["content"].as_str().unwrap()).collect();
     assert_eq!(text, "fake-upstream reply to: hello there");
-    assert!(
-        chunks[..6]
-            .iter()
-            .all(|c| c["choices"][0]["finish_reason"].is_null())
-    );
+    assert!(chunks[..6].iter().all(|c| c["choices"][0]["finish_reason"].is_null()));
     assert_eq!(chunks[6]["choices"][0]["delta"], json!({}));
     assert_eq!(chunks[6]["choices"][0]["finish_reason"], "stop");
 }
@@ -126,11 +110,7 @@ async fn stream_include_usage_adds_null_usage_and_a_usage_chunk() {
     let frames = parse_sse(&response.text().await.unwrap());
     assert_eq!(frames.len(), 1 + 5 + 1 + 1 + 1);
     let chunks: Vec<Value> = frames[..frames.len() - 1].iter().map(|f| f.json()).collect();
-    assert!(
-        chunks[..7]
-            .iter()
-            .all(|c| c["usage"].is_null() && c.get("usage").is_some())
-    );
+    assert!(chunks[..7].iter().all(|c| c["usage"].is_null() && c.get("usage").is_some()));
     let last = &chunks[7];
     assert_eq!(last["choices"], json!([]));
     assert_eq!(
@@ -191,10 +171,7 @@ async fn echo_request_returns_the_body_sent() {
     let reply: Value = response.json().await.unwrap();
     let text = reply["choices"][0]["message"]["content"].as_str().unwrap();
     assert_eq!(serde_json::from_str::<Value>(text).unwrap(), body);
-    assert_eq!(
-        reply["usage"]["completion_tokens"],
-        text.split_whitespace().count()
-    );
+    assert_eq!(reply["usage"]["completion_tokens"], text.split_whitespace().count());
 }
 
 #[tokio::test]
@@ -210,11 +187,7 @@ async fn no_usage_leaves_usage_out() {
     let frames = parse_sse(&post(&fake.base_url(), &body, &[]).await.text().await.unwrap());
     assert_eq!(frames.len(), 1 + 5 + 1 + 1, "no usage chunk");
     assert_eq!(frames.last().unwrap().data, "[DONE]");
-    assert!(
-        frames[..frames.len() - 1]
-            .iter()
-            .all(|f| f.json().get("usage").is_none())
-    );
+    assert!(frames[..frames.len() - 1].iter().all(|f| f.json().get("usage").is_none()));
 }
 
 #[tokio::test]
@@ -239,10 +212,7 @@ async fn slow_delays_and_hang_never_answers() {
     assert_eq!(response.status(), 200);
     assert!(started.elapsed() >= Duration::from_millis(150));
 
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_millis(200))
-        .build()
-        .unwrap();
+    let client = reqwest::Client::builder().timeout(Duration::from_millis(200)).build().unwrap();
     let error = client
         .post(format!("{}/chat/completions", fake.base_url()))
         .header("x-fake-behavior", "hang")
@@ -256,12 +226,8 @@ async fn slow_delays_and_hang_never_answers() {
 #[tokio::test]
 async fn models_lists_in_openai_shape() {
     let fake = spawn().await;
-    let body: Value = reqwest::get(format!("{}/models", fake.base_url()))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let body: Value =
+        reqwest::get(format!("{}/models", fake.base_url())).await.unwrap().json().await.unwrap();
     assert_eq!(body["object"], "list");
     assert_eq!(body["data"][0]["object"], "model");
     assert!(body["data"][0]["id"].is_string());

@@ -24,11 +24,8 @@ pub struct Authenticated {
 /// Middleware for every tenant route: rejects requests without a valid key, in the error
 /// shape of the API being called.
 pub async fn require_tenant(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
-    let dialect = if request.uri().path().starts_with("/v1/messages") {
-        Dialect::Anthropic
-    } else {
-        Dialect::OpenAi
-    };
+    let dialect =
+        if request.uri().path().starts_with("/v1/messages") { Dialect::Anthropic } else { Dialect::OpenAi };
     let runtime = state.runtime.load_full();
     match authenticate(request.headers(), &runtime) {
         Ok(caller) => {
@@ -61,16 +58,12 @@ pub fn presented_key(headers: &HeaderMap) -> Option<&str> {
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")));
-    bearer
-        .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()))
-        .map(str::trim)
+    bearer.or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok())).map(str::trim)
 }
 
 /// Authenticates the request against the runtime's tenant keys.
 pub fn authenticate(headers: &HeaderMap, runtime: &Runtime) -> Result<Caller, ApiError> {
-    let key = presented_key(headers)
-        .filter(|k| !k.is_empty())
-        .ok_or(ApiError::MissingKey)?;
+    let key = presented_key(headers).filter(|k| !k.is_empty()).ok_or(ApiError::MissingKey)?;
     runtime.authenticate(key).cloned().ok_or(ApiError::InvalidKey)
 }
 

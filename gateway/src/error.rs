@@ -30,10 +30,7 @@ pub enum ApiError {
     #[error("{0}")]
     Forbidden(String),
     #[error("upstream rate limited the request: {message}")]
-    UpstreamRateLimited {
-        message: String,
-        retry_after: Option<u64>,
-    },
+    UpstreamRateLimited { message: String, retry_after: Option<u64> },
     #[error("upstream rejected the request: {message}")]
     UpstreamRejected { status: StatusCode, message: String },
     #[error("upstream error: {0}")]
@@ -159,11 +156,7 @@ impl ApiError {
             "x-should-retry",
             HeaderValue::from_static(if self.retryable() { "true" } else { "false" }),
         );
-        if let Self::UpstreamRateLimited {
-            retry_after: Some(seconds),
-            ..
-        } = &self
-        {
+        if let Self::UpstreamRateLimited { retry_after: Some(seconds), .. } = &self {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(*seconds));
         }
         if matches!(self, Self::MissingKey | Self::InvalidKey) {
@@ -202,19 +195,10 @@ mod tests {
     #[test]
     fn statuses_and_retry_hints() {
         assert_eq!(ApiError::UpstreamTimeout(5).status(), StatusCode::GATEWAY_TIMEOUT);
-        assert_eq!(
-            ApiError::UpstreamFailed("x".into()).status(),
-            StatusCode::BAD_GATEWAY
-        );
-        assert_eq!(
-            ApiError::PayloadTooLarge(1).status(),
-            StatusCode::PAYLOAD_TOO_LARGE
-        );
-        let response = ApiError::UpstreamRateLimited {
-            message: "slow down".into(),
-            retry_after: Some(3),
-        }
-        .into_response_for(Dialect::OpenAi);
+        assert_eq!(ApiError::UpstreamFailed("x".into()).status(), StatusCode::BAD_GATEWAY);
+        assert_eq!(ApiError::PayloadTooLarge(1).status(), StatusCode::PAYLOAD_TOO_LARGE);
+        let response = ApiError::UpstreamRateLimited { message: "slow down".into(), retry_after: Some(3) }
+            .into_response_for(Dialect::OpenAi);
         assert_eq!(response.headers()["retry-after"], "3");
         assert_eq!(response.headers()["x-should-retry"], "true");
         let response = ApiError::InvalidKey.into_response_for(Dialect::OpenAi);

@@ -64,16 +64,10 @@ pub fn parse_json(
         }
     })?;
     let value: Value = serde_json::from_slice(&bytes).map_err(|e| {
-        ApiError::BadRequest(
-            format!("request body is not valid JSON: {e}"),
-            Some("invalid_json"),
-        )
+        ApiError::BadRequest(format!("request body is not valid JSON: {e}"), Some("invalid_json"))
     })?;
     if !value.is_object() {
-        return Err(ApiError::BadRequest(
-            "request body must be a JSON object".into(),
-            Some("invalid_json"),
-        ));
+        return Err(ApiError::BadRequest("request body must be a JSON object".into(), Some("invalid_json")));
     }
     Ok(value)
 }
@@ -90,19 +84,13 @@ impl Exchange {
         let model = match request.get("model") {
             Some(Value::String(model)) if !model.is_empty() => model.clone(),
             _ => {
-                return Err(ApiError::BadRequest(
-                    "`model` is required and must be a string".into(),
-                    None,
-                ));
+                return Err(ApiError::BadRequest("`model` is required and must be a string".into(), None));
             }
         };
         let messages = match request.get("messages") {
             Some(Value::Array(messages)) if !messages.is_empty() => messages,
             _ => {
-                return Err(ApiError::BadRequest(
-                    "`messages` must be a non-empty array".into(),
-                    None,
-                ));
+                return Err(ApiError::BadRequest("`messages` must be a non-empty array".into(), None));
             }
         };
         let stream = match request.get("stream") {
@@ -110,18 +98,11 @@ impl Exchange {
             Some(Value::Bool(stream)) => *stream,
             Some(_) => return Err(ApiError::BadRequest("`stream` must be a boolean".into(), None)),
         };
-        let target = runtime
-            .resolve(&caller, &model)
-            .ok_or_else(|| ApiError::ModelNotFound(model.clone()))?
-            .clone();
-        let include_usage = request
-            .pointer("/stream_options/include_usage")
-            .and_then(Value::as_bool)
-            == Some(true);
-        let prompt_chars = messages
-            .iter()
-            .map(|m| crate::providers::text_of(&m["content"]).len())
-            .sum();
+        let target =
+            runtime.resolve(&caller, &model).ok_or_else(|| ApiError::ModelNotFound(model.clone()))?.clone();
+        let include_usage =
+            request.pointer("/stream_options/include_usage").and_then(Value::as_bool) == Some(true);
+        let prompt_chars = messages.iter().map(|m| crate::providers::text_of(&m["content"]).len()).sum();
         Ok(Exchange {
             id: uuid::Uuid::now_v7().to_string(),
             caller,
@@ -143,10 +124,7 @@ impl Exchange {
         let route = &self.target.route;
         let candidates = candidate_order(&route.backends, &mut rand::rng());
         if candidates.is_empty() {
-            return Err(Failure {
-                error: ApiError::NoBackend,
-                backend: None,
-            });
+            return Err(Failure { error: ApiError::NoBackend, backend: None });
         }
         let attempts = 1 + route.config.retries.attempts as usize;
         let mut last = None;
@@ -158,19 +136,10 @@ impl Exchange {
             let mut body = request.clone();
             body["model"] = Value::String(self.target.model.upstream_model.clone());
             let timeout = Duration::from_millis(backend.config.request_timeout_ms);
-            match backend
-                .provider
-                .send(Call {
-                    body,
-                    stream: self.stream,
-                    timeout,
-                })
-                .await
-            {
+            match backend.provider.send(Call { body, stream: self.stream, timeout }).await {
                 Ok(reply) => return Ok((reply, backend)),
                 Err(error) => {
-                    self.metrics
-                        .upstream_error(&route.config.name, &backend.config.name, error.kind());
+                    self.metrics.upstream_error(&route.config.name, &backend.config.name, error.kind());
                     tracing::warn!(
                         request_id = %self.id, route = %route.config.name, backend = %backend.config.name,
                         attempt, %error, "upstream attempt failed"
@@ -183,14 +152,8 @@ impl Exchange {
                 }
             }
         }
-        let (error, backend) = last.ok_or(Failure {
-            error: ApiError::NoBackend,
-            backend: None,
-        })?;
-        Err(Failure {
-            error: error.into_api_error(),
-            backend: Some(backend),
-        })
+        let (error, backend) = last.ok_or(Failure { error: ApiError::NoBackend, backend: None })?;
+        Err(Failure { error: error.into_api_error(), backend: Some(backend) })
     }
 
     /// Writes the ledger row and metrics for this request. Called exactly once per exchange.
@@ -204,18 +167,9 @@ impl Exchange {
         let cost = usage.cost(&self.target.model.pricing);
         let elapsed = self.started.elapsed();
         let tenant = &self.caller.tenant;
-        self.metrics.request(
-            tenant,
-            &self.model,
-            self.endpoint.as_str(),
-            status,
-            elapsed.as_secs_f64(),
-        );
+        self.metrics.request(tenant, &self.model, self.endpoint.as_str(), status, elapsed.as_secs_f64());
         self.metrics.usage(tenant, &self.model, &usage, cost.0);
-        let now_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis())
-            .unwrap_or(0);
+        let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
         self.ledger.record(LedgerRecord {
             id: self.id.clone(),
             created_at_ms: i64::try_from(now_ms).unwrap_or(i64::MAX),
@@ -241,16 +195,13 @@ impl Exchange {
 
     /// Usage of a complete reply, estimated if the provider reported none.
     pub fn usage_of(&self, response: &Value) -> TokenUsage {
-        response
-            .get("usage")
-            .and_then(TokenUsage::from_openai)
-            .unwrap_or_else(|| {
-                let output_chars = response
-                    .pointer("/choices/0/message/content")
-                    .map(crate::providers::text_of)
-                    .map_or(0, |text| text.len());
-                self.estimated_usage(output_chars)
-            })
+        response.get("usage").and_then(TokenUsage::from_openai).unwrap_or_else(|| {
+            let output_chars = response
+                .pointer("/choices/0/message/content")
+                .map(crate::providers::text_of)
+                .map_or(0, |text| text.len());
+            self.estimated_usage(output_chars)
+        })
     }
 
     fn estimated_usage(&self, output_chars: usize) -> TokenUsage {
@@ -289,10 +240,8 @@ fn candidate_order<R: Rng>(backends: &[Arc<BackendRuntime>], rng: &mut R) -> Vec
     priorities.dedup();
     let mut order = Vec::with_capacity(backends.len());
     for priority in priorities {
-        let mut group: Vec<&Arc<BackendRuntime>> = backends
-            .iter()
-            .filter(|b| b.config.priority == priority && b.config.weight > 0)
-            .collect();
+        let mut group: Vec<&Arc<BackendRuntime>> =
+            backends.iter().filter(|b| b.config.priority == priority && b.config.weight > 0).collect();
         while !group.is_empty() {
             let total: u64 = group.iter().map(|b| u64::from(b.config.weight)).sum();
             let mut pick = rng.random_range(0..total);
@@ -318,11 +267,7 @@ fn candidate_order<R: Rng>(backends: &[Arc<BackendRuntime>], rng: &mut R) -> Vec
 fn backoff(base_ms: u32, attempt: usize) -> Duration {
     let exponent = u32::try_from(attempt.saturating_sub(1)).unwrap_or(16).min(16);
     let full = u64::from(base_ms).saturating_mul(1 << exponent).min(10_000);
-    let jitter = if full > 1 {
-        rand::rng().random_range(0..=full / 2)
-    } else {
-        0
-    };
+    let jitter = if full > 1 { rand::rng().random_range(0..=full / 2) } else { 0 };
     Duration::from_millis(full - jitter)
 }
 
@@ -364,12 +309,7 @@ impl Meter {
         if let Some(usage) = chunk.get("usage").and_then(TokenUsage::from_openai) {
             self.usage = Some(usage);
         }
-        for choice in chunk
-            .get("choices")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
+        for choice in chunk.get("choices").and_then(Value::as_array).into_iter().flatten() {
             if let Some(Value::String(text)) = choice.pointer("/delta/content") {
                 self.output_chars += text.len();
             }
@@ -379,11 +319,8 @@ impl Meter {
 
 impl Drop for Meter {
     fn drop(&mut self) {
-        let usage = self
-            .usage
-            .unwrap_or_else(|| self.exchange.estimated_usage(self.output_chars));
-        self.exchange
-            .account(Some(&self.backend), 200, usage, self.outcome);
+        let usage = self.usage.unwrap_or_else(|| self.exchange.estimated_usage(self.output_chars));
+        self.exchange.account(Some(&self.backend), 200, usage, self.outcome);
     }
 }
 
@@ -407,20 +344,15 @@ mod tests {
             request_timeout_ms: 1000,
             connect_timeout_ms: 1000,
         };
-        Arc::new(BackendRuntime {
-            config,
-            provider: Provider::Mock,
-        })
+        Arc::new(BackendRuntime { config, provider: Provider::Mock })
     }
 
     #[test]
     fn lower_priority_first_and_zero_weight_never() {
         let backends = vec![backend("b", 1, 1), backend("a", 1, 0), backend("off", 0, 0)];
         let mut rng = rand::rngs::StdRng::seed_from_u64(7);
-        let order: Vec<String> = candidate_order(&backends, &mut rng)
-            .iter()
-            .map(|b| b.config.name.clone())
-            .collect();
+        let order: Vec<String> =
+            candidate_order(&backends, &mut rng).iter().map(|b| b.config.name.clone()).collect();
         assert_eq!(order, ["a", "b"]);
     }
 
@@ -428,13 +360,9 @@ mod tests {
     fn weights_split_first_choices_proportionally() {
         let backends = vec![backend("heavy", 3, 0), backend("light", 1, 0)];
         let mut rng = rand::rngs::StdRng::seed_from_u64(42);
-        let heavy = (0..4000)
-            .filter(|_| candidate_order(&backends, &mut rng)[0].config.name == "heavy")
-            .count();
-        assert!(
-            (2800..3200).contains(&heavy),
-            "heavy chosen first {heavy} of 4000 times"
-        );
+        let heavy =
+            (0..4000).filter(|_| candidate_order(&backends, &mut rng)[0].config.name == "heavy").count();
+        assert!((2800..3200).contains(&heavy), "heavy chosen first {heavy} of 4000 times");
     }
 
     #[test]
@@ -442,10 +370,7 @@ mod tests {
         for attempt in 1..5 {
             let full = 100u64 << (attempt - 1);
             let delay = backoff(100, attempt).as_millis() as u64;
-            assert!(
-                delay <= full && delay >= full / 2,
-                "attempt {attempt}: {delay} ms"
-            );
+            assert!(delay <= full && delay >= full / 2, "attempt {attempt}: {delay} ms");
         }
         assert!(backoff(10_000, 10) <= Duration::from_secs(10));
     }

@@ -14,16 +14,12 @@ async fn main() -> anyhow::Result<()> {
         return check(dir);
     }
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let logs = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     match settings.log_format {
         LogFormat::Text => logs.init(),
         LogFormat::Json => logs.json().init(),
     }
-    let gateway = server::start(&settings)
-        .await
-        .context("cannot start the gateway")?;
+    let gateway = server::start(&settings).await.context("cannot start the gateway")?;
     let mut terminate = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
     tokio::select! {
         _ = terminate.recv() => tracing::info!("SIGTERM: draining"),

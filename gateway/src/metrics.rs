@@ -25,10 +25,7 @@ impl Metrics {
     pub fn new() -> Result<Metrics, prometheus::Error> {
         let registry = Registry::new_custom(Some("switchboard".into()), None)?;
         let requests = IntCounterVec::new(
-            Opts::new(
-                "requests_total",
-                "Requests by tenant, model, endpoint and HTTP status class",
-            ),
+            Opts::new("requests_total", "Requests by tenant, model, endpoint and HTTP status class"),
             &["tenant", "model", "endpoint", "status"],
         )?;
         let tokens = IntCounterVec::new(
@@ -36,10 +33,7 @@ impl Metrics {
             &["tenant", "model", "kind"],
         )?;
         let cost_nanos = IntCounterVec::new(
-            Opts::new(
-                "cost_nanodollars_total",
-                "Spend in US dollars x 1e9 by tenant and model",
-            ),
+            Opts::new("cost_nanodollars_total", "Spend in US dollars x 1e9 by tenant and model"),
             &["tenant", "model"],
         )?;
         let duration = HistogramVec::new(
@@ -53,16 +47,11 @@ impl Metrics {
             &["tenant", "model"],
         )?;
         let upstream_errors = IntCounterVec::new(
-            Opts::new(
-                "upstream_errors_total",
-                "Failed upstream attempts by route, backend and kind",
-            ),
+            Opts::new("upstream_errors_total", "Failed upstream attempts by route, backend and kind"),
             &["route", "backend", "kind"],
         )?;
-        let config_reloads = IntCounterVec::new(
-            Opts::new("config_reloads_total", "Config reloads by result"),
-            &["result"],
-        )?;
+        let config_reloads =
+            IntCounterVec::new(Opts::new("config_reloads_total", "Config reloads by result"), &["result"])?;
         let config_synchronized = IntGauge::new(
             "config_synchronized",
             "1 when the served config matches the latest source, else 0",
@@ -103,9 +92,7 @@ impl Metrics {
             400..=499 => "4xx",
             _ => "5xx",
         };
-        self.requests
-            .with_label_values(&[tenant, model, endpoint, class])
-            .inc();
+        self.requests.with_label_values(&[tenant, model, endpoint, class]).inc();
         self.duration.with_label_values(&[tenant, model]).observe(seconds);
     }
 
@@ -117,26 +104,18 @@ impl Metrics {
             ("output", usage.output),
         ] {
             if count > 0 {
-                self.tokens
-                    .with_label_values(&[tenant, model, kind])
-                    .inc_by(count);
+                self.tokens.with_label_values(&[tenant, model, kind]).inc_by(count);
             }
         }
-        self.cost_nanos
-            .with_label_values(&[tenant, model])
-            .inc_by(u64::try_from(cost_nanos).unwrap_or(0));
+        self.cost_nanos.with_label_values(&[tenant, model]).inc_by(u64::try_from(cost_nanos).unwrap_or(0));
     }
 
     pub fn upstream_error(&self, route: &str, backend: &str, kind: &str) {
-        self.upstream_errors
-            .with_label_values(&[route, backend, kind])
-            .inc();
+        self.upstream_errors.with_label_values(&[route, backend, kind]).inc();
     }
 
     pub fn config_reload(&self, ok: bool) {
-        self.config_reloads
-            .with_label_values(&[if ok { "success" } else { "failure" }])
-            .inc();
+        self.config_reloads.with_label_values(&[if ok { "success" } else { "failure" }]).inc();
         self.config_synchronized.set(i64::from(ok));
     }
 

@@ -32,10 +32,7 @@ pub fn load_dir(dir: &Path) -> Result<Runtime, String> {
     let mut secrets = SecretStore::default();
     let mut problems = Vec::new();
     for path in &files {
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         match std::fs::read_to_string(path) {
             Ok(text) => {
                 if let Err(errors) = manifest::load_yaml(&text, &name, &mut resources, &mut secrets) {
@@ -75,10 +72,7 @@ pub fn watch(
     tokio::spawn(async move {
         while rx.recv().await.is_some() {
             // Debounce: wait for a quiet period, dropping the events that arrive meanwhile.
-            while tokio::time::timeout(DEBOUNCE, rx.recv())
-                .await
-                .is_ok_and(|e| e.is_some())
-            {}
+            while tokio::time::timeout(DEBOUNCE, rx.recv()).await.is_ok_and(|e| e.is_some()) {}
             reload(&dir, &runtime, &metrics);
         }
     });
@@ -104,8 +98,5 @@ pub fn reload(dir: &Path, runtime: &ArcSwap<Runtime>, metrics: &Metrics) {
 }
 
 fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }

@@ -51,18 +51,9 @@ pub struct Runtime {
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
     #[error("ProviderRoute {route} backend {backend}: provider API key Secret {secret}: {problem}")]
-    ProviderKey {
-        route: String,
-        backend: String,
-        secret: String,
-        problem: &'static str,
-    },
+    ProviderKey { route: String, backend: String, secret: String, problem: &'static str },
     #[error("ProviderRoute {route} backend {backend}: {message}")]
-    Client {
-        route: String,
-        backend: String,
-        message: String,
-    },
+    Client { route: String, backend: String, message: String },
     #[error("Tenant {tenant} key {key}: stored hash is not valid hex SHA-256")]
     KeyHash { tenant: String, key: String },
 }
@@ -77,13 +68,7 @@ impl Runtime {
                     tenant: tenant.name.clone(),
                     key: key.id.clone(),
                 })?;
-                keys.insert(
-                    hash,
-                    Caller {
-                        tenant: tenant.name.clone(),
-                        key_id: key.id.clone(),
-                    },
-                );
+                keys.insert(hash, Caller { tenant: tenant.name.clone(), key_id: key.id.clone() });
             }
         }
         let mut models = HashMap::new();
@@ -93,21 +78,19 @@ impl Runtime {
                 let api_key = match &backend.api_key {
                     None => None,
                     Some(reference) => {
-                        let value = secrets
-                            .get(reference)
-                            .map_err(|problem| RuntimeError::ProviderKey {
-                                route: route.name.clone(),
-                                backend: backend.name.clone(),
-                                secret: format!(
-                                    "{}/{} key {}",
-                                    reference.namespace, reference.name, reference.key
-                                ),
-                                problem: match problem {
-                                    SecretLookupError::SecretNotFound => "not found",
-                                    SecretLookupError::KeyNotFound => "has no such key",
-                                    SecretLookupError::Empty => "is empty",
-                                },
-                            })?;
+                        let value = secrets.get(reference).map_err(|problem| RuntimeError::ProviderKey {
+                            route: route.name.clone(),
+                            backend: backend.name.clone(),
+                            secret: format!(
+                                "{}/{} key {}",
+                                reference.namespace, reference.name, reference.key
+                            ),
+                            problem: match problem {
+                                SecretLookupError::SecretNotFound => "not found",
+                                SecretLookupError::KeyNotFound => "has no such key",
+                                SecretLookupError::Empty => "is empty",
+                            },
+                        })?;
                         Some(String::from_utf8_lossy(value).trim().to_owned())
                     }
                 };
@@ -116,22 +99,13 @@ impl Runtime {
                     backend: backend.name.clone(),
                     message,
                 })?;
-                backends.push(Arc::new(BackendRuntime {
-                    config: backend.clone(),
-                    provider,
-                }));
+                backends.push(Arc::new(BackendRuntime { config: backend.clone(), provider }));
             }
-            let route_runtime = Arc::new(RouteRuntime {
-                config: route.clone(),
-                backends,
-            });
+            let route_runtime = Arc::new(RouteRuntime { config: route.clone(), backends });
             for model in &route.models {
                 models.insert(
                     model.name.clone(),
-                    Target {
-                        route: route_runtime.clone(),
-                        model: model.clone(),
-                    },
+                    Target { route: route_runtime.clone(), model: model.clone() },
                 );
             }
         }
@@ -159,12 +133,8 @@ impl Runtime {
 
     /// Model names `caller` may use, sorted.
     pub fn models_for(&self, caller: &Caller) -> Vec<&str> {
-        let mut names: Vec<&str> = self
-            .models
-            .keys()
-            .filter(|m| self.resolve(caller, m).is_some())
-            .map(String::as_str)
-            .collect();
+        let mut names: Vec<&str> =
+            self.models.keys().filter(|m| self.resolve(caller, m).is_some()).map(String::as_str).collect();
         names.sort_unstable();
         names
     }

@@ -60,9 +60,7 @@ pub async fn start(settings: &Settings) -> Result<RunningGateway, StartError> {
         ledger: sender,
         ledger_reader: ledger,
         metrics,
-        limits: Limits {
-            max_request_bytes: settings.max_request_bytes,
-        },
+        limits: Limits { max_request_bytes: settings.max_request_bytes },
         admin_token_sha256: settings
             .admin_token
             .as_deref()

@@ -78,15 +78,7 @@ mod tests {
             "prompt_tokens_details": {"cached_tokens": 800}
         }))
         .unwrap();
-        assert_eq!(
-            usage,
-            TokenUsage {
-                input: 200,
-                cached_input: 800,
-                cache_write: 0,
-                output: 100
-            }
-        );
+        assert_eq!(usage, TokenUsage { input: 200, cached_input: 800, cache_write: 0, output: 100 });
         // 200*3 + 800*0.30 + 100*15 = 600 + 240 + 1500 = 2340 USD per 1M -> 0.00234 USD
         assert_eq!(usage.cost(&pricing()), NanoUsd(2_340_000));
     }
@@ -98,19 +90,8 @@ mod tests {
             "prompt_tokens_details": {"cached_tokens": 1000}, "cache_creation_input_tokens": 400
         }))
         .unwrap();
-        assert_eq!(
-            usage,
-            TokenUsage {
-                input: 100,
-                cached_input: 1000,
-                cache_write: 400,
-                output: 10
-            }
-        );
-        assert_eq!(
-            usage.cost(&pricing()),
-            NanoUsd(300_000 + 300_000 + 1_500_000 + 150_000)
-        );
+        assert_eq!(usage, TokenUsage { input: 100, cached_input: 1000, cache_write: 400, output: 10 });
+        assert_eq!(usage.cost(&pricing()), NanoUsd(300_000 + 300_000 + 1_500_000 + 150_000));
     }
 
     #[test]
@@ -119,15 +100,7 @@ mod tests {
         let usage = TokenUsage::from_openai(
             &json!({"prompt_tokens": 5, "prompt_tokens_details": {"cached_tokens": 9}}),
         );
-        assert_eq!(
-            usage,
-            Some(TokenUsage {
-                input: 0,
-                cached_input: 5,
-                cache_write: 0,
-                output: 0
-            })
-        );
+        assert_eq!(usage, Some(TokenUsage { input: 0, cached_input: 5, cache_write: 0, output: 0 }));
     }
 
     #[test]

@@ -18,25 +18,17 @@ fn ask(model: &str, stream: bool) -> Value {
 #[tokio::test]
 async fn completion_is_proxied_with_the_provider_key_and_priced() {
     let mut h = Harness::start().await;
-    let response = h
-        .post("/v1/chat/completions", TEAM_KEY, &ask("fake-model", false))
-        .await;
+    let response = h.post("/v1/chat/completions", TEAM_KEY, &ask("fake-model", false)).await;
     assert_eq!(response.status(), 200);
     let request_id = response.headers()["x-request-id"].to_str().unwrap().to_owned();
     let body: Value = response.json().await.unwrap();
-    assert_eq!(
-        body["choices"][0]["message"]["content"],
-        "fake-upstream reply to: hello gateway"
-    );
+    assert_eq!(body["choices"][0]["message"]["content"], "fake-upstream reply to: hello gateway");
     let usage = body["usage"].clone();
 
     let sent = h.upstream.requests();
     assert_eq!(sent.len(), 1);
     assert_eq!(sent[0].path, "/v1/chat/completions");
-    assert_eq!(
-        sent[0].header("authorization"),
-        Some(format!("Bearer {UPSTREAM_KEY}").as_str())
-    );
+    assert_eq!(sent[0].header("authorization"), Some(format!("Bearer {UPSTREAM_KEY}").as_str()));
     assert_eq!(sent[0].body["model"], "fake-model");
 
     h.stop_gateway().await;
@@ -44,14 +36,8 @@ async fn completion_is_proxied_with_the_provider_key_and_priced() {
     assert_eq!(rows.len(), 1, "{rows:?}");
     let row = &rows[0];
     assert_eq!(row["id"], request_id);
-    assert_eq!(
-        (row["tenant"].as_str(), row["api_key"].as_str()),
-        (Some("team"), Some("ci"))
-    );
-    assert_eq!(
-        (row["route"].as_str(), row["backend"].as_str()),
-        (Some("openai-route"), Some("primary"))
-    );
+    assert_eq!((row["tenant"].as_str(), row["api_key"].as_str()), (Some("team"), Some("ci")));
+    assert_eq!((row["route"].as_str(), row["backend"].as_str()), (Some("openai-route"), Some("primary")));
     assert_eq!(row["input_tokens"], usage["prompt_tokens"]);
     assert_eq!(row["output_tokens"], usage["completion_tokens"]);
     let expected = usage["prompt_tokens"].as_i64().unwrap() * INPUT_NANOS_PER_TOKEN
@@ -67,42 +53,21 @@ async fn stream_is_relayed_and_costed_like_the_non_streamed_request() {
     request["stream_options"] = json!({"include_usage": true});
     let response = h.post("/v1/chat/completions", TEAM_KEY, &request).await;
     assert_eq!(response.status(), 200);
-    assert!(
-        response.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("text/event-stream")
-    );
+    assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
     let text = response.text().await.unwrap();
     assert!(text.trim_end().ends_with("data: [DONE]"), "{text}");
     let chunks = sse_data(&text);
-    let content: String = chunks
-        .iter()
-        .filter_map(|c| c.pointer("/choices/0/delta/content").and_then(Value::as_str))
-        .collect();
+    let content: String =
+        chunks.iter().filter_map(|c| c.pointer("/choices/0/delta/content").and_then(Value::as_str)).collect();
     assert_eq!(content, "fake-upstream reply to: hello gateway");
-    let usage = chunks
-        .iter()
-        .find(|c| c["usage"].is_object())
-        .expect("a usage chunk")
-        .clone();
+    let usage = chunks.iter().find(|c| c["usage"].is_object()).expect("a usage chunk").clone();
     assert_eq!(usage["choices"], json!([]));
 
     // Without include_usage the client gets no usage chunk, but the gateway still asked for it.
-    let plain = h
-        .post("/v1/chat/completions", TEAM_KEY, &ask("fake-model", true))
-        .await
-        .text()
-        .await
-        .unwrap();
-    assert!(
-        sse_data(&plain).iter().all(|c| !c["usage"].is_object()),
-        "{plain}"
-    );
-    assert_eq!(
-        h.upstream.requests()[1].body["stream_options"]["include_usage"],
-        true
-    );
+    let plain =
+        h.post("/v1/chat/completions", TEAM_KEY, &ask("fake-model", true)).await.text().await.unwrap();
+    assert!(sse_data(&plain).iter().all(|c| !c["usage"].is_object()), "{plain}");
+    assert_eq!(h.upstream.requests()[1].body["stream_options"]["include_usage"], true);
 
     h.stop_gateway().await;
     let rows = h.ledger_rows().await;
@@ -119,36 +84,16 @@ async fn stream_is_relayed_and_costed_like_the_non_streamed_request() {
 #[tokio::test]
 async fn mock_provider_works_offline_and_models_are_listed_per_tenant() {
     let mut h = Harness::start().await;
-    let body: Value = h
-        .post("/v1/chat/completions", TEAM_KEY, &ask("demo-echo", false))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let body: Value =
+        h.post("/v1/chat/completions", TEAM_KEY, &ask("demo-echo", false)).await.json().await.unwrap();
     assert_eq!(
         body["choices"][0]["message"]["content"],
         "echo (demo-echo, 2 messages, system prompt: yes): hello gateway"
     );
-    let models: Value = h
-        .client
-        .get(h.url("/v1/models"))
-        .bearer_auth(TEAM_KEY)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let ids: Vec<&str> = models["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|m| m["id"].as_str())
-        .collect();
-    assert!(
-        ids.contains(&"demo-echo") && ids.contains(&"fake-model"),
-        "{ids:?}"
-    );
+    let models: Value =
+        h.client.get(h.url("/v1/models")).bearer_auth(TEAM_KEY).send().await.unwrap().json().await.unwrap();
+    let ids: Vec<&str> = models["data"].as_array().unwrap().iter().filter_map(|m| m["id"].as_str()).collect();
+    assert!(ids.contains(&"demo-echo") && ids.contains(&"fake-model"), "{ids:?}");
     h.stop_gateway().await;
     assert_eq!(h.ledger_rows().await.len(), 1);
 }
@@ -156,9 +101,7 @@ async fn mock_provider_works_offline_and_models_are_listed_per_tenant() {
 #[tokio::test]
 async fn fallback_serves_when_the_primary_cannot_be_reached() {
     let mut h = Harness::start().await;
-    let response = h
-        .post("/v1/chat/completions", TEAM_KEY, &ask("fallback-model", false))
-        .await;
+    let response = h.post("/v1/chat/completions", TEAM_KEY, &ask("fallback-model", false)).await;
     assert_eq!(response.status(), 200);
     h.stop_gateway().await;
     let rows = h.ledger_rows().await;
@@ -169,37 +112,22 @@ async fn fallback_serves_when_the_primary_cannot_be_reached() {
 #[tokio::test]
 async fn a_stream_cut_by_the_upstream_ends_with_an_error_frame_not_a_silent_200() {
     let mut h = Harness::start().await;
-    let text = h
-        .post("/v1/chat/completions", TEAM_KEY, &ask("cut-model", true))
-        .await
-        .text()
-        .await
-        .unwrap();
+    let text = h.post("/v1/chat/completions", TEAM_KEY, &ask("cut-model", true)).await.text().await.unwrap();
     assert!(!text.contains("[DONE]"), "{text}");
     let last = sse_data(&text).pop().unwrap();
     assert!(last["error"]["message"].is_string(), "{text}");
     h.stop_gateway().await;
     let rows = h.ledger_rows().await;
     assert_eq!(rows.len(), 1);
-    assert!(
-        rows[0]["output_tokens"].as_i64().unwrap() > 0,
-        "tokens streamed before the cut are charged"
-    );
+    assert!(rows[0]["output_tokens"].as_i64().unwrap() > 0, "tokens streamed before the cut are charged");
     assert!(rows[0]["error_code"].is_string());
 }
 
 #[tokio::test]
 async fn usage_endpoint_reports_spend_per_tenant_to_admins_only() {
     let mut h = Harness::start().await;
-    h.post("/v1/chat/completions", TEAM_KEY, &ask("fake-model", false))
-        .await;
-    let denied = h
-        .client
-        .get(h.url("/admin/v1/usage"))
-        .bearer_auth(TEAM_KEY)
-        .send()
-        .await
-        .unwrap();
+    h.post("/v1/chat/completions", TEAM_KEY, &ask("fake-model", false)).await;
+    let denied = h.client.get(h.url("/admin/v1/usage")).bearer_auth(TEAM_KEY).send().await.unwrap();
     assert_eq!(denied.status(), 401);
     eventually("the ledger row is flushed", || async {
         let usage = h.admin_usage().await;

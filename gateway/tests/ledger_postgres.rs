@@ -23,29 +23,18 @@ async fn rows_are_written_to_postgres_with_exact_costs() {
     let pool = sqlx::AnyPool::connect(&url).await.unwrap();
     // A fresh schema per run keeps reruns independent.
     let schema = format!("t{}", uuid::Uuid::new_v4().simple());
-    sqlx::query(&format!("CREATE SCHEMA {schema}"))
-        .execute(&pool)
-        .await
-        .unwrap();
+    sqlx::query(&format!("CREATE SCHEMA {schema}")).execute(&pool).await.unwrap();
     pool.close().await;
     let separator = if url.contains('?') { '&' } else { '?' };
     let url = format!("{url}{separator}options=-c%20search_path%3D{schema}");
 
     let mut h = Harness::start_with_ledger(tempfile::tempdir().unwrap(), url.clone()).await;
     let request = json!({"model": "fake-model", "messages": [{"role": "user", "content": "hello postgres"}]});
-    let body: serde_json::Value = h
-        .post("/v1/chat/completions", TEAM_KEY, &request)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let body: serde_json::Value =
+        h.post("/v1/chat/completions", TEAM_KEY, &request).await.json().await.unwrap();
     let mut streamed = request.clone();
     streamed["stream"] = json!(true);
-    h.post("/v1/chat/completions", TEAM_KEY, &streamed)
-        .await
-        .text()
-        .await
-        .unwrap();
+    h.post("/v1/chat/completions", TEAM_KEY, &streamed).await.text().await.unwrap();
     h.stop_gateway().await;
 
     let rows = ledger_rows(&url).await;

@@ -32,16 +32,10 @@ async fn messages_api_over_an_openai_backend() {
     assert!(response.headers().contains_key("request-id"));
     let message: Value = response.json().await.unwrap();
     assert_eq!(message["type"], "message");
-    assert_eq!(
-        message["content"][0]["text"],
-        "fake-upstream reply to: hello claude"
-    );
+    assert_eq!(message["content"][0]["text"], "fake-upstream reply to: hello claude");
     let sent = &h.upstream.requests()[0];
     assert_eq!(sent.path, "/v1/chat/completions");
-    assert_eq!(
-        sent.body["messages"][0],
-        json!({"role": "system", "content": "be brief"})
-    );
+    assert_eq!(sent.body["messages"][0], json!({"role": "system", "content": "be brief"}));
     h.stop_gateway().await;
     let rows = h.ledger_rows().await;
     assert_eq!(rows.len(), 1);
@@ -53,19 +47,12 @@ async fn messages_api_over_an_openai_backend() {
 #[tokio::test]
 async fn messages_stream_has_event_lines_and_usage() {
     let mut h = Harness::start().await;
-    let text = post_messages(&h, &anthropic_request("demo-echo", true), TEAM_KEY)
-        .await
-        .text()
-        .await
-        .unwrap();
+    let text = post_messages(&h, &anthropic_request("demo-echo", true), TEAM_KEY).await.text().await.unwrap();
     let events: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("event: ")).collect();
     assert_eq!(events.first(), Some(&"message_start"), "{text}");
     assert_eq!(events.last(), Some(&"message_stop"), "{text}");
     assert!(events.contains(&"content_block_delta") && events.contains(&"message_delta"));
-    let delta = sse_data(&text)
-        .into_iter()
-        .find(|d| d["type"] == "message_delta")
-        .unwrap();
+    let delta = sse_data(&text).into_iter().find(|d| d["type"] == "message_delta").unwrap();
     h.stop_gateway().await;
     let rows = h.ledger_rows().await;
     assert_eq!(rows.len(), 1);
@@ -89,10 +76,7 @@ async fn errors_on_messages_use_anthropic_shape() {
 
     let response = post_messages(&h, &anthropic_request("no-such-model", false), TEAM_KEY).await;
     assert_eq!(response.status(), 404);
-    assert_eq!(
-        response.json::<Value>().await.unwrap()["error"]["type"],
-        "not_found_error"
-    );
+    assert_eq!(response.json::<Value>().await.unwrap()["error"]["type"], "not_found_error");
 }
 
 #[tokio::test]
@@ -103,10 +87,7 @@ async fn anthropic_backend_serves_chat_completions_with_its_key_and_cache_pricin
     let response = h.post("/v1/chat/completions", TEAM_KEY, &request).await;
     assert_eq!(response.status(), 200);
     let body: Value = response.json().await.unwrap();
-    assert_eq!(
-        body["choices"][0]["message"]["content"],
-        "fake-upstream reply to: hello anthropic"
-    );
+    assert_eq!(body["choices"][0]["message"]["content"], "fake-upstream reply to: hello anthropic");
     let sent = &h.upstream.requests()[0];
     assert_eq!(sent.path, "/v1/messages");
     assert_eq!(sent.header("x-api-key"), Some(UPSTREAM_KEY));
@@ -116,19 +97,10 @@ async fn anthropic_backend_serves_chat_completions_with_its_key_and_cache_pricin
 
     let mut stream_request = request.clone();
     stream_request["stream"] = json!(true);
-    let text = h
-        .post("/v1/chat/completions", TEAM_KEY, &stream_request)
-        .await
-        .text()
-        .await
-        .unwrap();
+    let text = h.post("/v1/chat/completions", TEAM_KEY, &stream_request).await.text().await.unwrap();
     let content: String = sse_data(&text)
         .iter()
-        .filter_map(|c| {
-            c.pointer("/choices/0/delta/content")
-                .and_then(Value::as_str)
-                .map(str::to_owned)
-        })
+        .filter_map(|c| c.pointer("/choices/0/delta/content").and_then(Value::as_str).map(str::to_owned))
         .collect();
     assert_eq!(content, "fake-upstream reply to: hello anthropic");
 
@@ -139,8 +111,5 @@ async fn anthropic_backend_serves_chat_completions_with_its_key_and_cache_pricin
     let expected = rows[0]["input_tokens"].as_i64().unwrap() * 3_000
         + rows[0]["output_tokens"].as_i64().unwrap() * 15_000;
     assert_eq!(rows[0]["cost_nanos"], expected);
-    assert_eq!(
-        rows[0]["cost_nanos"], rows[1]["cost_nanos"],
-        "streamed and non-streamed cost the same"
-    );
+    assert_eq!(rows[0]["cost_nanos"], rows[1]["cost_nanos"], "streamed and non-streamed cost the same");
 }

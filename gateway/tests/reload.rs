@@ -42,34 +42,16 @@ async fn invalid_manifest_keeps_the_last_good_config_and_a_fix_applies() {
             && metrics.contains("switchboard_config_synchronized 0")
     })
     .await;
-    assert_eq!(
-        h.post("/v1/chat/completions", TEAM_KEY, &hello("demo-echo"))
-            .await
-            .status(),
-        200
-    );
-    assert_eq!(
-        h.post("/v1/chat/completions", "sk-new-tenant", &hello("demo-echo"))
-            .await
-            .status(),
-        401
-    );
+    assert_eq!(h.post("/v1/chat/completions", TEAM_KEY, &hello("demo-echo")).await.status(), 200);
+    assert_eq!(h.post("/v1/chat/completions", "sk-new-tenant", &hello("demo-echo")).await.status(), 401);
 
     std::fs::remove_file(h.config_dir().join("broken.yaml")).unwrap();
     eventually("the new tenant's key works", || async {
-        h.post("/v1/chat/completions", "sk-new-tenant", &hello("demo-echo"))
-            .await
-            .status()
-            == 200
+        h.post("/v1/chat/completions", "sk-new-tenant", &hello("demo-echo")).await.status() == 200
     })
     .await;
     // allowedRoutes limits the newcomer to the echo route.
-    assert_eq!(
-        h.post("/v1/chat/completions", "sk-new-tenant", &hello("fake-model"))
-            .await
-            .status(),
-        404
-    );
+    assert_eq!(h.post("/v1/chat/completions", "sk-new-tenant", &hello("fake-model")).await.status(), 404);
 }
 
 #[tokio::test]
@@ -77,18 +59,12 @@ async fn deleting_a_tenant_revokes_its_key() {
     let h = Harness::start().await;
     write_config(&h.config_dir(), "newcomer.yaml", NEW_TENANT);
     eventually("the key works", || async {
-        h.post("/v1/chat/completions", "sk-new-tenant", &hello("demo-echo"))
-            .await
-            .status()
-            == 200
+        h.post("/v1/chat/completions", "sk-new-tenant", &hello("demo-echo")).await.status() == 200
     })
     .await;
     std::fs::remove_file(h.config_dir().join("newcomer.yaml")).unwrap();
     eventually("the key is revoked", || async {
-        h.post("/v1/chat/completions", "sk-new-tenant", &hello("demo-echo"))
-            .await
-            .status()
-            == 401
+        h.post("/v1/chat/completions", "sk-new-tenant", &hello("demo-echo")).await.status() == 401
     })
     .await;
 }

@@ -1,13 +1,24 @@
-//! `switchboard-operator`: the Kubernetes controller. Not built yet; the standalone gateway
-//! (`switchboard-gateway --config-dir`) serves the same resources without a cluster meanwhile.
+//! `switchboard-operator`: runs the controller with the standard kubeconfig or in-cluster config.
 
-use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
-fn main() -> ExitCode {
-    eprintln!(
-        "switchboard-operator {}: the controller is not built yet. Run the gateway standalone with \
-         `switchboard-gateway --config-dir DIR` (see README.md).",
-        env!("CARGO_PKG_VERSION")
-    );
-    ExitCode::from(2)
+use anyhow::Context as _;
+use clap::Parser;
+use switchboard_operator::{controller, metrics, settings::Settings};
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let settings = Settings::parse();
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let client = kube::Client::try_default().await.context("cannot configure the Kubernetes client")?;
+    let metrics = metrics::Metrics::new().context("cannot register metrics")?;
+    let ready = Arc::new(AtomicBool::new(false));
+    let probes = tokio::spawn(metrics::serve(settings.metrics_listen, metrics.clone(), ready.clone()));
+    tracing::info!(namespace = %settings.namespace, "starting");
+    controller::run(client, settings, metrics, ready).await.context("controller failed")?;
+    probes.abort();
+    Ok(())
 }

@@ -170,10 +170,7 @@ pub struct RetryPolicy {
 
 impl Default for RetryPolicy {
     fn default() -> Self {
-        Self {
-            attempts: default_attempts(),
-            backoff_ms: default_backoff(),
-        }
+        Self { attempts: default_attempts(), backoff_ms: default_backoff() }
     }
 }
 

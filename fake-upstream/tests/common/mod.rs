@@ -9,9 +9,7 @@ pub async fn spawn() -> FakeUpstream {
 }
 
 pub async fn spawn_with(options: Options) -> FakeUpstream {
-    FakeUpstream::spawn("127.0.0.1:0".parse().unwrap(), options)
-        .await
-        .unwrap()
+    FakeUpstream::spawn("127.0.0.1:0".parse().unwrap(), options).await.unwrap()
 }
 
 /// One SSE frame: the `event:` name if any and the raw `data:` text.
@@ -34,10 +32,7 @@ pub fn parse_sse(body: &str) -> Vec<Frame> {
     while let Some(end) = rest.find("\n\n") {
         let (block, tail) = rest.split_at(end);
         rest = &tail[2..];
-        let mut frame = Frame {
-            event: None,
-            data: String::new(),
-        };
+        let mut frame = Frame { event: None, data: String::new() };
         for line in block.lines() {
             if let Some(name) = line.strip_prefix("event: ") {
                 frame.event = Some(name.to_owned());

@@ -25,10 +25,7 @@ pub async fn chat_completions(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let begun = parse_json(body, state.limits.max_request_bytes).and_then(|request| {
-        Ok((
-            Exchange::begin(&state, auth, &request, Endpoint::ChatCompletions)?,
-            request,
-        ))
+        Ok((Exchange::begin(&state, auth, &request, Endpoint::ChatCompletions)?, request))
     });
     let (exchange, request) = match begun {
         Ok(begun) => begun,
@@ -71,9 +68,5 @@ pub async fn chat_completions(
 
 /// The final usage chunk (`choices: []`), which goes only to clients that asked for it.
 fn is_usage_only(chunk: &Value) -> bool {
-    chunk
-        .get("choices")
-        .and_then(Value::as_array)
-        .is_some_and(Vec::is_empty)
-        && chunk.get("usage").is_some()
+    chunk.get("choices").and_then(Value::as_array).is_some_and(Vec::is_empty) && chunk.get("usage").is_some()
 }

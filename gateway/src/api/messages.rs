@@ -30,10 +30,7 @@ pub async fn messages(
     let begun = parse_json(body, state.limits.max_request_bytes).and_then(|body| {
         let request =
             messages_request_to_chat(&body).map_err(|e| ApiError::BadRequest(e.to_string(), None))?;
-        Ok((
-            Exchange::begin(&state, auth, &request, Endpoint::Messages)?,
-            request,
-        ))
+        Ok((Exchange::begin(&state, auth, &request, Endpoint::Messages)?, request))
     });
     let (exchange, request) = match begun {
         Ok(begun) => begun,

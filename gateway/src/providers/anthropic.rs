@@ -20,12 +20,7 @@ pub struct Anthropic {
 
 impl Anthropic {
     pub(super) async fn send(&self, call: Call) -> Result<Reply, UpstreamError> {
-        let model = call
-            .body
-            .get("model")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned();
+        let model = call.body.get("model").and_then(Value::as_str).unwrap_or_default().to_owned();
         let mut body = chat_request_to_messages(&call.body, &model).map_err(|e| UpstreamError::Status {
             status: 400,
             message: e.to_string(),

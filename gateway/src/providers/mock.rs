@@ -12,26 +12,10 @@ use serde_json::{Value, json};
 use super::{Call, Reply};
 
 pub(super) fn reply(call: &Call) -> Reply {
-    let model = call
-        .body
-        .get("model")
-        .and_then(Value::as_str)
-        .unwrap_or("mock")
-        .to_owned();
-    let messages = call
-        .body
-        .get("messages")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    let last_user = messages
-        .iter()
-        .rev()
-        .find(|m| m["role"] == "user")
-        .map(|m| text_of(&m["content"]));
-    let has_system = messages
-        .iter()
-        .any(|m| m["role"] == "system" || m["role"] == "developer");
+    let model = call.body.get("model").and_then(Value::as_str).unwrap_or("mock").to_owned();
+    let messages = call.body.get("messages").and_then(Value::as_array).cloned().unwrap_or_default();
+    let last_user = messages.iter().rev().find(|m| m["role"] == "user").map(|m| text_of(&m["content"]));
+    let has_system = messages.iter().any(|m| m["role"] == "system" || m["role"] == "developer");
     let text = format!(
         "echo ({model}, {} messages, system prompt: {}): {}",
         messages.len(),
@@ -46,10 +30,7 @@ pub(super) fn reply(call: &Call) -> Reply {
         "total_tokens": prompt_tokens + completion_tokens,
         "prompt_tokens_details": {"cached_tokens": 0},
     });
-    let created = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+    let created = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     let id = format!("chatcmpl-mock-{}", uuid::Uuid::new_v4().simple());
     if !call.stream {
         return Reply::Complete(json!({
@@ -65,16 +46,10 @@ pub(super) fn reply(call: &Call) -> Reply {
     };
     let mut chunks = vec![chunk(json!({"role": "assistant", "content": ""}), Value::Null)];
     let pieces: Vec<&str> = text.split_inclusive(' ').collect();
-    chunks.extend(
-        pieces
-            .iter()
-            .map(|piece| chunk(json!({"content": piece}), Value::Null)),
-    );
+    chunks.extend(pieces.iter().map(|piece| chunk(json!({"content": piece}), Value::Null)));
     chunks.push(chunk(json!({}), json!("stop")));
-    chunks.push(
-        json!({"id": id, "object": "chat.completion.chunk", "created": created, "model": model,
-                       "choices": [], "usage": usage}),
-    );
+    chunks.push(json!({"id": id, "object": "chat.completion.chunk", "created": created, "model": model,
+                       "choices": [], "usage": usage}));
     Reply::Stream(Box::pin(stream::iter(chunks.into_iter().map(Ok))))
 }
 
@@ -82,11 +57,9 @@ pub(super) fn reply(call: &Call) -> Reply {
 pub(crate) fn text_of(content: &Value) -> String {
     match content {
         Value::String(text) => text.clone(),
-        Value::Array(parts) => parts
-            .iter()
-            .filter_map(|p| p.get("text").and_then(Value::as_str))
-            .collect::<Vec<_>>()
-            .join(" "),
+        Value::Array(parts) => {
+            parts.iter().filter_map(|p| p.get("text").and_then(Value::as_str)).collect::<Vec<_>>().join(" ")
+        }
         _ => String::new(),
     }
 }
@@ -116,9 +89,7 @@ mod tests {
 
     #[test]
     fn complete_reply_reveals_input_and_counts_tokens() {
-        let Reply::Complete(body) = reply(&call(false)) else {
-            panic!("expected a complete reply")
-        };
+        let Reply::Complete(body) = reply(&call(false)) else { panic!("expected a complete reply") };
         assert_eq!(
             body["choices"][0]["message"]["content"],
             "echo (demo-echo, 2 messages, system prompt: yes): hello there"
@@ -129,18 +100,13 @@ mod tests {
 
     #[tokio::test]
     async fn stream_carries_the_same_text_and_usage() {
-        let Reply::Stream(stream) = reply(&call(true)) else {
-            panic!("expected a stream")
-        };
+        let Reply::Stream(stream) = reply(&call(true)) else { panic!("expected a stream") };
         let chunks: Vec<Value> = stream.map(|c| c.unwrap()).collect().await;
         let text: String = chunks
             .iter()
             .filter_map(|c| c.pointer("/choices/0/delta/content").and_then(Value::as_str))
             .collect();
-        assert_eq!(
-            text,
-            "echo (demo-echo, 2 messages, system prompt: yes): hello there"
-        );
+        assert_eq!(text, "echo (demo-echo, 2 messages, system prompt: yes): hello there");
         assert_eq!(chunks.last().unwrap()["usage"]["completion_tokens"], 9);
     }
 }

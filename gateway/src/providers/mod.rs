@@ -43,11 +43,7 @@ pub struct Call {
 #[derive(Debug, thiserror::Error)]
 pub enum UpstreamError {
     #[error("HTTP {status}: {message}")]
-    Status {
-        status: u16,
-        message: String,
-        retry_after: Option<u64>,
-    },
+    Status { status: u16, message: String, retry_after: Option<u64> },
     #[error("timed out after {0} ms")]
     Timeout(u64),
     #[error("cannot connect: {0}")]
@@ -80,11 +76,9 @@ impl UpstreamError {
 
     pub fn into_api_error(self) -> ApiError {
         match self {
-            Self::Status {
-                status: 429,
-                message,
-                retry_after,
-            } => ApiError::UpstreamRateLimited { message, retry_after },
+            Self::Status { status: 429, message, retry_after } => {
+                ApiError::UpstreamRateLimited { message, retry_after }
+            }
             Self::Status { status, message, .. } if (400..500).contains(&status) => {
                 ApiError::UpstreamRejected {
                     status: axum::http::StatusCode::from_u16(status)
@@ -108,15 +102,9 @@ impl UpstreamError {
         };
         let clean = |text: String| text.replace(secret, "[REDACTED]");
         match self {
-            Self::Status {
-                status,
-                message,
-                retry_after,
-            } => Self::Status {
-                status,
-                message: clean(message),
-                retry_after,
-            },
+            Self::Status { status, message, retry_after } => {
+                Self::Status { status, message: clean(message), retry_after }
+            }
             Self::Connect(message) => Self::Connect(clean(message)),
             Self::Protocol(message) => Self::Protocol(clean(message)),
             timeout @ Self::Timeout(_) => timeout,
@@ -151,11 +139,7 @@ impl WithoutUrl for reqwest::Error {
             text.push_str(&error.to_string());
             source = error.source();
         }
-        if text.is_empty() {
-            "request failed".into()
-        } else {
-            text
-        }
+        if text.is_empty() { "request failed".into() } else { text }
     }
 }
 
@@ -190,16 +174,10 @@ impl Provider {
         let base_url = backend.base_url.clone().unwrap_or_default();
         Ok(match backend.provider {
             ProviderKind::Mock => Provider::Mock,
-            ProviderKind::Openai => Provider::OpenAi(openai::OpenAi {
-                client: client()?,
-                base_url,
-                api_key,
-            }),
-            ProviderKind::Anthropic => Provider::Anthropic(anthropic::Anthropic {
-                client: client()?,
-                base_url,
-                api_key,
-            }),
+            ProviderKind::Openai => Provider::OpenAi(openai::OpenAi { client: client()?, base_url, api_key }),
+            ProviderKind::Anthropic => {
+                Provider::Anthropic(anthropic::Anthropic { client: client()?, base_url, api_key })
+            }
         })
     }
 
@@ -214,14 +192,12 @@ impl Provider {
     pub async fn send(&self, call: Call) -> Result<Reply, UpstreamError> {
         match self {
             Self::Mock => Ok(mock::reply(&call)),
-            Self::OpenAi(provider) => provider
-                .send(call)
-                .await
-                .map_err(|e| e.redact(provider.api_key.as_deref())),
-            Self::Anthropic(provider) => provider
-                .send(call)
-                .await
-                .map_err(|e| e.redact(provider.api_key.as_deref())),
+            Self::OpenAi(provider) => {
+                provider.send(call).await.map_err(|e| e.redact(provider.api_key.as_deref()))
+            }
+            Self::Anthropic(provider) => {
+                provider.send(call).await.map_err(|e| e.redact(provider.api_key.as_deref()))
+            }
         }
     }
 }
@@ -232,29 +208,19 @@ async fn send_checked(
     request: reqwest::RequestBuilder,
     timeout: Duration,
 ) -> Result<reqwest::Response, UpstreamError> {
-    let response = request
-        .send()
-        .await
-        .map_err(|e| UpstreamError::from_reqwest(&e, timeout))?;
+    let response = request.send().await.map_err(|e| UpstreamError::from_reqwest(&e, timeout))?;
     let status = response.status();
     if status.is_success() {
         return Ok(response);
     }
     let retry_after = retry_after(response.headers());
     let body = response.text().await.unwrap_or_default();
-    Err(UpstreamError::Status {
-        status: status.as_u16(),
-        message: error_message(&body),
-        retry_after,
-    })
+    Err(UpstreamError::Status { status: status.as_u16(), message: error_message(&body), retry_after })
 }
 
 /// Reads a complete JSON response body.
 async fn json_body(response: reqwest::Response, timeout: Duration) -> Result<Value, UpstreamError> {
-    response
-        .json()
-        .await
-        .map_err(|e| UpstreamError::from_reqwest(&e, timeout))
+    response.json().await.map_err(|e| UpstreamError::from_reqwest(&e, timeout))
 }
 
 /// The message of a provider's JSON error body, or its raw text, capped.
@@ -270,13 +236,7 @@ fn error_message(body: &str) -> String {
 }
 
 fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<u64> {
-    headers
-        .get(reqwest::header::RETRY_AFTER)?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse()
-        .ok()
+    headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim().parse().ok()
 }
 
 #[cfg(test)]

@@ -59,16 +59,8 @@ fn parse_chunk(data: &str) -> Result<Value, UpstreamError> {
     let value: Value = serde_json::from_str(data)
         .map_err(|e| UpstreamError::Protocol(format!("invalid stream chunk: {e}")))?;
     if let Some(error) = value.get("error") {
-        let message = error
-            .get("message")
-            .and_then(Value::as_str)
-            .unwrap_or("stream error")
-            .to_owned();
-        return Err(UpstreamError::Status {
-            status: 502,
-            message,
-            retry_after: None,
-        });
+        let message = error.get("message").and_then(Value::as_str).unwrap_or("stream error").to_owned();
+        return Err(UpstreamError::Status { status: 502, message, retry_after: None });
     }
     Ok(value)
 }

@@ -74,20 +74,13 @@ fn invalid(message: impl Into<String>) -> TranslateError {
 
 /// Seconds since the Unix epoch, for OpenAI's required `created` field (0 if the clock is broken).
 fn now_unix() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
 /// `msg_abc` -> `chatcmpl-abc`, so ids stay traceable across the translation (and reversible).
 fn chat_id_from_message_id(message_id: &str) -> String {
     let rest = message_id.strip_prefix("msg_").unwrap_or(message_id);
-    if rest.is_empty() {
-        "chatcmpl-switchboard".to_owned()
-    } else {
-        format!("chatcmpl-{rest}")
-    }
+    if rest.is_empty() { "chatcmpl-switchboard".to_owned() } else { format!("chatcmpl-{rest}") }
 }
 
 /// `chatcmpl-abc` -> `msg_abc`; ids already in Anthropic form are kept.
@@ -96,11 +89,7 @@ fn message_id_from_chat_id(chat_id: &str) -> String {
         return chat_id.to_owned();
     }
     let rest = chat_id.strip_prefix("chatcmpl-").unwrap_or(chat_id);
-    if rest.is_empty() {
-        "msg_switchboard".to_owned()
-    } else {
-        format!("msg_{rest}")
-    }
+    if rest.is_empty() { "msg_switchboard".to_owned() } else { format!("msg_{rest}") }
 }
 
 /// OpenAI `finish_reason` -> Anthropic `stop_reason`. Some OpenAI-compatible servers answer `stop`
@@ -197,11 +186,7 @@ impl TokenUsage {
             .or_else(|| u64_field(usage, "cache_read_input_tokens"))
             .unwrap_or(0);
         let cache_creation = u64_field(usage, "cache_creation_input_tokens")
-            .or_else(|| {
-                usage
-                    .get("prompt_tokens_details")
-                    .and_then(|d| u64_field(d, "cache_write_tokens"))
-            })
+            .or_else(|| usage.get("prompt_tokens_details").and_then(|d| u64_field(d, "cache_write_tokens")))
             .unwrap_or(0);
         Self {
             input: prompt.saturating_sub(cache_read).saturating_sub(cache_creation),

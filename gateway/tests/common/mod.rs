@@ -112,19 +112,12 @@ impl Harness {
 
     /// Starts the fake and a gateway logging to `database_url`.
     pub async fn start_with_ledger(dir: TempDir, database_url: String) -> Harness {
-        let upstream = FakeUpstream::spawn("127.0.0.1:0".parse().unwrap(), Options::new())
-            .await
-            .unwrap();
+        let upstream = FakeUpstream::spawn("127.0.0.1:0".parse().unwrap(), Options::new()).await.unwrap();
         let config = BASE_CONFIG.replace("{UPSTREAM}", &upstream.base_url());
         std::fs::create_dir_all(dir.path().join("config")).unwrap();
         std::fs::write(dir.path().join("config/base.yaml"), config).unwrap();
-        let mut harness = Harness {
-            upstream,
-            gateway: None,
-            dir,
-            database_url,
-            client: reqwest::Client::new(),
-        };
+        let mut harness =
+            Harness { upstream, gateway: None, dir, database_url, client: reqwest::Client::new() };
         harness.start_gateway().await;
         harness
     }
@@ -159,37 +152,19 @@ impl Harness {
     }
 
     pub async fn post(&self, path: &str, key: &str, body: &Value) -> reqwest::Response {
-        self.client
-            .post(self.url(path))
-            .bearer_auth(key)
-            .json(body)
-            .send()
-            .await
-            .unwrap()
+        self.client.post(self.url(path)).bearer_auth(key).json(body).send().await.unwrap()
     }
 
     /// `GET /admin/v1/usage` with the admin token.
     pub async fn admin_usage(&self) -> Value {
-        let response = self
-            .client
-            .get(self.url("/admin/v1/usage"))
-            .bearer_auth(ADMIN_TOKEN)
-            .send()
-            .await
-            .unwrap();
+        let response =
+            self.client.get(self.url("/admin/v1/usage")).bearer_auth(ADMIN_TOKEN).send().await.unwrap();
         response.json().await.unwrap()
     }
 
     /// The Prometheus text of `/metrics`.
     pub async fn metrics(&self) -> String {
-        self.client
-            .get(self.url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
+        self.client.get(self.url("/metrics")).send().await.unwrap().text().await.unwrap()
     }
 
     /// Every ledger row as JSON objects, oldest first (stop the gateway first to flush).

@@ -83,12 +83,9 @@ impl MessagesToChatStream {
                 self.block_delta(index, delta, &mut out);
             }
             "message_delta" => {
-                self.usage
-                    .merge_anthropic(data.get("usage").unwrap_or(&Value::Null));
-                let stop_reason = data
-                    .get("delta")
-                    .and_then(|d| d.get("stop_reason"))
-                    .and_then(Value::as_str);
+                self.usage.merge_anthropic(data.get("usage").unwrap_or(&Value::Null));
+                let stop_reason =
+                    data.get("delta").and_then(|d| d.get("stop_reason")).and_then(Value::as_str);
                 self.start(&mut out);
                 out.push(self.chunk(json!({}), Some(finish_reason_from_stop(stop_reason))));
             }
@@ -96,11 +93,7 @@ impl MessagesToChatStream {
             "error" => {
                 let error = data.get("error").unwrap_or(&Value::Null);
                 let field = |key: &str, default: &str| {
-                    error
-                        .get(key)
-                        .and_then(Value::as_str)
-                        .unwrap_or(default)
-                        .to_owned()
+                    error.get(key).and_then(Value::as_str).unwrap_or(default).to_owned()
                 };
                 return Err(TranslateError::Upstream {
                     error_type: field("type", "api_error"),

@@ -82,49 +82,26 @@ impl ChatToMessagesStream {
         if let Some(error) = chunk.get("error").filter(|e| !e.is_null()) {
             self.close_open(&mut out);
             let error_type = error.get("type").and_then(Value::as_str).unwrap_or_default();
-            let error_type = if ANTHROPIC_ERROR_TYPES.contains(&error_type) {
-                error_type
-            } else {
-                "api_error"
-            };
-            let message = error
-                .get("message")
-                .and_then(Value::as_str)
-                .unwrap_or("upstream stream failed");
-            out.push((
-                "error",
-                json!({"type": "error", "error": {"type": error_type, "message": message}}),
-            ));
+            let error_type =
+                if ANTHROPIC_ERROR_TYPES.contains(&error_type) { error_type } else { "api_error" };
+            let message = error.get("message").and_then(Value::as_str).unwrap_or("upstream stream failed");
+            out.push(("error", json!({"type": "error", "error": {"type": error_type, "message": message}})));
             self.finished = true;
             return out;
         }
-        let choices = chunk
-            .get("choices")
-            .and_then(Value::as_array)
-            .map(Vec::as_slice)
-            .unwrap_or_default();
+        let choices = chunk.get("choices").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
         // Anthropic has one candidate per message; `n > 1` is not offered on /v1/messages.
-        for choice in choices
-            .iter()
-            .filter(|c| c.get("index").and_then(Value::as_u64).unwrap_or(0) == 0)
-        {
+        for choice in choices.iter().filter(|c| c.get("index").and_then(Value::as_u64).unwrap_or(0) == 0) {
             let delta = choice.get("delta").unwrap_or(&Value::Null);
             if let Some(text) = delta.get("content").and_then(Value::as_str) {
                 self.text(text, &mut out);
             }
-            if let Some(refusal) = delta
-                .get("refusal")
-                .and_then(Value::as_str)
-                .filter(|r| !r.is_empty())
-            {
+            if let Some(refusal) = delta.get("refusal").and_then(Value::as_str).filter(|r| !r.is_empty()) {
                 self.refused = true;
                 self.text(refusal, &mut out);
             }
-            let tool_calls = delta
-                .get("tool_calls")
-                .and_then(Value::as_array)
-                .map(Vec::as_slice)
-                .unwrap_or_default();
+            let tool_calls =
+                delta.get("tool_calls").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
             for (position, call) in tool_calls.iter().enumerate() {
                 self.tool_call(call, position as u64, &mut out);
             }
@@ -192,10 +169,7 @@ impl ChatToMessagesStream {
 
     fn close_open(&mut self, out: &mut Vec<(&'static str, Value)>) {
         if let Some(Open::Text(index) | Open::Tool(index)) = self.open.take() {
-            out.push((
-                "content_block_stop",
-                json!({"type": "content_block_stop", "index": index}),
-            ));
+            out.push(("content_block_stop", json!({"type": "content_block_stop", "index": index})));
         }
     }
 
@@ -237,10 +211,7 @@ impl ChatToMessagesStream {
             None => {
                 let id = match call.get("id").and_then(Value::as_str) {
                     Some(id) if !id.is_empty() => id.to_owned(),
-                    _ => format!(
-                        "toolu_{}_{tool_index}",
-                        self.message_id.trim_start_matches("msg_")
-                    ),
+                    _ => format!("toolu_{}_{tool_index}", self.message_id.trim_start_matches("msg_")),
                 };
                 let name = function.get("name").and_then(Value::as_str).unwrap_or_default();
                 let block = json!({"type": "tool_use", "id": id, "name": name, "input": {}});
@@ -251,11 +222,7 @@ impl ChatToMessagesStream {
             }
         };
         // Interleaved tool call deltas (rare) still go to their own block index.
-        if let Some(arguments) = function
-            .get("arguments")
-            .and_then(Value::as_str)
-            .filter(|a| !a.is_empty())
-        {
+        if let Some(arguments) = function.get("arguments").and_then(Value::as_str).filter(|a| !a.is_empty()) {
             let delta = json!({"type": "input_json_delta", "partial_json": arguments});
             out.push((
                 "content_block_delta",

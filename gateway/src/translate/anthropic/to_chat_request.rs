@@ -14,9 +14,7 @@ use super::{TranslateError, invalid};
 /// invalid `model`, `messages` or `max_tokens`, and blocks chat cannot express (server tools, Files
 /// API sources), are rejected with [`TranslateError::InvalidRequest`] naming the field.
 pub fn messages_request_to_chat(body: &Value) -> Result<Value, TranslateError> {
-    let req = body
-        .as_object()
-        .ok_or_else(|| invalid("request body must be a JSON object"))?;
+    let req = body.as_object().ok_or_else(|| invalid("request body must be a JSON object"))?;
     let model = match req.get("model") {
         Some(Value::String(m)) if !m.is_empty() => m.clone(),
         None | Some(Value::Null) => return Err(invalid("`model` is required")),
@@ -32,10 +30,9 @@ pub fn messages_request_to_chat(body: &Value) -> Result<Value, TranslateError> {
     };
     let max_tokens = match req.get("max_tokens") {
         None | Some(Value::Null) => return Err(invalid("`max_tokens` is required")),
-        Some(v) => v
-            .as_u64()
-            .filter(|n| *n > 0)
-            .ok_or_else(|| invalid("`max_tokens` must be a positive integer"))?,
+        Some(v) => {
+            v.as_u64().filter(|n| *n > 0).ok_or_else(|| invalid("`max_tokens` must be a positive integer"))?
+        }
     };
 
     let mut chat_messages = Vec::new();
@@ -82,21 +79,14 @@ pub fn messages_request_to_chat(body: &Value) -> Result<Value, TranslateError> {
         }
         Some(_) => return Err(invalid("`stream` must be a boolean")),
     }
-    if let Some(user) = req
-        .get("metadata")
-        .and_then(|m| m.get("user_id"))
-        .and_then(Value::as_str)
-    {
+    if let Some(user) = req.get("metadata").and_then(|m| m.get("user_id")).and_then(Value::as_str) {
         out.insert("user".into(), Value::String(user.to_owned()));
     }
     let has_tools = match req.get("tools") {
         None | Some(Value::Null) => false,
         Some(Value::Array(tools)) => {
-            let tools = tools
-                .iter()
-                .enumerate()
-                .map(|(i, t)| tool_to_chat(t, i))
-                .collect::<Result<Vec<_>, _>>()?;
+            let tools =
+                tools.iter().enumerate().map(|(i, t)| tool_to_chat(t, i)).collect::<Result<Vec<_>, _>>()?;
             let has = !tools.is_empty();
             if has {
                 out.insert("tools".into(), Value::Array(tools));
@@ -138,13 +128,10 @@ fn system_to_chat(system: &Value) -> Result<Option<Value>, TranslateError> {
 
 fn message_to_chat(message: &Value, i: usize, out: &mut Vec<Value>) -> Result<(), TranslateError> {
     let role = message.get("role").and_then(Value::as_str);
-    let content = message
-        .get("content")
-        .ok_or_else(|| invalid(format!("`messages[{i}].content` is required")))?;
+    let content =
+        message.get("content").ok_or_else(|| invalid(format!("`messages[{i}].content` is required")))?;
     if !content.is_string() && !content.is_array() {
-        return Err(invalid(format!(
-            "`messages[{i}].content` must be a string or an array of blocks"
-        )));
+        return Err(invalid(format!("`messages[{i}].content` must be a string or an array of blocks")));
     }
     match role {
         Some("user") => user_to_chat(content, i, out),
@@ -152,17 +139,12 @@ fn message_to_chat(message: &Value, i: usize, out: &mut Vec<Value>) -> Result<()
             out.push(assistant_to_chat(content, i)?);
             Ok(())
         }
-        _ => Err(invalid(format!(
-            "`messages[{i}].role` must be \"user\" or \"assistant\""
-        ))),
+        _ => Err(invalid(format!("`messages[{i}].role` must be \"user\" or \"assistant\""))),
     }
 }
 
 fn block_type<'a>(block: &'a Value, path: &str) -> Result<&'a str, TranslateError> {
-    block
-        .get("type")
-        .and_then(Value::as_str)
-        .ok_or_else(|| invalid(format!("`{path}.type` is required")))
+    block.get("type").and_then(Value::as_str).ok_or_else(|| invalid(format!("`{path}.type` is required")))
 }
 
 fn user_to_chat(content: &Value, i: usize, out: &mut Vec<Value>) -> Result<(), TranslateError> {
@@ -181,9 +163,7 @@ fn user_to_chat(content: &Value, i: usize, out: &mut Vec<Value>) -> Result<(), T
             "document" => parts.push(document_part(block, &path)?),
             "tool_result" => out.push(tool_result_to_chat(block, &path, &mut tool_images)?),
             other => {
-                return Err(invalid(format!(
-                    "`{path}`: content block type \"{other}\" is not supported"
-                )));
+                return Err(invalid(format!("`{path}`: content block type \"{other}\" is not supported")));
             }
         }
     }
@@ -224,9 +204,7 @@ fn assistant_to_chat(content: &Value, i: usize) -> Result<Value, TranslateError>
             // Reasoning is not replayable through chat completions; the model does not need it.
             "thinking" | "redacted_thinking" => {}
             other => {
-                return Err(invalid(format!(
-                    "`{path}`: content block type \"{other}\" is not supported"
-                )));
+                return Err(invalid(format!("`{path}`: content block type \"{other}\" is not supported")));
             }
         }
     }
@@ -246,10 +224,8 @@ fn assistant_to_chat(content: &Value, i: usize) -> Result<Value, TranslateError>
 
 /// Copies Anthropic's `cache_control` onto a chat part so an Anthropic upstream keeps caching.
 fn with_cache_control(mut part: Value, block: &Value) -> Value {
-    if let (Some(cc), Some(map)) = (
-        block.get("cache_control").filter(|c| !c.is_null()),
-        part.as_object_mut(),
-    ) {
+    if let (Some(cc), Some(map)) = (block.get("cache_control").filter(|c| !c.is_null()), part.as_object_mut())
+    {
         map.insert("cache_control".into(), cc.clone());
     }
     part
@@ -269,9 +245,7 @@ fn source_str<'a>(source: &'a Value, key: &str, path: &str) -> Result<&'a str, T
 }
 
 fn image_part(block: &Value, path: &str) -> Result<Value, TranslateError> {
-    let source = block
-        .get("source")
-        .ok_or_else(|| invalid(format!("`{path}.source` is required")))?;
+    let source = block.get("source").ok_or_else(|| invalid(format!("`{path}.source` is required")))?;
     let url = match source.get("type").and_then(Value::as_str) {
         Some("base64") => {
             let media_type = source_str(source, "media_type", path)?;
@@ -279,21 +253,14 @@ fn image_part(block: &Value, path: &str) -> Result<Value, TranslateError> {
         }
         Some("url") => source_str(source, "url", path)?.to_owned(),
         _ => {
-            return Err(invalid(format!(
-                "`{path}.source.type` must be \"base64\" or \"url\""
-            )));
+            return Err(invalid(format!("`{path}.source.type` must be \"base64\" or \"url\"")));
         }
     };
-    Ok(with_cache_control(
-        json!({"type": "image_url", "image_url": {"url": url}}),
-        block,
-    ))
+    Ok(with_cache_control(json!({"type": "image_url", "image_url": {"url": url}}), block))
 }
 
 fn document_part(block: &Value, path: &str) -> Result<Value, TranslateError> {
-    let source = block
-        .get("source")
-        .ok_or_else(|| invalid(format!("`{path}.source` is required")))?;
+    let source = block.get("source").ok_or_else(|| invalid(format!("`{path}.source` is required")))?;
     let part = match source.get("type").and_then(Value::as_str) {
         Some("base64") => {
             let media_type = source_str(source, "media_type", path)?;
@@ -302,10 +269,7 @@ fn document_part(block: &Value, path: &str) -> Result<Value, TranslateError> {
             if let Some(title) = block.get("title").and_then(Value::as_str) {
                 file.insert("filename".into(), json!(title));
             }
-            file.insert(
-                "file_data".into(),
-                json!(format!("data:{media_type};base64,{data}")),
-            );
+            file.insert("file_data".into(), json!(format!("data:{media_type};base64,{data}")));
             json!({"type": "file", "file": file})
         }
         Some("text") => json!({"type": "text", "text": source_str(source, "data", path)?}),
@@ -342,9 +306,7 @@ fn tool_result_to_chat(block: &Value, path: &str, images: &mut Vec<Value>) -> Re
             Value::Array(texts)
         }
         Some(_) => {
-            return Err(invalid(format!(
-                "`{path}.content` must be a string or an array of blocks"
-            )));
+            return Err(invalid(format!("`{path}.content` must be a string or an array of blocks")));
         }
     };
     Ok(json!({"role": "tool", "tool_call_id": id, "content": content}))
@@ -354,9 +316,7 @@ fn tool_to_chat(tool: &Value, i: usize) -> Result<Value, TranslateError> {
     match tool.get("type").and_then(Value::as_str) {
         None | Some("custom") => {}
         Some(other) => {
-            return Err(invalid(format!(
-                "`tools[{i}]`: server tool type \"{other}\" cannot be translated"
-            )));
+            return Err(invalid(format!("`tools[{i}]`: server tool type \"{other}\" cannot be translated")));
         }
     }
     let name = tool.get("name").and_then(Value::as_str);
@@ -372,10 +332,7 @@ fn tool_to_chat(tool: &Value, i: usize) -> Result<Value, TranslateError> {
     if let Some(strict) = tool.get("strict").filter(|s| s.is_boolean()) {
         function.insert("strict".into(), strict.clone());
     }
-    Ok(with_cache_control(
-        json!({"type": "function", "function": function}),
-        tool,
-    ))
+    Ok(with_cache_control(json!({"type": "function", "function": function}), tool))
 }
 
 /// Returns the OpenAI `tool_choice` and, when the client disabled parallel tool use, `Some(false)`
@@ -395,9 +352,7 @@ fn tool_choice_to_chat(choice: &Value) -> Result<(Value, Option<bool>), Translat
             json!({"type": "function", "function": {"name": name}})
         }
         _ => {
-            return Err(invalid(
-                "`tool_choice.type` must be one of \"auto\", \"any\", \"tool\", \"none\"",
-            ));
+            return Err(invalid("`tool_choice.type` must be one of \"auto\", \"any\", \"tool\", \"none\""));
         }
     };
     Ok((chat, parallel))

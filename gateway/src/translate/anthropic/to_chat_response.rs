@@ -21,12 +21,7 @@ pub(super) fn messages_response_to_chat_at(message: &Value, model: &str, created
     let mut text: Option<String> = None;
     let mut reasoning = String::new();
     let mut tool_calls = Vec::new();
-    for block in message
-        .get("content")
-        .and_then(Value::as_array)
-        .map(Vec::as_slice)
-        .unwrap_or_default()
-    {
+    for block in message.get("content").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default() {
         match block.get("type").and_then(Value::as_str) {
             Some("text") => {
                 let t = block.get("text").and_then(Value::as_str).unwrap_or_default();

@@ -18,18 +18,14 @@ pub const DEFAULT_MAX_TOKENS: u64 = 4096;
 /// OpenAI-only fields (`stream_options`, `n`, penalties, `seed`, `logprobs`, `response_format`, ...)
 /// are dropped; `n > 1` and parts Anthropic cannot take (audio, file ids) are rejected.
 pub fn chat_request_to_messages(chat: &Value, upstream_model: &str) -> Result<Value, TranslateError> {
-    let req = chat
-        .as_object()
-        .ok_or_else(|| invalid("request body must be a JSON object"))?;
+    let req = chat.as_object().ok_or_else(|| invalid("request body must be a JSON object"))?;
     let messages = match req.get("messages") {
         Some(Value::Array(messages)) => messages,
         None | Some(Value::Null) => return Err(invalid("`messages` is required")),
         Some(_) => return Err(invalid("`messages` must be an array")),
     };
     if req.get("n").and_then(Value::as_u64).is_some_and(|n| n > 1) {
-        return Err(invalid(
-            "`n` greater than 1 is not supported by this model's provider",
-        ));
+        return Err(invalid("`n` greater than 1 is not supported by this model's provider"));
     }
 
     let mut system = Vec::new();
@@ -51,9 +47,7 @@ pub fn chat_request_to_messages(chat: &Value, upstream_model: &str) -> Result<Va
         }
     }
     if turns.is_empty() {
-        return Err(invalid(
-            "`messages` must contain at least one user or assistant message",
-        ));
+        return Err(invalid("`messages` must contain at least one user or assistant message"));
     }
 
     let mut out = Map::new();
@@ -76,10 +70,7 @@ pub fn chat_request_to_messages(chat: &Value, upstream_model: &str) -> Result<Va
     match req.get("temperature") {
         None | Some(Value::Null) => {}
         Some(Value::Number(t)) => {
-            out.insert(
-                "temperature".into(),
-                json!(t.as_f64().unwrap_or(1.0).clamp(0.0, 1.0)),
-            );
+            out.insert("temperature".into(), json!(t.as_f64().unwrap_or(1.0).clamp(0.0, 1.0)));
         }
         Some(_) => return Err(invalid("`temperature` must be a number")),
     }
@@ -112,11 +103,9 @@ pub fn chat_request_to_messages(chat: &Value, upstream_model: &str) -> Result<Va
     }
     let tools = match req.get("tools") {
         None | Some(Value::Null) => Vec::new(),
-        Some(Value::Array(tools)) => tools
-            .iter()
-            .enumerate()
-            .map(|(i, t)| tool(t, i))
-            .collect::<Result<_, _>>()?,
+        Some(Value::Array(tools)) => {
+            tools.iter().enumerate().map(|(i, t)| tool(t, i)).collect::<Result<_, _>>()?
+        }
         Some(_) => return Err(invalid("`tools` must be an array")),
     };
     if !tools.is_empty() {
@@ -189,10 +178,8 @@ fn tool_results_first(content: Value) -> Value {
 }
 
 fn cache_control(mut block: Value, part: &Value) -> Value {
-    if let (Some(cc), Some(map)) = (
-        part.get("cache_control").filter(|c| !c.is_null()),
-        block.as_object_mut(),
-    ) {
+    if let (Some(cc), Some(map)) = (part.get("cache_control").filter(|c| !c.is_null()), block.as_object_mut())
+    {
         map.insert("cache_control".into(), cc.clone());
     }
     block
@@ -239,9 +226,7 @@ fn user_content(content: &Value, i: usize) -> Result<Value, TranslateError> {
             Some("image_url") => blocks.push(image_block(part, &path)?),
             Some("file") => blocks.push(document_block(part, &path)?),
             Some(other) => {
-                return Err(invalid(format!(
-                    "`{path}`: part type \"{other}\" is not supported"
-                )));
+                return Err(invalid(format!("`{path}`: part type \"{other}\" is not supported")));
             }
             None => return Err(invalid(format!("`{path}.type` is required"))),
         }
@@ -260,9 +245,7 @@ fn image_block(part: &Value, path: &str) -> Result<Value, TranslateError> {
     } else if url.starts_with("http://") || url.starts_with("https://") {
         json!({"type": "url", "url": url})
     } else {
-        return Err(invalid(format!(
-            "`{path}.image_url.url` must be an http(s) URL or a base64 data URL"
-        )));
+        return Err(invalid(format!("`{path}.image_url.url` must be an http(s) URL or a base64 data URL")));
     };
     Ok(cache_control(json!({"type": "image", "source": source}), part))
 }
@@ -277,10 +260,7 @@ fn document_block(part: &Value, path: &str) -> Result<Value, TranslateError> {
     };
     let mut block =
         json!({"type": "document", "source": {"type": "base64", "media_type": media_type, "data": data}});
-    if let (Some(name), Some(map)) = (
-        file.get("filename").and_then(Value::as_str),
-        block.as_object_mut(),
-    ) {
+    if let (Some(name), Some(map)) = (file.get("filename").and_then(Value::as_str), block.as_object_mut()) {
         map.insert("title".into(), json!(name));
     }
     Ok(cache_control(block, part))
@@ -294,9 +274,7 @@ fn assistant_content(message: &Value, i: usize) -> Result<Value, TranslateError>
         Some(_) => return Err(invalid(format!("`messages[{i}].tool_calls` must be an array"))),
     };
     if message.get("function_call").is_some_and(|f| !f.is_null()) {
-        return Err(invalid(format!(
-            "`messages[{i}].function_call` is deprecated; use tool_calls"
-        )));
+        return Err(invalid(format!("`messages[{i}].function_call` is deprecated; use tool_calls")));
     }
     if tool_calls.is_empty() && content.is_string() {
         return Ok(content.clone());
@@ -373,10 +351,7 @@ fn tool_choice(choice: Option<&Value>, parallel: Option<bool>) -> Result<Option<
             }
         },
         Some(obj) => {
-            let name = obj
-                .get("function")
-                .and_then(|f| f.get("name"))
-                .and_then(Value::as_str);
+            let name = obj.get("function").and_then(|f| f.get("name")).and_then(Value::as_str);
             match (obj.get("type").and_then(Value::as_str), name) {
                 (Some("function"), Some(name)) => json!({"type": "tool", "name": name}),
                 _ => {

@@ -26,25 +26,16 @@ pub fn chat_response_to_messages(chat: &Value, model: &str) -> Value {
     match message.get("content") {
         Some(Value::String(text)) => push_text(text),
         Some(Value::Array(parts)) => {
-            parts
-                .iter()
-                .filter_map(|p| p.get("text").and_then(Value::as_str))
-                .for_each(&mut push_text);
+            parts.iter().filter_map(|p| p.get("text").and_then(Value::as_str)).for_each(&mut push_text);
         }
         _ => {}
     }
-    let refusal = message
-        .get("refusal")
-        .and_then(Value::as_str)
-        .filter(|r| !r.is_empty());
+    let refusal = message.get("refusal").and_then(Value::as_str).filter(|r| !r.is_empty());
     if let Some(refusal) = refusal {
         push_text(refusal);
     }
-    let tool_calls = message
-        .get("tool_calls")
-        .and_then(Value::as_array)
-        .map(Vec::as_slice)
-        .unwrap_or_default();
+    let tool_calls =
+        message.get("tool_calls").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
     for call in tool_calls {
         let function = call.get("function").unwrap_or(&Value::Null);
         content.push(json!({

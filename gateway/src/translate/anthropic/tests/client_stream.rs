@@ -24,17 +24,12 @@ fn text_stream_golden() {
     let out = run(
         &mut stream,
         &[
-            chunk(
-                json!({"role": "assistant", "content": "", "refusal": null}),
-                Value::Null,
-            ),
+            chunk(json!({"role": "assistant", "content": "", "refusal": null}), Value::Null),
             chunk(json!({"content": "Hel"}), Value::Null),
             chunk(json!({"content": "lo"}), Value::Null),
             chunk(json!({}), json!("stop")),
-            usage_chunk(
-                json!({"prompt_tokens": 30, "completion_tokens": 2, "total_tokens": 32,
-                "prompt_tokens_details": {"cached_tokens": 10}}),
-            ),
+            usage_chunk(json!({"prompt_tokens": 30, "completion_tokens": 2, "total_tokens": 32,
+                "prompt_tokens_details": {"cached_tokens": 10}})),
         ],
     );
     let delta = |text: &str| json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": text}});
@@ -57,10 +52,7 @@ fn text_stream_golden() {
             ),
             ("content_block_delta", delta("Hel")),
             ("content_block_delta", delta("lo")),
-            (
-                "content_block_stop",
-                json!({"type": "content_block_stop", "index": 0})
-            ),
+            ("content_block_stop", json!({"type": "content_block_stop", "index": 0})),
             (
                 "message_delta",
                 json!({"type": "message_delta",
@@ -73,11 +65,7 @@ fn text_stream_golden() {
     );
     // Once finished, the stream is closed for good.
     assert!(stream.finish().is_empty());
-    assert!(
-        stream
-            .feed(&chunk(json!({"content": "late"}), Value::Null))
-            .is_empty()
-    );
+    assert!(stream.feed(&chunk(json!({"content": "late"}), Value::Null)).is_empty());
 }
 
 /// Text, then two parallel tool calls with fragmented arguments, as OpenAI streams them.
@@ -96,11 +84,9 @@ fn tool_chunks() -> Vec<Value> {
         ),
         call(json!({"index": 1, "function": {"arguments": "ty\": \"Rome\"}"}})),
         chunk(json!({}), json!("tool_calls")),
-        usage_chunk(
-            json!({"prompt_tokens": 900, "completion_tokens": 40, "total_tokens": 940,
+        usage_chunk(json!({"prompt_tokens": 900, "completion_tokens": 40, "total_tokens": 940,
             "prompt_tokens_details": {"cached_tokens": 512},
-            "cache_read_input_tokens": 512, "cache_creation_input_tokens": 300}),
-        ),
+            "cache_read_input_tokens": 512, "cache_creation_input_tokens": 300})),
     ]
 }
 
@@ -223,23 +209,14 @@ fn error_frame_becomes_error_event_and_ends_stream() {
     assert_eq!(
         out,
         vec![
-            (
-                "content_block_stop",
-                json!({"type": "content_block_stop", "index": 0})
-            ),
-            (
-                "error",
-                json!({"type": "error", "error": {"type": "api_error", "message": "upstream died"}})
-            ),
+            ("content_block_stop", json!({"type": "content_block_stop", "index": 0})),
+            ("error", json!({"type": "error", "error": {"type": "api_error", "message": "upstream died"}})),
         ]
     );
     assert!(stream.finish().is_empty());
     let mut stream = ChatToMessagesStream::new("m", "msg_2");
     let out = stream.feed(&json!({"error": {"message": "slow down", "type": "rate_limit_error"}}));
-    assert_eq!(
-        out.iter().map(|(n, _)| *n).collect::<Vec<_>>(),
-        ["message_start", "ping", "error"]
-    );
+    assert_eq!(out.iter().map(|(n, _)| *n).collect::<Vec<_>>(), ["message_start", "ping", "error"]);
     assert_eq!(out[2].1["error"]["type"], "rate_limit_error");
 }
 
@@ -253,8 +230,5 @@ fn other_choices_are_ignored() {
             {"index": 0, "delta": {"content": "first"}, "finish_reason": null},
         ]})],
     );
-    assert_eq!(
-        accumulate_anthropic(&out)["content"],
-        json!([{"type": "text", "text": "first"}])
-    );
+    assert_eq!(accumulate_anthropic(&out)["content"], json!([{"type": "text", "text": "first"}]));
 }

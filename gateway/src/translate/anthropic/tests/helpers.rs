@@ -12,14 +12,8 @@ fn ids_are_derived_and_reversible() {
 
 #[test]
 fn data_urls_parse_only_when_base64() {
-    assert_eq!(
-        parse_data_url("data:image/png;base64,AAAA"),
-        Some(("image/png", "AAAA"))
-    );
-    assert_eq!(
-        parse_data_url("data:image/jpeg;name=x.jpg;base64,/9j/"),
-        Some(("image/jpeg", "/9j/"))
-    );
+    assert_eq!(parse_data_url("data:image/png;base64,AAAA"), Some(("image/png", "AAAA")));
+    assert_eq!(parse_data_url("data:image/jpeg;name=x.jpg;base64,/9j/"), Some(("image/jpeg", "/9j/")));
     assert_eq!(parse_data_url("data:text/plain,hello"), None);
     assert_eq!(parse_data_url("https://example.com/a.png"), None);
     assert_eq!(parse_data_url("data:;base64,AAAA"), None);
@@ -31,10 +25,7 @@ fn tool_arguments_parse_leniently() {
     assert_eq!(parse_tool_arguments(Some(&json!(""))), json!({}));
     assert_eq!(parse_tool_arguments(Some(&json!("{\"a\":"))), json!({}));
     assert_eq!(parse_tool_arguments(Some(&json!("[1,2]"))), json!({}));
-    assert_eq!(
-        parse_tool_arguments(Some(&json!({"already": "object"}))),
-        json!({"already": "object"})
-    );
+    assert_eq!(parse_tool_arguments(Some(&json!({"already": "object"}))), json!({"already": "object"}));
     assert_eq!(parse_tool_arguments(None), json!({}));
 }
 
@@ -51,11 +42,7 @@ fn finish_and_stop_reasons_map_both_ways() {
         (Some("something_new"), false, "end_turn"),
     ];
     for (finish, tools, want) in cases {
-        assert_eq!(
-            stop_reason_from_finish(finish, tools),
-            want,
-            "{finish:?} tools={tools}"
-        );
+        assert_eq!(stop_reason_from_finish(finish, tools), want, "{finish:?} tools={tools}");
     }
     let cases = [
         (Some("end_turn"), "stop"),
@@ -104,12 +91,7 @@ fn usage_converts_both_ways_with_cache_numbers() {
         "prompt_tokens_details": {"cached_tokens": 100, "cache_write_tokens": 300}});
     assert_eq!(
         TokenUsage::from_chat(&openai),
-        TokenUsage {
-            input: 100,
-            output: 7,
-            cache_read: 100,
-            cache_creation: 300
-        }
+        TokenUsage { input: 100, output: 7, cache_read: 100, cache_creation: 300 }
     );
     // Inconsistent numbers never underflow.
     let odd =
@@ -123,15 +105,7 @@ fn message_delta_usage_merges_only_present_fields() {
     let mut usage = TokenUsage::from_anthropic(&json!({"input_tokens": 10, "output_tokens": 1,
         "cache_read_input_tokens": 3, "cache_creation_input_tokens": 4}));
     usage.merge_anthropic(&json!({"output_tokens": 42, "input_tokens": null}));
-    assert_eq!(
-        usage,
-        TokenUsage {
-            input: 10,
-            output: 42,
-            cache_read: 3,
-            cache_creation: 4
-        }
-    );
+    assert_eq!(usage, TokenUsage { input: 10, output: 42, cache_read: 3, cache_creation: 4 });
 }
 
 #[test]
@@ -154,16 +128,8 @@ fn strip_cache_control_removes_markers_everywhere() {
 
 #[test]
 fn errors_display_clearly() {
-    assert_eq!(
-        invalid("`model` is required").to_string(),
-        "invalid request: `model` is required"
-    );
-    let upstream = TranslateError::Upstream {
-        error_type: "overloaded_error".into(),
-        message: "Overloaded".into(),
-    };
-    assert_eq!(
-        upstream.to_string(),
-        "upstream error (overloaded_error): Overloaded"
-    );
+    assert_eq!(invalid("`model` is required").to_string(), "invalid request: `model` is required");
+    let upstream =
+        TranslateError::Upstream { error_type: "overloaded_error".into(), message: "Overloaded".into() };
+    assert_eq!(upstream.to_string(), "upstream error (overloaded_error): Overloaded");
 }

@@ -26,20 +26,8 @@ fn accumulate_anthropic(events: &[(&str, Value)]) -> Value {
     assert_eq!(*first, "message_start");
     assert_eq!(start["type"], "message_start");
     let mut message = start["message"].clone();
-    for key in [
-        "id",
-        "type",
-        "role",
-        "model",
-        "content",
-        "stop_reason",
-        "stop_sequence",
-        "usage",
-    ] {
-        assert!(
-            message.get(key).is_some(),
-            "message_start.message lacks {key}: {message}"
-        );
+    for key in ["id", "type", "role", "model", "content", "stop_reason", "stop_sequence", "usage"] {
+        assert!(message.get(key).is_some(), "message_start.message lacks {key}: {message}");
     }
     assert_eq!(message["type"], "message");
     assert_eq!(message["role"], "assistant");
@@ -79,11 +67,8 @@ fn accumulate_anthropic(events: &[(&str, Value)]) -> Value {
                 match delta["type"].as_str().unwrap() {
                     "text_delta" => {
                         assert_eq!(block["type"], "text");
-                        let text = format!(
-                            "{}{}",
-                            block["text"].as_str().unwrap(),
-                            delta["text"].as_str().unwrap()
-                        );
+                        let text =
+                            format!("{}{}", block["text"].as_str().unwrap(), delta["text"].as_str().unwrap());
                         block["text"] = json!(text);
                     }
                     "input_json_delta" => {
@@ -169,11 +154,7 @@ fn accumulate_chat(chunks: &[Value]) -> Value {
         if let Some(text) = delta["reasoning_content"].as_str() {
             reasoning.get_or_insert_with(String::new).push_str(text);
         }
-        for call in delta["tool_calls"]
-            .as_array()
-            .map(Vec::as_slice)
-            .unwrap_or_default()
-        {
+        for call in delta["tool_calls"].as_array().map(Vec::as_slice).unwrap_or_default() {
             let index = call["index"].as_u64().unwrap() as usize;
             if index == calls.len() {
                 assert!(
@@ -184,10 +165,7 @@ fn accumulate_chat(chunks: &[Value]) -> Value {
                     "function": {"name": call["function"]["name"], "arguments": ""}}));
             }
             let args = call["function"]["arguments"].as_str().unwrap_or_default();
-            let all = format!(
-                "{}{args}",
-                calls[index]["function"]["arguments"].as_str().unwrap()
-            );
+            let all = format!("{}{args}", calls[index]["function"]["arguments"].as_str().unwrap());
             calls[index]["function"]["arguments"] = json!(all);
         }
         if !choice["finish_reason"].is_null() {

@@ -43,10 +43,7 @@ fn text_events() -> Vec<(&'static str, Value)> {
             json!({"type": "content_block_delta", "index": 0,
             "delta": {"type": "text_delta", "text": "!"}}),
         ),
-        (
-            "content_block_stop",
-            json!({"type": "content_block_stop", "index": 0}),
-        ),
+        ("content_block_stop", json!({"type": "content_block_stop", "index": 0})),
         (
             "message_delta",
             json!({"type": "message_delta",
@@ -101,10 +98,7 @@ fn tool_events() -> Vec<(&'static str, Value)> {
             json!({"type": "content_block_delta", "index": 0,
             "delta": {"type": "text_delta", "text": "Okay, let's check"}}),
         ),
-        (
-            "content_block_stop",
-            json!({"type": "content_block_stop", "index": 0}),
-        ),
+        ("content_block_stop", json!({"type": "content_block_stop", "index": 0})),
         (
             "content_block_start",
             json!({"type": "content_block_start", "index": 1, "content_block": {
@@ -113,20 +107,14 @@ fn tool_events() -> Vec<(&'static str, Value)> {
         ("content_block_delta", delta(1, "")),
         ("content_block_delta", delta(1, "{\"location\":")),
         ("content_block_delta", delta(1, " \"San Francisco, CA\"}")),
-        (
-            "content_block_stop",
-            json!({"type": "content_block_stop", "index": 1}),
-        ),
+        ("content_block_stop", json!({"type": "content_block_stop", "index": 1})),
         (
             "content_block_start",
             json!({"type": "content_block_start", "index": 2, "content_block": {
             "type": "tool_use", "id": "toolu_02", "name": "get_time", "input": {}}}),
         ),
         ("content_block_delta", delta(2, "{\"tz\": \"PST\"}")),
-        (
-            "content_block_stop",
-            json!({"type": "content_block_stop", "index": 2}),
-        ),
+        ("content_block_stop", json!({"type": "content_block_stop", "index": 2})),
         (
             "message_delta",
             json!({"type": "message_delta",
@@ -176,10 +164,8 @@ fn tool_stream_golden() {
 #[test]
 fn accumulated_stream_equals_non_stream_translation() {
     let mut stream = MessagesToChatStream::new("m");
-    let chunks: Vec<Value> = tool_events()
-        .iter()
-        .flat_map(|(name, data)| stream.feed(name, data).unwrap())
-        .collect();
+    let chunks: Vec<Value> =
+        tool_events().iter().flat_map(|(name, data)| stream.feed(name, data).unwrap()).collect();
     let message = json!({
         "id": "msg_014p7gG3wDgGV9EUtLvnow3U", "type": "message", "role": "assistant", "model": "claude",
         "content": [
@@ -211,10 +197,7 @@ fn cumulative_usage_in_message_delta_wins() {
     all[6].1["usage"] = json!({"input_tokens": 30, "output_tokens": 16,
         "cache_read_input_tokens": 2100, "cache_creation_input_tokens": null});
     let chunks = replay(&mut stream, &all[..7]);
-    assert!(
-        chunks.iter().all(|c| c.get("usage").is_none()),
-        "no usage chunk before message_stop"
-    );
+    assert!(chunks.iter().all(|c| c.get("usage").is_none()), "no usage chunk before message_stop");
     // A stream cut before message_stop can still be metered.
     assert_eq!(stream.usage()["prompt_tokens"], 2230);
     let chunks = replay(&mut stream, &all[7..]);
@@ -232,10 +215,7 @@ fn thinking_becomes_reasoning_content() {
     let chunks = replay(
         &mut stream,
         &events(&[
-            (
-                "message_start",
-                json!({"type": "message_start", "message": {"id": "msg_t", "usage": {}}}),
-            ),
+            ("message_start", json!({"type": "message_start", "message": {"id": "msg_t", "usage": {}}})),
             (
                 "content_block_start",
                 json!({"type": "content_block_start", "index": 0,
@@ -251,49 +231,31 @@ fn thinking_becomes_reasoning_content() {
                 json!({"type": "content_block_delta", "index": 0,
                 "delta": {"type": "signature_delta", "signature": "EqQBCgIYAhIM"}}),
             ),
-            (
-                "content_block_stop",
-                json!({"type": "content_block_stop", "index": 0}),
-            ),
+            ("content_block_stop", json!({"type": "content_block_stop", "index": 0})),
             (
                 "content_block_start",
                 json!({"type": "content_block_start", "index": 1,
                 "content_block": {"type": "redacted_thinking", "data": "abc"}}),
             ),
-            (
-                "content_block_stop",
-                json!({"type": "content_block_stop", "index": 1}),
-            ),
+            ("content_block_stop", json!({"type": "content_block_stop", "index": 1})),
         ]),
     );
     assert_eq!(chunks.len(), 2);
-    assert_eq!(
-        chunks[1]["choices"][0]["delta"],
-        json!({"reasoning_content": "Hmm."})
-    );
+    assert_eq!(chunks[1]["choices"][0]["delta"], json!({"reasoning_content": "Hmm."}));
 }
 
 #[test]
 fn ping_unknown_and_error_events() {
     let mut stream = MessagesToChatStream::new("m");
-    assert_eq!(
-        stream.feed("ping", &json!({"type": "ping"})).unwrap(),
-        Vec::<Value>::new()
-    );
-    assert_eq!(
-        stream.feed("some_future_event", &json!({})).unwrap(),
-        Vec::<Value>::new()
-    );
+    assert_eq!(stream.feed("ping", &json!({"type": "ping"})).unwrap(), Vec::<Value>::new());
+    assert_eq!(stream.feed("some_future_event", &json!({})).unwrap(), Vec::<Value>::new());
     let err = stream.feed(
         "error",
         &json!({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}),
     );
     assert_eq!(
         err,
-        Err(TranslateError::Upstream {
-            error_type: "overloaded_error".into(),
-            message: "Overloaded".into()
-        })
+        Err(TranslateError::Upstream { error_type: "overloaded_error".into(), message: "Overloaded".into() })
     );
     let err = stream.feed("error", &json!({}));
     assert!(matches!(err, Err(TranslateError::Upstream { error_type, .. }) if error_type == "api_error"));
@@ -326,8 +288,5 @@ fn tool_use_with_complete_input_at_start() {
                 "content_block": {"type": "tool_use", "id": "t", "name": "f", "input": {"a": 1}}}),
         )]),
     );
-    assert_eq!(
-        chunks[1]["choices"][0]["delta"]["tool_calls"][0]["function"]["arguments"],
-        "{\"a\":1}"
-    );
+    assert_eq!(chunks[1]["choices"][0]["delta"]["tool_calls"][0]["function"]["arguments"], "{\"a\":1}");
 }

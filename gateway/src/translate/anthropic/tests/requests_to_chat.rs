@@ -154,14 +154,8 @@ fn assistant_with_only_tool_use_has_null_content() {
     ]});
     let chat = messages_request_to_chat(&body).unwrap();
     assert_eq!(chat["messages"][1]["content"], Value::Null);
-    assert_eq!(
-        chat["messages"][1]["tool_calls"][0]["function"]["arguments"],
-        "{\"x\":[1]}"
-    );
-    assert_eq!(
-        chat["messages"][2],
-        json!({"role": "tool", "tool_call_id": "t", "content": ""})
-    );
+    assert_eq!(chat["messages"][1]["tool_calls"][0]["function"]["arguments"], "{\"x\":[1]}");
+    assert_eq!(chat["messages"][2], json!({"role": "tool", "tool_call_id": "t", "content": ""}));
     assert_eq!(chat["messages"].as_array().unwrap().len(), 3);
 }
 
@@ -223,10 +217,7 @@ fn pdf_and_text_documents() {
 #[test]
 fn required_fields_are_checked_by_name() {
     let msgs = json!([{"role": "user", "content": "x"}]);
-    assert_eq!(
-        err(json!({"max_tokens": 1, "messages": msgs})),
-        "`model` is required"
-    );
+    assert_eq!(err(json!({"max_tokens": 1, "messages": msgs})), "`model` is required");
     assert_eq!(
         err(json!({"model": "", "max_tokens": 1, "messages": msgs})),
         "`model` must be a non-empty string"
@@ -235,18 +226,9 @@ fn required_fields_are_checked_by_name() {
         err(json!({"model": 7, "max_tokens": 1, "messages": msgs})),
         "`model` must be a non-empty string"
     );
-    assert_eq!(
-        err(json!({"model": "m", "max_tokens": 1})),
-        "`messages` is required"
-    );
-    assert_eq!(
-        err(json!({"model": "m", "max_tokens": 1, "messages": "hi"})),
-        "`messages` must be an array"
-    );
-    assert_eq!(
-        err(json!({"model": "m", "messages": msgs})),
-        "`max_tokens` is required"
-    );
+    assert_eq!(err(json!({"model": "m", "max_tokens": 1})), "`messages` is required");
+    assert_eq!(err(json!({"model": "m", "max_tokens": 1, "messages": "hi"})), "`messages` must be an array");
+    assert_eq!(err(json!({"model": "m", "messages": msgs})), "`max_tokens` is required");
     for bad in [json!(0), json!(-1), json!("10"), json!(1.5)] {
         assert_eq!(
             err(json!({"model": "m", "max_tokens": bad, "messages": msgs})),
@@ -262,21 +244,17 @@ fn invalid_content_names_the_path() {
     assert!(err(base(json!([{"role": "system", "content": "x"}]))).contains("messages[0].role"));
     assert!(err(base(json!([{"role": "user"}]))).contains("messages[0].content"));
     assert!(err(base(json!([{"role": "user", "content": 5}]))).contains("messages[0].content"));
-    let e = err(base(
-        json!([{"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "video"}]}]),
-    ));
+    let e =
+        err(base(json!([{"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "video"}]}])));
     assert!(e.contains("messages[0].content[1]") && e.contains("video"), "{e}");
     let e = err(base(
         json!([{"role": "user", "content": [{"type": "image", "source": {"type": "file", "file_id": "f"}}]}]),
     ));
     assert!(e.contains("messages[0].content[0].source.type"), "{e}");
-    let e = err(base(
-        json!([{"role": "user", "content": [{"type": "tool_result"}]}]),
-    ));
+    let e = err(base(json!([{"role": "user", "content": [{"type": "tool_result"}]}])));
     assert!(e.contains("messages[0].content[0].tool_use_id"), "{e}");
-    let e = err(base(
-        json!([{"role": "assistant", "content": [{"type": "tool_use", "id": "x", "input": {}}]}]),
-    ));
+    let e =
+        err(base(json!([{"role": "assistant", "content": [{"type": "tool_use", "id": "x", "input": {}}]}])));
     assert!(e.contains("messages[0].content[0].name"), "{e}");
 }
 

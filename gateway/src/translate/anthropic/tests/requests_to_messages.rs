@@ -133,15 +133,9 @@ fn max_tokens_precedence() {
     let get = |body: Value| chat_request_to_messages(&body, "c").unwrap()["max_tokens"].clone();
     assert_eq!(get(json!({"messages": m})), 4096);
     assert_eq!(get(json!({"messages": m, "max_tokens": 12})), 12);
-    assert_eq!(
-        get(json!({"messages": m, "max_tokens": 12, "max_completion_tokens": 34})),
-        34
-    );
+    assert_eq!(get(json!({"messages": m, "max_tokens": 12, "max_completion_tokens": 34})), 34);
     assert_eq!(get(json!({"messages": m, "max_tokens": null})), 4096);
-    assert_eq!(
-        err(json!({"messages": m, "max_tokens": 0})),
-        "`max_tokens` must be a positive integer"
-    );
+    assert_eq!(err(json!({"messages": m, "max_tokens": 0})), "`max_tokens` must be a positive integer");
     assert_eq!(
         err(json!({"messages": m, "max_completion_tokens": "a"})),
         "`max_completion_tokens` must be a positive integer"
@@ -176,19 +170,10 @@ fn tool_choice_variants() {
         body["parallel_tool_calls"] = parallel;
         chat_request_to_messages(&body, "c").unwrap()
     };
+    assert_eq!(with(json!("auto"), Value::Null)["tool_choice"], json!({"type": "auto"}));
+    assert_eq!(with(json!("none"), json!(false))["tool_choice"], json!({"type": "none"}));
     assert_eq!(
-        with(json!("auto"), Value::Null)["tool_choice"],
-        json!({"type": "auto"})
-    );
-    assert_eq!(
-        with(json!("none"), json!(false))["tool_choice"],
-        json!({"type": "none"})
-    );
-    assert_eq!(
-        with(
-            json!({"type": "function", "function": {"name": "f"}}),
-            json!(true)
-        )["tool_choice"],
+        with(json!({"type": "function", "function": {"name": "f"}}), json!(true))["tool_choice"],
         json!({"type": "tool", "name": "f"})
     );
     assert_eq!(
@@ -254,10 +239,7 @@ fn cache_control_is_carried_to_anthropic() {
         out["system"],
         json!([{"type": "text", "text": "Long", "cache_control": {"type": "ephemeral"}}])
     );
-    assert_eq!(
-        out["messages"][0]["content"][0]["cache_control"],
-        json!({"type": "ephemeral", "ttl": "1h"})
-    );
+    assert_eq!(out["messages"][0]["content"][0]["cache_control"], json!({"type": "ephemeral", "ttl": "1h"}));
     assert_eq!(out["tools"][0]["cache_control"], json!({"type": "ephemeral"}));
 }
 

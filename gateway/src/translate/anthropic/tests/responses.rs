@@ -82,29 +82,20 @@ fn chat_finish_reasons_and_refusals() {
     };
     let text = json!({"role": "assistant", "content": "x"});
     assert_eq!(with(text.clone(), json!("length"))["stop_reason"], "max_tokens");
-    assert_eq!(
-        with(text.clone(), json!("content_filter"))["stop_reason"],
-        "refusal"
-    );
+    assert_eq!(with(text.clone(), json!("content_filter"))["stop_reason"], "refusal");
     assert_eq!(with(text.clone(), Value::Null)["stop_reason"], "end_turn");
     let refused = with(
         json!({"role": "assistant", "content": null, "refusal": "I can't help with that."}),
         json!("stop"),
     );
     assert_eq!(refused["stop_reason"], "refusal");
-    assert_eq!(
-        refused["content"],
-        json!([{"type": "text", "text": "I can't help with that."}])
-    );
+    assert_eq!(refused["content"], json!([{"type": "text", "text": "I can't help with that."}]));
     // Servers that say "stop" next to tool calls still mean tool use.
     let tools = json!({"role": "assistant", "content": "", "tool_calls": [
         {"id": "c", "type": "function", "function": {"name": "f", "arguments": "{}"}}]});
     let out = with(tools, json!("stop"));
     assert_eq!(out["stop_reason"], "tool_use");
-    assert_eq!(
-        out["content"],
-        json!([{"type": "tool_use", "id": "c", "name": "f", "input": {}}])
-    );
+    assert_eq!(out["content"], json!([{"type": "tool_use", "id": "c", "name": "f", "input": {}}]));
     // Nothing at all is still a well-formed message; missing usage reads as zeros.
     let empty = chat_response_to_messages(&json!({}), "m");
     assert_eq!(empty["content"], json!([]));

@@ -69,10 +69,7 @@ fn simple_anthropic_request_survives_chat_and_back() {
         ],
     });
     let chat = messages_request_to_chat(&original).unwrap();
-    assert_eq!(
-        chat_request_to_messages(&chat, "claude-haiku-4-5").unwrap(),
-        original
-    );
+    assert_eq!(chat_request_to_messages(&chat, "claude-haiku-4-5").unwrap(), original);
 }
 
 #[test]
@@ -139,14 +136,8 @@ fn anthropic_stream_survives_chat_chunks_and_back() {
             "content_block": {"type": "text", "text": ""}}),
         ),
         ("ping", json!({"type": "ping"})),
-        (
-            "content_block_delta",
-            delta(0, json!({"type": "text_delta", "text": "On it"})),
-        ),
-        (
-            "content_block_stop",
-            json!({"type": "content_block_stop", "index": 0}),
-        ),
+        ("content_block_delta", delta(0, json!({"type": "text_delta", "text": "On it"}))),
+        ("content_block_stop", json!({"type": "content_block_stop", "index": 0})),
         (
             "content_block_start",
             json!({"type": "content_block_start", "index": 1,
@@ -154,19 +145,10 @@ fn anthropic_stream_survives_chat_chunks_and_back() {
         ),
         (
             "content_block_delta",
-            delta(
-                1,
-                json!({"type": "input_json_delta", "partial_json": "{\"cmd\": \"l"}),
-            ),
+            delta(1, json!({"type": "input_json_delta", "partial_json": "{\"cmd\": \"l"})),
         ),
-        (
-            "content_block_delta",
-            delta(1, json!({"type": "input_json_delta", "partial_json": "s\"}"})),
-        ),
-        (
-            "content_block_stop",
-            json!({"type": "content_block_stop", "index": 1}),
-        ),
+        ("content_block_delta", delta(1, json!({"type": "input_json_delta", "partial_json": "s\"}"}))),
+        ("content_block_stop", json!({"type": "content_block_stop", "index": 1})),
         (
             "message_delta",
             json!({"type": "message_delta",

@@ -1,0 +1,143 @@
+//! Status conditions, computed purely from render problems: `Accepted` (the spec is valid),
+//! `ResolvedRefs` (every referenced Secret and resource exists) and `Ready` (both, and the
+//! config holding the resource is published).
+
+use switchboard_crds::render::RenderError;
+use switchboard_crds::resources::Condition;
+
+pub const ACCEPTED: &str = "Accepted";
+pub const RESOLVED_REFS: &str = "ResolvedRefs";
+pub const READY: &str = "Ready";
+
+/// What the operator knows about one resource after a reconcile.
+#[derive(Clone, Copy, Debug)]
+pub struct Observation<'a> {
+    pub generation: Option<i64>,
+    pub problems: &'a [RenderError],
+    /// Whether the config (with this resource, if it has no problems) reached the ConfigMap.
+    pub published: bool,
+}
+
+/// The desired conditions, keeping each previous `lastTransitionTime` whose status is unchanged.
+pub fn desired(observation: Observation<'_>, previous: &[Condition], now: &str) -> Vec<Condition> {
+    let (reference, spec): (Vec<&RenderError>, Vec<&RenderError>) =
+        observation.problems.iter().partition(|e| e.reason.is_reference());
+    let accepted = summary(&spec)
+        .map_or_else(|| (true, ACCEPTED.to_owned(), "spec is valid".to_owned()), |s| (false, s.0, s.1));
+    let resolved = summary(&reference).map_or_else(
+        || (true, RESOLVED_REFS.to_owned(), "all references resolved".to_owned()),
+        |s| (false, s.0, s.1),
+    );
+    let ready = if !accepted.0 {
+        (false, accepted.1.clone(), accepted.2.clone())
+    } else if !resolved.0 {
+        (false, resolved.1.clone(), resolved.2.clone())
+    } else if observation.published {
+        (true, "Published".to_owned(), "in the gateway config".to_owned())
+    } else {
+        (false, "Pending".to_owned(), "the gateway config could not be published yet".to_owned())
+    };
+    [(ACCEPTED, accepted), (RESOLVED_REFS, resolved), (READY, ready)]
+        .into_iter()
+        .map(|(type_, (ok, reason, message))| {
+            let status = if ok { "True" } else { "False" }.to_owned();
+            let last_transition_time = previous
+                .iter()
+                .find(|c| c.type_ == type_ && c.status == status)
+                .and_then(|c| c.last_transition_time.clone())
+                .or_else(|| Some(now.to_owned()));
+            Condition {
+                type_: type_.to_owned(),
+                status,
+                reason,
+                message,
+                observed_generation: observation.generation,
+                last_transition_time,
+            }
+        })
+        .collect()
+}
+
+/// The first problem's reason and every problem's text, for a condition.
+fn summary(problems: &[&RenderError]) -> Option<(String, String)> {
+    let first = problems.first()?;
+    let message =
+        problems.iter().map(|e| format!("{}: {}", e.field, e.message)).collect::<Vec<_>>().join("; ");
+    Some((first.reason.as_str().to_owned(), message))
+}
+
+/// Whether two condition lists differ in anything but timestamps.
+pub fn changed(current: &[Condition], desired: &[Condition]) -> bool {
+    let strip = |conditions: &[Condition]| -> Vec<(String, String, String, String, Option<i64>)> {
+        conditions
+            .iter()
+            .map(|c| {
+                (
+                    c.type_.clone(),
+                    c.status.clone(),
+                    c.reason.clone(),
+                    c.message.clone(),
+                    c.observed_generation,
+                )
+            })
+            .collect()
+    };
+    strip(current) != strip(desired)
+}
+
+#[cfg(test)]
+mod tests {
+    use switchboard_crds::render::RenderErrorReason;
+
+    use super::*;
+
+    fn problem(reason: RenderErrorReason) -> RenderError {
+        RenderError {
+            kind: "Tenant",
+            namespace: "sb".into(),
+            name: "t".into(),
+            field: "spec.apiKeys[0].secretRef".into(),
+            reason,
+            message: "Secret sb/k not found".into(),
+        }
+    }
+
+    fn find<'a>(conditions: &'a [Condition], type_: &str) -> &'a Condition {
+        conditions.iter().find(|c| c.type_ == type_).unwrap()
+    }
+
+    #[test]
+    fn a_clean_published_resource_is_ready() {
+        let conditions =
+            desired(Observation { generation: Some(3), problems: &[], published: true }, &[], "T1");
+        for c in &conditions {
+            assert_eq!((c.status.as_str(), c.observed_generation), ("True", Some(3)), "{c:?}");
+        }
+    }
+
+    #[test]
+    fn a_missing_secret_fails_resolved_refs_and_ready_with_its_reason() {
+        let problems = [problem(RenderErrorReason::SecretNotFound)];
+        let conditions =
+            desired(Observation { generation: Some(1), problems: &problems, published: true }, &[], "T1");
+        assert_eq!(find(&conditions, ACCEPTED).status, "True");
+        let resolved = find(&conditions, RESOLVED_REFS);
+        assert_eq!((resolved.status.as_str(), resolved.reason.as_str()), ("False", "SecretNotFound"));
+        assert!(resolved.message.contains("spec.apiKeys[0].secretRef: Secret sb/k not found"));
+        assert_eq!(find(&conditions, READY).reason, "SecretNotFound");
+    }
+
+    #[test]
+    fn transition_times_move_only_when_status_changes() {
+        let first = desired(Observation { generation: Some(1), problems: &[], published: true }, &[], "T1");
+        let same = desired(Observation { generation: Some(1), problems: &[], published: true }, &first, "T2");
+        assert!(!changed(&first, &same));
+        assert_eq!(find(&same, READY).last_transition_time.as_deref(), Some("T1"));
+        let problems = [problem(RenderErrorReason::Conflict)];
+        let broken =
+            desired(Observation { generation: Some(2), problems: &problems, published: true }, &same, "T3");
+        assert!(changed(&same, &broken));
+        assert_eq!(find(&broken, ACCEPTED).last_transition_time.as_deref(), Some("T3"));
+        assert_eq!(find(&broken, RESOLVED_REFS).last_transition_time.as_deref(), Some("T1"));
+    }
+}

@@ -1,0 +1,184 @@
+//! Watches, leadership and the reconcile loop.
+//!
+//! Reflectors keep in-memory stores of the four kinds and the namespace's Secrets. Any change,
+//! a leadership change, a failed reconcile's backoff timer or the periodic resync triggers one
+//! reconcile of everything; bursts of changes coalesce into one. Only the Lease holder writes.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use futures::{Stream, StreamExt, stream};
+use k8s_openapi::api::core::v1::Secret;
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client, Resource};
+use kube_lease_manager::LeaseManagerBuilder;
+use serde::de::DeserializeOwned;
+use switchboard_crds::resources::{Budget, Persona, ProviderRoute, Tenant};
+
+use crate::metrics::Metrics;
+use crate::reconciler::{self, Context, Stores};
+use crate::settings::Settings;
+
+/// A full reconcile at least this often, to heal drift nobody announced.
+const RESYNC: Duration = Duration::from_secs(300);
+/// Changes arriving within this window share one reconcile.
+const COALESCE: Duration = Duration::from_millis(200);
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("leader election: {0}")]
+    Lease(#[from] kube_lease_manager::LeaseManagerError),
+}
+
+/// A store and the stream that keeps it current, yielding `()` per change.
+fn watch<K>(api: Api<K>) -> (Store<K>, impl Stream<Item = ()> + Send)
+where
+    K: Resource<DynamicType = ()> + Clone + std::fmt::Debug + DeserializeOwned + Send + Sync + 'static,
+{
+    let (store, writer) = reflector::store();
+    let changes = reflector::reflector(writer, watcher(api, watcher::Config::default()))
+        .default_backoff()
+        .touched_objects()
+        .filter_map(|event| async move {
+            if let Err(error) = &event {
+                tracing::warn!(%error, "watch error; retrying with backoff");
+            }
+            event.ok().map(|_| ())
+        });
+    (store, changes)
+}
+
+pub async fn run(
+    client: Client,
+    settings: Settings,
+    metrics: Metrics,
+    ready: Arc<AtomicBool>,
+) -> Result<(), RunError> {
+    let namespace = settings.namespace.clone();
+    let (tenants, tenant_changes) = watch(Api::<Tenant>::namespaced(client.clone(), &namespace));
+    let (personas, persona_changes) = watch(Api::<Persona>::namespaced(client.clone(), &namespace));
+    let (routes, route_changes) = watch(Api::<ProviderRoute>::namespaced(client.clone(), &namespace));
+    let (budgets, budget_changes) = watch(Api::<Budget>::namespaced(client.clone(), &namespace));
+    let (secrets, secret_changes) = watch(Api::<Secret>::namespaced(client.clone(), &namespace));
+    let mut watches = stream::select_all([
+        tenant_changes.boxed(),
+        persona_changes.boxed(),
+        route_changes.boxed(),
+        budget_changes.boxed(),
+        secret_changes.boxed(),
+    ]);
+    // The reflectors must be polled all the time, also while a reconcile runs: a task drives
+    // them and forwards one wake-up per burst of changes.
+    let (changed_tx, mut changes) = tokio::sync::mpsc::channel::<()>(1);
+    let watch_task = tokio::spawn(async move {
+        while watches.next().await.is_some() {
+            let _ = changed_tx.try_send(());
+        }
+    });
+    let identity = settings.identity.clone().unwrap_or_else(hostname);
+    let reporter = Reporter { controller: reconciler::MANAGER.into(), instance: Some(identity.clone()) };
+    let stores = Stores { tenants, personas, routes, budgets, secrets };
+    let ctx = Context {
+        recorder: Recorder::new(client.clone(), reporter),
+        client: client.clone(),
+        settings,
+        metrics,
+        stores,
+    };
+
+    let lease = LeaseManagerBuilder::new(client, "switchboard-operator")
+        .with_namespace(&namespace)
+        .with_identity(&identity)
+        .with_duration(15)
+        .with_grace(5)
+        .build()
+        .await?;
+    let (mut leader, lease_task) = lease.watch().await;
+
+    let mut synced = false;
+    let mut due: Option<Instant> = Some(Instant::now());
+    let mut failures: u32 = 0;
+    let mut terminate = shutdown_signal();
+    loop {
+        let wait = due.map_or(RESYNC, |at| at.saturating_duration_since(Instant::now()));
+        tokio::select! {
+            change = changes.recv() => {
+                if change.is_none() { break; }
+                due.get_or_insert_with(|| Instant::now() + COALESCE);
+            }
+            changed = leader.changed() => {
+                if changed.is_err() { break; }
+                due = Some(Instant::now());
+            }
+            () = tokio::time::sleep(wait) => {
+                due = None;
+                if !synced {
+                    synced = ctx.stores.tenants.wait_until_ready().await.is_ok()
+                        && ctx.stores.personas.wait_until_ready().await.is_ok()
+                        && ctx.stores.routes.wait_until_ready().await.is_ok()
+                        && ctx.stores.budgets.wait_until_ready().await.is_ok()
+                        && ctx.stores.secrets.wait_until_ready().await.is_ok();
+                    ready.store(synced, Ordering::Relaxed);
+                }
+                let is_leader = *leader.borrow();
+                ctx.metrics.leader.set(i64::from(is_leader));
+                if synced && is_leader {
+                    let started = Instant::now();
+                    match reconciler::reconcile(&ctx).await {
+                        Ok(()) => {
+                            failures = 0;
+                            ctx.metrics.reconciles.with_label_values(&["success"]).inc();
+                        }
+                        Err(error) if error.is_conflict() => {
+                            ctx.metrics.reconciles.with_label_values(&["conflict"]).inc();
+                            tracing::debug!(%error, "reconcile raced with a change; retrying");
+                            due = Some(Instant::now() + COALESCE);
+                        }
+                        Err(error) => {
+                            failures += 1;
+                            ctx.metrics.reconciles.with_label_values(&["error"]).inc();
+                            let backoff = Duration::from_millis(500 * 2u64.pow(failures.min(7)));
+                            tracing::warn!(%error, retry_in = ?backoff, "reconcile failed");
+                            due = Some(Instant::now() + backoff);
+                        }
+                    }
+                    ctx.metrics.reconcile_seconds.observe(started.elapsed().as_secs_f64());
+                }
+            }
+            _ = &mut terminate => break,
+        }
+    }
+    watch_task.abort();
+    // Closing the channel stops the lease task; releasing hands leadership over at once.
+    drop(leader);
+    if let Ok(Ok(manager)) = lease_task.await
+        && let Err(error) = manager.release().await
+    {
+        tracing::warn!(%error, "cannot release the Lease");
+    }
+    Ok(())
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "switchboard-operator".into())
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+fn shutdown_signal() -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
+    Box::pin(async {
+        let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(signal) => signal,
+            Err(_) => return std::future::pending().await,
+        };
+        tokio::select! {
+            _ = terminate.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+        tracing::info!("shutting down");
+    })
+}

@@ -1,0 +1,10 @@
+//! Switchboard's operator: reconciles Tenants, Personas, ProviderRoutes and Budgets into the
+//! gateway's ConfigMap and NetworkPolicies, and reports conditions and Events on each resource.
+
+pub mod build;
+pub mod conditions;
+pub mod controller;
+pub mod isolate;
+pub mod metrics;
+pub mod reconciler;
+pub mod settings;
