@@ -26,7 +26,7 @@ pub struct Authenticated {
 pub async fn require_tenant(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
     let dialect =
         if request.uri().path().starts_with("/v1/messages") { Dialect::Anthropic } else { Dialect::OpenAi };
-    let runtime = state.runtime.load_full();
+    let runtime = state.runtime.load();
     match authenticate(request.headers(), &runtime) {
         Ok(caller) => {
             request.extensions_mut().insert(Authenticated { runtime, caller });

@@ -4,9 +4,11 @@
 pub mod api;
 pub mod app;
 pub mod auth;
+pub mod cluster;
 pub mod error;
 pub mod exchange;
 pub mod ledger;
+pub mod live;
 pub mod metrics;
 pub mod providers;
 pub mod reload;

@@ -6,15 +6,13 @@
 //! watched, because Kubernetes updates mounted ConfigMaps and Secrets by swapping a symlink.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use arc_swap::ArcSwap;
 use notify::{RecursiveMode, Watcher};
 use switchboard_crds::{Resources, SecretStore, manifest, render};
 use tokio::sync::mpsc;
 
-use crate::metrics::Metrics;
+use crate::live::LiveRuntime;
 use crate::runtime::Runtime;
 
 /// Quiet time after the last change before reloading, so editors' multi-step saves land once.
@@ -57,11 +55,7 @@ fn is_manifest(path: &Path) -> bool {
 }
 
 /// Watches `dir` and swaps in each good new config until the returned watcher is dropped.
-pub fn watch(
-    dir: PathBuf,
-    runtime: Arc<ArcSwap<Runtime>>,
-    metrics: Metrics,
-) -> notify::Result<notify::RecommendedWatcher> {
+pub fn watch(dir: PathBuf, live: LiveRuntime) -> notify::Result<notify::RecommendedWatcher> {
     let (tx, mut rx) = mpsc::unbounded_channel();
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         if event.is_ok_and(|e| !e.kind.is_access()) {
@@ -73,30 +67,8 @@ pub fn watch(
         while rx.recv().await.is_some() {
             // Debounce: wait for a quiet period, dropping the events that arrive meanwhile.
             while tokio::time::timeout(DEBOUNCE, rx.recv()).await.is_ok_and(|e| e.is_some()) {}
-            reload(&dir, &runtime, &metrics);
+            live.install(load_dir(&dir));
         }
     });
     Ok(watcher)
-}
-
-/// One reload attempt.
-pub fn reload(dir: &Path, runtime: &ArcSwap<Runtime>, metrics: &Metrics) {
-    match load_dir(dir) {
-        Ok(new) => {
-            let version = new.config.version.clone();
-            let changed = runtime.load().config.version != version;
-            runtime.store(Arc::new(new));
-            metrics.config_reload(true);
-            metrics.config_generation.set(unix_now());
-            tracing::info!(version = %&version[..12], changed, "config reloaded");
-        }
-        Err(reason) => {
-            metrics.config_reload(false);
-            tracing::error!(%reason, "config rejected; still serving the last good config");
-        }
-    }
-}
-
-fn unix_now() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }

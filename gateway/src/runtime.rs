@@ -59,6 +59,11 @@ pub enum RuntimeError {
 }
 
 impl Runtime {
+    /// Serves nothing: every key is rejected. In-cluster mode starts here until the config arrives.
+    pub fn empty() -> Runtime {
+        Runtime { config: GatewayConfig::default(), keys: HashMap::new(), models: HashMap::new() }
+    }
+
     /// Builds the runtime; provider API keys are read from `secrets` here and kept only in memory.
     pub fn build(config: GatewayConfig, secrets: &SecretStore) -> Result<Runtime, RuntimeError> {
         let mut keys = HashMap::new();

@@ -2,29 +2,27 @@
 //! router together. Tests start it in-process on port 0; `main` starts it from the flags.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
 use axum::serve::ListenerExt;
 use sha2::{Digest, Sha256};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+use crate::cluster::{self, ClusterSource};
 use crate::ledger::{Ledger, LedgerError};
+use crate::live::LiveRuntime;
 use crate::metrics::Metrics;
 use crate::reload;
+use crate::runtime::Runtime;
 use crate::settings::Settings;
 use crate::state::{AppState, Limits};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error(
-        "no --config-dir given: in-cluster mode (watching the operator's ConfigMap) is not built yet; \
-         pass --config-dir DIR or set SWITCHBOARD_CONFIG_DIR"
-    )]
-    NoConfigSource,
+    #[error("cannot watch the cluster for the gateway config: {0}")]
+    Cluster(#[from] kube::Error),
     #[error("invalid config: {0}")]
     Config(String),
     #[error("cannot watch the config dir: {0}")]
@@ -37,6 +35,20 @@ pub enum StartError {
     Metrics(#[from] prometheus::Error),
 }
 
+/// Keeps the config source running as long as the server; stops it when dropped.
+enum ConfigSource {
+    Folder(#[allow(dead_code)] notify::RecommendedWatcher),
+    Cluster(JoinHandle<()>),
+}
+
+impl Drop for ConfigSource {
+    fn drop(&mut self) {
+        if let Self::Cluster(task) = self {
+            task.abort();
+        }
+    }
+}
+
 /// A serving gateway.
 pub struct RunningGateway {
     addr: SocketAddr,
@@ -46,17 +58,27 @@ pub struct RunningGateway {
 
 /// Loads the config, opens the ledger, binds and serves in the background.
 pub async fn start(settings: &Settings) -> Result<RunningGateway, StartError> {
-    let dir = settings.config_dir.clone().ok_or(StartError::NoConfigSource)?;
-    let initial = reload::load_dir(&dir).map_err(StartError::Config)?;
-    tracing::info!(version = %&initial.config.version[..12], dir = %dir.display(), "config loaded");
     let metrics = Metrics::new()?;
-    metrics.config_reload(true);
-    let runtime = Arc::new(ArcSwap::from_pointee(initial));
-    let watcher = reload::watch(dir, runtime.clone(), metrics.clone())?;
+    let live = LiveRuntime::new(Runtime::empty(), false, metrics.clone());
+    let source = match &settings.config_dir {
+        Some(dir) => {
+            // Standalone: a folder that does not load is a startup error, not a silent empty config.
+            live.install(Ok(reload::load_dir(dir).map_err(StartError::Config)?));
+            ConfigSource::Folder(reload::watch(dir.clone(), live.clone())?)
+        }
+        None => {
+            let source = ClusterSource {
+                namespace: settings.namespace.clone(),
+                config_map: settings.configmap.clone(),
+            };
+            tracing::info!(namespace = %source.namespace, configmap = %source.config_map, "in-cluster mode");
+            ConfigSource::Cluster(cluster::watch(source, live.clone()).await?)
+        }
+    };
     let ledger = Ledger::connect(&settings.database_url).await?;
     let (sender, writer) = ledger.clone().spawn_writer();
     let state = AppState {
-        runtime,
+        runtime: live,
         ledger: sender,
         ledger_reader: ledger,
         metrics,
@@ -78,7 +100,7 @@ pub async fn start(settings: &Settings) -> Result<RunningGateway, StartError> {
     let (shutdown, stop) = oneshot::channel::<()>();
     let app = crate::app::router(state);
     let task = tokio::spawn(async move {
-        let _watcher = watcher;
+        let _source = source;
         let (stopping_tx, stopping) = oneshot::channel::<()>();
         let server = axum::serve(listener, app).with_graceful_shutdown(async move {
             let _ = stop.await;

@@ -15,9 +15,16 @@ pub enum LogFormat {
 #[command(name = "switchboard-gateway", version, about = "Switchboard LLM gateway")]
 pub struct Settings {
     /// Folder of Kubernetes manifests (Tenants, Personas, ProviderRoutes, Budgets, Secrets) to
-    /// serve, reloaded on change. Without it the gateway runs in-cluster.
+    /// serve, reloaded on change. Without it the gateway runs in-cluster: it reads the operator's
+    /// ConfigMap with the standard kubeconfig or in-cluster credentials.
     #[arg(long, env = "SWITCHBOARD_CONFIG_DIR")]
     pub config_dir: Option<PathBuf>,
+    /// In-cluster mode: the namespace of the operator's ConfigMap and the provider key Secrets.
+    #[arg(long, env = "SWITCHBOARD_NAMESPACE", default_value = "switchboard")]
+    pub namespace: String,
+    /// In-cluster mode: the ConfigMap the operator renders the config into.
+    #[arg(long, env = "SWITCHBOARD_CONFIGMAP", default_value = "switchboard-gateway-config")]
+    pub configmap: String,
     /// Address to listen on.
     #[arg(long, env = "SWITCHBOARD_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,

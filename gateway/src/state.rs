@@ -1,18 +1,14 @@
 //! State shared by every handler, created once at startup.
 
-use std::sync::Arc;
-
-use arc_swap::ArcSwap;
-
 use crate::ledger::{Ledger, LedgerSender};
+use crate::live::LiveRuntime;
 use crate::metrics::Metrics;
-use crate::runtime::Runtime;
 
 /// Cheap to clone: every field is a handle.
 #[derive(Clone)]
 pub struct AppState {
     /// The serving runtime, swapped atomically on reload.
-    pub runtime: Arc<ArcSwap<Runtime>>,
+    pub runtime: LiveRuntime,
     pub ledger: LedgerSender,
     /// For read queries (admin usage).
     pub ledger_reader: Ledger,

@@ -11,9 +11,12 @@ pub async fn healthz() -> &'static str {
     "ok"
 }
 
-/// Readiness: a config is loaded (always true once serving starts in standalone mode) and
-/// the config source is in sync.
+/// Readiness: a config has loaded (at once in standalone mode; in-cluster, once the operator's
+/// ConfigMap has been read).
 pub async fn readyz(State(state): State<AppState>) -> Response {
+    if !state.runtime.is_ready() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "waiting for the gateway config\n").into_response();
+    }
     let version = state.runtime.load().config.version.clone();
     (StatusCode::OK, format!("ready {version}\n")).into_response()
 }

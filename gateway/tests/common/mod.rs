@@ -129,6 +129,8 @@ impl Harness {
     pub async fn start_gateway(&mut self) {
         let settings = Settings {
             config_dir: Some(self.config_dir()),
+            namespace: String::new(),
+            configmap: String::new(),
             listen: "127.0.0.1:0".parse().unwrap(),
             database_url: self.database_url.clone(),
             admin_token: Some(ADMIN_TOKEN.into()),

@@ -1,0 +1,58 @@
+//! The runtime being served, shared by every handler and swapped by whichever config source
+//! runs (a folder or the cluster). A candidate that failed to build never replaces a good one.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use arc_swap::ArcSwap;
+
+use crate::metrics::Metrics;
+use crate::runtime::Runtime;
+
+#[derive(Clone)]
+pub struct LiveRuntime {
+    current: Arc<ArcSwap<Runtime>>,
+    /// False until a config has loaded (in-cluster mode starts empty).
+    ready: Arc<AtomicBool>,
+    metrics: Metrics,
+}
+
+impl LiveRuntime {
+    pub fn new(initial: Runtime, ready: bool, metrics: Metrics) -> LiveRuntime {
+        LiveRuntime {
+            current: Arc::new(ArcSwap::from_pointee(initial)),
+            ready: Arc::new(AtomicBool::new(ready)),
+            metrics,
+        }
+    }
+
+    /// A snapshot: one request uses one config from start to end.
+    pub fn load(&self) -> Arc<Runtime> {
+        self.current.load_full()
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Relaxed)
+    }
+
+    /// Swaps in a freshly built runtime, or keeps the last good one and says why.
+    pub fn install(&self, candidate: Result<Runtime, String>) {
+        match candidate {
+            Ok(new) => {
+                let version = new.config.version.clone();
+                let changed = self.current.load().config.version != version;
+                self.current.store(Arc::new(new));
+                self.ready.store(true, Ordering::Relaxed);
+                self.metrics.config_reload(true);
+                let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+                self.metrics.config_generation.set(i64::try_from(now).unwrap_or(0));
+                tracing::info!(version = %version.get(..12).unwrap_or(&version), changed, "config loaded");
+            }
+            Err(reason) => {
+                self.metrics.config_reload(false);
+                tracing::error!(%reason, "config rejected; still serving the last good config");
+            }
+        }
+    }
+}
