@@ -32,8 +32,7 @@ pub struct ClusterSource {
 }
 
 /// Starts the watches; the returned task keeps `live` current until aborted.
-pub async fn watch(source: ClusterSource, live: LiveRuntime) -> Result<JoinHandle<()>, kube::Error> {
-    let client = Client::try_default().await?;
+pub fn watch(client: Client, source: ClusterSource, live: LiveRuntime) -> JoinHandle<()> {
     let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), &source.namespace);
     let secrets: Api<Secret> = Api::namespaced(client, &source.namespace);
     let by_name = watcher::Config::default().fields(&format!("metadata.name={}", source.config_map));
@@ -46,7 +45,7 @@ pub async fn watch(source: ClusterSource, live: LiveRuntime) -> Result<JoinHandl
         config_changes.touched_objects().map(|e| e.map(|_| ()).map_err(|e| e.to_string())).boxed(),
         secret_changes.touched_objects().map(|e| e.map(|_| ()).map_err(|e| e.to_string())).boxed(),
     );
-    Ok(tokio::spawn(async move {
+    tokio::spawn(async move {
         let mut synced = false;
         while let Some(change) = changes.next().await {
             if let Err(error) = change {
@@ -63,7 +62,7 @@ pub async fn watch(source: ClusterSource, live: LiveRuntime) -> Result<JoinHandl
                 live.install(build(&source, &config_store, &secret_store));
             }
         }
-    }))
+    })
 }
 
 fn build(

@@ -65,6 +65,22 @@ pub struct Ledger {
     dialect: Dialect,
 }
 
+/// What [`Ledger::totals`] sums over.
+#[derive(Clone, Copy, Debug)]
+pub struct Scope<'a> {
+    pub tenant: &'a str,
+    pub persona: Option<&'a str>,
+    pub api_key: Option<&'a str>,
+}
+
+/// Sums over a scope and period.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Totals {
+    pub requests: i64,
+    pub tokens: i64,
+    pub cost_nanos: i64,
+}
+
 /// Usage and spend of one tenant.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct TenantUsage {
@@ -160,6 +176,41 @@ impl Ledger {
             sql.push(')');
         }
         sql
+    }
+
+    /// Requests, tokens and spend of one tenant (optionally one persona or key) since `since_ms`.
+    pub async fn totals(&self, scope: &Scope<'_>, since_ms: i64) -> Result<Totals, LedgerError> {
+        let mut conditions = vec!["tenant = {}", "created_at_ms >= {}"];
+        if scope.persona.is_some() {
+            conditions.push("persona = {}");
+        }
+        if scope.api_key.is_some() {
+            conditions.push("api_key = {}");
+        }
+        let mut next = 0;
+        let mut placeholder = || {
+            next += 1;
+            match self.dialect {
+                Dialect::Sqlite => "?".to_owned(),
+                Dialect::Postgres => format!("${next}"),
+            }
+        };
+        let filter: Vec<String> = conditions.iter().map(|c| c.replace("{}", &placeholder())).collect();
+        let sql = format!(
+            "SELECT CAST(COUNT(*) AS BIGINT), \
+             CAST(COALESCE(SUM(input_tokens + cached_input_tokens + cache_write_tokens + output_tokens), 0) AS BIGINT), \
+             CAST(COALESCE(SUM(cost_nanos), 0) AS BIGINT) FROM usage_ledger WHERE {}",
+            filter.join(" AND ")
+        );
+        let mut query = sqlx::query(&sql).bind(scope.tenant.to_owned()).bind(since_ms);
+        if let Some(persona) = scope.persona {
+            query = query.bind(persona.to_owned());
+        }
+        if let Some(api_key) = scope.api_key {
+            query = query.bind(api_key.to_owned());
+        }
+        let row = query.fetch_one(&self.pool).await?;
+        Ok(Totals { requests: row.try_get(0)?, tokens: row.try_get(1)?, cost_nanos: row.try_get(2)? })
     }
 
     /// Usage and spend per tenant since `since_ms` (epoch milliseconds).

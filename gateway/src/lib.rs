@@ -16,5 +16,6 @@ pub mod runtime;
 pub mod server;
 pub mod settings;
 pub mod state;
+pub mod status;
 pub mod translate;
 pub mod usage;

@@ -18,11 +18,14 @@ use crate::reload;
 use crate::runtime::Runtime;
 use crate::settings::Settings;
 use crate::state::{AppState, Limits};
+use crate::status;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error("cannot watch the cluster for the gateway config: {0}")]
+    #[error("cannot connect to the cluster: {0}")]
     Cluster(#[from] kube::Error),
+    #[error("cannot start the status Lease: {0}")]
+    Lease(#[from] kube_lease_manager::LeaseManagerError),
     #[error("invalid config: {0}")]
     Config(String),
     #[error("cannot watch the config dir: {0}")]
@@ -35,15 +38,15 @@ pub enum StartError {
     Metrics(#[from] prometheus::Error),
 }
 
-/// Keeps the config source running as long as the server; stops it when dropped.
-enum ConfigSource {
-    Folder(#[allow(dead_code)] notify::RecommendedWatcher),
-    Cluster(JoinHandle<()>),
+/// Background work that lives as long as the server and stops when dropped.
+enum Background {
+    FolderWatch(#[allow(dead_code)] notify::RecommendedWatcher),
+    Task(JoinHandle<()>),
 }
 
-impl Drop for ConfigSource {
+impl Drop for Background {
     fn drop(&mut self) {
-        if let Self::Cluster(task) = self {
+        if let Self::Task(task) = self {
             task.abort();
         }
     }
@@ -60,11 +63,13 @@ pub struct RunningGateway {
 pub async fn start(settings: &Settings) -> Result<RunningGateway, StartError> {
     let metrics = Metrics::new()?;
     let live = LiveRuntime::new(Runtime::empty(), false, metrics.clone());
-    let source = match &settings.config_dir {
+    let mut background = Vec::new();
+    let mut cluster = None;
+    match &settings.config_dir {
         Some(dir) => {
             // Standalone: a folder that does not load is a startup error, not a silent empty config.
             live.install(Ok(reload::load_dir(dir).map_err(StartError::Config)?));
-            ConfigSource::Folder(reload::watch(dir.clone(), live.clone())?)
+            background.push(Background::FolderWatch(reload::watch(dir.clone(), live.clone())?));
         }
         None => {
             let source = ClusterSource {
@@ -72,11 +77,21 @@ pub async fn start(settings: &Settings) -> Result<RunningGateway, StartError> {
                 config_map: settings.configmap.clone(),
             };
             tracing::info!(namespace = %source.namespace, configmap = %source.config_map, "in-cluster mode");
-            ConfigSource::Cluster(cluster::watch(source, live.clone()).await?)
+            let client = kube::Client::try_default().await?;
+            background.push(Background::Task(cluster::watch(client.clone(), source, live.clone())));
+            cluster = Some(client);
         }
-    };
+    }
     let ledger = Ledger::connect(&settings.database_url).await?;
     let (sender, writer) = ledger.clone().spawn_writer();
+    if let Some(client) = cluster {
+        let identity = settings.identity.clone().unwrap_or_else(host_name);
+        let interval = Duration::from_secs(settings.status_interval_seconds.max(1));
+        let namespace = settings.namespace.clone();
+        let writer =
+            status::spawn(client, namespace, identity, live.clone(), ledger.clone(), interval).await?;
+        background.push(Background::Task(writer));
+    }
     let state = AppState {
         runtime: live,
         ledger: sender,
@@ -100,7 +115,7 @@ pub async fn start(settings: &Settings) -> Result<RunningGateway, StartError> {
     let (shutdown, stop) = oneshot::channel::<()>();
     let app = crate::app::router(state);
     let task = tokio::spawn(async move {
-        let _source = source;
+        let _background = background;
         let (stopping_tx, stopping) = oneshot::channel::<()>();
         let server = axum::serve(listener, app).with_graceful_shutdown(async move {
             let _ = stop.await;
@@ -133,4 +148,10 @@ impl RunningGateway {
         let _ = self.shutdown.send(());
         let _ = self.task.await;
     }
+}
+
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "gateway".into())
 }

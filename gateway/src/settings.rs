@@ -25,6 +25,12 @@ pub struct Settings {
     /// In-cluster mode: the ConfigMap the operator renders the config into.
     #[arg(long, env = "SWITCHBOARD_CONFIGMAP", default_value = "switchboard-gateway-config")]
     pub configmap: String,
+    /// In-cluster mode: how often the elected replica writes usage into Budget and Tenant status.
+    #[arg(long, env = "SWITCHBOARD_STATUS_INTERVAL_SECONDS", default_value_t = 10)]
+    pub status_interval_seconds: u64,
+    /// In-cluster mode: this replica's identity in the status Lease; defaults to the host name.
+    #[arg(long, env = "POD_NAME")]
+    pub identity: Option<String>,
     /// Address to listen on.
     #[arg(long, env = "SWITCHBOARD_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,

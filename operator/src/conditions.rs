@@ -66,11 +66,13 @@ fn summary(problems: &[&RenderError]) -> Option<(String, String)> {
     Some((first.reason.as_str().to_owned(), message))
 }
 
-/// Whether two condition lists differ in anything but timestamps.
+/// Whether the operator's conditions differ in anything but timestamps. Conditions of other
+/// writers (the gateway's `Exhausted`) are theirs: the list is keyed by type under server-side apply.
 pub fn changed(current: &[Condition], desired: &[Condition]) -> bool {
-    let strip = |conditions: &[Condition]| -> Vec<(String, String, String, String, Option<i64>)> {
+    let own = |c: &&Condition| [ACCEPTED, RESOLVED_REFS, READY].contains(&c.type_.as_str());
+    let strip = |conditions: Vec<&Condition>| -> Vec<(String, String, String, String, Option<i64>)> {
         conditions
-            .iter()
+            .into_iter()
             .map(|c| {
                 (
                     c.type_.clone(),
@@ -82,7 +84,7 @@ pub fn changed(current: &[Condition], desired: &[Condition]) -> bool {
             })
             .collect()
     };
-    strip(current) != strip(desired)
+    strip(current.iter().filter(own).collect()) != strip(desired.iter().filter(own).collect())
 }
 
 #[cfg(test)]
@@ -137,6 +139,9 @@ mod tests {
         let broken =
             desired(Observation { generation: Some(2), problems: &problems, published: true }, &same, "T3");
         assert!(changed(&same, &broken));
+        let mut with_gateway_condition = same.clone();
+        with_gateway_condition.push(Condition { type_: "Exhausted".into(), ..broken[0].clone() });
+        assert!(!changed(&with_gateway_condition, &same), "other writers' conditions are ignored");
         assert_eq!(find(&broken, ACCEPTED).last_transition_time.as_deref(), Some("T3"));
         assert_eq!(find(&broken, RESOLVED_REFS).last_transition_time.as_deref(), Some("T1"));
     }

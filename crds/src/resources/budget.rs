@@ -112,8 +112,9 @@ pub enum BudgetEnforcement {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BudgetStatus {
-    /// Conditions: `Ready`, `Accepted`, `ResolvedRefs`, `Exhausted`.
+    /// Conditions: `Ready`, `Accepted`, `ResolvedRefs` (operator) and `Exhausted` (gateway), keyed by type.
     #[serde(default)]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
     /// Generation last processed by the operator.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -176,6 +176,7 @@ fn default_trust() -> i32 {
 pub struct PersonaStatus {
     /// Conditions: `Ready`, `Accepted`, `ResolvedRefs`.
     #[serde(default)]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
     /// Generation last processed by the operator.
     #[serde(default, skip_serializing_if = "Option::is_none")]

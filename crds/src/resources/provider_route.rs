@@ -187,6 +187,7 @@ fn default_backoff() -> u32 {
 pub struct ProviderRouteStatus {
     /// Conditions: `Ready`, `Accepted`, `ResolvedRefs`.
     #[serde(default)]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
     /// Generation last processed by the operator.
     #[serde(default, skip_serializing_if = "Option::is_none")]

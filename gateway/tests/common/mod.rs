@@ -131,6 +131,8 @@ impl Harness {
             config_dir: Some(self.config_dir()),
             namespace: String::new(),
             configmap: String::new(),
+            status_interval_seconds: 10,
+            identity: None,
             listen: "127.0.0.1:0".parse().unwrap(),
             database_url: self.database_url.clone(),
             admin_token: Some(ADMIN_TOKEN.into()),
