@@ -16,7 +16,7 @@ SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 .DEFAULT_GOAL := help
 
-.PHONY: help build run fake-upstream test sdk-test venv lint fmt crds bench e2e clean
+.PHONY: help build run fake-upstream test sdk-test venv lint fmt crds chart-lint bench e2e clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -52,6 +52,9 @@ fmt: ## Format the Rust code
 
 crds: ## Regenerate the CRD YAML in the Helm chart and docs/resources.md from the Rust types
 	$(CARGO) run -p switchboard-crds --bin crdgen -- charts/switchboard/templates/crds docs/resources.md
+
+chart-lint: ## Lint the Helm chart, kustomize bases and Argo CD example (helm lint, kubeconform on local schemas)
+	scripts/chart-lint.sh
 
 bench: ## Benchmark the gateway against the fake upstream directly (wrk), print the table
 	bench/run.sh

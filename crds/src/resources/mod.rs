@@ -27,16 +27,15 @@ pub use tenant::{ApiKeyRef, DefaultBudget, RateLimits, Tenant, TenantSpec, Tenan
 use kube::core::CustomResourceExt;
 
 /// The four CRDs as `(file name, YAML)`, as the Helm chart ships them: as templates with
-/// `helm.sh/resource-policy: keep`, so `helm upgrade` upgrades them and `helm uninstall`
-/// never deletes users' resources with them.
+/// `helm.sh/resource-policy: keep`, so `helm upgrade` upgrades them and `helm uninstall` never
+/// deletes users' resources with them, and with Argo CD's `Prune=false` for the same reason.
 pub fn crd_yaml() -> Vec<(String, String)> {
     [Tenant::crd(), Persona::crd(), ProviderRoute::crd(), Budget::crd()]
         .into_iter()
         .map(|mut crd| {
-            crd.metadata
-                .annotations
-                .get_or_insert_with(Default::default)
-                .insert("helm.sh/resource-policy".into(), "keep".into());
+            let annotations = crd.metadata.annotations.get_or_insert_with(Default::default);
+            annotations.insert("helm.sh/resource-policy".into(), "keep".into());
+            annotations.insert("argocd.argoproj.io/sync-options".into(), "Prune=false".into());
             let file = format!("{}.yaml", crd.spec.names.plural);
             let yaml = serde_yaml::to_string(&crd).unwrap_or_default();
             (
