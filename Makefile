@@ -59,9 +59,8 @@ chart-lint: ## Lint the Helm chart, kustomize bases and Argo CD example (helm li
 bench: ## Benchmark the gateway against the fake upstream directly (wrk), print the table
 	bench/run.sh
 
-e2e: ## End-to-end tests against a real kube-apiserver (not built yet)
-	@echo "e2e: not built yet (issue 3)" >&2
-	@exit 1
+e2e: ## End-to-end tests on a real kube-apiserver + etcd, operator, gateway, OpenAI SDK (scripts/e2e.sh)
+	scripts/e2e.sh $(PYTEST_ARGS)
 
 clean: ## Remove build output and the local SQLite ledger of `make run`
 	$(CARGO) clean

@@ -138,18 +138,37 @@ impl fmt::Display for RenderErrors {
 }
 
 /// Renders the resources into one validated config, or every problem found.
+///
+/// The result does not depend on the order of the input (watch caches have none): resources are
+/// taken oldest first, then by namespace and name, so in a conflict (two routes serving one model,
+/// two tenants sharing a key) the resource that was there first keeps it.
 pub fn render(resources: &Resources, secrets: &SecretStore) -> Result<GatewayConfig, RenderErrors> {
     let mut r = Renderer { secrets, errors: Vec::new() };
-    let routes = r.routes(&resources.routes);
-    let tenants = r.tenants(&resources.tenants, &routes);
-    let personas = r.personas(&resources.personas, &tenants, &routes);
-    let budgets = r.budgets(&resources.budgets, &resources.tenants, &tenants, &personas);
+    let (route_specs, tenant_specs) = (in_order(&resources.routes), in_order(&resources.tenants));
+    let (persona_specs, budget_specs) = (in_order(&resources.personas), in_order(&resources.budgets));
+    let routes = r.routes(&route_specs);
+    let tenants = r.tenants(&tenant_specs, &routes);
+    let personas = r.personas(&persona_specs, &tenants, &routes);
+    let budgets = r.budgets(&budget_specs, &tenant_specs, &tenants, &personas);
     if !r.errors.is_empty() {
         return Err(RenderErrors(r.errors));
     }
     let mut config = GatewayConfig { version: String::new(), tenants, routes, personas, budgets };
     config.version = content_hash(&config);
     Ok(config)
+}
+
+/// Oldest first (by `creationTimestamp`; standalone manifests have none), then namespace and name.
+fn in_order<K: Resource<DynamicType = ()> + Clone>(objects: &[K]) -> Vec<K> {
+    let mut sorted = objects.to_vec();
+    sorted.sort_by(|a, b| {
+        let key = |o: &K| {
+            let meta = o.meta();
+            (meta.creation_timestamp.as_ref().map(|t| t.0), meta.namespace.clone(), meta.name.clone())
+        };
+        key(a).cmp(&key(b))
+    });
+    sorted
 }
 
 fn content_hash(config: &GatewayConfig) -> String {

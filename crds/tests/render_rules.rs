@@ -94,9 +94,9 @@ fn missing_secret_and_missing_key_are_reference_errors() {
 #[test]
 fn a_key_value_shared_by_two_tenants_is_a_conflict_without_revealing_it() {
     let message = single_error(
-        "apiVersion: switchboard.dev/v1alpha1\nkind: Tenant\nmetadata: {name: t2, namespace: ns}\nspec:\n  apiKeys: [{name: k, secretRef: {name: keys, key: team}}]\n",
+        "apiVersion: switchboard.dev/v1alpha1\nkind: Tenant\nmetadata: {name: x2, namespace: ns}\nspec:\n  apiKeys: [{name: k, secretRef: {name: keys, key: team}}]\n",
         "Tenant",
-        "t2",
+        "x2",
         "spec.apiKeys[0].secretRef",
         Reason::Conflict,
     );
@@ -262,4 +262,18 @@ fn default_budget_applies_only_without_a_tenant_budget() {
 fn every_problem_is_reported_at_once() {
     let extra = "apiVersion: switchboard.dev/v1alpha1\nkind: Tenant\nmetadata: {name: t2, namespace: ns}\nspec:\n  apiKeys: [{name: k, secretRef: {name: nope, key: x}}]\n  allowedRoutes: [ghost]\n";
     assert_eq!(render_yaml(extra).unwrap_err().len(), 2);
+}
+
+#[test]
+fn the_result_does_not_depend_on_input_order() {
+    let extra = "apiVersion: switchboard.dev/v1alpha1\nkind: ProviderRoute\nmetadata: {name: a-late, namespace: ns}\nspec:\n  models: [{name: m}]\n  backends: [{name: b, provider: mock}]\n---\napiVersion: switchboard.dev/v1alpha1\nkind: Budget\nmetadata: {name: b1, namespace: ns}\nspec: {scope: {kind: Tenant, tenant: team}, limitUsd: '1', period: Daily}\n---\napiVersion: switchboard.dev/v1alpha1\nkind: Budget\nmetadata: {name: b2, namespace: ns}\nspec: {scope: {kind: Tenant, tenant: team}, limitUsd: '2', period: Monthly}\n";
+    let mut resources = Resources::default();
+    let mut secrets = SecretStore::default();
+    manifest::load_yaml(&format!("{BASE}\n---\n{extra}"), "t.yaml", &mut resources, &mut secrets).unwrap();
+    let forward = render(&resources, &secrets).map_err(|e| e.0);
+    resources.routes.reverse();
+    resources.budgets.reverse();
+    resources.tenants.reverse();
+    let backward = render(&resources, &secrets).map_err(|e| e.0);
+    assert_eq!(forward, backward);
 }

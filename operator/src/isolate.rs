@@ -1,7 +1,7 @@
 //! Rendering with per-resource isolation.
 //!
 //! `render()` is all-or-nothing, which is right for one folder but wrong for a cluster shared by
-//! many teams: one team's broken resource must not freeze everyone's config. So the operator
+//! many teams: one team's other resource must not freeze everyone's config. So the operator
 //! renders, sets aside every resource named in an error, and renders the rest again, until the
 //! remainder renders cleanly. Set-aside resources get `Ready=False` with the reasons.
 
@@ -92,7 +92,7 @@ spec: {apiKeys: [{name: k, secretRef: {name: keys, key: a}}]}
 ---
 apiVersion: switchboard.dev/v1alpha1
 kind: Tenant
-metadata: {name: broken, namespace: sb}
+metadata: {name: other, namespace: sb}
 spec: {apiKeys: [{name: k, secretRef: {name: missing, key: a}}]}
 ---
 apiVersion: switchboard.dev/v1alpha1
@@ -103,19 +103,19 @@ spec: {models: [{name: m}], backends: [{name: b, provider: mock}]}
 apiVersion: switchboard.dev/v1alpha1
 kind: Persona
 metadata: {name: orphan, namespace: sb}
-spec: {tenant: broken, systemPrompt: x, model: m}
+spec: {tenant: other, systemPrompt: x, model: m}
 "#;
 
     #[test]
-    fn a_broken_tenant_does_not_block_the_others_and_its_dependents_are_set_aside() {
+    fn a_other_tenant_does_not_block_the_others_and_its_dependents_are_set_aside() {
         let (resources, secrets) = load(GOOD_AND_BAD);
         let outcome = render_isolated(&resources, &secrets);
         let config = outcome.config.unwrap();
         assert!(config.tenants.contains_key("good"));
-        assert!(!config.tenants.contains_key("broken"));
+        assert!(!config.tenants.contains_key("other"));
         assert!(config.routes.contains_key("r"));
         let keys: Vec<(&str, &str)> = outcome.problems.keys().map(|k| (k.kind, k.name.as_str())).collect();
-        assert_eq!(keys, [("Persona", "orphan"), ("Tenant", "broken")]);
+        assert_eq!(keys, [("Persona", "orphan"), ("Tenant", "other")]);
     }
 
     #[test]

@@ -1,0 +1,284 @@
+"""The operator and the gateway run under exactly the chart's RBAC, not as cluster-admin, and still
+converge: each authenticates with a ServiceAccount token (TokenRequest API) bound only to the roles
+`helm template` renders from charts/switchboard, and runs with the arguments of the chart's Deployment.
+
+Nothing here copies RBAC rules: they come from the chart, so a rule the code needs and the chart
+lacks fails this test (as a Forbidden error in a log, or as a resource that never converges).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import uuid
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import openai
+import pytest
+
+from e2e_harness import (
+    CHART,
+    CONVERGE_TIMEOUT,
+    DEMO_KEY,
+    FINALIZER,
+    MANAGED_BY,
+    OPERATOR_LEASE,
+    SAMPLES,
+    VERSION_ANNOTATION,
+    Cluster,
+    Gateway,
+    Kubectl,
+    Operator,
+    is_ready,
+    secret,
+    summary,
+    tenant,
+    wait_until,
+)
+
+# The Kubernetes version of the e2e control plane (e2e/controlplane/go.mod), for `helm template`.
+KUBE_VERSION = "1.35.4"
+SAMPLE_RESOURCES = ["tenant/demo", "persona/ada", "providerroute/demo-echo", "providerroute/local-model", "budget/demo-monthly"]
+RBAC_TEMPLATES = [
+    "templates/operator/serviceaccount.yaml",
+    "templates/operator/rbac.yaml",
+    "templates/gateway/serviceaccount.yaml",
+    "templates/gateway/rbac.yaml",
+]
+
+
+@dataclass
+class Release:
+    name: str
+    namespace: str
+    objects: list[dict[str, Any]]
+    operator_sa: str
+    gateway_sa: str
+    operator_args: list[str]
+    gateway_args: list[str]
+
+    @property
+    def configmap(self) -> str:
+        return f"{self.name}-gateway-config"
+
+
+def helm_template(helm: str, release: str, namespace: str, templates: list[str]) -> str:
+    for template in templates:
+        if not (CHART / template).is_file():
+            pytest.fail(f"the chart has no {template}: the chart RBAC test needs it", pytrace=False)
+    argv = [helm, "template", release, str(CHART), "--namespace", namespace, "--kube-version", KUBE_VERSION]
+    for template in templates:
+        argv += ["--show-only", template]
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, f"{' '.join(argv)}:\n{result.stderr}"
+    return result.stdout
+
+
+def container_args(kubectl: Kubectl, helm: str, release: str, namespace: str, template: str) -> list[str]:
+    (deployment,) = kubectl.to_json(helm_template(helm, release, namespace, [template]))
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    return [str(a) for a in container["args"]]
+
+
+def without(args: list[str], *flags: str) -> list[str]:
+    """The args minus `--flag value` pairs for the given flags (those the test sets itself)."""
+    out, skip = [], False
+    for arg in args:
+        if skip:
+            skip = False
+        elif arg in flags:
+            skip = True
+        elif arg.split("=", 1)[0] in flags:
+            pass
+        else:
+            out.append(arg)
+    return out
+
+
+def flag(args: list[str], name: str) -> str:
+    return args[args.index(name) + 1]
+
+
+@pytest.fixture(scope="module")
+def release(kubectl: Kubectl, helm: str, namespace: str) -> Release:
+    name = f"sb{uuid.uuid4().hex[:6]}"
+    objects = kubectl.to_json(helm_template(helm, name, namespace, RBAC_TEMPLATES))
+    kinds = sorted(o["kind"] for o in objects)
+    assert kinds == sorted(["ServiceAccount", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"]), kinds
+    for obj in objects:
+        for rule in obj.get("rules", []):
+            for field in ("apiGroups", "resources", "verbs"):
+                assert "*" not in rule.get(field, []), f"{obj['kind']}/{obj['metadata']['name']}: wildcard in {rule}"
+    # Applied as the admin, as `helm install` would.
+    kubectl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": objects}))
+    (operator_binding,) = [o for o in objects if o["kind"] == "ClusterRoleBinding"]
+    (gateway_binding,) = [o for o in objects if o["kind"] == "RoleBinding"]
+    operator_args = container_args(kubectl, helm, name, namespace, "templates/operator/deployment.yaml")
+    gateway_args = container_args(kubectl, helm, name, namespace, "templates/gateway/deployment.yaml")
+    assert flag(operator_args, "--namespace") == namespace and flag(gateway_args, "--namespace") == namespace
+    assert flag(operator_args, "--configmap") == flag(gateway_args, "--configmap") == f"{name}-gateway-config"
+    return Release(
+        name=name,
+        namespace=namespace,
+        objects=objects,
+        operator_sa=operator_binding["subjects"][0]["name"],
+        gateway_sa=gateway_binding["subjects"][0]["name"],
+        # The test sets the listen addresses (free loopback ports), the namespace and the identity.
+        operator_args=without(operator_args, "--namespace", "--metrics-listen", "--identity"),
+        gateway_args=without(gateway_args, "--namespace", "--listen", "--database-url", "--identity"),
+    )
+
+
+@pytest.fixture(scope="module")
+def sa_kubeconfigs(cluster: Cluster, release: Release, logs: Path) -> dict[str, Path]:
+    return {
+        "operator": cluster.serviceaccount_kubeconfig(release.namespace, release.operator_sa, logs / "operator.kubeconfig"),
+        "gateway": cluster.serviceaccount_kubeconfig(release.namespace, release.gateway_sa, logs / "gateway.kubeconfig"),
+    }
+
+
+def test_service_accounts_are_not_admin(cluster: Cluster, release: Release, sa_kubeconfigs: dict[str, Path]) -> None:
+    for component, sa in (("operator", release.operator_sa), ("gateway", release.gateway_sa)):
+        as_sa = cluster.kubectl(sa_kubeconfigs[component])
+        who = json.loads(as_sa("auth", "whoami", "-o", "json"))["status"]["userInfo"]
+        assert who["username"] == f"system:serviceaccount:{release.namespace}:{sa}", who
+        assert "system:masters" not in who.get("groups", []), who
+
+        def can(*args: str) -> bool:
+            result = as_sa.run("auth", "can-i", *args, check=False)
+            return result.stdout.strip() == "yes"
+
+        assert not can("*", "*", "--all-namespaces"), f"{component} is cluster-admin"
+        assert not can("create", "clusterrolebindings"), component
+        assert not can("delete", "tenants.switchboard.dev", "-n", release.namespace), component
+        assert not can("create", "secrets", "-n", release.namespace), component
+        assert can("watch", "configmaps", "-n", release.namespace), component
+        assert can("list", "secrets", "-n", release.namespace), component
+    operator = cluster.kubectl(sa_kubeconfigs["operator"])
+    assert operator.run("auth", "can-i", "patch", "tenants.switchboard.dev/status", "-n", release.namespace).stdout.strip() == "yes"
+
+
+@pytest.fixture(scope="module")
+def running(
+    kubectl: Kubectl, release: Release, sa_kubeconfigs: dict[str, Path], start_operator, start_gateway  # noqa: ANN001
+) -> tuple[Operator, Gateway]:
+    namespace = release.namespace
+    kubectl("apply", "-n", namespace, "-f", str(SAMPLES))
+    operator = start_operator(
+        namespace, identity="chart-operator-0", kubeconfig=sa_kubeconfigs["operator"], args=release.operator_args
+    )
+    kubectl("wait", "-n", namespace, "--for=condition=Ready", "--timeout=60s", "tenant/demo", timeout=90)
+    gateway = start_gateway(namespace, kubeconfig=sa_kubeconfigs["gateway"], args=release.gateway_args)
+    return operator, gateway
+
+
+def forbidden_lines(text: str) -> list[str]:
+    """Kubernetes API authorization failures, as client errors print them."""
+    pattern = r"forbidden|system:serviceaccount:\S+ cannot|Unauthorized"
+    return [line for line in text.splitlines() if re.search(pattern, line, re.I)]
+
+
+def test_operator_converges_under_chart_rbac(kubectl: Kubectl, release: Release, running: tuple[Operator, Gateway]) -> None:
+    operator, _ = running
+    namespace = release.namespace
+    for resource in SAMPLE_RESOURCES:
+        kubectl("wait", "-n", namespace, "--for=condition=Ready", "--timeout=60s", resource, timeout=90)
+    objects = [kubectl.get(namespace, r) for r in SAMPLE_RESOURCES]
+    assert all(is_ready(o) for o in objects), summary(objects)
+
+    cm = kubectl.get(namespace, f"configmap/{release.configmap}")
+    config = json.loads(cm["data"]["config.json"])
+    assert cm["metadata"]["annotations"][VERSION_ANNOTATION] == config["version"]
+    assert set(config["tenants"]) == {"demo"} and {"demo-echo", "local-model"} <= set(config["routes"])
+    assert DEMO_KEY not in json.dumps(cm)
+
+    # NetworkPolicies select the chart's gateway pods (the chart's --gateway-selector).
+    selector = dict(pair.split("=", 1) for pair in flag(release.operator_args, "--gateway-selector").split(","))
+    policies = {p["metadata"]["name"]: p for p in kubectl.items(namespace, "networkpolicies", MANAGED_BY)}
+    assert set(policies) == {"switchboard-tenant-demo", "switchboard-gateway-egress"}, set(policies)
+    for policy in policies.values():
+        assert policy["spec"]["podSelector"]["matchLabels"] == selector, policy["spec"]["podSelector"]
+
+    lease = kubectl.get(namespace, f"lease/{OPERATOR_LEASE}")
+    assert lease["spec"]["holderIdentity"] == operator.identity, lease["spec"]
+    # Events could be written (a missing RBAC rule there is only a log line in the operator).
+    def published() -> set[str]:
+        events = kubectl.items(namespace, "events.v1.events.k8s.io")
+        return {e["regarding"]["name"] for e in events if e.get("reason") == "Published"}
+
+    wanted = {"demo", "ada", "demo-echo", "local-model", "demo-monthly"}
+    wait_until(lambda: published() >= wanted, CONVERGE_TIMEOUT, f"Published Events about {sorted(wanted)}")
+    assert 'switchboard_operator_leader 1' in operator.metrics()
+
+
+def test_secret_reference_and_tenant_lifecycle_under_chart_rbac(
+    kubectl: Kubectl, release: Release, running: tuple[Operator, Gateway]
+) -> None:
+    _, gateway = running
+    namespace = release.namespace
+    key = "sk-e2e-rbac-team-2b7d"
+    kubectl.apply(namespace, tenant("rbac-team", "rbac-team-key", namespaces=["rbac-apps"]))
+
+    def resolved_refs() -> dict[str, Any] | None:
+        obj = kubectl.get(namespace, "tenant/rbac-team")
+        for c in (obj.get("status") or {}).get("conditions", []):
+            if c["type"] == "ResolvedRefs" and c["status"] == "False" and c["reason"] == "SecretNotFound":
+                return obj
+        return None
+
+    wait_until(resolved_refs, CONVERGE_TIMEOUT, "ResolvedRefs=False SecretNotFound")
+    kubectl.apply(namespace, secret("rbac-team-key", key))
+    kubectl("wait", "-n", namespace, "--for=condition=Ready", "--timeout=60s", "tenant/rbac-team", timeout=90)
+    assert kubectl.get(namespace, "tenant/rbac-team")["metadata"]["finalizers"] == [FINALIZER]
+    wait_until(
+        lambda: kubectl.get_or_none(namespace, "networkpolicy", "switchboard-tenant-rbac-team"),
+        CONVERGE_TIMEOUT,
+        "the tenant's NetworkPolicy",
+    )
+
+    # The gateway (under its own Role) picks the key up, and drops it when the Tenant goes.
+    def works() -> bool:
+        try:
+            gateway.client(key).models.list()
+            return True
+        except openai.AuthenticationError:
+            return False
+
+    wait_until(works, CONVERGE_TIMEOUT, "the new key to work")
+    kubectl("delete", "-n", namespace, "tenant/rbac-team", "--wait=false")
+    wait_until(lambda: not works(), CONVERGE_TIMEOUT, "the key to be revoked")
+    wait_until(
+        lambda: kubectl.get_or_none(namespace, "tenant", "rbac-team") is None,
+        CONVERGE_TIMEOUT,
+        "the Tenant to be gone (finalizer removed by the operator)",
+    )
+    assert kubectl.get_or_none(namespace, "networkpolicy", "switchboard-tenant-rbac-team") is None
+
+
+def test_gateway_serves_and_writes_status_under_chart_rbac(
+    kubectl: Kubectl, release: Release, running: tuple[Operator, Gateway]
+) -> None:
+    _, gateway = running
+    namespace = release.namespace
+    completion = gateway.client(DEMO_KEY).chat.completions.create(
+        model="demo-echo", messages=[{"role": "user", "content": "under the chart's Role"}]
+    )
+    assert "under the chart's Role" in completion.choices[0].message.content
+    # The gateway's status writer may patch Budget status (budgets/status in the chart's Role).
+    wait_until(
+        lambda: Decimal((kubectl.get(namespace, "budget/demo-monthly").get("status") or {}).get("spentUsd") or "0") > 0,
+        CONVERGE_TIMEOUT,
+        "Budget spend written by the gateway",
+        describe=lambda: json.dumps(kubectl.get(namespace, "budget/demo-monthly").get("status")),
+    )
+
+
+def test_no_permission_errors_in_logs(running: tuple[Operator, Gateway]) -> None:
+    """Some writes (Events, status) only log their failure; a Forbidden anywhere is a missing rule."""
+    for process in (running[0].process, running[1].process):
+        lines = forbidden_lines(process.log())
+        assert not lines, f"{process.name}:\n" + "\n".join(lines[:20])
