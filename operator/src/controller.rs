@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use futures::{Stream, StreamExt, stream};
+use futures::{FutureExt, Stream, StreamExt, stream};
 use k8s_openapi::api::core::v1::Secret;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, Store};
@@ -101,63 +101,82 @@ pub async fn run(
     let mut synced = false;
     let mut due: Option<Instant> = Some(Instant::now());
     let mut failures: u32 = 0;
-    let mut terminate = shutdown_signal();
-    loop {
-        let wait = due.map_or(RESYNC, |at| at.saturating_duration_since(Instant::now()));
-        tokio::select! {
-            change = changes.recv() => {
-                if change.is_none() { break; }
-                due.get_or_insert_with(|| Instant::now() + COALESCE);
-            }
-            changed = leader.changed() => {
-                if changed.is_err() { break; }
-                due = Some(Instant::now());
-            }
-            () = tokio::time::sleep(wait) => {
-                due = None;
-                if !synced {
-                    synced = ctx.stores.tenants.wait_until_ready().await.is_ok()
-                        && ctx.stores.personas.wait_until_ready().await.is_ok()
-                        && ctx.stores.routes.wait_until_ready().await.is_ok()
-                        && ctx.stores.budgets.wait_until_ready().await.is_ok()
-                        && ctx.stores.secrets.wait_until_ready().await.is_ok();
-                    ready.store(synced, Ordering::Relaxed);
+    // The loop is dropped as a whole on SIGTERM, even mid-reconcile: reconciles are idempotent.
+    let work = async {
+        loop {
+            let wait = due.map_or(RESYNC, |at| at.saturating_duration_since(Instant::now()));
+            tokio::select! {
+                change = changes.recv() => {
+                    if change.is_none() { break; }
+                    due.get_or_insert_with(|| Instant::now() + COALESCE);
                 }
-                let is_leader = *leader.borrow();
-                ctx.metrics.leader.set(i64::from(is_leader));
-                if synced && is_leader {
-                    let started = Instant::now();
-                    match reconciler::reconcile(&ctx).await {
-                        Ok(()) => {
-                            failures = 0;
-                            ctx.metrics.reconciles.with_label_values(&["success"]).inc();
-                        }
-                        Err(error) if error.is_conflict() => {
-                            ctx.metrics.reconciles.with_label_values(&["conflict"]).inc();
-                            tracing::debug!(%error, "reconcile raced with a change; retrying");
+                changed = leader.changed() => {
+                    if changed.is_err() { break; }
+                    due = Some(Instant::now());
+                }
+                () = tokio::time::sleep(wait) => {
+                    due = None;
+                    if !synced {
+                        // Never block here: the watches may not sync at all (CRDs missing).
+                        let stores = &ctx.stores;
+                        synced = [
+                            stores.tenants.wait_until_ready().now_or_never(),
+                            stores.personas.wait_until_ready().now_or_never(),
+                            stores.routes.wait_until_ready().now_or_never(),
+                            stores.budgets.wait_until_ready().now_or_never(),
+                            stores.secrets.wait_until_ready().now_or_never(),
+                        ]
+                        .iter()
+                        .all(|ready| matches!(ready, Some(Ok(()))));
+                        ready.store(synced, Ordering::Relaxed);
+                        if !synced {
                             due = Some(Instant::now() + COALESCE);
                         }
-                        Err(error) => {
-                            failures += 1;
-                            ctx.metrics.reconciles.with_label_values(&["error"]).inc();
-                            let backoff = Duration::from_millis(500 * 2u64.pow(failures.min(7)));
-                            tracing::warn!(%error, retry_in = ?backoff, "reconcile failed");
-                            due = Some(Instant::now() + backoff);
-                        }
                     }
-                    ctx.metrics.reconcile_seconds.observe(started.elapsed().as_secs_f64());
+                    let is_leader = *leader.borrow();
+                    ctx.metrics.leader.set(i64::from(is_leader));
+                    if synced && is_leader {
+                        let started = Instant::now();
+                        match reconciler::reconcile(&ctx).await {
+                            Ok(()) => {
+                                failures = 0;
+                                ctx.metrics.reconciles.with_label_values(&["success"]).inc();
+                            }
+                            Err(error) if error.is_conflict() => {
+                                ctx.metrics.reconciles.with_label_values(&["conflict"]).inc();
+                                tracing::debug!(%error, "reconcile raced with a change; retrying");
+                                due = Some(Instant::now() + COALESCE);
+                            }
+                            Err(error) => {
+                                failures += 1;
+                                ctx.metrics.reconciles.with_label_values(&["error"]).inc();
+                                let backoff = Duration::from_millis(500 * 2u64.pow(failures.min(7)));
+                                tracing::warn!(%error, retry_in = ?backoff, "reconcile failed");
+                                due = Some(Instant::now() + backoff);
+                            }
+                        }
+                        ctx.metrics.reconcile_seconds.observe(started.elapsed().as_secs_f64());
+                    }
                 }
             }
-            _ = &mut terminate => break,
         }
+    };
+    tokio::select! {
+        () = work => {}
+        () = shutdown_signal() => {}
     }
     watch_task.abort();
     // Closing the channel stops the lease task; releasing hands leadership over at once.
     drop(leader);
-    if let Ok(Ok(manager)) = lease_task.await
-        && let Err(error) = manager.release().await
-    {
-        tracing::warn!(%error, "cannot release the Lease");
+    let release = async {
+        if let Ok(Ok(manager)) = lease_task.await
+            && let Err(error) = manager.release().await
+        {
+            tracing::warn!(%error, "cannot release the Lease");
+        }
+    };
+    if tokio::time::timeout(Duration::from_secs(5), release).await.is_err() {
+        tracing::warn!("the Lease was not released in time; it expires by itself");
     }
     Ok(())
 }

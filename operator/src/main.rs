@@ -16,7 +16,10 @@ async fn main() -> anyhow::Result<()> {
     let client = kube::Client::try_default().await.context("cannot configure the Kubernetes client")?;
     let metrics = metrics::Metrics::new().context("cannot register metrics")?;
     let ready = Arc::new(AtomicBool::new(false));
-    let probes = tokio::spawn(metrics::serve(settings.metrics_listen, metrics.clone(), ready.clone()));
+    let listener = tokio::net::TcpListener::bind(settings.metrics_listen)
+        .await
+        .with_context(|| format!("cannot listen on {} for metrics and probes", settings.metrics_listen))?;
+    let probes = tokio::spawn(metrics::serve(listener, metrics.clone(), ready.clone()));
     tracing::info!(namespace = %settings.namespace, "starting");
     controller::run(client, settings, metrics, ready).await.context("controller failed")?;
     probes.abort();

@@ -1,6 +1,5 @@
 //! The operator's own metrics and probes on `--metrics-listen`.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -48,9 +47,13 @@ impl Metrics {
     }
 }
 
-/// Serves the probes and metrics until the process ends. `ready` turns true once the watches
-/// have synced.
-pub async fn serve(addr: SocketAddr, metrics: Metrics, ready: Arc<AtomicBool>) -> std::io::Result<()> {
+/// Serves the probes and metrics on a bound listener until the process ends. `ready` turns true
+/// once the watches have synced.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    metrics: Metrics,
+    ready: Arc<AtomicBool>,
+) -> std::io::Result<()> {
     let app = Router::new()
         .route("/metrics", get(|State((m, _)): State<(Metrics, Arc<AtomicBool>)>| async move { m.render() }))
         .route("/healthz", get(|| async { "ok" }))
@@ -65,6 +68,5 @@ pub async fn serve(addr: SocketAddr, metrics: Metrics, ready: Arc<AtomicBool>) -
             }),
         )
         .with_state((metrics, ready));
-    let listener = tokio::net::TcpListener::bind(addr).await?;
     axum::serve(listener, app).await
 }
