@@ -102,7 +102,7 @@ impl Exchange {
             runtime.resolve(&caller, &model).ok_or_else(|| ApiError::ModelNotFound(model.clone()))?.clone();
         let include_usage =
             request.pointer("/stream_options/include_usage").and_then(Value::as_bool) == Some(true);
-        let prompt_chars = messages.iter().map(|m| crate::providers::text_of(&m["content"]).len()).sum();
+        let prompt_chars = messages.iter().map(|m| crate::providers::text_len(&m["content"])).sum();
         Ok(Exchange {
             id: uuid::Uuid::now_v7().to_string(),
             caller,
@@ -196,10 +196,8 @@ impl Exchange {
     /// Usage of a complete reply, estimated if the provider reported none.
     pub fn usage_of(&self, response: &Value) -> TokenUsage {
         response.get("usage").and_then(TokenUsage::from_openai).unwrap_or_else(|| {
-            let output_chars = response
-                .pointer("/choices/0/message/content")
-                .map(crate::providers::text_of)
-                .map_or(0, |text| text.len());
+            let output_chars =
+                response.pointer("/choices/0/message/content").map_or(0, crate::providers::text_len);
             self.estimated_usage(output_chars)
         })
     }

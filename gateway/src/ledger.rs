@@ -113,11 +113,8 @@ impl Ledger {
             .connect(url)
             .await
             .map_err(LedgerError::Connect)?;
-        let migrator = match dialect {
-            Dialect::Sqlite => sqlx::migrate!("./migrations/sqlite"),
-            Dialect::Postgres => sqlx::migrate!("./migrations/postgres"),
-        };
-        migrator.run(&pool).await.map_err(LedgerError::Migrate)?;
+        // The schema is portable SQL, so one set of migrations serves both databases.
+        sqlx::migrate!("./migrations").run(&pool).await.map_err(LedgerError::Migrate)?;
         Ok(Ledger { pool, dialect })
     }
 

@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
 
@@ -45,8 +44,6 @@ impl LiveRuntime {
                 self.current.store(Arc::new(new));
                 self.ready.store(true, Ordering::Relaxed);
                 self.metrics.config_reload(true);
-                let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-                self.metrics.config_generation.set(i64::try_from(now).unwrap_or(0));
                 tracing::info!(version = %version.get(..12).unwrap_or(&version), changed, "config loaded");
             }
             Err(reason) => {

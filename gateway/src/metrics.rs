@@ -17,8 +17,8 @@ pub struct Metrics {
     duration: HistogramVec,
     upstream_errors: IntCounterVec,
     config_reloads: IntCounterVec,
-    pub config_synchronized: IntGauge,
-    pub config_generation: IntGauge,
+    config_synchronized: IntGauge,
+    config_loaded_at: IntGauge,
 }
 
 impl Metrics {
@@ -56,7 +56,7 @@ impl Metrics {
             "config_synchronized",
             "1 when the served config matches the latest source, else 0",
         )?;
-        let config_generation = IntGauge::new(
+        let config_loaded_at = IntGauge::new(
             "config_loaded_timestamp_seconds",
             "When the served config was loaded (Unix time)",
         )?;
@@ -68,7 +68,7 @@ impl Metrics {
             Box::new(upstream_errors.clone()),
             Box::new(config_reloads.clone()),
             Box::new(config_synchronized.clone()),
-            Box::new(config_generation.clone()),
+            Box::new(config_loaded_at.clone()),
         ] {
             registry.register(collector)?;
         }
@@ -81,7 +81,7 @@ impl Metrics {
             upstream_errors,
             config_reloads,
             config_synchronized,
-            config_generation,
+            config_loaded_at,
         })
     }
 
@@ -117,6 +117,11 @@ impl Metrics {
     pub fn config_reload(&self, ok: bool) {
         self.config_reloads.with_label_values(&[if ok { "success" } else { "failure" }]).inc();
         self.config_synchronized.set(i64::from(ok));
+        if ok {
+            let now =
+                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+            self.config_loaded_at.set(i64::try_from(now).unwrap_or(0));
+        }
     }
 
     /// The Prometheus text exposition.

@@ -15,9 +15,6 @@ pub struct Settings {
     /// Labels of the gateway pods (`k=v,k2=v2`), which the NetworkPolicies select.
     #[arg(long, default_value = "app.kubernetes.io/name=switchboard,app.kubernetes.io/component=gateway", value_parser = parse_labels)]
     pub gateway_selector: BTreeMap<String, String>,
-    /// The gateway Service's name (reported in Events).
-    #[arg(long, default_value = "switchboard-gateway")]
-    pub gateway_service: String,
     /// The gateway pods' HTTP port, opened to tenant namespaces.
     #[arg(long, default_value_t = 8080)]
     pub gateway_port: i32,

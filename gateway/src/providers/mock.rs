@@ -53,8 +53,19 @@ pub(super) fn reply(call: &Call) -> Reply {
     Reply::Stream(Box::pin(stream::iter(chunks.into_iter().map(Ok))))
 }
 
+/// The length in bytes of a message's text, without copying it (for usage estimates).
+pub(crate) fn text_len(content: &Value) -> usize {
+    match content {
+        Value::String(text) => text.len(),
+        Value::Array(parts) => {
+            parts.iter().filter_map(|p| p.get("text").and_then(Value::as_str)).map(str::len).sum()
+        }
+        _ => 0,
+    }
+}
+
 /// The text of a message's content: a string, or the text parts of an array.
-pub(crate) fn text_of(content: &Value) -> String {
+fn text_of(content: &Value) -> String {
     match content {
         Value::String(text) => text.clone(),
         Value::Array(parts) => {

@@ -7,7 +7,7 @@
 mod anthropic;
 mod mock;
 
-pub(crate) use mock::text_of;
+pub(crate) use mock::text_len;
 mod openai;
 
 use std::fmt;
@@ -116,31 +116,25 @@ impl UpstreamError {
         if error.is_timeout() {
             UpstreamError::Timeout(u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX))
         } else if error.is_connect() {
-            UpstreamError::Connect(error.without_url_string())
+            UpstreamError::Connect(error_chain(error))
         } else {
-            UpstreamError::Protocol(error.without_url_string())
+            UpstreamError::Protocol(error_chain(error))
         }
     }
 }
 
-trait WithoutUrl {
-    fn without_url_string(&self) -> String;
-}
-
-impl WithoutUrl for reqwest::Error {
-    /// The error chain without the URL (which may carry credentials).
-    fn without_url_string(&self) -> String {
-        let mut text = String::new();
-        let mut source: Option<&dyn std::error::Error> = std::error::Error::source(self);
-        while let Some(error) = source {
-            if !text.is_empty() {
-                text.push_str(": ");
-            }
-            text.push_str(&error.to_string());
-            source = error.source();
+/// A reqwest error's source chain without the URL (which may carry credentials).
+fn error_chain(error: &reqwest::Error) -> String {
+    let mut text = String::new();
+    let mut source: Option<&dyn std::error::Error> = std::error::Error::source(error);
+    while let Some(error) = source {
+        if !text.is_empty() {
+            text.push_str(": ");
         }
-        if text.is_empty() { "request failed".into() } else { text }
+        text.push_str(&error.to_string());
+        source = error.source();
     }
+    if text.is_empty() { "request failed".into() } else { text }
 }
 
 /// A provider client for one backend.
@@ -169,7 +163,7 @@ impl Provider {
                 .pool_idle_timeout(Duration::from_secs(90))
                 .tcp_nodelay(true)
                 .build()
-                .map_err(|e| e.without_url_string())
+                .map_err(|e| error_chain(&e))
         };
         let base_url = backend.base_url.clone().unwrap_or_default();
         Ok(match backend.provider {
