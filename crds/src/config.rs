@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::decimal::NanoUsd;
 use crate::resources::{
-    BudgetEnforcement, BudgetPeriod, BudgetScopeKind, MemoryPolicy, ProviderKind, RateLimits, Relationship,
-    RetryPolicy,
+    BudgetEnforcement, BudgetPeriod, BudgetScopeKind, CachePolicy, CircuitBreakerPolicy, MemoryPolicy,
+    ProviderKind, RateLimits, Relationship, RetryPolicy,
 };
 
 /// Everything the gateway needs to serve, keyed by resource name.
@@ -56,6 +56,7 @@ pub struct ApiKeyConfig {
     pub id: String,
     /// Hex SHA-256 of the key value.
     pub sha256: String,
+    pub rate_limits: RateLimits,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -66,6 +67,10 @@ pub struct RouteConfig {
     pub models: Vec<ModelConfig>,
     pub backends: Vec<BackendConfig>,
     pub retries: RetryPolicy,
+    /// Deadline for a request across all attempts.
+    pub timeout_ms: u64,
+    pub circuit_breaker: CircuitBreakerPolicy,
+    pub cache: Option<CachePolicy>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -98,6 +103,7 @@ pub struct BackendConfig {
     pub priority: u32,
     pub request_timeout_ms: u64,
     pub connect_timeout_ms: u64,
+    pub first_token_timeout_ms: Option<u64>,
 }
 
 /// A reference to one key of a Secret.
@@ -122,6 +128,7 @@ pub struct PersonaConfig {
     pub memory: MemoryPolicy,
     pub shared_with_tenants: BTreeSet<String>,
     pub relationships: Vec<Relationship>,
+    pub rate_limits: RateLimits,
 }
 
 impl PersonaConfig {

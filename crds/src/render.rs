@@ -326,6 +326,7 @@ impl Renderer<'_> {
                     priority: backend.priority,
                     request_timeout_ms: u64::from(backend.request_timeout_seconds) * 1000,
                     connect_timeout_ms: u64::from(backend.connect_timeout_seconds) * 1000,
+                    first_token_timeout_ms: backend.first_token_timeout_seconds.map(|s| u64::from(s) * 1000),
                 });
             }
             if !backends.is_empty() && backends.iter().all(|b| b.weight == 0) {
@@ -338,6 +339,9 @@ impl Renderer<'_> {
                 models,
                 backends,
                 retries: route.spec.retries.clone(),
+                timeout_ms: u64::from(route.spec.timeout_seconds) * 1000,
+                circuit_breaker: route.spec.circuit_breaker.clone(),
+                cache: route.spec.cache.clone(),
             };
             out.insert(at.name.to_owned(), config);
         }
@@ -372,7 +376,11 @@ impl Renderer<'_> {
                     let message = format!("the key value is also used by {other}; every key must be unique");
                     self.error(&at, field, RenderErrorReason::Conflict, message);
                 }
-                api_keys.push(ApiKeyConfig { id: key.name.clone(), sha256 });
+                api_keys.push(ApiKeyConfig {
+                    id: key.name.clone(),
+                    sha256,
+                    rate_limits: key.rate_limits.clone().unwrap_or_default(),
+                });
             }
             for (i, route) in tenant.spec.allowed_routes.iter().flatten().enumerate() {
                 if !routes.contains_key(route) {
@@ -481,6 +489,7 @@ impl Renderer<'_> {
                 memory: spec.memory.clone(),
                 shared_with_tenants: spec.shared_with_tenants.iter().cloned().collect(),
                 relationships: spec.relationships.clone(),
+                rate_limits: spec.rate_limits.clone().unwrap_or_default(),
             };
             out.insert(at.name.to_owned(), config);
         }

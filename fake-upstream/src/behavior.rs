@@ -54,11 +54,12 @@ impl Behavior {
         }
     }
 
-    /// The behaviour for a request: the header if present (even to force `normal`), else the model.
-    pub(crate) fn select(headers: &HeaderMap, model: Option<&str>) -> Behavior {
+    /// The behaviour for a request: the header if present (even to force `normal`), else the
+    /// instance's forced behaviour if set, else the model.
+    pub(crate) fn select(headers: &HeaderMap, forced: Option<&str>, model: Option<&str>) -> Behavior {
         match headers.get(BEHAVIOR_HEADER) {
             Some(value) => value.to_str().map_or(Behavior::Normal, Behavior::parse),
-            None => model.map_or(Behavior::Normal, Behavior::parse),
+            None => forced.or(model).map_or(Behavior::Normal, Behavior::parse),
         }
     }
 }
@@ -85,10 +86,11 @@ mod tests {
     #[test]
     fn header_wins_over_model() {
         let mut headers = HeaderMap::new();
-        assert_eq!(Behavior::select(&headers, Some("hang")), Behavior::Hang);
+        assert_eq!(Behavior::select(&headers, None, Some("hang")), Behavior::Hang);
         headers.insert(BEHAVIOR_HEADER, HeaderValue::from_static("normal"));
-        assert_eq!(Behavior::select(&headers, Some("hang")), Behavior::Normal);
+        assert_eq!(Behavior::select(&headers, None, Some("hang")), Behavior::Normal);
         headers.insert(BEHAVIOR_HEADER, HeaderValue::from_static("error-503"));
-        assert_eq!(Behavior::select(&headers, None), Behavior::Error(StatusCode::SERVICE_UNAVAILABLE));
+        assert_eq!(Behavior::select(&headers, None, None), Behavior::Error(StatusCode::SERVICE_UNAVAILABLE));
+        assert_eq!(Behavior::select(&HeaderMap::new(), Some("hang"), Some("gpt")), Behavior::Hang);
     }
 }

@@ -13,7 +13,9 @@
 //!   of text blocks; streams have an `event:` line on every frame.
 //! - `GET /v1/models`: OpenAI's list shape (Anthropic's when `anthropic-version` is sent).
 //! - `GET /healthz`; `GET /_fake/requests` (recorded requests as JSON) and `DELETE /_fake/requests`
-//!   (forget them and reset the count). These control routes are neither recorded nor counted.
+//!   (forget them and reset the count); `PUT /_fake/behavior` (body: a behaviour name, applied to
+//!   every request without the header) and `DELETE /_fake/behavior`. These control routes are
+//!   neither recorded nor counted.
 //!
 //! Errors use each API's real shape: OpenAI `{"error":{"message","type","param","code"}}`,
 //! Anthropic `{"type":"error","error":{"type","message"},"request_id"}`.
@@ -41,8 +43,10 @@
 //!   has the input fields with `output_tokens: 1` and message_delta has `output_tokens: C`.
 //!
 //! # Scripted behaviours
-//! Chosen by the request's `model`, or by the `x-fake-behavior` header with the same syntax (the
-//! header wins when present; a header naming no behaviour, e.g. `normal`, forces normal answers):
+//! Chosen by the request's `model`, by the instance's forced behaviour (`PUT /_fake/behavior`,
+//! [`FakeUpstream::set_behavior`]), or by the `x-fake-behavior` header with the same syntax (the
+//! header wins, then the forced behaviour; a header naming no behaviour, e.g. `normal`, forces
+//! normal answers):
 //! - `error-<status>` (400-599): that status with the API's error body; 429 adds `retry-after: 1`.
 //! - `slow-<ms>`: wait, then answer normally (streams: before the first byte).
 //! - `hang`: never answer, until the client disconnects (or the fake stops: then a 503).
@@ -153,6 +157,17 @@ impl FakeUpstream {
     /// How many API requests arrived (counted even when recording is off).
     pub fn request_count(&self) -> usize {
         self.state.request_count()
+    }
+
+    /// Applies `behavior` (same syntax as the model name) to every request without the
+    /// `x-fake-behavior` header; `None` goes back to choosing by model.
+    pub fn set_behavior(&self, behavior: Option<&str>) {
+        self.state.forced.store(behavior.map(|b| Arc::new(b.to_owned())));
+    }
+
+    /// Requests hanging right now (`hang`): zero once every client let go.
+    pub fn hanging(&self) -> usize {
+        self.state.hanging.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Stops accepting, ends hanging requests and waits for open connections to finish.

@@ -13,6 +13,8 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
+use arc_swap::ArcSwapOption;
+use axum::extract::State;
 use axum::{
     Router,
     body::{Body, Bytes},
@@ -47,11 +49,22 @@ pub(crate) struct AppState {
     pub count: AtomicUsize,
     /// Flips to `true` when the server stops; wakes `hang` and `slow-` requests.
     pub shutdown: watch::Receiver<bool>,
+    /// A behaviour applied to every request without the header (`PUT /_fake/behavior`), so one
+    /// instance can play a failing backend beside a healthy one. Lock-free to read.
+    pub forced: ArcSwapOption<String>,
+    /// Requests hanging right now: shows whether clients let go of them.
+    pub hanging: AtomicUsize,
 }
 
 impl AppState {
     pub(crate) fn new(record: bool, shutdown: watch::Receiver<bool>) -> AppState {
-        AppState { recorder: record.then(Recorder::default), count: AtomicUsize::new(0), shutdown }
+        AppState {
+            recorder: record.then(Recorder::default),
+            count: AtomicUsize::new(0),
+            shutdown,
+            forced: ArcSwapOption::empty(),
+            hanging: AtomicUsize::new(0),
+        }
     }
 
     pub(crate) fn request_count(&self) -> usize {
@@ -78,9 +91,23 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/_fake/requests", get(recording::list).delete(recording::clear))
+        .route("/_fake/behavior", axum::routing::put(force_behavior).delete(clear_behavior))
         .merge(api)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state)
+}
+
+/// `PUT /_fake/behavior` with a behaviour name as the body: applies it to every request.
+async fn force_behavior(State(state): State<Arc<AppState>>, body: String) -> StatusCode {
+    let name = body.trim();
+    state.forced.store((!name.is_empty()).then(|| Arc::new(name.to_owned())));
+    StatusCode::NO_CONTENT
+}
+
+/// `DELETE /_fake/behavior`: back to choosing by header or model.
+async fn clear_behavior(State(state): State<Arc<AppState>>) -> StatusCode {
+    state.forced.store(None);
+    StatusCode::NO_CONTENT
 }
 
 /// Unknown paths answer 404 in the shape of the API the client seems to speak.
@@ -117,10 +144,18 @@ pub(crate) async fn preflight(
     if !body.is_object() {
         return Err(api.invalid_request("The request body must be a JSON object.", None));
     }
-    let behavior = Behavior::select(headers, body.get("model").and_then(Value::as_str));
+    let forced = state.forced.load();
+    let behavior = Behavior::select(
+        headers,
+        forced.as_deref().map(String::as_str),
+        body.get("model").and_then(Value::as_str),
+    );
     match behavior {
         Behavior::Error(status) => return Err(api.scripted(status)),
         Behavior::Hang => {
+            state.hanging.fetch_add(1, Ordering::Relaxed);
+            // Counted down however the wait ends, including the client going away.
+            let _hanging = CountDown(&state.hanging);
             state.stopping().await;
             return Err(api.scripted(StatusCode::SERVICE_UNAVAILABLE));
         }
@@ -133,6 +168,15 @@ pub(crate) async fn preflight(
         _ => {}
     }
     Ok(Parsed { body, behavior })
+}
+
+/// Decrements a counter when dropped.
+struct CountDown<'a>(&'a AtomicUsize);
+
+impl Drop for CountDown<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// A JSON response with the API's request-id header.

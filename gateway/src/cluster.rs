@@ -59,7 +59,7 @@ pub fn watch(client: Client, source: ClusterSource, live: LiveRuntime) -> JoinHa
                     && secret_store.wait_until_ready().await.is_ok();
             }
             if synced {
-                live.install(build(&source, &config_store, &secret_store));
+                live.install(build(&source, &config_store, &secret_store, &live.load()));
             }
         }
     })
@@ -69,6 +69,7 @@ fn build(
     source: &ClusterSource,
     configs: &Store<ConfigMap>,
     secrets: &Store<Secret>,
+    previous: &Runtime,
 ) -> Result<Runtime, String> {
     let reference = ObjectRef::new(&source.config_map).within(&source.namespace);
     let config_map = configs.get(&reference).ok_or_else(|| {
@@ -83,5 +84,5 @@ fn build(
     for secret in secrets.state() {
         store.insert_secret(&secret, &source.namespace);
     }
-    Runtime::build(config, &store).map_err(|e| e.to_string())
+    Runtime::build(config, &store, previous).map_err(|e| e.to_string())
 }

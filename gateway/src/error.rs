@@ -41,6 +41,16 @@ pub enum ApiError {
     UpstreamTimeout(u64),
     #[error("no backend is available for this model")]
     NoBackend,
+    #[error("every backend of this model is failing and temporarily ejected; retry after {retry_after} s")]
+    BackendsEjected { retry_after: u64 },
+    #[error("{message}")]
+    RateLimited { message: String, retry_after: u64, headers: Vec<(header::HeaderName, HeaderValue)> },
+    #[error("{message}")]
+    BudgetExceeded { message: String, retry_after: Option<u64> },
+    #[error("the gateway is overloaded: {0}")]
+    Overloaded(String),
+    #[error("the model's reply does not match the requested JSON schema: {0}")]
+    InvalidStructuredOutput(String),
     #[error("admin API disabled: start the gateway with --admin-token or SWITCHBOARD_ADMIN_TOKEN")]
     AdminDisabled,
     #[error("gateway is not ready: {0}")]
@@ -57,11 +67,17 @@ impl ApiError {
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::ModelNotFound(_) => StatusCode::NOT_FOUND,
             Self::Forbidden(_) | Self::AdminDisabled => StatusCode::FORBIDDEN,
-            Self::UpstreamRateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::UpstreamRateLimited { .. } | Self::RateLimited { .. } | Self::BudgetExceeded { .. } => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             Self::UpstreamRejected { status, .. } => *status,
-            Self::UpstreamFailed(_) | Self::UpstreamUnavailable(_) => StatusCode::BAD_GATEWAY,
+            Self::UpstreamFailed(_) | Self::UpstreamUnavailable(_) | Self::InvalidStructuredOutput(_) => {
+                StatusCode::BAD_GATEWAY
+            }
             Self::UpstreamTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
-            Self::NoBackend | Self::NotReady(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::NoBackend | Self::BackendsEjected { .. } | Self::Overloaded(_) | Self::NotReady(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -81,6 +97,11 @@ impl ApiError {
             Self::UpstreamUnavailable(_) => Some("upstream_unavailable"),
             Self::UpstreamTimeout(_) => Some("upstream_timeout"),
             Self::NoBackend => Some("no_backend"),
+            Self::BackendsEjected { .. } => Some("no_healthy_backend"),
+            Self::RateLimited { .. } => Some("rate_limit_exceeded"),
+            Self::BudgetExceeded { .. } => Some("budget_exceeded"),
+            Self::Overloaded(_) => Some("overloaded"),
+            Self::InvalidStructuredOutput(_) => Some("invalid_structured_output"),
             Self::AdminDisabled => Some("admin_disabled"),
             Self::NotReady(_) => Some("not_ready"),
             Self::Internal(_) => None,
@@ -131,8 +152,25 @@ impl ApiError {
                 | Self::UpstreamUnavailable(_)
                 | Self::UpstreamTimeout(_)
                 | Self::NoBackend
+                | Self::BackendsEjected { .. }
+                | Self::RateLimited { .. }
+                | Self::Overloaded(_)
                 | Self::NotReady(_)
         )
+    }
+
+    /// Seconds after which a retry may succeed, for `retry-after`.
+    fn retry_after(&self) -> Option<u64> {
+        match self {
+            Self::UpstreamRateLimited { retry_after, .. } | Self::BudgetExceeded { retry_after, .. } => {
+                *retry_after
+            }
+            Self::BackendsEjected { retry_after } | Self::RateLimited { retry_after, .. } => {
+                Some(*retry_after)
+            }
+            Self::Overloaded(_) => Some(1),
+            _ => None,
+        }
     }
 
     /// The error as the JSON body of the given dialect.
@@ -156,8 +194,11 @@ impl ApiError {
             "x-should-retry",
             HeaderValue::from_static(if self.retryable() { "true" } else { "false" }),
         );
-        if let Self::UpstreamRateLimited { retry_after: Some(seconds), .. } = &self {
-            headers.insert(header::RETRY_AFTER, HeaderValue::from(*seconds));
+        if let Some(seconds) = self.retry_after() {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        if let Self::RateLimited { headers: limits, .. } = &self {
+            headers.extend(limits.iter().cloned());
         }
         if matches!(self, Self::MissingKey | Self::InvalidKey) {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));

@@ -4,16 +4,23 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use std::pin::Pin;
+use std::sync::Mutex;
+
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
+use http::{HeaderMap, HeaderName, HeaderValue};
 use rand::Rng;
 use serde_json::Value;
 
 use crate::auth::Authenticated;
+use crate::breaker::Admission;
+use crate::cache::{self, CacheKey};
 use crate::error::ApiError;
 use crate::ledger::{LedgerRecord, LedgerSender};
 use crate::metrics::Metrics;
 use crate::providers::{Call, ChunkStream, Reply, UpstreamError};
+use crate::queue::Permit;
 use crate::runtime::{BackendRuntime, Caller, Target};
 use crate::state::AppState;
 use crate::usage::{TokenUsage, estimate_tokens};
@@ -46,9 +53,31 @@ pub struct Exchange {
     /// Whether the client asked for the usage chunk (`stream_options.include_usage`).
     pub include_usage: bool,
     started: Instant,
+    /// When the route's total timeout runs out, streams included.
+    deadline: Instant,
     prompt_chars: usize,
+    /// `response_format: json_schema`: the schema replies must match.
+    schema: Option<jsonschema::Validator>,
+    /// Where and how long the reply may be cached.
+    cache: Option<(CacheKey, Duration)>,
+    /// The tenant's concurrency limit and queue priority.
+    max_concurrent: Option<u32>,
+    priority: u8,
+    /// Held until the exchange is accounted: the concurrency slot.
+    permit: Mutex<Option<Permit>>,
     ledger: LedgerSender,
     metrics: Metrics,
+}
+
+/// What a served request answers, with headers for the response.
+pub struct Served {
+    pub reply: ServedReply,
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+}
+
+pub enum ServedReply {
+    Complete(Value),
+    Stream(Pin<Box<dyn Stream<Item = Result<Value, UpstreamError>> + Send>>),
 }
 
 /// Parses a JSON request body, mapping size and syntax problems to their API errors.
@@ -79,6 +108,7 @@ impl Exchange {
         auth: Authenticated,
         request: &Value,
         endpoint: Endpoint,
+        headers: &HeaderMap,
     ) -> Result<Exchange, ApiError> {
         let Authenticated { runtime, caller } = auth;
         let model = match request.get("model") {
@@ -98,68 +128,241 @@ impl Exchange {
             Some(Value::Bool(stream)) => *stream,
             Some(_) => return Err(ApiError::BadRequest("`stream` must be a boolean".into(), None)),
         };
+        let schema = structured_output_schema(request)?;
         let target =
             runtime.resolve(&caller, &model).ok_or_else(|| ApiError::ModelNotFound(model.clone()))?.clone();
         let include_usage =
             request.pointer("/stream_options/include_usage").and_then(Value::as_bool) == Some(true);
         let prompt_chars = messages.iter().map(|m| crate::providers::text_len(&m["content"])).sum();
+        let cache = cache::ttl_for(target.route.config.cache.as_ref(), headers)
+            .and_then(|ttl| Some((cache::key_for(&caller.tenant, request)?, ttl)));
+        let tenant = runtime.tenant(&caller.tenant);
+        let started = Instant::now();
         Ok(Exchange {
             id: uuid::Uuid::now_v7().to_string(),
+            max_concurrent: tenant.and_then(|t| t.rate_limits.max_concurrent),
+            priority: tenant.map_or(0, |t| t.priority),
             caller,
+            deadline: started + Duration::from_millis(target.route.config.timeout_ms),
             target,
             endpoint,
             model,
             stream,
             include_usage,
-            started: Instant::now(),
+            started,
             prompt_chars,
+            schema,
+            cache,
+            permit: Mutex::new(None),
             ledger: state.ledger.clone(),
             metrics: state.metrics.clone(),
         })
     }
 
-    /// Sends the request to the route's backends: by priority, weighted within a priority,
-    /// retrying retryable failures on the next candidate with jittered exponential backoff.
-    pub async fn dispatch(&self, request: &Value) -> Result<(Reply, Arc<BackendRuntime>), Failure> {
+    /// Admits, dispatches and accounts the request: cache, concurrency queue, then the backends.
+    pub async fn serve(self: &Arc<Self>, state: &AppState, request: &Value) -> Result<Served, ApiError> {
+        let mut headers = Vec::new();
+        if let Some((key, _)) = &self.cache {
+            let hit = state.cache.get(key);
+            self.metrics.cache_lookup(hit.is_some());
+            headers.push((
+                HeaderName::from_static(cache::CACHE_HEADER),
+                HeaderValue::from_static(if hit.is_some() { "hit" } else { "miss" }),
+            ));
+            if let Some(body) = hit {
+                self.account_cache_hit();
+                return Ok(Served { reply: ServedReply::Complete(Value::clone(&body)), headers });
+            }
+        }
+        let permit = state
+            .scheduler
+            .acquire(&self.caller.tenant, self.max_concurrent, self.priority)
+            .await
+            .map_err(|error| self.refuse(error))?;
+        *lock(&self.permit) = Some(permit);
+        let reply = match self.dispatch(request).await {
+            Err(failure) => return Err(failure.account(self)),
+            Ok(Dispatched { reply: Reply::Complete(body), backend, discarded }) => {
+                self.account(Some(&backend), 200, self.usage_of(&body) + discarded, None);
+                if let Some((key, ttl)) = self.cache {
+                    state.cache.put(key, body.clone(), ttl);
+                }
+                ServedReply::Complete(body)
+            }
+            Ok(Dispatched { reply: Reply::Stream(chunks), backend, .. }) => {
+                ServedReply::Stream(Box::pin(metered(self.clone(), backend, chunks)))
+            }
+        };
+        Ok(Served { reply, headers })
+    }
+
+    /// Sends the request to the route's backends within the route's deadline: by priority,
+    /// weighted within a priority, skipping ejected backends, retrying retryable failures on the
+    /// next candidate with jittered exponential backoff.
+    async fn dispatch(&self, request: &Value) -> Result<Dispatched, Failure> {
+        let timeout_ms = self.target.route.config.timeout_ms;
+        tokio::time::timeout_at(self.deadline.into(), self.attempts(request)).await.unwrap_or_else(|_| {
+            Err(Failure {
+                error: ApiError::UpstreamTimeout(timeout_ms),
+                backend: None,
+                discarded: TokenUsage::default(),
+            })
+        })
+    }
+
+    async fn attempts(&self, request: &Value) -> Result<Dispatched, Failure> {
         let route = &self.target.route;
         let candidates = candidate_order(&route.backends, &mut rand::rng());
         if candidates.is_empty() {
-            return Err(Failure { error: ApiError::NoBackend, backend: None });
+            return Err(Failure {
+                error: ApiError::NoBackend,
+                backend: None,
+                discarded: TokenUsage::default(),
+            });
         }
-        let attempts = 1 + route.config.retries.attempts as usize;
-        let mut last = None;
-        for attempt in 0..attempts {
-            let backend = candidates[attempt % candidates.len()].clone();
+        let mut attempts = 1 + route.config.retries.attempts as usize;
+        let mut cursor = 0;
+        let mut ejected_until = None;
+        let mut discarded = TokenUsage::default();
+        let mut schema_retried = false;
+        let mut last: Option<(ApiError, Arc<BackendRuntime>)> = None;
+        let mut attempt = 0;
+        while attempt < attempts {
             if attempt > 0 {
                 tokio::time::sleep(backoff(route.config.retries.backoff_ms, attempt)).await;
             }
-            let mut body = request.clone();
-            body["model"] = Value::String(self.target.model.upstream_model.clone());
-            let timeout = Duration::from_millis(backend.config.request_timeout_ms);
-            match backend.provider.send(Call { body, stream: self.stream, timeout }).await {
-                Ok(reply) => return Ok((reply, backend)),
+            attempt += 1;
+            let Some(backend) = next_admitted(&candidates, &mut cursor, &mut ejected_until) else {
+                break;
+            };
+            match self.attempt(&backend, request).await {
+                Ok(reply) => {
+                    backend.breaker.record(true, Instant::now());
+                    let Reply::Complete(body) = &reply else {
+                        return Ok(Dispatched { reply, backend, discarded });
+                    };
+                    let Err(problem) = self.check_structured(body) else {
+                        return Ok(Dispatched { reply, backend, discarded });
+                    };
+                    // The backend answered, just not in shape: its tokens are spent all the same.
+                    discarded = discarded + self.usage_of(body);
+                    tracing::warn!(request_id = %self.id, backend = %backend.config.name, %problem, "reply does not match the JSON schema");
+                    last = Some((ApiError::InvalidStructuredOutput(problem), backend));
+                    if schema_retried {
+                        break;
+                    }
+                    schema_retried = true;
+                    attempts = attempts.max(attempt + 1);
+                }
                 Err(error) => {
+                    backend.breaker.record(!error.is_backend_fault(), Instant::now());
                     self.metrics.upstream_error(&route.config.name, &backend.config.name, error.kind());
                     tracing::warn!(
                         request_id = %self.id, route = %route.config.name, backend = %backend.config.name,
                         attempt, %error, "upstream attempt failed"
                     );
                     let retry = error.retryable();
-                    last = Some((error, backend));
+                    last = Some((error.into_api_error(), backend));
                     if !retry {
                         break;
                     }
                 }
             }
         }
-        let (error, backend) = last.ok_or(Failure { error: ApiError::NoBackend, backend: None })?;
-        Err(Failure { error: error.into_api_error(), backend: Some(backend) })
+        Err(match last {
+            Some((error, backend)) => Failure { error, backend: Some(backend), discarded },
+            None => {
+                let wait = ejected_until.map_or(1, |until: Instant| {
+                    until.saturating_duration_since(Instant::now()).as_secs() + 1
+                });
+                Failure { error: ApiError::BackendsEjected { retry_after: wait }, backend: None, discarded }
+            }
+        })
     }
 
-    /// Writes the ledger row and metrics for this request. Called exactly once per exchange.
+    /// One attempt on one backend. A stream counts as answered only once its first chunk is
+    /// here (within the backend's first-token timeout): until then nothing has reached the
+    /// client, so a failure can still fall back to the next backend.
+    async fn attempt(&self, backend: &BackendRuntime, request: &Value) -> Result<Reply, UpstreamError> {
+        let mut body = request.clone();
+        body["model"] = Value::String(self.target.model.upstream_model.clone());
+        let timeout = Duration::from_millis(backend.config.request_timeout_ms);
+        let call = backend.provider.send(Call { body, stream: self.stream, timeout });
+        let answered = async {
+            match call.await? {
+                Reply::Stream(chunks) => first_chunk(chunks).await.map(Reply::Stream),
+                complete => Ok(complete),
+            }
+        };
+        match backend.config.first_token_timeout_ms.filter(|_| self.stream) {
+            None => answered.await,
+            Some(ms) => tokio::time::timeout(Duration::from_millis(ms), answered)
+                .await
+                .unwrap_or(Err(UpstreamError::Timeout(ms))),
+        }
+    }
+
+    /// Checks a complete reply against the requested JSON schema. A refusal passes: it is the
+    /// model's documented way of declining, and the SDKs surface it.
+    fn check_structured(&self, body: &Value) -> Result<(), String> {
+        let Some(schema) = &self.schema else { return Ok(()) };
+        let message = body.pointer("/choices/0/message");
+        if message.and_then(|m| m.get("refusal")).is_some_and(Value::is_string) {
+            return Ok(());
+        }
+        let text = message
+            .and_then(|m| m.get("content"))
+            .and_then(Value::as_str)
+            .ok_or_else(|| "the reply has no text content".to_owned())?;
+        let reply: Value = serde_json::from_str(text).map_err(|e| format!("the reply is not JSON: {e}"))?;
+        match schema.iter_errors(&reply).next() {
+            None => Ok(()),
+            Some(error) => Err(format!("{error} (at `{}`)", error.instance_path())),
+        }
+    }
+
+    /// Writes the ledger row and metrics for this request and frees its slot. Called exactly
+    /// once per exchange that reached dispatch.
     pub fn account(
         &self,
         backend: Option<&BackendRuntime>,
+        status: u16,
+        usage: TokenUsage,
+        error_code: Option<&str>,
+    ) {
+        let provider = backend.map(|b| b.provider.kind()).unwrap_or_default();
+        self.write_ledger(
+            backend.map(|b| b.config.name.as_str()).unwrap_or_default(),
+            provider,
+            status,
+            usage,
+            error_code,
+        );
+        lock(&self.permit).take();
+    }
+
+    /// A reply served from the cache: a ledger row at zero cost.
+    fn account_cache_hit(&self) {
+        self.write_ledger("", "cache", 200, TokenUsage::default(), None);
+    }
+
+    /// Counts a request refused before dispatch (queue, limits, budget) and returns its error.
+    fn refuse(&self, error: ApiError) -> ApiError {
+        let elapsed = self.started.elapsed().as_secs_f64();
+        self.metrics.request(
+            &self.caller.tenant,
+            &self.model,
+            self.endpoint.as_str(),
+            error.status().as_u16(),
+            elapsed,
+        );
+        error
+    }
+
+    fn write_ledger(
+        &self,
+        backend: &str,
+        provider: &str,
         status: u16,
         usage: TokenUsage,
         error_code: Option<&str>,
@@ -178,8 +381,8 @@ impl Exchange {
             persona: None,
             model: self.model.clone(),
             route: self.target.route.config.name.clone(),
-            backend: backend.map(|b| b.config.name.clone()).unwrap_or_default(),
-            provider: backend.map(|b| b.provider.kind().to_owned()).unwrap_or_default(),
+            backend: backend.to_owned(),
+            provider: provider.to_owned(),
             endpoint: self.endpoint.as_str(),
             stream: self.stream,
             status,
@@ -211,23 +414,87 @@ impl Exchange {
     }
 }
 
+/// A dispatch that succeeded, with the usage of replies thrown away on the way (invalid
+/// structured output), which is still charged.
+struct Dispatched {
+    reply: Reply,
+    backend: Arc<BackendRuntime>,
+    discarded: TokenUsage,
+}
+
 /// A dispatch that failed, with the last backend tried (for the ledger).
-pub struct Failure {
-    pub error: ApiError,
-    pub backend: Option<Arc<BackendRuntime>>,
+struct Failure {
+    error: ApiError,
+    backend: Option<Arc<BackendRuntime>>,
+    discarded: TokenUsage,
 }
 
 impl Failure {
     /// Accounts the failure and returns the error to send.
-    pub fn account(self, exchange: &Exchange) -> ApiError {
+    fn account(self, exchange: &Exchange) -> ApiError {
         exchange.account(
             self.backend.as_deref(),
             self.error.status().as_u16(),
-            TokenUsage::default(),
+            self.discarded,
             self.error.code(),
         );
         self.error
     }
+}
+
+/// The validator for `response_format: {type: json_schema, json_schema: {schema}}`; a schema
+/// that does not compile is the client's error, reported before anything is sent upstream.
+fn structured_output_schema(request: &Value) -> Result<Option<jsonschema::Validator>, ApiError> {
+    let Some(format) = request.get("response_format") else { return Ok(None) };
+    if format.get("type").and_then(Value::as_str) != Some("json_schema") {
+        return Ok(None);
+    }
+    let schema = format.pointer("/json_schema/schema").ok_or_else(|| {
+        ApiError::BadRequest(
+            "`response_format.json_schema.schema` is required".into(),
+            Some("invalid_schema"),
+        )
+    })?;
+    jsonschema::validator_for(schema).map(Some).map_err(|e| {
+        ApiError::BadRequest(
+            format!("`response_format.json_schema.schema` is not a valid JSON Schema: {e}"),
+            Some("invalid_schema"),
+        )
+    })
+}
+
+/// The next candidate (cyclically from `cursor`) whose breaker admits a request; remembers the
+/// earliest time an ejected one comes back, for `retry-after`.
+fn next_admitted(
+    candidates: &[Arc<BackendRuntime>],
+    cursor: &mut usize,
+    ejected_until: &mut Option<Instant>,
+) -> Option<Arc<BackendRuntime>> {
+    let now = Instant::now();
+    for _ in 0..candidates.len() {
+        let backend = &candidates[*cursor % candidates.len()];
+        *cursor += 1;
+        match backend.breaker.admit(now) {
+            Admission::Allowed => return Some(backend.clone()),
+            Admission::Ejected { until } => {
+                *ejected_until = Some(ejected_until.map_or(until, |t: Instant| t.min(until)));
+            }
+        }
+    }
+    None
+}
+
+/// Waits for a stream's first chunk and puts it back in front.
+async fn first_chunk(mut chunks: ChunkStream) -> Result<ChunkStream, UpstreamError> {
+    match chunks.next().await {
+        Some(Ok(first)) => Ok(Box::pin(futures::stream::once(async { Ok(first) }).chain(chunks))),
+        Some(Err(error)) => Err(error),
+        None => Err(UpstreamError::Protocol("the stream ended before its first chunk".into())),
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Backends in the order to try: ascending priority; within a priority, a weighted random
@@ -277,8 +544,15 @@ pub fn metered(
     mut chunks: ChunkStream,
 ) -> impl Stream<Item = Result<Value, UpstreamError>> + Send {
     async_stream::stream! {
+        let deadline = exchange.deadline;
+        let timeout_ms = exchange.target.route.config.timeout_ms;
         let mut meter = Meter { exchange, backend, usage: None, output_chars: 0, outcome: Some("client_disconnected") };
-        while let Some(item) = chunks.next().await {
+        loop {
+            let item = match tokio::time::timeout_at(deadline.into(), chunks.next()).await {
+                Ok(Some(item)) => item,
+                Ok(None) => break,
+                Err(_) => Err(UpstreamError::Timeout(timeout_ms)),
+            };
             match &item {
                 Ok(chunk) => meter.observe(chunk),
                 Err(error) => meter.outcome = Some(error.kind()),
@@ -341,8 +615,10 @@ mod tests {
             priority,
             request_timeout_ms: 1000,
             connect_timeout_ms: 1000,
+            first_token_timeout_ms: None,
         };
-        Arc::new(BackendRuntime { config, provider: Provider::Mock })
+        let breaker = crate::breaker::Breaker::new(&Default::default());
+        Arc::new(BackendRuntime { config, provider: Provider::Mock, breaker })
     }
 
     #[test]

@@ -4,6 +4,8 @@
 pub mod api;
 pub mod app;
 pub mod auth;
+pub mod breaker;
+pub mod cache;
 pub mod cluster;
 pub mod error;
 pub mod exchange;
@@ -11,6 +13,7 @@ pub mod ledger;
 pub mod live;
 pub mod metrics;
 pub mod providers;
+pub mod queue;
 pub mod reload;
 pub mod runtime;
 pub mod server;

@@ -31,7 +31,7 @@ async fn main() -> anyhow::Result<()> {
 
 /// `--check`: loads the folder as a reload would and reports, without serving.
 fn check(dir: &std::path::Path) -> anyhow::Result<()> {
-    match switchboard_gateway::reload::load_dir(dir) {
+    match switchboard_gateway::reload::load_dir(dir, &switchboard_gateway::runtime::Runtime::empty()) {
         Ok(runtime) => {
             let config = &runtime.config;
             println!(

@@ -2,7 +2,7 @@
 //! keys, request ids or error text.
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 use crate::usage::TokenUsage;
@@ -19,6 +19,10 @@ pub struct Metrics {
     config_reloads: IntCounterVec,
     config_synchronized: IntGauge,
     config_loaded_at: IntGauge,
+    cache_lookups: IntCounterVec,
+    refusals: IntCounterVec,
+    backend_healthy: IntGaugeVec,
+    queue_waiting: IntGauge,
 }
 
 impl Metrics {
@@ -60,6 +64,23 @@ impl Metrics {
             "config_loaded_timestamp_seconds",
             "When the served config was loaded (Unix time)",
         )?;
+        let cache_lookups = IntCounterVec::new(
+            Opts::new("cache_lookups_total", "Response cache lookups by result (hit, miss)"),
+            &["result"],
+        )?;
+        let refusals = IntCounterVec::new(
+            Opts::new(
+                "refusals_total",
+                "Requests refused before reaching a provider, by tenant and reason \
+                 (rate_limit_exceeded, budget_exceeded, overloaded, no_healthy_backend)",
+            ),
+            &["tenant", "reason"],
+        )?;
+        let backend_healthy = IntGaugeVec::new(
+            Opts::new("backend_healthy", "1 while a backend's circuit breaker is closed, 0 while ejected"),
+            &["route", "backend"],
+        )?;
+        let queue_waiting = IntGauge::new("queue_waiting", "Requests waiting for a concurrency slot")?;
         for collector in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(tokens.clone()),
@@ -69,6 +90,10 @@ impl Metrics {
             Box::new(config_reloads.clone()),
             Box::new(config_synchronized.clone()),
             Box::new(config_loaded_at.clone()),
+            Box::new(cache_lookups.clone()),
+            Box::new(refusals.clone()),
+            Box::new(backend_healthy.clone()),
+            Box::new(queue_waiting.clone()),
         ] {
             registry.register(collector)?;
         }
@@ -82,6 +107,10 @@ impl Metrics {
             config_reloads,
             config_synchronized,
             config_loaded_at,
+            cache_lookups,
+            refusals,
+            backend_healthy,
+            queue_waiting,
         })
     }
 
@@ -112,6 +141,27 @@ impl Metrics {
 
     pub fn upstream_error(&self, route: &str, backend: &str, kind: &str) {
         self.upstream_errors.with_label_values(&[route, backend, kind]).inc();
+    }
+
+    pub fn cache_lookup(&self, hit: bool) {
+        self.cache_lookups.with_label_values(&[if hit { "hit" } else { "miss" }]).inc();
+    }
+
+    pub fn refusal(&self, tenant: &str, reason: &str) {
+        self.refusals.with_label_values(&[tenant, reason]).inc();
+    }
+
+    /// Sets the health gauges from the served runtime's breakers (called at scrape time), dropping
+    /// series of backends that no longer exist.
+    pub fn backend_health(&self, backends: impl Iterator<Item = (String, String, bool)>) {
+        self.backend_healthy.reset();
+        for (route, backend, healthy) in backends {
+            self.backend_healthy.with_label_values(&[&route, &backend]).set(i64::from(healthy));
+        }
+    }
+
+    pub fn queue_waiting(&self, waiting: usize) {
+        self.queue_waiting.set(i64::try_from(waiting).unwrap_or(i64::MAX));
     }
 
     pub fn config_reload(&self, ok: bool) {

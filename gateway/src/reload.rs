@@ -19,7 +19,8 @@ use crate::runtime::Runtime;
 const DEBOUNCE: Duration = Duration::from_millis(250);
 
 /// Reads, validates and renders every manifest in `dir` into a runtime.
-pub fn load_dir(dir: &Path) -> Result<Runtime, String> {
+/// `previous` is the runtime being served, whose unchanged backends the new one keeps.
+pub fn load_dir(dir: &Path, previous: &Runtime) -> Result<Runtime, String> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(|e| format!("cannot read config dir {}: {e}", dir.display()))?
         .filter_map(|entry| entry.ok().map(|e| e.path()))
@@ -44,7 +45,7 @@ pub fn load_dir(dir: &Path) -> Result<Runtime, String> {
         return Err(problems.join("; "));
     }
     let config = render(&resources, &secrets).map_err(|errors| errors.to_string())?;
-    Runtime::build(config, &secrets).map_err(|e| e.to_string())
+    Runtime::build(config, &secrets, previous).map_err(|e| e.to_string())
 }
 
 /// YAML and JSON files, skipping hidden ones (editor swap files, Kubernetes' `..data`).
@@ -67,7 +68,7 @@ pub fn watch(dir: PathBuf, live: LiveRuntime) -> notify::Result<notify::Recommen
         while rx.recv().await.is_some() {
             // Debounce: wait for a quiet period, dropping the events that arrive meanwhile.
             while tokio::time::timeout(DEBOUNCE, rx.recv()).await.is_ok_and(|e| e.is_some()) {}
-            live.install(load_dir(&dir));
+            live.install(load_dir(&dir, &live.load()));
         }
     });
     Ok(watcher)

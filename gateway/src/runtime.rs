@@ -11,6 +11,7 @@ use subtle::ConstantTimeEq;
 use switchboard_crds::config::{BackendConfig, GatewayConfig, ModelConfig, RouteConfig, TenantConfig};
 use switchboard_crds::render::{SecretLookupError, SecretStore};
 
+use crate::breaker::Breaker;
 use crate::providers::Provider;
 
 /// An authenticated caller.
@@ -20,11 +21,12 @@ pub struct Caller {
     pub key_id: String,
 }
 
-/// A backend with its ready-to-use provider client.
+/// A backend with its ready-to-use provider client and its circuit breaker.
 #[derive(Debug)]
 pub struct BackendRuntime {
     pub config: BackendConfig,
     pub provider: Provider,
+    pub breaker: Breaker,
 }
 
 /// A route with its backends.
@@ -45,6 +47,7 @@ pub struct Target {
 pub struct Runtime {
     pub config: GatewayConfig,
     keys: HashMap<[u8; 32], Caller>,
+    routes: HashMap<String, Arc<RouteRuntime>>,
     models: HashMap<String, Target>,
 }
 
@@ -61,11 +64,22 @@ pub enum RuntimeError {
 impl Runtime {
     /// Serves nothing: every key is rejected. In-cluster mode starts here until the config arrives.
     pub fn empty() -> Runtime {
-        Runtime { config: GatewayConfig::default(), keys: HashMap::new(), models: HashMap::new() }
+        Runtime {
+            config: GatewayConfig::default(),
+            keys: HashMap::new(),
+            routes: HashMap::new(),
+            models: HashMap::new(),
+        }
     }
 
     /// Builds the runtime; provider API keys are read from `secrets` here and kept only in memory.
-    pub fn build(config: GatewayConfig, secrets: &SecretStore) -> Result<Runtime, RuntimeError> {
+    /// Backends unchanged since `previous` are carried over, keeping their connection pools and
+    /// circuit breakers across reloads.
+    pub fn build(
+        config: GatewayConfig,
+        secrets: &SecretStore,
+        previous: &Runtime,
+    ) -> Result<Runtime, RuntimeError> {
         let mut keys = HashMap::new();
         for tenant in config.tenants.values() {
             for key in &tenant.api_keys {
@@ -76,6 +90,7 @@ impl Runtime {
                 keys.insert(hash, Caller { tenant: tenant.name.clone(), key_id: key.id.clone() });
             }
         }
+        let mut routes = HashMap::new();
         let mut models = HashMap::new();
         for route in config.routes.values() {
             let mut backends = Vec::new();
@@ -99,14 +114,20 @@ impl Runtime {
                         Some(String::from_utf8_lossy(value).trim().to_owned())
                     }
                 };
+                if let Some(same) = previous.backend(route, backend, api_key.as_deref()) {
+                    backends.push(same);
+                    continue;
+                }
                 let provider = Provider::new(backend, api_key).map_err(|message| RuntimeError::Client {
                     route: route.name.clone(),
                     backend: backend.name.clone(),
                     message,
                 })?;
-                backends.push(Arc::new(BackendRuntime { config: backend.clone(), provider }));
+                let breaker = Breaker::new(&route.circuit_breaker);
+                backends.push(Arc::new(BackendRuntime { config: backend.clone(), provider, breaker }));
             }
             let route_runtime = Arc::new(RouteRuntime { config: route.clone(), backends });
+            routes.insert(route.name.clone(), route_runtime.clone());
             for model in &route.models {
                 models.insert(
                     model.name.clone(),
@@ -114,7 +135,22 @@ impl Runtime {
                 );
             }
         }
-        Ok(Runtime { config, keys, models })
+        Ok(Runtime { config, keys, routes, models })
+    }
+
+    /// This runtime's backend with exactly this config, breaker policy and API key, if any.
+    fn backend(
+        &self,
+        route: &RouteConfig,
+        backend: &BackendConfig,
+        api_key: Option<&str>,
+    ) -> Option<Arc<BackendRuntime>> {
+        let current = self.routes.get(&route.name)?;
+        if current.config.circuit_breaker != route.circuit_breaker {
+            return None;
+        }
+        let found = current.backends.iter().find(|b| b.config == *backend)?;
+        (found.provider.api_key() == api_key).then(|| found.clone())
     }
 
     /// The caller owning `presented`, comparing SHA-256 hashes in constant time.
@@ -122,6 +158,11 @@ impl Runtime {
         let hash: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
         let (stored, caller) = self.keys.get_key_value(&hash)?;
         bool::from(stored.ct_eq(&hash)).then_some(caller)
+    }
+
+    /// Every route, for status (backend health).
+    pub fn routes(&self) -> impl Iterator<Item = &Arc<RouteRuntime>> {
+        self.routes.values()
     }
 
     pub fn tenant(&self, name: &str) -> Option<&TenantConfig> {

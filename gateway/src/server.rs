@@ -10,10 +10,12 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+use crate::cache::ResponseCache;
 use crate::cluster::{self, ClusterSource};
 use crate::ledger::{Ledger, LedgerError};
 use crate::live::LiveRuntime;
 use crate::metrics::Metrics;
+use crate::queue::{QueueSettings, Scheduler};
 use crate::reload;
 use crate::runtime::Runtime;
 use crate::settings::Settings;
@@ -68,7 +70,7 @@ pub async fn start(settings: &Settings) -> Result<RunningGateway, StartError> {
     match &settings.config_dir {
         Some(dir) => {
             // Standalone: a folder that does not load is a startup error, not a silent empty config.
-            live.install(Ok(reload::load_dir(dir).map_err(StartError::Config)?));
+            live.install(Ok(reload::load_dir(dir, &live.load()).map_err(StartError::Config)?));
             background.push(Background::FolderWatch(reload::watch(dir.clone(), live.clone())?));
         }
         None => {
@@ -98,6 +100,12 @@ pub async fn start(settings: &Settings) -> Result<RunningGateway, StartError> {
         ledger_reader: ledger,
         metrics,
         limits: Limits { max_request_bytes: settings.max_request_bytes },
+        scheduler: Scheduler::new(QueueSettings {
+            max_in_flight: (settings.max_in_flight > 0).then_some(settings.max_in_flight),
+            capacity: settings.queue_capacity,
+            timeout: Duration::from_millis(settings.queue_timeout_ms),
+        }),
+        cache: ResponseCache::new(settings.cache_max_mib * 1024 * 1024),
         admin_token_sha256: settings
             .admin_token
             .as_deref()

@@ -48,6 +48,18 @@ pub struct Settings {
     /// Largest accepted request body, bytes.
     #[arg(long, env = "SWITCHBOARD_MAX_REQUEST_BYTES", default_value_t = 4 * 1024 * 1024)]
     pub max_request_bytes: usize,
+    /// Requests in flight at once across all tenants (0: unlimited); more wait in the queue.
+    #[arg(long, env = "SWITCHBOARD_MAX_IN_FLIGHT", default_value_t = 4096)]
+    pub max_in_flight: usize,
+    /// Requests waiting for a slot at most; beyond that the gateway answers 503 at once.
+    #[arg(long, env = "SWITCHBOARD_QUEUE_CAPACITY", default_value_t = 1024)]
+    pub queue_capacity: usize,
+    /// Longest wait in the queue, milliseconds, before a 503.
+    #[arg(long, env = "SWITCHBOARD_QUEUE_TIMEOUT_MS", default_value_t = 10_000)]
+    pub queue_timeout_ms: u64,
+    /// Memory for cached replies, MiB.
+    #[arg(long, env = "SWITCHBOARD_CACHE_MAX_MIB", default_value_t = 64)]
+    pub cache_max_mib: u64,
     /// Seconds to let in-flight requests finish after SIGTERM.
     #[arg(long, env = "SWITCHBOARD_SHUTDOWN_GRACE_SECONDS", default_value_t = 30)]
     pub shutdown_grace_seconds: u64,

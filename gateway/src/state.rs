@@ -1,8 +1,10 @@
 //! State shared by every handler, created once at startup.
 
+use crate::cache::ResponseCache;
 use crate::ledger::{Ledger, LedgerSender};
 use crate::live::LiveRuntime;
 use crate::metrics::Metrics;
+use crate::queue::Scheduler;
 
 /// Cheap to clone: every field is a handle.
 #[derive(Clone)]
@@ -14,6 +16,9 @@ pub struct AppState {
     pub ledger_reader: Ledger,
     pub metrics: Metrics,
     pub limits: Limits,
+    /// Concurrency slots and the queue in front of them.
+    pub scheduler: Scheduler,
+    pub cache: ResponseCache,
     /// SHA-256 of the admin token, if admin endpoints are enabled.
     pub admin_token_sha256: Option<[u8; 32]>,
 }

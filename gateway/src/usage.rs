@@ -51,6 +51,19 @@ impl TokenUsage {
     }
 }
 
+impl std::ops::Add for TokenUsage {
+    type Output = TokenUsage;
+
+    fn add(self, other: TokenUsage) -> TokenUsage {
+        TokenUsage {
+            input: self.input + other.input,
+            cached_input: self.cached_input + other.cached_input,
+            cache_write: self.cache_write + other.cache_write,
+            output: self.output + other.output,
+        }
+    }
+}
+
 /// A rough token count (four characters a token) for text whose usage the provider did not report.
 pub fn estimate_tokens(text_chars: usize) -> u64 {
     text_chars.div_ceil(4) as u64

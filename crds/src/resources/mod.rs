@@ -19,8 +19,8 @@ pub use persona::{
     Relationship,
 };
 pub use provider_route::{
-    Backend, ModelPricing, ModelSpec, ProviderKind, ProviderRoute, ProviderRouteSpec, ProviderRouteStatus,
-    RetryPolicy,
+    Backend, CachePolicy, CircuitBreakerPolicy, ModelPricing, ModelSpec, ProviderKind, ProviderRoute,
+    ProviderRouteSpec, ProviderRouteStatus, RetryPolicy,
 };
 pub use tenant::{ApiKeyRef, DefaultBudget, RateLimits, Tenant, TenantSpec, TenantStatus};
 

@@ -5,6 +5,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::common::Condition;
+use super::tenant::RateLimits;
 
 /// A named assistant. Clients address it as `model: "persona/<name>"`.
 #[derive(CustomResource, Clone, Debug, PartialEq, Serialize, Deserialize, KubeSchema)]
@@ -60,6 +61,9 @@ pub struct PersonaSpec {
     /// Personas this one knows, with the starting relationship.
     #[serde(default)]
     pub relationships: Vec<Relationship>,
+    /// Request and token rate limits for conversations with this persona, across its callers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limits: Option<RateLimits>,
 }
 
 /// How a persona remembers.

@@ -41,6 +41,70 @@ pub struct ProviderRouteSpec {
     /// Retries on retryable upstream failures (429, 5xx, timeouts, connection errors).
     #[serde(default)]
     pub retries: RetryPolicy,
+    /// Deadline for one request across every attempt, fallback and backoff, seconds. A request
+    /// still unanswered then ends with 504.
+    #[serde(default = "default_route_timeout")]
+    #[schemars(range(min = 1, max = 3600))]
+    pub timeout_seconds: u32,
+    /// Ejects a failing backend for a while so requests go straight to healthy ones.
+    #[serde(default)]
+    pub circuit_breaker: CircuitBreakerPolicy,
+    /// Exact-match response cache for deterministic requests (`temperature: 0` or a `seed`).
+    /// Absent: off, unless a request opts in with `x-switchboard-cache: on`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache: Option<CachePolicy>,
+}
+
+fn default_route_timeout() -> u32 {
+    300
+}
+
+/// Per-backend circuit breaker: after `consecutiveFailures` retryable failures in a row the backend
+/// is ejected for `openSeconds`; then one probe request decides whether it rejoins.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CircuitBreakerPolicy {
+    /// Retryable failures in a row (429, 5xx, timeouts, connection errors) that open the breaker.
+    #[serde(default = "default_breaker_failures")]
+    #[schemars(range(min = 1, max = 100))]
+    pub consecutive_failures: u32,
+    /// How long an open breaker keeps the backend out before a probe, seconds.
+    #[serde(default = "default_breaker_open")]
+    #[schemars(range(min = 1, max = 3600))]
+    pub open_seconds: u32,
+}
+
+impl Default for CircuitBreakerPolicy {
+    fn default() -> Self {
+        Self { consecutive_failures: default_breaker_failures(), open_seconds: default_breaker_open() }
+    }
+}
+
+fn default_breaker_failures() -> u32 {
+    5
+}
+fn default_breaker_open() -> u32 {
+    30
+}
+
+/// Response cache settings of a route.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CachePolicy {
+    /// How long a cached reply is served, seconds.
+    #[serde(default = "default_cache_ttl")]
+    #[schemars(range(min = 1, max = 604800))]
+    pub ttl_seconds: u32,
+}
+
+impl Default for CachePolicy {
+    fn default() -> Self {
+        Self { ttl_seconds: default_cache_ttl() }
+    }
+}
+
+fn default_cache_ttl() -> u32 {
+    300
 }
 
 /// A model name served by the route.
@@ -134,7 +198,7 @@ pub struct Backend {
     #[serde(default)]
     #[schemars(range(min = 0, max = 100))]
     pub priority: u32,
-    /// Whole-request timeout, seconds.
+    /// Timeout of one attempt on this backend, seconds (a stream's whole duration included).
     #[serde(default = "default_request_timeout")]
     #[schemars(range(min = 1, max = 3600))]
     pub request_timeout_seconds: u32,
@@ -142,6 +206,11 @@ pub struct Backend {
     #[serde(default = "default_connect_timeout")]
     #[schemars(range(min = 1, max = 60))]
     pub connect_timeout_seconds: u32,
+    /// For streams: the first chunk must arrive within this many seconds, or the next backend is
+    /// tried (nothing has reached the client yet). Absent: only `requestTimeoutSeconds` applies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 600))]
+    pub first_token_timeout_seconds: Option<u32>,
 }
 
 fn one() -> u32 {

@@ -75,10 +75,13 @@ pub struct ApiKeyRef {
     pub name: String,
     /// Where the key's value is stored.
     pub secret_ref: SecretKeyRef,
+    /// Limits for this key alone, on top of the tenant's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limits: Option<RateLimits>,
 }
 
 /// Rate limits; absent fields mean unlimited.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, KubeSchema)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RateLimits {
     /// Requests per minute.

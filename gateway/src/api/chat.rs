@@ -6,43 +6,42 @@ use std::sync::Arc;
 use axum::Extension;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
+use axum::http::HeaderMap;
 use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Json, Response};
 use bytes::Bytes;
 use futures::StreamExt;
 use serde_json::Value;
 
-use super::with_request_id;
+use super::{with_headers, with_request_id};
 use crate::auth::Authenticated;
 use crate::error::Dialect;
-use crate::exchange::{Endpoint, Exchange, metered, parse_json};
-use crate::providers::Reply;
+use crate::exchange::{Endpoint, Exchange, Served, ServedReply, parse_json};
 use crate::state::AppState;
 
 pub async fn chat_completions(
     State(state): State<AppState>,
     Extension(auth): Extension<Authenticated>,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let begun = parse_json(body, state.limits.max_request_bytes).and_then(|request| {
-        Ok((Exchange::begin(&state, auth, &request, Endpoint::ChatCompletions)?, request))
+        Ok((Exchange::begin(&state, auth, &request, Endpoint::ChatCompletions, &headers)?, request))
     });
     let (exchange, request) = match begun {
         Ok(begun) => begun,
         Err(error) => return error.into_response(),
     };
     let exchange = Arc::new(exchange);
-    let id = exchange.id.clone();
-    let response = match exchange.dispatch(&request).await {
-        Err(failure) => failure.account(&exchange).into_response(),
-        Ok((Reply::Complete(body), backend)) => {
-            exchange.account(Some(&backend), 200, exchange.usage_of(&body), None);
-            Json(body).into_response()
+    let response = match exchange.serve(&state, &request).await {
+        Err(error) => error.into_response(),
+        Ok(Served { reply: ServedReply::Complete(body), headers }) => {
+            with_headers(Json(body).into_response(), headers)
         }
-        Ok((Reply::Stream(chunks), backend)) => {
+        Ok(Served { reply: ServedReply::Stream(chunks), headers }) => {
             let include_usage = exchange.include_usage;
             let events = async_stream::stream! {
-                let mut chunks = std::pin::pin!(metered(exchange, backend, chunks));
+                let mut chunks = chunks;
                 while let Some(item) = chunks.next().await {
                     match item {
                         Ok(chunk) if include_usage || !is_usage_only(&chunk) => {
@@ -60,10 +59,10 @@ pub async fn chat_completions(
                 }
                 yield Ok(Event::default().data("[DONE]"));
             };
-            Sse::new(events).into_response()
+            with_headers(Sse::new(events).into_response(), headers)
         }
     };
-    with_request_id(response, &id)
+    with_request_id(response, &exchange.id)
 }
 
 /// The final usage chunk (`choices: []`), which goes only to clients that asked for it.

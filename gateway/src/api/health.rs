@@ -22,5 +22,13 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
 }
 
 pub async fn metrics(State(state): State<AppState>) -> Response {
+    state.metrics.queue_waiting(state.scheduler.waiting());
+    let runtime = state.runtime.load();
+    state.metrics.backend_health(runtime.routes().flat_map(|route| {
+        route
+            .backends
+            .iter()
+            .map(|b| (route.config.name.clone(), b.config.name.clone(), b.breaker.is_closed()))
+    }));
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render()).into_response()
 }

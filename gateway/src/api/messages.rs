@@ -7,16 +7,16 @@ use std::sync::Arc;
 use axum::Extension;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
+use axum::http::HeaderMap;
 use axum::response::sse::{Event, Sse};
 use axum::response::{Json, Response};
 use bytes::Bytes;
 use futures::StreamExt;
 
-use super::with_request_id;
+use super::{with_headers, with_request_id};
 use crate::auth::Authenticated;
 use crate::error::{ApiError, Dialect};
-use crate::exchange::{Endpoint, Exchange, metered, parse_json};
-use crate::providers::Reply;
+use crate::exchange::{Endpoint, Exchange, Served, ServedReply, parse_json};
 use crate::state::AppState;
 use crate::translate::anthropic::{
     ChatToMessagesStream, chat_response_to_messages, messages_request_to_chat,
@@ -25,33 +25,30 @@ use crate::translate::anthropic::{
 pub async fn messages(
     State(state): State<AppState>,
     Extension(auth): Extension<Authenticated>,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let begun = parse_json(body, state.limits.max_request_bytes).and_then(|body| {
         let request =
             messages_request_to_chat(&body).map_err(|e| ApiError::BadRequest(e.to_string(), None))?;
-        Ok((Exchange::begin(&state, auth, &request, Endpoint::Messages)?, request))
+        Ok((Exchange::begin(&state, auth, &request, Endpoint::Messages, &headers)?, request))
     });
     let (exchange, request) = match begun {
         Ok(begun) => begun,
         Err(error) => return error.into_response_for(Dialect::Anthropic),
     };
     let exchange = Arc::new(exchange);
-    let id = exchange.id.clone();
-    let response = match exchange.dispatch(&request).await {
-        Err(failure) => failure.account(&exchange).into_response_for(Dialect::Anthropic),
-        Ok((Reply::Complete(body), backend)) => {
-            exchange.account(Some(&backend), 200, exchange.usage_of(&body), None);
-            axum::response::IntoResponse::into_response(Json(chat_response_to_messages(
-                &body,
-                &exchange.model,
-            )))
+    let response = match exchange.serve(&state, &request).await {
+        Err(error) => error.into_response_for(Dialect::Anthropic),
+        Ok(Served { reply: ServedReply::Complete(body), headers }) => {
+            let reply = Json(chat_response_to_messages(&body, &exchange.model));
+            with_headers(axum::response::IntoResponse::into_response(reply), headers)
         }
-        Ok((Reply::Stream(chunks), backend)) => {
+        Ok(Served { reply: ServedReply::Stream(chunks), headers }) => {
             let message_id = format!("msg_{}", exchange.id.replace('-', ""));
             let mut translator = ChatToMessagesStream::new(&exchange.model, &message_id);
             let events = async_stream::stream! {
-                let mut chunks = std::pin::pin!(metered(exchange, backend, chunks));
+                let mut chunks = chunks;
                 while let Some(item) = chunks.next().await {
                     match item {
                         Ok(chunk) => {
@@ -70,8 +67,8 @@ pub async fn messages(
                     yield Ok(Event::default().event(name).data(data.to_string()));
                 }
             };
-            axum::response::IntoResponse::into_response(Sse::new(events))
+            with_headers(axum::response::IntoResponse::into_response(Sse::new(events)), headers)
         }
     };
-    with_request_id(response, &id)
+    with_request_id(response, &exchange.id)
 }

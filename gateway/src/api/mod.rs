@@ -6,7 +6,7 @@ pub mod health;
 pub mod messages;
 pub mod models;
 
-use axum::http::HeaderValue;
+use axum::http::{HeaderName, HeaderValue};
 use axum::response::Response;
 
 /// Adds the request id headers both SDKs read (`x-request-id` for OpenAI, `request-id` for Anthropic).
@@ -15,5 +15,11 @@ fn with_request_id(mut response: Response, id: &str) -> Response {
         response.headers_mut().insert("x-request-id", value.clone());
         response.headers_mut().insert("request-id", value);
     }
+    response
+}
+
+/// Adds headers computed while serving (rate limits, cache status).
+fn with_headers(mut response: Response, headers: Vec<(HeaderName, HeaderValue)>) -> Response {
+    response.headers_mut().extend(headers);
     response
 }

@@ -62,6 +62,15 @@ impl UpstreamError {
         }
     }
 
+    /// The backend itself failed (as opposed to rejecting this request): counts toward its
+    /// circuit breaker.
+    pub fn is_backend_fault(&self) -> bool {
+        match self {
+            Self::Status { status, .. } => *status == 429 || *status >= 500,
+            Self::Timeout(_) | Self::Connect(_) | Self::Protocol(_) => true,
+        }
+    }
+
     /// A bounded label for metrics and the ledger's error code.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -173,6 +182,15 @@ impl Provider {
                 Provider::Anthropic(anthropic::Anthropic { client: client()?, base_url, api_key })
             }
         })
+    }
+
+    /// The provider API key in use, to tell whether a reload changed it.
+    pub fn api_key(&self) -> Option<&str> {
+        match self {
+            Self::Mock => None,
+            Self::OpenAi(provider) => provider.api_key.as_deref(),
+            Self::Anthropic(provider) => provider.api_key.as_deref(),
+        }
     }
 
     pub fn kind(&self) -> &'static str {

@@ -5,11 +5,12 @@
 
 use std::path::{Path, PathBuf};
 
+use clap::Parser;
 use serde_json::Value;
 use sqlx::Row;
 use switchboard_fake_upstream::{FakeUpstream, Options};
 use switchboard_gateway::server::{self, RunningGateway};
-use switchboard_gateway::settings::{LogFormat, Settings};
+use switchboard_gateway::settings::Settings;
 use tempfile::TempDir;
 
 pub const TEAM_KEY: &str = "sk-test-team";
@@ -26,6 +27,8 @@ pub struct Harness {
     pub gateway: Option<RunningGateway>,
     pub dir: TempDir,
     pub database_url: String,
+    /// Extra gateway flags, applied at the next `start_gateway`.
+    pub gateway_args: Vec<String>,
     pub client: reqwest::Client,
 }
 
@@ -116,8 +119,14 @@ impl Harness {
         let config = BASE_CONFIG.replace("{UPSTREAM}", &upstream.base_url());
         std::fs::create_dir_all(dir.path().join("config")).unwrap();
         std::fs::write(dir.path().join("config/base.yaml"), config).unwrap();
-        let mut harness =
-            Harness { upstream, gateway: None, dir, database_url, client: reqwest::Client::new() };
+        let mut harness = Harness {
+            upstream,
+            gateway: None,
+            dir,
+            database_url,
+            gateway_args: Vec::new(),
+            client: reqwest::Client::new(),
+        };
         harness.start_gateway().await;
         harness
     }
@@ -127,21 +136,26 @@ impl Harness {
     }
 
     pub async fn start_gateway(&mut self) {
-        let settings = Settings {
-            config_dir: Some(self.config_dir()),
-            namespace: String::new(),
-            configmap: String::new(),
-            status_interval_seconds: 10,
-            identity: None,
-            listen: "127.0.0.1:0".parse().unwrap(),
-            database_url: self.database_url.clone(),
-            admin_token: Some(ADMIN_TOKEN.into()),
-            max_request_bytes: 64 * 1024,
-            shutdown_grace_seconds: 5,
-            check: false,
-            log_format: LogFormat::Text,
-        };
+        let mut args = vec![
+            "switchboard-gateway".to_owned(),
+            format!("--config-dir={}", self.config_dir().display()),
+            "--listen=127.0.0.1:0".into(),
+            format!("--database-url={}", self.database_url),
+            format!("--admin-token={ADMIN_TOKEN}"),
+            "--max-request-bytes=65536".into(),
+            "--shutdown-grace-seconds=5".into(),
+        ];
+        args.extend(self.gateway_args.iter().cloned());
+        let settings = Settings::try_parse_from(args).unwrap();
         self.gateway = Some(server::start(&settings).await.unwrap());
+    }
+
+    /// Adds a manifest file and restarts the gateway on the new config (deterministic, unlike
+    /// waiting for the hot reload). `{UPSTREAM}` is replaced by the fake's base URL.
+    pub async fn restart_with(&mut self, name: &str, yaml: &str) {
+        write_config(&self.config_dir(), name, &yaml.replace("{UPSTREAM}", &self.upstream.base_url()));
+        self.stop_gateway().await;
+        self.start_gateway().await;
     }
 
     /// Graceful stop: in-flight requests finish and the ledger is flushed.

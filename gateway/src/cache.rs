@@ -1,0 +1,154 @@
+//! Exact-match response cache for deterministic, non-streamed requests.
+//!
+//! Opt-in: a route's `cache` policy turns it on; a request overrides with `x-switchboard-cache:
+//! on|off`. Only requests that ask for a deterministic answer (`temperature: 0` or a `seed`, one
+//! choice) are cached, keyed per tenant, so one tenant never sees another's replies. Entries live
+//! in process (moka, bounded by bytes) and, with Redis configured, in Redis for every replica.
+//! A hit costs nothing and is recorded in the ledger with zero cost.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use http::HeaderMap;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use switchboard_crds::resources::CachePolicy;
+
+/// The request header that opts a request in or out.
+pub const CACHE_HEADER: &str = "x-switchboard-cache";
+
+/// Cache key: SHA-256 over the tenant, the model and the request.
+pub type CacheKey = [u8; 32];
+
+#[derive(Clone)]
+pub struct ResponseCache {
+    local: moka::sync::Cache<CacheKey, Entry>,
+}
+
+#[derive(Clone)]
+struct Entry {
+    body: Arc<Value>,
+    ttl: Duration,
+}
+
+struct PerEntryTtl;
+
+impl moka::Expiry<CacheKey, Entry> for PerEntryTtl {
+    fn expire_after_create(&self, _key: &CacheKey, entry: &Entry, _created: Instant) -> Option<Duration> {
+        Some(entry.ttl)
+    }
+}
+
+impl ResponseCache {
+    /// An in-process cache holding at most `max_bytes` of serialized replies.
+    pub fn new(max_bytes: u64) -> ResponseCache {
+        let local = moka::sync::Cache::builder()
+            .max_capacity(max_bytes)
+            .weigher(|_key, entry: &Entry| u32::try_from(entry.body.to_string().len()).unwrap_or(u32::MAX))
+            .expire_after(PerEntryTtl)
+            .build();
+        ResponseCache { local }
+    }
+
+    pub fn get(&self, key: &CacheKey) -> Option<Arc<Value>> {
+        self.local.get(key).map(|entry| entry.body)
+    }
+
+    pub fn put(&self, key: CacheKey, body: Value, ttl: Duration) {
+        self.local.insert(key, Entry { body: Arc::new(body), ttl });
+    }
+}
+
+/// How long this request's reply may be cached, or `None` if it must not be.
+pub fn ttl_for(route: Option<&CachePolicy>, headers: &HeaderMap) -> Option<Duration> {
+    let header = headers.get(CACHE_HEADER).and_then(|v| v.to_str().ok()).map(str::trim);
+    let seconds = match (header, route) {
+        (Some(off), _) if off.eq_ignore_ascii_case("off") => return None,
+        (_, Some(policy)) => policy.ttl_seconds,
+        (Some(on), None) if on.eq_ignore_ascii_case("on") => CachePolicy::default().ttl_seconds,
+        _ => return None,
+    };
+    Some(Duration::from_secs(u64::from(seconds)))
+}
+
+/// The key for a deterministic, non-streamed request of `tenant`; `None` for any other request.
+pub fn key_for(tenant: &str, request: &Value) -> Option<CacheKey> {
+    let deterministic = request.get("temperature").and_then(Value::as_f64) == Some(0.0)
+        || request.get("seed").is_some_and(|seed| !seed.is_null());
+    let one_choice = request.get("n").and_then(Value::as_u64).unwrap_or(1) == 1;
+    let streamed = request.get("stream").and_then(Value::as_bool) == Some(true);
+    if !deterministic || !one_choice || streamed {
+        return None;
+    }
+    let mut hasher = Sha256::new();
+    hasher.update(tenant.as_bytes());
+    hasher.update([0]);
+    // `user` labels the caller for abuse tracking; it does not change the answer.
+    let mut canonical = request.clone();
+    if let Some(fields) = canonical.as_object_mut() {
+        fields.remove("user");
+        fields.remove("stream");
+    }
+    hasher.update(canonical.to_string().as_bytes());
+    Some(hasher.finalize().into())
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn only_deterministic_unstreamed_single_choice_requests_have_keys() {
+        let base = json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]});
+        assert!(key_for("t", &base).is_none(), "sampling without a seed is not deterministic");
+        let mut zero = base.clone();
+        zero["temperature"] = json!(0);
+        assert!(key_for("t", &zero).is_some());
+        let mut seeded = base.clone();
+        seeded["seed"] = json!(7);
+        assert!(key_for("t", &seeded).is_some());
+        let mut streamed = zero.clone();
+        streamed["stream"] = json!(true);
+        assert!(key_for("t", &streamed).is_none());
+        let mut many = zero.clone();
+        many["n"] = json!(2);
+        assert!(key_for("t", &many).is_none());
+    }
+
+    #[test]
+    fn keys_separate_tenants_and_requests_but_ignore_user() {
+        let request =
+            json!({"model": "m", "temperature": 0, "messages": [{"role": "user", "content": "hi"}]});
+        let mut labelled = request.clone();
+        labelled["user"] = json!("someone");
+        assert_eq!(key_for("a", &request), key_for("a", &labelled));
+        assert_ne!(key_for("a", &request), key_for("b", &request));
+        let mut other = request.clone();
+        other["messages"][0]["content"] = json!("hello");
+        assert_ne!(key_for("a", &request), key_for("a", &other));
+    }
+
+    #[test]
+    fn route_policy_and_header_decide_the_ttl() {
+        let mut headers = HeaderMap::new();
+        let policy = CachePolicy { ttl_seconds: 60 };
+        assert_eq!(ttl_for(None, &headers), None);
+        assert_eq!(ttl_for(Some(&policy), &headers), Some(Duration::from_secs(60)));
+        headers.insert(CACHE_HEADER, "off".parse().unwrap());
+        assert_eq!(ttl_for(Some(&policy), &headers), None);
+        headers.insert(CACHE_HEADER, "on".parse().unwrap());
+        assert_eq!(ttl_for(None, &headers), Some(Duration::from_secs(300)));
+    }
+
+    #[test]
+    fn entries_expire_after_their_ttl() {
+        let cache = ResponseCache::new(1 << 20);
+        let key = [1; 32];
+        cache.put(key, json!({"id": "x"}), Duration::from_millis(30));
+        assert_eq!(cache.get(&key).as_deref(), Some(&json!({"id": "x"})));
+        std::thread::sleep(Duration::from_millis(60));
+        assert!(cache.get(&key).is_none());
+    }
+}
