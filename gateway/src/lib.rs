@@ -4,6 +4,7 @@
 pub mod api;
 pub mod app;
 pub mod auth;
+pub mod budget;
 pub mod cluster;
 pub mod error;
 pub mod exchange;
