@@ -118,6 +118,15 @@ impl Ledger {
         Ok(Ledger { pool, dialect })
     }
 
+    /// The connection pool, for other stores kept in the ledger's database.
+    pub(crate) fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    pub(crate) fn is_postgres(&self) -> bool {
+        self.dialect == Dialect::Postgres
+    }
+
     /// Inserts records in one statement per [`MAX_BATCH`] rows, in one transaction.
     pub async fn insert(&self, records: &[LedgerRecord]) -> Result<(), LedgerError> {
         let mut tx = self.pool.begin().await?;

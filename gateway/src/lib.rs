@@ -1,10 +1,10 @@
 //! Switchboard's data plane: an OpenAI- and Anthropic-compatible LLM gateway with tenant keys,
 //! routing with fallback, and a cost ledger.
-
 pub mod api;
 pub mod app;
 pub mod auth;
 pub mod breaker;
+pub mod budget;
 pub mod cache;
 pub mod cluster;
 pub mod error;

@@ -9,8 +9,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use k8s_openapi::jiff::tz::TimeZone;
-use k8s_openapi::jiff::{Timestamp, ToSpan};
+use k8s_openapi::jiff::Timestamp;
 use kube::Client;
 use kube::api::{Api, Patch, PatchParams};
 use kube_lease_manager::LeaseManagerBuilder;
@@ -20,6 +19,7 @@ use switchboard_crds::decimal::NanoUsd;
 use switchboard_crds::resources::{Budget, BudgetPeriod, Tenant};
 use tokio::task::JoinHandle;
 
+use crate::budget::period_start;
 use crate::ledger::{Ledger, Scope};
 use crate::live::LiveRuntime;
 
@@ -148,36 +148,5 @@ impl Writer {
             Err(kube::Error::Api(e)) if e.is_not_found() => {}
             Err(error) => tracing::warn!(%error, kind, name, "cannot write status"),
         }
-    }
-}
-
-/// The start (UTC) of the period containing `now`: today, this week (Monday), this month, or
-/// the Unix epoch for `Total`.
-pub fn period_start(period: BudgetPeriod, now: Timestamp) -> Timestamp {
-    let zoned = now.to_zoned(TimeZone::UTC);
-    let start = match period {
-        BudgetPeriod::Daily => zoned.start_of_day(),
-        BudgetPeriod::Weekly => zoned
-            .start_of_day()
-            .and_then(|day| day.checked_sub(i64::from(zoned.weekday().to_monday_zero_offset()).days())),
-        BudgetPeriod::Monthly => zoned.first_of_month().and_then(|first| first.start_of_day()),
-        BudgetPeriod::Total => return Timestamp::UNIX_EPOCH,
-    };
-    start.map(|z| z.timestamp()).unwrap_or(Timestamp::UNIX_EPOCH)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn periods_start_at_utc_boundaries() {
-        // Thursday 2026-11-19 15:30:00 UTC.
-        let now: Timestamp = "2026-11-19T15:30:00Z".parse().unwrap();
-        let at = |p| period_start(p, now).to_string();
-        assert_eq!(at(BudgetPeriod::Daily), "2026-11-19T00:00:00Z");
-        assert_eq!(at(BudgetPeriod::Weekly), "2026-11-16T00:00:00Z");
-        assert_eq!(at(BudgetPeriod::Monthly), "2026-11-01T00:00:00Z");
-        assert_eq!(at(BudgetPeriod::Total), "1970-01-01T00:00:00Z");
     }
 }
