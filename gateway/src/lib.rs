@@ -11,6 +11,7 @@ pub mod ledger;
 pub mod live;
 pub mod metrics;
 pub mod providers;
+pub mod ratelimit;
 pub mod reload;
 pub mod runtime;
 pub mod server;
