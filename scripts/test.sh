@@ -4,8 +4,9 @@
 #   scripts/test.sh all [PYTEST_ARGS...]   cargo test --workspace, then the SDK tests (tests/sdk)
 #   scripts/test.sh sdk [PYTEST_ARGS...]   the SDK tests only
 #
-# Starts a throwaway PostgreSQL (scripts/postgres.sh) in a temporary directory, exports its URL as
-# SWITCHBOARD_TEST_POSTGRES_URL for the cargo and pytest tests, and stops it on exit, failure included.
+# Starts a throwaway PostgreSQL (scripts/postgres.sh) and Redis (scripts/redis.sh) in temporary
+# directories, exports their URLs as SWITCHBOARD_TEST_POSTGRES_URL and SWITCHBOARD_TEST_REDIS_URL for
+# the cargo and pytest tests, and stops them on exit, failure included.
 # Both suites run even if the first fails; the exit code is non-zero if either did.
 set -euo pipefail
 
@@ -19,10 +20,12 @@ export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/switchboard/target}
 cargo=${CARGO:-cargo}
 
 pgdir=$(mktemp -d "${TMPDIR:-/tmp}/switchboard-pg.XXXXXX")
+redisdir=$(mktemp -d "${TMPDIR:-/tmp}/switchboard-redis.XXXXXX")
 # shellcheck disable=SC2317 # invoked by the EXIT trap
 cleanup() {
     "$root/scripts/postgres.sh" stop "$pgdir" >/dev/null 2>&1 || true
-    rm -rf "$pgdir"
+    "$root/scripts/redis.sh" stop "$redisdir" >/dev/null 2>&1 || true
+    rm -rf "$pgdir" "$redisdir"
 }
 trap cleanup EXIT
 trap 'exit 130' INT
@@ -33,6 +36,10 @@ url=$("$root/scripts/postgres.sh" start "$pgdir" | sed -n 's/^DATABASE_URL=//p')
 [[ -n "$url" ]] || { echo "test.sh: PostgreSQL did not start" >&2; exit 1; }
 export SWITCHBOARD_TEST_POSTGRES_URL=$url
 echo "test.sh: PostgreSQL for tests at $url"
+redis_url=$("$root/scripts/redis.sh" start "$redisdir" | sed -n 's/^REDIS_URL=//p')
+[[ -n "$redis_url" ]] || { echo "test.sh: Redis did not start" >&2; exit 1; }
+export SWITCHBOARD_TEST_REDIS_URL=$redis_url
+echo "test.sh: Redis for tests at $redis_url"
 
 # The SDK tests run the binaries; build them first (they find them in $CARGO_TARGET_DIR/debug).
 "$cargo" build --workspace --bins

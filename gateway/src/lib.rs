@@ -1,5 +1,6 @@
 //! Switchboard's data plane: an OpenAI- and Anthropic-compatible LLM gateway with tenant keys,
 //! routing with fallback, and a cost ledger.
+
 pub mod api;
 pub mod app;
 pub mod auth;
@@ -14,6 +15,7 @@ pub mod live;
 pub mod metrics;
 pub mod providers;
 pub mod queue;
+pub mod ratelimit;
 pub mod reload;
 pub mod runtime;
 pub mod server;
