@@ -44,7 +44,7 @@ pub enum ApiError {
     #[error("every backend of this model is failing and temporarily ejected; retry after {retry_after} s")]
     BackendsEjected { retry_after: u64 },
     #[error("{message}")]
-    RateLimited { message: String, retry_after: u64, headers: Vec<(header::HeaderName, HeaderValue)> },
+    RateLimited { message: String, retry_after: Option<u64>, headers: Vec<(header::HeaderName, HeaderValue)> },
     #[error("{message}")]
     BudgetExceeded { message: String, retry_after: Option<u64> },
     #[error("the gateway is overloaded: {0}")]
@@ -153,7 +153,7 @@ impl ApiError {
                 | Self::UpstreamTimeout(_)
                 | Self::NoBackend
                 | Self::BackendsEjected { .. }
-                | Self::RateLimited { .. }
+                | Self::RateLimited { retry_after: Some(_), .. }
                 | Self::Overloaded(_)
                 | Self::NotReady(_)
         )
@@ -162,12 +162,10 @@ impl ApiError {
     /// Seconds after which a retry may succeed, for `retry-after`.
     fn retry_after(&self) -> Option<u64> {
         match self {
-            Self::UpstreamRateLimited { retry_after, .. } | Self::BudgetExceeded { retry_after, .. } => {
-                *retry_after
-            }
-            Self::BackendsEjected { retry_after } | Self::RateLimited { retry_after, .. } => {
-                Some(*retry_after)
-            }
+            Self::UpstreamRateLimited { retry_after, .. }
+            | Self::BudgetExceeded { retry_after, .. }
+            | Self::RateLimited { retry_after, .. } => *retry_after,
+            Self::BackendsEjected { retry_after } => Some(*retry_after),
             Self::Overloaded(_) => Some(1),
             _ => None,
         }

@@ -15,15 +15,20 @@ use serde_json::Value;
 
 use crate::auth::Authenticated;
 use crate::breaker::Admission;
+use crate::budget::{BudgetExceeded, Reservation};
 use crate::cache::{self, CacheKey};
 use crate::error::ApiError;
 use crate::ledger::{LedgerRecord, LedgerSender};
 use crate::metrics::Metrics;
 use crate::providers::{Call, ChunkStream, Reply, UpstreamError};
 use crate::queue::Permit;
+use crate::ratelimit::{Check, Decision, Dimension, RateLimiter};
 use crate::runtime::{BackendRuntime, Caller, Target};
 use crate::state::AppState;
 use crate::usage::{TokenUsage, estimate_tokens};
+use switchboard_crds::config::BudgetConfig;
+use switchboard_crds::decimal::NanoUsd;
+use switchboard_crds::resources::{BudgetScopeKind, RateLimits};
 
 /// Which public API the request came through.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -63,8 +68,17 @@ pub struct Exchange {
     /// The tenant's concurrency limit and queue priority.
     max_concurrent: Option<u32>,
     priority: u8,
-    /// Held until the exchange is accounted: the concurrency slot.
+    /// Rate limits that apply (tenant, API key), costed with this request's estimates.
+    rate_checks: Vec<Check>,
+    /// Tokens admitted before the response (prompt estimate plus `max_tokens`).
+    estimated_tokens: u64,
+    /// Budgets that apply, and the amount reserved against them.
+    budgets: Vec<BudgetConfig>,
+    reserve: NanoUsd,
+    /// Held until the exchange is accounted: the concurrency slot and the budget reservation.
     permit: Mutex<Option<Permit>>,
+    reservation: Mutex<Option<Reservation>>,
+    limiter: RateLimiter,
     ledger: LedgerSender,
     metrics: Metrics,
 }
@@ -137,6 +151,29 @@ impl Exchange {
         let cache = cache::ttl_for(target.route.config.cache.as_ref(), headers)
             .and_then(|ttl| Some((cache::key_for(&caller.tenant, request)?, ttl)));
         let tenant = runtime.tenant(&caller.tenant);
+        let max_output = request
+            .get("max_completion_tokens")
+            .or_else(|| request.get("max_tokens"))
+            .and_then(Value::as_u64)
+            .unwrap_or(DEFAULT_OUTPUT_RESERVATION);
+        let estimated_input = estimate_tokens(prompt_chars);
+        let estimated_tokens = estimated_input + max_output;
+        let pricing = &target.model.pricing;
+        let reserve =
+            pricing.input.per_million_times(estimated_input) + pricing.output.per_million_times(max_output);
+        let budgets = runtime.config.budgets.iter().filter(|b| applies(b, &caller)).cloned().collect();
+        let mut rate_checks = Vec::new();
+        if let Some(tenant) = tenant {
+            rate_checks.extend(checks(
+                &format!("tenant/{}", tenant.name),
+                &tenant.rate_limits,
+                estimated_tokens,
+            ));
+            if let Some(key) = tenant.api_keys.iter().find(|k| k.id == caller.key_id) {
+                let scope = format!("key/{}/{}", tenant.name, key.id);
+                rate_checks.extend(checks(&scope, &key.rate_limits, estimated_tokens));
+            }
+        }
         let started = Instant::now();
         Ok(Exchange {
             id: uuid::Uuid::now_v7().to_string(),
@@ -153,15 +190,30 @@ impl Exchange {
             prompt_chars,
             schema,
             cache,
+            rate_checks,
+            estimated_tokens,
+            budgets,
+            reserve,
             permit: Mutex::new(None),
+            reservation: Mutex::new(None),
+            limiter: state.limiter.clone(),
             ledger: state.ledger.clone(),
             metrics: state.metrics.clone(),
         })
     }
 
-    /// Admits, dispatches and accounts the request: cache, concurrency queue, then the backends.
+    /// Admits, dispatches and accounts the request: rate limits, cache, budgets, concurrency
+    /// queue, then the backends. Refusals happen before any upstream call.
     pub async fn serve(self: &Arc<Self>, state: &AppState, request: &Value) -> Result<Served, ApiError> {
         let mut headers = Vec::new();
+        if !self.rate_checks.is_empty() {
+            match self.limiter.acquire(&self.rate_checks).await {
+                Decision::Allowed(info) => headers.extend(info.headers()),
+                Decision::Limited { retry_after, info } => {
+                    return Err(self.refuse(rate_limited(retry_after, info.headers())));
+                }
+            }
+        }
         if let Some((key, _)) = &self.cache {
             let hit = state.cache.get(key);
             self.metrics.cache_lookup(hit.is_some());
@@ -173,6 +225,17 @@ impl Exchange {
                 self.account_cache_hit();
                 return Ok(Served { reply: ServedReply::Complete(Value::clone(&body)), headers });
             }
+        }
+        if !self.budgets.is_empty() {
+            let reservation = state
+                .budgets
+                .reserve(&self.budgets, self.reserve, SystemTime::now())
+                .await
+                .map_err(|exceeded| self.refuse(budget_exceeded(&exceeded)))?;
+            for warning in reservation.warnings() {
+                self.metrics.budget_warning(&warning.budget, warning.exhausted);
+            }
+            *lock(&self.reservation) = Some(reservation);
         }
         let permit = state
             .scheduler
@@ -331,14 +394,41 @@ impl Exchange {
         error_code: Option<&str>,
     ) {
         let provider = backend.map(|b| b.provider.kind()).unwrap_or_default();
-        self.write_ledger(
+        let cost = self.write_ledger(
             backend.map(|b| b.config.name.as_str()).unwrap_or_default(),
             provider,
             status,
             usage,
             error_code,
         );
+        if let Some(reservation) = lock(&self.reservation).take() {
+            reservation.settle(cost);
+        }
+        self.charge_tokens(usage.total());
         lock(&self.permit).take();
+    }
+
+    /// Token limits admitted an estimate; usage beyond it becomes debt that later requests wait
+    /// out, so the limit holds for what was really used.
+    fn charge_tokens(&self, used: u64) {
+        let extra = used.saturating_sub(self.estimated_tokens);
+        let token_checks: Vec<(String, u64)> = self
+            .rate_checks
+            .iter()
+            .filter(|c| c.dimension == Dimension::Tokens)
+            .map(|c| (c.key.clone(), c.per_minute))
+            .collect();
+        if extra == 0 || token_checks.is_empty() {
+            return;
+        }
+        let limiter = self.limiter.clone();
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                for (key, per_minute) in token_checks {
+                    limiter.charge(&key, per_minute, extra).await;
+                }
+            });
+        }
     }
 
     /// A reply served from the cache: a ledger row at zero cost.
@@ -348,6 +438,9 @@ impl Exchange {
 
     /// Counts a request refused before dispatch (queue, limits, budget) and returns its error.
     fn refuse(&self, error: ApiError) -> ApiError {
+        if let Some(reason) = error.code() {
+            self.metrics.refusal(&self.caller.tenant, reason);
+        }
         let elapsed = self.started.elapsed().as_secs_f64();
         self.metrics.request(
             &self.caller.tenant,
@@ -359,6 +452,7 @@ impl Exchange {
         error
     }
 
+    /// Writes the ledger row and usage metrics; returns the cost.
     fn write_ledger(
         &self,
         backend: &str,
@@ -366,7 +460,7 @@ impl Exchange {
         status: u16,
         usage: TokenUsage,
         error_code: Option<&str>,
-    ) {
+    ) -> NanoUsd {
         let cost = usage.cost(&self.target.model.pricing);
         let elapsed = self.started.elapsed();
         let tenant = &self.caller.tenant;
@@ -394,6 +488,7 @@ impl Exchange {
             cost_nanos: cost.0,
             latency_ms: u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX),
         });
+        cost
     }
 
     /// Usage of a complete reply, estimated if the provider reported none.
@@ -439,6 +534,71 @@ impl Failure {
             self.error.code(),
         );
         self.error
+    }
+}
+
+/// Output tokens reserved against budgets and token limits when a request sets no `max_tokens`.
+const DEFAULT_OUTPUT_RESERVATION: u64 = 4096;
+
+/// Whether `budget` covers requests of `caller` (persona budgets apply to persona chats).
+fn applies(budget: &BudgetConfig, caller: &Caller) -> bool {
+    budget.tenant == caller.tenant
+        && match budget.scope {
+            BudgetScopeKind::Tenant => true,
+            BudgetScopeKind::ApiKey => budget.api_key.as_deref() == Some(caller.key_id.as_str()),
+            BudgetScopeKind::Persona => false,
+        }
+}
+
+/// The request and token checks of one scope's limits.
+fn checks(scope: &str, limits: &RateLimits, tokens: u64) -> Vec<Check> {
+    let mut out = Vec::new();
+    if let Some(rpm) = limits.requests_per_minute {
+        let key = format!("{scope}/rpm");
+        out.push(Check { key, dimension: Dimension::Requests, per_minute: u64::from(rpm), cost: 1 });
+    }
+    if let Some(tpm) = limits.tokens_per_minute {
+        out.push(Check {
+            key: format!("{scope}/tpm"),
+            dimension: Dimension::Tokens,
+            per_minute: tpm,
+            cost: tokens,
+        });
+    }
+    out
+}
+
+fn rate_limited(retry_after: Duration, headers: Vec<(HeaderName, HeaderValue)>) -> ApiError {
+    if retry_after == Duration::MAX {
+        return ApiError::RateLimited {
+            message: "this request needs more tokens than the per-minute limit allows; lower `max_tokens` or shorten the prompt".into(),
+            retry_after: None,
+            headers,
+        };
+    }
+    let seconds = retry_after.as_millis().div_ceil(1000).max(1);
+    ApiError::RateLimited {
+        message: format!("rate limit reached; retry in {seconds} s"),
+        retry_after: Some(u64::try_from(seconds).unwrap_or(u64::MAX)),
+        headers,
+    }
+}
+
+fn budget_exceeded(exceeded: &BudgetExceeded) -> ApiError {
+    let retry_after = exceeded
+        .resets_at
+        .and_then(|at| at.duration_since(SystemTime::now()).ok())
+        .map(|wait| wait.as_secs() + 1);
+    let resets = match retry_after {
+        Some(seconds) => format!("; it resets in {seconds} s"),
+        None => String::new(),
+    };
+    ApiError::BudgetExceeded {
+        message: format!(
+            "budget {} is exhausted: {} of {} USD spent this period, {} USD reserved by requests in flight{resets}",
+            exceeded.budget, exceeded.spent, exceeded.limit, exceeded.held
+        ),
+        retry_after,
     }
 }
 

@@ -23,6 +23,7 @@ pub struct Metrics {
     refusals: IntCounterVec,
     backend_healthy: IntGaugeVec,
     queue_waiting: IntGauge,
+    budget_warnings: IntCounterVec,
 }
 
 impl Metrics {
@@ -81,6 +82,14 @@ impl Metrics {
             &["route", "backend"],
         )?;
         let queue_waiting = IntGauge::new("queue_waiting", "Requests waiting for a concurrency slot")?;
+        let budget_warnings = IntCounterVec::new(
+            Opts::new(
+                "budget_warnings_total",
+                "Requests admitted while a budget was past its warning threshold (level: threshold) \
+                 or its limit (level: exhausted; soft budgets only)",
+            ),
+            &["budget", "level"],
+        )?;
         for collector in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(tokens.clone()),
@@ -94,6 +103,7 @@ impl Metrics {
             Box::new(refusals.clone()),
             Box::new(backend_healthy.clone()),
             Box::new(queue_waiting.clone()),
+            Box::new(budget_warnings.clone()),
         ] {
             registry.register(collector)?;
         }
@@ -111,6 +121,7 @@ impl Metrics {
             refusals,
             backend_healthy,
             queue_waiting,
+            budget_warnings,
         })
     }
 
@@ -158,6 +169,11 @@ impl Metrics {
         for (route, backend, healthy) in backends {
             self.backend_healthy.with_label_values(&[&route, &backend]).set(i64::from(healthy));
         }
+    }
+
+    pub fn budget_warning(&self, budget: &str, exhausted: bool) {
+        let level = if exhausted { "exhausted" } else { "threshold" };
+        self.budget_warnings.with_label_values(&[budget, level]).inc();
     }
 
     pub fn queue_waiting(&self, waiting: usize) {

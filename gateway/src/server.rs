@@ -10,12 +10,14 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+use crate::budget::{BudgetError, Budgets};
 use crate::cache::ResponseCache;
 use crate::cluster::{self, ClusterSource};
 use crate::ledger::{Ledger, LedgerError};
 use crate::live::LiveRuntime;
 use crate::metrics::Metrics;
 use crate::queue::{QueueSettings, Scheduler};
+use crate::ratelimit::{RateLimitError, RateLimiter};
 use crate::reload;
 use crate::runtime::Runtime;
 use crate::settings::Settings;
@@ -38,6 +40,10 @@ pub enum StartError {
     Listen(#[from] std::io::Error),
     #[error("cannot register metrics: {0}")]
     Metrics(#[from] prometheus::Error),
+    #[error(transparent)]
+    RateLimits(#[from] RateLimitError),
+    #[error("cannot open the budget counters: {0}")]
+    Budgets(#[from] BudgetError),
 }
 
 /// Background work that lives as long as the server and stops when dropped.
@@ -86,6 +92,16 @@ pub async fn start(settings: &Settings) -> Result<RunningGateway, StartError> {
     }
     let ledger = Ledger::connect(&settings.database_url).await?;
     let (sender, writer) = ledger.clone().spawn_writer();
+    // With PostgreSQL the gateway may run as several replicas: budgets are counted there too.
+    let budgets = if ledger.is_postgres() {
+        Budgets::shared(ledger.clone()).await?
+    } else {
+        Budgets::local(ledger.clone())
+    };
+    let limiter = match &settings.redis_url {
+        Some(url) => RateLimiter::redis(url).await?,
+        None => RateLimiter::local(),
+    };
     if let Some(client) = cluster {
         let identity = settings.identity.clone().unwrap_or_else(host_name);
         let interval = Duration::from_secs(settings.status_interval_seconds.max(1));
@@ -106,6 +122,8 @@ pub async fn start(settings: &Settings) -> Result<RunningGateway, StartError> {
             timeout: Duration::from_millis(settings.queue_timeout_ms),
         }),
         cache: ResponseCache::new(settings.cache_max_mib * 1024 * 1024),
+        limiter,
+        budgets: budgets.clone(),
         admin_token_sha256: settings
             .admin_token
             .as_deref()
@@ -135,6 +153,8 @@ pub async fn start(settings: &Settings) -> Result<RunningGateway, StartError> {
         if tokio::time::timeout(grace, server).await.is_err() {
             tracing::warn!("in-flight requests still running after the grace period; stopping anyway");
         }
+        // Budget settlements of the last requests are written before the runtime goes.
+        budgets.drain().await;
         // Every ledger sender lived in the router and in-flight requests; with them gone the
         // writer drains the queue and stops.
         match tokio::time::timeout(grace, writer).await {

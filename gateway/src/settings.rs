@@ -42,6 +42,10 @@ pub struct Settings {
         hide_env_values = true
     )]
     pub database_url: String,
+    /// Redis for rate limits shared by every replica (`redis://HOST:PORT/`). Without it each
+    /// replica limits on its own. While Redis is unreachable, replicas fall back to local limits.
+    #[arg(long, env = "SWITCHBOARD_REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<String>,
     /// Bearer token for `/admin/v1/*`. Admin endpoints are disabled without it.
     #[arg(long, env = "SWITCHBOARD_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,

@@ -1,10 +1,12 @@
 //! State shared by every handler, created once at startup.
 
+use crate::budget::Budgets;
 use crate::cache::ResponseCache;
 use crate::ledger::{Ledger, LedgerSender};
 use crate::live::LiveRuntime;
 use crate::metrics::Metrics;
 use crate::queue::Scheduler;
+use crate::ratelimit::RateLimiter;
 
 /// Cheap to clone: every field is a handle.
 #[derive(Clone)]
@@ -19,6 +21,10 @@ pub struct AppState {
     /// Concurrency slots and the queue in front of them.
     pub scheduler: Scheduler,
     pub cache: ResponseCache,
+    /// Request and token rate limits (in process, or shared through Redis).
+    pub limiter: RateLimiter,
+    /// Budget counters (in process, or shared in PostgreSQL).
+    pub budgets: Budgets,
     /// SHA-256 of the admin token, if admin endpoints are enabled.
     pub admin_token_sha256: Option<[u8; 32]>,
 }
