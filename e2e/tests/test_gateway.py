@@ -227,14 +227,23 @@ def test_budget_status_shows_the_spend_of_requests(kubectl: Kubectl, namespace: 
     )
     assert Decimal(status["remainingUsd"]) == Decimal("5") - expected, status
     assert status.get("periodStart"), status
-    exhausted = [c for c in status["conditions"] if c["type"] == "Exhausted"]
-    assert len(exhausted) == 1 and exhausted[0]["status"] == "False", status["conditions"]
+    gateway_conditions = {c["type"]: c["status"] for c in status["conditions"]}
+    assert gateway_conditions.get("Exhausted") == "False", status["conditions"]
+    assert gateway_conditions.get("ThresholdReached") == "False", status["conditions"]
     # The operator's conditions are kept next to the gateway's (lists keyed by type under server-side apply).
     budget_obj = kubectl.get(namespace, "budget/spender-budget")
     assert is_ready(budget_obj), summary([budget_obj])
     # kubectl shows the spend in the SPENT column.
     row = kubectl("get", "-n", namespace, "budget/spender-budget", "--no-headers").split()
     assert status["spentUsd"] in row, row
+
+    # Backend health from the gateway's circuit breakers: the sample's mock backend is healthy.
+    wait_until(
+        lambda: (kubectl.get(namespace, "providerroute/demo-echo").get("status") or {}).get("healthyBackends") == 1,
+        CONVERGE_TIMEOUT,
+        "ProviderRoute demo-echo status healthyBackends == 1",
+        describe=lambda: json.dumps(kubectl.get(namespace, "providerroute/demo-echo").get("status")),
+    )
 
     def tenant_status() -> dict[str, Any]:
         return kubectl.get(namespace, "tenant/spender").get("status") or {}

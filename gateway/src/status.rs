@@ -2,21 +2,26 @@
 //!
 //! Replicas elect a holder of the Lease `switchboard-gateway-status`; only it writes, every
 //! `--status-interval-seconds`, and only what changed: Budget `spentUsd`, `remainingUsd`,
-//! `periodStart` and the `Exhausted` condition; Tenant `requests`, `tokens` and `spendUsd` for the
-//! current calendar month (UTC). Totals come from the ledger, so with several replicas the ledger
-//! must be shared (PostgreSQL). The operator owns the other conditions; the list is keyed by type.
+//! `periodStart` and the `Exhausted` and `ThresholdReached` conditions (with a Warning Event when
+//! either turns true); Tenant `requests`, `tokens` and `spendUsd` for the current calendar month
+//! (UTC); ProviderRoute `healthyBackends` as this replica's circuit breakers see them. Totals come
+//! from the ledger, so with several replicas the ledger must be shared (PostgreSQL). The operator
+//! owns the other conditions; the list is keyed by type.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
+use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::jiff::Timestamp;
 use kube::Client;
+use kube::Resource;
 use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube_lease_manager::LeaseManagerBuilder;
 use serde_json::{Value, json};
 use switchboard_crds::config::BudgetConfig;
 use switchboard_crds::decimal::NanoUsd;
-use switchboard_crds::resources::{Budget, BudgetPeriod, Tenant};
+use switchboard_crds::resources::{Budget, BudgetPeriod, ProviderRoute, Tenant};
 use tokio::task::JoinHandle;
 
 use crate::budget::period_start;
@@ -43,7 +48,9 @@ pub async fn spawn(
         .await?;
     Ok(tokio::spawn(async move {
         let (leader, _lease_task) = lease.watch().await;
-        let mut writer = Writer { client, namespace, live, ledger, written: HashMap::new() };
+        let reporter = Reporter { controller: MANAGER.into(), instance: Some(identity) };
+        let recorder = Recorder::new(client.clone(), reporter);
+        let mut writer = Writer { client, namespace, live, ledger, recorder, written: HashMap::new() };
         let mut tick = tokio::time::interval(interval);
         loop {
             tick.tick().await;
@@ -59,6 +66,7 @@ struct Writer {
     namespace: String,
     live: LiveRuntime,
     ledger: Ledger,
+    recorder: Recorder,
     /// The last status written per object, so unchanged ones are not patched again.
     written: HashMap<(&'static str, String), Value>,
 }
@@ -69,9 +77,20 @@ impl Writer {
         let now = Timestamp::now();
         for budget in &config.budgets {
             match self.budget_status(budget, now).await {
-                Ok(status) => self.patch::<Budget>("Budget", &budget.name, status).await,
+                Ok(status) => {
+                    let before = self.written.get(&("Budget", budget.name.clone())).cloned();
+                    self.announce(budget, before.as_ref(), &status).await;
+                    self.patch::<Budget>("Budget", &budget.name, status).await;
+                }
                 Err(error) => tracing::warn!(%error, budget = %budget.name, "cannot total the ledger"),
             }
+        }
+        // This replica's view of its breakers: each replica ejects on what it sees.
+        let runtime = self.live.load();
+        for route in runtime.routes() {
+            let healthy = route.backends.iter().filter(|b| b.breaker.is_closed()).count();
+            let status = json!({"healthyBackends": healthy});
+            self.patch::<ProviderRoute>("ProviderRoute", &route.config.name, status).await;
         }
         let month = period_start(BudgetPeriod::Monthly, now);
         for tenant in config.tenants.keys() {
@@ -103,27 +122,61 @@ impl Writer {
         let spent = NanoUsd(self.ledger.totals(&scope, start.as_millisecond()).await?.cost_nanos);
         let remaining = NanoUsd((budget.limit.0 - spent.0).max(0));
         let exhausted = spent >= budget.limit;
+        let threshold =
+            i128::from(spent.0) * 100 >= i128::from(budget.limit.0) * i128::from(budget.warn_at_percent);
         let previous = self.written.get(&("Budget", budget.name.clone()));
-        let was_exhausted = previous.and_then(|s| s.pointer("/conditions/0/status")).and_then(Value::as_str);
-        let now_text = now.strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
-        let status_text = if exhausted { "True" } else { "False" };
-        let transition =
-            match (was_exhausted, previous.and_then(|s| s.pointer("/conditions/0/lastTransitionTime"))) {
-                (Some(was), Some(time)) if was == status_text => time.clone(),
-                _ => Value::String(now_text),
-            };
+        let spent_text = format!("spent {spent} of {} USD this period", budget.limit);
+        let conditions = [
+            condition(previous, "Exhausted", exhausted, ("LimitReached", "WithinLimit"), &spent_text, now),
+            condition(
+                previous,
+                "ThresholdReached",
+                threshold,
+                ("AboveThreshold", "BelowThreshold"),
+                &format!("{spent_text} (warning at {}%)", budget.warn_at_percent),
+                now,
+            ),
+        ];
         Ok(json!({
             "spentUsd": spent.to_string(),
             "remainingUsd": remaining.to_string(),
             "periodStart": start.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
-            "conditions": [{
-                "type": "Exhausted",
-                "status": status_text,
-                "reason": if exhausted { "LimitReached" } else { "WithinLimit" },
-                "message": format!("spent {spent} of {} USD this period", budget.limit),
-                "lastTransitionTime": transition,
-            }],
+            "conditions": conditions,
         }))
+    }
+
+    /// Publishes a Warning Event for each budget condition that just turned true.
+    async fn announce(&self, budget: &BudgetConfig, before: Option<&Value>, after: &Value) {
+        for (kind, reason) in
+            [("ThresholdReached", "BudgetThresholdReached"), ("Exhausted", "BudgetExhausted")]
+        {
+            let is_true = |status: Option<&Value>| condition_status(status, kind) == Some("True");
+            if !is_true(Some(after)) || is_true(before) {
+                continue;
+            }
+            let note = after["conditions"]
+                .as_array()
+                .and_then(|c| c.iter().find(|c| c["type"] == kind))
+                .and_then(|c| c["message"].as_str())
+                .map(str::to_owned);
+            let event = Event {
+                type_: EventType::Warning,
+                reason: reason.into(),
+                note,
+                action: "Spend".into(),
+                secondary: None,
+            };
+            let reference = ObjectReference {
+                api_version: Some(Budget::api_version(&()).into_owned()),
+                kind: Some("Budget".into()),
+                name: Some(budget.name.clone()),
+                namespace: Some(self.namespace.clone()),
+                ..ObjectReference::default()
+            };
+            if let Err(error) = self.recorder.publish(&event, &reference).await {
+                tracing::warn!(%error, budget = %budget.name, "cannot publish budget event");
+            }
+        }
     }
 
     /// Server-side applies `status` unless it equals the last one written.
@@ -149,4 +202,34 @@ impl Writer {
             Err(error) => tracing::warn!(%error, kind, name, "cannot write status"),
         }
     }
+}
+
+/// A condition that keeps its `lastTransitionTime` while its status is unchanged.
+fn condition(
+    previous: Option<&Value>,
+    kind: &str,
+    is_true: bool,
+    (true_reason, false_reason): (&str, &str),
+    message: &str,
+    now: Timestamp,
+) -> Value {
+    let status = if is_true { "True" } else { "False" };
+    let unchanged = condition_status(previous, kind) == Some(status);
+    let transition = previous
+        .and_then(|p| p["conditions"].as_array())
+        .and_then(|c| c.iter().find(|c| c["type"] == kind))
+        .map(|c| c["lastTransitionTime"].clone())
+        .filter(|_| unchanged)
+        .unwrap_or_else(|| Value::String(now.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()));
+    json!({
+        "type": kind,
+        "status": status,
+        "reason": if is_true { true_reason } else { false_reason },
+        "message": message,
+        "lastTransitionTime": transition,
+    })
+}
+
+fn condition_status<'a>(status: Option<&'a Value>, kind: &str) -> Option<&'a str> {
+    status?["conditions"].as_array()?.iter().find(|c| c["type"] == kind)?["status"].as_str()
 }
