@@ -3,6 +3,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a failing test should panic loudly
 
+mod common;
+
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -18,26 +20,6 @@ use switchboard_gateway::ledger::{Ledger, LedgerRecord};
 const X: NanoUsd = NanoUsd(1_000_000);
 /// Thursday afternoon; the daily period runs from 2026-11-19 to 2026-11-20.
 const NOW: &str = "2026-11-19T15:30:00Z";
-
-fn postgres_url() -> String {
-    std::env::var("SWITCHBOARD_TEST_POSTGRES_URL").unwrap_or_else(|_| {
-        panic!(
-            "SWITCHBOARD_TEST_POSTGRES_URL is not set: run `make test`, which starts a throwaway PostgreSQL"
-        )
-    })
-}
-
-/// A URL to a fresh schema, which keeps tests and reruns independent.
-async fn fresh_database() -> String {
-    let url = postgres_url();
-    sqlx::any::install_default_drivers();
-    let pool = AnyPool::connect(&url).await.unwrap();
-    let schema = format!("t{}", uuid::Uuid::new_v4().simple());
-    sqlx::query(&format!("CREATE SCHEMA {schema}")).execute(&pool).await.unwrap();
-    pool.close().await;
-    let separator = if url.contains('?') { '&' } else { '?' };
-    format!("{url}{separator}options=-c%20search_path%3D{schema}")
-}
 
 /// A gateway replica: its own ledger pool and budget store.
 async fn replica(url: &str) -> (Ledger, Budgets) {
@@ -96,7 +78,7 @@ async fn execute(url: &str, sql: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_replicas_admit_exactly_the_limit() {
-    let url = fresh_database().await;
+    let url = common::fresh_postgres().await;
     let replicas = [replica(&url).await.1, replica(&url).await.1];
     let config = Arc::new(budget("daily", times(X, 10), BudgetEnforcement::Hard));
     let tasks: Vec<_> = (0..64)
@@ -127,7 +109,7 @@ async fn two_replicas_admit_exactly_the_limit() {
 
 #[tokio::test]
 async fn overspend_is_the_excess_of_the_reservations_in_flight() {
-    let url = fresh_database().await;
+    let url = common::fresh_postgres().await;
     let replicas = [replica(&url).await.1, replica(&url).await.1];
     let config = budget("daily", times(X, 10), BudgetEnforcement::Hard);
     let mut in_flight = Vec::new();
@@ -150,7 +132,7 @@ async fn overspend_is_the_excess_of_the_reservations_in_flight() {
 
 #[tokio::test]
 async fn released_and_expired_holds_do_not_count() {
-    let url = fresh_database().await;
+    let url = common::fresh_postgres().await;
     let (_, budgets) = replica(&url).await;
     let config = budget("daily", times(X, 3), BudgetEnforcement::Hard);
     drop(budgets.reserve(&[&config], times(X, 2), at(NOW)).await.unwrap());
@@ -184,7 +166,7 @@ async fn released_and_expired_holds_do_not_count() {
 
 #[tokio::test]
 async fn settle_charges_a_reservation_whose_hold_expired() {
-    let url = fresh_database().await;
+    let url = common::fresh_postgres().await;
     let (_, budgets) = replica(&url).await;
     let config = budget("daily", times(X, 2), BudgetEnforcement::Hard);
     let reservation = budgets.reserve(&[&config], X, at(NOW)).await.unwrap();
@@ -198,7 +180,7 @@ async fn settle_charges_a_reservation_whose_hold_expired() {
 
 #[tokio::test]
 async fn counters_start_from_the_ledger_spend_of_the_period() {
-    let url = fresh_database().await;
+    let url = common::fresh_postgres().await;
     let (ledger, first) = replica(&url).await;
     let (_, second) = replica(&url).await;
     let today = today_ms();
@@ -226,7 +208,7 @@ async fn counters_start_from_the_ledger_spend_of_the_period() {
 
 #[tokio::test]
 async fn soft_budgets_warn_but_never_refuse() {
-    let url = fresh_database().await;
+    let url = common::fresh_postgres().await;
     let (_, budgets) = replica(&url).await;
     let config = budget("soft", times(X, 10), BudgetEnforcement::Soft);
     let mut seen = Vec::new();
@@ -247,7 +229,7 @@ async fn soft_budgets_warn_but_never_refuse() {
 
 #[tokio::test]
 async fn a_new_period_starts_from_zero() {
-    let url = fresh_database().await;
+    let url = common::fresh_postgres().await;
     let (_, budgets) = replica(&url).await;
     let config = budget("daily", times(X, 2), BudgetEnforcement::Hard);
     budgets.reserve(&[&config], times(X, 2), at(NOW)).await.unwrap().settle(times(X, 2));
@@ -264,7 +246,7 @@ async fn a_new_period_starts_from_zero() {
 
 #[tokio::test]
 async fn a_failing_store_admits_without_enforcing() {
-    let url = fresh_database().await;
+    let url = common::fresh_postgres().await;
     let (_, budgets) = replica(&url).await;
     let config = budget("daily", X, BudgetEnforcement::Hard);
     execute(&url, "DROP TABLE budget_holds").await;

@@ -8,25 +8,9 @@ mod common;
 use common::*;
 use serde_json::json;
 
-fn postgres_url() -> String {
-    std::env::var("SWITCHBOARD_TEST_POSTGRES_URL").unwrap_or_else(|_| {
-        panic!(
-            "SWITCHBOARD_TEST_POSTGRES_URL is not set: run `make test`, which starts a throwaway PostgreSQL"
-        )
-    })
-}
-
 #[tokio::test]
 async fn rows_are_written_to_postgres_with_exact_costs() {
-    let url = postgres_url();
-    sqlx::any::install_default_drivers();
-    let pool = sqlx::AnyPool::connect(&url).await.unwrap();
-    // A fresh schema per run keeps reruns independent.
-    let schema = format!("t{}", uuid::Uuid::new_v4().simple());
-    sqlx::query(&format!("CREATE SCHEMA {schema}")).execute(&pool).await.unwrap();
-    pool.close().await;
-    let separator = if url.contains('?') { '&' } else { '?' };
-    let url = format!("{url}{separator}options=-c%20search_path%3D{schema}");
+    let url = fresh_postgres().await;
 
     let mut h = Harness::start_with_ledger(tempfile::tempdir().unwrap(), url.clone()).await;
     let request = json!({"model": "fake-model", "messages": [{"role": "user", "content": "hello postgres"}]});

@@ -172,27 +172,10 @@ async fn a_soft_budget_warns_but_keeps_serving() {
     assert!(value >= 3, "{metrics}");
 }
 
-fn env(name: &str) -> String {
-    std::env::var(name)
-        .unwrap_or_else(|_| panic!("{name} is not set: run `make test`, which starts the servers"))
-}
-
-/// A fresh PostgreSQL schema, so reruns and parallel tests do not share counters.
-async fn fresh_postgres() -> String {
-    let url = env("SWITCHBOARD_TEST_POSTGRES_URL");
-    sqlx::any::install_default_drivers();
-    let pool = sqlx::AnyPool::connect(&url).await.unwrap();
-    let schema = format!("t{}", uuid::Uuid::new_v4().simple());
-    sqlx::query(&format!("CREATE SCHEMA {schema}")).execute(&pool).await.unwrap();
-    pool.close().await;
-    let separator = if url.contains('?') { '&' } else { '?' };
-    format!("{url}{separator}options=-c%20search_path%3D{schema}")
-}
-
 /// Two gateways (replicas) with the same config, one PostgreSQL schema and one Redis.
 async fn two_replicas(config: &str) -> (Harness, Harness, String) {
-    let database_url = fresh_postgres().await;
-    let redis = env("SWITCHBOARD_TEST_REDIS_URL");
+    let database_url = common::fresh_postgres().await;
+    let redis = common::server_url("SWITCHBOARD_TEST_REDIS_URL");
     let mut replicas = Vec::new();
     for _ in 0..2 {
         let mut h = Harness::start_with_ledger(tempfile::tempdir().unwrap(), database_url.clone()).await;

@@ -250,3 +250,21 @@ pub fn sse_data(body: &str) -> Vec<Value> {
         .map(|data| serde_json::from_str(data).unwrap())
         .collect()
 }
+
+/// A test server's URL from the environment `make test` sets (it starts the servers).
+pub fn server_url(variable: &str) -> String {
+    std::env::var(variable)
+        .unwrap_or_else(|_| panic!("{variable} is not set: run `make test`, which starts the test servers"))
+}
+
+/// A URL to a fresh schema of the test PostgreSQL, which keeps tests and reruns independent.
+pub async fn fresh_postgres() -> String {
+    let url = server_url("SWITCHBOARD_TEST_POSTGRES_URL");
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(&url).await.unwrap();
+    let schema = format!("t{}", uuid::Uuid::new_v4().simple());
+    sqlx::query(&format!("CREATE SCHEMA {schema}")).execute(&pool).await.unwrap();
+    pool.close().await;
+    let separator = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{separator}options=-c%20search_path%3D{schema}")
+}
