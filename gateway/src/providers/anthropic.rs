@@ -14,7 +14,8 @@ const ANTHROPIC_VERSION: &str = "2023-06-01";
 
 pub struct Anthropic {
     pub(super) client: reqwest::Client,
-    pub(super) base_url: String,
+    /// The endpoint's full URL.
+    pub(super) url: reqwest::Url,
     pub(super) api_key: Option<String>,
 }
 
@@ -29,7 +30,7 @@ impl Anthropic {
         body["stream"] = Value::Bool(call.stream);
         let mut request = self
             .client
-            .post(format!("{}/messages", self.base_url))
+            .post(self.url.clone())
             .timeout(call.timeout)
             .header("anthropic-version", ANTHROPIC_VERSION)
             .json(&body);

@@ -174,13 +174,23 @@ impl Provider {
                 .build()
                 .map_err(|e| error_chain(&e))
         };
-        let base_url = backend.base_url.clone().unwrap_or_default();
+        // Parsed once here rather than on every request.
+        let endpoint = |path: &str| {
+            let base = backend.base_url.as_deref().unwrap_or_default();
+            reqwest::Url::parse(&format!("{base}{path}")).map_err(|e| format!("invalid baseUrl {base:?}: {e}"))
+        };
         Ok(match backend.provider {
             ProviderKind::Mock => Provider::Mock,
-            ProviderKind::Openai => Provider::OpenAi(openai::OpenAi { client: client()?, base_url, api_key }),
-            ProviderKind::Anthropic => {
-                Provider::Anthropic(anthropic::Anthropic { client: client()?, base_url, api_key })
-            }
+            ProviderKind::Openai => Provider::OpenAi(openai::OpenAi {
+                client: client()?,
+                url: endpoint("/chat/completions")?,
+                api_key,
+            }),
+            ProviderKind::Anthropic => Provider::Anthropic(anthropic::Anthropic {
+                client: client()?,
+                url: endpoint("/messages")?,
+                api_key,
+            }),
         })
     }
 

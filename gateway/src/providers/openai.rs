@@ -10,7 +10,8 @@ use super::{Call, ChunkStream, Reply, UpstreamError, json_body, send_checked};
 
 pub struct OpenAi {
     pub(super) client: reqwest::Client,
-    pub(super) base_url: String,
+    /// The endpoint's full URL.
+    pub(super) url: reqwest::Url,
     pub(super) api_key: Option<String>,
 }
 
@@ -25,7 +26,7 @@ impl OpenAi {
         }
         let mut request = self
             .client
-            .post(format!("{}/chat/completions", self.base_url))
+            .post(self.url.clone())
             .timeout(call.timeout)
             .json(&call.body);
         if let Some(key) = &self.api_key {
