@@ -56,7 +56,7 @@ crds: ## Regenerate the CRD YAML in the Helm chart and docs/resources.md from th
 chart-lint: ## Lint the Helm chart, kustomize bases and Argo CD example (helm lint, kubeconform on local schemas)
 	scripts/chart-lint.sh
 
-bench: ## Benchmark the gateway against the fake upstream directly (wrk), print the table
+bench: ## Benchmark the fake upstream directly, the gateway and LiteLLM's proxy (wrk), print the tables (docs/benchmarks.md)
 	bench/run.sh
 
 e2e: ## End-to-end tests on a real kube-apiserver + etcd, operator, gateway, OpenAI SDK (scripts/e2e.sh)

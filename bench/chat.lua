@@ -5,7 +5,11 @@ local model = os.getenv("BENCH_MODEL") or "bench-model"
 local key = os.getenv("BENCH_KEY") or "sk-switchboard-bench"
 local stream = os.getenv("BENCH_STREAM") == "1"
 
-local body = '{"model":"' .. model .. '","messages":[{"role":"user","content":'
+-- max_tokens as a real client sets it: the gateway's token rate limit admits the prompt estimate plus
+-- max_tokens (4096 without it), and the reply here is 14 tokens. Without it, 4110 tokens a request
+-- would exhaust the bench tenant's token limit (at most 60 million a minute, bench/config/bench.yaml)
+-- within a second of load.
+local body = '{"model":"' .. model .. '","max_tokens":16,"messages":[{"role":"user","content":'
     .. '"Say hello to the benchmark in a few short words please"}]'
 if stream then
   body = body .. ',"stream":true,"stream_options":{"include_usage":true}'

@@ -1,8 +1,11 @@
 #!/usr/bin/env python3
-"""Prints the benchmark table from wrk outputs named MODE,TARGET,CONNECTIONS.txt (see bench/run.sh).
+"""Prints the benchmark report as markdown from wrk outputs named MODE,TARGET,CONNECTIONS.txt (see
+bench/run.sh and docs/benchmarks.md).
 
-Each non-direct target is compared with `direct` (the upstream without the gateway) at the same mode
-and concurrency: throughput ratio and added p50/p99 latency.
+Each non-direct target is compared with `direct` (the upstream without a proxy) at the same mode and
+concurrency: throughput ratio and added p50/p99 latency; the gateway's rows also carry its throughput
+ratio against LiteLLM. Then the peak memory of each server (--rss, from bench/rss.py), the issue's
+targets with whether this run met them, and the ledger's row count.
 """
 
 from __future__ import annotations
@@ -14,6 +17,14 @@ import sys
 from pathlib import Path
 
 RESULT = re.compile(r"^BENCH_RESULT (.*)$", re.MULTILINE)
+
+# The issue's targets for the gateway: (what, concurrency, goal).
+P50_ADDED_MAX_MS = 0.2  # added p50 over direct at c=1
+P99_ADDED_MAX_MS = 1.0  # added p99 over direct at c=16
+LITELLM_RATIO_MIN = 50.0  # gateway req/s over LiteLLM req/s at c=64
+
+# Which targets each server process serves, for the memory table.
+SERVES = {"fake-upstream": "direct (and the upstream of all)", "gateway": "gateway", "litellm": "litellm"}
 
 
 def parse(path: Path) -> dict[str, float]:
@@ -32,11 +43,31 @@ def parse(path: Path) -> dict[str, float]:
     }
 
 
+def times(ratio: float) -> str:
+    """A ratio as `0.18x` or `38.2x`; small ones (LiteLLM against direct) with more digits."""
+    if ratio >= 10:
+        return f"{ratio:.1f}x"
+    return f"{ratio:.2f}x" if ratio >= 0.1 else f"{ratio:.4f}x"
+
+
+def table(header: list[str], rows: list[list[str]], left: int) -> list[str]:
+    """A markdown table padded to line up in a terminal; the first `left` columns are left-aligned."""
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+
+    def line(cells: list[str]) -> str:
+        return "| " + " | ".join(c.ljust(w) if i < left else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths))) + " |"
+
+    rule = "|" + "|".join(("-" * (w + 2)) if i < left else ("-" * (w + 1) + ":") for i, w in enumerate(widths)) + "|"
+    return [line(header), rule, *(line(row) for row in rows)]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("results", type=Path)
     parser.add_argument("--ledger", type=Path)
+    parser.add_argument("--rss", type=Path, help="bench/rss.py output: name, processes, VmHWM KiB, VmRSS KiB")
     parser.add_argument("--duration", default="?")
+    parser.add_argument("--litellm-version")
     args = parser.parse_args()
 
     runs: dict[tuple[str, str, int], dict[str, float]] = {}
@@ -47,35 +78,73 @@ def main() -> None:
         sys.exit("report: no results")
 
     mode_order = {"json": 0, "sse": 1}
-    target_order = {"direct": 0, "gateway": 1}
+    target_order = {"direct": 0, "gateway": 1, "gateway-mock": 2, "litellm": 3}
     keys = sorted(runs, key=lambda k: (mode_order.get(k[0], 9), k[2], target_order.get(k[1], 9), k[1]))
 
-    header = ["mode", "target", "conc", "req/s", "p50 ms", "p99 ms", "errors", "req/s vs direct", "+p50 ms", "+p99 ms"]
+    header = ["mode", "conc", "target", "req/s", "p50 ms", "p99 ms", "errors",
+              "req/s vs direct", "+p50 ms", "+p99 ms", "gateway/litellm req/s"]  # fmt: skip
     rows = []
     for mode, target, connections in keys:
         r = runs[(mode, target, connections)]
         base = runs.get((mode, "direct", connections))
         if target != "direct" and base:
-            ratio = f"{r['rps'] / base['rps']:.2f}x" if base["rps"] else "-"
+            ratio = times(r["rps"] / base["rps"]) if base["rps"] else "-"
             added = [f"{r['p50'] - base['p50']:+.2f}", f"{r['p99'] - base['p99']:+.2f}"]
         else:
             ratio, added = "", ["", ""]
+        litellm = runs.get((mode, "litellm", connections))
+        if target.startswith("gateway") and litellm:
+            vs_litellm = times(r["rps"] / litellm["rps"]) if litellm["rps"] else "-"
+        else:
+            vs_litellm = ""
         rows.append(
-            [mode, target, str(connections), f"{r['rps']:.0f}", f"{r['p50']:.2f}", f"{r['p99']:.2f}",
-             f"{r['errors']:.0f}", ratio, *added]
+            [mode, str(connections), target, f"{r['rps']:.0f}", f"{r['p50']:.2f}", f"{r['p99']:.2f}",
+             f"{r['errors']:.0f}", ratio, *added, vs_litellm]
         )  # fmt: skip
 
-    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
-
-    def line(cells: list[str]) -> str:
-        return "| " + " | ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths))) + " |"
-
     print()
-    print(f"Switchboard benchmark: wrk, {args.duration} per run; json = non-streaming, sse = stream with usage")
-    print(line(header))
-    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
-    for row in rows:
-        print(line(row))
+    version = f" (LiteLLM {args.litellm_version})" if args.litellm_version else ""
+    print(f"Switchboard benchmark{version}: wrk, {args.duration} per run; "
+          "json = non-streaming, sse = stream with usage; latencies in ms.")  # fmt: skip
+    print()
+    print("\n".join(table(header, rows, left=3)))
+
+    if args.rss and args.rss.exists():
+        mem_rows = []
+        for line in args.rss.read_text().splitlines():
+            name, count, hwm_kb, rss_kb = line.split("\t")
+            mem_rows.append(
+                [name, SERVES.get(name, ""), count, f"{int(hwm_kb) / 1024:.1f}", f"{int(rss_kb) / 1024:.1f}"]
+            )
+        print()
+        print("Memory at the end of the load, summed over each server's process tree (peak = VmHWM):")
+        print()
+        print("\n".join(table(["process", "serves", "processes", "peak RSS MiB", "RSS at end MiB"], mem_rows, left=2)))
+
+    goals = []
+    for mode in sorted({k[0] for k in runs}, key=lambda m: mode_order.get(m, 9)):
+        gateway = {c: r for (m, t, c), r in runs.items() if m == mode and t == "gateway"}
+        direct = {c: r for (m, t, c), r in runs.items() if m == mode and t == "direct"}
+        litellm = {c: r for (m, t, c), r in runs.items() if m == mode and t == "litellm"}
+        if 1 in gateway and 1 in direct:
+            added = gateway[1]["p50"] - direct[1]["p50"]
+            goals.append([mode, "added p50 at c=1", f"{added:+.3f} ms", f"< {P50_ADDED_MAX_MS} ms",
+                          added < P50_ADDED_MAX_MS])  # fmt: skip
+        if 16 in gateway and 16 in direct:
+            added = gateway[16]["p99"] - direct[16]["p99"]
+            goals.append([mode, "added p99 at c=16", f"{added:+.3f} ms", f"< {P99_ADDED_MAX_MS} ms",
+                          added < P99_ADDED_MAX_MS])  # fmt: skip
+        if 64 in gateway and 64 in litellm and litellm[64]["rps"]:
+            ratio = gateway[64]["rps"] / litellm[64]["rps"]
+            goals.append([mode, "req/s vs LiteLLM at c=64", f"{ratio:.1f}x", f">= {LITELLM_RATIO_MIN:.0f}x",
+                          ratio >= LITELLM_RATIO_MIN])  # fmt: skip
+    if goals:
+        print()
+        print("The issue's targets for the gateway:")
+        print()
+        goal_rows = [[m, what, got, want, "yes" if ok else "**no**"] for m, what, got, want, ok in goals]
+        print("\n".join(table(["mode", "target", "measured", "goal", "met"], goal_rows, left=2)))
+
     errors = sum(r["errors"] for r in runs.values())
     if errors:
         print(f"\nWARNING: {errors:.0f} failed requests (non-2xx or socket errors): the numbers above include them.")

@@ -1,18 +1,25 @@
 #!/usr/bin/env bash
-# `make bench`: wrk load against the fake upstream directly and through the gateway, in one run.
+# `make bench`: wrk load against the fake upstream directly, through the gateway and through LiteLLM's
+# proxy, in one run (docs/benchmarks.md).
 #
-# Builds release binaries, starts fake-upstream (--no-record) and the gateway (bench/config, SQLite
-# ledger in a temporary directory) on free loopback ports, warms up, then runs wrk for each mode
-# (JSON and SSE stream), target and concurrency, and prints a table with gateway/direct ratios.
+# Builds release binaries, starts fake-upstream (--no-record), the gateway (bench/config: rate limits
+# and a hard budget that never trigger, SQLite ledger in a temporary directory) and LiteLLM's proxy
+# (bench/litellm.yaml, from the venv of bench/litellm-venv.sh, 2 workers) on free loopback ports, checks
+# one request and one stream through each target, warms up, then runs wrk for each mode (JSON and SSE
+# stream), target and concurrency, reads every server's peak RSS from /proc, and prints a markdown
+# table with the ratios against direct and gateway/LiteLLM.
 #
 # Knobs (environment):
 #   BENCH_DURATION=10s           per wrk run
 #   BENCH_CONCURRENCY="1 16 64"  connections per run
 #   BENCH_MODES="json sse"       non-streaming and/or streaming requests
-#   BENCH_TARGETS="direct gateway"  add gateway-mock for the gateway's built-in mock provider (no upstream hop)
+#   BENCH_TARGETS="direct gateway litellm"  add gateway-mock for the gateway's built-in mock provider
+#                                (no upstream hop); leave out litellm to skip its venv and startup
+#   BENCH_BUILD=0                use the release binaries already in $CARGO_TARGET_DIR, no cargo build
 #   BENCH_KEEP=1                 keep the work directory (logs, raw wrk output)
+#   SWITCHBOARD_BENCH_VENV       LiteLLM's venv (default ~/.cache/switchboard/bench-venv)
 #
-# Everything runs on this machine's two cores: wrk, the fake and the gateway compete for them, so the
+# Everything runs on this machine's two cores: wrk, the fake and the target compete for them, so the
 # numbers compare the targets with each other, not with a production deployment.
 set -euo pipefail
 
@@ -22,8 +29,9 @@ export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/switchboard/target}
 duration=${BENCH_DURATION:-10s}
 concurrency=${BENCH_CONCURRENCY:-1 16 64}
 modes=${BENCH_MODES:-json sse}
-targets=${BENCH_TARGETS:-direct gateway}
+targets=${BENCH_TARGETS:-direct gateway litellm}
 key=sk-switchboard-bench
+has_target() { [[ " $targets " == *" $1 "* ]]; }
 
 die() { echo "bench: $*" >&2; exit 1; }
 log() { echo "bench: $*" >&2; }
@@ -31,14 +39,35 @@ log() { echo "bench: $*" >&2; }
 command -v wrk >/dev/null 2>&1 || die "wrk not found: apt-get install wrk"
 command -v curl >/dev/null 2>&1 || die "curl not found: apt-get install curl"
 
-log "building release binaries"
-cargo build --release -p switchboard-gateway -p switchboard-fake-upstream
+if [[ ${BENCH_BUILD:-1} != 0 ]]; then
+    log "building release binaries"
+    cargo build --release -p switchboard-gateway -p switchboard-fake-upstream
+fi
 bin="$CARGO_TARGET_DIR/release"
+[[ -x "$bin/switchboard-gateway" && -x "$bin/fake-upstream" ]] || die "no release binaries in $bin"
+if has_target litellm; then
+    # Before anything starts: the first run installs LiteLLM (a minute or two).
+    litellm_venv=$(bench/litellm-venv.sh) || die "cannot set up LiteLLM's venv (bench/litellm-venv.sh)"
+fi
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/switchboard-bench.XXXXXX")
 pids=()
+litellm_pid=
+litellm_version=
 cleanup() {
-    local pid
+    local pid i
+    if [[ -n $litellm_pid ]]; then
+        # LiteLLM runs in its own process group (setsid): its supervisor and the uvicorn workers.
+        # A few seconds for a graceful stop, then SIGKILL for whatever is left of the group.
+        kill -TERM -- "-$litellm_pid" 2>/dev/null || true
+        for ((i = 0; i < 150; i++)); do
+            ps -e -o pgid=,stat= | awk -v g="$litellm_pid" '$1 == g && $2 !~ /^Z/ { found = 1 } END { exit !found }' \
+                || break
+            sleep 0.1
+        done
+        kill -KILL -- "-$litellm_pid" 2>/dev/null || true
+        wait "$litellm_pid" 2>/dev/null || true
+    fi
     for pid in "${pids[@]}"; do
         kill -TERM "$pid" 2>/dev/null || true
     done
@@ -55,22 +84,35 @@ free_port() {
     python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
 }
 
-# wait_ok URL PID NAME: polls URL until 200, for at most 30 s, failing early if PID died.
+# wait_ok URL PID NAME [SECONDS]: polls URL until 200, for at most SECONDS (30), failing early if PID died.
 wait_ok() {
-    local url=$1 pid=$2 name=$3 i
-    for ((i = 0; i < 300; i++)); do
+    local url=$1 pid=$2 name=$3 seconds=${4:-30} i
+    for ((i = 0; i < seconds * 10; i++)); do
         kill -0 "$pid" 2>/dev/null || { tail -n 20 "$work/$name.log" >&2; die "$name exited during startup"; }
         if curl -fsS -o /dev/null --max-time 1 "$url" 2>/dev/null; then return 0; fi
         sleep 0.1
     done
     tail -n 20 "$work/$name.log" >&2
-    die "$name not ready at $url after 30s"
+    die "$name not ready at $url after ${seconds}s"
 }
 
 fake_port=$(free_port)
 "$bin/fake-upstream" --listen "127.0.0.1:$fake_port" --no-record >"$work/fake-upstream.log" 2>&1 &
 pids+=($!)
 wait_ok "http://127.0.0.1:$fake_port/healthz" "$!" fake-upstream
+
+# LiteLLM first: it takes 10-20 s to import and start its workers, while the gateway starts.
+if has_target litellm; then
+    litellm_port=$(free_port)
+    sed -e "s|{FAKE_BASE_URL}|http://127.0.0.1:$fake_port/v1|g" -e "s|{MASTER_KEY}|$key|g" \
+        bench/litellm.yaml >"$work/litellm.yaml"
+    # setsid: its own process group, so that cleanup stops the workers too. No DATABASE_URL (a
+    # database would turn on spend tracking), quiet logs, no telemetry, the bundled model cost map.
+    env -u DATABASE_URL -u LITELLM_MASTER_KEY LITELLM_LOG=ERROR LITELLM_LOCAL_MODEL_COST_MAP=True \
+        setsid "$litellm_venv/bin/litellm" --config "$work/litellm.yaml" --host 127.0.0.1 --port "$litellm_port" \
+        --num_workers 2 --telemetry False >"$work/litellm.log" 2>&1 &
+    litellm_pid=$!
+fi
 
 mkdir -p "$work/config"
 sed "s|{FAKE_BASE_URL}|http://127.0.0.1:$fake_port/v1|g" bench/config/bench.yaml >"$work/config/bench.yaml"
@@ -83,16 +125,19 @@ RUST_LOG=${RUST_LOG:-warn} "$bin/switchboard-gateway" \
 gateway_pid=$!
 pids+=("$gateway_pid")
 wait_ok "http://127.0.0.1:$gateway_port/readyz" "$gateway_pid" gateway
+if [[ -n $litellm_pid ]]; then
+    wait_ok "http://127.0.0.1:$litellm_port/health/liveliness" "$litellm_pid" litellm 180
+    litellm_version=$("$litellm_venv/bin/python" -c 'import importlib.metadata as m; print(m.version("litellm"))')
+    log "LiteLLM $litellm_version ready"
+fi
 
-# target name -> "URL MODEL". A new target (LiteLLM, issue 4) is one more line here plus its startup
-# above: start `litellm --config ...` from the venv with a model pointing at the fake upstream, wait for
-# it, and add  litellm) echo "http://127.0.0.1:$litellm_port/v1/chat/completions bench-model" ;;
-# bench/report.py prints every target's ratios against `direct` without changes.
+# target name -> "URL MODEL"; bench/report.py prints every target's ratios against `direct`.
 target_spec() {
     case $1 in
         direct) echo "http://127.0.0.1:$fake_port/v1/chat/completions bench-model" ;;
         gateway) echo "http://127.0.0.1:$gateway_port/v1/chat/completions bench-model" ;;
         gateway-mock) echo "http://127.0.0.1:$gateway_port/v1/chat/completions bench-mock" ;;
+        litellm) echo "http://127.0.0.1:$litellm_port/v1/chat/completions bench-model" ;;
         *) die "unknown target $1" ;;
     esac
 }
@@ -107,12 +152,22 @@ run_wrk() {
         || { cat "$out" >&2; die "wrk failed for $mode $target c=$connections"; }
 }
 
-# A request through each target first: a broken setup fails here, not after minutes of load.
+# A request and a stream through each target first: a broken setup fails here, not after minutes of
+# load. The stream must end with its usage chunk and [DONE], as chat.lua asks for.
 for target in $targets; do
     read -r url model <<<"$(target_spec "$target")"
-    curl -fsS --max-time 10 -o /dev/null -H "Authorization: Bearer $key" -H 'Content-Type: application/json' \
+    curl -fsS --max-time 10 -o /dev/null -D "$work/headers-$target.txt" -H "Authorization: Bearer $key" \
+        -H 'Content-Type: application/json' \
         -d "{\"model\":\"$model\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}" "$url" \
         || die "a request to $target ($url) failed"
+    # "Everything on": the gateway's answer must show the bench tenant's rate limits.
+    if [[ $target == gateway* ]] && ! grep -qi '^x-ratelimit-limit-requests:' "$work/headers-$target.txt"; then
+        die "the gateway sent no x-ratelimit-* headers: the bench tenant's rate limits are off (bench/config/bench.yaml)"
+    fi
+    stream=$(curl -fsSN --max-time 10 -H "Authorization: Bearer $key" -H 'Content-Type: application/json' \
+        -d "{\"model\":\"$model\",\"stream\":true,\"stream_options\":{\"include_usage\":true},\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}" \
+        "$url") || die "a stream from $target ($url) failed"
+    [[ $stream == *'"usage":'*'data: [DONE]'* ]] || die "the stream from $target has no usage chunk or no [DONE]: $stream"
 done
 
 log "warming up"
@@ -133,7 +188,13 @@ for mode in $modes; do
     done
 done
 
+# Memory at the end of the load: peak (VmHWM) and current RSS of each server's process tree.
+procs=("fake-upstream=${pids[0]}" "gateway=$gateway_pid")
+[[ -n $litellm_pid ]] && procs+=("litellm=$litellm_pid")
+python3 bench/rss.py "${procs[@]}" >"$work/rss.tsv"
+
 # Stop the gateway gracefully (flushes the ledger) to report how many rows the load left.
 kill -TERM "$gateway_pid"
 wait "$gateway_pid" || log "the gateway exited with $? after SIGTERM"
-python3 bench/report.py "$work/results" --ledger "$work/ledger.db" --duration "$duration"
+python3 bench/report.py "$work/results" --ledger "$work/ledger.db" --rss "$work/rss.tsv" --duration "$duration" \
+    ${litellm_version:+--litellm-version "$litellm_version"}
