@@ -3,13 +3,17 @@
 //! Opt-in: a route's `cache` policy turns it on; a request overrides with `x-switchboard-cache:
 //! on|off`. Only requests that ask for a deterministic answer (`temperature: 0` or a `seed`, one
 //! choice) are cached, keyed per tenant, so one tenant never sees another's replies. Entries live
-//! in process (moka, bounded by bytes) and, with Redis configured, in Redis for every replica.
+//! in process (moka, bounded by bytes) and, with Redis configured, in Redis for every replica: a
+//! local miss asks Redis, and a Redis hit is kept locally for the rest of its TTL. Redis is
+//! best effort: an error or a reply slower than [`REDIS_TIMEOUT`] counts as a miss.
 //! A hit costs nothing and is recorded in the ledger with zero cost.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use http::HeaderMap;
+use redis::RedisError;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use switchboard_crds::resources::CachePolicy;
@@ -20,9 +24,13 @@ pub const CACHE_HEADER: &str = "x-switchboard-cache";
 /// Cache key: SHA-256 over the tenant, the model and the request.
 pub type CacheKey = [u8; 32];
 
+/// The longest a cache lookup or store may wait for Redis: a slow cache must not slow requests.
+const REDIS_TIMEOUT: Duration = Duration::from_millis(100);
+
 #[derive(Clone)]
 pub struct ResponseCache {
     local: moka::sync::Cache<CacheKey, Entry>,
+    shared: Option<ConnectionManager>,
 }
 
 #[derive(Clone)]
@@ -40,23 +48,71 @@ impl moka::Expiry<CacheKey, Entry> for PerEntryTtl {
 }
 
 impl ResponseCache {
-    /// An in-process cache holding at most `max_bytes` of serialized replies.
-    pub fn new(max_bytes: u64) -> ResponseCache {
+    /// A cache holding at most `max_bytes` of serialized replies in process, shared through
+    /// Redis when `redis_url` is set. Connects lazily: Redis may be down at startup.
+    pub fn new(max_bytes: u64, redis_url: Option<&str>) -> Result<ResponseCache, RedisError> {
         let local = moka::sync::Cache::builder()
             .max_capacity(max_bytes)
             .weigher(|_key, entry: &Entry| u32::try_from(entry.body.to_string().len()).unwrap_or(u32::MAX))
             .expire_after(PerEntryTtl)
             .build();
-        ResponseCache { local }
+        let shared = match redis_url {
+            None => None,
+            Some(url) => {
+                let config = ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(REDIS_TIMEOUT))
+                    .set_response_timeout(Some(REDIS_TIMEOUT))
+                    .set_number_of_retries(0);
+                Some(ConnectionManager::new_lazy_with_config(redis::Client::open(url)?, config)?)
+            }
+        };
+        Ok(ResponseCache { local, shared })
     }
 
-    pub fn get(&self, key: &CacheKey) -> Option<Arc<Value>> {
-        self.local.get(key).map(|entry| entry.body)
+    pub async fn get(&self, key: &CacheKey) -> Option<Arc<Value>> {
+        if let Some(entry) = self.local.get(key) {
+            return Some(entry.body);
+        }
+        let mut redis = self.shared.clone()?;
+        let (text, ttl_ms): (Option<String>, i64) =
+            match redis::pipe().get(redis_key(key)).pttl(redis_key(key)).query_async(&mut redis).await {
+                Ok(reply) => reply,
+                Err(error) => {
+                    tracing::debug!(%error, "shared cache lookup failed; treating it as a miss");
+                    return None;
+                }
+            };
+        let body: Value = serde_json::from_str(&text?).ok()?;
+        let ttl = Duration::from_millis(u64::try_from(ttl_ms).ok().filter(|ms| *ms > 0)?);
+        let body = Arc::new(body);
+        self.local.insert(*key, Entry { body: body.clone(), ttl });
+        Some(body)
     }
 
+    /// Stores a reply; the Redis write happens in the background.
     pub fn put(&self, key: CacheKey, body: Value, ttl: Duration) {
+        if let Some(mut redis) = self.shared.clone() {
+            let text = body.to_string();
+            let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
+            tokio::spawn(async move {
+                let stored: Result<(), RedisError> = redis::cmd("SET")
+                    .arg(redis_key(&key))
+                    .arg(text)
+                    .arg("PX")
+                    .arg(ttl_ms)
+                    .query_async(&mut redis)
+                    .await;
+                if let Err(error) = stored {
+                    tracing::debug!(%error, "shared cache store failed");
+                }
+            });
+        }
         self.local.insert(key, Entry { body: Arc::new(body), ttl });
     }
+}
+
+fn redis_key(key: &CacheKey) -> String {
+    format!("switchboard:cache:{}", hex::encode(key))
 }
 
 /// How long this request's reply may be cached, or `None` if it must not be.
@@ -142,13 +198,13 @@ mod tests {
         assert_eq!(ttl_for(None, &headers), Some(Duration::from_secs(300)));
     }
 
-    #[test]
-    fn entries_expire_after_their_ttl() {
-        let cache = ResponseCache::new(1 << 20);
+    #[tokio::test]
+    async fn entries_expire_after_their_ttl() {
+        let cache = ResponseCache::new(1 << 20, None).unwrap();
         let key = [1; 32];
         cache.put(key, json!({"id": "x"}), Duration::from_millis(30));
-        assert_eq!(cache.get(&key).as_deref(), Some(&json!({"id": "x"})));
-        std::thread::sleep(Duration::from_millis(60));
-        assert!(cache.get(&key).is_none());
+        assert_eq!(cache.get(&key).await.as_deref(), Some(&json!({"id": "x"})));
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        assert!(cache.get(&key).await.is_none());
     }
 }

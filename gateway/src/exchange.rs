@@ -215,7 +215,7 @@ impl Exchange {
             }
         }
         if let Some((key, _)) = &self.cache {
-            let hit = state.cache.get(key);
+            let hit = state.cache.get(key).await;
             self.metrics.cache_lookup(hit.is_some());
             headers.push((
                 HeaderName::from_static(cache::CACHE_HEADER),

@@ -42,6 +42,8 @@ pub enum StartError {
     Metrics(#[from] prometheus::Error),
     #[error(transparent)]
     RateLimits(#[from] RateLimitError),
+    #[error("invalid Redis URL for the response cache: {0}")]
+    Cache(#[source] redis::RedisError),
     #[error("cannot open the budget counters: {0}")]
     Budgets(#[from] BudgetError),
 }
@@ -121,7 +123,8 @@ pub async fn start(settings: &Settings) -> Result<RunningGateway, StartError> {
             capacity: settings.queue_capacity,
             timeout: Duration::from_millis(settings.queue_timeout_ms),
         }),
-        cache: ResponseCache::new(settings.cache_max_mib * 1024 * 1024),
+        cache: ResponseCache::new(settings.cache_max_mib * 1024 * 1024, settings.redis_url.as_deref())
+            .map_err(StartError::Cache)?,
         limiter,
         budgets: budgets.clone(),
         admin_token_sha256: settings

@@ -42,8 +42,9 @@ pub struct Settings {
         hide_env_values = true
     )]
     pub database_url: String,
-    /// Redis for rate limits shared by every replica (`redis://HOST:PORT/`). Without it each
-    /// replica limits on its own. While Redis is unreachable, replicas fall back to local limits.
+    /// Redis shared by every replica (`redis://HOST:PORT/`) for rate limits and cached replies.
+    /// Without it each replica limits and caches on its own. While Redis is unreachable, replicas
+    /// fall back to local limits and local cache entries.
     #[arg(long, env = "SWITCHBOARD_REDIS_URL", hide_env_values = true)]
     pub redis_url: Option<String>,
     /// Bearer token for `/admin/v1/*`. Admin endpoints are disabled without it.

@@ -218,3 +218,30 @@ async fn two_replicas_enforce_one_rate_limit_and_one_budget_together() {
     assert_eq!(spent, served as i64 * COST_NANOS);
     assert!(spent <= 100_000, "one budget across both replicas: spent {spent} of 100000");
 }
+
+#[tokio::test]
+async fn two_replicas_share_cached_replies_through_redis() {
+    let run = uuid::Uuid::new_v4().simple().to_string();
+    let (a, b, _) =
+        two_replicas(&tenant(&format!("cached-{}", &run[..8]), "sk-test-cached", "{}", None)).await;
+    let request = json!({"model": "fake-model", "temperature": 0,
+        "messages": [{"role": "user", "content": format!("cache me {run}")}]});
+    let post = |h: &Harness| {
+        h.client
+            .post(h.url("/v1/chat/completions"))
+            .bearer_auth("sk-test-cached")
+            .header("x-switchboard-cache", "on")
+            .json(&request)
+            .send()
+    };
+    let first = post(&a).await.unwrap();
+    assert_eq!(first.headers()["x-switchboard-cache"], "miss");
+    let first: Value = first.json().await.unwrap();
+    common::eventually("the other replica serves the cached reply", || async {
+        let response = post(&b).await.unwrap();
+        response.headers()["x-switchboard-cache"] == "hit" && response.json::<Value>().await.unwrap() == first
+    })
+    .await;
+    assert_eq!(a.upstream.request_count(), 1);
+    assert_eq!(b.upstream.request_count(), 0, "replica b never called its provider");
+}
