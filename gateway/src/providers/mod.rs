@@ -177,7 +177,8 @@ impl Provider {
         // Parsed once here rather than on every request.
         let endpoint = |path: &str| {
             let base = backend.base_url.as_deref().unwrap_or_default();
-            reqwest::Url::parse(&format!("{base}{path}")).map_err(|e| format!("invalid baseUrl {base:?}: {e}"))
+            reqwest::Url::parse(&format!("{base}{path}"))
+                .map_err(|e| format!("invalid baseUrl {base:?}: {e}"))
         };
         Ok(match backend.provider {
             ProviderKind::Mock => Provider::Mock,

@@ -24,11 +24,7 @@ impl OpenAi {
             // usage chunk again if the client did not ask for it.
             call.body["stream_options"] = json!({"include_usage": true});
         }
-        let mut request = self
-            .client
-            .post(self.url.clone())
-            .timeout(call.timeout)
-            .json(&call.body);
+        let mut request = self.client.post(self.url.clone()).timeout(call.timeout).json(&call.body);
         if let Some(key) = &self.api_key {
             request = request.bearer_auth(key);
         }
