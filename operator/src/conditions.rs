@@ -1,6 +1,6 @@
-//! Status conditions, computed purely from render problems: `Accepted` (the spec is valid),
-//! `ResolvedRefs` (every referenced Secret and resource exists) and `Ready` (both, and the
-//! config holding the resource is published).
+//! Status conditions, computed purely from render problems (or a decode error): `Accepted` (the
+//! spec is valid), `ResolvedRefs` (every referenced Secret and resource exists) and `Ready` (both,
+//! and the config holding the resource is published).
 
 use switchboard_crds::render::RenderError;
 use switchboard_crds::resources::Condition;
@@ -8,6 +8,8 @@ use switchboard_crds::resources::Condition;
 pub const ACCEPTED: &str = "Accepted";
 pub const RESOLVED_REFS: &str = "ResolvedRefs";
 pub const READY: &str = "Ready";
+/// The reason of every condition of an object that does not decode into its Rust type.
+pub const INVALID_OBJECT: &str = "InvalidObject";
 
 /// What the operator knows about one resource after a reconcile.
 #[derive(Clone, Copy, Debug)]
@@ -54,6 +56,23 @@ pub fn desired(observation: Observation<'_>, previous: &[Condition], now: &str) 
                 observed_generation: observation.generation,
                 last_transition_time,
             }
+        })
+        .collect()
+}
+
+/// The conditions of an object that does not decode: not accepted, references unchecked, not
+/// ready, each with the decode error. The previous conditions cannot be read, so every
+/// `lastTransitionTime` is `now`.
+pub fn undecodable(generation: Option<i64>, error: &str, now: &str) -> Vec<Condition> {
+    [(ACCEPTED, "False"), (RESOLVED_REFS, "Unknown"), (READY, "False")]
+        .into_iter()
+        .map(|(type_, status)| Condition {
+            type_: type_.to_owned(),
+            status: status.to_owned(),
+            reason: INVALID_OBJECT.to_owned(),
+            message: format!("the object does not decode: {error}"),
+            observed_generation: generation,
+            last_transition_time: Some(now.to_owned()),
         })
         .collect()
 }
@@ -127,6 +146,17 @@ mod tests {
         assert_eq!((resolved.status.as_str(), resolved.reason.as_str()), ("False", "SecretNotFound"));
         assert!(resolved.message.contains("spec.apiKeys[0].secretRef: Secret sb/k not found"));
         assert_eq!(find(&conditions, READY).reason, "SecretNotFound");
+    }
+
+    #[test]
+    fn an_undecodable_object_is_not_ready_with_the_decode_error() {
+        let conditions = undecodable(Some(4), "invalid type: string \"x\", expected u8", "T1");
+        let ready = find(&conditions, READY);
+        assert_eq!((ready.status.as_str(), ready.reason.as_str()), ("False", INVALID_OBJECT));
+        assert!(ready.message.contains("expected u8"), "{}", ready.message);
+        assert_eq!(find(&conditions, ACCEPTED).status, "False");
+        assert_eq!(find(&conditions, RESOLVED_REFS).status, "Unknown");
+        assert!(conditions.iter().all(|c| c.observed_generation == Some(4)));
     }
 
     #[test]

@@ -1,8 +1,10 @@
 //! Watches, leadership and the reconcile loop.
 //!
-//! Reflectors keep in-memory stores of the four kinds and the namespace's Secrets. Any change,
-//! a leadership change, a failed reconcile's backoff timer or the periodic resync triggers one
-//! reconcile of everything; bursts of changes coalesce into one. Only the Lease holder writes.
+//! Reflectors keep in-memory stores of the four kinds and the namespace's Secrets; the kinds are
+//! watched through `DeserializeGuard`, so an object that does not decode is stored as its error
+//! instead of failing the watch. Any change, a leadership change, a failed reconcile's backoff
+//! timer or the periodic resync triggers one reconcile of everything; bursts of changes coalesce
+//! into one. Only the Lease holder writes.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -10,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use futures::{FutureExt, Stream, StreamExt, stream};
 use k8s_openapi::api::core::v1::Secret;
+use kube::core::DeserializeGuard;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
@@ -58,10 +61,14 @@ pub async fn run(
     ready: Arc<AtomicBool>,
 ) -> Result<(), RunError> {
     let namespace = settings.namespace.clone();
-    let (tenants, tenant_changes) = watch(Api::<Tenant>::namespaced(client.clone(), &namespace));
-    let (personas, persona_changes) = watch(Api::<Persona>::namespaced(client.clone(), &namespace));
-    let (routes, route_changes) = watch(Api::<ProviderRoute>::namespaced(client.clone(), &namespace));
-    let (budgets, budget_changes) = watch(Api::<Budget>::namespaced(client.clone(), &namespace));
+    let (tenants, tenant_changes) =
+        watch(Api::<DeserializeGuard<Tenant>>::namespaced(client.clone(), &namespace));
+    let (personas, persona_changes) =
+        watch(Api::<DeserializeGuard<Persona>>::namespaced(client.clone(), &namespace));
+    let (routes, route_changes) =
+        watch(Api::<DeserializeGuard<ProviderRoute>>::namespaced(client.clone(), &namespace));
+    let (budgets, budget_changes) =
+        watch(Api::<DeserializeGuard<Budget>>::namespaced(client.clone(), &namespace));
     let (secrets, secret_changes) = watch(Api::<Secret>::namespaced(client.clone(), &namespace));
     let mut watches = stream::select_all([
         tenant_changes.boxed(),
@@ -87,6 +94,7 @@ pub async fn run(
         settings,
         metrics,
         stores,
+        reported: Default::default(),
     };
 
     let lease = LeaseManagerBuilder::new(client, "switchboard-operator")
@@ -200,4 +208,73 @@ fn shutdown_signal() -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> +
         }
         tracing::info!("shutting down");
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::Router;
+    use axum::body::Body;
+    use axum::extract::RawQuery;
+    use axum::routing::get;
+    use serde_json::json;
+
+    use super::*;
+
+    fn tenant(name: &str, spec: serde_json::Value) -> serde_json::Value {
+        json!({
+            "apiVersion": "switchboard.dev/v1alpha1",
+            "kind": "Tenant",
+            "metadata": {"name": name, "namespace": "sb", "resourceVersion": "1"},
+            "spec": spec,
+        })
+    }
+
+    /// A fake API server listing one Tenant that does not decode between two that do; each watch
+    /// sends one more undecodable Tenant and stays open.
+    fn api_server() -> Router {
+        let list = json!({
+            "apiVersion": "switchboard.dev/v1alpha1",
+            "kind": "TenantList",
+            "metadata": {"resourceVersion": "1"},
+            "items": [
+                tenant("a", json!({})),
+                tenant("newer", json!({"priority": "high"})),
+                tenant("b", json!({"priority": 3})),
+            ],
+        });
+        let added =
+            format!("{}\n", json!({"type": "ADDED", "object": tenant("late", json!({"namespaces": 1}))}));
+        let handler = move |RawQuery(query): RawQuery| async move {
+            if query.is_some_and(|q| q.contains("watch=true")) {
+                let event = stream::once(async move { Ok::<_, std::io::Error>(added) });
+                Body::from_stream(event.chain(stream::pending()))
+            } else {
+                Body::from(list.to_string())
+            }
+        };
+        Router::new().route("/apis/switchboard.dev/v1alpha1/namespaces/sb/tenants", get(handler))
+    }
+
+    #[tokio::test]
+    async fn undecodable_objects_do_not_stall_the_watch() {
+        let client = Client::new(api_server(), "sb");
+        let (store, changes) = watch(Api::<DeserializeGuard<Tenant>>::namespaced(client.clone(), "sb"));
+        let mut changes = changes.boxed();
+        let all_seen = async {
+            while store.state().len() < 4 {
+                changes.next().await;
+            }
+        };
+        assert!(tokio::time::timeout(Duration::from_secs(5), all_seen).await.is_ok(), "the watch stalled");
+        let mut names: Vec<(String, bool)> =
+            store.state().iter().map(|t| (t.meta().name.clone().unwrap_or_default(), t.0.is_ok())).collect();
+        names.sort();
+        let expected = [("a", true), ("b", true), ("late", false), ("newer", false)];
+        assert_eq!(names, expected.map(|(name, ok)| (name.to_owned(), ok)));
+
+        // Without the guard the same list fails as a whole, which is what stalled the operator.
+        let unguarded = watcher(Api::<Tenant>::namespaced(client, "sb"), watcher::Config::default());
+        let failed = unguarded.any(|event| async move { event.is_err() });
+        assert!(matches!(tokio::time::timeout(Duration::from_secs(5), failed).await, Ok(true)));
+    }
 }

@@ -4,10 +4,17 @@
 //! many teams: one team's other resource must not freeze everyone's config. So the operator
 //! renders, sets aside every resource named in an error, and renders the rest again, until the
 //! remainder renders cleanly. Set-aside resources get `Ready=False` with the reasons.
+//!
+//! Objects that do not even decode into their Rust type (written under an older or newer CRD
+//! schema, say) are watched through `DeserializeGuard`, so they cannot stall a watch; `split()`
+//! sets them aside before rendering, like resources with render errors.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
-use kube::core::Resource;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::core::error_boundary::InvalidObject;
+use kube::core::{DeserializeGuard, Resource};
 use switchboard_crds::GatewayConfig;
 use switchboard_crds::render::{RenderError, Resources, SecretStore, render};
 
@@ -21,15 +28,65 @@ pub struct ObjectKey {
 
 impl ObjectKey {
     pub fn of<K: Resource<DynamicType = ()>>(kind: &'static str, object: &K) -> ObjectKey {
+        ObjectKey::of_meta(kind, object.meta())
+    }
+
+    pub fn of_meta(kind: &'static str, meta: &ObjectMeta) -> ObjectKey {
         ObjectKey {
             kind,
-            namespace: object.meta().namespace.clone().unwrap_or_default(),
-            name: object.meta().name.clone().unwrap_or_default(),
+            namespace: meta.namespace.clone().unwrap_or_default(),
+            name: meta.name.clone().unwrap_or_default(),
         }
     }
 
     fn of_error(error: &RenderError) -> ObjectKey {
         ObjectKey { kind: error.kind, namespace: error.namespace.clone(), name: error.name.clone() }
+    }
+}
+
+/// One kind's watched objects: those that decode, and those that do not (metadata and error only).
+#[derive(Debug)]
+pub struct Split<K> {
+    pub decoded: Vec<K>,
+    pub undecodable: Vec<InvalidObject>,
+}
+
+/// Clones the objects that decode; undecodable ones keep only what kube could read of them.
+pub fn split<K: Clone>(objects: &[Arc<DeserializeGuard<K>>]) -> Split<K> {
+    let mut split = Split { decoded: Vec::new(), undecodable: Vec::new() };
+    for object in objects {
+        match &object.0 {
+            Ok(decoded) => split.decoded.push(decoded.clone()),
+            Err(invalid) => split.undecodable.push(invalid.clone()),
+        }
+    }
+    split
+}
+
+/// What was last reported about each undecodable object. Their current conditions cannot be
+/// read, so this is what keeps the report (status, Event, log line) to once per distinct error
+/// instead of once per reconcile. Forgotten on restart, which reports once more.
+#[derive(Debug, Default)]
+pub struct Reported(BTreeMap<ObjectKey, (Option<String>, Option<i64>, String)>);
+
+impl Reported {
+    fn fingerprint(object: &InvalidObject) -> (Option<String>, Option<i64>, String) {
+        (object.metadata.uid.clone(), object.metadata.generation, object.error.clone())
+    }
+
+    pub fn is_new(&self, key: &ObjectKey, object: &InvalidObject) -> bool {
+        self.0.get(key) != Some(&Reported::fingerprint(object))
+    }
+
+    pub fn insert(&mut self, key: ObjectKey, object: &InvalidObject) {
+        self.0.insert(key, Reported::fingerprint(object));
+    }
+
+    /// Forgets the objects of `kind` that no longer fail, so a later failure is reported again.
+    pub fn retain(&mut self, kind: &'static str, undecodable: &[InvalidObject]) {
+        self.0.retain(|key, _| {
+            key.kind != kind || undecodable.iter().any(|o| ObjectKey::of_meta(kind, &o.metadata) == *key)
+        });
     }
 }
 
@@ -68,9 +125,54 @@ pub fn render_isolated(resources: &Resources, secrets: &SecretStore) -> Outcome 
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
     use switchboard_crds::manifest;
+    use switchboard_crds::resources::Tenant;
 
     use super::*;
+
+    fn tenant(name: &str, generation: i64, spec: serde_json::Value) -> Arc<DeserializeGuard<Tenant>> {
+        let object = json!({
+            "apiVersion": "switchboard.dev/v1alpha1",
+            "kind": "Tenant",
+            "metadata": {"name": name, "namespace": "sb", "uid": format!("uid-{name}"), "generation": generation},
+            "spec": spec,
+        });
+        Arc::new(serde_json::from_value(object).unwrap())
+    }
+
+    #[test]
+    fn split_keeps_the_objects_that_decode_and_the_metadata_and_error_of_the_others() {
+        let objects = [
+            tenant("good", 1, json!({"priority": 5})),
+            tenant("newer", 1, json!({"priority": "high"})),
+            tenant("also-good", 1, json!({})),
+        ];
+        let split = split(&objects);
+        let decoded: Vec<_> = split.decoded.iter().filter_map(|t| t.metadata.name.as_deref()).collect();
+        assert_eq!(decoded, ["good", "also-good"]);
+        assert_eq!(split.undecodable.len(), 1);
+        let invalid = &split.undecodable[0];
+        assert_eq!(ObjectKey::of_meta("Tenant", &invalid.metadata).name, "newer");
+        assert!(invalid.error.contains("Expected u8"), "{}", invalid.error);
+    }
+
+    #[test]
+    fn an_undecodable_object_is_reported_once_per_generation_and_again_after_recovering() {
+        let invalid =
+            |generation| split(&[tenant("bad", generation, json!({"priority": "high"}))]).undecodable;
+        let first = invalid(1);
+        let key = ObjectKey::of_meta("Tenant", &first[0].metadata);
+        let mut reported = Reported::default();
+        assert!(reported.is_new(&key, &first[0]));
+        reported.insert(key.clone(), &first[0]);
+        assert!(!reported.is_new(&key, &invalid(1)[0]), "same error, same generation");
+        assert!(reported.is_new(&key, &invalid(2)[0]), "a new generation is reported again");
+        reported.retain("Persona", &[]);
+        assert!(!reported.is_new(&key, &first[0]), "other kinds do not forget Tenants");
+        reported.retain("Tenant", &[]);
+        assert!(reported.is_new(&key, &first[0]), "a recovered object is forgotten");
+    }
 
     fn load(text: &str) -> (Resources, SecretStore) {
         let mut resources = Resources::default();

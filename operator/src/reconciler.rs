@@ -6,12 +6,14 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Debug;
-use std::sync::Arc;
+use std::sync::{Mutex, PoisonError};
 
 use k8s_openapi::NamespaceResourceScope;
-use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use k8s_openapi::api::core::v1::{ConfigMap, ObjectReference, Secret};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
+use kube::core::DeserializeGuard;
+use kube::core::error_boundary::InvalidObject;
 use kube::runtime::events::{Event, EventType, Recorder};
 use kube::runtime::reflector::Store;
 use kube::{Client, Resource, ResourceExt};
@@ -23,7 +25,7 @@ use switchboard_crds::{Resources, SecretStore};
 
 use crate::build::{self, GatewayTarget, MANAGED_BY, Owned};
 use crate::conditions::{self, Observation, READY};
-use crate::isolate::{ObjectKey, Outcome, render_isolated};
+use crate::isolate::{ObjectKey, Outcome, Reported, Split, render_isolated, split};
 use crate::metrics::Metrics;
 use crate::settings::Settings;
 
@@ -32,13 +34,16 @@ pub const MANAGER: &str = "switchboard-operator";
 /// Keeps a deleted Tenant until its keys are out of the published config and its policies gone.
 pub const FINALIZER: &str = "switchboard.dev/revoke-access";
 
-/// The watched objects, kept current by reflectors.
+/// The watched objects, kept current by reflectors. The four kinds are guarded so that an object
+/// that does not decode is kept (as metadata and error) instead of failing its whole watch.
+/// Secrets are not: the API server validates core types strictly, and an Event about a Secret
+/// that failed to decode could quote its value.
 #[derive(Clone)]
 pub struct Stores {
-    pub tenants: Store<Tenant>,
-    pub personas: Store<Persona>,
-    pub routes: Store<ProviderRoute>,
-    pub budgets: Store<Budget>,
+    pub tenants: Store<DeserializeGuard<Tenant>>,
+    pub personas: Store<DeserializeGuard<Persona>>,
+    pub routes: Store<DeserializeGuard<ProviderRoute>>,
+    pub budgets: Store<DeserializeGuard<Budget>>,
     pub secrets: Store<Secret>,
 }
 
@@ -49,6 +54,8 @@ pub struct Context {
     pub metrics: Metrics,
     pub recorder: Recorder,
     pub stores: Stores,
+    /// Undecodable objects already reported; only the reconcile loop locks it, never across an await.
+    pub reported: Mutex<Reported>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -81,10 +88,10 @@ impl Error {
 
 /// The resources as the stores hold them now.
 struct Snapshot {
-    tenants: Vec<Arc<Tenant>>,
-    personas: Vec<Arc<Persona>>,
-    routes: Vec<Arc<ProviderRoute>>,
-    budgets: Vec<Arc<Budget>>,
+    tenants: Split<Tenant>,
+    personas: Split<Persona>,
+    routes: Split<ProviderRoute>,
+    budgets: Split<Budget>,
     secrets: SecretStore,
 }
 
@@ -95,27 +102,25 @@ impl Snapshot {
             secrets.insert_secret(&secret, "");
         }
         Snapshot {
-            tenants: stores.tenants.state(),
-            personas: stores.personas.state(),
-            routes: stores.routes.state(),
-            budgets: stores.budgets.state(),
+            tenants: split(&stores.tenants.state()),
+            personas: split(&stores.personas.state()),
+            routes: split(&stores.routes.state()),
+            budgets: split(&stores.budgets.state()),
             secrets,
         }
     }
 
-    /// What to render: everything but Tenants being deleted (their access is revoked first).
+    /// What to render: every object that decodes, but Tenants being deleted (their access is
+    /// revoked first).
     fn resources(&self) -> Resources {
+        let live = self.tenants.decoded.iter().filter(|t| t.meta().deletion_timestamp.is_none());
         Resources {
-            tenants: cloned(self.tenants.iter().filter(|t| t.meta().deletion_timestamp.is_none())),
-            personas: cloned(&self.personas),
-            routes: cloned(&self.routes),
-            budgets: cloned(&self.budgets),
+            tenants: live.cloned().collect(),
+            personas: self.personas.decoded.clone(),
+            routes: self.routes.decoded.clone(),
+            budgets: self.budgets.decoded.clone(),
         }
     }
-}
-
-fn cloned<'a, K: Clone + 'a>(objects: impl IntoIterator<Item = &'a Arc<K>>) -> Vec<K> {
-    objects.into_iter().map(|o| (**o).clone()).collect()
 }
 
 pub async fn reconcile(ctx: &Context) -> Result<(), Error> {
@@ -123,7 +128,8 @@ pub async fn reconcile(ctx: &Context) -> Result<(), Error> {
     let outcome = render_isolated(&snapshot.resources(), &snapshot.secrets);
     let published = match &outcome.config {
         Some(config) => {
-            apply(ctx, build::owned(config, &target(&ctx.settings), &owners(&snapshot.tenants))).await?;
+            let owners = owners(&snapshot.tenants.decoded);
+            apply(ctx, build::owned(config, &target(&ctx.settings), &owners)).await?;
             true
         }
         None => false,
@@ -155,7 +161,7 @@ fn target(settings: &Settings) -> GatewayTarget {
 }
 
 fn owners(
-    tenants: &[Arc<Tenant>],
+    tenants: &[Tenant],
 ) -> BTreeMap<String, k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference> {
     tenants.iter().filter_map(|t| Some((t.name_any(), t.controller_owner_ref(&())?))).collect()
 }
@@ -218,7 +224,7 @@ conditioned!(Tenant, Persona, ProviderRoute, Budget);
 async fn write_statuses<K>(
     ctx: &Context,
     kind: &'static str,
-    objects: &[Arc<K>],
+    objects: &Split<K>,
     outcome: &Outcome,
     published: bool,
     extra: impl Fn(&K) -> serde_json::Value,
@@ -232,9 +238,9 @@ where
         + Serialize,
 {
     let now = now_rfc3339();
-    let mut not_ready = 0;
-    for object in objects.iter().filter(|o| o.meta().deletion_timestamp.is_none()) {
-        let key = ObjectKey::of(kind, object.as_ref());
+    let mut not_ready = report_undecodable::<K>(ctx, kind, &objects.undecodable, &now).await;
+    for object in objects.decoded.iter().filter(|o| o.meta().deletion_timestamp.is_none()) {
+        let key = ObjectKey::of(kind, object);
         let problems = outcome.problems.get(&key).map_or(&[][..], Vec::as_slice);
         let generation = object.meta().generation;
         let previous = object.current_conditions();
@@ -250,26 +256,76 @@ where
         if let (Some(status), Some(fields)) = (status.as_object_mut(), extra(object).as_object()) {
             status.extend(fields.clone());
         }
-        let patch = json!({"apiVersion": K::api_version(&()), "kind": kind, "status": status});
-        let api: Api<K> = Api::namespaced(ctx.client.clone(), &key.namespace);
-        api.patch_status(&key.name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&patch))
-            .await
-            .map_err(|source| Error::Status {
-                what: format!("{kind} {}/{}", key.namespace, key.name),
-                source,
-            })?;
+        write_status::<K>(ctx, &key, status).await?;
         let was_ready =
             previous.iter().find(|c| c.type_ == READY).map(|c| (c.status.clone(), c.reason.clone()));
         if let Some(ready) = ready.filter(|r| was_ready != Some((r.status.clone(), r.reason.clone()))) {
-            publish(ctx, object.as_ref(), ready).await;
+            publish(ctx, &object.object_ref(&()), ready).await;
         }
     }
     ctx.metrics.not_ready.with_label_values(&[kind]).set(not_ready);
     Ok(())
 }
 
+/// Marks objects that do not decode not ready, with a Warning Event and a log line, once per
+/// distinct error. They are not in the render, so their dependents report unknown references.
+/// Returns how many are not ready.
+async fn report_undecodable<K>(ctx: &Context, kind: &'static str, objects: &[InvalidObject], now: &str) -> i64
+where
+    K: Resource<DynamicType = (), Scope = NamespaceResourceScope> + Clone + Debug + DeserializeOwned,
+{
+    reported(ctx).retain(kind, objects);
+    let mut not_ready = 0;
+    for object in objects.iter().filter(|o| o.metadata.deletion_timestamp.is_none()) {
+        not_ready += 1;
+        let key = ObjectKey::of_meta(kind, &object.metadata);
+        if !reported(ctx).is_new(&key, object) {
+            continue;
+        }
+        tracing::warn!(
+            kind,
+            namespace = %key.namespace,
+            name = %key.name,
+            error = %object.error,
+            "object does not decode; left out of the gateway config"
+        );
+        let generation = object.metadata.generation;
+        let desired = conditions::undecodable(generation, &object.error, now);
+        let status = json!({"conditions": desired, "observedGeneration": generation});
+        // Best effort: server-side apply can refuse an object that no longer matches its schema,
+        // and that must not hold up everyone else's statuses. The Event still reports it.
+        if let Err(error) = write_status::<K>(ctx, &key, status).await {
+            tracing::warn!(%error, "cannot mark the undecodable object not ready; retried when it changes");
+        }
+        if let Some(ready) = desired.iter().find(|c| c.type_ == READY) {
+            let reference = DeserializeGuard::<K>(Err(object.clone())).object_ref(&());
+            publish(ctx, &reference, ready).await;
+        }
+        reported(ctx).insert(key, object);
+    }
+    not_ready
+}
+
+fn reported(ctx: &Context) -> std::sync::MutexGuard<'_, Reported> {
+    ctx.reported.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Server-side applies `status` with the operator's field manager. The response is decoded
+/// through `DeserializeGuard`, so this works on objects that do not decode too.
+async fn write_status<K>(ctx: &Context, key: &ObjectKey, status: serde_json::Value) -> Result<(), Error>
+where
+    K: Resource<DynamicType = (), Scope = NamespaceResourceScope> + Clone + Debug + DeserializeOwned,
+{
+    let patch = json!({"apiVersion": K::api_version(&()), "kind": key.kind, "status": status});
+    let api: Api<DeserializeGuard<K>> = Api::namespaced(ctx.client.clone(), &key.namespace);
+    api.patch_status(&key.name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&patch)).await.map_err(
+        |source| Error::Status { what: format!("{} {}/{}", key.kind, key.namespace, key.name), source },
+    )?;
+    Ok(())
+}
+
 /// An Event for a change of `Ready`: Normal when it became True, Warning with the reason otherwise.
-async fn publish<K: Resource<DynamicType = ()>>(ctx: &Context, object: &K, ready: &Condition) {
+async fn publish(ctx: &Context, object: &ObjectReference, ready: &Condition) {
     let event = Event {
         type_: if ready.status == "True" { EventType::Normal } else { EventType::Warning },
         reason: ready.reason.clone(),
@@ -277,28 +333,31 @@ async fn publish<K: Resource<DynamicType = ()>>(ctx: &Context, object: &K, ready
         action: "Reconcile".into(),
         secondary: None,
     };
-    if let Err(error) = ctx.recorder.publish(&event, &object.object_ref(&())).await {
+    if let Err(error) = ctx.recorder.publish(&event, object).await {
         tracing::warn!(%error, "cannot publish Event");
     }
 }
 
 /// Adds the finalizer to live Tenants; removes it from deleted ones, whose keys are already out
-/// of the published config and whose policies are gone (they were not rendered).
-async fn finalizers(ctx: &Context, tenants: &[Arc<Tenant>]) -> Result<(), Error> {
-    for tenant in tenants {
-        let mut list = tenant.finalizers().to_vec();
+/// of the published config and whose policies are gone (they were not rendered). Undecodable
+/// Tenants were never rendered: they only lose the finalizer, so they do not hang in deletion.
+async fn finalizers(ctx: &Context, tenants: &Split<Tenant>) -> Result<(), Error> {
+    let undecodable =
+        tenants.undecodable.iter().map(|o| &o.metadata).filter(|m| m.deletion_timestamp.is_some());
+    for tenant in tenants.decoded.iter().map(Resource::meta).chain(undecodable) {
+        let mut list = tenant.finalizers.clone().unwrap_or_default();
         let has = list.iter().any(|f| f == FINALIZER);
-        let deleting = tenant.meta().deletion_timestamp.is_some();
+        let deleting = tenant.deletion_timestamp.is_some();
         match (deleting, has) {
             (false, false) => list.push(FINALIZER.to_owned()),
             (true, true) => list.retain(|f| f != FINALIZER),
             _ => continue,
         }
-        let namespace = tenant.namespace().unwrap_or_default();
-        let name = tenant.name_any();
+        let namespace = tenant.namespace.clone().unwrap_or_default();
+        let name = tenant.name.clone().unwrap_or_default();
         // resourceVersion makes this a compare-and-swap: a concurrent change retries next round.
-        let patch = json!({"metadata": {"finalizers": list, "resourceVersion": tenant.resource_version()}});
-        let api: Api<Tenant> = Api::namespaced(ctx.client.clone(), &namespace);
+        let patch = json!({"metadata": {"finalizers": list, "resourceVersion": tenant.resource_version}});
+        let api: Api<DeserializeGuard<Tenant>> = Api::namespaced(ctx.client.clone(), &namespace);
         api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
             .await
             .map_err(|source| Error::Finalizer { what: format!("Tenant {namespace}/{name}"), source })?;
