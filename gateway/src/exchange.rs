@@ -20,13 +20,14 @@ use crate::cache::{self, CacheKey};
 use crate::error::ApiError;
 use crate::ledger::{LedgerRecord, LedgerSender};
 use crate::metrics::Metrics;
+use crate::persona::turn::MODEL_PREFIX;
 use crate::providers::{Call, ChunkStream, Reply, UpstreamError};
 use crate::queue::Permit;
 use crate::ratelimit::{Check, Decision, Dimension, RateLimiter};
 use crate::runtime::{BackendRuntime, Caller, Target};
 use crate::state::AppState;
 use crate::usage::{TokenUsage, estimate_tokens};
-use switchboard_crds::config::BudgetConfig;
+use switchboard_crds::config::{BudgetConfig, PersonaConfig};
 use switchboard_crds::decimal::NanoUsd;
 use switchboard_crds::resources::{BudgetScopeKind, RateLimits};
 
@@ -50,6 +51,8 @@ impl Endpoint {
 pub struct Exchange {
     pub id: String,
     pub caller: Caller,
+    /// The persona spoken to, if any (the ledger's `persona`).
+    pub persona: Option<String>,
     pub target: Target,
     pub endpoint: Endpoint,
     /// The model name the client asked for.
@@ -123,10 +126,12 @@ impl Exchange {
         request: &Value,
         endpoint: Endpoint,
         headers: &HeaderMap,
+        persona: Option<&PersonaConfig>,
     ) -> Result<Exchange, ApiError> {
         let Authenticated { runtime, caller } = auth;
-        let model = match request.get("model") {
-            Some(Value::String(model)) if !model.is_empty() => model.clone(),
+        let model = match (persona, request.get("model")) {
+            (Some(persona), _) => format!("{MODEL_PREFIX}{}", persona.name),
+            (None, Some(Value::String(model))) if !model.is_empty() => model.clone(),
             _ => {
                 return Err(ApiError::BadRequest("`model` is required and must be a string".into(), None));
             }
@@ -143,8 +148,15 @@ impl Exchange {
             Some(_) => return Err(ApiError::BadRequest("`stream` must be a boolean".into(), None)),
         };
         let schema = structured_output_schema(request)?;
-        let target =
-            runtime.resolve(&caller, &model).ok_or_else(|| ApiError::ModelNotFound(model.clone()))?.clone();
+        // A persona's model is served as its owner may: the persona may be shared with the caller.
+        let target = match persona {
+            None => runtime.resolve(&caller, &model),
+            Some(persona) => {
+                runtime.resolve_for(&persona.tenant, request["model"].as_str().unwrap_or_default())
+            }
+        }
+        .ok_or_else(|| ApiError::ModelNotFound(model.clone()))?
+        .clone();
         let include_usage =
             request.pointer("/stream_options/include_usage").and_then(Value::as_bool) == Some(true);
         let prompt_chars = messages.iter().map(|m| crate::providers::text_len(&m["content"])).sum();
@@ -161,7 +173,9 @@ impl Exchange {
         let pricing = &target.model.pricing;
         let reserve =
             pricing.input.per_million_times(estimated_input) + pricing.output.per_million_times(max_output);
-        let budgets = runtime.config.budgets.iter().filter(|b| applies(b, &caller)).cloned().collect();
+        let persona_name = persona.map(|p| p.name.as_str());
+        let budgets =
+            runtime.config.budgets.iter().filter(|b| applies(b, &caller, persona_name)).cloned().collect();
         let mut rate_checks = Vec::new();
         if let Some(tenant) = tenant {
             rate_checks.extend(checks(
@@ -174,11 +188,16 @@ impl Exchange {
                 rate_checks.extend(checks(&scope, &key.rate_limits, estimated_tokens));
             }
         }
+        if let Some(persona) = persona {
+            let scope = format!("persona/{}/{}", persona.tenant, persona.name);
+            rate_checks.extend(checks(&scope, &persona.rate_limits, estimated_tokens));
+        }
         let started = Instant::now();
         Ok(Exchange {
             id: uuid::Uuid::now_v7().to_string(),
             max_concurrent: tenant.and_then(|t| t.rate_limits.max_concurrent),
             priority: tenant.map_or(0, |t| t.priority),
+            persona: persona.map(|p| p.name.clone()),
             caller,
             deadline: started + Duration::from_millis(target.route.config.timeout_ms),
             target,
@@ -472,7 +491,7 @@ impl Exchange {
             created_at_ms: i64::try_from(now_ms).unwrap_or(i64::MAX),
             tenant: tenant.clone(),
             api_key: self.caller.key_id.clone(),
-            persona: None,
+            persona: self.persona.clone(),
             model: self.model.clone(),
             route: self.target.route.config.name.clone(),
             backend: backend.to_owned(),
@@ -540,13 +559,13 @@ impl Failure {
 /// Output tokens reserved against budgets and token limits when a request sets no `max_tokens`.
 const DEFAULT_OUTPUT_RESERVATION: u64 = 4096;
 
-/// Whether `budget` covers requests of `caller` (persona budgets apply to persona chats).
-fn applies(budget: &BudgetConfig, caller: &Caller) -> bool {
+/// Whether `budget` covers requests of `caller` (persona budgets: its chats with that persona).
+fn applies(budget: &BudgetConfig, caller: &Caller, persona: Option<&str>) -> bool {
     budget.tenant == caller.tenant
         && match budget.scope {
             BudgetScopeKind::Tenant => true,
             BudgetScopeKind::ApiKey => budget.api_key.as_deref() == Some(caller.key_id.as_str()),
-            BudgetScopeKind::Persona => false,
+            BudgetScopeKind::Persona => persona.is_some() && budget.persona.as_deref() == persona,
         }
 }
 

@@ -126,8 +126,7 @@ impl Ledger {
             .connect(url)
             .await
             .map_err(LedgerError::Connect)?;
-        // The schema is portable SQL, so one set of migrations serves both databases.
-        sqlx::migrate!("./migrations").run(&pool).await.map_err(LedgerError::Migrate)?;
+        migrate(&pool, dialect).await?;
         Ok(Ledger { pool, dialect })
     }
 
@@ -274,6 +273,20 @@ impl Ledger {
         let handle = tokio::spawn(write_loop(self, rx));
         (LedgerSender(tx), handle)
     }
+}
+
+/// Applies the portable migrations (`migrations/`), then the dialect's own (`migrations-sqlite/`
+/// or `migrations-postgres/`: full-text search differs). Both sets share sqlx's bookkeeping table,
+/// so each must ignore the versions that belong to the other.
+async fn migrate(pool: &AnyPool, dialect: Dialect) -> Result<(), LedgerError> {
+    let mut portable = sqlx::migrate!("./migrations");
+    let mut own = match dialect {
+        Dialect::Sqlite => sqlx::migrate!("./migrations-sqlite"),
+        Dialect::Postgres => sqlx::migrate!("./migrations-postgres"),
+    };
+    portable.set_ignore_missing(true).run(pool).await.map_err(LedgerError::Migrate)?;
+    own.set_ignore_missing(true).run(pool).await.map_err(LedgerError::Migrate)?;
+    Ok(())
 }
 
 fn saturating_i64(value: u64) -> i64 {

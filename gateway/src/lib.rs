@@ -13,6 +13,7 @@ pub mod exchange;
 pub mod ledger;
 pub mod live;
 pub mod metrics;
+pub mod persona;
 pub mod providers;
 pub mod queue;
 pub mod ratelimit;

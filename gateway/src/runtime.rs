@@ -8,7 +8,9 @@ use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
-use switchboard_crds::config::{BackendConfig, GatewayConfig, ModelConfig, RouteConfig, TenantConfig};
+use switchboard_crds::config::{
+    BackendConfig, GatewayConfig, ModelConfig, PersonaConfig, RouteConfig, TenantConfig,
+};
 use switchboard_crds::render::{SecretLookupError, SecretStore};
 
 use crate::breaker::Breaker;
@@ -172,9 +174,28 @@ impl Runtime {
     /// The target for `model` if `caller` may use it. Unknown and forbidden models look the
     /// same to the caller, so model names of other tenants do not leak.
     pub fn resolve(&self, caller: &Caller, model: &str) -> Option<&Target> {
+        self.resolve_for(&caller.tenant, model)
+    }
+
+    /// The target for `model` if `tenant` may use its route.
+    pub fn resolve_for(&self, tenant: &str, model: &str) -> Option<&Target> {
         let target = self.models.get(model)?;
+        self.tenant(tenant)?.may_use_route(&target.route.config.name).then_some(target)
+    }
+
+    /// The persona `name` if `caller` may talk to it: the persona is the tenant's own or shared
+    /// with it, and the tenant's `allowedPersonas` (if set) lists it. Invisible and unknown
+    /// personas look the same.
+    pub fn persona_for(&self, caller: &Caller, name: &str) -> Option<&PersonaConfig> {
+        let persona = self.config.personas.get(name)?;
         let tenant = self.tenant(&caller.tenant)?;
-        tenant.may_use_route(&target.route.config.name).then_some(target)
+        let allowed = tenant.allowed_personas.as_ref().is_none_or(|names| names.contains(name));
+        (allowed && persona.visible_to(&caller.tenant)).then_some(persona)
+    }
+
+    /// Personas `caller` may talk to, by name.
+    pub fn personas_for<'a>(&'a self, caller: &'a Caller) -> impl Iterator<Item = &'a PersonaConfig> + 'a {
+        self.config.personas.keys().filter_map(|name| self.persona_for(caller, name))
     }
 
     /// Model names `caller` may use, sorted.

@@ -16,6 +16,7 @@ use crate::cluster::{self, ClusterSource};
 use crate::ledger::{Ledger, LedgerError};
 use crate::live::LiveRuntime;
 use crate::metrics::Metrics;
+use crate::persona::Personas;
 use crate::queue::{QueueSettings, Scheduler};
 use crate::ratelimit::{RateLimitError, RateLimiter};
 use crate::reload;
@@ -113,6 +114,7 @@ pub async fn start(settings: &Settings) -> Result<RunningGateway, StartError> {
         background.push(Background::Task(writer));
     }
     let state = AppState {
+        personas: Personas::new(&ledger),
         runtime: live,
         ledger: sender,
         ledger_reader: ledger,

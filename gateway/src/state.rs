@@ -5,6 +5,7 @@ use crate::cache::ResponseCache;
 use crate::ledger::{Ledger, LedgerSender};
 use crate::live::LiveRuntime;
 use crate::metrics::Metrics;
+use crate::persona::Personas;
 use crate::queue::Scheduler;
 use crate::ratelimit::RateLimiter;
 
@@ -25,6 +26,8 @@ pub struct AppState {
     pub limiter: RateLimiter,
     /// Budget counters (in process, or shared in PostgreSQL).
     pub budgets: Budgets,
+    /// Persona memories, moods and relationships.
+    pub personas: Personas,
     /// SHA-256 of the admin token, if admin endpoints are enabled.
     pub admin_token_sha256: Option<[u8; 32]>,
 }

@@ -13,10 +13,10 @@ use bytes::Bytes;
 use futures::StreamExt;
 use serde_json::Value;
 
-use super::{with_headers, with_request_id};
+use super::{begin, learn, with_headers, with_request_id};
 use crate::auth::Authenticated;
 use crate::error::Dialect;
-use crate::exchange::{Endpoint, Exchange, Served, ServedReply, parse_json};
+use crate::exchange::{Endpoint, Served, ServedReply, parse_json};
 use crate::state::AppState;
 
 pub async fn chat_completions(
@@ -25,15 +25,20 @@ pub async fn chat_completions(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let begun = parse_json(body, state.limits.max_request_bytes).and_then(|request| {
-        Ok((Exchange::begin(&state, auth, &request, Endpoint::ChatCompletions, &headers)?, request))
-    });
-    let (exchange, request) = match begun {
+    let begun = match parse_json(body, state.limits.max_request_bytes) {
+        Ok(request) => begin(&state, auth, request, Endpoint::ChatCompletions, &headers).await,
+        Err(error) => Err(error),
+    };
+    let (exchange, request, turn) = match begun {
         Ok(begun) => begun,
         Err(error) => return error.into_response(),
     };
     let exchange = Arc::new(exchange);
-    let response = match exchange.serve(&state, &request).await {
+    let served = exchange.serve(&state, &request).await;
+    if served.is_ok() {
+        learn(&state, turn);
+    }
+    let response = match served {
         Err(error) => error.into_response(),
         Ok(Served { reply: ServedReply::Complete(body), headers }) => {
             with_headers(Json(body).into_response(), headers)

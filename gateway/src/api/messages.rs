@@ -13,10 +13,10 @@ use axum::response::{Json, Response};
 use bytes::Bytes;
 use futures::StreamExt;
 
-use super::{with_headers, with_request_id};
+use super::{begin, learn, with_headers, with_request_id};
 use crate::auth::Authenticated;
 use crate::error::{ApiError, Dialect};
-use crate::exchange::{Endpoint, Exchange, Served, ServedReply, parse_json};
+use crate::exchange::{Endpoint, Served, ServedReply, parse_json};
 use crate::state::AppState;
 use crate::translate::anthropic::{
     ChatToMessagesStream, chat_response_to_messages, messages_request_to_chat,
@@ -28,17 +28,22 @@ pub async fn messages(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let begun = parse_json(body, state.limits.max_request_bytes).and_then(|body| {
-        let request =
-            messages_request_to_chat(&body).map_err(|e| ApiError::BadRequest(e.to_string(), None))?;
-        Ok((Exchange::begin(&state, auth, &request, Endpoint::Messages, &headers)?, request))
-    });
-    let (exchange, request) = match begun {
+    let begun = match parse_json(body, state.limits.max_request_bytes).and_then(|body| {
+        messages_request_to_chat(&body).map_err(|e| ApiError::BadRequest(e.to_string(), None))
+    }) {
+        Ok(request) => begin(&state, auth, request, Endpoint::Messages, &headers).await,
+        Err(error) => Err(error),
+    };
+    let (exchange, request, turn) = match begun {
         Ok(begun) => begun,
         Err(error) => return error.into_response_for(Dialect::Anthropic),
     };
     let exchange = Arc::new(exchange);
-    let response = match exchange.serve(&state, &request).await {
+    let served = exchange.serve(&state, &request).await;
+    if served.is_ok() {
+        learn(&state, turn);
+    }
+    let response = match served {
         Err(error) => error.into_response_for(Dialect::Anthropic),
         Ok(Served { reply: ServedReply::Complete(body), headers }) => {
             let reply = Json(chat_response_to_messages(&body, &exchange.model));

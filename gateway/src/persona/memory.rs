@@ -1,0 +1,410 @@
+//! Long-term memory: what a persona remembers about a subject (an end user), in the ledger's
+//! database (SQLite FTS5 or PostgreSQL full-text search).
+//!
+//! Memories belong to a tenant, a persona and a subject. Every query is bound to one tenant, so
+//! memories never cross tenants; which personas' memories a persona may read is decided by the
+//! caller ([`super::sharing`]) and passed in. Recall ranks the full-text candidates by
+//! relevance x importance x recency ([`score`]), so the database's own ranking only picks the
+//! candidates and the final order is the same on both databases.
+
+use serde::{Deserialize, Serialize};
+use sqlx::any::AnyRow;
+use sqlx::{AnyPool, Row};
+
+/// Full-text candidates fetched before re-ranking.
+const CANDIDATES: i64 = 100;
+/// Recency halves a memory's weight every this many days since it was last used.
+const RECENCY_HALF_LIFE_DAYS: f64 = 30.0;
+const DAY_MS: f64 = 86_400_000.0;
+
+/// What a memory records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MemoryKind {
+    Fact,
+    Preference,
+    Event,
+    Summary,
+}
+
+impl MemoryKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Fact => "fact",
+            Self::Preference => "preference",
+            Self::Event => "event",
+            Self::Summary => "summary",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<MemoryKind> {
+        match text {
+            "fact" => Some(Self::Fact),
+            "preference" => Some(Self::Preference),
+            "event" => Some(Self::Event),
+            "summary" => Some(Self::Summary),
+            _ => None,
+        }
+    }
+}
+
+/// A memory to store.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewMemory {
+    pub kind: MemoryKind,
+    pub content: String,
+    /// 1 (trivia) to 10 (never forget).
+    pub importance: u8,
+}
+
+/// A stored memory.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Memory {
+    pub id: String,
+    pub persona: String,
+    pub subject: String,
+    pub kind: MemoryKind,
+    pub content: String,
+    pub importance: u8,
+    pub created_at_ms: i64,
+    pub last_used_at_ms: i64,
+    pub use_count: i64,
+    /// The recall score, for memories that came from [`MemoryStore::recall`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub score: Option<f64>,
+}
+
+/// Whose memory: the tenant of the conversation, the persona that remembers, and the subject.
+#[derive(Clone, Copy, Debug)]
+pub struct Owner<'a> {
+    pub tenant: &'a str,
+    pub persona: &'a str,
+    pub subject: &'a str,
+}
+
+/// The outcome of [`MemoryStore::remember`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Remembered {
+    pub id: String,
+    /// False when an equivalent memory existed: it was refreshed instead.
+    pub created: bool,
+}
+
+/// How many memories to keep (see the Persona's `memory` policy).
+#[derive(Clone, Copy, Debug)]
+pub struct Retention {
+    pub max_per_subject: u32,
+    /// 0 keeps memories forever.
+    pub days: u32,
+}
+
+#[derive(Clone, Debug)]
+pub struct MemoryStore {
+    pool: AnyPool,
+    postgres: bool,
+}
+
+const COLUMNS: &str = "m.id, m.persona, m.subject, m.kind, m.content, m.importance, m.created_at_ms, m.last_used_at_ms, m.use_count";
+
+impl MemoryStore {
+    pub fn new(pool: AnyPool, postgres: bool) -> MemoryStore {
+        MemoryStore { pool, postgres }
+    }
+
+    /// Stores a memory, or refreshes an equivalent one (same words, case and punctuation aside):
+    /// its importance becomes the higher of the two and it counts as just used.
+    pub async fn remember(
+        &self,
+        owner: Owner<'_>,
+        memory: &NewMemory,
+        now_ms: i64,
+    ) -> Result<Remembered, sqlx::Error> {
+        let id = uuid::Uuid::now_v7().to_string();
+        let row = sqlx::query(
+            "INSERT INTO persona_memories (id, tenant, persona, subject, kind, content, content_key, \
+             importance, created_at_ms, last_used_at_ms, use_count) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, 0) \
+             ON CONFLICT (tenant, persona, subject, content_key) DO UPDATE SET \
+             importance = CASE WHEN excluded.importance > persona_memories.importance \
+             THEN excluded.importance ELSE persona_memories.importance END, \
+             last_used_at_ms = excluded.last_used_at_ms RETURNING id",
+        )
+        .bind(id.clone())
+        .bind(owner.tenant.to_owned())
+        .bind(owner.persona.to_owned())
+        .bind(owner.subject.to_owned())
+        .bind(memory.kind.as_str())
+        .bind(memory.content.trim().to_owned())
+        .bind(content_key(&memory.content))
+        .bind(i64::from(memory.importance.clamp(1, 10)))
+        .bind(now_ms)
+        .fetch_one(&self.pool)
+        .await?;
+        let stored: String = row.try_get(0)?;
+        Ok(Remembered { created: stored == id, id: stored })
+    }
+
+    /// The `limit` best memories of `subject` in `tenant`, from the memories of `personas`, for
+    /// `query` (all memories rank by importance and recency alone when the query has no words).
+    pub async fn recall(
+        &self,
+        tenant: &str,
+        subject: &str,
+        personas: &[&str],
+        query: &str,
+        limit: usize,
+        now_ms: i64,
+    ) -> Result<Vec<Memory>, sqlx::Error> {
+        if personas.is_empty() || limit == 0 {
+            return Ok(Vec::new());
+        }
+        let words = terms(query);
+        let in_list = placeholders(3, personas.len());
+        let search = format!("${}", 3 + personas.len());
+        let filter = format!("m.tenant = $1 AND m.subject = $2 AND m.persona IN ({in_list})");
+        let sql = match (words.is_empty(), self.postgres) {
+            (true, _) => format!(
+                "SELECT {COLUMNS}, 1.0 FROM persona_memories m WHERE {filter} \
+                 ORDER BY m.importance DESC, m.last_used_at_ms DESC LIMIT {CANDIDATES}"
+            ),
+            (false, false) => format!(
+                "SELECT {COLUMNS}, -bm25(persona_memories_fts) FROM persona_memories_fts \
+                 JOIN persona_memories m ON m.seq = persona_memories_fts.rowid \
+                 WHERE persona_memories_fts MATCH {search} AND {filter} \
+                 ORDER BY bm25(persona_memories_fts) LIMIT {CANDIDATES}"
+            ),
+            (false, true) => format!(
+                "SELECT {COLUMNS}, CAST(ts_rank(m.search, q) AS DOUBLE PRECISION) AS rank \
+                 FROM persona_memories m, to_tsquery('english', {search}) q WHERE m.search @@ q \
+                 AND {filter} ORDER BY rank DESC LIMIT {CANDIDATES}"
+            ),
+        };
+        let mut statement = sqlx::query(&sql).bind(tenant.to_owned()).bind(subject.to_owned());
+        for persona in personas {
+            statement = statement.bind((*persona).to_owned());
+        }
+        if !words.is_empty() {
+            // Quoted for FTS5 so that words like NEAR or AND are never operators.
+            statement = statement.bind(if self.postgres {
+                words.join(" | ")
+            } else {
+                words.iter().map(|w| format!("\"{w}\"")).collect::<Vec<_>>().join(" OR ")
+            });
+        }
+        let rows = statement.fetch_all(&self.pool).await?;
+        let mut found = Vec::with_capacity(rows.len());
+        let mut best = 0.0f64;
+        for row in &rows {
+            let relevance: f64 = row.try_get(9)?;
+            best = best.max(relevance);
+            found.push((decode(row)?, relevance));
+        }
+        let mut ranked: Vec<Memory> = found
+            .into_iter()
+            .map(|(mut memory, relevance)| {
+                let relevance = if best > 0.0 { relevance / best } else { 1.0 };
+                memory.score = Some(score(relevance, memory.importance, memory.last_used_at_ms, now_ms));
+                memory
+            })
+            .collect();
+        ranked.sort_by(|a, b| b.score.partial_cmp(&a.score).unwrap_or(std::cmp::Ordering::Equal));
+        ranked.truncate(limit);
+        Ok(ranked)
+    }
+
+    /// Marks memories as used now (they were injected into a prompt or recalled).
+    pub async fn touch(&self, ids: &[&str], now_ms: i64) -> Result<(), sqlx::Error> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let sql = format!(
+            "UPDATE persona_memories SET last_used_at_ms = $1, use_count = use_count + 1 WHERE id IN ({})",
+            placeholders(2, ids.len())
+        );
+        let mut statement = sqlx::query(&sql).bind(now_ms);
+        for id in ids {
+            statement = statement.bind((*id).to_owned());
+        }
+        statement.execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Every memory of `subject` in `tenant`, oldest first: a subject's data export.
+    pub async fn export(&self, tenant: &str, subject: &str) -> Result<Vec<Memory>, sqlx::Error> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM persona_memories m WHERE m.tenant = $1 AND m.subject = $2 \
+             ORDER BY m.created_at_ms, m.id"
+        );
+        let rows =
+            sqlx::query(&sql).bind(tenant.to_owned()).bind(subject.to_owned()).fetch_all(&self.pool).await?;
+        rows.iter().map(decode).collect()
+    }
+
+    /// Deletes memories of `subject` in `tenant`: all of them, or only one persona's, or one
+    /// memory. Returns how many were deleted.
+    pub async fn forget(
+        &self,
+        tenant: &str,
+        subject: &str,
+        persona: Option<&str>,
+        id: Option<&str>,
+    ) -> Result<u64, sqlx::Error> {
+        let mut sql = String::from("DELETE FROM persona_memories WHERE tenant = $1 AND subject = $2");
+        let mut next = 3;
+        for (column, value) in [("persona", persona), ("id", id)] {
+            if value.is_some() {
+                sql.push_str(&format!(" AND {column} = ${next}"));
+                next += 1;
+            }
+        }
+        let mut statement = sqlx::query(&sql).bind(tenant.to_owned()).bind(subject.to_owned());
+        for value in [persona, id].into_iter().flatten() {
+            statement = statement.bind(value.to_owned());
+        }
+        Ok(statement.execute(&self.pool).await?.rows_affected())
+    }
+
+    /// Applies a retention policy to one subject's memories of one persona: drops those unused
+    /// for longer than `days`, then the least valuable (lowest importance, then least recently
+    /// used) beyond `max_per_subject`. Returns how many were deleted.
+    pub async fn prune(
+        &self,
+        owner: Owner<'_>,
+        retention: Retention,
+        now_ms: i64,
+    ) -> Result<u64, sqlx::Error> {
+        let mut deleted = 0;
+        if retention.days > 0 {
+            let cutoff = now_ms - i64::from(retention.days) * 86_400_000;
+            deleted += sqlx::query(
+                "DELETE FROM persona_memories WHERE tenant = $1 AND persona = $2 AND subject = $3 \
+                 AND last_used_at_ms < $4",
+            )
+            .bind(owner.tenant.to_owned())
+            .bind(owner.persona.to_owned())
+            .bind(owner.subject.to_owned())
+            .bind(cutoff)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        }
+        // SQLite needs a LIMIT before OFFSET; -1 means none.
+        let offset = if self.postgres { "OFFSET $4" } else { "LIMIT -1 OFFSET $4" };
+        let sql = format!(
+            "DELETE FROM persona_memories WHERE id IN (SELECT id FROM persona_memories WHERE tenant = $1 \
+             AND persona = $2 AND subject = $3 ORDER BY importance DESC, last_used_at_ms DESC, id DESC {offset})"
+        );
+        deleted += sqlx::query(&sql)
+            .bind(owner.tenant.to_owned())
+            .bind(owner.persona.to_owned())
+            .bind(owner.subject.to_owned())
+            .bind(i64::from(retention.max_per_subject))
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        Ok(deleted)
+    }
+
+    /// Stored memories per persona (every tenant's conversations), for Persona status.
+    pub async fn counts(&self) -> Result<Vec<(String, i64)>, sqlx::Error> {
+        let rows =
+            sqlx::query("SELECT persona, CAST(COUNT(*) AS BIGINT) FROM persona_memories GROUP BY persona")
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter().map(|row| Ok((row.try_get(0)?, row.try_get(1)?))).collect()
+    }
+}
+
+fn decode(row: &AnyRow) -> Result<Memory, sqlx::Error> {
+    let kind: String = row.try_get(3)?;
+    let importance: i64 = row.try_get(5)?;
+    Ok(Memory {
+        id: row.try_get(0)?,
+        persona: row.try_get(1)?,
+        subject: row.try_get(2)?,
+        kind: MemoryKind::parse(&kind).unwrap_or(MemoryKind::Fact),
+        content: row.try_get(4)?,
+        importance: u8::try_from(importance.clamp(1, 10)).unwrap_or(1),
+        created_at_ms: row.try_get(6)?,
+        last_used_at_ms: row.try_get(7)?,
+        use_count: row.try_get(8)?,
+        score: None,
+    })
+}
+
+/// `$first, $first+1, ...` for an `IN (...)` list of `count` values.
+fn placeholders(first: usize, count: usize) -> String {
+    (first..first + count).map(|n| format!("${n}")).collect::<Vec<_>>().join(", ")
+}
+
+/// The ranking: relevance (0..1, against the best candidate) weighted by importance and by
+/// recency of use. Weights have floors so that relevance decides among memories about the topic
+/// while an important, recent memory still beats a trivial, stale one of equal relevance.
+pub fn score(relevance: f64, importance: u8, last_used_at_ms: i64, now_ms: i64) -> f64 {
+    let age_days = ((now_ms - last_used_at_ms) as f64 / DAY_MS).max(0.0);
+    let recency = 0.5f64.powf(age_days / RECENCY_HALF_LIFE_DAYS);
+    let importance = f64::from(importance.clamp(1, 10));
+    relevance * (0.5 + importance / 20.0) * (0.6 + 0.4 * recency)
+}
+
+/// Lowercase words of a text without punctuation, joined by single spaces: two memories with the
+/// same key say the same thing.
+pub fn content_key(text: &str) -> String {
+    words(text).collect::<Vec<_>>().join(" ")
+}
+
+/// The search terms of a query: its words minus common English stop words, deduplicated, at
+/// most 32 (only letters and digits, so they are safe inside FTS5 and tsquery syntax).
+pub fn terms(query: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for word in words(query) {
+        if word.len() > 1 && !STOP_WORDS.contains(&word.as_str()) && !out.contains(&word) {
+            out.push(word);
+        }
+        if out.len() == 32 {
+            break;
+        }
+    }
+    out
+}
+
+fn words(text: &str) -> impl Iterator<Item = String> + '_ {
+    text.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).map(str::to_lowercase)
+}
+
+const STOP_WORDS: &[&str] = &[
+    "a", "about", "after", "all", "am", "an", "and", "any", "are", "as", "at", "be", "been", "but", "by",
+    "can", "could", "did", "do", "does", "for", "from", "had", "has", "have", "how", "i", "if", "in", "into",
+    "is", "it", "its", "just", "me", "my", "of", "on", "or", "our", "so", "that", "the", "their", "them",
+    "then", "there", "these", "they", "this", "to", "tell", "us", "was", "we", "were", "what", "when",
+    "where", "which", "who", "why", "will", "with", "would", "you", "your", "know", "remember",
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DAY: i64 = 86_400_000;
+
+    #[test]
+    fn relevance_dominates_and_importance_and_recency_break_ties() {
+        let now = 1000 * DAY;
+        assert!(score(1.0, 3, now, now) > score(0.4, 10, now, now));
+        assert!(score(0.8, 9, now, now) > score(0.8, 2, now, now));
+        assert!(score(0.8, 5, now, now) > score(0.8, 5, now - 90 * DAY, now));
+        let half = score(1.0, 5, now - 30 * DAY, now) / score(1.0, 5, now, now);
+        assert!((half - 0.8 / 1.0).abs() < 1e-9, "one half-life of recency: {half}");
+    }
+
+    #[test]
+    fn keys_ignore_case_and_punctuation() {
+        assert_eq!(content_key("I love  Jazz!"), content_key("i love jazz"));
+        assert_ne!(content_key("I love jazz"), content_key("I love rock"));
+    }
+
+    #[test]
+    fn terms_drop_stop_words_and_syntax() {
+        assert_eq!(terms("What is my favourite \"food\"? (AND) NEAR*"), ["favourite", "food", "near"]);
+        assert!(terms("what is it").is_empty());
+    }
+}

@@ -1,0 +1,202 @@
+//! One conversation turn with a persona: before the upstream call, the request is rewritten to
+//! speak as the persona (system message, model); after it, the persona learns from the user's
+//! message (memories, mood, relationship).
+//!
+//! Memory and mood are best effort on the request path: if their database fails, the persona
+//! still answers, without memories, and the failure is logged.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use http::HeaderMap;
+use serde_json::{Value, json};
+use switchboard_crds::config::PersonaConfig;
+use switchboard_crds::resources::MemoryExtraction;
+
+use super::affect::Quality;
+use super::memory::{Owner, Retention};
+use super::prompt::{Context, system_message};
+use super::{Personas, extract, sharing};
+use crate::error::ApiError;
+use crate::runtime::{Caller, Runtime};
+
+/// Clients name personas as models with this prefix: `persona/ada`.
+pub const MODEL_PREFIX: &str = "persona/";
+/// Who the conversation is with, when the request has no `user` field.
+pub const SUBJECT_HEADER: &str = "x-switchboard-subject";
+/// Subjects longer than this are refused.
+const MAX_SUBJECT: usize = 256;
+/// Memories recalled for a prompt, before the token budget cuts them.
+const RECALLED: usize = 12;
+
+/// A persona conversation in progress.
+#[derive(Clone, Debug)]
+pub struct Turn {
+    pub persona: PersonaConfig,
+    /// The conversation's tenant (the caller's; memories are kept under it).
+    pub tenant: String,
+    /// Whom the persona talks with: the `user` field or the subject header. No subject, no memory.
+    pub subject: Option<String>,
+    /// The other persona, when the subject is `persona/<name>` of the same tenant.
+    pub partner: Option<PersonaConfig>,
+    /// The last user message, which the persona learns from.
+    pub message: String,
+}
+
+impl Turn {
+    /// If the request addresses a persona the caller may see, rewrites it to speak as the persona
+    /// and returns the turn. Other requests are left alone.
+    pub async fn prepare(
+        personas: &Personas,
+        runtime: &Runtime,
+        caller: &Caller,
+        request: &mut Value,
+        headers: &HeaderMap,
+    ) -> Result<Option<Turn>, ApiError> {
+        let Some(name) =
+            request.get("model").and_then(Value::as_str).and_then(|m| m.strip_prefix(MODEL_PREFIX))
+        else {
+            return Ok(None);
+        };
+        let persona = runtime
+            .persona_for(caller, name)
+            .ok_or_else(|| ApiError::ModelNotFound(format!("{MODEL_PREFIX}{name}")))?
+            .clone();
+        let subject = subject(request, headers)?;
+        let partner = subject
+            .as_deref()
+            .and_then(|s| s.strip_prefix(MODEL_PREFIX))
+            .and_then(|other| runtime.config.personas.get(other))
+            .filter(|other| other.tenant == persona.tenant && other.name != persona.name)
+            .cloned();
+        let message = last_user_text(request);
+        let turn = Turn { persona, tenant: caller.tenant.clone(), subject, partner, message };
+        let system = turn.system_message(personas, runtime, now_ms()).await;
+        let messages = request.get_mut("messages").and_then(Value::as_array_mut);
+        if let Some(messages) = messages {
+            messages.insert(0, json!({"role": "system", "content": system}));
+        }
+        request["model"] = Value::String(turn.persona.model.clone());
+        Ok(Some(turn))
+    }
+
+    /// The persona's system message for this turn, with its mood, its bond with the partner and
+    /// the subject's most relevant memories (which count as used).
+    async fn system_message(&self, personas: &Personas, runtime: &Runtime, now: i64) -> String {
+        let persona = &self.persona;
+        let mood = match personas.feelings.state(&persona.tenant, &persona.name, now).await {
+            Ok(state) => Some(state.mood),
+            Err(error) => {
+                tracing::warn!(persona = %persona.name, %error, "persona mood unavailable");
+                None
+            }
+        };
+        let mut partner = None;
+        if let Some(other) = &self.partner {
+            let start = persona.relationships.iter().find(|r| r.persona == other.name);
+            match personas.feelings.bond(&persona.tenant, &persona.name, &other.name, start, now).await {
+                Ok(bond) => partner = Some((other.display_name.as_deref().unwrap_or(&other.name), bond)),
+                Err(error) => {
+                    tracing::warn!(persona = %persona.name, %error, "persona relationship unavailable")
+                }
+            }
+        }
+        let mut memories = Vec::new();
+        if let (Some(subject), true) = (&self.subject, persona.memory.enabled) {
+            let readable = sharing::readable_by(&runtime.config.personas, persona);
+            match personas
+                .memories
+                .recall(&self.tenant, subject, &readable, &self.message, RECALLED, now)
+                .await
+            {
+                Ok(found) => memories = found,
+                Err(error) => tracing::warn!(persona = %persona.name, %error, "persona memories unavailable"),
+            }
+        }
+        let context = Context { mood, partner, memories: &memories };
+        let (text, included) = system_message(persona, &context);
+        let used: Vec<&str> = memories[..included].iter().map(|m| m.id.as_str()).collect();
+        if let Err(error) = personas.memories.touch(&used, now).await {
+            tracing::warn!(persona = %persona.name, %error, "cannot mark memories as used");
+        }
+        text
+    }
+
+    /// After the persona answered: stores what the user's message says worth remembering, prunes
+    /// by the retention policy, and moves the persona's mood (and its bond with the partner).
+    pub async fn learn(self, personas: &Personas) {
+        let now = now_ms();
+        let persona = &self.persona;
+        let quality = Quality::of_text(&self.message);
+        if let Err(error) = personas.feelings.record(&persona.tenant, &persona.name, quality, now).await {
+            tracing::warn!(persona = %persona.name, %error, "cannot record persona mood");
+        }
+        if let Some(other) = &self.partner {
+            let start = persona.relationships.iter().find(|r| r.persona == other.name);
+            let result = personas
+                .feelings
+                .interact(&persona.tenant, &persona.name, &other.name, start, quality, now)
+                .await;
+            if let Err(error) = result {
+                tracing::warn!(persona = %persona.name, %error, "cannot record persona relationship");
+            }
+        }
+        let Some(subject) = &self.subject else { return };
+        if !persona.memory.enabled || persona.memory.extraction == MemoryExtraction::Off {
+            return;
+        }
+        let owner = Owner { tenant: &self.tenant, persona: &persona.name, subject };
+        for memory in extract::memories_in(&self.message) {
+            if let Err(error) = personas.memories.remember(owner, &memory, now).await {
+                tracing::warn!(persona = %persona.name, %error, "cannot store a memory");
+                return;
+            }
+        }
+        let retention = Retention {
+            max_per_subject: persona.memory.max_memories_per_subject,
+            days: persona.memory.retention_days,
+        };
+        if let Err(error) = personas.memories.prune(owner, retention, now).await {
+            tracing::warn!(persona = %persona.name, %error, "cannot prune memories");
+        }
+    }
+}
+
+/// The conversation's subject: the OpenAI `user` field, else the subject header.
+fn subject(request: &Value, headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let from_body = match request.get("user") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(user)) => Some(user.clone()),
+        Some(_) => return Err(ApiError::BadRequest("`user` must be a string".into(), None)),
+    };
+    let subject =
+        from_body.or_else(|| headers.get(SUBJECT_HEADER).and_then(|v| v.to_str().ok()).map(str::to_owned));
+    match subject.map(|s| s.trim().to_owned()) {
+        Some(s) if s.len() > MAX_SUBJECT => Err(ApiError::BadRequest(
+            format!("the subject (`user`) is longer than {MAX_SUBJECT} bytes"),
+            None,
+        )),
+        Some(s) if s.is_empty() => Ok(None),
+        other => Ok(other),
+    }
+}
+
+/// The text of the last user message (text parts joined).
+fn last_user_text(request: &Value) -> String {
+    let messages = request.get("messages").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+    let Some(message) = messages.iter().rev().find(|m| m.get("role").and_then(Value::as_str) == Some("user"))
+    else {
+        return String::new();
+    };
+    match message.get("content") {
+        Some(Value::String(text)) => text.clone(),
+        Some(Value::Array(parts)) => {
+            parts.iter().filter_map(|p| p.get("text").and_then(Value::as_str)).collect::<Vec<_>>().join("\n")
+        }
+        _ => String::new(),
+    }
+}
+
+pub fn now_ms() -> i64 {
+    let millis = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
+    i64::try_from(millis).unwrap_or(i64::MAX)
+}
