@@ -27,7 +27,7 @@ use crate::ratelimit::{Check, Decision, Dimension, RateLimiter};
 use crate::runtime::{BackendRuntime, Caller, Target};
 use crate::state::AppState;
 use crate::usage::{TokenUsage, estimate_tokens};
-use switchboard_crds::config::{BudgetConfig, PersonaConfig};
+use switchboard_crds::config::{BudgetConfig, PersonaConfig, TenantConfig};
 use switchboard_crds::decimal::NanoUsd;
 use switchboard_crds::resources::{BudgetScopeKind, RateLimits};
 
@@ -36,6 +36,8 @@ use switchboard_crds::resources::{BudgetScopeKind, RateLimits};
 pub enum Endpoint {
     ChatCompletions,
     Messages,
+    /// The MCP server's `chat` tool.
+    Mcp,
 }
 
 impl Endpoint {
@@ -43,6 +45,7 @@ impl Endpoint {
         match self {
             Self::ChatCompletions => "chat_completions",
             Self::Messages => "messages",
+            Self::Mcp => "mcp",
         }
     }
 }
@@ -176,22 +179,7 @@ impl Exchange {
         let persona_name = persona.map(|p| p.name.as_str());
         let budgets =
             runtime.config.budgets.iter().filter(|b| applies(b, &caller, persona_name)).cloned().collect();
-        let mut rate_checks = Vec::new();
-        if let Some(tenant) = tenant {
-            rate_checks.extend(checks(
-                &format!("tenant/{}", tenant.name),
-                &tenant.rate_limits,
-                estimated_tokens,
-            ));
-            if let Some(key) = tenant.api_keys.iter().find(|k| k.id == caller.key_id) {
-                let scope = format!("key/{}/{}", tenant.name, key.id);
-                rate_checks.extend(checks(&scope, &key.rate_limits, estimated_tokens));
-            }
-        }
-        if let Some(persona) = persona {
-            let scope = format!("persona/{}/{}", persona.tenant, persona.name);
-            rate_checks.extend(checks(&scope, &persona.rate_limits, estimated_tokens));
-        }
+        let rate_checks = rate_checks(tenant, &caller, persona, estimated_tokens);
         let started = Instant::now();
         Ok(Exchange {
             id: uuid::Uuid::now_v7().to_string(),
@@ -569,6 +557,28 @@ fn applies(budget: &BudgetConfig, caller: &Caller, persona: Option<&str>) -> boo
         }
 }
 
+/// The rate limits a request of `caller` (to `persona`, if any) must pass: the tenant's, the API
+/// key's and the persona's, each for requests and for `tokens`.
+pub(crate) fn rate_checks(
+    tenant: Option<&TenantConfig>,
+    caller: &Caller,
+    persona: Option<&PersonaConfig>,
+    tokens: u64,
+) -> Vec<Check> {
+    let mut out = Vec::new();
+    if let Some(tenant) = tenant {
+        out.extend(checks(&format!("tenant/{}", tenant.name), &tenant.rate_limits, tokens));
+        if let Some(key) = tenant.api_keys.iter().find(|k| k.id == caller.key_id) {
+            out.extend(checks(&format!("key/{}/{}", tenant.name, key.id), &key.rate_limits, tokens));
+        }
+    }
+    if let Some(persona) = persona {
+        let scope = format!("persona/{}/{}", persona.tenant, persona.name);
+        out.extend(checks(&scope, &persona.rate_limits, tokens));
+    }
+    out
+}
+
 /// The request and token checks of one scope's limits.
 fn checks(scope: &str, limits: &RateLimits, tokens: u64) -> Vec<Check> {
     let mut out = Vec::new();
@@ -587,7 +597,7 @@ fn checks(scope: &str, limits: &RateLimits, tokens: u64) -> Vec<Check> {
     out
 }
 
-fn rate_limited(retry_after: Duration, headers: Vec<(HeaderName, HeaderValue)>) -> ApiError {
+pub(crate) fn rate_limited(retry_after: Duration, headers: Vec<(HeaderName, HeaderValue)>) -> ApiError {
     if retry_after == Duration::MAX {
         return ApiError::RateLimited {
             message: "this request needs more tokens than the per-minute limit allows; lower `max_tokens` or shorten the prompt".into(),
