@@ -32,66 +32,14 @@ pub const TRUST_LOSS: f64 = 6.0;
 /// Default trust for a persona with no declared relationship.
 pub const DEFAULT_TRUST: f64 = 50.0;
 
-const POSITIVE: &[&str] = &[
-    "thanks",
-    "thank",
-    "great",
-    "love",
-    "helpful",
-    "wonderful",
-    "good",
-    "excellent",
-    "amazing",
-    "awesome",
-    "nice",
-    "happy",
-    "glad",
-    "perfect",
-    "brilliant",
-    "fantastic",
-    "appreciate",
-    "kind",
-    "beautiful",
-    "enjoy",
-    "pleased",
-    "delightful",
-    "lovely",
-    "grateful",
-    "fun",
-];
-const NEGATIVE: &[&str] = &[
-    "awful",
-    "hate",
-    "useless",
-    "angry",
-    "wrong",
-    "bad",
-    "terrible",
-    "horrible",
-    "stupid",
-    "annoying",
-    "annoyed",
-    "broken",
-    "worse",
-    "worst",
-    "disappointed",
-    "disappointing",
-    "sad",
-    "upset",
-    "rude",
-    "poor",
-    "ugly",
-    "boring",
-    "frustrating",
-    "frustrated",
-    "pathetic",
-];
-const NEGATORS: &[&str] = &[
-    "not", "no", "never", "don't", "dont", "doesn't", "doesnt", "isn't", "isnt", "wasn't", "wasnt", "aren't",
-    "arent", "can't", "cant", "cannot", "won't", "wont", "didn't", "didnt", "hardly", "nothing",
-];
-const INTENSIFIERS: &[&str] =
-    &["very", "really", "so", "extremely", "super", "incredibly", "totally", "absolutely"];
+/// The lexicon, space-separated: sentiment words, then words that flip or strengthen the next one.
+const POSITIVE: &str = "thanks thank great love helpful wonderful good excellent amazing awesome nice happy \
+    glad perfect brilliant fantastic appreciate kind beautiful enjoy pleased delightful lovely grateful fun";
+const NEGATIVE: &str = "awful hate useless angry wrong bad terrible horrible stupid annoying annoyed broken \
+    worse worst disappointed disappointing sad upset rude poor ugly boring frustrating frustrated pathetic";
+const NEGATORS: &str = "not no never don't dont doesn't doesnt isn't isnt wasn't wasnt aren't arent can't \
+    cant cannot won't wont didn't didnt hardly nothing";
+const INTENSIFIERS: &str = "very really so extremely super incredibly totally absolutely";
 /// Weight multiplier per intensifier, and the cap on a single word's weight.
 const INTENSIFIER_FACTOR: f64 = 1.5;
 const MAX_WORD_WEIGHT: f64 = 3.0;
@@ -135,21 +83,16 @@ impl Quality {
             }
             if !word.is_empty() {
                 let w = word.trim_matches('\'');
-                let sign = if POSITIVE.contains(&w) {
-                    1.0
-                } else if NEGATIVE.contains(&w) {
-                    -1.0
-                } else {
-                    0.0
-                };
-                if sign != 0.0 {
+                let sentiment =
+                    [(POSITIVE, 1.0), (NEGATIVE, -1.0)].into_iter().find(|(list, _)| listed(list, w));
+                if let Some((_, sign)) = sentiment {
                     let signed = (if negated { -sign } else { sign }) * weight;
                     sum += signed;
                     magnitude += signed.abs();
                     (negated, weight) = (false, 1.0);
-                } else if NEGATORS.contains(&w) {
+                } else if listed(NEGATORS, w) {
                     negated = !negated;
-                } else if INTENSIFIERS.contains(&w) {
+                } else if listed(INTENSIFIERS, w) {
                     weight = (weight * INTENSIFIER_FACTOR).min(MAX_WORD_WEIGHT);
                 } else {
                     (negated, weight) = (false, 1.0);
@@ -362,6 +305,11 @@ fn saturate(x: f64, delta: f64, limit: f64) -> f64 {
     (x + delta * room / limit).clamp(-limit, limit)
 }
 
+/// Whether `word` is one of the space-separated `list`.
+fn listed(list: &str, word: &str) -> bool {
+    list.split(' ').any(|w| w == word)
+}
+
 /// Clamps, treating NaN as 0.
 fn bounded(x: f64, lo: f64, hi: f64) -> f64 {
     if x.is_nan() { lo.max(0.0).min(hi) } else { x.clamp(lo, hi) }
@@ -413,6 +361,9 @@ mod tests {
         assert_eq!(Quality::of_text("The meeting is at 3pm, see the agenda!"), Quality::NEUTRAL);
         assert_eq!(Quality::of_text("goodbye, badge holder"), Quality::NEUTRAL, "whole words only");
         assert_eq!(Quality::of_text(""), Quality::NEUTRAL);
+        for list in [POSITIVE, NEGATIVE] {
+            assert!(list.split(' ').count() >= 25 && list.split(' ').all(|w| !w.is_empty()));
+        }
     }
 
     #[test]

@@ -184,12 +184,17 @@ impl MemoryStore {
             statement = statement.bind((*persona).to_owned());
         }
         if !words.is_empty() {
-            // Quoted for FTS5 so that words like NEAR or AND are never operators.
-            statement = statement.bind(if self.postgres {
-                words.join(" | ")
-            } else {
-                words.iter().map(|w| format!("\"{w}\"")).collect::<Vec<_>>().join(" OR ")
-            });
+            // Each word as the stemmer sees it, and long words by prefix too, which covers
+            // inflections the stemmers miss ("allergies", "allergic"). Quoted for FTS5 so that
+            // words like NEAR or AND are never operators.
+            let mut search = Vec::new();
+            for word in &words {
+                search.push(if self.postgres { word.clone() } else { format!("\"{word}\"") });
+                if let Some(p) = prefix(word) {
+                    search.push(if self.postgres { format!("{p}:*") } else { format!("\"{p}\"*") });
+                }
+            }
+            statement = statement.bind(search.join(if self.postgres { " | " } else { " OR " }));
         }
         let rows = statement.fetch_all(&self.pool).await?;
         let mut found = Vec::with_capacity(rows.len());
@@ -368,6 +373,13 @@ pub fn terms(query: &str) -> Vec<String> {
     out
 }
 
+/// The prefix a long word is searched by: it drops the last three letters (at most), which
+/// covers English inflections the stemmers miss. Short words are searched whole.
+fn prefix(word: &str) -> Option<String> {
+    let letters = word.chars().count();
+    (letters >= 6).then(|| word.chars().take((letters - 3).max(5)).collect())
+}
+
 fn words(text: &str) -> impl Iterator<Item = String> + '_ {
     text.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).map(str::to_lowercase)
 }
@@ -400,6 +412,13 @@ mod tests {
     fn keys_ignore_case_and_punctuation() {
         assert_eq!(content_key("I love  Jazz!"), content_key("i love jazz"));
         assert_ne!(content_key("I love jazz"), content_key("I love rock"));
+    }
+
+    #[test]
+    fn long_words_are_searched_by_prefix() {
+        assert_eq!(prefix("allergies").as_deref(), Some("allerg"));
+        assert_eq!(prefix("sailing").as_deref(), Some("saili"));
+        assert_eq!(prefix("lives"), None);
     }
 
     #[test]
