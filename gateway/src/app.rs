@@ -2,7 +2,8 @@
 //!
 //! Layer order, outermost first: body size limit -> route -> auth middleware (tenant or admin)
 //! -> handler. Every route needs a tenant key except the explicit allowlist of probes and
-//! metrics, and the admin routes, which need the admin token.
+//! metrics, and the admin routes, which need the admin token. `/mcp` (the MCP server, see
+//! [`crate::mcp`]) needs a tenant key too, after a Host/Origin check.
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -10,7 +11,7 @@ use axum::middleware::from_fn_with_state;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
-use crate::api::{admin, chat, health, messages, models};
+use crate::api::{admin, chat, health, messages, models, subjects};
 use crate::auth::{require_admin, require_tenant};
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -20,6 +21,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/chat/completions", post(chat::chat_completions))
         .route("/v1/messages", post(messages::messages))
         .route("/v1/models", get(models::list))
+        .route("/v1/subjects/{subject}/memories", get(subjects::export).delete(subjects::forget))
         .route_layer(from_fn_with_state(state.clone(), require_tenant));
     let admin_api = Router::new()
         .route("/admin/v1/usage", get(admin::usage))
@@ -30,6 +32,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(health::metrics));
     Router::new()
         .merge(tenant_api)
+        .merge(crate::mcp::router(state.clone()))
         .merge(admin_api)
         .merge(open)
         .fallback(not_found)

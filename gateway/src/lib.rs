@@ -12,6 +12,7 @@ pub mod error;
 pub mod exchange;
 pub mod ledger;
 pub mod live;
+pub mod mcp;
 pub mod metrics;
 pub mod persona;
 pub mod providers;

@@ -1,0 +1,59 @@
+//! The MCP server at `/mcp`: the personas, their memory and their relationships as MCP tools and
+//! resources, over Streamable HTTP (protocol revisions 2025-11-25 and 2026-07-28).
+//!
+//! The protocol is the `rmcp` crate's (the official Rust SDK): JSON-RPC, version negotiation
+//! (`initialize` and `server/discover`), per-request `_meta` validation, `Mcp-*` header checks and
+//! the transport. This module supplies the handler ([`server`]) and the policy around it:
+//!
+//! - stateless: no MCP sessions (rmcp's legacy session mode is off), plain JSON responses; all
+//!   state a tool touches is in the ledger's database, so replicas are interchangeable;
+//! - behind the tenant key middleware like every tenant route, so a tool call knows its caller;
+//! - behind a `Host`/`Origin` check against DNS rebinding ([`host`]), which replaces rmcp's
+//!   loopback-only default so that in-cluster names work.
+//!
+//! Layer order for `/mcp`, outermost first: body size limit (rmcp's, the gateway's
+//! `--max-request-bytes`) -> Host/Origin check -> tenant auth -> rmcp -> [`server::McpServer`].
+
+mod calls;
+mod chat;
+pub mod host;
+mod outcome;
+mod resources;
+pub mod server;
+mod tools;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::middleware::from_fn_with_state;
+use rmcp::transport::streamable_http_server::session::never::NeverSessionManager;
+use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+
+use self::host::HostPolicy;
+use self::server::McpServer;
+use crate::auth::require_tenant;
+use crate::state::AppState;
+
+pub const PATH: &str = "/mcp";
+
+/// `/mcp`, to merge into the gateway's router.
+pub fn router(state: AppState) -> Router<AppState> {
+    let config = StreamableHttpServerConfig::default()
+        .with_legacy_session_mode(false)
+        .with_json_response(true)
+        .with_sse_keep_alive(None)
+        .with_max_request_body_bytes(state.limits.max_request_bytes)
+        // Host and Origin are checked by `host::check`, in front of authentication.
+        .disable_allowed_hosts();
+    let server = McpServer::new(state.clone());
+    let service = StreamableHttpService::new(
+        move || Ok(server.clone()),
+        Arc::new(NeverSessionManager::default()),
+        config,
+    );
+    let policy = Arc::new(HostPolicy::from_env());
+    Router::new()
+        .nest_service(PATH, service)
+        .route_layer(from_fn_with_state(state, require_tenant))
+        .route_layer(from_fn_with_state(policy, host::check))
+}

@@ -1,0 +1,223 @@
+//! The MCP request handler: capabilities, protocol versions, and the dispatch of `tools/*` and
+//! `resources/*` to [`super::calls`], [`super::chat`] and [`super::resources`].
+//!
+//! The handler holds no per-client state: every request carries its tenant key and (from
+//! 2026-07-28) its protocol metadata, and everything a tool reads or writes is in the ledger's
+//! database, so any replica answers any request.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+use std::time::Instant;
+
+use http::HeaderMap;
+use rmcp::model::{
+    CacheScope, CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
+    ListResourcesResult, ListToolsResult, PaginatedRequestParams, ProtocolVersion, ReadResourceRequestParams,
+    ReadResourceResponse, ReadResourceResult, ServerCapabilities, ServerConfig, Tool,
+};
+use rmcp::service::RequestContext;
+use rmcp::{ErrorData, RoleServer, ServerHandler};
+use serde_json::{Value, json};
+
+use super::calls::Call;
+use super::outcome::{ToolError, structured};
+use super::tools::{Catalog, ToolName};
+use crate::auth::Authenticated;
+use crate::exchange::{rate_checks, rate_limited};
+use crate::ratelimit::{Decision, Dimension};
+use crate::state::AppState;
+
+/// Exactly the revisions this server is tested against (conformance suite and the Python SDK).
+pub const PROTOCOL_VERSIONS: &[ProtocolVersion] =
+    &[ProtocolVersion::V_2025_11_25, ProtocolVersion::V_2026_07_28];
+/// How long clients may cache `tools/list`: the tools change only with a new gateway version.
+const TOOLS_TTL_MS: u64 = 60_000;
+
+const INSTRUCTIONS: &str = "Switchboard personas: named assistants that remember the people they talk with. \
+Call `list_personas` (or read the `persona://<name>` resources) to see who is available, `chat` to talk \
+to one, and `remember`/`recall`/`forget` to manage what a persona knows about a subject (an end-user id).";
+
+#[derive(Clone)]
+pub struct McpServer {
+    state: AppState,
+    catalog: Arc<Catalog>,
+}
+
+impl McpServer {
+    pub fn new(state: AppState) -> McpServer {
+        McpServer { state, catalog: Arc::new(Catalog::new()) }
+    }
+
+    /// Runs a tool other than `chat`: arguments first (an invalid call costs nothing), then one
+    /// request against the caller's rate limits, then the tool.
+    async fn run(&self, call: &Call<'_>, tool: ToolName, arguments: Value) -> Result<Value, ToolError> {
+        let catalog = &self.catalog;
+        match tool {
+            ToolName::ListPersonas => {
+                admit(call).await?;
+                Ok(call.list_personas())
+            }
+            ToolName::Remember => {
+                let args = catalog.arguments(tool, arguments)?;
+                admit(call).await?;
+                call.remember(args).await
+            }
+            ToolName::Recall => {
+                let args = catalog.arguments(tool, arguments)?;
+                admit(call).await?;
+                call.recall(args).await
+            }
+            ToolName::Forget => {
+                let args = catalog.arguments(tool, arguments)?;
+                admit(call).await?;
+                call.forget(args).await
+            }
+            ToolName::GetRelationship => {
+                let args = catalog.arguments(tool, arguments)?;
+                admit(call).await?;
+                call.relationship(args).await
+            }
+            ToolName::GetPersonaState => {
+                let args = catalog.arguments(tool, arguments)?;
+                admit(call).await?;
+                call.persona_state(args).await
+            }
+            ToolName::Chat => Err(ToolError::Refused("`chat` is not served here".into())),
+        }
+    }
+}
+
+impl ServerHandler for McpServer {
+    fn get_info(&self) -> ServerConfig {
+        let capabilities = ServerCapabilities::builder().enable_tools().enable_resources().build();
+        let server = Implementation::new("switchboard-gateway", env!("CARGO_PKG_VERSION"))
+            .with_title("Switchboard personas");
+        ServerConfig::new(capabilities).with_server_info(server).with_instructions(INSTRUCTIONS)
+    }
+
+    fn supported_protocol_versions(&self) -> Cow<'static, [ProtocolVersion]> {
+        Cow::Borrowed(PROTOCOL_VERSIONS)
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        Ok(ListToolsResult::with_all_items(self.catalog.tools())
+            .with_ttl_ms(TOOLS_TTL_MS)
+            .with_cache_scope(CacheScope::Public))
+    }
+
+    fn get_tool(&self, name: &str) -> Option<Tool> {
+        self.catalog.tool(name)
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let Some(tool) = ToolName::parse(&request.name) else {
+            let message = format!("unknown tool `{}`; `tools/list` has the tools", request.name);
+            return Err(ErrorData::invalid_params(message, Some(json!({"tool": request.name}))));
+        };
+        let (auth, headers) = authenticated(&context)?;
+        let call = Call { state: &self.state, auth: &auth, started: Instant::now() };
+        let arguments = Value::Object(request.arguments.unwrap_or_default());
+        let result = if tool == ToolName::Chat {
+            // The exchange counts the request in the metrics once it starts; `chat` counts the
+            // failures before that.
+            match self.catalog.arguments(tool, arguments) {
+                Ok(args) => call.chat(args, &headers).await.map(chat_result),
+                Err(error) => {
+                    call.count(tool, error.status());
+                    Err(error)
+                }
+            }
+        } else {
+            let outcome = self.run(&call, tool, arguments).await;
+            call.count(tool, outcome.as_ref().map_or_else(ToolError::status, |_| 200));
+            outcome.map(structured)
+        };
+        Ok(result.unwrap_or_else(ToolError::into_result).into())
+    }
+
+    async fn list_resources(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, ErrorData> {
+        let (auth, _) = authenticated(&context)?;
+        let call = Call { state: &self.state, auth: &auth, started: Instant::now() };
+        // Per tenant, and moods change with every conversation: private, never fresh for long.
+        Ok(ListResourcesResult::with_all_items(call.resources())
+            .with_ttl_ms(0)
+            .with_cache_scope(CacheScope::Private))
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, ErrorData> {
+        let (auth, _) = authenticated(&context)?;
+        let call = Call { state: &self.state, auth: &auth, started: Instant::now() };
+        let contents = call.read(&request.uri).await?;
+        Ok(ReadResourceResult::new(vec![contents])
+            .with_ttl_ms(0)
+            .with_cache_scope(CacheScope::Private)
+            .into())
+    }
+}
+
+/// The caller, as the tenant auth middleware in front of `/mcp` authenticated it, and the HTTP
+/// headers of the request (the chat path reads the subject and cache headers from them).
+fn authenticated(context: &RequestContext<RoleServer>) -> Result<(Authenticated, HeaderMap), ErrorData> {
+    let parts = context.extensions.get::<http::request::Parts>();
+    let auth = parts.and_then(|p| p.extensions.get::<Authenticated>()).cloned();
+    match (auth, parts) {
+        (Some(auth), Some(parts)) => Ok((auth, parts.headers.clone())),
+        _ => Err(ErrorData::internal_error("the MCP request was not authenticated", None)),
+    }
+}
+
+/// One request against the caller's tenant and key request limits (tool calls other than
+/// `chat` cost no tokens; `chat` is limited by its exchange).
+async fn admit(call: &Call<'_>) -> Result<(), ToolError> {
+    let caller = &call.auth.caller;
+    let checks: Vec<_> = rate_checks(call.auth.runtime.tenant(&caller.tenant), caller, None, 0)
+        .into_iter()
+        .filter(|check| check.dimension == Dimension::Requests)
+        .collect();
+    if checks.is_empty() {
+        return Ok(());
+    }
+    match call.state.limiter.acquire(&checks).await {
+        Decision::Allowed(_) => Ok(()),
+        Decision::Limited { retry_after, info } => {
+            let error = rate_limited(retry_after, info.headers());
+            if let Some(reason) = error.code() {
+                call.state.metrics.refusal(&caller.tenant, reason);
+            }
+            Err(ToolError::Api(error))
+        }
+    }
+}
+
+/// `chat` answers with the reply as text, and the reply with usage as structured content.
+fn chat_result(value: Value) -> CallToolResult {
+    let reply = value["reply"].as_str().unwrap_or_default().to_owned();
+    let mut result = CallToolResult::success(vec![ContentBlock::text(reply)]);
+    result.structured_content = Some(value);
+    result
+}
+
+impl Call<'_> {
+    /// Counts a tool call in the request metrics: model `mcp/<tool>` (seven values), endpoint `mcp`.
+    pub fn count(&self, tool: ToolName, status: u16) {
+        let model = format!("mcp/{}", tool.as_str());
+        let seconds = self.started.elapsed().as_secs_f64();
+        self.state.metrics.request(&self.auth.caller.tenant, &model, "mcp", status, seconds);
+    }
+}
