@@ -16,7 +16,7 @@ SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 .DEFAULT_GOAL := help
 
-.PHONY: help build run fake-upstream test sdk-test venv lint fmt crds chart-lint bench e2e clean
+.PHONY: help build run fake-upstream test sdk-test mcp-conformance venv lint fmt crds chart-lint bench e2e clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -39,6 +39,10 @@ test: ## Run all tests: cargo tests and the SDK tests, against SQLite, a throwaw
 
 sdk-test: ## Run only the Python SDK tests (tests/sdk), with a throwaway PostgreSQL and Redis
 	scripts/test.sh sdk $(PYTEST_ARGS)
+
+mcp-conformance: ## Run the MCP conformance suite (pinned, Node 22, both protocol revisions) against /mcp, with its baseline
+	$(CARGO) build -p switchboard-gateway --bin switchboard-gateway
+	scripts/mcp-conformance.sh
 
 venv: ## Create/update the Python venv with the pinned SDKs (tests/sdk/requirements.txt)
 	scripts/venv.sh

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # The test run behind `make test` and `make sdk-test`.
 #
-#   scripts/test.sh all [PYTEST_ARGS...]   cargo test --workspace, then the SDK tests (tests/sdk)
+#   scripts/test.sh all [PYTEST_ARGS...]   cargo test --workspace, the MCP conformance suite
+#                                          (scripts/mcp-conformance.sh), then the SDK tests (tests/sdk)
 #   scripts/test.sh sdk [PYTEST_ARGS...]   the SDK tests only
 #
 # Starts a throwaway PostgreSQL (scripts/postgres.sh) and Redis (scripts/redis.sh) in temporary
 # directories, exports their URLs as SWITCHBOARD_TEST_POSTGRES_URL and SWITCHBOARD_TEST_REDIS_URL for
 # the cargo and pytest tests, and stops them on exit, failure included.
-# Both suites run even if the first fails; the exit code is non-zero if either did.
+# Every suite runs even if an earlier one fails; the exit code is non-zero if any did.
 set -euo pipefail
 
 mode=${1:-all}
@@ -47,6 +48,7 @@ echo "test.sh: Redis for tests at $redis_url"
 status=0
 if [[ $mode == all ]]; then
     "$cargo" test --workspace || status=$?
+    "$root/scripts/mcp-conformance.sh" || status=$?
 fi
 "$venv/bin/python" -m pytest tests/sdk "$@" || status=$?
 exit "$status"
