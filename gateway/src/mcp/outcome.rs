@@ -5,6 +5,7 @@
 //! tool error's text to the model, which can then fix its arguments or wait; a protocol error is
 //! usually rendered opaquely. Only an unknown tool name is a protocol error (see `server`).
 
+use k8s_openapi::jiff::Timestamp;
 use rmcp::model::{CallToolResult, ContentBlock};
 use serde_json::{Value, json};
 
@@ -119,23 +120,10 @@ pub fn compatibility_json(compatibility: &Compatibility) -> Value {
     })
 }
 
-/// Unix milliseconds as an RFC 3339 UTC timestamp with millisecond precision.
-pub fn rfc3339(ms: i64) -> String {
-    let days = ms.div_euclid(86_400_000);
-    let in_day = ms.rem_euclid(86_400_000);
-    // Civil from days (H. Hinnant's algorithm), proleptic Gregorian calendar.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    let (hours, minutes) = (in_day / 3_600_000, in_day / 60_000 % 60);
-    let (seconds, millis) = (in_day / 1000 % 60, in_day % 1000);
-    format!("{year:04}-{month:02}-{day:02}T{hours:02}:{minutes:02}:{seconds:02}.{millis:03}Z")
+/// Unix milliseconds as an RFC 3339 UTC timestamp with millisecond precision (`null` outside
+/// jiff's range, which no clock of ours reaches).
+pub fn rfc3339(ms: i64) -> Value {
+    Timestamp::from_millisecond(ms).map_or(Value::Null, |at| Value::String(format!("{at:.3}")))
 }
 
 #[cfg(test)]
@@ -147,7 +135,7 @@ mod tests {
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000Z");
         assert_eq!(rfc3339(951_782_400_000), "2000-02-29T00:00:00.000Z");
         assert_eq!(rfc3339(1_764_633_600_123), "2025-12-02T00:00:00.123Z");
-        assert_eq!(rfc3339(-1), "1969-12-31T23:59:59.999Z");
+        assert_eq!(rfc3339(i64::MAX), Value::Null);
     }
 
     #[test]
