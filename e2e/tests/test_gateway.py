@@ -256,3 +256,31 @@ def test_budget_status_shows_the_spend_of_requests(kubectl: Kubectl, namespace: 
     )
     assert Decimal(status["spendUsd"]) == expected, status
     assert status.get("tokens") == sum(u.total_tokens for u in usages), status
+
+
+def test_persona_status_shows_memories_interactions_and_mood(kubectl: Kubectl, namespace: str, gateway: Gateway) -> None:
+    """A conversation with persona/ada leaves a memory and moves her mood; the gateway's status writer
+    shows both on the Persona, beside the operator's conditions, and kubectl prints the mood."""
+    client = gateway.client(DEMO_KEY)
+    reply = client.chat.completions.create(
+        model="persona/ada",
+        messages=[{"role": "user", "content": "My favourite engine is the Analytical Engine. Thanks, you are wonderful!"}],
+        user="e2e-subject",
+    )
+    assert reply.choices[0].message.content
+
+    def persona_status() -> dict[str, Any]:
+        return kubectl.get(namespace, "persona/ada").get("status") or {}
+
+    status = wait_until(
+        lambda: (s := persona_status()) and s.get("memoryCount", 0) >= 1 and s.get("interactions", 0) >= 1 and s,
+        CONVERGE_TIMEOUT,
+        "Persona status with a memory and an interaction",
+        describe=lambda: json.dumps(persona_status()),
+    )
+    assert status["mood"]["valence"] > 0, status
+    assert status["mood"]["description"], status
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", status["lastInteraction"]), status
+    assert is_ready(kubectl.get(namespace, "persona/ada")), "the operator's conditions are kept"
+    row = kubectl("get", "-n", namespace, "persona/ada", "--no-headers").split()
+    assert status["mood"]["description"] in row, row

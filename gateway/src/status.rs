@@ -4,7 +4,9 @@
 //! `--status-interval-seconds`, and only what changed: Budget `spentUsd`, `remainingUsd`,
 //! `periodStart` and the `Exhausted` and `ThresholdReached` conditions (with a Warning Event when
 //! either turns true); Tenant `requests`, `tokens` and `spendUsd` for the current calendar month
-//! (UTC); ProviderRoute `healthyBackends` as this replica's circuit breakers see them. Totals come
+//! (UTC); ProviderRoute `healthyBackends` as this replica's circuit breakers see them; Persona
+//! `memoryCount`, `interactions`, `lastInteraction` and `mood` (rounded, so that a mood drifting
+//! back to neutral is not rewritten on every tick). Totals come
 //! from the ledger, so with several replicas the ledger must be shared (PostgreSQL). The operator
 //! owns the other conditions; the list is keyed by type.
 
@@ -21,12 +23,14 @@ use kube_lease_manager::LeaseManagerBuilder;
 use serde_json::{Value, json};
 use switchboard_crds::config::BudgetConfig;
 use switchboard_crds::decimal::NanoUsd;
-use switchboard_crds::resources::{Budget, BudgetPeriod, ProviderRoute, Tenant};
+use switchboard_crds::resources::{Budget, BudgetPeriod, MoodStatus, Persona, ProviderRoute, Tenant};
 use tokio::task::JoinHandle;
 
 use crate::budget::period_start;
 use crate::ledger::{Ledger, Scope};
 use crate::live::LiveRuntime;
+use crate::persona::Personas;
+use crate::persona::feelings::PersonaState;
 
 const MANAGER: &str = "switchboard-gateway";
 
@@ -50,7 +54,9 @@ pub async fn spawn(
         let (leader, _lease_task) = lease.watch().await;
         let reporter = Reporter { controller: MANAGER.into(), instance: Some(identity) };
         let recorder = Recorder::new(client.clone(), reporter);
-        let mut writer = Writer { client, namespace, live, ledger, recorder, written: HashMap::new() };
+        let personas = Personas::new(&ledger);
+        let mut writer =
+            Writer { client, namespace, live, ledger, personas, recorder, written: HashMap::new() };
         let mut tick = tokio::time::interval(interval);
         loop {
             tick.tick().await;
@@ -66,6 +72,7 @@ struct Writer {
     namespace: String,
     live: LiveRuntime,
     ledger: Ledger,
+    personas: Personas,
     recorder: Recorder,
     /// The last status written per object, so unchanged ones are not patched again.
     written: HashMap<(&'static str, String), Value>,
@@ -105,6 +112,27 @@ impl Writer {
                 }
                 Err(error) => tracing::warn!(%error, %tenant, "cannot total the ledger"),
             }
+        }
+        self.write_personas(&config, now).await;
+    }
+
+    /// Persona status from the memory and mood stores.
+    async fn write_personas(&mut self, config: &switchboard_crds::config::GatewayConfig, now: Timestamp) {
+        let now_ms = now.as_millisecond();
+        let (counts, states) =
+            match (self.personas.memories.counts().await, self.personas.feelings.states(now_ms).await) {
+                (Ok(counts), Ok(states)) => (counts, states),
+                (Err(error), _) | (_, Err(error)) => {
+                    tracing::warn!(%error, "cannot read persona memories and moods");
+                    return;
+                }
+            };
+        let counts: HashMap<String, i64> = counts.into_iter().collect();
+        for persona in config.personas.values() {
+            let state =
+                states.iter().find(|(t, p, _)| *t == persona.tenant && *p == persona.name).map(|s| s.2);
+            let status = persona_status(counts.get(&persona.name).copied().unwrap_or(0), state);
+            self.patch::<Persona>("Persona", &persona.name, status).await;
         }
     }
 
@@ -202,6 +230,24 @@ impl Writer {
             Err(error) => tracing::warn!(%error, kind, name, "cannot write status"),
         }
     }
+}
+
+fn persona_status(memories: i64, state: Option<PersonaState>) -> Value {
+    let mut status = json!({"memoryCount": memories});
+    if let Some(state) = state {
+        let round = |x: f64| (x * 100.0).round() / 100.0;
+        let mood = MoodStatus {
+            valence: round(state.mood.valence),
+            arousal: round(state.mood.arousal),
+            description: state.mood.describe().to_owned(),
+        };
+        status["interactions"] = json!(state.interactions);
+        status["mood"] = json!(mood);
+        if let Some(ms) = state.last_interaction_ms.and_then(|ms| Timestamp::from_millisecond(ms).ok()) {
+            status["lastInteraction"] = json!(ms.strftime("%Y-%m-%dT%H:%M:%SZ").to_string());
+        }
+    }
+    status
 }
 
 /// A condition that keeps its `lastTransitionTime` while its status is unchanged.

@@ -15,8 +15,8 @@ pub use budget::{
 };
 pub use common::{Condition, SecretKeyRef};
 pub use persona::{
-    MemoryExtraction, MemoryPolicy, MemorySharing, MemorySharingScope, Persona, PersonaSpec, PersonaStatus,
-    Relationship,
+    MemoryExtraction, MemoryPolicy, MemorySharing, MemorySharingScope, MoodStatus, Persona, PersonaSpec,
+    PersonaStatus, Relationship,
 };
 pub use provider_route::{
     Backend, CachePolicy, CircuitBreakerPolicy, ModelPricing, ModelSpec, ProviderKind, ProviderRoute,

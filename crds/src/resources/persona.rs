@@ -22,6 +22,7 @@ use super::tenant::RateLimits;
     printcolumn(name = "Tenant", type_ = "string", json_path = ".spec.tenant"),
     printcolumn(name = "Model", type_ = "string", json_path = ".spec.model"),
     printcolumn(name = "Memories", type_ = "integer", json_path = ".status.memoryCount"),
+    printcolumn(name = "Mood", type_ = "string", json_path = ".status.mood.description"),
     printcolumn(
         name = "Ready",
         type_ = "string",
@@ -191,4 +192,22 @@ pub struct PersonaStatus {
     /// Last conversation (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_interaction: Option<String>,
+    /// Conversations so far.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interactions: Option<i64>,
+    /// The persona's mood now (it drifts back to neutral between conversations).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mood: Option<MoodStatus>,
+}
+
+/// A persona's mood, as written by the gateway.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MoodStatus {
+    /// -1 (unhappy) to 1 (happy).
+    pub valence: f64,
+    /// 0 (calm) to 1 (excited).
+    pub arousal: f64,
+    /// In a word, e.g. `content` or `irritated`.
+    pub description: String,
 }
