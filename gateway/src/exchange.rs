@@ -38,6 +38,8 @@ pub enum Endpoint {
     Messages,
     /// The MCP server's `chat` tool.
     Mcp,
+    /// A persona's model extracting memories from a conversation (`extraction: Model`).
+    MemoryExtraction,
 }
 
 impl Endpoint {
@@ -46,6 +48,7 @@ impl Endpoint {
             Self::ChatCompletions => "chat_completions",
             Self::Messages => "messages",
             Self::Mcp => "mcp",
+            Self::MemoryExtraction => "memory_extraction",
         }
     }
 }

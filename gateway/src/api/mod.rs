@@ -35,8 +35,8 @@ pub(crate) async fn begin(
 /// Lets the persona learn from a turn it answered, off the request path.
 pub(crate) fn learn(state: &AppState, turn: Option<Turn>) {
     if let Some(turn) = turn {
-        let personas = state.personas.clone();
-        tokio::spawn(async move { turn.learn(&personas).await });
+        let state = state.clone();
+        tokio::spawn(async move { turn.learn(&state).await });
     }
 }
 

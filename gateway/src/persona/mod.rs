@@ -3,12 +3,14 @@
 //!
 //! [`turn`] is the request path (rewrite the request, learn afterwards); [`memory`] and
 //! [`feelings`] are the stores, in the ledger's database so that every replica shares them;
-//! [`extract`], [`sharing`], [`prompt`] and [`affect`] are pure rules and math.
+//! [`extract`], [`model_extraction`], [`sharing`], [`prompt`] and [`affect`] are pure rules and
+//! math.
 
 pub mod affect;
 pub mod extract;
 pub mod feelings;
 pub mod memory;
+pub mod model_extraction;
 pub mod prompt;
 pub mod sharing;
 pub mod turn;

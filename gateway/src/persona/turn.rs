@@ -5,6 +5,7 @@
 //! Memory and mood are best effort on the request path: if their database fails, the persona
 //! still answers, without memories, and the failure is logged.
 
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use http::HeaderMap;
@@ -13,11 +14,14 @@ use switchboard_crds::config::PersonaConfig;
 use switchboard_crds::resources::MemoryExtraction;
 
 use super::affect::Quality;
-use super::memory::{Owner, Retention};
+use super::memory::{NewMemory, Owner, Retention};
 use super::prompt::{Context, system_message};
-use super::{Personas, extract, sharing};
+use super::{Personas, extract, model_extraction, sharing};
+use crate::auth::Authenticated;
 use crate::error::ApiError;
+use crate::exchange::{Endpoint, Exchange, Served, ServedReply};
 use crate::runtime::{Caller, Runtime};
+use crate::state::AppState;
 
 /// Clients name personas as models with this prefix: `persona/ada`.
 pub const MODEL_PREFIX: &str = "persona/";
@@ -32,8 +36,8 @@ const RECALLED: usize = 12;
 #[derive(Clone, Debug)]
 pub struct Turn {
     pub persona: PersonaConfig,
-    /// The conversation's tenant (the caller's; memories are kept under it).
-    pub tenant: String,
+    /// Who called: memories are kept under its tenant, model extraction is billed to it.
+    pub caller: Caller,
     /// Whom the persona talks with: the `user` field or the subject header. No subject, no memory.
     pub subject: Option<String>,
     /// The other persona, when the subject is `persona/<name>` of the same tenant.
@@ -69,7 +73,7 @@ impl Turn {
             .filter(|other| other.tenant == persona.tenant && other.name != persona.name)
             .cloned();
         let message = last_user_text(request);
-        let turn = Turn { persona, tenant: caller.tenant.clone(), subject, partner, message };
+        let turn = Turn { persona, caller: caller.clone(), subject, partner, message };
         let system = turn.system_message(personas, runtime, now_ms()).await;
         let messages = request.get_mut("messages").and_then(Value::as_array_mut);
         if let Some(messages) = messages {
@@ -105,7 +109,7 @@ impl Turn {
             let readable = sharing::readable_by(&runtime.config.personas, persona);
             match personas
                 .memories
-                .recall(&self.tenant, subject, &readable, &self.message, RECALLED, now)
+                .recall(&self.caller.tenant, subject, &readable, &self.message, RECALLED, now)
                 .await
             {
                 Ok(found) => memories = found,
@@ -121,9 +125,12 @@ impl Turn {
         text
     }
 
-    /// After the persona answered: stores what the user's message says worth remembering, prunes
-    /// by the retention policy, and moves the persona's mood (and its bond with the partner).
-    pub async fn learn(self, personas: &Personas) {
+    /// After the persona answered: stores what the user's message says worth remembering (by
+    /// rules, or by the persona's model, falling back to the rules if the model's answer is
+    /// unusable), prunes by the retention policy, and moves the persona's mood (and its bond with
+    /// the partner).
+    pub async fn learn(self, state: &AppState) {
+        let personas = &state.personas;
         let now = now_ms();
         let persona = &self.persona;
         let quality = Quality::of_text(&self.message);
@@ -144,8 +151,17 @@ impl Turn {
         if !persona.memory.enabled || persona.memory.extraction == MemoryExtraction::Off {
             return;
         }
-        let owner = Owner { tenant: &self.tenant, persona: &persona.name, subject };
-        for memory in extract::memories_in(&self.message) {
+        let found = match persona.memory.extraction {
+            MemoryExtraction::Model if !self.message.trim().is_empty() => {
+                self.ask_model(state).await.unwrap_or_else(|problem| {
+                    tracing::warn!(persona = %persona.name, %problem, "model memory extraction failed; using the rules");
+                    extract::memories_in(&self.message)
+                })
+            }
+            _ => extract::memories_in(&self.message),
+        };
+        let owner = Owner { tenant: &self.caller.tenant, persona: &persona.name, subject };
+        for memory in found {
             if let Err(error) = personas.memories.remember(owner, &memory, now).await {
                 tracing::warn!(persona = %persona.name, %error, "cannot store a memory");
                 return;
@@ -157,6 +173,25 @@ impl Turn {
         };
         if let Err(error) = personas.memories.prune(owner, retention, now).await {
             tracing::warn!(persona = %persona.name, %error, "cannot prune memories");
+        }
+    }
+
+    /// Asks the persona's model for the memories in the user's message, as the caller.
+    async fn ask_model(&self, state: &AppState) -> Result<Vec<NewMemory>, String> {
+        let request = model_extraction::request(&self.persona.model, &self.message);
+        let auth = Authenticated { runtime: state.runtime.load(), caller: self.caller.clone() };
+        let endpoint = Endpoint::MemoryExtraction;
+        let exchange =
+            Exchange::begin(state, auth, &request, endpoint, &HeaderMap::new(), Some(&self.persona))
+                .map_err(|e| e.to_string())?;
+        match Arc::new(exchange).serve(state, &request).await {
+            Ok(Served { reply: ServedReply::Complete(body), .. }) => {
+                model_extraction::memories_in_reply(&body)
+            }
+            Ok(Served { reply: ServedReply::Stream(_), .. }) => {
+                Err("the model answered with a stream".into())
+            }
+            Err(error) => Err(error.to_string()),
         }
     }
 }

@@ -1,0 +1,173 @@
+//! Persona turns through the gateway: memory extraction by the persona's own model (with the
+//! rules as fallback), and persona budgets and rate limits on the request path.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failing test should panic loudly
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+
+use axum::Json;
+use axum::extract::State;
+use axum::routing::post;
+use common::*;
+use serde_json::{Value, json};
+
+/// An OpenAI-compatible upstream that answers memory-extraction requests (those with a
+/// `response_format`) with `extraction`, and chats with a short reply; it keeps every body.
+struct Extractor {
+    base_url: String,
+    requests: Arc<Mutex<Vec<Value>>>,
+}
+
+async fn extractor(extraction: &'static str) -> Extractor {
+    let requests = Arc::new(Mutex::new(Vec::new()));
+    let seen = requests.clone();
+    let app = axum::Router::new()
+        .route(
+            "/v1/chat/completions",
+            post(move |State(seen): State<Arc<Mutex<Vec<Value>>>>, Json(body): Json<Value>| async move {
+                let content = if body.get("response_format").is_some() { extraction } else { "Noted." };
+                seen.lock().unwrap().push(body);
+                Json(json!({
+                    "id": "chatcmpl-1", "object": "chat.completion", "created": 0, "model": "extractor",
+                    "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
+                    "usage": {"prompt_tokens": 40, "completion_tokens": 20, "total_tokens": 60},
+                }))
+            }),
+        )
+        .with_state(seen);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base_url = format!("http://{}/v1", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    Extractor { base_url, requests }
+}
+
+fn persona_config(base_url: &str, extraction: &str, extra: &str) -> String {
+    format!(
+        r#"
+apiVersion: switchboard.dev/v1alpha1
+kind: ProviderRoute
+metadata: {{name: extractor-route}}
+spec:
+  models: [{{name: extractor, pricing: {{inputPerMillion: "1", outputPerMillion: "2"}}}}]
+  backends: [{{name: extractor, provider: openai, baseUrl: "{base_url}"}}]
+  retries: {{attempts: 0}}
+---
+apiVersion: switchboard.dev/v1alpha1
+kind: Persona
+metadata: {{name: sage}}
+spec:
+  tenant: team
+  systemPrompt: You are Sage.
+  model: extractor
+  memory: {{extraction: {extraction}}}
+{extra}
+"#
+    )
+}
+
+async fn memories(h: &Harness, subject: &str) -> Vec<Value> {
+    let url = h.url(&format!("/v1/subjects/{subject}/memories"));
+    let body: Value = h.client.get(url).bearer_auth(TEAM_KEY).send().await.unwrap().json().await.unwrap();
+    body["memories"].as_array().unwrap().clone()
+}
+
+async fn say(h: &Harness, subject: &str, text: &str) -> reqwest::Response {
+    let request = json!({"model": "persona/sage", "user": subject, "max_tokens": 10, "messages": [{"role": "user", "content": text}]});
+    h.post("/v1/chat/completions", TEAM_KEY, &request).await
+}
+
+#[tokio::test]
+async fn the_persona_model_extracts_memories_and_its_cost_is_in_the_ledger() {
+    let answer =
+        r#"{"memories": [{"content": "Shellfish makes them ill", "kind": "fact", "importance": 10}]}"#;
+    let upstream = extractor(answer).await;
+    let mut h = Harness::start().await;
+    h.restart_with("sage.yaml", &persona_config(&upstream.base_url, "Model", "")).await;
+
+    // Nothing here matches the extraction rules: only the model can find the memory.
+    assert_eq!(say(&h, "sam", "By the way, shellfish makes me ill.").await.status(), 200);
+    eventually("the model's memory to be stored", || {
+        let h = &h;
+        async move { !memories(h, "sam").await.is_empty() }
+    })
+    .await;
+    let found = memories(&h, "sam").await;
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(
+        (found[0]["content"].as_str(), found[0]["importance"].as_u64()),
+        (Some("Shellfish makes them ill"), Some(10))
+    );
+
+    let bodies = upstream.requests.lock().unwrap().clone();
+    let extraction =
+        bodies.iter().find(|b| b.get("response_format").is_some()).expect("an extraction request");
+    assert_eq!(extraction["messages"][1]["content"], "By the way, shellfish makes me ill.");
+    assert_eq!(extraction["model"], "extractor");
+
+    h.stop_gateway().await;
+    let rows = h.ledger_rows().await;
+    let endpoints: Vec<&str> = rows.iter().filter_map(|r| r["endpoint"].as_str()).collect();
+    assert_eq!(endpoints, ["chat_completions", "memory_extraction"], "{rows:?}");
+    // 40 prompt tokens at 1 USD/M and 20 completion tokens at 2 USD/M, each.
+    assert!(rows.iter().all(|r| r["cost_nanos"] == 80_000 && r["model"] == "persona/sage"), "{rows:?}");
+}
+
+#[tokio::test]
+async fn an_unusable_model_answer_falls_back_to_the_rules() {
+    let upstream = extractor("Sure! They like kayaking.").await;
+    let mut h = Harness::start().await;
+    h.restart_with("sage.yaml", &persona_config(&upstream.base_url, "Model", "")).await;
+    assert_eq!(say(&h, "kim", "I love kayaking at dawn.").await.status(), 200);
+    eventually("the rules' memory to be stored", || {
+        let h = &h;
+        async move { !memories(h, "kim").await.is_empty() }
+    })
+    .await;
+    let found = memories(&h, "kim").await;
+    assert_eq!(found[0]["content"], "I love kayaking at dawn.", "{found:?}");
+    assert_eq!(found[0]["kind"], "preference");
+}
+
+#[tokio::test]
+async fn persona_budgets_and_rate_limits_apply_to_its_conversations() {
+    let upstream = extractor("{}").await;
+    let mut h = Harness::start().await;
+    let budget = r#"---
+apiVersion: switchboard.dev/v1alpha1
+kind: Budget
+metadata: {name: sage-cap}
+spec:
+  scope: {kind: Persona, tenant: team, persona: sage}
+  limitUsd: "0.0001"
+  period: Monthly
+  enforcement: Hard
+"#;
+    h.restart_with("sage.yaml", &persona_config(&upstream.base_url, "Off", budget)).await;
+    // Each turn costs 80,000 nano-dollars and reserves about 25,000 first; the cap is 100,000.
+    let mut statuses = Vec::new();
+    for i in 0..4 {
+        let response = say(&h, "pat", &format!("hello {i}")).await;
+        statuses.push(response.status().as_u16());
+        if response.status() == 429 {
+            let body: Value = response.json().await.unwrap();
+            assert_eq!(body["error"]["code"], "budget_exceeded", "{body}");
+        }
+    }
+    assert_eq!(statuses[0], 200, "{statuses:?}");
+    assert!(statuses.contains(&429), "the persona's budget must refuse eventually: {statuses:?}");
+    // Other models of the tenant are not capped by the persona's budget.
+    let other = json!({"model": "demo-echo", "messages": [{"role": "user", "content": "hi"}]});
+    assert_eq!(h.post("/v1/chat/completions", TEAM_KEY, &other).await.status(), 200);
+
+    let limits = "  rateLimits: {requestsPerMinute: 2}\n";
+    let config = persona_config(&upstream.base_url, "Off", "")
+        .replace("  memory: {extraction: Off}\n", &format!("  memory: {{extraction: Off}}\n{limits}"));
+    h.restart_with("sage.yaml", &config).await;
+    let mut statuses = Vec::new();
+    for i in 0..3 {
+        statuses.push(say(&h, "pat", &format!("again {i}")).await.status().as_u16());
+    }
+    assert_eq!(statuses, [200, 200, 429]);
+}
