@@ -113,8 +113,10 @@ pub async fn start(settings: &Settings) -> Result<RunningGateway, StartError> {
             status::spawn(client, namespace, identity, live.clone(), ledger.clone(), interval).await?;
         background.push(Background::Task(writer));
     }
+    let personas = Personas::new(&ledger);
+    background.push(Background::Task(personas.spawn_expiry(live.clone())));
     let state = AppState {
-        personas: Personas::new(&ledger),
+        personas,
         runtime: live,
         ledger: sender,
         ledger_reader: ledger,

@@ -197,6 +197,10 @@ async fn retention_drops_stale_then_least_valuable_memories() {
             1,
             "{db}: other subjects are untouched"
         );
+        // The sweep applies the retention to every subject of the persona, written to or not.
+        assert_eq!(store.expire("ada", 90, NOW + 91 * DAY).await.unwrap(), 4, "{db}");
+        assert!(store.export("demo", "grace").await.unwrap().is_empty(), "{db}");
+        assert!(store.export("demo", "linus").await.unwrap().is_empty(), "{db}");
     }
 }
 

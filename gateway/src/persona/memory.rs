@@ -310,6 +310,18 @@ impl MemoryStore {
         Ok(deleted)
     }
 
+    /// Drops the memories of `persona` (every tenant and subject) unused for more than `days`:
+    /// the sweep for subjects nobody talks to any more, whose memories no write would prune.
+    pub async fn expire(&self, persona: &str, days: u32, now_ms: i64) -> Result<u64, sqlx::Error> {
+        let cutoff = now_ms - i64::from(days) * 86_400_000;
+        let result = sqlx::query("DELETE FROM persona_memories WHERE persona = $1 AND last_used_at_ms < $2")
+            .bind(persona.to_owned())
+            .bind(cutoff)
+            .execute(&self.pool)
+            .await?;
+        Ok(result.rows_affected())
+    }
+
     /// Stored memories per persona (every tenant's conversations), for Persona status.
     pub async fn counts(&self) -> Result<Vec<(String, i64)>, sqlx::Error> {
         let rows =

@@ -15,7 +15,12 @@ pub mod prompt;
 pub mod sharing;
 pub mod turn;
 
+use std::time::Duration;
+
+use tokio::task::JoinHandle;
+
 use crate::ledger::Ledger;
+use crate::live::LiveRuntime;
 use feelings::FeelingStore;
 use memory::MemoryStore;
 
@@ -34,5 +39,32 @@ impl Personas {
             memories: MemoryStore::new(ledger.pool().clone(), postgres),
             feelings: FeelingStore::new(ledger.pool().clone(), postgres),
         }
+    }
+}
+
+/// How often every replica sweeps expired memories (idempotent deletes, so replicas need not agree).
+const EXPIRY_SWEEP: Duration = Duration::from_secs(3600);
+
+impl Personas {
+    /// Starts the hourly sweep that applies each persona's `retentionDays` to all its memories.
+    pub fn spawn_expiry(&self, live: LiveRuntime) -> JoinHandle<()> {
+        let memories = self.memories.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(EXPIRY_SWEEP);
+            loop {
+                tick.tick().await;
+                let runtime = live.load();
+                for persona in runtime.config.personas.values().filter(|p| p.memory.retention_days > 0) {
+                    let days = persona.memory.retention_days;
+                    match memories.expire(&persona.name, days, turn::now_ms()).await {
+                        Ok(0) => {}
+                        Ok(deleted) => tracing::info!(persona = %persona.name, deleted, "expired memories"),
+                        Err(error) => {
+                            tracing::warn!(persona = %persona.name, %error, "cannot expire memories")
+                        }
+                    }
+                }
+            }
+        })
     }
 }
