@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use http::HeaderMap;
+use http::request::Parts;
 use rmcp::model::{
     CacheScope, CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
     ListResourcesResult, ListToolsResult, PaginatedRequestParams, ProtocolVersion, ReadResourceRequestParams,
@@ -48,43 +49,29 @@ impl McpServer {
         McpServer { state, catalog: Arc::new(Catalog::new()) }
     }
 
-    /// Runs a tool other than `chat`: arguments first (an invalid call costs nothing), then one
-    /// request against the caller's rate limits, then the tool.
-    async fn run(&self, call: &Call<'_>, tool: ToolName, arguments: Value) -> Result<Value, ToolError> {
-        let catalog = &self.catalog;
-        match tool {
-            ToolName::ListPersonas => {
-                admit(call).await?;
-                Ok(call.list_personas())
-            }
-            ToolName::Remember => {
-                let args = catalog.arguments(tool, arguments)?;
-                admit(call).await?;
-                call.remember(args).await
-            }
-            ToolName::Recall => {
-                let args = catalog.arguments(tool, arguments)?;
-                admit(call).await?;
-                call.recall(args).await
-            }
-            ToolName::Forget => {
-                let args = catalog.arguments(tool, arguments)?;
-                admit(call).await?;
-                call.forget(args).await
-            }
-            ToolName::GetRelationship => {
-                let args = catalog.arguments(tool, arguments)?;
-                admit(call).await?;
-                call.relationship(args).await
-            }
-            ToolName::GetPersonaState => {
-                let args = catalog.arguments(tool, arguments)?;
-                admit(call).await?;
-                call.persona_state(args).await
-            }
-            ToolName::Chat => Err(ToolError::Refused("`chat` is not served here".into())),
-        }
+    /// `chat`: the exchange counts the request in the metrics once it has begun; the tool counts
+    /// the failures before that.
+    async fn chat(
+        &self,
+        call: &Call<'_>,
+        arguments: Value,
+        headers: &HeaderMap,
+    ) -> Result<CallToolResult, ToolError> {
+        let tool = ToolName::Chat;
+        let args = self.catalog.arguments(tool, arguments).inspect_err(|e| call.count(tool, e.status()))?;
+        call.chat(args, headers).await.map(chat_result)
     }
+}
+
+/// Runs `work` (a tool other than `chat`) and counts it in the request metrics.
+async fn counted(
+    call: &Call<'_>,
+    tool: ToolName,
+    work: impl Future<Output = Result<Value, ToolError>>,
+) -> Result<CallToolResult, ToolError> {
+    let outcome = work.await;
+    call.count(tool, outcome.as_ref().map_or_else(ToolError::status, |_| 200));
+    outcome.map(structured)
 }
 
 impl ServerHandler for McpServer {
@@ -122,23 +109,61 @@ impl ServerHandler for McpServer {
             let message = format!("unknown tool `{}`; `tools/list` has the tools", request.name);
             return Err(ErrorData::invalid_params(message, Some(json!({"tool": request.name}))));
         };
-        let (auth, headers) = authenticated(&context)?;
+        let (auth, parts) = authenticated(&context)?;
         let call = Call { state: &self.state, auth: &auth, started: Instant::now() };
         let arguments = Value::Object(request.arguments.unwrap_or_default());
-        let result = if tool == ToolName::Chat {
-            // The exchange counts the request in the metrics once it starts; `chat` counts the
-            // failures before that.
-            match self.catalog.arguments(tool, arguments) {
-                Ok(args) => call.chat(args, &headers).await.map(chat_result),
-                Err(error) => {
-                    call.count(tool, error.status());
-                    Err(error)
-                }
+        let catalog = &self.catalog;
+        // Arguments first (an invalid call costs nothing), then one request against the caller's
+        // rate limits, then the tool.
+        let result = match tool {
+            ToolName::Chat => self.chat(&call, arguments, &parts.headers).await,
+            ToolName::ListPersonas => {
+                counted(&call, tool, async {
+                    admit(&call).await?;
+                    Ok(call.list_personas())
+                })
+                .await
             }
-        } else {
-            let outcome = self.run(&call, tool, arguments).await;
-            call.count(tool, outcome.as_ref().map_or_else(ToolError::status, |_| 200));
-            outcome.map(structured)
+            ToolName::Remember => {
+                counted(&call, tool, async {
+                    let args = catalog.arguments(tool, arguments)?;
+                    admit(&call).await?;
+                    call.remember(args).await
+                })
+                .await
+            }
+            ToolName::Recall => {
+                counted(&call, tool, async {
+                    let args = catalog.arguments(tool, arguments)?;
+                    admit(&call).await?;
+                    call.recall(args).await
+                })
+                .await
+            }
+            ToolName::Forget => {
+                counted(&call, tool, async {
+                    let args = catalog.arguments(tool, arguments)?;
+                    admit(&call).await?;
+                    call.forget(args).await
+                })
+                .await
+            }
+            ToolName::GetRelationship => {
+                counted(&call, tool, async {
+                    let args = catalog.arguments(tool, arguments)?;
+                    admit(&call).await?;
+                    call.relationship(args).await
+                })
+                .await
+            }
+            ToolName::GetPersonaState => {
+                counted(&call, tool, async {
+                    let args = catalog.arguments(tool, arguments)?;
+                    admit(&call).await?;
+                    call.persona_state(args).await
+                })
+                .await
+            }
         };
         Ok(result.unwrap_or_else(ToolError::into_result).into())
     }
@@ -172,12 +197,12 @@ impl ServerHandler for McpServer {
 }
 
 /// The caller, as the tenant auth middleware in front of `/mcp` authenticated it, and the HTTP
-/// headers of the request (the chat path reads the subject and cache headers from them).
-fn authenticated(context: &RequestContext<RoleServer>) -> Result<(Authenticated, HeaderMap), ErrorData> {
-    let parts = context.extensions.get::<http::request::Parts>();
+/// request (the chat path reads the subject and cache headers from it).
+fn authenticated(context: &RequestContext<RoleServer>) -> Result<(Authenticated, &Parts), ErrorData> {
+    let parts = context.extensions.get::<Parts>();
     let auth = parts.and_then(|p| p.extensions.get::<Authenticated>()).cloned();
     match (auth, parts) {
-        (Some(auth), Some(parts)) => Ok((auth, parts.headers.clone())),
+        (Some(auth), Some(parts)) => Ok((auth, parts)),
         _ => Err(ErrorData::internal_error("the MCP request was not authenticated", None)),
     }
 }

@@ -127,8 +127,7 @@ pub struct ChatArgs {
     /// The user's message.
     #[schemars(length(min = 1, max = 100000))]
     pub message: String,
-    /// Who is talking: a stable end-user id. The persona remembers subjects; without one it
-    /// neither recalls nor stores memories.
+    /// Who is talking (a stable end-user id); without it the persona neither recalls nor stores memories.
     #[serde(default)]
     #[schemars(length(min = 1, max = 256))]
     pub subject: Option<String>,
