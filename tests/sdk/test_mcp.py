@@ -26,7 +26,9 @@ TOOLS = {"list_personas", "chat", "remember", "recall", "forget", "get_relations
 OTHER_KEY = "sk-switchboard-mcp-other"
 TIGHT_KEY = "sk-switchboard-mcp-tight"
 
-# A second tenant with a persona of its own, and a tenant allowed two requests a minute.
+# A second tenant with two personas of its own (carol is shared with demo), a tenant allowed two
+# requests a minute, and two more demo personas: linus (a declared relationship with ada) and mute
+# (memory off).
 TENANTS = f"""
 apiVersion: v1
 kind: Secret
@@ -46,6 +48,36 @@ spec:
   tenant: mcp-other
   systemPrompt: You are Bob.
   model: demo-echo
+---
+apiVersion: switchboard.dev/v1alpha1
+kind: Persona
+metadata: {{name: carol}}
+spec:
+  tenant: mcp-other
+  systemPrompt: You are Carol.
+  model: demo-echo
+  sharedWithTenants: [demo]
+---
+apiVersion: switchboard.dev/v1alpha1
+kind: Persona
+metadata: {{name: linus}}
+spec:
+  tenant: demo
+  displayName: Linus
+  systemPrompt: You are Linus.
+  traits: [pragmatic, curious]
+  interests: [programming, kernels]
+  model: demo-echo
+  relationships: [{{persona: ada, affinity: 40, trust: 70}}]
+---
+apiVersion: switchboard.dev/v1alpha1
+kind: Persona
+metadata: {{name: mute}}
+spec:
+  tenant: demo
+  systemPrompt: You forget everything.
+  model: demo-echo
+  memory: {{enabled: false}}
 ---
 apiVersion: v1
 kind: Secret
@@ -181,11 +213,15 @@ def test_memories_survive_a_restart_and_never_reach_another_tenant(start_gateway
             state = await call(client, "get_persona_state", {"persona": "ada"})
             assert state["memories"] == 3
             names = [p["name"] for p in (await call(client, "list_personas", {}))["personas"]]
-            assert "ada" in names and "bob" not in names
+            assert "ada" in names and "carol" in names and "bob" not in names
+            # carol is shared with demo by mcp-other: what demo's users tell her stays demo's.
+            await call(client, "remember", {"persona": "carol", "subject": "grace", "content": "Grace plays chess"})
 
         async with connect(gateway, key=OTHER_KEY) as other:
             listed = await call(other, "list_personas", {})
-            assert [p["name"] for p in listed["personas"]] == ["bob"]
+            assert [p["name"] for p in listed["personas"]] == ["bob", "carol"]
+            chess = await call(other, "recall", {"persona": "carol", "subject": "grace", "query": "chess"})
+            assert chess["memories"] == [], "the owner of a shared persona must not read the memories of its users"
             text, error = await call_error(other, "recall", {"persona": "ada", "subject": "grace", "query": "tea"})
             assert error["code"] == "persona_not_found"
             assert "tea" not in text.lower()
@@ -195,7 +231,7 @@ def test_memories_survive_a_restart_and_never_reach_another_tenant(start_gateway
             # Forgetting a subject only ever deletes the caller's tenant's memories.
             assert (await call(other, "forget", {"subject": "grace"}))["deleted"] == 0
             uris = [str(r.uri) for r in (await other.list_resources()).resources]
-            assert uris == ["persona://bob"]
+            assert uris == ["persona://bob", "persona://carol"]
             with pytest.raises(MCPError) as missing:
                 await other.read_resource("persona://ada")
             assert missing.value.error.code in (-32602, -32002)
@@ -206,7 +242,7 @@ def test_memories_survive_a_restart_and_never_reach_another_tenant(start_gateway
             one = await call(client, "forget", {"subject": "grace", "persona": "ada", "memory_id": stored["id"]})
             assert one["deleted"] == 1
             rest = await call(client, "forget", {"subject": "grace"})
-            assert rest["deleted"] == len(NOISE)
+            assert rest["deleted"] == len(NOISE) + 1  # ada's and carol's
             gone = await call(client, "recall", {"persona": "ada", "subject": "grace", "query": "green tea"})
             assert gone["memories"] == []
 
@@ -236,7 +272,7 @@ def test_chat_with_a_subject_teaches_the_persona(start_gateway):
 
 
 def test_invalid_arguments_and_unknown_names_get_clear_errors(start_gateway):
-    gateway = start_gateway()
+    gateway = start_gateway(extra_manifests=MANIFESTS)
 
     async def scenario():
         async with connect(gateway) as client:
@@ -253,11 +289,38 @@ def test_invalid_arguments_and_unknown_names_get_clear_errors(start_gateway):
             assert "`/limit`" in text
             text, error = await call_error(client, "chat", {"persona": "nobody", "message": "hi"})
             assert error["code"] == "persona_not_found" and "`nobody`" in text
+            text, error = await call_error(client, "remember", {"persona": "mute", "subject": "g", "content": "x"})
+            assert error["code"] == "memory_disabled" and "memory disabled" in text
             text, _ = await call_error(client, "get_relationship", {"persona": "ada", "other": "ada"})
             assert "itself" in text
             with pytest.raises(MCPError) as unknown:
                 await client.call_tool("no_such_tool", {})
             assert unknown.value.error.code == -32602
+
+    run(scenario)
+
+
+def test_relationships_start_from_the_spec_and_stay_within_an_owner(start_gateway):
+    gateway = start_gateway(extra_manifests=MANIFESTS)
+
+    async def scenario():
+        async with connect(gateway) as client:
+            linus = await call(client, "get_relationship", {"persona": "linus", "other": "ada"})
+            bond = linus["bond"]
+            assert (bond["affinity"], bond["trust"], bond["interactions"]) == (40, 70, 0)
+            assert bond["lastInteraction"] is None and "Ada" in linus["description"]
+            compatibility = linus["compatibility"]
+            assert 0 <= compatibility["score"] <= 100
+            assert compatibility["sharedInterests"] == ["programming"]
+            # No declared relationship: neutral affinity, default trust.
+            ada = await call(client, "get_relationship", {"persona": "ada", "other": "linus"})
+            assert (ada["bond"]["affinity"], ada["bond"]["trust"]) == (0, 50)
+            text, error = await call_error(client, "get_relationship", {"persona": "ada", "other": "carol"})
+            assert error["code"] == "invalid_request" and "different owners" in text
+            _, error = await call_error(client, "get_relationship", {"persona": "ada", "other": "bob"})
+            assert error["code"] == "persona_not_found"
+            profile = json.loads((await client.read_resource("persona://linus")).contents[0].text)
+            assert [(r["persona"], r["bond"]["trust"]) for r in profile["relationships"]] == [("ada", 70)]
 
     run(scenario)
 
