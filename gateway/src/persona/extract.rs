@@ -63,23 +63,19 @@ fn after_title(before: &str) -> bool {
 
 const TITLES: &[&str] = &["dr", "mr", "mrs", "ms", "prof", "st", "mt", "jr", "sr", "vs", "etc", "eg", "ie"];
 
-fn classify(sentence: &str) -> Option<NewMemory> {
-    if sentence.ends_with('?') || sentence.chars().count() > MAX_SENTENCE {
-        return None;
-    }
-    let lower = sentence.to_lowercase();
-    let lower = lower.trim_end_matches(['.', '!', ';']);
-    let (kind, base, content) = if let Some(rest) = strip_any(
-        lower,
-        &["please remember that ", "remember that ", "remember: ", "don't forget that ", "note that "],
-    ) {
-        (MemoryKind::Fact, 9, tail(sentence, rest))
-    } else if starts_any(lower, &["my name is ", "call me ", "i go by "]) {
-        (MemoryKind::Fact, 8, sentence.to_owned())
-    } else if starts_any(lower, &["i love ", "i hate ", "i can't stand ", "i cannot stand ", "i adore "]) {
-        (MemoryKind::Preference, 7, sentence.to_owned())
-    } else if starts_any(
-        lower,
+/// Openings of explicit requests to remember; what follows them is stored.
+const REQUESTS: &[&str] =
+    &["please remember that ", "remember that ", "remember: ", "don't forget that ", "note that "];
+/// An explicit request's importance.
+const REQUESTED: u8 = 9;
+
+/// Sentence openings, tried in this order, with the kind and base importance they give.
+const RULES: &[(MemoryKind, u8, &[&str])] = &[
+    (MemoryKind::Fact, 8, &["my name is ", "call me ", "i go by "]),
+    (MemoryKind::Preference, 7, &["i love ", "i hate ", "i can't stand ", "i cannot stand ", "i adore "]),
+    (
+        MemoryKind::Preference,
+        6,
         &[
             "i like ",
             "i really like ",
@@ -91,10 +87,10 @@ fn classify(sentence: &str) -> Option<NewMemory> {
             "my favorite ",
             "my favourite ",
         ],
-    ) {
-        (MemoryKind::Preference, 6, sentence.to_owned())
-    } else if starts_any(
-        lower,
+    ),
+    (
+        MemoryKind::Event,
+        5,
         &[
             "yesterday ",
             "today ",
@@ -109,10 +105,10 @@ fn classify(sentence: &str) -> Option<NewMemory> {
             "i started ",
             "i finished ",
         ],
-    ) {
-        (MemoryKind::Event, 5, sentence.to_owned())
-    } else if starts_any(
-        lower,
+    ),
+    (
+        MemoryKind::Fact,
+        6,
         &[
             "i am ",
             "i'm ",
@@ -126,10 +122,22 @@ fn classify(sentence: &str) -> Option<NewMemory> {
             "i own ",
             "my ",
         ],
-    ) {
-        (MemoryKind::Fact, 6, sentence.to_owned())
-    } else {
+    ),
+];
+
+fn classify(sentence: &str) -> Option<NewMemory> {
+    if sentence.ends_with('?') || sentence.chars().count() > MAX_SENTENCE {
         return None;
+    }
+    let lower = sentence.to_lowercase();
+    let lower = lower.trim_end_matches(['.', '!', ';']);
+    let (kind, base, content) = match REQUESTS.iter().find_map(|p| lower.strip_prefix(p)) {
+        Some(rest) => (MemoryKind::Fact, REQUESTED, tail(sentence, rest)),
+        None => {
+            let (kind, base, _) =
+                RULES.iter().find(|(_, _, openings)| openings.iter().any(|o| lower.starts_with(o)))?;
+            (*kind, *base, sentence.to_owned())
+        }
     };
     // A bare "I am." or "My cat." says nothing.
     if content.split_whitespace().count() < 3 {
@@ -139,14 +147,6 @@ fn classify(sentence: &str) -> Option<NewMemory> {
         EMPHASIS.iter().any(|word| lower.split(|c: char| !c.is_alphanumeric()).any(|w| w == *word));
     let importance = if emphasis { base + 2 } else { base };
     Some(NewMemory { kind, content, importance: importance.min(10) })
-}
-
-fn starts_any(lower: &str, prefixes: &[&str]) -> bool {
-    prefixes.iter().any(|p| lower.starts_with(p))
-}
-
-fn strip_any<'a>(lower: &'a str, prefixes: &[&str]) -> Option<&'a str> {
-    prefixes.iter().find_map(|p| lower.strip_prefix(p))
 }
 
 /// The part of `sentence` (original case) that `rest` (a suffix of its lowercase form) covers,
