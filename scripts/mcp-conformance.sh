@@ -52,7 +52,7 @@ else
     command -v npm >/dev/null || die "npm is needed once to install Node.js 22 (Debian: apt-get install npm)"
     say "installing Node.js $node_version ($node_package from npm) into $node_dir"
     mkdir -p "$node_dir"
-    npm install --prefix "$node_dir" --no-save --no-audit --no-fund --ignore-scripts --loglevel=error \
+    timeout 600 npm install --prefix "$node_dir" --no-save --no-audit --no-fund --ignore-scripts --loglevel=error \
         "$node_package@$node_version"
     [[ -x $node ]] || die "the Node.js package did not provide $node"
 fi
@@ -68,7 +68,7 @@ else
     rm -rf "$suite_dir"
     mkdir -p "$suite_dir"
     cp "$root/tests/mcp/package.json" "$lock" "$suite_dir/"
-    npm ci --prefix "$suite_dir" --no-audit --no-fund --ignore-scripts --loglevel=error
+    timeout 600 npm ci --prefix "$suite_dir" --no-audit --no-fund --ignore-scripts --loglevel=error
     echo "$want" >"$stamp"
 fi
 cli=$suite_dir/node_modules/@modelcontextprotocol/conformance/dist/index.js
