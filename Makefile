@@ -19,7 +19,7 @@ SHELL := /bin/bash
 .PHONY: help build run fake-upstream test sdk-test mcp-conformance venv lint fmt crds chart-lint bench e2e clean
 
 help: ## Show this help
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 build: ## Build every crate's binaries (debug)
 	$(CARGO) build --workspace --bins

@@ -15,6 +15,7 @@ use crate::cache::ResponseCache;
 use crate::cluster::{self, ClusterSource};
 use crate::ledger::{Ledger, LedgerError};
 use crate::live::LiveRuntime;
+use crate::mcp::host::HostPolicy;
 use crate::metrics::Metrics;
 use crate::persona::Personas;
 use crate::queue::{QueueSettings, Scheduler};
@@ -116,6 +117,7 @@ pub async fn start(settings: &Settings) -> Result<RunningGateway, StartError> {
     let personas = Personas::new(&ledger);
     background.push(Background::Task(personas.spawn_expiry(live.clone())));
     let state = AppState {
+        mcp_hosts: HostPolicy::with_extra(&settings.mcp_allowed_hosts),
         personas,
         runtime: live,
         ledger: sender,

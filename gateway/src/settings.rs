@@ -47,6 +47,11 @@ pub struct Settings {
     /// fall back to local limits and local cache entries.
     #[arg(long, env = "SWITCHBOARD_REDIS_URL", hide_env_values = true)]
     pub redis_url: Option<String>,
+    /// Host names `/mcp` accepts besides loopback, IP literals, single-label and cluster-internal
+    /// (`*.svc`, `*.svc.cluster.local`) names: a comma-separated list where `*.example.com` matches
+    /// subdomains and `*` turns the DNS-rebinding check off.
+    #[arg(long, env = "SWITCHBOARD_MCP_ALLOWED_HOSTS", default_value = "")]
+    pub mcp_allowed_hosts: String,
     /// Bearer token for `/admin/v1/*`. Admin endpoints are disabled without it.
     #[arg(long, env = "SWITCHBOARD_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,

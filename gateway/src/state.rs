@@ -4,6 +4,7 @@ use crate::budget::Budgets;
 use crate::cache::ResponseCache;
 use crate::ledger::{Ledger, LedgerSender};
 use crate::live::LiveRuntime;
+use crate::mcp::host::HostPolicy;
 use crate::metrics::Metrics;
 use crate::persona::Personas;
 use crate::queue::Scheduler;
@@ -26,6 +27,8 @@ pub struct AppState {
     pub limiter: RateLimiter,
     /// Budget counters (in process, or shared in PostgreSQL).
     pub budgets: Budgets,
+    /// The Host names `/mcp` accepts (DNS-rebinding protection).
+    pub mcp_hosts: HostPolicy,
     /// Persona memories, moods and relationships.
     pub personas: Personas,
     /// SHA-256 of the admin token, if admin endpoints are enabled.

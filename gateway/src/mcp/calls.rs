@@ -9,7 +9,6 @@
 use std::time::Instant;
 
 use serde_json::{Value, json};
-use sqlx::Row;
 use switchboard_crds::config::PersonaConfig;
 
 use super::outcome::{ToolError, bond_json, compatibility_json, mood_json, rfc3339};
@@ -167,7 +166,7 @@ impl<'a> Call<'a> {
     pub async fn persona_state(&self, args: PersonaArgs) -> Result<Value, ToolError> {
         let persona = self.persona(&args.persona)?;
         let state = self.state.personas.feelings.state(&persona.tenant, &persona.name, now_ms()).await?;
-        let memories = memory_count(self.state, self.tenant(), &persona.name).await?;
+        let memories = self.state.personas.memories.count(self.tenant(), &persona.name).await?;
         Ok(json!({
             "persona": persona.name,
             "mood": mood_json(&state.mood),
@@ -177,17 +176,4 @@ impl<'a> Call<'a> {
             "memories": memories,
         }))
     }
-}
-
-/// Memories `persona` keeps under `tenant` (other tenants' conversations with a shared persona
-/// are not counted: their size is theirs).
-async fn memory_count(state: &AppState, tenant: &str, persona: &str) -> Result<i64, sqlx::Error> {
-    let row = sqlx::query(
-        "SELECT CAST(COUNT(*) AS BIGINT) FROM persona_memories WHERE tenant = $1 AND persona = $2",
-    )
-    .bind(tenant.to_owned())
-    .bind(persona.to_owned())
-    .fetch_one(state.ledger_reader.pool())
-    .await?;
-    row.try_get(0)
 }

@@ -23,9 +23,6 @@ use axum::response::{IntoResponse, Response};
 
 use crate::error::ApiError;
 
-/// The environment variable with the extra accepted host names.
-pub const ALLOWED_HOSTS_ENV: &str = "SWITCHBOARD_MCP_ALLOWED_HOSTS";
-
 #[derive(Clone, Debug, Default)]
 pub struct HostPolicy {
     any: bool,
@@ -36,11 +33,6 @@ pub struct HostPolicy {
 }
 
 impl HostPolicy {
-    /// The built-in rules plus `SWITCHBOARD_MCP_ALLOWED_HOSTS`.
-    pub fn from_env() -> HostPolicy {
-        HostPolicy::with_extra(std::env::var(ALLOWED_HOSTS_ENV).ok().as_deref().unwrap_or_default())
-    }
-
     /// The built-in rules plus a comma-separated list of names.
     pub fn with_extra(list: &str) -> HostPolicy {
         let mut policy = HostPolicy::default();
@@ -81,7 +73,7 @@ impl HostPolicy {
         match host {
             Some(host) if self.allows(&host) => {}
             Some(host) => {
-                return Err(format!("Host `{host}` is not allowed for /mcp (see {ALLOWED_HOSTS_ENV})"));
+                return Err(format!("Host `{host}` is not allowed for /mcp (see --mcp-allowed-hosts)"));
             }
             None => return Err("a valid Host header is required".into()),
         }
@@ -94,7 +86,7 @@ impl HostPolicy {
                 _ => {
                     let origin = String::from_utf8_lossy(origin.as_bytes());
                     return Err(format!(
-                        "Origin `{origin}` is not allowed for /mcp (see {ALLOWED_HOSTS_ENV})"
+                        "Origin `{origin}` is not allowed for /mcp (see --mcp-allowed-hosts)"
                     ));
                 }
             }

@@ -29,7 +29,6 @@ use axum::middleware::from_fn_with_state;
 use rmcp::transport::streamable_http_server::session::never::NeverSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 
-use self::host::HostPolicy;
 use self::server::McpServer;
 use crate::auth::require_tenant;
 use crate::state::AppState;
@@ -51,7 +50,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         Arc::new(NeverSessionManager::default()),
         config,
     );
-    let policy = Arc::new(HostPolicy::from_env());
+    let policy = Arc::new(state.mcp_hosts.clone());
     Router::new()
         .nest_service(PATH, service)
         .route_layer(from_fn_with_state(state, require_tenant))

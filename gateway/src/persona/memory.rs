@@ -322,6 +322,19 @@ impl MemoryStore {
         Ok(result.rows_affected())
     }
 
+    /// Memories `persona` keeps under `tenant` (other tenants' conversations with a shared
+    /// persona are theirs, and not counted).
+    pub async fn count(&self, tenant: &str, persona: &str) -> Result<i64, sqlx::Error> {
+        let row = sqlx::query(
+            "SELECT CAST(COUNT(*) AS BIGINT) FROM persona_memories WHERE tenant = $1 AND persona = $2",
+        )
+        .bind(tenant.to_owned())
+        .bind(persona.to_owned())
+        .fetch_one(&self.pool)
+        .await?;
+        row.try_get(0)
+    }
+
     /// Stored memories per persona (every tenant's conversations), for Persona status.
     pub async fn counts(&self) -> Result<Vec<(String, i64)>, sqlx::Error> {
         let rows =
