@@ -10,7 +10,7 @@
 //! Accepted without configuration: `localhost` (and `*.localhost`), IP literals (no DNS name, so
 //! nothing to rebind), single-label names (`switchboard-gateway`, resolved through the client's
 //! own search domains) and Kubernetes Service names (`*.svc`, `*.svc.cluster.local`). Anything
-//! else, such as an Ingress host name, must be listed in `SWITCHBOARD_MCP_ALLOWED_HOSTS`
+//! else, such as an Ingress host name, must be listed with `--mcp-allowed-hosts`
 //! (comma-separated names; `*.example.com` matches subdomains; `*` accepts any host).
 
 use std::net::IpAddr;
