@@ -23,7 +23,7 @@ use crate::ratelimit::{RateLimitError, RateLimiter};
 use crate::reload;
 use crate::runtime::Runtime;
 use crate::settings::Settings;
-use crate::state::{AppState, Limits};
+use crate::state::{AppState, Limits, Shared};
 use crate::status;
 
 #[derive(Debug, thiserror::Error)]
@@ -116,7 +116,7 @@ pub async fn start(settings: &Settings) -> Result<RunningGateway, StartError> {
     }
     let personas = Personas::new(&ledger);
     background.push(Background::Task(personas.spawn_expiry(live.clone())));
-    let state = AppState {
+    let state = AppState::new(Shared {
         mcp_hosts: HostPolicy::with_extra(&settings.mcp_allowed_hosts),
         personas,
         runtime: live,
@@ -137,7 +137,7 @@ pub async fn start(settings: &Settings) -> Result<RunningGateway, StartError> {
             .admin_token
             .as_deref()
             .map(|token| Sha256::digest(token.as_bytes()).into()),
-    };
+    });
     let listener = TcpListener::bind(settings.listen).await?;
     let addr = listener.local_addr()?;
     // Streams are many small writes: without TCP_NODELAY each waits on the client's delayed ACK.

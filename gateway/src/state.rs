@@ -1,5 +1,8 @@
 //! State shared by every handler, created once at startup.
 
+use std::ops::Deref;
+use std::sync::Arc;
+
 use crate::budget::Budgets;
 use crate::cache::ResponseCache;
 use crate::ledger::{Ledger, LedgerSender};
@@ -10,9 +13,27 @@ use crate::persona::Personas;
 use crate::queue::Scheduler;
 use crate::ratelimit::RateLimiter;
 
-/// Cheap to clone: every field is a handle.
+/// Cheap to clone: one reference count. Axum clones the state for every extractor and middleware
+/// of every request, so a struct of a dozen handles cloned field by field showed up in profiles.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl AppState {
+    pub fn new(shared: Shared) -> AppState {
+        AppState(Arc::new(shared))
+    }
+}
+
+impl Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// What every handler shares: handles to the runtime, stores and limiters.
+pub struct Shared {
     /// The serving runtime, swapped atomically on reload.
     pub runtime: LiveRuntime,
     pub ledger: LedgerSender,
