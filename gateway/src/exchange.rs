@@ -2,7 +2,7 @@
 //! fallback and retries, and account for usage and cost (ledger + metrics) exactly once.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
 use std::pin::Pin;
 use std::sync::Mutex;
@@ -18,7 +18,7 @@ use crate::breaker::Admission;
 use crate::budget::{BudgetExceeded, Reservation};
 use crate::cache::{self, CacheKey};
 use crate::error::ApiError;
-use crate::ledger::{LedgerRecord, LedgerSender};
+use crate::ledger::{LedgerRecord, LedgerSender, now_ms};
 use crate::metrics::Metrics;
 use crate::persona::turn::MODEL_PREFIX;
 use crate::providers::{Call, ChunkStream, Reply, UpstreamError};
@@ -476,10 +476,9 @@ impl Exchange {
         let tenant = &self.caller.tenant;
         self.metrics.request(tenant, &self.model, self.endpoint.as_str(), status, elapsed.as_secs_f64());
         self.metrics.usage(tenant, &self.model, &usage, cost.0);
-        let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
         self.ledger.record(LedgerRecord {
             id: self.id.clone(),
-            created_at_ms: i64::try_from(now_ms).unwrap_or(i64::MAX),
+            created_at_ms: now_ms(),
             tenant: tenant.clone(),
             api_key: self.caller.key_id.clone(),
             persona: self.persona.clone(),

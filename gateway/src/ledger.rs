@@ -5,7 +5,7 @@
 //! batch was written, so batches grow with load. On shutdown the channel closes and the writer
 //! drains it before the process exits. SQLite by default, PostgreSQL for several replicas.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
@@ -287,6 +287,12 @@ async fn migrate(pool: &AnyPool, dialect: Dialect) -> Result<(), LedgerError> {
     portable.set_ignore_missing(true).run(pool).await.map_err(LedgerError::Migrate)?;
     own.set_ignore_missing(true).run(pool).await.map_err(LedgerError::Migrate)?;
     Ok(())
+}
+
+/// Now, in Unix milliseconds: the clock of ledger rows and of the persona stores.
+pub fn now_ms() -> i64 {
+    let millis = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
+    i64::try_from(millis).unwrap_or(i64::MAX)
 }
 
 fn saturating_i64(value: u64) -> i64 {

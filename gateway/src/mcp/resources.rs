@@ -7,8 +7,8 @@ use serde_json::{Value, json};
 
 use super::calls::Call;
 use super::outcome::{ToolError, bond_json, compatibility_json, mood_json};
+use crate::ledger::now_ms;
 use crate::persona::affect::compatibility;
-use crate::persona::turn::now_ms;
 
 pub const SCHEME: &str = "persona://";
 const MIME: &str = "application/json";

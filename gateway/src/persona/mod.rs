@@ -56,7 +56,7 @@ impl Personas {
                 let runtime = live.load();
                 for persona in runtime.config.personas.values().filter(|p| p.memory.retention_days > 0) {
                     let days = persona.memory.retention_days;
-                    match memories.expire(&persona.name, days, turn::now_ms()).await {
+                    match memories.expire(&persona.name, days, crate::ledger::now_ms()).await {
                         Ok(0) => {}
                         Ok(deleted) => tracing::info!(persona = %persona.name, deleted, "expired memories"),
                         Err(error) => {

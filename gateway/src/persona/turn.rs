@@ -6,7 +6,6 @@
 //! still answers, without memories, and the failure is logged.
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use http::HeaderMap;
 use serde_json::{Value, json};
@@ -20,6 +19,7 @@ use super::{Personas, extract, model_extraction, sharing};
 use crate::auth::Authenticated;
 use crate::error::ApiError;
 use crate::exchange::{Endpoint, Exchange, Served, ServedReply};
+use crate::ledger::now_ms;
 use crate::runtime::{Caller, Runtime};
 use crate::state::AppState;
 
@@ -229,9 +229,4 @@ fn last_user_text(request: &Value) -> String {
         }
         _ => String::new(),
     }
-}
-
-pub fn now_ms() -> i64 {
-    let millis = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
-    i64::try_from(millis).unwrap_or(i64::MAX)
 }
