@@ -4,7 +4,6 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use std::pin::Pin;
 use std::sync::Mutex;
 
 use bytes::Bytes;
@@ -21,7 +20,7 @@ use crate::error::ApiError;
 use crate::ledger::{LedgerRecord, LedgerSender, now_ms};
 use crate::metrics::Metrics;
 use crate::persona::turn::MODEL_PREFIX;
-use crate::providers::{Call, ChunkStream, Reply, UpstreamError};
+use crate::providers::{Call, Chunk, ChunkStream, Reply, UpstreamError};
 use crate::queue::Permit;
 use crate::ratelimit::{Check, Decision, Dimension, RateLimiter};
 use crate::runtime::{BackendRuntime, Caller, Target};
@@ -100,7 +99,7 @@ pub struct Served {
 
 pub enum ServedReply {
     Complete(Value),
-    Stream(Pin<Box<dyn Stream<Item = Result<Value, UpstreamError>> + Send>>),
+    Stream(ChunkStream),
 }
 
 /// Parses a JSON request body, mapping size and syntax problems to their API errors.
@@ -733,7 +732,7 @@ pub fn metered(
     exchange: Arc<Exchange>,
     backend: Arc<BackendRuntime>,
     mut chunks: ChunkStream,
-) -> impl Stream<Item = Result<Value, UpstreamError>> + Send {
+) -> impl Stream<Item = Result<Chunk, UpstreamError>> + Send {
     async_stream::stream! {
         let deadline = exchange.deadline;
         let timeout_ms = exchange.target.route.config.timeout_ms;
@@ -768,15 +767,11 @@ struct Meter {
 }
 
 impl Meter {
-    fn observe(&mut self, chunk: &Value) {
-        if let Some(usage) = chunk.get("usage").and_then(TokenUsage::from_openai) {
+    fn observe(&mut self, chunk: &Chunk) {
+        if let Some(usage) = chunk.usage() {
             self.usage = Some(usage);
         }
-        for choice in chunk.get("choices").and_then(Value::as_array).into_iter().flatten() {
-            if let Some(Value::String(text)) = choice.pointer("/delta/content") {
-                self.output_chars += text.len();
-            }
-        }
+        self.output_chars += chunk.content_len();
     }
 }
 

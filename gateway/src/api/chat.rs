@@ -4,19 +4,20 @@ use std::convert::Infallible;
 use std::sync::Arc;
 
 use axum::Extension;
+use axum::body::Body;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
-use axum::http::HeaderMap;
-use axum::response::sse::{Event, Sse};
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use axum::http::{HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Json, Response};
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
-use serde_json::Value;
 
 use super::{begin, learn, with_headers, with_request_id};
 use crate::auth::Authenticated;
 use crate::error::Dialect;
 use crate::exchange::{Endpoint, Served, ServedReply, parse_json};
+use crate::providers::ChunkStream;
 use crate::state::AppState;
 
 pub async fn chat_completions(
@@ -44,33 +45,57 @@ pub async fn chat_completions(
             with_headers(Json(body).into_response(), headers)
         }
         Ok(Served { reply: ServedReply::Stream(chunks), headers }) => {
-            let include_usage = exchange.include_usage;
-            let events = async_stream::stream! {
-                let mut chunks = chunks;
-                while let Some(item) = chunks.next().await {
-                    match item {
-                        Ok(chunk) if include_usage || !is_usage_only(&chunk) => {
-                            yield Ok::<_, Infallible>(Event::default().data(chunk.to_string()));
-                        }
-                        Ok(_) => {}
-                        Err(error) => {
-                            // A top-level `error` frame makes the OpenAI SDKs raise instead of
-                            // returning a silently truncated answer.
-                            let body = error.into_api_error().body(Dialect::OpenAi);
-                            yield Ok(Event::default().data(body.to_string()));
-                            return;
-                        }
-                    }
-                }
-                yield Ok(Event::default().data("[DONE]"));
-            };
-            with_headers(Sse::new(events).into_response(), headers)
+            with_headers(event_stream(chunks, exchange.include_usage), headers)
         }
     };
     with_request_id(response, &exchange.id)
 }
 
-/// The final usage chunk (`choices: []`), which goes only to clients that asked for it.
-fn is_usage_only(chunk: &Value) -> bool {
-    chunk.get("choices").and_then(Value::as_array).is_some_and(Vec::is_empty) && chunk.get("usage").is_some()
+/// Chunks ready together leave as one write.
+const MAX_CHUNKS_PER_WRITE: usize = 64;
+
+/// The chunks as OpenAI's `text/event-stream`: each chunk's JSON as the upstream sent it, then
+/// `data: [DONE]`. The usage chunk goes only to clients that asked for it. A failure mid-stream
+/// ends it with a top-level `error` frame, which makes the OpenAI SDKs raise instead of
+/// returning a silently truncated answer.
+fn event_stream(chunks: ChunkStream, include_usage: bool) -> Response {
+    let frames = async_stream::stream! {
+        let mut batches = chunks.ready_chunks(MAX_CHUNKS_PER_WRITE);
+        while let Some(batch) = batches.next().await {
+            let mut frames = BytesMut::new();
+            for item in batch {
+                match item {
+                    Ok(chunk) if include_usage || !chunk.is_usage_only() => data_frame(&mut frames, chunk.json()),
+                    Ok(_) => {}
+                    Err(error) => {
+                        let body = error.into_api_error().body(Dialect::OpenAi).to_string();
+                        data_frame(&mut frames, body.as_bytes());
+                        yield Ok::<_, Infallible>(frames.freeze());
+                        return;
+                    }
+                }
+            }
+            if !frames.is_empty() {
+                yield Ok(frames.freeze());
+            }
+        }
+        yield Ok(Bytes::from_static(b"data: [DONE]\n\n"));
+    };
+    let mut response = Response::new(Body::from_stream(frames));
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    response
+}
+
+/// Appends one event; a payload that came as several `data:` lines (joined with `\n`) goes out
+/// as several again.
+fn data_frame(frames: &mut BytesMut, json: &[u8]) {
+    frames.reserve(json.len() + 8);
+    for line in json.split(|byte| *byte == b'\n') {
+        frames.extend_from_slice(b"data: ");
+        frames.extend_from_slice(line);
+        frames.extend_from_slice(b"\n");
+    }
+    frames.extend_from_slice(b"\n");
 }

@@ -57,7 +57,7 @@ pub async fn messages(
                 while let Some(item) = chunks.next().await {
                     match item {
                         Ok(chunk) => {
-                            for (name, data) in translator.feed(&chunk) {
+                            for (name, data) in translator.feed(&chunk.to_value()) {
                                 yield Ok::<_, Infallible>(Event::default().event(name).data(data.to_string()));
                             }
                         }

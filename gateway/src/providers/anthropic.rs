@@ -1,10 +1,9 @@
 //! Anthropic Messages upstreams, translated to and from the canonical OpenAI form.
 
-use eventsource_stream::Eventsource;
 use futures::StreamExt;
 use serde_json::Value;
 
-use super::{Call, ChunkStream, Reply, UpstreamError, json_body, send_checked};
+use super::{Call, Chunk, ChunkStream, Reply, UpstreamError, json_body, send_checked, sse};
 use crate::translate::anthropic::{
     MessagesToChatStream, chat_request_to_messages, messages_response_to_chat,
 };
@@ -44,11 +43,11 @@ impl Anthropic {
         }
         let timeout = call.timeout;
         let mut translator = MessagesToChatStream::new(&model);
-        let chunks = response.bytes_stream().eventsource().flat_map(move |event| {
-            let out: Vec<Result<Value, UpstreamError>> = match event {
-                Ok(event) => match serde_json::from_str::<Value>(&event.data) {
-                    Ok(data) => match translator.feed(&event.event, &data) {
-                        Ok(chunks) => chunks.into_iter().map(Ok).collect(),
+        let chunks = sse::events(response).flat_map(move |event| {
+            let out: Vec<Result<Chunk, UpstreamError>> = match event {
+                Ok(event) => match serde_json::from_slice::<Value>(&event.data) {
+                    Ok(data) => match translator.feed(&event.name, &data) {
+                        Ok(chunks) => chunks.iter().map(Chunk::from_value).collect(),
                         Err(e) => vec![Err(UpstreamError::Status {
                             status: 502,
                             message: e.to_string(),
@@ -57,10 +56,7 @@ impl Anthropic {
                     },
                     Err(e) => vec![Err(UpstreamError::Protocol(format!("invalid stream event: {e}")))],
                 },
-                Err(eventsource_stream::EventStreamError::Transport(e)) => {
-                    vec![Err(UpstreamError::from_reqwest(&e, timeout))]
-                }
-                Err(e) => vec![Err(UpstreamError::Protocol(e.to_string()))],
+                Err(error) => vec![Err(UpstreamError::from_reqwest(&error, timeout))],
             };
             futures::stream::iter(out)
         });

@@ -9,7 +9,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use futures::stream;
 use serde_json::{Value, json};
 
-use super::{Call, Reply};
+use super::{Call, Chunk, Reply};
 
 pub(super) fn reply(call: &Call) -> Reply {
     let model = call.body.get("model").and_then(Value::as_str).unwrap_or("mock").to_owned();
@@ -50,7 +50,7 @@ pub(super) fn reply(call: &Call) -> Reply {
     chunks.push(chunk(json!({}), json!("stop")));
     chunks.push(json!({"id": id, "object": "chat.completion.chunk", "created": created, "model": model,
                        "choices": [], "usage": usage}));
-    Reply::Stream(Box::pin(stream::iter(chunks.into_iter().map(Ok))))
+    Reply::Stream(Box::pin(stream::iter(chunks.iter().map(Chunk::from_value).collect::<Vec<_>>())))
 }
 
 /// The length in bytes of a message's text, without copying it (for usage estimates).
@@ -112,7 +112,7 @@ mod tests {
     #[tokio::test]
     async fn stream_carries_the_same_text_and_usage() {
         let Reply::Stream(stream) = reply(&call(true)) else { panic!("expected a stream") };
-        let chunks: Vec<Value> = stream.map(|c| c.unwrap()).collect().await;
+        let chunks: Vec<Value> = stream.map(|c| c.unwrap().to_value()).collect().await;
         let text: String = chunks
             .iter()
             .filter_map(|c| c.pointer("/choices/0/delta/content").and_then(Value::as_str))

@@ -5,10 +5,13 @@
 //! and cost accounting never depend on the provider.
 
 mod anthropic;
+mod chunk;
 mod mock;
-
-pub(crate) use mock::text_len;
 mod openai;
+mod sse;
+
+pub use chunk::Chunk;
+pub(crate) use mock::text_len;
 
 use std::fmt;
 use std::pin::Pin;
@@ -22,7 +25,7 @@ use switchboard_crds::resources::ProviderKind;
 use crate::error::ApiError;
 
 /// A stream of `chat.completion.chunk` objects.
-pub type ChunkStream = Pin<Box<dyn Stream<Item = Result<Value, UpstreamError>> + Send>>;
+pub type ChunkStream = Pin<Box<dyn Stream<Item = Result<Chunk, UpstreamError>> + Send>>;
 
 /// What a provider answered.
 pub enum Reply {

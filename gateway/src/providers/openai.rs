@@ -1,12 +1,11 @@
 //! OpenAI-compatible Chat Completions upstreams: OpenAI, llama.cpp, vLLM and the like.
 
-use eventsource_stream::Eventsource;
 use futures::StreamExt;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::translate::anthropic::strip_cache_control;
 
-use super::{Call, ChunkStream, Reply, UpstreamError, json_body, send_checked};
+use super::{Call, Chunk, ChunkStream, Reply, UpstreamError, json_body, send_checked, sse};
 
 pub struct OpenAi {
     pub(super) client: reqwest::Client,
@@ -34,30 +33,17 @@ impl OpenAi {
             return Ok(Reply::Complete(body));
         }
         let timeout = call.timeout;
-        let events = response.bytes_stream().eventsource();
-        let chunks = events
-            .take_while(|event| futures::future::ready(!matches!(event, Ok(e) if e.data.trim() == "[DONE]")))
+        let chunks = sse::events(response)
+            .take_while(|event| {
+                futures::future::ready(!matches!(event, Ok(e) if e.data.trim_ascii() == b"[DONE]"))
+            })
             .filter_map(move |event| {
                 futures::future::ready(match event {
-                    Ok(event) if event.data.trim().is_empty() => None,
-                    Ok(event) => Some(parse_chunk(&event.data)),
-                    Err(eventsource_stream::EventStreamError::Transport(e)) => {
-                        Some(Err(UpstreamError::from_reqwest(&e, timeout)))
-                    }
-                    Err(e) => Some(Err(UpstreamError::Protocol(e.to_string()))),
+                    Ok(event) if event.data.trim_ascii().is_empty() => None,
+                    Ok(event) => Some(Chunk::parse(event.data)),
+                    Err(error) => Some(Err(UpstreamError::from_reqwest(&error, timeout))),
                 })
             });
         Ok(Reply::Stream(Box::pin(chunks) as ChunkStream))
     }
-}
-
-/// One `data:` payload: a chunk, or an error object sent mid-stream.
-fn parse_chunk(data: &str) -> Result<Value, UpstreamError> {
-    let value: Value = serde_json::from_str(data)
-        .map_err(|e| UpstreamError::Protocol(format!("invalid stream chunk: {e}")))?;
-    if let Some(error) = value.get("error") {
-        let message = error.get("message").and_then(Value::as_str).unwrap_or("stream error").to_owned();
-        return Err(UpstreamError::Status { status: 502, message, retry_after: None });
-    }
-    Ok(value)
 }

@@ -1,0 +1,140 @@
+//! One streamed `chat.completion.chunk`, kept as the JSON text it arrived as.
+//!
+//! Relaying a chunk to an OpenAI client then costs no parse into a [`Value`] and no
+//! re-serialisation; the gateway reads what it meters (usage, the length of the content) with
+//! one borrowing parse that skips everything else. Building and re-serialising a `Value` per
+//! chunk was a quarter of the gateway's work on a stream.
+
+use std::borrow::Cow;
+
+use bytes::Bytes;
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::UpstreamError;
+use crate::usage::TokenUsage;
+
+/// A chunk, with what the gateway reads from it.
+#[derive(Clone, Debug)]
+pub struct Chunk {
+    json: Bytes,
+    usage: Option<TokenUsage>,
+    content_len: usize,
+    usage_only: bool,
+}
+
+/// The fields of a chunk the gateway reads; serde skips the rest without building them.
+#[derive(Deserialize)]
+struct Fields<'a> {
+    #[serde(default, borrow)]
+    choices: Option<Vec<Choice<'a>>>,
+    #[serde(default)]
+    usage: Option<Value>,
+    #[serde(default)]
+    error: Option<Value>,
+}
+
+#[derive(Deserialize)]
+struct Choice<'a> {
+    #[serde(default, borrow)]
+    delta: Option<Delta<'a>>,
+}
+
+#[derive(Deserialize)]
+struct Delta<'a> {
+    #[serde(default, borrow)]
+    content: Option<Cow<'a, str>>,
+}
+
+impl Chunk {
+    /// Reads an upstream's `data:` payload; an `error` object sent mid-stream is the upstream
+    /// failing, not a chunk.
+    pub fn parse(json: Bytes) -> Result<Chunk, UpstreamError> {
+        let fields: Fields = serde_json::from_slice(&json)
+            .map_err(|e| UpstreamError::Protocol(format!("invalid stream chunk: {e}")))?;
+        if let Some(error) = fields.error {
+            let message = error.get("message").and_then(Value::as_str).unwrap_or("stream error").to_owned();
+            return Err(UpstreamError::Status { status: 502, message, retry_after: None });
+        }
+        let choices = fields.choices.as_deref();
+        let content_len = choices
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|choice| choice.delta.as_ref()?.content.as_deref())
+            .map(str::len)
+            .sum();
+        let usage = fields.usage.as_ref().and_then(TokenUsage::from_openai);
+        Ok(Chunk {
+            usage_only: choices.is_some_and(<[_]>::is_empty) && usage.is_some(),
+            json,
+            usage,
+            content_len,
+        })
+    }
+
+    /// A chunk the gateway made (a translation, the mock provider).
+    pub fn from_value(value: &Value) -> Result<Chunk, UpstreamError> {
+        Chunk::parse(Bytes::from(value.to_string()))
+    }
+
+    /// The chunk's JSON text, as the upstream sent it.
+    pub fn json(&self) -> &Bytes {
+        &self.json
+    }
+
+    /// The chunk as a JSON value, for translation into another API's events.
+    pub fn to_value(&self) -> Value {
+        // `parse` accepted the text, so it is valid JSON.
+        serde_json::from_slice(&self.json).unwrap_or(Value::Null)
+    }
+
+    /// The usage the chunk reports (OpenAI sends it in the last chunk).
+    pub fn usage(&self) -> Option<TokenUsage> {
+        self.usage
+    }
+
+    /// Bytes of content text in the chunk's deltas.
+    pub fn content_len(&self) -> usize {
+        self.content_len
+    }
+
+    /// The final usage chunk (`choices: []`), which goes only to clients that asked for it.
+    pub fn is_usage_only(&self) -> bool {
+        self.usage_only
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn content_and_usage_are_read_and_the_text_kept_as_it_came() {
+        let text = r#"{"id":"c1","choices":[{"index":0,"delta":{"content":"h\u00e9llo"}},{"index":1,"delta":{"content":"ab"}}],"usage":null}"#;
+        let chunk = Chunk::parse(Bytes::from_static(text.as_bytes())).unwrap();
+        assert_eq!(chunk.json().as_ref(), text.as_bytes());
+        assert_eq!(chunk.content_len(), "héllo".len() + 2);
+        assert_eq!((chunk.usage(), chunk.is_usage_only()), (None, false));
+
+        let last = json!({"choices": [], "usage": {"prompt_tokens": 9, "completion_tokens": 3,
+                          "prompt_tokens_details": {"cached_tokens": 4}}});
+        let chunk = Chunk::from_value(&last).unwrap();
+        assert_eq!(chunk.usage(), Some(TokenUsage { input: 5, cached_input: 4, cache_write: 0, output: 3 }));
+        assert!(chunk.is_usage_only());
+        assert_eq!(chunk.to_value(), last);
+    }
+
+    #[test]
+    fn error_objects_and_invalid_text_are_upstream_failures() {
+        let error = Chunk::parse(Bytes::from_static(br#"{"error":{"message":"overloaded"}}"#)).unwrap_err();
+        assert_eq!(error.to_string(), "HTTP 502: overloaded");
+        let error = Chunk::parse(Bytes::from_static(b"{\"choices\":[")).unwrap_err();
+        assert!(matches!(error, UpstreamError::Protocol(_)), "{error}");
+        // `"error": null` is no error, and a role-only delta has no content.
+        let chunk =
+            Chunk::parse(Bytes::from_static(br#"{"error":null,"choices":[{"delta":{"role":"assistant"}}]}"#));
+        assert_eq!(chunk.unwrap().content_len(), 0);
+    }
+}
