@@ -99,3 +99,16 @@ fn data_frame(frames: &mut BytesMut, json: &[u8]) {
     }
     frames.extend_from_slice(b"\n");
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_payload_of_several_data_lines_keeps_its_lines() {
+        let mut frames = BytesMut::new();
+        data_frame(&mut frames, b"{\"a\":1}");
+        data_frame(&mut frames, b"{\"b\":\n2}");
+        assert_eq!(&frames[..], b"data: {\"a\":1}\n\ndata: {\"b\":\ndata: 2}\n\n");
+    }
+}
