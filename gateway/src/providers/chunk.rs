@@ -15,7 +15,7 @@ use super::UpstreamError;
 use crate::usage::TokenUsage;
 
 /// A chunk, with what the gateway reads from it.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct Chunk {
     json: Bytes,
     usage: Option<TokenUsage>,

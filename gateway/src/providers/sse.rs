@@ -14,7 +14,6 @@ use futures::{FutureExt, Stream, StreamExt};
 const MAX_BATCH_BYTES: usize = 64 * 1024;
 
 /// One dispatched event.
-#[derive(Debug, PartialEq, Eq)]
 pub struct Event {
     /// The `event:` field, empty when the event had none.
     pub name: String,
@@ -40,7 +39,7 @@ pub fn events(response: reqwest::Response) -> impl Stream<Item = reqwest::Result
                     return;
                 }
             }
-            let ready = if parser.batched() < MAX_BATCH_BYTES { ready_now(&mut body).await } else { None };
+            let ready = if parser.batched < MAX_BATCH_BYTES { ready_now(&mut body).await } else { None };
             next = match ready {
                 Some(ready) => ready,
                 None => {
@@ -103,11 +102,6 @@ impl Parser {
             self.pending.advance(if crlf { 2 } else { 1 });
             self.line(line);
         }
-    }
-
-    /// Body bytes fed since the last [`Parser::take`].
-    fn batched(&self) -> usize {
-        self.batched
     }
 
     /// The events dispatched so far.
