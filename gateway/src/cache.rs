@@ -8,15 +8,17 @@
 //! best effort: an error or a reply slower than [`REDIS_TIMEOUT`] counts as a miss.
 //! A hit costs nothing and is recorded in the ledger with zero cost.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use http::HeaderMap;
 use redis::RedisError;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use switchboard_crds::resources::CachePolicy;
+
+use crate::providers::Completion;
 
 /// The request header that opts a request in or out.
 pub const CACHE_HEADER: &str = "x-switchboard-cache";
@@ -35,7 +37,7 @@ pub struct ResponseCache {
 
 #[derive(Clone)]
 struct Entry {
-    body: Arc<Value>,
+    body: Completion,
     ttl: Duration,
 }
 
@@ -53,7 +55,7 @@ impl ResponseCache {
     pub fn new(max_bytes: u64, redis_url: Option<&str>) -> Result<ResponseCache, RedisError> {
         let local = moka::sync::Cache::builder()
             .max_capacity(max_bytes)
-            .weigher(|_key, entry: &Entry| u32::try_from(entry.body.to_string().len()).unwrap_or(u32::MAX))
+            .weigher(|_key, entry: &Entry| u32::try_from(entry.body.json().len()).unwrap_or(u32::MAX))
             .expire_after(PerEntryTtl)
             .build();
         let shared = match redis_url {
@@ -69,12 +71,12 @@ impl ResponseCache {
         Ok(ResponseCache { local, shared })
     }
 
-    pub async fn get(&self, key: &CacheKey) -> Option<Arc<Value>> {
+    pub async fn get(&self, key: &CacheKey) -> Option<Completion> {
         if let Some(entry) = self.local.get(key) {
             return Some(entry.body);
         }
         let mut redis = self.shared.clone()?;
-        let (text, ttl_ms): (Option<String>, i64) =
+        let (text, ttl_ms): (Option<Vec<u8>>, i64) =
             match redis::pipe().get(redis_key(key)).pttl(redis_key(key)).query_async(&mut redis).await {
                 Ok(reply) => reply,
                 Err(error) => {
@@ -82,17 +84,16 @@ impl ResponseCache {
                     return None;
                 }
             };
-        let body: Value = serde_json::from_str(&text?).ok()?;
+        let body = Completion::parse(Bytes::from(text?)).ok()?;
         let ttl = Duration::from_millis(u64::try_from(ttl_ms).ok().filter(|ms| *ms > 0)?);
-        let body = Arc::new(body);
         self.local.insert(*key, Entry { body: body.clone(), ttl });
         Some(body)
     }
 
     /// Stores a reply; the Redis write happens in the background.
-    pub fn put(&self, key: CacheKey, body: Value, ttl: Duration) {
+    pub fn put(&self, key: CacheKey, body: Completion, ttl: Duration) {
         if let Some(mut redis) = self.shared.clone() {
-            let text = body.to_string();
+            let text = body.json().to_vec();
             let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
             tokio::spawn(async move {
                 let stored: Result<(), RedisError> = redis::cmd("SET")
@@ -107,7 +108,7 @@ impl ResponseCache {
                 }
             });
         }
-        self.local.insert(key, Entry { body: Arc::new(body), ttl });
+        self.local.insert(key, Entry { body, ttl });
     }
 }
 
@@ -202,8 +203,8 @@ mod tests {
     async fn entries_expire_after_their_ttl() {
         let cache = ResponseCache::new(1 << 20, None).unwrap();
         let key = [1; 32];
-        cache.put(key, json!({"id": "x"}), Duration::from_millis(30));
-        assert_eq!(cache.get(&key).await.as_deref(), Some(&json!({"id": "x"})));
+        cache.put(key, Completion::from_value(&json!({"id": "x"})).unwrap(), Duration::from_millis(30));
+        assert_eq!(cache.get(&key).await.map(|body| body.to_value()), Some(json!({"id": "x"})));
         tokio::time::sleep(Duration::from_millis(60)).await;
         assert!(cache.get(&key).await.is_none());
     }

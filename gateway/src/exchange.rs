@@ -20,7 +20,7 @@ use crate::error::ApiError;
 use crate::ledger::{LedgerRecord, LedgerSender, now_ms};
 use crate::metrics::Metrics;
 use crate::persona::turn::MODEL_PREFIX;
-use crate::providers::{Call, Chunk, ChunkStream, Reply, UpstreamError};
+use crate::providers::{Call, Chunk, ChunkStream, Completion, Reply, UpstreamError};
 use crate::queue::Permit;
 use crate::ratelimit::{Check, Decision, Dimension, RateLimiter};
 use crate::runtime::{BackendRuntime, Caller, Target};
@@ -98,7 +98,7 @@ pub struct Served {
 }
 
 pub enum ServedReply {
-    Complete(Value),
+    Complete(Completion),
     Stream(ChunkStream),
 }
 
@@ -163,7 +163,8 @@ impl Exchange {
         .ok_or_else(|| ApiError::ModelNotFound(model.clone()))?
         .clone();
         let include_usage =
-            request.pointer("/stream_options/include_usage").and_then(Value::as_bool) == Some(true);
+            request.get("stream_options").and_then(|o| o.get("include_usage")).and_then(Value::as_bool)
+                == Some(true);
         let prompt_chars = messages.iter().map(|m| crate::providers::text_len(&m["content"])).sum();
         let cache = cache::ttl_for(target.route.config.cache.as_ref(), headers)
             .and_then(|ttl| Some((cache::key_for(&caller.tenant, request)?, ttl)));
@@ -232,7 +233,7 @@ impl Exchange {
             ));
             if let Some(body) = hit {
                 self.account_cache_hit();
-                return Ok(Served { reply: ServedReply::Complete(Value::clone(&body)), headers });
+                return Ok(Served { reply: ServedReply::Complete(body), headers });
             }
         }
         if !self.budgets.is_empty() {
@@ -376,8 +377,9 @@ impl Exchange {
 
     /// Checks a complete reply against the requested JSON schema. A refusal passes: it is the
     /// model's documented way of declining, and the SDKs surface it.
-    fn check_structured(&self, body: &Value) -> Result<(), String> {
+    fn check_structured(&self, body: &Completion) -> Result<(), String> {
         let Some(schema) = &self.schema else { return Ok(()) };
+        let body = body.to_value();
         let message = body.pointer("/choices/0/message");
         if message.and_then(|m| m.get("refusal")).is_some_and(Value::is_string) {
             return Ok(());
@@ -500,12 +502,8 @@ impl Exchange {
     }
 
     /// Usage of a complete reply, estimated if the provider reported none.
-    pub fn usage_of(&self, response: &Value) -> TokenUsage {
-        response.get("usage").and_then(TokenUsage::from_openai).unwrap_or_else(|| {
-            let output_chars =
-                response.pointer("/choices/0/message/content").map_or(0, crate::providers::text_len);
-            self.estimated_usage(output_chars)
-        })
+    pub fn usage_of(&self, reply: &Completion) -> TokenUsage {
+        reply.usage().unwrap_or_else(|| self.estimated_usage(reply.content_len()))
     }
 
     fn estimated_usage(&self, output_chars: usize) -> TokenUsage {

@@ -23,18 +23,20 @@ impl TokenUsage {
     /// Reads an OpenAI `usage` object (as produced by every adapter). The Anthropic adapter keeps
     /// `cache_creation_input_tokens` beside it so cache writes can be priced.
     pub fn from_openai(usage: &Value) -> Option<TokenUsage> {
-        let count = |pointer: &str| usage.pointer(pointer).and_then(Value::as_u64).unwrap_or(0);
+        // `get` rather than `pointer`, which allocates for every path segment.
+        let count = |value: Option<&Value>| value.and_then(Value::as_u64).unwrap_or(0);
         if !usage.is_object() {
             return None;
         }
-        let prompt = count("/prompt_tokens");
-        let cached_input = count("/prompt_tokens_details/cached_tokens").min(prompt);
-        let cache_write = count("/cache_creation_input_tokens").min(prompt - cached_input);
+        let prompt = count(usage.get("prompt_tokens"));
+        let details = usage.get("prompt_tokens_details");
+        let cached_input = count(details.and_then(|d| d.get("cached_tokens"))).min(prompt);
+        let cache_write = count(usage.get("cache_creation_input_tokens")).min(prompt - cached_input);
         Some(TokenUsage {
             input: prompt - cached_input - cache_write,
             cached_input,
             cache_write,
-            output: count("/completion_tokens"),
+            output: count(usage.get("completion_tokens")),
         })
     }
 

@@ -9,7 +9,7 @@ use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use axum::http::{HeaderMap, HeaderValue};
-use axum::response::{IntoResponse, Json, Response};
+use axum::response::{IntoResponse, Response};
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 
@@ -42,7 +42,8 @@ pub async fn chat_completions(
     let response = match served {
         Err(error) => error.into_response(),
         Ok(Served { reply: ServedReply::Complete(body), headers }) => {
-            with_headers(Json(body).into_response(), headers)
+            let json = ([(CONTENT_TYPE, HeaderValue::from_static("application/json"))], body.json().clone());
+            with_headers(json.into_response(), headers)
         }
         Ok(Served { reply: ServedReply::Stream(chunks), headers }) => {
             with_headers(event_stream(chunks, exchange.include_usage), headers)

@@ -46,7 +46,7 @@ pub async fn messages(
     let response = match served {
         Err(error) => error.into_response_for(Dialect::Anthropic),
         Ok(Served { reply: ServedReply::Complete(body), headers }) => {
-            let reply = Json(chat_response_to_messages(&body, &exchange.model));
+            let reply = Json(chat_response_to_messages(&body.to_value(), &exchange.model));
             with_headers(axum::response::IntoResponse::into_response(reply), headers)
         }
         Ok(Served { reply: ServedReply::Stream(chunks), headers }) => {

@@ -43,11 +43,12 @@ impl Call<'_> {
                 return Err(ToolError::Api(error));
             }
         };
+        let usage = exchange.usage_of(&body);
+        let body = body.to_value();
         let message = body.pointer("/choices/0/message");
         let text = |field: &str| message.and_then(|m| m.get(field)).and_then(Value::as_str);
         // A refusal is the model's documented way of declining: it is the reply then.
         let reply = text("content").or_else(|| text("refusal")).unwrap_or_default();
-        let usage = exchange.usage_of(&body);
         Ok(json!({
             "persona": persona.name,
             "reply": reply,

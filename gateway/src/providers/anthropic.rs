@@ -3,7 +3,7 @@
 use futures::StreamExt;
 use serde_json::Value;
 
-use super::{Call, Chunk, ChunkStream, Reply, UpstreamError, json_body, send_checked, sse};
+use super::{Call, Chunk, ChunkStream, Completion, Reply, UpstreamError, json_body, send_checked, sse};
 use crate::translate::anthropic::{
     MessagesToChatStream, chat_request_to_messages, messages_response_to_chat,
 };
@@ -39,7 +39,7 @@ impl Anthropic {
         let response = send_checked(request, call.timeout).await?;
         if !call.stream {
             let message = json_body(response, call.timeout).await?;
-            return Ok(Reply::Complete(messages_response_to_chat(&message, &model)));
+            return Completion::from_value(&messages_response_to_chat(&message, &model)).map(Reply::Complete);
         }
         let timeout = call.timeout;
         let mut translator = MessagesToChatStream::new(&model);

@@ -9,9 +9,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use futures::stream;
 use serde_json::{Value, json};
 
-use super::{Call, Chunk, Reply};
+use super::{Call, Chunk, Completion, Reply, UpstreamError};
 
-pub(super) fn reply(call: &Call) -> Reply {
+pub(super) fn reply(call: &Call) -> Result<Reply, UpstreamError> {
     let model = call.body.get("model").and_then(Value::as_str).unwrap_or("mock").to_owned();
     let messages = call.body.get("messages").and_then(Value::as_array).cloned().unwrap_or_default();
     let last_user = messages.iter().rev().find(|m| m["role"] == "user").map(|m| text_of(&m["content"]));
@@ -33,12 +33,13 @@ pub(super) fn reply(call: &Call) -> Reply {
     let created = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     let id = format!("chatcmpl-mock-{}", uuid::Uuid::new_v4().simple());
     if !call.stream {
-        return Reply::Complete(json!({
+        let body = json!({
             "id": id, "object": "chat.completion", "created": created, "model": model,
             "choices": [{"index": 0, "message": {"role": "assistant", "content": text, "refusal": null},
                          "logprobs": null, "finish_reason": "stop"}],
             "usage": usage,
-        }));
+        });
+        return Completion::from_value(&body).map(Reply::Complete);
     }
     let chunk = |delta: Value, finish: Value| {
         json!({"id": id, "object": "chat.completion.chunk", "created": created, "model": model,
@@ -50,7 +51,7 @@ pub(super) fn reply(call: &Call) -> Reply {
     chunks.push(chunk(json!({}), json!("stop")));
     chunks.push(json!({"id": id, "object": "chat.completion.chunk", "created": created, "model": model,
                        "choices": [], "usage": usage}));
-    Reply::Stream(Box::pin(stream::iter(chunks.iter().map(Chunk::from_value).collect::<Vec<_>>())))
+    Ok(Reply::Stream(Box::pin(stream::iter(chunks.iter().map(Chunk::from_value).collect::<Vec<_>>()))))
 }
 
 /// The length in bytes of a message's text, without copying it (for usage estimates).
@@ -100,7 +101,8 @@ mod tests {
 
     #[test]
     fn complete_reply_reveals_input_and_counts_tokens() {
-        let Reply::Complete(body) = reply(&call(false)) else { panic!("expected a complete reply") };
+        let Ok(Reply::Complete(body)) = reply(&call(false)) else { panic!("expected a complete reply") };
+        let body = body.to_value();
         assert_eq!(
             body["choices"][0]["message"]["content"],
             "echo (demo-echo, 2 messages, system prompt: yes): hello there"
@@ -111,7 +113,7 @@ mod tests {
 
     #[tokio::test]
     async fn stream_carries_the_same_text_and_usage() {
-        let Reply::Stream(stream) = reply(&call(true)) else { panic!("expected a stream") };
+        let Ok(Reply::Stream(stream)) = reply(&call(true)) else { panic!("expected a stream") };
         let chunks: Vec<Value> = stream.map(|c| c.unwrap().to_value()).collect().await;
         let text: String = chunks
             .iter()

@@ -6,11 +6,13 @@
 
 mod anthropic;
 mod chunk;
+mod completion;
 mod mock;
 mod openai;
 mod sse;
 
 pub use chunk::Chunk;
+pub use completion::Completion;
 pub(crate) use mock::text_len;
 
 use std::fmt;
@@ -29,7 +31,7 @@ pub type ChunkStream = Pin<Box<dyn Stream<Item = Result<Chunk, UpstreamError>> +
 
 /// What a provider answered.
 pub enum Reply {
-    Complete(Value),
+    Complete(Completion),
     Stream(ChunkStream),
 }
 
@@ -217,7 +219,7 @@ impl Provider {
 
     pub async fn send(&self, call: Call) -> Result<Reply, UpstreamError> {
         match self {
-            Self::Mock => Ok(mock::reply(&call)),
+            Self::Mock => mock::reply(&call),
             Self::OpenAi(provider) => {
                 provider.send(call).await.map_err(|e| e.redact(provider.api_key.as_deref()))
             }
@@ -242,6 +244,11 @@ async fn send_checked(
     let retry_after = retry_after(response.headers());
     let body = response.text().await.unwrap_or_default();
     Err(UpstreamError::Status { status: status.as_u16(), message: error_message(&body), retry_after })
+}
+
+/// Reads a complete response body.
+async fn body_bytes(response: reqwest::Response, timeout: Duration) -> Result<bytes::Bytes, UpstreamError> {
+    response.bytes().await.map_err(|e| UpstreamError::from_reqwest(&e, timeout))
 }
 
 /// Reads a complete JSON response body.

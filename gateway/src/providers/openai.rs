@@ -5,7 +5,7 @@ use serde_json::json;
 
 use crate::translate::anthropic::strip_cache_control;
 
-use super::{Call, Chunk, ChunkStream, Reply, UpstreamError, json_body, send_checked, sse};
+use super::{Call, Chunk, ChunkStream, Completion, Reply, UpstreamError, body_bytes, send_checked, sse};
 
 pub struct OpenAi {
     pub(super) client: reqwest::Client,
@@ -29,8 +29,8 @@ impl OpenAi {
         }
         let response = send_checked(request, call.timeout).await?;
         if !call.stream {
-            let body = json_body(response, call.timeout).await?;
-            return Ok(Reply::Complete(body));
+            let body = body_bytes(response, call.timeout).await?;
+            return Completion::parse(body).map(Reply::Complete);
         }
         let timeout = call.timeout;
         let chunks = sse::events(response)
