@@ -47,3 +47,62 @@ impl OpenAi {
         Ok(Reply::Stream(Box::pin(chunks) as ChunkStream))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use serde_json::json;
+    use switchboard_crds::config::BackendConfig;
+    use switchboard_crds::resources::ProviderKind;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::super::{Call, Provider, Reply};
+
+    /// Key order, number spelling and escapes that a parse into a `Value` and back would change.
+    const BODY: &str = r#"{"usage":{"prompt_tokens":7,"completion_tokens":2},"id":"c1","choices":[{"message":{"content":"caf\u00e9 ok","role":"assistant"},"logprobs":{"content":[{"logprob":-1.0e-7}]}}]}"#;
+
+    /// An upstream that answers one request with `BODY`.
+    async fn upstream() -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut request = vec![0; 64 * 1024];
+            let _ = socket.read(&mut request).await.unwrap();
+            let response = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{BODY}",
+                BODY.len()
+            );
+            socket.write_all(response.as_bytes()).await.unwrap();
+        });
+        format!("http://{addr}/v1")
+    }
+
+    #[tokio::test]
+    async fn a_complete_reply_keeps_the_upstreams_text_byte_for_byte() {
+        let backend = BackendConfig {
+            name: "b".into(),
+            provider: ProviderKind::Openai,
+            base_url: Some(upstream().await),
+            api_key: None,
+            weight: 1,
+            priority: 0,
+            request_timeout_ms: 5000,
+            connect_timeout_ms: 5000,
+            first_token_timeout_ms: None,
+        };
+        let provider = Provider::new(&backend, None).unwrap();
+        let call = Call {
+            body: json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]}),
+            stream: false,
+            timeout: Duration::from_secs(5),
+        };
+        let Ok(Reply::Complete(reply)) = provider.send(call).await else {
+            panic!("expected a complete reply")
+        };
+        assert_eq!(std::str::from_utf8(reply.json()).unwrap(), BODY);
+        assert_eq!(reply.usage().map(|usage| (usage.input, usage.output)), Some((7, 2)));
+        assert_eq!(reply.content_len(), "café ok".len());
+    }
+}
