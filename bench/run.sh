@@ -17,6 +17,8 @@
 #                                (no upstream hop); leave out litellm to skip its venv and startup
 #   BENCH_BUILD=0                use the release binaries already in $CARGO_TARGET_DIR, no cargo build
 #   BENCH_KEEP=1                 keep the work directory (logs, raw wrk output)
+#   BENCH_PROFILE=1              record the gateway with perf during each of its runs and draw a
+#                                flamegraph per run into the kept work directory (bench/inferno.sh)
 #   SWITCHBOARD_BENCH_VENV       LiteLLM's venv (default ~/.cache/switchboard/bench-venv)
 #
 # Everything runs on this machine's two cores: wrk, the fake and the target compete for them, so the
@@ -38,6 +40,12 @@ log() { echo "bench: $*" >&2; }
 
 command -v wrk >/dev/null 2>&1 || die "wrk not found: apt-get install wrk"
 command -v curl >/dev/null 2>&1 || die "curl not found: apt-get install curl"
+profile=${BENCH_PROFILE:-}
+if [[ -n $profile ]]; then
+    command -v perf >/dev/null 2>&1 || die "BENCH_PROFILE needs perf: apt-get install linux-perf"
+    inferno=$(bench/inferno.sh) || die "cannot install inferno (bench/inferno.sh)"
+    BENCH_KEEP=1
+fi
 
 if [[ ${BENCH_BUILD:-1} != 0 ]]; then
     log "building release binaries"
@@ -183,7 +191,16 @@ for mode in $modes; do
     for target in $targets; do
         for c in $concurrency; do
             log "$mode $target c=$c"
+            if [[ -n $profile && $target == gateway* ]]; then
+                perf record -q -e cpu-clock -F 199 --call-graph dwarf,16384 -p "$gateway_pid" \
+                    -o "$work/perf-$mode-$target-c$c.data" >/dev/null 2>&1 &
+                perf_pid=$!
+            fi
             run_wrk "$work/results/$mode,$target,$c.txt" "$mode" "$target" "$c" "$duration"
+            if [[ -n $profile && $target == gateway* ]]; then
+                kill -INT "$perf_pid"
+                wait "$perf_pid" || true
+            fi
         done
     done
 done
@@ -196,5 +213,13 @@ python3 bench/rss.py "${procs[@]}" >"$work/rss.tsv"
 # Stop the gateway gracefully (flushes the ledger) to report how many rows the load left.
 kill -TERM "$gateway_pid"
 wait "$gateway_pid" || log "the gateway exited with $? after SIGTERM"
+if [[ -n $profile ]]; then
+    log "drawing flamegraphs"
+    for data in "$work"/perf-*.data; do
+        perf script -i "$data" 2>/dev/null | "$inferno/inferno-collapse-perf" >"${data%.data}.folded"
+        "$inferno/inferno-flamegraph" --title "$(basename "${data%.data}")" <"${data%.data}.folded" >"${data%.data}.svg"
+        log "flamegraph: ${data%.data}.svg"
+    done
+fi
 python3 bench/report.py "$work/results" --ledger "$work/ledger.db" --rss "$work/rss.tsv" --duration "$duration" \
     ${litellm_version:+--litellm-version "$litellm_version"}
