@@ -1,27 +1,20 @@
-//! One streamed `chat.completion.chunk`, kept as the JSON text it arrived as.
-//!
-//! Relaying a chunk to an OpenAI client then costs no parse into a [`Value`] and no
-//! re-serialisation; the gateway reads what it meters (usage, the length of the content) with
-//! one borrowing parse that skips everything else. Building and re-serialising a `Value` per
-//! chunk was a quarter of the gateway's work on a stream.
+//! A streamed `chat.completion.chunk`: which of its fields the gateway reads.
 
 use std::borrow::Cow;
 
-use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::Value;
 
 use super::UpstreamError;
+use super::relayed::{Facts, Relayed, Shape};
 use crate::usage::TokenUsage;
 
-/// A chunk, with what the gateway reads from it.
+/// One stream chunk, kept as the JSON text it arrived as.
+pub type Chunk = Relayed<ChunkShape>;
+
+/// The shape of a `chat.completion.chunk`.
 #[derive(Debug)]
-pub struct Chunk {
-    json: Bytes,
-    usage: Option<TokenUsage>,
-    content_len: usize,
-    usage_only: bool,
-}
+pub enum ChunkShape {}
 
 /// The fields of a chunk the gateway reads; serde skips the rest without building them.
 #[derive(Deserialize)]
@@ -46,11 +39,11 @@ struct Delta<'a> {
     content: Option<Cow<'a, str>>,
 }
 
-impl Chunk {
+impl Shape for ChunkShape {
     /// Reads an upstream's `data:` payload; an `error` object sent mid-stream is the upstream
     /// failing, not a chunk.
-    pub fn parse(json: Bytes) -> Result<Chunk, UpstreamError> {
-        let fields: Fields = serde_json::from_slice(&json)
+    fn read(json: &[u8]) -> Result<Facts, UpstreamError> {
+        let fields: Fields = serde_json::from_slice(json)
             .map_err(|e| UpstreamError::Protocol(format!("invalid stream chunk: {e}")))?;
         if let Some(error) = fields.error {
             let message = error.get("message").and_then(Value::as_str).unwrap_or("stream error").to_owned();
@@ -64,48 +57,13 @@ impl Chunk {
             .map(str::len)
             .sum();
         let usage = fields.usage.as_ref().and_then(TokenUsage::from_openai);
-        Ok(Chunk {
-            usage_only: choices.is_some_and(<[_]>::is_empty) && usage.is_some(),
-            json,
-            usage,
-            content_len,
-        })
-    }
-
-    /// A chunk the gateway made (a translation, the mock provider).
-    pub fn from_value(value: &Value) -> Result<Chunk, UpstreamError> {
-        Chunk::parse(Bytes::from(value.to_string()))
-    }
-
-    /// The chunk's JSON text, as the upstream sent it.
-    pub fn json(&self) -> &Bytes {
-        &self.json
-    }
-
-    /// The chunk as a JSON value, for translation into another API's events.
-    pub fn to_value(&self) -> Value {
-        // `parse` accepted the text, so it is valid JSON.
-        serde_json::from_slice(&self.json).unwrap_or(Value::Null)
-    }
-
-    /// The usage the chunk reports (OpenAI sends it in the last chunk).
-    pub fn usage(&self) -> Option<TokenUsage> {
-        self.usage
-    }
-
-    /// Bytes of content text in the chunk's deltas.
-    pub fn content_len(&self) -> usize {
-        self.content_len
-    }
-
-    /// The final usage chunk (`choices: []`), which goes only to clients that asked for it.
-    pub fn is_usage_only(&self) -> bool {
-        self.usage_only
+        Ok(Facts { usage_only: choices.is_some_and(<[_]>::is_empty) && usage.is_some(), usage, content_len })
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use bytes::Bytes;
     use serde_json::json;
 
     use super::*;

@@ -1,26 +1,18 @@
-//! One complete `chat.completion`, kept as the JSON text it arrived as.
-//!
-//! The non-streaming counterpart of [`super::Chunk`]: an OpenAI client gets the upstream's bytes
-//! as they came, and the gateway reads what it meters (usage, the length of the content) with
-//! one parse that skips everything else. Building the reply as a [`Value`], serialising it again
-//! and dropping it was the largest share of the gateway's own work on a plain request; the paths
-//! that need a value (translation to `/v1/messages`, structured-output checks, MCP, personas)
-//! build one with [`Completion::to_value`].
+//! A complete `chat.completion`: which of its fields the gateway reads.
 
-use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::relayed::{Facts, Relayed, Shape};
 use super::{UpstreamError, text_len};
 use crate::usage::TokenUsage;
 
-/// A complete reply, with what the gateway reads from it.
-#[derive(Clone, Debug)]
-pub struct Completion {
-    json: Bytes,
-    usage: Option<TokenUsage>,
-    content_len: usize,
-}
+/// A complete (non-streamed) reply, kept as the JSON text it arrived as.
+pub type Completion = Relayed<CompletionShape>;
+
+/// The shape of a `chat.completion`.
+#[derive(Debug)]
+pub enum CompletionShape {}
 
 /// The fields of a reply the gateway reads; serde skips the rest without building them.
 #[derive(Deserialize)]
@@ -43,10 +35,10 @@ struct Message {
     content: Option<Value>,
 }
 
-impl Completion {
+impl Shape for CompletionShape {
     /// Reads an upstream's response body, which must be a JSON object.
-    pub fn parse(json: Bytes) -> Result<Completion, UpstreamError> {
-        let fields: Fields = serde_json::from_slice(&json)
+    fn read(json: &[u8]) -> Result<Facts, UpstreamError> {
+        let fields: Fields = serde_json::from_slice(json)
             .map_err(|e| UpstreamError::Protocol(format!("invalid response body: {e}")))?;
         let content_len = fields
             .choices
@@ -55,38 +47,13 @@ impl Completion {
             .map(text_len)
             .sum();
         let usage = fields.usage.as_ref().and_then(TokenUsage::from_openai);
-        Ok(Completion { json, usage, content_len })
-    }
-
-    /// A reply the gateway made (a translation, the mock provider).
-    pub fn from_value(value: &Value) -> Result<Completion, UpstreamError> {
-        Completion::parse(Bytes::from(value.to_string()))
-    }
-
-    /// The reply's JSON text, as the upstream sent it.
-    pub fn json(&self) -> &Bytes {
-        &self.json
-    }
-
-    /// The reply as a JSON value, for the paths that read or translate it.
-    pub fn to_value(&self) -> Value {
-        // `parse` accepted the text, so it is valid JSON.
-        serde_json::from_slice(&self.json).unwrap_or(Value::Null)
-    }
-
-    /// The usage the provider reported.
-    pub fn usage(&self) -> Option<TokenUsage> {
-        self.usage
-    }
-
-    /// Bytes of content text over the reply's choices.
-    pub fn content_len(&self) -> usize {
-        self.content_len
+        Ok(Facts { usage, content_len, usage_only: false })
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use bytes::Bytes;
     use serde_json::json;
 
     use super::*;

@@ -9,6 +9,7 @@ mod chunk;
 mod completion;
 mod mock;
 mod openai;
+mod relayed;
 mod sse;
 
 pub use chunk::Chunk;

@@ -1,0 +1,89 @@
+//! Upstream JSON relayed as the text it arrived as, with what the gateway reads from it.
+//!
+//! Relaying a reply or a stream chunk to an OpenAI client then costs no parse into a [`Value`]
+//! and no re-serialisation (which would also reorder keys and respell numbers); the gateway
+//! reads what it meters (usage, the length of the content) with one borrowing parse that skips
+//! everything else. Building and re-serialising a `Value` per chunk was a quarter of the
+//! gateway's work on a stream. The paths that need a value (translation to another API,
+//! structured-output checks, MCP, personas) build one with [`Relayed::to_value`].
+
+use std::marker::PhantomData;
+
+use bytes::Bytes;
+use serde_json::Value;
+
+use super::UpstreamError;
+use super::chunk::ChunkShape;
+use crate::usage::TokenUsage;
+
+/// What the gateway reads from a payload.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Facts {
+    pub usage: Option<TokenUsage>,
+    /// Bytes of content text.
+    pub content_len: usize,
+    /// A stream's final usage chunk (`choices: []`).
+    pub usage_only: bool,
+}
+
+/// A kind of payload: how its facts are read.
+pub trait Shape {
+    fn read(json: &[u8]) -> Result<Facts, UpstreamError>;
+}
+
+/// An upstream payload of shape `S`, kept as its JSON text.
+#[derive(Debug)]
+pub struct Relayed<S> {
+    json: Bytes,
+    facts: Facts,
+    shape: PhantomData<fn() -> S>,
+}
+
+impl<S> Clone for Relayed<S> {
+    fn clone(&self) -> Self {
+        Relayed { json: self.json.clone(), facts: self.facts, shape: PhantomData }
+    }
+}
+
+impl<S: Shape> Relayed<S> {
+    /// Reads an upstream's payload.
+    pub fn parse(json: Bytes) -> Result<Relayed<S>, UpstreamError> {
+        let facts = S::read(&json)?;
+        Ok(Relayed { json, facts, shape: PhantomData })
+    }
+
+    /// A payload the gateway made (a translation, the mock provider).
+    pub fn from_value(value: &Value) -> Result<Relayed<S>, UpstreamError> {
+        Relayed::parse(Bytes::from(value.to_string()))
+    }
+}
+
+impl<S> Relayed<S> {
+    /// The JSON text, as the upstream sent it.
+    pub fn json(&self) -> &Bytes {
+        &self.json
+    }
+
+    /// The payload as a JSON value, for the paths that read or translate it.
+    pub fn to_value(&self) -> Value {
+        // `parse` accepted the text, so it is valid JSON.
+        serde_json::from_slice(&self.json).unwrap_or(Value::Null)
+    }
+
+    /// The usage the provider reported.
+    pub fn usage(&self) -> Option<TokenUsage> {
+        self.facts.usage
+    }
+
+    /// Bytes of content text.
+    pub fn content_len(&self) -> usize {
+        self.facts.content_len
+    }
+}
+
+impl Relayed<ChunkShape> {
+    /// The final usage chunk (`choices: []`), which goes only to clients that asked for it.
+    pub fn is_usage_only(&self) -> bool {
+        self.facts.usage_only
+    }
+}
