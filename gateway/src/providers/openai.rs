@@ -75,6 +75,9 @@ mod tests {
                 BODY.len()
             );
             socket.write_all(response.as_bytes()).await.unwrap();
+            // Drain what is left of the request until the client hangs up: closing with unread
+            // bytes would reset the connection before the client has read the reply.
+            let _ = socket.read_to_end(&mut Vec::new()).await;
         });
         format!("http://{addr}/v1")
     }

@@ -2,8 +2,8 @@
 //!
 //! Relaying a reply or a stream chunk to an OpenAI client then costs no parse into a [`Value`]
 //! and no re-serialisation (which would also reorder keys and respell numbers); the gateway
-//! reads what it meters (usage, the length of the content) with one borrowing parse that skips
-//! everything else. Building and re-serialising a `Value` per chunk was a quarter of the
+//! reads what it meters (usage, the length of the content) with one parse that skips everything
+//! else without building it. Building and re-serialising a `Value` per chunk was a quarter of the
 //! gateway's work on a stream. The paths that need a value (translation to another API,
 //! structured-output checks, MCP, personas) build one with [`Relayed::to_value`].
 
