@@ -32,6 +32,8 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
+# A fresh machine gets PostgreSQL, Redis and the rest here, as in CI: `make test` needs no other step.
+"$root/scripts/system-packages.sh" >&2
 venv=$("$root/scripts/venv.sh")
 url=$("$root/scripts/postgres.sh" start "$pgdir" | sed -n 's/^DATABASE_URL=//p')
 [[ -n "$url" ]] || { echo "test.sh: PostgreSQL did not start" >&2; exit 1; }

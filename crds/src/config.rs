@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::decimal::NanoUsd;
 use crate::resources::{
     BudgetEnforcement, BudgetPeriod, BudgetScopeKind, CachePolicy, CircuitBreakerPolicy, MemoryPolicy,
-    ProviderKind, RateLimits, Relationship, RetryPolicy,
+    ProviderKind, RateLimits, Relationship, ResponseLimits, RetryPolicy,
 };
 
 /// Everything the gateway needs to serve, keyed by resource name.
@@ -71,6 +71,8 @@ pub struct RouteConfig {
     pub timeout_ms: u64,
     pub circuit_breaker: CircuitBreakerPolicy,
     pub cache: Option<CachePolicy>,
+    #[serde(default)]
+    pub response_limits: ResponseLimits,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

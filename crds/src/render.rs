@@ -53,6 +53,11 @@ impl SecretStore {
         self.secrets.remove(&(namespace.to_owned(), name.to_owned()));
     }
 
+    /// Every value of every Secret, so that whatever holds them can recognise them in text.
+    pub fn values(&self) -> impl Iterator<Item = &[u8]> {
+        self.secrets.values().flat_map(|data| data.values().map(Vec::as_slice))
+    }
+
     /// The value of one key.
     pub fn get(&self, reference: &SecretRef) -> Result<&[u8], SecretLookupError> {
         let secret = self
@@ -342,6 +347,7 @@ impl Renderer<'_> {
                 timeout_ms: u64::from(route.spec.timeout_seconds) * 1000,
                 circuit_breaker: route.spec.circuit_breaker.clone(),
                 cache: route.spec.cache.clone(),
+                response_limits: route.spec.response_limits,
             };
             out.insert(at.name.to_owned(), config);
         }

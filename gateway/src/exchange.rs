@@ -23,6 +23,7 @@ use crate::persona::turn::MODEL_PREFIX;
 use crate::providers::{Call, Chunk, ChunkStream, Completion, Reply, UpstreamError};
 use crate::queue::Permit;
 use crate::ratelimit::{Check, Decision, Dimension, RateLimiter};
+use crate::redact::Redactor;
 use crate::runtime::{BackendRuntime, Caller, Target};
 use crate::state::AppState;
 use crate::usage::{TokenUsage, estimate_tokens};
@@ -89,6 +90,8 @@ pub struct Exchange {
     limiter: RateLimiter,
     ledger: LedgerSender,
     metrics: Metrics,
+    /// The config's secrets, removed from everything an upstream sends before it goes further.
+    redactor: Arc<Redactor>,
 }
 
 /// What a served request answers, with headers for the response.
@@ -209,6 +212,7 @@ impl Exchange {
             limiter: state.limiter.clone(),
             ledger: state.ledger.clone(),
             metrics: state.metrics.clone(),
+            redactor: runtime.redactor.clone(),
         })
     }
 
@@ -353,14 +357,24 @@ impl Exchange {
         })
     }
 
-    /// One attempt on one backend. A stream counts as answered only once its first chunk is
-    /// here (within the backend's first-token timeout): until then nothing has reached the
-    /// client, so a failure can still fall back to the next backend.
+    /// One attempt on one backend, its reply or error redacted before anything reads or logs it.
     async fn attempt(&self, backend: &BackendRuntime, request: &Value) -> Result<Reply, UpstreamError> {
+        match self.attempt_raw(backend, request).await {
+            Ok(Reply::Complete(body)) => body.redacted(&self.redactor).map(Reply::Complete),
+            Ok(stream) => Ok(stream),
+            Err(error) => Err(error.redacted(&self.redactor)),
+        }
+    }
+
+    /// One attempt as the provider answered it. A stream counts as answered only once its first
+    /// chunk is here (within the backend's first-token timeout): until then nothing has reached
+    /// the client, so a failure can still fall back to the next backend.
+    async fn attempt_raw(&self, backend: &BackendRuntime, request: &Value) -> Result<Reply, UpstreamError> {
         let mut body = request.clone();
         body["model"] = Value::String(self.target.model.upstream_model.clone());
         let timeout = Duration::from_millis(backend.config.request_timeout_ms);
-        let call = backend.provider.send(Call { body, stream: self.stream, timeout });
+        let limits = self.target.route.config.response_limits;
+        let call = backend.provider.send(Call { body, stream: self.stream, timeout, limits });
         let answered = async {
             match call.await? {
                 Reply::Stream(chunks) => first_chunk(chunks).await.map(Reply::Stream),
@@ -737,7 +751,8 @@ pub fn metered(
         let mut meter = Meter { exchange, backend, usage: None, output_chars: 0, outcome: Some("client_disconnected") };
         loop {
             let item = match tokio::time::timeout_at(deadline.into(), chunks.next()).await {
-                Ok(Some(item)) => item,
+                Ok(Some(Ok(chunk))) => chunk.redacted(&meter.exchange.redactor),
+                Ok(Some(Err(error))) => Err(error.redacted(&meter.exchange.redactor)),
                 Ok(None) => break,
                 Err(_) => Err(UpstreamError::Timeout(timeout_ms)),
             };

@@ -18,6 +18,7 @@ pub mod persona;
 pub mod providers;
 pub mod queue;
 pub mod ratelimit;
+pub mod redact;
 pub mod reload;
 pub mod runtime;
 pub mod server;

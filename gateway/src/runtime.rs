@@ -15,6 +15,7 @@ use switchboard_crds::render::{SecretLookupError, SecretStore};
 
 use crate::breaker::Breaker;
 use crate::providers::Provider;
+use crate::redact::Redactor;
 
 /// An authenticated caller.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -51,6 +52,8 @@ pub struct Runtime {
     keys: HashMap<[u8; 32], Caller>,
     routes: HashMap<String, Arc<RouteRuntime>>,
     models: HashMap<String, Target>,
+    /// Removes this config's secret values from upstream text (errors, replies, stream chunks).
+    pub redactor: Arc<Redactor>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -71,6 +74,7 @@ impl Runtime {
             keys: HashMap::new(),
             routes: HashMap::new(),
             models: HashMap::new(),
+            redactor: Arc::default(),
         }
     }
 
@@ -137,7 +141,8 @@ impl Runtime {
                 );
             }
         }
-        Ok(Runtime { config, keys, routes, models })
+        let redactor = Arc::new(Redactor::new(secrets.values()));
+        Ok(Runtime { config, keys, routes, models, redactor })
     }
 
     /// This runtime's backend with exactly this config, breaker policy and API key, if any.

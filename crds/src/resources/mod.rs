@@ -20,7 +20,7 @@ pub use persona::{
 };
 pub use provider_route::{
     Backend, CachePolicy, CircuitBreakerPolicy, ModelPricing, ModelSpec, ProviderKind, ProviderRoute,
-    ProviderRouteSpec, ProviderRouteStatus, RetryPolicy,
+    ProviderRouteSpec, ProviderRouteStatus, ResponseLimits, RetryPolicy,
 };
 pub use tenant::{ApiKeyRef, DefaultBudget, RateLimits, Tenant, TenantSpec, TenantStatus};
 

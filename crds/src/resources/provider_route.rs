@@ -53,6 +53,69 @@ pub struct ProviderRouteSpec {
     /// Absent: off, unless a request opts in with `x-switchboard-cache: on`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache: Option<CachePolicy>,
+    /// How much an upstream may send. A reply past a limit ends the request with 502 (a stream:
+    /// with an error event), so a faulty or hostile upstream cannot exhaust the gateway's memory.
+    #[serde(default)]
+    pub response_limits: ResponseLimits,
+}
+
+/// Size limits on what the route's upstreams send, in KiB.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ResponseLimits {
+    /// A complete (non-streamed) reply body.
+    #[serde(default = "default_max_body_kib", rename = "maxBodyKiB")]
+    #[schemars(range(min = 1, max = 1048576))]
+    pub max_body_kib: u32,
+    /// An error reply's body; only its message is kept, redacted and cut to 500 characters.
+    #[serde(default = "default_max_error_kib", rename = "maxErrorBodyKiB")]
+    #[schemars(range(min = 1, max = 16384))]
+    pub max_error_body_kib: u32,
+    /// One server-sent event of a stream (its `data:` lines together).
+    #[serde(default = "default_max_event_kib", rename = "maxEventKiB")]
+    #[schemars(range(min = 1, max = 262144))]
+    pub max_event_kib: u32,
+    /// One line of a stream.
+    #[serde(default = "default_max_line_kib", rename = "maxLineKiB")]
+    #[schemars(range(min = 1, max = 262144))]
+    pub max_line_kib: u32,
+}
+
+impl Default for ResponseLimits {
+    fn default() -> Self {
+        Self {
+            max_body_kib: default_max_body_kib(),
+            max_error_body_kib: default_max_error_kib(),
+            max_event_kib: default_max_event_kib(),
+            max_line_kib: default_max_line_kib(),
+        }
+    }
+}
+
+impl ResponseLimits {
+    /// The limits in bytes: body, error body, event, line.
+    pub fn bytes(&self) -> (usize, usize, usize, usize) {
+        let bytes = |kib: u32| usize::try_from(kib).unwrap_or(usize::MAX).saturating_mul(1024);
+        (
+            bytes(self.max_body_kib),
+            bytes(self.max_error_body_kib),
+            bytes(self.max_event_kib),
+            bytes(self.max_line_kib),
+        )
+    }
+}
+
+fn default_max_body_kib() -> u32 {
+    32 * 1024
+}
+fn default_max_error_kib() -> u32 {
+    64
+}
+fn default_max_event_kib() -> u32 {
+    4 * 1024
+}
+fn default_max_line_kib() -> u32 {
+    1024
 }
 
 fn default_route_timeout() -> u32 {

@@ -3,7 +3,7 @@
 use futures::StreamExt;
 use serde_json::Value;
 
-use super::{Call, Chunk, ChunkStream, Completion, Reply, UpstreamError, json_body, send_checked, sse};
+use super::{Call, Chunk, ChunkStream, Completion, Reply, UpstreamError, body_bytes, send_checked, sse};
 use crate::translate::anthropic::{
     MessagesToChatStream, chat_request_to_messages, messages_response_to_chat,
 };
@@ -36,14 +36,15 @@ impl Anthropic {
         if let Some(key) = &self.api_key {
             request = request.header("x-api-key", key);
         }
-        let response = send_checked(request, call.timeout).await?;
+        let response = send_checked(request, &call).await?;
         if !call.stream {
-            let message = json_body(response, call.timeout).await?;
+            let body = body_bytes(response, &call).await?;
+            let message: Value = serde_json::from_slice(&body)
+                .map_err(|e| UpstreamError::Protocol(format!("invalid response body: {e}")))?;
             return Completion::from_value(&messages_response_to_chat(&message, &model)).map(Reply::Complete);
         }
-        let timeout = call.timeout;
         let mut translator = MessagesToChatStream::new(&model);
-        let chunks = sse::events(response).flat_map(move |event| {
+        let chunks = sse::events(response, &call).flat_map(move |event| {
             let out: Vec<Result<Chunk, UpstreamError>> = match event {
                 Ok(event) => match serde_json::from_slice::<Value>(&event.data) {
                     Ok(data) => match translator.feed(&event.name, &data) {
@@ -56,7 +57,7 @@ impl Anthropic {
                     },
                     Err(e) => vec![Err(UpstreamError::Protocol(format!("invalid stream event: {e}")))],
                 },
-                Err(error) => vec![Err(UpstreamError::from_reqwest(&error, timeout))],
+                Err(error) => vec![Err(error)],
             };
             futures::stream::iter(out)
         });

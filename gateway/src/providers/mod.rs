@@ -5,6 +5,7 @@
 //! and cost accounting never depend on the provider.
 
 mod anthropic;
+mod body;
 mod chunk;
 mod completion;
 mod mock;
@@ -23,9 +24,10 @@ use std::time::Duration;
 use futures::Stream;
 use serde_json::Value;
 use switchboard_crds::config::BackendConfig;
-use switchboard_crds::resources::ProviderKind;
+use switchboard_crds::resources::{ProviderKind, ResponseLimits};
 
 use crate::error::ApiError;
+use crate::redact::Redactor;
 
 /// A stream of `chat.completion.chunk` objects.
 pub type ChunkStream = Pin<Box<dyn Stream<Item = Result<Chunk, UpstreamError>> + Send>>;
@@ -43,6 +45,8 @@ pub struct Call {
     pub body: Value,
     pub stream: bool,
     pub timeout: Duration,
+    /// How much the upstream may send (the route's `responseLimits`).
+    pub limits: ResponseLimits,
 }
 
 /// A failed upstream attempt.
@@ -56,6 +60,8 @@ pub enum UpstreamError {
     Connect(String),
     #[error("invalid response: {0}")]
     Protocol(String),
+    #[error("the upstream's {what} exceeds the route's limit of {limit} bytes")]
+    TooLarge { what: &'static str, limit: usize },
 }
 
 impl UpstreamError {
@@ -64,7 +70,7 @@ impl UpstreamError {
         match self {
             Self::Status { status, .. } => *status == 429 || *status >= 500,
             Self::Timeout(_) | Self::Connect(_) => true,
-            Self::Protocol(_) => false,
+            Self::Protocol(_) | Self::TooLarge { .. } => false,
         }
     }
 
@@ -73,7 +79,7 @@ impl UpstreamError {
     pub fn is_backend_fault(&self) -> bool {
         match self {
             Self::Status { status, .. } => *status == 429 || *status >= 500,
-            Self::Timeout(_) | Self::Connect(_) | Self::Protocol(_) => true,
+            Self::Timeout(_) | Self::Connect(_) | Self::Protocol(_) | Self::TooLarge { .. } => true,
         }
     }
 
@@ -86,6 +92,7 @@ impl UpstreamError {
             Self::Timeout(_) => "timeout",
             Self::Connect(_) => "connect",
             Self::Protocol(_) => "protocol",
+            Self::TooLarge { .. } => "too_large",
         }
     }
 
@@ -107,22 +114,20 @@ impl UpstreamError {
             Self::Timeout(ms) => ApiError::UpstreamTimeout(ms),
             Self::Connect(message) => ApiError::UpstreamUnavailable(message),
             Self::Protocol(message) => ApiError::UpstreamFailed(message),
+            too_large @ Self::TooLarge { .. } => ApiError::UpstreamFailed(too_large.to_string()),
         }
     }
 
-    /// Removes `secret` (the backend's API key) wherever an upstream echoed it into a message.
-    fn redact(self, secret: Option<&str>) -> UpstreamError {
-        let Some(secret) = secret.filter(|s| s.len() >= 8) else {
-            return self;
-        };
-        let clean = |text: String| text.replace(secret, "[REDACTED]");
+    /// The error with its upstream text made fit to show: the config's secrets and anything
+    /// shaped like a credential removed, then cut to length (see [`Redactor::message`]).
+    pub fn redacted(self, redactor: &Redactor) -> UpstreamError {
         match self {
             Self::Status { status, message, retry_after } => {
-                Self::Status { status, message: clean(message), retry_after }
+                Self::Status { status, message: redactor.message(&message), retry_after }
             }
-            Self::Connect(message) => Self::Connect(clean(message)),
-            Self::Protocol(message) => Self::Protocol(clean(message)),
-            timeout @ Self::Timeout(_) => timeout,
+            Self::Connect(message) => Self::Connect(redactor.message(&message)),
+            Self::Protocol(message) => Self::Protocol(redactor.message(&message)),
+            ours @ (Self::Timeout(_) | Self::TooLarge { .. }) => ours,
         }
     }
 
@@ -218,46 +223,40 @@ impl Provider {
         }
     }
 
+    /// Sends one call. Errors carry the upstream's text as it came: the exchange redacts them
+    /// with every secret of the config, not only this backend's key.
     pub async fn send(&self, call: Call) -> Result<Reply, UpstreamError> {
         match self {
             Self::Mock => mock::reply(&call),
-            Self::OpenAi(provider) => {
-                provider.send(call).await.map_err(|e| e.redact(provider.api_key.as_deref()))
-            }
-            Self::Anthropic(provider) => {
-                provider.send(call).await.map_err(|e| e.redact(provider.api_key.as_deref()))
-            }
+            Self::OpenAi(provider) => provider.send(call).await,
+            Self::Anthropic(provider) => provider.send(call).await,
         }
     }
 }
 
 /// Sends a prepared request; a non-success status becomes [`UpstreamError::Status`] with the
-/// provider's own message and `retry-after`.
-async fn send_checked(
-    request: reqwest::RequestBuilder,
-    timeout: Duration,
-) -> Result<reqwest::Response, UpstreamError> {
-    let response = request.send().await.map_err(|e| UpstreamError::from_reqwest(&e, timeout))?;
+/// provider's own message (from at most the route's error body limit) and `retry-after`.
+async fn send_checked(request: reqwest::RequestBuilder, call: &Call) -> Result<reqwest::Response, UpstreamError> {
+    let response = request.send().await.map_err(|e| UpstreamError::from_reqwest(&e, call.timeout))?;
     let status = response.status();
     if status.is_success() {
         return Ok(response);
     }
     let retry_after = retry_after(response.headers());
-    let body = response.text().await.unwrap_or_default();
-    Err(UpstreamError::Status { status: status.as_u16(), message: error_message(&body), retry_after })
+    let (_, max_error, _, _) = call.limits.bytes();
+    let body = body::read_prefix(response, max_error).await;
+    let message = error_message(&String::from_utf8_lossy(&body));
+    Err(UpstreamError::Status { status: status.as_u16(), message, retry_after })
 }
 
-/// Reads a complete response body.
-async fn body_bytes(response: reqwest::Response, timeout: Duration) -> Result<bytes::Bytes, UpstreamError> {
-    response.bytes().await.map_err(|e| UpstreamError::from_reqwest(&e, timeout))
+/// Reads a complete response body within the route's limit.
+async fn body_bytes(response: reqwest::Response, call: &Call) -> Result<bytes::Bytes, UpstreamError> {
+    let (max_body, ..) = call.limits.bytes();
+    body::read_limited(response, max_body, call.timeout).await
 }
 
-/// Reads a complete JSON response body.
-async fn json_body(response: reqwest::Response, timeout: Duration) -> Result<Value, UpstreamError> {
-    response.json().await.map_err(|e| UpstreamError::from_reqwest(&e, timeout))
-}
-
-/// The message of a provider's JSON error body, or its raw text, capped.
+/// The message of a provider's JSON error body, or its raw text (cut to length only once it
+/// has been redacted).
 fn error_message(body: &str) -> String {
     let parsed: Option<Value> = serde_json::from_str(body).ok();
     let message = parsed
@@ -266,7 +265,7 @@ fn error_message(body: &str) -> String {
         .and_then(Value::as_str)
         .map(str::to_owned)
         .unwrap_or_else(|| body.trim().to_owned());
-    message.chars().take(500).collect()
+    message
 }
 
 fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<u64> {
@@ -276,15 +275,16 @@ fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::UpstreamError;
+    use crate::redact::Redactor;
 
     #[test]
     fn echoed_provider_keys_are_redacted() {
         let error = UpstreamError::Status {
             status: 401,
-            message: "Incorrect API key provided: sk-live-0123456789".into(),
+            message: "Incorrect API key provided: live-0123456789".into(),
             retry_after: None,
         };
-        let text = error.redact(Some("sk-live-0123456789")).to_string();
+        let text = error.redacted(&Redactor::new([&b"live-0123456789"[..]])).to_string();
         assert_eq!(text, "HTTP 401: Incorrect API key provided: [REDACTED]");
     }
 }

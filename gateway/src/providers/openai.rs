@@ -27,13 +27,12 @@ impl OpenAi {
         if let Some(key) = &self.api_key {
             request = request.bearer_auth(key);
         }
-        let response = send_checked(request, call.timeout).await?;
+        let response = send_checked(request, &call).await?;
         if !call.stream {
-            let body = body_bytes(response, call.timeout).await?;
+            let body = body_bytes(response, &call).await?;
             return Completion::parse(body).map(Reply::Complete);
         }
-        let timeout = call.timeout;
-        let chunks = sse::events(response)
+        let chunks = sse::events(response, &call)
             .take_while(|event| {
                 futures::future::ready(!matches!(event, Ok(e) if e.data.trim_ascii() == b"[DONE]"))
             })
@@ -41,7 +40,7 @@ impl OpenAi {
                 futures::future::ready(match event {
                     Ok(event) if event.data.trim_ascii().is_empty() => None,
                     Ok(event) => Some(Chunk::parse(event.data)),
-                    Err(error) => Some(Err(UpstreamError::from_reqwest(&error, timeout))),
+                    Err(error) => Some(Err(error)),
                 })
             });
         Ok(Reply::Stream(Box::pin(chunks) as ChunkStream))
@@ -100,6 +99,7 @@ mod tests {
             body: json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]}),
             stream: false,
             timeout: Duration::from_secs(5),
+            limits: Default::default(),
         };
         let Ok(Reply::Complete(reply)) = provider.send(call).await else {
             panic!("expected a complete reply")

@@ -7,6 +7,7 @@
 //! gateway's work on a stream. The paths that need a value (translation to another API,
 //! structured-output checks, MCP, personas) build one with [`Relayed::to_value`].
 
+use std::borrow::Cow;
 use std::marker::PhantomData;
 
 use bytes::Bytes;
@@ -14,6 +15,7 @@ use serde_json::Value;
 
 use super::UpstreamError;
 use super::chunk::ChunkShape;
+use crate::redact::Redactor;
 use crate::usage::TokenUsage;
 
 /// What the gateway reads from a payload.
@@ -50,6 +52,18 @@ impl<S: Shape> Relayed<S> {
     pub fn parse(json: Bytes) -> Result<Relayed<S>, UpstreamError> {
         let facts = S::read(&json)?;
         Ok(Relayed { json, facts, shape: PhantomData })
+    }
+
+    /// The payload with the config's secret values removed (see [`Redactor::relayed`]). A
+    /// secret outside a JSON string (digits where a number was) leaves no valid payload: then
+    /// the payload is withheld.
+    pub fn redacted(self, redactor: &Redactor) -> Result<Relayed<S>, UpstreamError> {
+        match redactor.relayed(&self.json) {
+            Cow::Borrowed(_) => Ok(self),
+            Cow::Owned(clean) => Relayed::parse(Bytes::from(clean)).map_err(|_| {
+                UpstreamError::Protocol("the upstream's reply contained a secret and was withheld".into())
+            }),
+        }
     }
 
     /// A payload the gateway made (a translation, the mock provider).

@@ -10,6 +10,8 @@
 use bytes::{Buf, Bytes, BytesMut};
 use futures::{FutureExt, Stream, StreamExt};
 
+use super::{Call, UpstreamError};
+
 /// The most body bytes gathered before the events in them are handed on.
 const MAX_BATCH_BYTES: usize = 64 * 1024;
 
@@ -22,22 +24,29 @@ pub struct Event {
 }
 
 /// The events of a `text/event-stream` response, in order, then the transport's error if the
-/// body failed.
-pub fn events(response: reqwest::Response) -> impl Stream<Item = reqwest::Result<Event>> + Send {
+/// body failed, or an error once a line or an event passes the call's limits (the stream ends
+/// there: what is past a limit is never buffered).
+pub fn events(
+    response: reqwest::Response,
+    call: &Call,
+) -> impl Stream<Item = Result<Event, UpstreamError>> + Send + use<> {
+    let (_, _, max_event, max_line) = call.limits.bytes();
+    let timeout = call.timeout;
     async_stream::stream! {
         let mut body = Box::pin(response.bytes_stream());
-        let mut parser = Parser::default();
+        let mut parser = Parser::new(max_line, max_event);
         let mut next = body.next().await;
         while let Some(piece) = next {
-            match piece {
+            let fed = match piece {
                 Ok(piece) => parser.feed(&piece),
-                Err(error) => {
-                    for event in parser.take() {
-                        yield Ok(event);
-                    }
-                    yield Err(error);
-                    return;
+                Err(error) => Err(UpstreamError::from_reqwest(&error, timeout)),
+            };
+            if let Err(error) = fed {
+                for event in parser.take() {
+                    yield Ok(event);
                 }
+                yield Err(error);
+                return;
             }
             let ready = if parser.batched < MAX_BATCH_BYTES { ready_now(&mut body).await } else { None };
             next = match ready {
@@ -68,8 +77,11 @@ async fn ready_now<S: Stream + Unpin>(stream: &mut S) -> Option<Option<S::Item>>
 
 /// The event-stream parser of the HTML standard: lines end with CRLF, LF or CR; a blank line
 /// dispatches the event; `:` starts a comment; `id` and `retry` are not used by the gateway.
+/// Lines and events are bounded: past a limit, feeding fails.
 #[derive(Default)]
 struct Parser {
+    max_line: usize,
+    max_event: usize,
     /// Bytes not yet split into lines.
     pending: BytesMut,
     name: String,
@@ -89,7 +101,11 @@ enum Data {
 }
 
 impl Parser {
-    fn feed(&mut self, bytes: &[u8]) {
+    fn new(max_line: usize, max_event: usize) -> Parser {
+        Parser { max_line, max_event, ..Parser::default() }
+    }
+
+    fn feed(&mut self, bytes: &[u8]) -> Result<(), UpstreamError> {
         self.batched += bytes.len();
         self.pending.extend_from_slice(bytes);
         while let Some(end) = memchr::memchr2(b'\n', b'\r', &self.pending) {
@@ -97,11 +113,21 @@ impl Parser {
             if self.pending[end] == b'\r' && end + 1 == self.pending.len() {
                 break;
             }
+            if end > self.max_line {
+                return Err(UpstreamError::TooLarge { what: "stream line", limit: self.max_line });
+            }
             let line = self.pending.split_to(end).freeze();
             let crlf = self.pending.starts_with(b"\r\n");
             self.pending.advance(if crlf { 2 } else { 1 });
             self.line(line);
+            if self.data.len() > self.max_event {
+                return Err(UpstreamError::TooLarge { what: "stream event", limit: self.max_event });
+            }
         }
+        if self.pending.len() > self.max_line {
+            return Err(UpstreamError::TooLarge { what: "stream line", limit: self.max_line });
+        }
+        Ok(())
     }
 
     /// The events dispatched so far.
@@ -159,6 +185,14 @@ impl Parser {
 }
 
 impl Data {
+    fn len(&self) -> usize {
+        match self {
+            Data::None => 0,
+            Data::One(data) => data.len(),
+            Data::Joined(data) => data.len(),
+        }
+    }
+
     fn push(&mut self, line: Bytes) {
         let mut joined = match std::mem::take(self) {
             Data::None => {
@@ -179,9 +213,9 @@ mod tests {
     use super::*;
 
     fn parse(pieces: &[&[u8]]) -> Vec<(String, String)> {
-        let mut parser = Parser::default();
+        let mut parser = Parser::new(1024, 4096);
         for piece in pieces {
-            parser.feed(piece);
+            parser.feed(piece).unwrap();
         }
         parser.finish().into_iter().map(|e| (e.name, String::from_utf8(e.data.to_vec()).unwrap())).collect()
     }
@@ -222,5 +256,22 @@ mod tests {
         assert_eq!(parse(&[b"data: {\"a\":1}\n\ndata: [DONE]"]), vec![data("{\"a\":1}"), data("[DONE]")]);
         assert_eq!(parse(&[b"data: [DONE]\r"]), vec![data("[DONE]")]);
         assert_eq!(parse(&[b"data: [DONE]\n"]), vec![data("[DONE]")]);
+    }
+
+    #[test]
+    fn lines_and_events_past_their_limits_fail_without_being_buffered() {
+        let mut parser = Parser::new(16, 32);
+        assert!(parser.feed(b"data: 0123456789\n").is_ok());
+        let error = parser.feed(b"data: 0123456789abcdef").unwrap_err();
+        assert_eq!(error.to_string(), "the upstream's stream line exceeds the route's limit of 16 bytes");
+
+        // Data lines without the blank line that ends an event: the event grows until its limit.
+        let mut parser = Parser::new(16, 32);
+        let results: Vec<bool> = (0..5).map(|_| parser.feed(b"data: 0123456789\n").is_ok()).collect();
+        assert_eq!(results, [true, true, false, false, false]);
+
+        // A line with no end at all fails once it is longer than a line may be.
+        let mut parser = Parser::new(16, 32);
+        assert!(parser.feed(&[b'x'; 17]).is_err());
     }
 }

@@ -1,0 +1,42 @@
+//! Upstream bodies read within the route's size limits, so that no upstream can make the
+//! gateway hold more than the limit for one reply, however much it sends.
+
+use bytes::{Bytes, BytesMut};
+
+use super::UpstreamError;
+
+/// A whole reply body, or an error once it passes `limit` bytes (by its `content-length` before
+/// anything is read, or while it is read).
+pub(super) async fn read_limited(
+    mut response: reqwest::Response,
+    limit: usize,
+    timeout: std::time::Duration,
+) -> Result<Bytes, UpstreamError> {
+    let too_large = || UpstreamError::TooLarge { what: "reply body", limit };
+    let announced = response.content_length().map(|n| usize::try_from(n).unwrap_or(usize::MAX));
+    if announced.is_some_and(|n| n > limit) {
+        return Err(too_large());
+    }
+    let mut body = BytesMut::with_capacity(announced.unwrap_or(0).min(64 * 1024));
+    while let Some(piece) = response.chunk().await.map_err(|e| UpstreamError::from_reqwest(&e, timeout))? {
+        if body.len().saturating_add(piece.len()) > limit {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&piece);
+    }
+    Ok(body.freeze())
+}
+
+/// The first `limit` bytes of an error body; the rest is never read (only the message is kept,
+/// and it is cut far shorter). A body that fails midway keeps what came.
+pub(super) async fn read_prefix(mut response: reqwest::Response, limit: usize) -> Bytes {
+    let mut body = BytesMut::new();
+    while let Ok(Some(piece)) = response.chunk().await {
+        let room = limit.saturating_sub(body.len());
+        body.extend_from_slice(&piece[..piece.len().min(room)]);
+        if body.len() >= limit {
+            break;
+        }
+    }
+    body.freeze()
+}

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the tests need, if any is missing: PostgreSQL and Redis (started as
+# throwaway servers by scripts/postgres.sh and scripts/redis.sh), wrk (make bench), curl, npm (the
+# MCP conformance suite's Node 22 comes from npm), openssl (e2e certificates) and python3-venv.
+#
+#   scripts/system-packages.sh        install what is missing (apt-get, as root or through sudo)
+#
+# Called by `make test` (scripts/test.sh) and by .ci/run, so a fresh Debian machine needs no other
+# step. Checks first: a machine that has everything goes on at once, without root.
+set -euo pipefail
+
+missing=()
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+command -v wrk >/dev/null 2>&1 || missing+=(wrk)
+command -v curl >/dev/null 2>&1 || missing+=(curl)
+command -v npm >/dev/null 2>&1 || missing+=(npm)
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+# Debian's own python3 needs python3-venv for `python3 -m venv`; pyenv/other builds bring ensurepip.
+python3 -c 'import ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
+if [[ ${#missing[@]} -eq 0 ]]; then
+    echo "system packages: all present"
+    exit 0
+fi
+
+as_root() {
+    if [[ $(id -u) -eq 0 ]]; then
+        "$@"
+    elif command -v sudo >/dev/null 2>&1; then
+        sudo "$@"
+    else
+        echo "system-packages.sh: ${missing[*]} missing and neither root nor sudo to install them" >&2
+        exit 1
+    fi
+}
+
+command -v apt-get >/dev/null 2>&1 || {
+    echo "system-packages.sh: ${missing[*]} missing; install them with your package manager" >&2
+    exit 1
+}
+echo "system packages: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+as_root apt-get update -q
+as_root apt-get install -y -q --no-install-recommends "${missing[@]}"
