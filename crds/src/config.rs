@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::decimal::NanoUsd;
 use crate::resources::{
-    BudgetEnforcement, BudgetPeriod, BudgetScopeKind, CachePolicy, CircuitBreakerPolicy, MemoryPolicy,
+    BudgetEnforcement, BudgetFailureMode, BudgetPeriod, BudgetScopeKind, CachePolicy, CircuitBreakerPolicy, MemoryPolicy,
     ProviderKind, RateLimits, Relationship, ResponseLimits, RetryPolicy,
 };
 
@@ -154,6 +154,8 @@ pub struct BudgetConfig {
     pub period: BudgetPeriod,
     pub enforcement: BudgetEnforcement,
     pub warn_at_percent: u8,
+    #[serde(default)]
+    pub failure_mode: BudgetFailureMode,
 }
 
 impl GatewayConfig {

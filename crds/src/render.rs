@@ -17,7 +17,7 @@ use crate::config::{
 };
 use crate::decimal::NanoUsd;
 use crate::resources::{
-    Budget, BudgetScopeKind, MemorySharingScope, Persona, ProviderKind, ProviderRoute, SecretKeyRef, Tenant,
+    Budget, BudgetFailureMode, BudgetScopeKind, MemorySharingScope, Persona, ProviderKind, ProviderRoute, SecretKeyRef, Tenant,
 };
 
 /// The resources to render, as read from a folder or from the apiserver.
@@ -554,6 +554,7 @@ impl Renderer<'_> {
                 period: budget.spec.period,
                 enforcement: budget.spec.enforcement,
                 warn_at_percent: budget.spec.warn_at_percent,
+                failure_mode: budget.spec.failure_mode,
             });
         }
         let with_budget: BTreeSet<String> =
@@ -578,6 +579,7 @@ impl Renderer<'_> {
                 period: default.period,
                 enforcement: default.enforcement,
                 warn_at_percent: 80,
+                failure_mode: BudgetFailureMode::Closed,
             });
         }
         out

@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use axum::http::{HeaderMap, StatusCode};
 
+use crate::faults::Fault;
+
 /// Request header selecting a behaviour; same syntax as the model name, and takes precedence.
 pub const BEHAVIOR_HEADER: &str = "x-fake-behavior";
 
@@ -28,6 +30,8 @@ pub(crate) enum Behavior {
     NoUsage,
     /// `echo-request`: the reply text is the compact JSON of the request body.
     EchoRequest,
+    /// A broken or hostile upstream's fault (see [`crate::faults`]).
+    Fault(Fault),
 }
 
 impl Behavior {
@@ -50,7 +54,7 @@ impl Behavior {
             "stream-cut" => Behavior::StreamCut,
             "no-usage" => Behavior::NoUsage,
             "echo-request" => Behavior::EchoRequest,
-            _ => Behavior::Normal,
+            _ => Fault::parse(name).map_or(Behavior::Normal, Behavior::Fault),
         }
     }
 

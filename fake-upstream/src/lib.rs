@@ -55,12 +55,15 @@
 //!   no `[DONE]`/message_stop, and no terminating HTTP chunk.
 //! - `no-usage`: no usage anywhere (`include_usage` is ignored, no `"usage": null` either).
 //! - `echo-request`: see `TEXT` above.
+//! - Faults of broken or hostile upstreams (`leak-key-mid`, `usage-max`, `big-body-<MiB>`, ...):
+//!   the table in `src/faults.rs`.
 //!
 //! Scripted errors, hangs and delays apply before validation, so their requests need not be valid.
 
 mod anthropic;
 mod behavior;
 mod errors;
+mod faults;
 mod openai;
 mod prompt;
 mod recording;

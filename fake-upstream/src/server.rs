@@ -152,6 +152,7 @@ pub(crate) async fn preflight(
     );
     match behavior {
         Behavior::Error(status) => return Err(api.scripted(status)),
+        Behavior::Fault(fault) => return Err(fault.respond(api, headers, &body)),
         Behavior::Hang => {
             state.hanging.fetch_add(1, Ordering::Relaxed);
             // Counted down however the wait ends, including the client going away.

@@ -47,6 +47,8 @@ pub enum ApiError {
     RateLimited { message: String, retry_after: Option<u64>, headers: Vec<(header::HeaderName, HeaderValue)> },
     #[error("{message}")]
     BudgetExceeded { message: String, retry_after: Option<u64> },
+    #[error("budget {0} cannot be checked right now (its spend is unreadable), so requests under it are refused; retry shortly")]
+    BudgetUnavailable(String),
     #[error("the gateway is overloaded: {0}")]
     Overloaded(String),
     #[error("the model's reply does not match the requested JSON schema: {0}")]
@@ -75,9 +77,11 @@ impl ApiError {
                 StatusCode::BAD_GATEWAY
             }
             Self::UpstreamTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
-            Self::NoBackend | Self::BackendsEjected { .. } | Self::Overloaded(_) | Self::NotReady(_) => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            Self::NoBackend
+            | Self::BackendsEjected { .. }
+            | Self::BudgetUnavailable(_)
+            | Self::Overloaded(_)
+            | Self::NotReady(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -100,6 +104,7 @@ impl ApiError {
             Self::BackendsEjected { .. } => Some("no_healthy_backend"),
             Self::RateLimited { .. } => Some("rate_limit_exceeded"),
             Self::BudgetExceeded { .. } => Some("budget_exceeded"),
+            Self::BudgetUnavailable(_) => Some("budget_unavailable"),
             Self::Overloaded(_) => Some("overloaded"),
             Self::InvalidStructuredOutput(_) => Some("invalid_structured_output"),
             Self::AdminDisabled => Some("admin_disabled"),
@@ -154,6 +159,7 @@ impl ApiError {
                 | Self::NoBackend
                 | Self::BackendsEjected { .. }
                 | Self::RateLimited { retry_after: Some(_), .. }
+                | Self::BudgetUnavailable(_)
                 | Self::Overloaded(_)
                 | Self::NotReady(_)
         )
@@ -166,7 +172,7 @@ impl ApiError {
             | Self::BudgetExceeded { retry_after, .. }
             | Self::RateLimited { retry_after, .. } => *retry_after,
             Self::BackendsEjected { retry_after } => Some(*retry_after),
-            Self::Overloaded(_) => Some(1),
+            Self::Overloaded(_) | Self::BudgetUnavailable(_) => Some(1),
             _ => None,
         }
     }

@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use crate::auth::Authenticated;
 use crate::breaker::Admission;
-use crate::budget::{BudgetExceeded, Reservation};
+use crate::budget::{Refusal, Reservation};
 use crate::cache::{self, CacheKey};
 use crate::error::ApiError;
 use crate::ledger::{LedgerRecord, LedgerSender, now_ms};
@@ -27,6 +27,7 @@ use crate::redact::Redactor;
 use crate::runtime::{BackendRuntime, Caller, Target};
 use crate::state::AppState;
 use crate::usage::{TokenUsage, estimate_tokens};
+use crate::validate;
 use switchboard_crds::config::{BudgetConfig, PersonaConfig, TenantConfig};
 use switchboard_crds::decimal::NanoUsd;
 use switchboard_crds::resources::{BudgetScopeKind, RateLimits};
@@ -144,12 +145,11 @@ impl Exchange {
                 return Err(ApiError::BadRequest("`model` is required and must be a string".into(), None));
             }
         };
-        let messages = match request.get("messages") {
-            Some(Value::Array(messages)) if !messages.is_empty() => messages,
-            _ => {
-                return Err(ApiError::BadRequest("`messages` must be a non-empty array".into(), None));
-            }
-        };
+        let fields = request.as_object().ok_or_else(|| {
+            ApiError::BadRequest("request body must be a JSON object".into(), Some("invalid_json"))
+        })?;
+        let max_output = validate::chat_request(fields)?.unwrap_or(DEFAULT_OUTPUT_RESERVATION);
+        let messages = fields.get("messages").and_then(Value::as_array).map_or(&[][..], Vec::as_slice);
         let stream = match request.get("stream") {
             None | Some(Value::Null) => false,
             Some(Value::Bool(stream)) => *stream,
@@ -172,13 +172,8 @@ impl Exchange {
         let cache = cache::ttl_for(target.route.config.cache.as_ref(), headers)
             .and_then(|ttl| Some((cache::key_for(&caller.tenant, request)?, ttl)));
         let tenant = runtime.tenant(&caller.tenant);
-        let max_output = request
-            .get("max_completion_tokens")
-            .or_else(|| request.get("max_tokens"))
-            .and_then(Value::as_u64)
-            .unwrap_or(DEFAULT_OUTPUT_RESERVATION);
         let estimated_input = estimate_tokens(prompt_chars);
-        let estimated_tokens = estimated_input + max_output;
+        let estimated_tokens = estimated_input.saturating_add(max_output);
         let pricing = &target.model.pricing;
         let reserve =
             pricing.input.per_million_times(estimated_input) + pricing.output.per_million_times(max_output);
@@ -245,7 +240,7 @@ impl Exchange {
                 .budgets
                 .reserve(&self.budgets, self.reserve, SystemTime::now())
                 .await
-                .map_err(|exceeded| self.refuse(budget_exceeded(&exceeded)))?;
+                .map_err(|refusal| self.refuse(budget_refusal(refusal)))?;
             for warning in reservation.warnings() {
                 self.metrics.budget_warning(&warning.budget, warning.exhausted);
             }
@@ -434,7 +429,8 @@ impl Exchange {
     }
 
     /// Token limits admitted an estimate; usage beyond it becomes debt that later requests wait
-    /// out, so the limit holds for what was really used.
+    /// out, so the limit holds for what was really used. One request adds at most a minute of
+    /// debt, so that an upstream reporting absurd usage cannot lock a tenant out for days.
     fn charge_tokens(&self, used: u64) {
         let extra = used.saturating_sub(self.estimated_tokens);
         let token_checks: Vec<(String, u64)> = self
@@ -450,7 +446,7 @@ impl Exchange {
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             runtime.spawn(async move {
                 for (key, per_minute) in token_checks {
-                    limiter.charge(&key, per_minute, extra).await;
+                    limiter.charge(&key, per_minute, extra.min(per_minute)).await;
                 }
             });
         }
@@ -489,6 +485,11 @@ impl Exchange {
         let cost = usage.cost(&self.target.model.pricing);
         let elapsed = self.started.elapsed();
         let tenant = &self.caller.tenant;
+        let route = &self.target.route.config.name;
+        if usage.is_clamped() {
+            tracing::warn!(request_id = %self.id, %route, %backend, "the upstream reported an impossible token count; charged at the clamp");
+            self.metrics.upstream_error(route, backend, "usage_clamped");
+        }
         self.metrics.request(tenant, &self.model, self.endpoint.as_str(), status, elapsed.as_secs_f64());
         self.metrics.usage(tenant, &self.model, &usage, cost.0);
         self.ledger.record(LedgerRecord {
@@ -498,7 +499,7 @@ impl Exchange {
             api_key: self.caller.key_id.clone(),
             persona: self.persona.clone(),
             model: self.model.clone(),
-            route: self.target.route.config.name.clone(),
+            route: route.clone(),
             backend: backend.to_owned(),
             provider: provider.to_owned(),
             endpoint: self.endpoint.as_str(),
@@ -626,7 +627,11 @@ pub(crate) fn rate_limited(retry_after: Duration, headers: Vec<(HeaderName, Head
     }
 }
 
-fn budget_exceeded(exceeded: &BudgetExceeded) -> ApiError {
+fn budget_refusal(refusal: Refusal) -> ApiError {
+    let exceeded = match refusal {
+        Refusal::Exceeded(exceeded) => exceeded,
+        Refusal::Unavailable { budget } => return ApiError::BudgetUnavailable(budget),
+    };
     let retry_after = exceeded
         .resets_at
         .and_then(|at| at.duration_since(SystemTime::now()).ok())

@@ -27,3 +27,4 @@ pub mod state;
 pub mod status;
 pub mod translate;
 pub mod usage;
+pub mod validate;

@@ -22,34 +22,48 @@ pub struct TokenUsage {
 impl TokenUsage {
     /// Reads an OpenAI `usage` object (as produced by every adapter). The Anthropic adapter keeps
     /// `cache_creation_input_tokens` beside it so cache writes can be priced.
+    ///
+    /// Upstream numbers are hostile: a count that is negative, fractional or not a number makes
+    /// the whole usage unusable (`None`, so the gateway estimates instead, and says so in the
+    /// log); a count above [`MAX_TOKENS`] is clamped to it (see [`TokenUsage::is_clamped`]).
     pub fn from_openai(usage: &Value) -> Option<TokenUsage> {
-        // `get` rather than `pointer`, which allocates for every path segment.
-        let count = |value: Option<&Value>| value.and_then(Value::as_u64).unwrap_or(0);
         if !usage.is_object() {
             return None;
         }
-        let prompt = count(usage.get("prompt_tokens"));
+        // `get` rather than `pointer`, which allocates for every path segment.
         let details = usage.get("prompt_tokens_details");
-        let cached_input = count(details.and_then(|d| d.get("cached_tokens"))).min(prompt);
-        let cache_write = count(usage.get("cache_creation_input_tokens")).min(prompt - cached_input);
-        Some(TokenUsage {
-            input: prompt - cached_input - cache_write,
-            cached_input,
-            cache_write,
-            output: count(usage.get("completion_tokens")),
-        })
+        let counts = [
+            usage.get("prompt_tokens"),
+            details.and_then(|d| d.get("cached_tokens")),
+            usage.get("cache_creation_input_tokens"),
+            usage.get("completion_tokens"),
+        ]
+        .map(count);
+        let [Some(prompt), Some(cached_input), Some(cache_write), Some(output)] = counts else {
+            tracing::warn!(%usage, "the upstream reported usage with an invalid count; estimating it instead");
+            return None;
+        };
+        let cached_input = cached_input.min(prompt);
+        let cache_write = cache_write.min(prompt - cached_input);
+        Some(TokenUsage { input: prompt - cached_input - cache_write, cached_input, cache_write, output })
+    }
+
+    /// Whether a count was clamped to [`MAX_TOKENS`]: the upstream reported an impossible usage.
+    pub fn is_clamped(&self) -> bool {
+        [self.input, self.cached_input, self.cache_write, self.output].contains(&MAX_TOKENS)
     }
 
     pub fn total(&self) -> u64 {
-        self.input + self.cached_input + self.cache_write + self.output
+        self.input.saturating_add(self.cached_input).saturating_add(self.cache_write).saturating_add(self.output)
     }
 
-    /// The cost at the model's prices.
+    /// The cost at the model's prices, at most [`MAX_COST_NANOS`].
     pub fn cost(&self, pricing: &Pricing) -> NanoUsd {
-        pricing.input.per_million_times(self.input)
+        let cost = pricing.input.per_million_times(self.input)
             + pricing.cached_input.per_million_times(self.cached_input)
             + pricing.cache_write.per_million_times(self.cache_write)
-            + pricing.output.per_million_times(self.output)
+            + pricing.output.per_million_times(self.output);
+        NanoUsd(cost.0.min(MAX_COST_NANOS))
     }
 }
 
@@ -58,11 +72,28 @@ impl std::ops::Add for TokenUsage {
 
     fn add(self, other: TokenUsage) -> TokenUsage {
         TokenUsage {
-            input: self.input + other.input,
-            cached_input: self.cached_input + other.cached_input,
-            cache_write: self.cache_write + other.cache_write,
-            output: self.output + other.output,
+            input: self.input.saturating_add(other.input),
+            cached_input: self.cached_input.saturating_add(other.cached_input),
+            cache_write: self.cache_write.saturating_add(other.cache_write),
+            output: self.output.saturating_add(other.output),
         }
+    }
+}
+
+/// The most tokens of one kind one request may be charged for: far above any model's context,
+/// low enough that no sum of a ledger's rows and no price times it can overflow 64 bits.
+pub const MAX_TOKENS: u64 = 1 << 28;
+
+/// The most one request may cost, in nano-dollars (about 1.1 million USD): a ledger can hold
+/// eight thousand such rows before a sum over them would overflow.
+pub const MAX_COST_NANOS: i64 = 1 << 50;
+
+/// One count of an upstream's usage: absent or null is zero; a non-negative integer, clamped to
+/// [`MAX_TOKENS`]; anything else is no count.
+fn count(value: Option<&Value>) -> Option<u64> {
+    match value {
+        None | Some(Value::Null) => Some(0),
+        Some(value) => value.as_u64().map(|n| n.min(MAX_TOKENS)),
     }
 }
 
@@ -116,6 +147,19 @@ mod tests {
             &json!({"prompt_tokens": 5, "prompt_tokens_details": {"cached_tokens": 9}}),
         );
         assert_eq!(usage, Some(TokenUsage { input: 0, cached_input: 5, cache_write: 0, output: 0 }));
+    }
+
+    #[test]
+    fn absurd_counts_are_clamped_and_invalid_ones_refused() {
+        let usage = TokenUsage::from_openai(&json!({"prompt_tokens": 3, "completion_tokens": u64::MAX})).unwrap();
+        assert_eq!(usage.output, MAX_TOKENS);
+        assert!(usage.is_clamped());
+        assert!(usage.cost(&pricing()).0 < i64::MAX / 1_000_000, "a clamped row leaves room for a million more");
+        for invalid in [json!(-5), json!(1.5), json!("7"), json!(-1e30)] {
+            assert_eq!(TokenUsage::from_openai(&json!({"prompt_tokens": 3, "completion_tokens": invalid})), None);
+        }
+        let huge = TokenUsage { input: u64::MAX, cached_input: u64::MAX, cache_write: u64::MAX, output: u64::MAX };
+        assert_eq!((huge + huge).total(), u64::MAX);
     }
 
     #[test]

@@ -13,7 +13,7 @@ use sqlx::{AnyPool, Row};
 use switchboard_crds::config::BudgetConfig;
 use switchboard_crds::decimal::NanoUsd;
 use switchboard_crds::resources::{BudgetEnforcement, BudgetPeriod, BudgetScopeKind};
-use switchboard_gateway::budget::{BudgetExceeded, Budgets, period_start};
+use switchboard_gateway::budget::{BudgetExceeded, Budgets, Refusal, period_start};
 use switchboard_gateway::ledger::{Ledger, LedgerRecord};
 
 /// One reservation's worth.
@@ -40,6 +40,7 @@ fn budget(name: &str, limit: NanoUsd, enforcement: BudgetEnforcement) -> BudgetC
         period: BudgetPeriod::Daily,
         enforcement,
         warn_at_percent: 80,
+        failure_mode: Default::default(),
     }
 }
 
@@ -55,11 +56,20 @@ fn today_ms() -> i64 {
     period_start(BudgetPeriod::Daily, NOW.parse().unwrap()).as_millisecond()
 }
 
+/// The budget a refusal says is exhausted (`None` for any other refusal).
+fn exceeded(refusal: Refusal) -> Option<BudgetExceeded> {
+    match refusal {
+        Refusal::Exceeded(exceeded) => Some(exceeded),
+        Refusal::Unavailable { .. } => None,
+    }
+}
+
 /// The refusal of one more `X`, which reports the counter's spend and holds.
 async fn refusal(budgets: &Budgets, config: &BudgetConfig, now: SystemTime) -> BudgetExceeded {
     match budgets.reserve(&[config], X, now).await {
         Ok(_) => panic!("{} should be exhausted", config.name),
-        Err(exceeded) => exceeded,
+        Err(Refusal::Exceeded(exceeded)) => exceeded,
+        Err(other) => panic!("{} should be exhausted, not {other}", config.name),
     }
 }
 
@@ -159,7 +169,7 @@ async fn released_and_expired_holds_do_not_count() {
         ),
     )
     .await;
-    let exceeded = budgets.reserve(&[&config], times(X, 3), at(NOW)).await.err().unwrap();
+    let exceeded = budgets.reserve(&[&config], times(X, 3), at(NOW)).await.err().and_then(exceeded).unwrap();
     assert_eq!((exceeded.spent, exceeded.held), (NanoUsd(0), X));
     budgets.reserve(&[&config], times(X, 2), at(NOW)).await.unwrap();
 }
@@ -195,7 +205,7 @@ async fn counters_start_from_the_ledger_spend_of_the_period() {
         .unwrap();
     let config = budget("daily", times(X, 10), BudgetEnforcement::Hard);
     for budgets in [&first, &second] {
-        let exceeded = budgets.reserve(&[&config], times(X, 4), at(NOW)).await.err().unwrap();
+        let exceeded = budgets.reserve(&[&config], times(X, 4), at(NOW)).await.err().and_then(exceeded).unwrap();
         assert_eq!(exceeded.spent, times(X, 7));
     }
     second.reserve(&[&config], times(X, 3), at(NOW)).await.unwrap().settle(times(X, 3));

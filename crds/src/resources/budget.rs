@@ -47,6 +47,11 @@ pub struct BudgetSpec {
     #[serde(default = "default_warn")]
     #[schemars(range(min = 1, max = 100))]
     pub warn_at_percent: u8,
+    /// What a `Hard` budget does while its spend cannot be read (the ledger's database is
+    /// unreachable): `Closed` refuses requests with 503 `budget_unavailable`, `Open` admits them
+    /// without enforcing the budget (logged).
+    #[serde(default)]
+    pub failure_mode: BudgetFailureMode,
 }
 
 fn default_warn() -> u8 {
@@ -106,6 +111,16 @@ pub enum BudgetEnforcement {
     Hard,
     /// Warn (metric, condition, Event) but keep serving.
     Soft,
+}
+
+/// What a hard budget does when its counter cannot be read.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+pub enum BudgetFailureMode {
+    /// Refuse requests (503) until the counter can be read again: spend never passes the limit.
+    #[default]
+    Closed,
+    /// Admit requests unenforced: availability over the limit.
+    Open,
 }
 
 /// Observed state of a Budget.

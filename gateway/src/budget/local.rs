@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use super::{Balance, BudgetExceeded, Claim, CounterKey, Hold, Reservation, decide};
+use super::{Balance, Claim, CounterKey, Hold, Refusal, Reservation, decide};
 use crate::ledger::Ledger;
 
 pub(super) struct LocalStore {
@@ -30,7 +30,7 @@ impl LocalStore {
         self: &Arc<Self>,
         claims: &[&Claim<'_>],
         amount: i64,
-    ) -> Result<Reservation, BudgetExceeded> {
+    ) -> Result<Reservation, Refusal> {
         let mut claims = claims.to_vec();
         loop {
             {
@@ -52,13 +52,14 @@ impl LocalStore {
                     return Ok(Reservation::new(warnings, Some(Hold::Local(hold))));
                 }
             }
-            self.seed(&mut claims).await;
+            self.seed(&mut claims).await?;
         }
     }
 
-    /// Creates the missing counters from the ledger. A budget whose ledger query fails is left
-    /// out of this request (it fails open, logged) and seeded again by the next one.
-    async fn seed(&self, claims: &mut Vec<&Claim<'_>>) {
+    /// Creates the missing counters from the ledger. A budget whose ledger query fails refuses
+    /// the request if it fails closed; otherwise it is left out of this request (logged) and
+    /// seeded again by the next one.
+    async fn seed(&self, claims: &mut Vec<&Claim<'_>>) -> Result<(), Refusal> {
         let _seeding = self.seeding.lock().await;
         let mut failed = Vec::new();
         for claim in claims.iter() {
@@ -77,12 +78,17 @@ impl LocalStore {
                 }
                 Err(error) => {
                     let budget = &claim.counter.budget;
-                    tracing::error!(%error, %budget, "cannot seed a budget; not enforcing it this time");
+                    if claim.fails_closed() {
+                        tracing::error!(%error, %budget, "cannot seed a budget; refusing its requests");
+                        return Err(Refusal::Unavailable { budget: claim.config.name.clone() });
+                    }
+                    tracing::error!(%error, %budget, "cannot seed a budget; not enforcing it this time (failureMode: Open)");
                     failed.push(claim.counter.clone());
                 }
             }
         }
         claims.retain(|c| !failed.contains(&c.counter));
+        Ok(())
     }
 }
 

@@ -21,10 +21,11 @@
 //!
 //! The bound assumes the counters know all spend. Spend from before a counter existed comes from
 //! the ledger (the seed, taken at a budget's first request in a period), which misses rows still
-//! queued in the ledger writer, and may itself be over the limit. With the shared store, the
-//! counters also miss requests admitted while the database is failing (reserve fails open, logged,
-//! rather than turning a database outage into a gateway outage), holds of a replica that could
-//! not refresh them for the hold TTL (one minute), and settles still failing after their retries
+//! queued in the ledger writer, and may itself be over the limit. A counter that cannot be seeded
+//! or reserved against (the database is failing) refuses requests with 503 for a hard budget whose
+//! `failureMode` is `Closed` (the default); only a budget that says `Open` admits them unenforced
+//! (logged), trading the limit for availability. With the shared store, the counters also miss
+//! holds of a replica that could not refresh them for the hold TTL (one minute), and settles still failing after their retries
 //! (logged; the ledger keeps the cost). A request is charged to the period it was admitted in;
 //! the ledger dates it at completion, so the two can differ around a period boundary.
 //!
@@ -44,7 +45,7 @@ use std::time::SystemTime;
 use k8s_openapi::jiff::Timestamp;
 use switchboard_crds::config::BudgetConfig;
 use switchboard_crds::decimal::NanoUsd;
-use switchboard_crds::resources::BudgetEnforcement;
+use switchboard_crds::resources::{BudgetEnforcement, BudgetFailureMode};
 
 use self::local::{LocalHold, LocalStore};
 pub use self::period::{period_end, period_start};
@@ -75,6 +76,16 @@ pub enum BudgetError {
     Seed(#[from] LedgerError),
     #[error("the counter of budget {0} disappeared")]
     CounterMissing(String),
+}
+
+/// Why a reservation was refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error(transparent)]
+    Exceeded(#[from] BudgetExceeded),
+    /// A hard budget that fails closed could not be read.
+    #[error("budget {budget} cannot be checked right now")]
+    Unavailable { budget: String },
 }
 
 /// Why a request was refused: the first hard budget (in the order given) it would exceed.
@@ -127,7 +138,7 @@ impl Budgets {
         budgets: &[B],
         amount: NanoUsd,
         now: SystemTime,
-    ) -> Result<Reservation, BudgetExceeded>
+    ) -> Result<Reservation, Refusal>
     where
         B: Borrow<BudgetConfig> + Sync,
     {
@@ -213,6 +224,11 @@ struct Claim<'a> {
 impl Claim<'_> {
     fn hard(&self) -> bool {
         self.config.enforcement == BudgetEnforcement::Hard
+    }
+
+    /// Whether requests must be refused while this budget's counter cannot be read.
+    fn fails_closed(&self) -> bool {
+        self.hard() && self.config.failure_mode == BudgetFailureMode::Closed
     }
 
     /// What the budget covers in the ledger, for seeding.

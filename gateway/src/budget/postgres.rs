@@ -32,7 +32,7 @@ use tokio::runtime::Handle;
 use tokio::sync::watch;
 
 use super::{
-    Balance, BudgetError, BudgetExceeded, BudgetWarning, Claim, CounterKey, Hold, Reservation, decide,
+    Balance, BudgetError, BudgetExceeded, BudgetWarning, Claim, CounterKey, Hold, Refusal, Reservation, decide,
 };
 use crate::ledger::Ledger;
 
@@ -98,23 +98,31 @@ impl SharedStore {
         self: &Arc<Self>,
         claims: &[&Claim<'_>],
         amount: i64,
-    ) -> Result<Reservation, BudgetExceeded> {
+    ) -> Result<Reservation, Refusal> {
         if claims.is_empty() {
             return Ok(Reservation::new(Vec::new(), None));
         }
         let id = uuid::Uuid::new_v4().simple().to_string();
         let decision = tokio::time::timeout(RESERVE_TIMEOUT, self.try_reserve(&id, claims, amount)).await;
-        let warnings = match decision {
-            Ok(Ok(decision)) => decision?,
-            Ok(Err(error)) => {
-                tracing::error!(%error, "budget store failed; admitting without enforcing budgets");
-                Vec::new()
-            }
-            Err(_) => {
-                let timeout = RESERVE_TIMEOUT;
-                tracing::error!(?timeout, "budget store too slow; admitting without enforcing budgets");
-                Vec::new()
-            }
+        let problem = match decision {
+            Ok(Ok(decision)) => Ok(decision?),
+            Ok(Err(error)) => Err(format!("budget store failed: {error}")),
+            Err(_) => Err(format!("budget store did not answer within {RESERVE_TIMEOUT:?}")),
+        };
+        let warnings = match problem {
+            Ok(warnings) => warnings,
+            Err(problem) => match claims.iter().find(|claim| claim.fails_closed()) {
+                Some(closed) => {
+                    tracing::error!(%problem, budget = %closed.counter.budget, "refusing the request (failureMode: Closed)");
+                    // The holds may have been committed after all: release them.
+                    SharedHold { store: Arc::clone(self), id, counters: Vec::new() }.release();
+                    return Err(Refusal::Unavailable { budget: closed.config.name.clone() });
+                }
+                None => {
+                    tracing::error!(%problem, "admitting without enforcing budgets (failureMode: Open or soft budgets)");
+                    Vec::new()
+                }
+            },
         };
         // Also after a failure: if the holds were committed after all, they stay refreshed and the
         // settle removes them.

@@ -7,7 +7,7 @@ use std::time::SystemTime;
 use k8s_openapi::jiff::Timestamp;
 use switchboard_crds::config::BudgetConfig;
 use switchboard_crds::decimal::NanoUsd;
-use switchboard_crds::resources::{BudgetEnforcement, BudgetPeriod, BudgetScopeKind};
+use switchboard_crds::resources::{BudgetEnforcement, BudgetFailureMode, BudgetPeriod, BudgetScopeKind};
 
 use super::*;
 use crate::ledger::LedgerRecord;
@@ -33,6 +33,7 @@ fn budget(name: &str, limit: NanoUsd, enforcement: BudgetEnforcement) -> BudgetC
         period: BudgetPeriod::Daily,
         enforcement,
         warn_at_percent: 80,
+        failure_mode: Default::default(),
     }
 }
 
@@ -70,12 +71,40 @@ fn record(id: &str, at_ms: i64, tenant: &str, cost: NanoUsd) -> LedgerRecord {
 
 const NOW: &str = "2026-11-19T15:30:00Z";
 
+/// The budget a refusal says is exhausted (`None` for any other refusal).
+fn exceeded(refusal: Refusal) -> Option<BudgetExceeded> {
+    match refusal {
+        Refusal::Exceeded(exceeded) => Some(exceeded),
+        Refusal::Unavailable { .. } => None,
+    }
+}
+
 /// The refusal of one more `X`, which reports the counter's spend and holds.
 async fn refusal(budgets: &Budgets, config: &BudgetConfig, now: SystemTime) -> BudgetExceeded {
     match budgets.reserve(&[config], X, now).await {
         Ok(_) => panic!("{} should be exhausted", config.name),
-        Err(exceeded) => exceeded,
+        Err(Refusal::Exceeded(exceeded)) => exceeded,
+        Err(other) => panic!("{} should be exhausted, not {other}", config.name),
     }
+}
+
+#[tokio::test]
+async fn a_hard_budget_whose_spend_cannot_be_read_fails_closed_unless_it_says_open() {
+    let (dir, ledger) = ledger().await;
+    // The ledger's table gone: every seed query fails, as with a database that is down.
+    let url = format!("sqlite://{}", dir.path().join("ledger.db").display());
+    let pool = sqlx::AnyPool::connect(&url).await.unwrap();
+    sqlx::query("DROP TABLE usage_ledger").execute(&pool).await.unwrap();
+    let budgets = Budgets::local(ledger);
+    let closed = budget("closed", times(X, 10), BudgetEnforcement::Hard);
+    let refused = budgets.reserve(&[&closed], X, at(NOW)).await.err();
+    assert_eq!(refused, Some(Refusal::Unavailable { budget: "closed".into() }));
+
+    let open = BudgetConfig { failure_mode: BudgetFailureMode::Open, ..budget("open", times(X, 10), BudgetEnforcement::Hard) };
+    let soft = budget("soft", times(X, 10), BudgetEnforcement::Soft);
+    assert!(budgets.reserve(&[&open, &soft], X, at(NOW)).await.is_ok());
+    // One closed budget among others refuses the whole reservation.
+    assert!(budgets.reserve(&[&open, &closed], X, at(NOW)).await.is_err());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -143,7 +172,7 @@ async fn dropped_reservations_release_their_hold() {
     assert_eq!(refusal(&budgets, &config, at(NOW)).await.held, times(X, 2));
     drop(first);
     second.settle(NanoUsd(0));
-    let exceeded = budgets.reserve(&[&config], times(X, 3), at(NOW)).await.err().unwrap();
+    let exceeded = budgets.reserve(&[&config], times(X, 3), at(NOW)).await.err().and_then(exceeded).unwrap();
     assert_eq!((exceeded.spent, exceeded.held), (NanoUsd(0), NanoUsd(0)));
     budgets.reserve(&[&config], times(X, 2), at(NOW)).await.unwrap();
 }
@@ -154,11 +183,11 @@ async fn reservations_are_all_or_nothing() {
     let budgets = Budgets::local(ledger);
     let roomy = budget("roomy", times(X, 10), BudgetEnforcement::Hard);
     let tight = budget("tight", X, BudgetEnforcement::Hard);
-    let exceeded = budgets.reserve(&[&roomy, &tight], times(X, 2), at(NOW)).await.err().unwrap();
-    assert_eq!(exceeded.budget, "tight");
-    assert_eq!(exceeded.resets_at, Some(at("2026-11-20T00:00:00Z")));
+    let refused = budgets.reserve(&[&roomy, &tight], times(X, 2), at(NOW)).await.err().and_then(exceeded).unwrap();
+    assert_eq!(refused.budget, "tight");
+    assert_eq!(refused.resets_at, Some(at("2026-11-20T00:00:00Z")));
     // The refusal held nothing on the budget that had room.
-    assert_eq!(budgets.reserve(&[&roomy], times(X, 11), at(NOW)).await.err().unwrap().held, NanoUsd(0));
+    assert_eq!(budgets.reserve(&[&roomy], times(X, 11), at(NOW)).await.err().and_then(exceeded).unwrap().held, NanoUsd(0));
     // The same budget listed twice holds once.
     let both = budgets.reserve(&[&tight, &tight], X, at(NOW)).await.unwrap();
     assert_eq!(refusal(&budgets, &tight, at(NOW)).await.held, X);
@@ -181,7 +210,7 @@ async fn counters_start_from_the_ledger_spend_of_the_period() {
         .unwrap();
     let budgets = Budgets::local(ledger.clone());
     let config = budget("daily", times(X, 10), BudgetEnforcement::Hard);
-    let exceeded = budgets.reserve(&[&config], times(X, 4), at(NOW)).await.err().unwrap();
+    let exceeded = budgets.reserve(&[&config], times(X, 4), at(NOW)).await.err().and_then(exceeded).unwrap();
     assert_eq!(exceeded.spent, times(X, 7));
     budgets.reserve(&[&config], times(X, 3), at(NOW)).await.unwrap().settle(times(X, 3));
     // Seeded once: rows written later (this request's own row, here) are not counted twice.

@@ -268,7 +268,7 @@ mod tests {
         // Data lines without the blank line that ends an event: the event grows until its limit.
         let mut parser = Parser::new(16, 32);
         let results: Vec<bool> = (0..5).map(|_| parser.feed(b"data: 0123456789\n").is_ok()).collect();
-        assert_eq!(results, [true, true, false, false, false]);
+        assert_eq!(results, [true, true, true, false, false], "10, 21, 32, then 43 bytes of data");
 
         // A line with no end at all fails once it is longer than a line may be.
         let mut parser = Parser::new(16, 32);

@@ -199,11 +199,11 @@ impl TokenUsage {
     /// OpenAI shape: `prompt_tokens` counts every input token, as OpenAI's does; cache writes also go
     /// to `prompt_tokens_details.cache_write_tokens` (OpenAI's own field for them).
     fn to_chat(self) -> Value {
-        let prompt = self.input + self.cache_read + self.cache_creation;
+        let prompt = self.input.saturating_add(self.cache_read).saturating_add(self.cache_creation);
         json!({
             "prompt_tokens": prompt,
             "completion_tokens": self.output,
-            "total_tokens": prompt + self.output,
+            "total_tokens": prompt.saturating_add(self.output),
             "prompt_tokens_details": {"cached_tokens": self.cache_read, "cache_write_tokens": self.cache_creation},
             "cache_read_input_tokens": self.cache_read,
             "cache_creation_input_tokens": self.cache_creation,
