@@ -80,7 +80,10 @@ impl Fault {
             }
             Fault::LeakKeyFirst | Fault::LeakKeyMid => error(api, StatusCode::UNAUTHORIZED, &leak_message(headers)),
             Fault::LeakKeyLong => {
-                let message = format!("{}{}", "x".repeat(495), leak_message(headers));
+                // The credential starts at character 495, so a cut at 500 leaves its head.
+                let leak = leak_message(headers);
+                let key_at = leak.rfind(' ').map_or(0, |space| space + 1);
+                let message = format!("{}{leak}", "x".repeat(495usize.saturating_sub(key_at)));
                 error(api, StatusCode::UNAUTHORIZED, &message)
             }
             Fault::UsageMax => reply_with_output_tokens(api, model, stream, json!(u64::MAX)),

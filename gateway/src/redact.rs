@@ -2,9 +2,9 @@
 //!
 //! An upstream may echo what it was sent: a provider key in a 401 message, an `Authorization`
 //! header in a proxy's error page, another backend's key through a shared relay. Every upstream
-//! error message passes [`Redactor::message`] (the exact secret values this config holds, then
-//! patterns that look like credentials, then the length cap, in that order, so that a cut can
-//! never leave a secret's head behind); every relayed body and stream chunk passes
+//! error message passes [`Redactor::message`] (patterns that look like credentials, then the exact
+//! secret values this config holds, then the length cap, in that order, so that a cut can never
+//! leave a secret's head behind); every relayed body and stream chunk passes
 //! [`Redactor::relayed`] (the exact values only: a model may legitimately write `Bearer abc...` in
 //! an answer, but never the gateway's own keys).
 
@@ -63,14 +63,16 @@ impl Redactor {
     /// An upstream's error text as it may be shown: secrets and credential-like text replaced,
     /// then cut to [`MAX_MESSAGE_CHARS`].
     pub fn message(&self, text: &str) -> String {
-        let known = self.exact(text.as_bytes());
-        let known = String::from_utf8_lossy(&known);
-        let clean = match PATTERNS.as_ref() {
-            Some(patterns) => patterns.replace_all(&known, |caps: &regex::Captures<'_>| {
+        // Patterns first: once a value is `[REDACTED]`, `Bearer [REDACTED]` would make the
+        // pattern take `Bearer` for the token.
+        let shaped = match PATTERNS.as_ref() {
+            Some(patterns) => patterns.replace_all(text, |caps: &regex::Captures<'_>| {
                 format!("{}{REDACTED}", caps.name("keep").map_or("", |keep| keep.as_str()))
             }),
-            None => Cow::Borrowed(known.as_ref()),
+            None => Cow::Borrowed(text),
         };
+        let known = self.exact(shaped.as_bytes());
+        let clean = String::from_utf8_lossy(&known);
         match clean.char_indices().nth(MAX_MESSAGE_CHARS) {
             Some((cut, _)) => format!("{}...", &clean[..cut]),
             None => clean.into_owned(),
@@ -121,6 +123,8 @@ mod tests {
         assert_eq!(r.message("key sk-ant-api03-abcdefghijk is bad"), "key [REDACTED] is bad");
         assert_eq!(r.message("id AKIAABCDEFGHIJKLMNOP."), "id [REDACTED].");
         assert_eq!(r.message("a bearer of bad news"), "a bearer of bad news");
+        let known = redactor();
+        assert_eq!(known.message(&format!("Authorization: Bearer {KEY}")), "Authorization: Bearer [REDACTED]");
     }
 
     #[test]
