@@ -1,6 +1,6 @@
 //! The router, built in one place.
 //!
-//! Layer order, outermost first: body size limit -> route -> auth middleware (tenant or admin)
+//! Layer order, outermost first: body read within its deadline and size limit -> route -> auth middleware (tenant or admin)
 //! -> handler. Every route needs a tenant key except the explicit allowlist of probes and
 //! metrics, and the admin routes, which need the admin token. `/mcp` (the MCP server, see
 //! [`crate::mcp`]) needs a tenant key too, after a Host/Origin check.
@@ -14,6 +14,7 @@ use axum::routing::{get, post};
 use crate::api::{admin, chat, health, messages, models, subjects};
 use crate::auth::{require_admin, require_tenant};
 use crate::error::ApiError;
+use crate::listener::read_body_within;
 use crate::state::AppState;
 
 pub fn router(state: AppState) -> Router {
@@ -37,6 +38,7 @@ pub fn router(state: AppState) -> Router {
         .merge(open)
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(state.limits.max_request_bytes))
+        .layer(from_fn_with_state((state.limits.body_timeout, state.limits.max_request_bytes), read_body_within))
         .with_state(state)
 }
 

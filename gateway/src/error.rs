@@ -25,6 +25,8 @@ pub enum ApiError {
     BadRequest(String, Option<&'static str>),
     #[error("request body is larger than the limit of {0} bytes")]
     PayloadTooLarge(usize),
+    #[error("the request body did not arrive within {0} s")]
+    BodyTimeout(u64),
     #[error("the model `{0}` does not exist or you do not have access to it")]
     ModelNotFound(String),
     #[error("{0}")]
@@ -67,6 +69,7 @@ impl ApiError {
             Self::MissingKey | Self::InvalidKey => StatusCode::UNAUTHORIZED,
             Self::BadRequest(..) => StatusCode::BAD_REQUEST,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Self::ModelNotFound(_) => StatusCode::NOT_FOUND,
             Self::Forbidden(_) | Self::AdminDisabled => StatusCode::FORBIDDEN,
             Self::UpstreamRateLimited { .. } | Self::RateLimited { .. } | Self::BudgetExceeded { .. } => {
@@ -93,6 +96,7 @@ impl ApiError {
             Self::InvalidKey => Some("invalid_api_key"),
             Self::BadRequest(_, code) => *code,
             Self::PayloadTooLarge(_) => Some("request_too_large"),
+            Self::BodyTimeout(_) => Some("request_timeout"),
             Self::ModelNotFound(_) => Some("model_not_found"),
             Self::Forbidden(_) => Some("forbidden"),
             Self::UpstreamRateLimited { .. } => Some("upstream_rate_limited"),

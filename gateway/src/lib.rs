@@ -11,6 +11,7 @@ pub mod cluster;
 pub mod error;
 pub mod exchange;
 pub mod ledger;
+pub mod listener;
 pub mod live;
 pub mod mcp;
 pub mod metrics;

@@ -4,7 +4,6 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use axum::serve::ListenerExt;
 use sha2::{Digest, Sha256};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -14,6 +13,7 @@ use crate::budget::{BudgetError, Budgets};
 use crate::cache::ResponseCache;
 use crate::cluster::{self, ClusterSource};
 use crate::ledger::{Ledger, LedgerError};
+use crate::listener::{self, ConnectionLimits};
 use crate::live::LiveRuntime;
 use crate::mcp::host::HostPolicy;
 use crate::metrics::Metrics;
@@ -123,7 +123,10 @@ pub async fn start(settings: &Settings) -> Result<RunningGateway, StartError> {
         ledger: sender,
         ledger_reader: ledger,
         metrics,
-        limits: Limits { max_request_bytes: settings.max_request_bytes },
+        limits: Limits {
+            max_request_bytes: settings.max_request_bytes,
+            body_timeout: Duration::from_secs(settings.body_timeout_seconds),
+        },
         scheduler: Scheduler::new(QueueSettings {
             max_in_flight: (settings.max_in_flight > 0).then_some(settings.max_in_flight),
             capacity: settings.queue_capacity,
@@ -140,23 +143,20 @@ pub async fn start(settings: &Settings) -> Result<RunningGateway, StartError> {
     });
     let listener = TcpListener::bind(settings.listen).await?;
     let addr = listener.local_addr()?;
-    // Streams are many small writes: without TCP_NODELAY each waits on the client's delayed ACK.
-    let listener = listener.tap_io(|tcp| {
-        if let Err(error) = tcp.set_nodelay(true) {
-            tracing::debug!(%error, "cannot set TCP_NODELAY");
-        }
-    });
+    let connections = ConnectionLimits::new(
+        settings.max_connections,
+        Duration::from_secs(settings.header_timeout_seconds),
+    );
     let grace = Duration::from_secs(settings.shutdown_grace_seconds);
     let (shutdown, stop) = oneshot::channel::<()>();
     let app = crate::app::router(state);
     let task = tokio::spawn(async move {
         let _background = background;
         let (stopping_tx, stopping) = oneshot::channel::<()>();
-        let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        let server = tokio::spawn(listener::serve(listener, app, connections, async move {
             let _ = stop.await;
             let _ = stopping_tx.send(());
-        });
-        let server = tokio::spawn(async move { server.await });
+        }));
         // Once asked to stop, in-flight requests get `grace` to finish.
         let _ = stopping.await;
         if tokio::time::timeout(grace, server).await.is_err() {
@@ -171,7 +171,7 @@ pub async fn start(settings: &Settings) -> Result<RunningGateway, StartError> {
             Err(_) => tracing::error!("ledger did not flush within the grace period"),
         }
     });
-    tracing::info!(%addr, "listening");
+    tracing::info!(%addr, max_connections = connections.max_connections, "listening");
     Ok(RunningGateway { addr, shutdown, task })
 }
 

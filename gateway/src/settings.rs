@@ -55,6 +55,17 @@ pub struct Settings {
     /// Bearer token for `/admin/v1/*`. Admin endpoints are disabled without it.
     #[arg(long, env = "SWITCHBOARD_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
+    /// Client connections open at once; 0 derives it from the open-files limit (raised to its
+    /// hard maximum at start), less 128 for upstream and database connections.
+    #[arg(long, env = "SWITCHBOARD_MAX_CONNECTIONS", default_value_t = 0)]
+    pub max_connections: usize,
+    /// How long a client has to send a request's headers after connecting, and how long a kept-alive
+    /// HTTP/1 connection may sit idle between requests.
+    #[arg(long, env = "SWITCHBOARD_HEADER_TIMEOUT_SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub header_timeout_seconds: u64,
+    /// How long a client has to send a request's whole body once its headers are in.
+    #[arg(long, env = "SWITCHBOARD_BODY_TIMEOUT_SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub body_timeout_seconds: u64,
     /// Largest accepted request body, bytes.
     #[arg(long, env = "SWITCHBOARD_MAX_REQUEST_BYTES", default_value_t = 4 * 1024 * 1024)]
     pub max_request_bytes: usize,

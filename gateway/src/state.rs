@@ -60,4 +60,6 @@ pub struct Shared {
 #[derive(Clone, Copy, Debug)]
 pub struct Limits {
     pub max_request_bytes: usize,
+    /// How long a request body may take to arrive.
+    pub body_timeout: std::time::Duration,
 }
