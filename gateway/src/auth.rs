@@ -38,27 +38,32 @@ pub async fn require_tenant(State(state): State<AppState>, mut request: Request,
 
 /// Middleware for admin routes: the admin token, compared by hash in constant time.
 pub async fn require_admin(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let Some(expected) = state.admin_token_sha256 else {
-        return ApiError::AdminDisabled.into_response();
-    };
-    let Some(presented) = presented_key(request.headers()) else {
-        return ApiError::MissingKey.into_response();
-    };
-    let hash: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
-    if bool::from(hash.ct_eq(&expected)) {
-        next.run(request).await
-    } else {
-        ApiError::InvalidKey.into_response()
+    match admin(&state, request.headers()) {
+        Ok(()) => next.run(request).await,
+        Err(error) => error.into_response(),
     }
+}
+
+/// Whether the request carries the admin token, as `Authorization: Bearer` only: `x-api-key` is
+/// a tenant's header, and a token sent there was meant for something else.
+pub fn admin(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    let expected = state.admin_token_sha256.ok_or(ApiError::AdminDisabled)?;
+    let presented = bearer_token(headers).ok_or(ApiError::MissingKey)?;
+    let hash: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+    if bool::from(hash.ct_eq(&expected)) { Ok(()) } else { Err(ApiError::InvalidKey) }
+}
+
+fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .map(str::trim)
 }
 
 /// The key the client presented, if any.
 pub fn presented_key(headers: &HeaderMap) -> Option<&str> {
-    let bearer = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")));
-    bearer.or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok())).map(str::trim)
+    bearer_token(headers).or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()).map(str::trim))
 }
 
 /// Authenticates the request against the runtime's tenant keys.

@@ -191,10 +191,20 @@ impl Metrics {
     }
 
     /// The Prometheus text exposition.
-    pub fn render(&self) -> String {
+    /// The Prometheus text. Series labelled with a tenant or a budget (which name teams and show
+    /// their spend) only `with_tenants`, for a scraper that presented the admin token.
+    pub fn render(&self, with_tenants: bool) -> String {
+        let mut families = self.registry.gather();
+        if !with_tenants {
+            families.retain(|family| {
+                !family.get_metric().iter().any(|metric| {
+                    metric.get_label().iter().any(|label| matches!(label.name(), "tenant" | "budget"))
+                })
+            });
+        }
         let mut buffer = Vec::new();
         let encoder = TextEncoder::new();
-        if let Err(error) = encoder.encode(&self.registry.gather(), &mut buffer) {
+        if let Err(error) = encoder.encode(&families, &mut buffer) {
             tracing::warn!(%error, "cannot encode metrics");
         }
         String::from_utf8(buffer).unwrap_or_default()

@@ -12,7 +12,7 @@ use k8s_openapi::jiff::Timestamp;
 use sqlx::{AnyPool, Row};
 use switchboard_crds::config::BudgetConfig;
 use switchboard_crds::decimal::NanoUsd;
-use switchboard_crds::resources::{BudgetEnforcement, BudgetPeriod, BudgetScopeKind};
+use switchboard_crds::resources::{BudgetEnforcement, BudgetFailureMode, BudgetPeriod, BudgetScopeKind};
 use switchboard_gateway::budget::{BudgetExceeded, Budgets, Refusal, period_start};
 use switchboard_gateway::ledger::{Ledger, LedgerRecord};
 
@@ -255,12 +255,16 @@ async fn a_new_period_starts_from_zero() {
 }
 
 #[tokio::test]
-async fn a_failing_store_admits_without_enforcing() {
+async fn a_failing_store_refuses_hard_budgets_unless_they_fail_open() {
     let url = common::fresh_postgres().await;
     let (_, budgets) = replica(&url).await;
-    let config = budget("daily", X, BudgetEnforcement::Hard);
+    let closed = budget("daily", X, BudgetEnforcement::Hard);
     execute(&url, "DROP TABLE budget_holds").await;
-    let reservation = budgets.reserve(&[&config], times(X, 5), at(NOW)).await.unwrap();
+    let refused = budgets.reserve(&[&closed], X, at(NOW)).await.err();
+    assert_eq!(refused, Some(Refusal::Unavailable { budget: "daily".into() }));
+    let open = BudgetConfig { failure_mode: BudgetFailureMode::Open, ..budget("open", X, BudgetEnforcement::Hard) };
+    let soft = budget("soft", X, BudgetEnforcement::Soft);
+    let reservation = budgets.reserve(&[&open, &soft], times(X, 5), at(NOW)).await.unwrap();
     assert!(reservation.warnings().is_empty());
 }
 

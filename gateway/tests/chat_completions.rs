@@ -129,6 +129,9 @@ async fn usage_endpoint_reports_spend_per_tenant_to_admins_only() {
     h.post("/v1/chat/completions", TEAM_KEY, &ask("fake-model", false)).await;
     let denied = h.client.get(h.url("/admin/v1/usage")).bearer_auth(TEAM_KEY).send().await.unwrap();
     assert_eq!(denied.status(), 401);
+    // The admin token is a bearer token only: in a tenant's `x-api-key` header it opens nothing.
+    let sideways = h.client.get(h.url("/admin/v1/usage")).header("x-api-key", ADMIN_TOKEN).send().await.unwrap();
+    assert_eq!(sideways.status(), 401);
     eventually("the ledger row is flushed", || async {
         let usage = h.admin_usage().await;
         usage["tenants"][0]["tenant"] == "team" && usage["tenants"][0]["requests"] == 1
@@ -137,5 +140,9 @@ async fn usage_endpoint_reports_spend_per_tenant_to_admins_only() {
     let metrics = h.metrics().await;
     assert!(metrics.contains("switchboard_requests_total{endpoint=\"chat_completions\",model=\"fake-model\",status=\"2xx\",tenant=\"team\"} 1"), "{metrics}");
     assert!(!metrics.contains(UPSTREAM_KEY) && !metrics.contains(TEAM_KEY));
+    // Without the admin token, /metrics names no tenant and shows no spend.
+    let public = h.client.get(h.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(public.contains("switchboard_config_synchronized 1"), "{public}");
+    assert!(!public.contains("tenant=") && !public.contains("cost_nanodollars"), "{public}");
     h.stop_gateway().await;
 }

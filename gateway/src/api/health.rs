@@ -1,7 +1,7 @@
-//! Probes and metrics, open without authentication.
+//! Probes and metrics, open without authentication (metrics naming tenants need the admin token).
 
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::state::AppState;
@@ -21,7 +21,8 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
     (StatusCode::OK, format!("ready {version}\n")).into_response()
 }
 
-pub async fn metrics(State(state): State<AppState>) -> Response {
+/// Prometheus text; the series naming tenants and budgets only for a scraper with the admin token.
+pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
     state.metrics.queue_waiting(state.scheduler.waiting());
     let runtime = state.runtime.load();
     state.metrics.backend_health(runtime.routes().flat_map(|route| {
@@ -30,5 +31,6 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
             .iter()
             .map(|b| (route.config.name.clone(), b.config.name.clone(), b.breaker.is_closed()))
     }));
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render()).into_response()
+    let with_tenants = crate::auth::admin(&state, &headers).is_ok();
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render(with_tenants)).into_response()
 }

@@ -180,9 +180,10 @@ impl Harness {
         response.json().await.unwrap()
     }
 
-    /// The Prometheus text of `/metrics`.
+    /// The Prometheus text of `/metrics`, as a scraper with the admin token sees it.
     pub async fn metrics(&self) -> String {
-        self.client.get(self.url("/metrics")).send().await.unwrap().text().await.unwrap()
+        let request = self.client.get(self.url("/metrics")).bearer_auth(ADMIN_TOKEN);
+        request.send().await.unwrap().text().await.unwrap()
     }
 
     /// Every ledger row as JSON objects, oldest first (stop the gateway first to flush).
