@@ -85,3 +85,15 @@ fn lists_are_unpacked_and_namespace_defaults() {
     let resources = load(text).unwrap();
     assert_eq!(resources.tenants[0].metadata.namespace.as_deref(), Some("default"));
 }
+
+#[test]
+fn rate_limits_past_what_the_limiter_counts_are_refused_not_capped() {
+    let tenant = |limits: &str| {
+        format!("apiVersion: switchboard.dev/v1alpha1\nkind: Tenant\nmetadata: {{name: t}}\nspec: {{rateLimits: {limits}}}\n")
+    };
+    let error = load(&tenant("{tokensPerMinute: 60000001}")).unwrap_err();
+    assert!(error.contains("spec.rateLimits.tokensPerMinute") && error.contains("60000000"), "{error}");
+    let error = load(&tenant("{requestsPerMinute: 4000000000}")).unwrap_err();
+    assert!(error.contains("spec.rateLimits.requestsPerMinute"), "{error}");
+    load(&tenant("{tokensPerMinute: 60000000, requestsPerMinute: 60000000}")).unwrap();
+}

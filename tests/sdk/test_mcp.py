@@ -287,6 +287,10 @@ def test_invalid_arguments_and_unknown_names_get_clear_errors(start_gateway):
                 client, "recall", {"persona": "ada", "subject": "grace", "query": "x", "limit": 0}
             )
             assert "`/limit`" in text
+            # An oversized argument is named, not echoed back (a 340 KB one came back twice once).
+            huge = "x" * 340_000
+            text, _ = await call_error(client, "remember", {"persona": "ada", "subject": "grace", "content": huge})
+            assert "`/content`" in text and len(text) < 2_000, len(text)
             text, error = await call_error(client, "chat", {"persona": "nobody", "message": "hi"})
             assert error["code"] == "persona_not_found" and "`nobody`" in text
             text, error = await call_error(client, "remember", {"persona": "mute", "subject": "g", "content": "x"})

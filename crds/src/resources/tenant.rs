@@ -84,13 +84,13 @@ pub struct ApiKeyRef {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RateLimits {
-    /// Requests per minute.
+    /// Requests per minute, at most 60,000,000 (the limiter counts in microseconds).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 1))]
+    #[schemars(range(min = 1, max = 60000000))]
     pub requests_per_minute: Option<u32>,
-    /// Input plus output tokens per minute.
+    /// Input plus output tokens per minute, at most 60,000,000.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 1))]
+    #[schemars(range(min = 1, max = 60000000))]
     pub tokens_per_minute: Option<u64>,
     /// Requests in flight at once.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Json, Response};
 use serde_json::json;
@@ -10,7 +11,14 @@ use crate::error::ApiError;
 use crate::state::AppState;
 
 /// `?since_ms=<epoch ms>` limits the window; the default is everything.
-pub async fn usage(State(state): State<AppState>, Query(query): Query<HashMap<String, String>>) -> Response {
+pub async fn usage(
+    State(state): State<AppState>,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Response {
+    let query = match query {
+        Ok(Query(query)) => query,
+        Err(rejection) => return ApiError::BadRequest(rejection.body_text(), None).into_response(),
+    };
     let since_ms = match query.get("since_ms").map(|s| s.parse::<i64>()) {
         None => 0,
         Some(Ok(since)) => since,
@@ -20,6 +28,10 @@ pub async fn usage(State(state): State<AppState>, Query(query): Query<HashMap<St
     };
     match state.ledger_reader.usage_by_tenant(since_ms).await {
         Ok(tenants) => Json(json!({"tenants": tenants})).into_response(),
-        Err(error) => ApiError::Internal(error.to_string()).into_response(),
+        Err(error) => {
+            // The database's words stay in the log: they can name tables, hosts and users.
+            tracing::error!(%error, "cannot read usage from the ledger");
+            ApiError::Internal("the ledger is unavailable; retry later".into()).into_response()
+        }
     }
 }

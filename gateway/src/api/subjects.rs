@@ -3,6 +3,7 @@
 //! to one persona). Always within the caller's tenant.
 
 use axum::Extension;
+use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Json, Response};
 use serde::Deserialize;
@@ -10,6 +11,7 @@ use serde_json::json;
 
 use crate::auth::Authenticated;
 use crate::error::ApiError;
+use crate::persona::turn::MAX_SUBJECT;
 use crate::state::AppState;
 
 #[derive(Debug, Deserialize)]
@@ -20,8 +22,12 @@ pub struct Filter {
 pub async fn export(
     State(state): State<AppState>,
     Extension(auth): Extension<Authenticated>,
-    Path(subject): Path<String>,
+    subject: Result<Path<String>, PathRejection>,
 ) -> Response {
+    let subject = match checked_subject(subject) {
+        Ok(subject) => subject,
+        Err(error) => return error.into_response(),
+    };
     match state.personas.memories.export(&auth.caller.tenant, &subject).await {
         Ok(memories) => Json(json!({"subject": subject, "memories": memories})).into_response(),
         Err(error) => store_error(&error).into_response(),
@@ -31,14 +37,30 @@ pub async fn export(
 pub async fn forget(
     State(state): State<AppState>,
     Extension(auth): Extension<Authenticated>,
-    Path(subject): Path<String>,
-    Query(filter): Query<Filter>,
+    subject: Result<Path<String>, PathRejection>,
+    filter: Result<Query<Filter>, QueryRejection>,
 ) -> Response {
+    let (subject, Query(filter)) = match (checked_subject(subject), filter) {
+        (Ok(subject), Ok(filter)) => (subject, filter),
+        (Err(error), _) => return error.into_response(),
+        (_, Err(rejection)) => return ApiError::BadRequest(rejection.body_text(), None).into_response(),
+    };
     let persona = filter.persona.as_deref();
     match state.personas.memories.forget(&auth.caller.tenant, &subject, persona, None).await {
         Ok(deleted) => Json(json!({"subject": subject, "deleted": deleted})).into_response(),
         Err(error) => store_error(&error).into_response(),
     }
+}
+
+/// The subject of the path: decoded, trimmed, neither blank nor longer than a subject may be.
+fn checked_subject(subject: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
+    let Path(subject) = subject.map_err(|rejection| ApiError::BadRequest(rejection.body_text(), None))?;
+    let subject = subject.trim();
+    if subject.is_empty() || subject.len() > MAX_SUBJECT {
+        let message = format!("the subject must be 1 to {MAX_SUBJECT} bytes, not blank");
+        return Err(ApiError::BadRequest(message, Some("invalid_subject")));
+    }
+    Ok(subject.to_owned())
 }
 
 /// The database's error stays in the log; the client learns only that the store failed.

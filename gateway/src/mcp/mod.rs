@@ -12,10 +12,12 @@
 //!   loopback-only default so that in-cluster names work.
 //!
 //! Layer order for `/mcp`, outermost first: body size limit (rmcp's, the gateway's
-//! `--max-request-bytes`) -> Host/Origin check -> tenant auth -> rmcp -> [`server::McpServer`].
+//! `--max-request-bytes`) -> Host/Origin check -> tenant auth -> JSON-RPC-shaped errors
+//! ([`errors`]) -> rmcp -> [`server::McpServer`].
 
 mod calls;
 mod chat;
+mod errors;
 pub mod host;
 mod outcome;
 mod resources;
@@ -53,6 +55,7 @@ pub fn router(state: AppState) -> Router<AppState> {
     let policy = Arc::new(state.mcp_hosts.clone());
     Router::new()
         .nest_service(PATH, service)
+        .route_layer(axum::middleware::from_fn(errors::json_rpc_errors))
         .route_layer(from_fn_with_state(state, require_tenant))
         .route_layer(from_fn_with_state(policy, host::check))
 }

@@ -18,6 +18,8 @@ use crate::persona::memory::MemoryKind;
 
 /// At most this many validation problems are reported at once.
 const MAX_PROBLEMS: usize = 5;
+/// The longest description of invalid arguments sent back.
+const MAX_PROBLEM_CHARS: usize = 1000;
 
 /// The tools, in the order `tools/list` returns them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -305,14 +307,19 @@ impl Catalog {
 
     /// Validates `arguments` against the tool's schema, then decodes them.
     pub fn arguments<T: DeserializeOwned>(&self, name: ToolName, arguments: Value) -> Result<T, ToolError> {
-        let invalid = |problem: String| ToolError::InvalidArguments { tool: name.as_str(), problem };
+        // Capped: a decoding error quotes the value it could not decode.
+        let invalid = |problem: String| ToolError::InvalidArguments {
+            tool: name.as_str(),
+            problem: problem.chars().take(MAX_PROBLEM_CHARS).collect(),
+        };
         if let Some((_, Some(validator))) = self.entries.get(name as usize) {
             let problems: Vec<String> = validator
                 .iter_errors(&arguments)
                 .take(MAX_PROBLEMS)
+                // Masked: the error names the rule broken, not the value, which may be huge.
                 .map(|error| match error.instance_path().as_str() {
-                    "" => error.to_string(),
-                    path => format!("`{path}`: {error}"),
+                    "" => error.masked().to_string(),
+                    path => format!("`{path}`: {}", error.masked()),
                 })
                 .collect();
             if !problems.is_empty() {

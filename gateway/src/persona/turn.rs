@@ -28,7 +28,7 @@ pub const MODEL_PREFIX: &str = "persona/";
 /// Who the conversation is with, when the request has no `user` field.
 pub const SUBJECT_HEADER: &str = "x-switchboard-subject";
 /// Subjects longer than this are refused.
-const MAX_SUBJECT: usize = 256;
+pub const MAX_SUBJECT: usize = 256;
 /// Memories recalled for a prompt, before the token budget cuts them.
 const RECALLED: usize = 12;
 
