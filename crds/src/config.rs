@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::decimal::NanoUsd;
 use crate::resources::{
-    BudgetEnforcement, BudgetFailureMode, BudgetPeriod, BudgetScopeKind, CachePolicy, CircuitBreakerPolicy, MemoryPolicy,
-    ProviderKind, RateLimits, Relationship, ResponseLimits, RetryPolicy,
+    BudgetEnforcement, BudgetFailureMode, BudgetPeriod, BudgetScopeKind, CachePolicy, CircuitBreakerPolicy,
+    MemoryPolicy, ProviderKind, RateLimits, Relationship, ResponseLimits, RetryPolicy,
 };
 
 /// Everything the gateway needs to serve, keyed by resource name.

@@ -17,7 +17,8 @@ use crate::config::{
 };
 use crate::decimal::NanoUsd;
 use crate::resources::{
-    Budget, BudgetFailureMode, BudgetScopeKind, MemorySharingScope, Persona, ProviderKind, ProviderRoute, SecretKeyRef, Tenant,
+    Budget, BudgetFailureMode, BudgetScopeKind, MemorySharingScope, Persona, ProviderKind, ProviderRoute,
+    SecretKeyRef, Tenant,
 };
 
 /// The resources to render, as read from a folder or from the apiserver.

@@ -89,7 +89,9 @@ fn lists_are_unpacked_and_namespace_defaults() {
 #[test]
 fn rate_limits_past_what_the_limiter_counts_are_refused_not_capped() {
     let tenant = |limits: &str| {
-        format!("apiVersion: switchboard.dev/v1alpha1\nkind: Tenant\nmetadata: {{name: t}}\nspec: {{rateLimits: {limits}}}\n")
+        format!(
+            "apiVersion: switchboard.dev/v1alpha1\nkind: Tenant\nmetadata: {{name: t}}\nspec: {{rateLimits: {limits}}}\n"
+        )
     };
     let error = load(&tenant("{tokensPerMinute: 60000001}")).unwrap_err();
     assert!(error.contains("spec.rateLimits.tokensPerMinute") && error.contains("60000000"), "{error}");

@@ -78,7 +78,9 @@ impl Fault {
                 events.push(error_event(api, &leak_message(headers)));
                 sse(futures::stream::iter(events).map(Ok))
             }
-            Fault::LeakKeyFirst | Fault::LeakKeyMid => error(api, StatusCode::UNAUTHORIZED, &leak_message(headers)),
+            Fault::LeakKeyFirst | Fault::LeakKeyMid => {
+                error(api, StatusCode::UNAUTHORIZED, &leak_message(headers))
+            }
             Fault::LeakKeyLong => {
                 // The credential starts at character 495, so a cut at 500 leaves its head.
                 let leak = leak_message(headers);
@@ -97,15 +99,22 @@ impl Fault {
                 sse(futures::stream::iter([Bytes::from_static(b"data: ")]).chain(pieces).map(Ok))
             }
             Fault::BigBody(mib) => {
-                let head = format!(r#"{{"id":"big","object":"chat.completion","model":"{model}","choices":[{{"index":0,"message":{{"role":"assistant","content":""#);
-                let tail = r#""},"finish_reason":"stop"}],"usage":{"prompt_tokens":1,"completion_tokens":1}}"#;
+                let head = format!(
+                    r#"{{"id":"big","object":"chat.completion","model":"{model}","choices":[{{"index":0,"message":{{"role":"assistant","content":""#
+                );
+                let tail =
+                    r#""},"finish_reason":"stop"}],"usage":{"prompt_tokens":1,"completion_tokens":1}}"#;
                 let body = futures::stream::iter([Bytes::from(head)])
                     .chain(repeated(b'a', mib * MIB))
                     .chain(futures::stream::iter([Bytes::from_static(tail.as_bytes())]));
-                with_type(Response::new(Body::from_stream(body.map(Ok::<_, std::io::Error>))), "application/json")
+                with_type(
+                    Response::new(Body::from_stream(body.map(Ok::<_, std::io::Error>))),
+                    "application/json",
+                )
             }
             Fault::BigError(mib) => {
-                let mut response = Response::new(Body::from_stream(repeated(b'e', mib * MIB).map(Ok::<_, std::io::Error>)));
+                let mut response =
+                    Response::new(Body::from_stream(repeated(b'e', mib * MIB).map(Ok::<_, std::io::Error>)));
                 *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
                 with_type(response, "text/plain")
             }
@@ -160,9 +169,11 @@ fn content_event(api: Api, model: &str, text: &str) -> Bytes {
 /// A short reply reporting `output_tokens` as its output usage, streamed or not.
 fn reply_with_output_tokens(api: Api, model: &str, stream: bool, output_tokens: Value) -> Response {
     match (api, stream) {
-        (Api::OpenAi, false) => json_response(json!({"id": "chatcmpl-fault", "object": "chat.completion", "model": model,
+        (Api::OpenAi, false) => {
+            json_response(json!({"id": "chatcmpl-fault", "object": "chat.completion", "model": model,
             "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}],
-            "usage": {"prompt_tokens": 3, "completion_tokens": output_tokens, "total_tokens": 3}})),
+            "usage": {"prompt_tokens": 3, "completion_tokens": output_tokens, "total_tokens": 3}}))
+        }
         (Api::OpenAi, true) => {
             let usage = json!({"prompt_tokens": 3, "completion_tokens": output_tokens, "total_tokens": 3});
             let events = [
@@ -172,9 +183,11 @@ fn reply_with_output_tokens(api: Api, model: &str, stream: bool, output_tokens: 
             ];
             sse(futures::stream::iter(events).map(Ok))
         }
-        (Api::Anthropic, false) => json_response(json!({"id": "msg_fault", "type": "message", "role": "assistant",
+        (Api::Anthropic, false) => {
+            json_response(json!({"id": "msg_fault", "type": "message", "role": "assistant",
             "model": model, "content": [{"type": "text", "text": "ok"}], "stop_reason": "end_turn",
-            "usage": {"input_tokens": 3, "output_tokens": output_tokens}})),
+            "usage": {"input_tokens": 3, "output_tokens": output_tokens}}))
+        }
         (Api::Anthropic, true) => {
             let delta = json!({"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": output_tokens}});
             let events = [

@@ -38,7 +38,10 @@ pub fn router(state: AppState) -> Router {
         .merge(open)
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(state.limits.max_request_bytes))
-        .layer(from_fn_with_state((state.limits.body_timeout, state.limits.max_request_bytes), read_body_within))
+        .layer(from_fn_with_state(
+            (state.limits.body_timeout, state.limits.max_request_bytes),
+            read_body_within,
+        ))
         .with_state(state)
 }
 

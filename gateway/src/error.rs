@@ -49,7 +49,9 @@ pub enum ApiError {
     RateLimited { message: String, retry_after: Option<u64>, headers: Vec<(header::HeaderName, HeaderValue)> },
     #[error("{message}")]
     BudgetExceeded { message: String, retry_after: Option<u64> },
-    #[error("budget {0} cannot be checked right now (its spend is unreadable), so requests under it are refused; retry shortly")]
+    #[error(
+        "budget {0} cannot be checked right now (its spend is unreadable), so requests under it are refused; retry shortly"
+    )]
     BudgetUnavailable(String),
     #[error("the gateway is overloaded: {0}")]
     Overloaded(String),

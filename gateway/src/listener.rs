@@ -59,7 +59,7 @@ fn raise_open_files_limit() -> u64 {
     let mut limit = getrlimit(Resource::Nofile);
     if limit.current != limit.maximum {
         let raised = rustix::process::Rlimit { current: limit.maximum, maximum: limit.maximum };
-        if setrlimit(Resource::Nofile, raised.clone()).is_ok() {
+        if setrlimit(Resource::Nofile, raised).is_ok() {
             limit = raised;
         }
     }
@@ -69,7 +69,12 @@ fn raise_open_files_limit() -> u64 {
 
 /// Serves `app` on `listener` until `stop` resolves, then stops accepting and waits for the
 /// open connections to finish their requests (the caller bounds that wait).
-pub async fn serve(listener: TcpListener, app: Router, limits: ConnectionLimits, stop: impl Future<Output = ()>) {
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    limits: ConnectionLimits,
+    stop: impl Future<Output = ()>,
+) {
     let mut builder = Builder::new(TokioExecutor::new());
     builder.http1().timer(TokioTimer::new()).header_read_timeout(limits.header_timeout);
     builder.http2().timer(TokioTimer::new()).keep_alive_interval(Some(limits.header_timeout));
@@ -130,7 +135,9 @@ pub async fn read_body_within(
     match tokio::time::timeout(timeout, axum::body::to_bytes(body, max_bytes)).await {
         Ok(Ok(bytes)) => next.run(Request::from_parts(parts, Body::from(bytes))).await,
         Ok(Err(error)) if is_too_large(&error) => ApiError::PayloadTooLarge(max_bytes).into_response(),
-        Ok(Err(error)) => ApiError::BadRequest(format!("cannot read request body: {error}"), None).into_response(),
+        Ok(Err(error)) => {
+            ApiError::BadRequest(format!("cannot read request body: {error}"), None).into_response()
+        }
         Err(_) => ApiError::BodyTimeout(timeout.as_secs()).into_response(),
     }
 }

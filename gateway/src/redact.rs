@@ -118,13 +118,19 @@ mod tests {
     #[test]
     fn credential_patterns_are_replaced_even_when_unknown() {
         let r = Redactor::default();
-        assert_eq!(r.message("sent Authorization: Bearer abcdef.ghijkl-123"), "sent Authorization: Bearer [REDACTED]");
+        assert_eq!(
+            r.message("sent Authorization: Bearer abcdef.ghijkl-123"),
+            "sent Authorization: Bearer [REDACTED]"
+        );
         assert_eq!(r.message(r#"{"x-api-key": "zzzzzzzzzzzz"}"#), r#"{"x-api-key": "[REDACTED]"}"#);
         assert_eq!(r.message("key sk-ant-api03-abcdefghijk is bad"), "key [REDACTED] is bad");
         assert_eq!(r.message("id AKIAABCDEFGHIJKLMNOP."), "id [REDACTED].");
         assert_eq!(r.message("a bearer of bad news"), "a bearer of bad news");
         let known = redactor();
-        assert_eq!(known.message(&format!("Authorization: Bearer {KEY}")), "Authorization: Bearer [REDACTED]");
+        assert_eq!(
+            known.message(&format!("Authorization: Bearer {KEY}")),
+            "Authorization: Bearer [REDACTED]"
+        );
     }
 
     #[test]

@@ -143,10 +143,8 @@ pub async fn start(settings: &Settings) -> Result<RunningGateway, StartError> {
     });
     let listener = TcpListener::bind(settings.listen).await?;
     let addr = listener.local_addr()?;
-    let connections = ConnectionLimits::new(
-        settings.max_connections,
-        Duration::from_secs(settings.header_timeout_seconds),
-    );
+    let connections =
+        ConnectionLimits::new(settings.max_connections, Duration::from_secs(settings.header_timeout_seconds));
     let grace = Duration::from_secs(settings.shutdown_grace_seconds);
     let (shutdown, stop) = oneshot::channel::<()>();
     let app = crate::app::router(state);

@@ -54,7 +54,10 @@ impl TokenUsage {
     }
 
     pub fn total(&self) -> u64 {
-        self.input.saturating_add(self.cached_input).saturating_add(self.cache_write).saturating_add(self.output)
+        self.input
+            .saturating_add(self.cached_input)
+            .saturating_add(self.cache_write)
+            .saturating_add(self.output)
     }
 
     /// The cost at the model's prices, at most [`MAX_COST_NANOS`].
@@ -151,14 +154,22 @@ mod tests {
 
     #[test]
     fn absurd_counts_are_clamped_and_invalid_ones_refused() {
-        let usage = TokenUsage::from_openai(&json!({"prompt_tokens": 3, "completion_tokens": u64::MAX})).unwrap();
+        let usage =
+            TokenUsage::from_openai(&json!({"prompt_tokens": 3, "completion_tokens": u64::MAX})).unwrap();
         assert_eq!(usage.output, MAX_TOKENS);
         assert!(usage.is_clamped());
-        assert!(usage.cost(&pricing()).0 < i64::MAX / 1_000_000, "a clamped row leaves room for a million more");
+        assert!(
+            usage.cost(&pricing()).0 < i64::MAX / 1_000_000,
+            "a clamped row leaves room for a million more"
+        );
         for invalid in [json!(-5), json!(1.5), json!("7"), json!(-1e30)] {
-            assert_eq!(TokenUsage::from_openai(&json!({"prompt_tokens": 3, "completion_tokens": invalid})), None);
+            assert_eq!(
+                TokenUsage::from_openai(&json!({"prompt_tokens": 3, "completion_tokens": invalid})),
+                None
+            );
         }
-        let huge = TokenUsage { input: u64::MAX, cached_input: u64::MAX, cache_write: u64::MAX, output: u64::MAX };
+        let huge =
+            TokenUsage { input: u64::MAX, cached_input: u64::MAX, cache_write: u64::MAX, output: u64::MAX };
         assert_eq!((huge + huge).total(), u64::MAX);
     }
 

@@ -101,8 +101,13 @@ mod tests {
     #[test]
     fn output_limits_are_integers_in_range() {
         assert_eq!(check(with("max_tokens", json!(100))), Ok(Some(100)));
-        assert_eq!(check(with("max_completion_tokens", json!(MAX_OUTPUT_TOKENS))), Ok(Some(MAX_OUTPUT_TOKENS)));
-        for bad in [json!(u64::MAX), json!(-1), json!(0), json!(1.5), json!("10"), json!(MAX_OUTPUT_TOKENS + 1)] {
+        assert_eq!(
+            check(with("max_completion_tokens", json!(MAX_OUTPUT_TOKENS))),
+            Ok(Some(MAX_OUTPUT_TOKENS))
+        );
+        for bad in
+            [json!(u64::MAX), json!(-1), json!(0), json!(1.5), json!("10"), json!(MAX_OUTPUT_TOKENS + 1)]
+        {
             for field in ["max_tokens", "max_completion_tokens"] {
                 let error = check(with(field, bad.clone())).unwrap_err();
                 assert!(error.contains(field), "{field} = {bad}: {error}");

@@ -30,7 +30,11 @@ async fn mcp_errors_are_json_rpc_errors() {
     assert_eq!((status, body["error"]["code"].as_i64()), (400, Some(-32700)), "{body}");
     let (status, body) = json_of(mcp("{}", "text/plain").await.unwrap()).await;
     assert!(status >= 400, "{status}");
-    assert_eq!((body["jsonrpc"].as_str(), body["error"]["code"].as_i64()), (Some("2.0"), Some(-32600)), "{body}");
+    assert_eq!(
+        (body["jsonrpc"].as_str(), body["error"]["code"].as_i64()),
+        (Some("2.0"), Some(-32600)),
+        "{body}"
+    );
 }
 
 #[tokio::test]

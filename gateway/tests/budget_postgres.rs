@@ -205,7 +205,8 @@ async fn counters_start_from_the_ledger_spend_of_the_period() {
         .unwrap();
     let config = budget("daily", times(X, 10), BudgetEnforcement::Hard);
     for budgets in [&first, &second] {
-        let exceeded = budgets.reserve(&[&config], times(X, 4), at(NOW)).await.err().and_then(exceeded).unwrap();
+        let exceeded =
+            budgets.reserve(&[&config], times(X, 4), at(NOW)).await.err().and_then(exceeded).unwrap();
         assert_eq!(exceeded.spent, times(X, 7));
     }
     second.reserve(&[&config], times(X, 3), at(NOW)).await.unwrap().settle(times(X, 3));
@@ -262,7 +263,8 @@ async fn a_failing_store_refuses_hard_budgets_unless_they_fail_open() {
     execute(&url, "DROP TABLE budget_holds").await;
     let refused = budgets.reserve(&[&closed], X, at(NOW)).await.err();
     assert_eq!(refused, Some(Refusal::Unavailable { budget: "daily".into() }));
-    let open = BudgetConfig { failure_mode: BudgetFailureMode::Open, ..budget("open", X, BudgetEnforcement::Hard) };
+    let open =
+        BudgetConfig { failure_mode: BudgetFailureMode::Open, ..budget("open", X, BudgetEnforcement::Hard) };
     let soft = budget("soft", X, BudgetEnforcement::Soft);
     let reservation = budgets.reserve(&[&open, &soft], times(X, 5), at(NOW)).await.unwrap();
     assert!(reservation.warnings().is_empty());

@@ -130,7 +130,8 @@ async fn usage_endpoint_reports_spend_per_tenant_to_admins_only() {
     let denied = h.client.get(h.url("/admin/v1/usage")).bearer_auth(TEAM_KEY).send().await.unwrap();
     assert_eq!(denied.status(), 401);
     // The admin token is a bearer token only: in a tenant's `x-api-key` header it opens nothing.
-    let sideways = h.client.get(h.url("/admin/v1/usage")).header("x-api-key", ADMIN_TOKEN).send().await.unwrap();
+    let sideways =
+        h.client.get(h.url("/admin/v1/usage")).header("x-api-key", ADMIN_TOKEN).send().await.unwrap();
     assert_eq!(sideways.status(), 401);
     eventually("the ledger row is flushed", || async {
         let usage = h.admin_usage().await;

@@ -32,7 +32,11 @@ fn address(h: &Harness) -> String {
 async fn until_closed(what: &str, mut socket: TcpStream) -> String {
     let mut received = Vec::new();
     let read = tokio::time::timeout(Duration::from_secs(10), socket.read_to_end(&mut received)).await;
-    assert!(read.is_ok(), "the server kept the {what} connection open: {}", String::from_utf8_lossy(&received));
+    assert!(
+        read.is_ok(),
+        "the server kept the {what} connection open: {}",
+        String::from_utf8_lossy(&received)
+    );
     String::from_utf8_lossy(&received).into_owned()
 }
 
@@ -48,7 +52,8 @@ async fn a_slowloris_is_cut_off_and_normal_requests_are_served_meanwhile() {
     }
     let body = json!({"model": "fake-model", "messages": [{"role": "user", "content": "hi"}]});
     let client = reqwest::Client::builder().timeout(Duration::from_secs(20)).build().unwrap();
-    let response = client.post(h.url("/v1/chat/completions")).bearer_auth(TEAM_KEY).json(&body).send().await.unwrap();
+    let response =
+        client.post(h.url("/v1/chat/completions")).bearer_auth(TEAM_KEY).json(&body).send().await.unwrap();
     assert_eq!(response.status(), 200);
     for socket in slow {
         until_closed("slow", socket).await;

@@ -148,7 +148,9 @@ async fn absurd_output_limits_get_a_400_in_the_apis_own_shape() {
     assert_eq!(response.status(), 400);
     let error: Value = response.json().await.unwrap();
     assert_eq!(error["error"]["type"], "invalid_request_error", "{error}");
-    for (field, value) in [("max_tokens", json!(-1)), ("temperature", json!("hot")), ("messages", json!([null]))] {
+    for (field, value) in
+        [("max_tokens", json!(-1)), ("temperature", json!("hot")), ("messages", json!([null]))]
+    {
         let mut body = chat("fake-model", false);
         body[field] = value;
         assert_eq!(h.post("/v1/chat/completions", TEAM_KEY, &body).await.status(), 400, "{field}");

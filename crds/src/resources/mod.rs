@@ -11,7 +11,8 @@ mod provider_route;
 mod tenant;
 
 pub use budget::{
-    Budget, BudgetEnforcement, BudgetFailureMode, BudgetPeriod, BudgetScope, BudgetScopeKind, BudgetSpec, BudgetStatus,
+    Budget, BudgetEnforcement, BudgetFailureMode, BudgetPeriod, BudgetScope, BudgetScopeKind, BudgetSpec,
+    BudgetStatus,
 };
 pub use common::{Condition, SecretKeyRef};
 pub use persona::{

@@ -32,5 +32,6 @@ pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Respo
             .map(|b| (route.config.name.clone(), b.config.name.clone(), b.breaker.is_closed()))
     }));
     let with_tenants = crate::auth::admin(&state, &headers).is_ok();
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render(with_tenants)).into_response()
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render(with_tenants))
+        .into_response()
 }

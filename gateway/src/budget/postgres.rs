@@ -32,7 +32,8 @@ use tokio::runtime::Handle;
 use tokio::sync::watch;
 
 use super::{
-    Balance, BudgetError, BudgetExceeded, BudgetWarning, Claim, CounterKey, Hold, Refusal, Reservation, decide,
+    Balance, BudgetError, BudgetExceeded, BudgetWarning, Claim, CounterKey, Hold, Refusal, Reservation,
+    decide,
 };
 use crate::ledger::Ledger;
 

@@ -100,7 +100,10 @@ async fn a_hard_budget_whose_spend_cannot_be_read_fails_closed_unless_it_says_op
     let refused = budgets.reserve(&[&closed], X, at(NOW)).await.err();
     assert_eq!(refused, Some(Refusal::Unavailable { budget: "closed".into() }));
 
-    let open = BudgetConfig { failure_mode: BudgetFailureMode::Open, ..budget("open", times(X, 10), BudgetEnforcement::Hard) };
+    let open = BudgetConfig {
+        failure_mode: BudgetFailureMode::Open,
+        ..budget("open", times(X, 10), BudgetEnforcement::Hard)
+    };
     let soft = budget("soft", times(X, 10), BudgetEnforcement::Soft);
     assert!(budgets.reserve(&[&open, &soft], X, at(NOW)).await.is_ok());
     // One closed budget among others refuses the whole reservation.
@@ -183,11 +186,15 @@ async fn reservations_are_all_or_nothing() {
     let budgets = Budgets::local(ledger);
     let roomy = budget("roomy", times(X, 10), BudgetEnforcement::Hard);
     let tight = budget("tight", X, BudgetEnforcement::Hard);
-    let refused = budgets.reserve(&[&roomy, &tight], times(X, 2), at(NOW)).await.err().and_then(exceeded).unwrap();
+    let refused =
+        budgets.reserve(&[&roomy, &tight], times(X, 2), at(NOW)).await.err().and_then(exceeded).unwrap();
     assert_eq!(refused.budget, "tight");
     assert_eq!(refused.resets_at, Some(at("2026-11-20T00:00:00Z")));
     // The refusal held nothing on the budget that had room.
-    assert_eq!(budgets.reserve(&[&roomy], times(X, 11), at(NOW)).await.err().and_then(exceeded).unwrap().held, NanoUsd(0));
+    assert_eq!(
+        budgets.reserve(&[&roomy], times(X, 11), at(NOW)).await.err().and_then(exceeded).unwrap().held,
+        NanoUsd(0)
+    );
     // The same budget listed twice holds once.
     let both = budgets.reserve(&[&tight, &tight], X, at(NOW)).await.unwrap();
     assert_eq!(refusal(&budgets, &tight, at(NOW)).await.held, X);

@@ -236,7 +236,10 @@ impl Provider {
 
 /// Sends a prepared request; a non-success status becomes [`UpstreamError::Status`] with the
 /// provider's own message (from at most the route's error body limit) and `retry-after`.
-async fn send_checked(request: reqwest::RequestBuilder, call: &Call) -> Result<reqwest::Response, UpstreamError> {
+async fn send_checked(
+    request: reqwest::RequestBuilder,
+    call: &Call,
+) -> Result<reqwest::Response, UpstreamError> {
     let response = request.send().await.map_err(|e| UpstreamError::from_reqwest(&e, call.timeout))?;
     let status = response.status();
     if status.is_success() {
@@ -259,13 +262,12 @@ async fn body_bytes(response: reqwest::Response, call: &Call) -> Result<bytes::B
 /// has been redacted).
 fn error_message(body: &str) -> String {
     let parsed: Option<Value> = serde_json::from_str(body).ok();
-    let message = parsed
+    parsed
         .as_ref()
         .and_then(|v| v.pointer("/error/message").or_else(|| v.get("message")))
         .and_then(Value::as_str)
         .map(str::to_owned)
-        .unwrap_or_else(|| body.trim().to_owned());
-    message
+        .unwrap_or_else(|| body.trim().to_owned())
 }
 
 fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<u64> {
