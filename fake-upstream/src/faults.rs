@@ -13,6 +13,7 @@
 //! | `long-line-<MiB>` | a 200 stream whose first line is `<MiB>` MiB long |
 //! | `big-body-<MiB>` | a 200 JSON reply of `<MiB>` MiB (streamed out, never held) |
 //! | `big-error-<MiB>` | a 500 error body of `<MiB>` MiB |
+//! | `drip-<ms>` | a 200 stream that never ends: one content event every `<ms>` ms, until the client leaves |
 
 use axum::{
     body::{Body, Bytes},
@@ -40,6 +41,7 @@ pub(crate) enum Fault {
     LongLine(usize),
     BigBody(usize),
     BigError(usize),
+    Drip(u64),
 }
 
 impl Fault {
@@ -58,6 +60,8 @@ impl Fault {
                     Fault::LongLine(mib)
                 } else if let Some(mib) = sized("big-body-") {
                     Fault::BigBody(mib)
+                } else if let Some(ms) = sized("drip-") {
+                    Fault::Drip(ms as u64)
                 } else {
                     Fault::BigError(sized("big-error-")?)
                 }
@@ -111,6 +115,22 @@ impl Fault {
                     Response::new(Body::from_stream(body.map(Ok::<_, std::io::Error>))),
                     "application/json",
                 )
+            }
+            Fault::Drip(ms) => {
+                let first = content_event(api, model, "tick");
+                let delta = match api {
+                    Api::OpenAi => frame(None, &chunk(model, json!({"content": " tick"}), None)),
+                    Api::Anthropic => frame(
+                        Some("content_block_delta"),
+                        &json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": " tick"}}),
+                    ),
+                };
+                let period = std::time::Duration::from_millis(ms);
+                let ticks = futures::stream::unfold(delta, move |delta| async move {
+                    tokio::time::sleep(period).await;
+                    Some((delta.clone(), delta))
+                });
+                sse(futures::stream::iter([first]).chain(ticks).map(Ok))
             }
             Fault::BigError(mib) => {
                 let mut response =
@@ -240,6 +260,7 @@ mod tests {
         assert_eq!(Fault::parse("leak-key-mid"), Some(Fault::LeakKeyMid));
         assert_eq!(Fault::parse("big-body-3"), Some(Fault::BigBody(3)));
         assert_eq!(Fault::parse("long-line-50"), Some(Fault::LongLine(50)));
+        assert_eq!(Fault::parse("drip-100"), Some(Fault::Drip(100)));
         assert_eq!(Fault::parse("big-error-x"), None);
         assert_eq!(Fault::parse("gpt-4o"), None);
     }

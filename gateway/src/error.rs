@@ -53,6 +53,8 @@ pub enum ApiError {
         "budget {0} cannot be checked right now (its spend is unreadable), so requests under it are refused; retry shortly"
     )]
     BudgetUnavailable(String),
+    #[error("the gateway is stopping; retry the request")]
+    Stopping,
     #[error("the gateway is overloaded: {0}")]
     Overloaded(String),
     #[error("the model's reply does not match the requested JSON schema: {0}")]
@@ -85,6 +87,7 @@ impl ApiError {
             Self::NoBackend
             | Self::BackendsEjected { .. }
             | Self::BudgetUnavailable(_)
+            | Self::Stopping
             | Self::Overloaded(_)
             | Self::NotReady(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -112,6 +115,7 @@ impl ApiError {
             Self::BudgetExceeded { .. } => Some("budget_exceeded"),
             Self::BudgetUnavailable(_) => Some("budget_unavailable"),
             Self::Overloaded(_) => Some("overloaded"),
+            Self::Stopping => Some("gateway_stopping"),
             Self::InvalidStructuredOutput(_) => Some("invalid_structured_output"),
             Self::AdminDisabled => Some("admin_disabled"),
             Self::NotReady(_) => Some("not_ready"),
@@ -166,6 +170,7 @@ impl ApiError {
                 | Self::BackendsEjected { .. }
                 | Self::RateLimited { retry_after: Some(_), .. }
                 | Self::BudgetUnavailable(_)
+                | Self::Stopping
                 | Self::Overloaded(_)
                 | Self::NotReady(_)
         )
@@ -178,7 +183,7 @@ impl ApiError {
             | Self::BudgetExceeded { retry_after, .. }
             | Self::RateLimited { retry_after, .. } => *retry_after,
             Self::BackendsEjected { retry_after } => Some(*retry_after),
-            Self::Overloaded(_) | Self::BudgetUnavailable(_) => Some(1),
+            Self::Overloaded(_) | Self::BudgetUnavailable(_) | Self::Stopping => Some(1),
             _ => None,
         }
     }

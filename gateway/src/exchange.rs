@@ -16,6 +16,7 @@ use crate::auth::Authenticated;
 use crate::breaker::Admission;
 use crate::budget::{Refusal, Reservation};
 use crate::cache::{self, CacheKey};
+use crate::drain::Deadline;
 use crate::error::ApiError;
 use crate::ledger::{LedgerRecord, LedgerSender, now_ms};
 use crate::metrics::Metrics;
@@ -93,6 +94,8 @@ pub struct Exchange {
     metrics: Metrics,
     /// The config's secrets, removed from everything an upstream sends before it goes further.
     redactor: Arc<Redactor>,
+    /// When a graceful stop ends this request if it is still running.
+    drain: Deadline,
 }
 
 /// What a served request answers, with headers for the response.
@@ -208,6 +211,7 @@ impl Exchange {
             ledger: state.ledger.clone(),
             metrics: state.metrics.clone(),
             redactor: runtime.redactor.clone(),
+            drain: state.drain.clone(),
         })
     }
 
@@ -246,11 +250,11 @@ impl Exchange {
             }
             *lock(&self.reservation) = Some(reservation);
         }
-        let permit = state
-            .scheduler
-            .acquire(&self.caller.tenant, self.max_concurrent, self.priority)
-            .await
-            .map_err(|error| self.refuse(error))?;
+        let permit = tokio::select! {
+            permit = state.scheduler.acquire(&self.caller.tenant, self.max_concurrent, self.priority) => permit,
+            () = self.drain.reached() => Err(ApiError::Stopping),
+        }
+        .map_err(|error| self.refuse(error))?;
         *lock(&self.permit) = Some(permit);
         let reply = match self.dispatch(request).await {
             Err(failure) => return Err(failure.account(self)),
@@ -273,13 +277,13 @@ impl Exchange {
     /// next candidate with jittered exponential backoff.
     async fn dispatch(&self, request: &Value) -> Result<Dispatched, Failure> {
         let timeout_ms = self.target.route.config.timeout_ms;
-        tokio::time::timeout_at(self.deadline.into(), self.attempts(request)).await.unwrap_or_else(|_| {
-            Err(Failure {
-                error: ApiError::UpstreamTimeout(timeout_ms),
-                backend: None,
-                discarded: TokenUsage::default(),
-            })
-        })
+        let failure = |error| Err(Failure { error, backend: None, discarded: TokenUsage::default() });
+        tokio::select! {
+            dispatched = tokio::time::timeout_at(self.deadline.into(), self.attempts(request)) => {
+                dispatched.unwrap_or_else(|_| failure(ApiError::UpstreamTimeout(timeout_ms)))
+            }
+            () = self.drain.reached() => failure(ApiError::Stopping),
+        }
     }
 
     async fn attempts(&self, request: &Value) -> Result<Dispatched, Failure> {
@@ -755,7 +759,11 @@ pub fn metered(
         let timeout_ms = exchange.target.route.config.timeout_ms;
         let mut meter = Meter { exchange, backend, usage: None, output_chars: 0, outcome: Some("client_disconnected") };
         loop {
-            let item = match tokio::time::timeout_at(deadline.into(), chunks.next()).await {
+            let next = tokio::select! {
+                next = tokio::time::timeout_at(deadline.into(), chunks.next()) => next,
+                () = meter.exchange.drain.reached() => Ok(Some(Err(UpstreamError::Stopping))),
+            };
+            let item = match next {
                 Ok(Some(Ok(chunk))) => chunk.redacted(&meter.exchange.redactor),
                 Ok(Some(Err(error))) => Err(error.redacted(&meter.exchange.redactor)),
                 Ok(None) => break,

@@ -8,6 +8,7 @@ pub mod breaker;
 pub mod budget;
 pub mod cache;
 pub mod cluster;
+pub mod drain;
 pub mod error;
 pub mod exchange;
 pub mod ledger;

@@ -114,6 +114,7 @@ pub async fn start(settings: &Settings) -> Result<RunningGateway, StartError> {
             status::spawn(client, namespace, identity, live.clone(), ledger.clone(), interval).await?;
         background.push(Background::Task(writer));
     }
+    let (drain, drain_deadline) = crate::drain::deadline();
     let personas = Personas::new(&ledger);
     background.push(Background::Task(personas.spawn_expiry(live.clone())));
     let state = AppState::new(Shared {
@@ -136,6 +137,7 @@ pub async fn start(settings: &Settings) -> Result<RunningGateway, StartError> {
             .map_err(StartError::Cache)?,
         limiter,
         budgets: budgets.clone(),
+        drain: drain_deadline,
         admin_token_sha256: settings
             .admin_token
             .as_deref()
@@ -146,6 +148,8 @@ pub async fn start(settings: &Settings) -> Result<RunningGateway, StartError> {
     let connections =
         ConnectionLimits::new(settings.max_connections, Duration::from_secs(settings.header_timeout_seconds));
     let grace = Duration::from_secs(settings.shutdown_grace_seconds);
+    // The last part of the grace period is for ending what still runs and writing its rows.
+    let last_words = (grace / 5).min(Duration::from_secs(3));
     let (shutdown, stop) = oneshot::channel::<()>();
     let app = crate::app::router(state);
     let task = tokio::spawn(async move {
@@ -155,10 +159,16 @@ pub async fn start(settings: &Settings) -> Result<RunningGateway, StartError> {
             let _ = stop.await;
             let _ = stopping_tx.send(());
         }));
-        // Once asked to stop, in-flight requests get `grace` to finish.
+        // Once asked to stop, in-flight requests get most of `grace` to finish; those still
+        // running are then ended with an error their clients see, and accounted.
         let _ = stopping.await;
-        if tokio::time::timeout(grace, server).await.is_err() {
-            tracing::warn!("in-flight requests still running after the grace period; stopping anyway");
+        let mut server = server;
+        if tokio::time::timeout(grace - last_words, &mut server).await.is_err() {
+            tracing::warn!("in-flight requests still running near the end of the grace period; ending them");
+            drain.fire();
+            if tokio::time::timeout(last_words, server).await.is_err() {
+                tracing::warn!("connections still open at the end of the grace period; stopping anyway");
+            }
         }
         // Budget settlements of the last requests are written before the runtime goes.
         budgets.drain().await;

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use crate::budget::Budgets;
 use crate::cache::ResponseCache;
+use crate::drain::Deadline;
 use crate::ledger::{Ledger, LedgerSender};
 use crate::live::LiveRuntime;
 use crate::mcp::host::HostPolicy;
@@ -52,6 +53,8 @@ pub struct Shared {
     pub mcp_hosts: HostPolicy,
     /// Persona memories, moods and relationships.
     pub personas: Personas,
+    /// When in-flight requests must end during a graceful stop.
+    pub drain: Deadline,
     /// SHA-256 of the admin token, if admin endpoints are enabled.
     pub admin_token_sha256: Option<[u8; 32]>,
 }

@@ -62,6 +62,9 @@ pub enum UpstreamError {
     Protocol(String),
     #[error("the upstream's {what} exceeds the route's limit of {limit} bytes")]
     TooLarge { what: &'static str, limit: usize },
+    /// Not the upstream's doing: the gateway is stopping and ends the stream (see [`crate::drain`]).
+    #[error("the gateway is stopping")]
+    Stopping,
 }
 
 impl UpstreamError {
@@ -70,7 +73,7 @@ impl UpstreamError {
         match self {
             Self::Status { status, .. } => *status == 429 || *status >= 500,
             Self::Timeout(_) | Self::Connect(_) => true,
-            Self::Protocol(_) | Self::TooLarge { .. } => false,
+            Self::Protocol(_) | Self::TooLarge { .. } | Self::Stopping => false,
         }
     }
 
@@ -80,6 +83,7 @@ impl UpstreamError {
         match self {
             Self::Status { status, .. } => *status == 429 || *status >= 500,
             Self::Timeout(_) | Self::Connect(_) | Self::Protocol(_) | Self::TooLarge { .. } => true,
+            Self::Stopping => false,
         }
     }
 
@@ -93,6 +97,7 @@ impl UpstreamError {
             Self::Connect(_) => "connect",
             Self::Protocol(_) => "protocol",
             Self::TooLarge { .. } => "too_large",
+            Self::Stopping => "gateway_stopping",
         }
     }
 
@@ -115,6 +120,7 @@ impl UpstreamError {
             Self::Connect(message) => ApiError::UpstreamUnavailable(message),
             Self::Protocol(message) => ApiError::UpstreamFailed(message),
             too_large @ Self::TooLarge { .. } => ApiError::UpstreamFailed(too_large.to_string()),
+            Self::Stopping => ApiError::Stopping,
         }
     }
 
@@ -127,7 +133,7 @@ impl UpstreamError {
             }
             Self::Connect(message) => Self::Connect(redactor.message(&message)),
             Self::Protocol(message) => Self::Protocol(redactor.message(&message)),
-            ours @ (Self::Timeout(_) | Self::TooLarge { .. }) => ours,
+            ours @ (Self::Timeout(_) | Self::TooLarge { .. } | Self::Stopping) => ours,
         }
     }
 
