@@ -13,6 +13,7 @@
 //! | `long-line-<MiB>` | a 200 stream whose first line is `<MiB>` MiB long |
 //! | `big-body-<MiB>` | a 200 JSON reply of `<MiB>` MiB (streamed out, never held) |
 //! | `big-error-<MiB>` | a 500 error body of `<MiB>` MiB |
+//! | `ignore-max-tokens` | a reply (streamed one word a chunk, or not) four times as long as `max_tokens` allows, its usage saying so |
 //! | `drip-<ms>` | a 200 stream that never ends: one content event every `<ms>` ms, until the client leaves |
 
 use axum::{
@@ -42,6 +43,7 @@ pub(crate) enum Fault {
     BigBody(usize),
     BigError(usize),
     Drip(u64),
+    IgnoreMaxTokens,
 }
 
 impl Fault {
@@ -55,6 +57,7 @@ impl Fault {
             "usage-max" => Fault::UsageMax,
             "usage-negative" => Fault::UsageNegative,
             "sse-no-blank" => Fault::SseNoBlank,
+            "ignore-max-tokens" => Fault::IgnoreMaxTokens,
             _ => {
                 if let Some(mib) = sized("long-line-") {
                     Fault::LongLine(mib)
@@ -92,8 +95,16 @@ impl Fault {
                 let message = format!("{}{leak}", "x".repeat(495usize.saturating_sub(key_at)));
                 error(api, StatusCode::UNAUTHORIZED, &message)
             }
-            Fault::UsageMax => reply_with_output_tokens(api, model, stream, json!(u64::MAX)),
-            Fault::UsageNegative => reply_with_output_tokens(api, model, stream, json!(-5)),
+            Fault::UsageMax => reply(api, model, stream, 1, json!(u64::MAX)),
+            Fault::UsageNegative => reply(api, model, stream, 1, json!(-5)),
+            Fault::IgnoreMaxTokens => {
+                let limit = ["max_completion_tokens", "max_tokens"]
+                    .iter()
+                    .find_map(|field| body.get(*field).and_then(Value::as_u64))
+                    .unwrap_or(16);
+                let words = usize::try_from(limit.saturating_mul(4).min(100_000)).unwrap_or(100_000);
+                reply(api, model, stream, words, json!(words))
+            }
             Fault::SseNoBlank => {
                 let line = Bytes::from_static(b"data: {\"choices\":[{\"delta\":{\"content\":\"x\"}}]}\n");
                 sse(futures::stream::repeat(line).map(Ok))
@@ -186,36 +197,42 @@ fn content_event(api: Api, model: &str, text: &str) -> Bytes {
     }
 }
 
-/// A short reply reporting `output_tokens` as its output usage, streamed or not.
-fn reply_with_output_tokens(api: Api, model: &str, stream: bool, output_tokens: Value) -> Response {
+/// A reply of `words` words (streamed one a chunk) reporting `output_tokens` as its output.
+fn reply(api: Api, model: &str, stream: bool, words: usize, output_tokens: Value) -> Response {
+    let pieces: Vec<&str> = (0..words).map(|i| if i == 0 { "word" } else { " word" }).collect();
+    let text = pieces.concat();
     match (api, stream) {
         (Api::OpenAi, false) => {
             json_response(json!({"id": "chatcmpl-fault", "object": "chat.completion", "model": model,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}],
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
             "usage": {"prompt_tokens": 3, "completion_tokens": output_tokens, "total_tokens": 3}}))
         }
         (Api::OpenAi, true) => {
             let usage = json!({"prompt_tokens": 3, "completion_tokens": output_tokens, "total_tokens": 3});
-            let events = [
-                frame(None, &chunk(model, json!({"content": "ok"}), None)),
-                frame(None, &chunk(model, json!({}), Some(usage))),
-                Bytes::from_static(b"data: [DONE]\n\n"),
-            ];
+            let mut events: Vec<Bytes> = pieces
+                .iter()
+                .map(|piece| frame(None, &chunk(model, json!({"content": piece}), None)))
+                .collect();
+            events.push(frame(None, &chunk(model, json!({}), Some(usage))));
+            events.push(Bytes::from_static(b"data: [DONE]\n\n"));
             sse(futures::stream::iter(events).map(Ok))
         }
         (Api::Anthropic, false) => {
             json_response(json!({"id": "msg_fault", "type": "message", "role": "assistant",
-            "model": model, "content": [{"type": "text", "text": "ok"}], "stop_reason": "end_turn",
+            "model": model, "content": [{"type": "text", "text": text}], "stop_reason": "end_turn",
             "usage": {"input_tokens": 3, "output_tokens": output_tokens}}))
         }
         (Api::Anthropic, true) => {
             let delta = json!({"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": output_tokens}});
-            let events = [
-                content_event(api, model, "ok"),
-                frame(Some("content_block_stop"), &json!({"type": "content_block_stop", "index": 0})),
-                frame(Some("message_delta"), &delta),
-                frame(Some("message_stop"), &json!({"type": "message_stop"})),
-            ];
+            let mut events = vec![content_event(api, model, pieces.first().copied().unwrap_or_default())];
+            for piece in pieces.iter().skip(1) {
+                let delta = json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": piece}});
+                events.push(frame(Some("content_block_delta"), &delta));
+            }
+            events
+                .push(frame(Some("content_block_stop"), &json!({"type": "content_block_stop", "index": 0})));
+            events.push(frame(Some("message_delta"), &delta));
+            events.push(frame(Some("message_stop"), &json!({"type": "message_stop"})));
             sse(futures::stream::iter(events).map(Ok))
         }
     }

@@ -53,6 +53,8 @@ pub enum ApiError {
         "budget {0} cannot be checked right now (its spend is unreadable), so requests under it are refused; retry shortly"
     )]
     BudgetUnavailable(String),
+    #[error("budget {0} has room for one more request and another is in flight; retry in a moment")]
+    BudgetBusy(String),
     #[error("the gateway is stopping; retry the request")]
     Stopping,
     #[error("the gateway is overloaded: {0}")]
@@ -76,9 +78,10 @@ impl ApiError {
             Self::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Self::ModelNotFound(_) => StatusCode::NOT_FOUND,
             Self::Forbidden(_) | Self::AdminDisabled => StatusCode::FORBIDDEN,
-            Self::UpstreamRateLimited { .. } | Self::RateLimited { .. } | Self::BudgetExceeded { .. } => {
-                StatusCode::TOO_MANY_REQUESTS
-            }
+            Self::UpstreamRateLimited { .. }
+            | Self::RateLimited { .. }
+            | Self::BudgetExceeded { .. }
+            | Self::BudgetBusy(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::UpstreamRejected { status, .. } => *status,
             Self::UpstreamFailed(_) | Self::UpstreamUnavailable(_) | Self::InvalidStructuredOutput(_) => {
                 StatusCode::BAD_GATEWAY
@@ -114,6 +117,7 @@ impl ApiError {
             Self::RateLimited { .. } => Some("rate_limit_exceeded"),
             Self::BudgetExceeded { .. } => Some("budget_exceeded"),
             Self::BudgetUnavailable(_) => Some("budget_unavailable"),
+            Self::BudgetBusy(_) => Some("budget_busy"),
             Self::Overloaded(_) => Some("overloaded"),
             Self::Stopping => Some("gateway_stopping"),
             Self::InvalidStructuredOutput(_) => Some("invalid_structured_output"),
@@ -170,6 +174,7 @@ impl ApiError {
                 | Self::BackendsEjected { .. }
                 | Self::RateLimited { retry_after: Some(_), .. }
                 | Self::BudgetUnavailable(_)
+                | Self::BudgetBusy(_)
                 | Self::Stopping
                 | Self::Overloaded(_)
                 | Self::NotReady(_)
@@ -183,7 +188,9 @@ impl ApiError {
             | Self::BudgetExceeded { retry_after, .. }
             | Self::RateLimited { retry_after, .. } => *retry_after,
             Self::BackendsEjected { retry_after } => Some(*retry_after),
-            Self::Overloaded(_) | Self::BudgetUnavailable(_) | Self::Stopping => Some(1),
+            Self::Overloaded(_) | Self::BudgetUnavailable(_) | Self::BudgetBusy(_) | Self::Stopping => {
+                Some(1)
+            }
             _ => None,
         }
     }

@@ -100,6 +100,40 @@ fn count(value: Option<&Value>) -> Option<u64> {
     }
 }
 
+/// Framing tokens a chat message may add to its text (role markers and separators).
+const TOKENS_PER_MESSAGE: u64 = 8;
+/// The most tokens one image, audio or file part costs on the providers served (OpenAI's
+/// largest high-detail image is about 2,800; Anthropic's about 1,600).
+const TOKENS_PER_MEDIA_PART: u64 = 3_000;
+
+/// The most input tokens a chat request can be charged for, which is what budgets reserve.
+/// Byte-level tokenizers (OpenAI's, Anthropic's, Llama's) never make more tokens than the text
+/// has bytes; to that come the messages' framing, media parts, and the tool definitions, tool
+/// calls and response schema, which count as input too (measured by their JSON text).
+pub fn input_tokens_at_most(request: &serde_json::Map<String, Value>) -> u64 {
+    let json_len = |value: Option<&Value>| value.map_or(0, |v| v.to_string().len() as u64);
+    let mut tokens = json_len(request.get("tools"))
+        + json_len(request.get("functions"))
+        + json_len(request.get("response_format"));
+    for message in request.get("messages").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default() {
+        tokens =
+            tokens.saturating_add(TOKENS_PER_MESSAGE).saturating_add(json_len(message.get("tool_calls")));
+        match message.get("content") {
+            Some(Value::String(text)) => tokens = tokens.saturating_add(text.len() as u64),
+            Some(Value::Array(parts)) => {
+                for part in parts {
+                    tokens = tokens.saturating_add(match part.get("text").and_then(Value::as_str) {
+                        Some(text) => text.len() as u64,
+                        None => TOKENS_PER_MEDIA_PART,
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+    tokens
+}
+
 /// A rough token count (four characters a token) for text whose usage the provider did not report.
 pub fn estimate_tokens(text_chars: usize) -> u64 {
     text_chars.div_ceil(4) as u64
@@ -171,6 +205,18 @@ mod tests {
         let huge =
             TokenUsage { input: u64::MAX, cached_input: u64::MAX, cache_write: u64::MAX, output: u64::MAX };
         assert_eq!((huge + huge).total(), u64::MAX);
+    }
+
+    #[test]
+    fn the_input_bound_is_never_below_the_bytes_and_counts_media_and_tools() {
+        let request = json!({"messages": [
+            {"role": "user", "content": "héllo"},
+            {"role": "user", "content": [{"type": "text", "text": "abc"}, {"type": "image_url", "image_url": {"url": "x"}}]},
+        ], "tools": [{"type": "function", "function": {"name": "f"}}]});
+        let tools = request["tools"].to_string().len() as u64;
+        let bound = input_tokens_at_most(request.as_object().unwrap());
+        assert_eq!(bound, tools + 2 * TOKENS_PER_MESSAGE + "héllo".len() as u64 + 3 + TOKENS_PER_MEDIA_PART);
+        assert!(bound > estimate_tokens("héllo".len() + 3));
     }
 
     #[test]

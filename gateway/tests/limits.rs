@@ -53,13 +53,41 @@ fn limited(rate_limits: &str, budget: Option<(&str, &str)>) -> String {
     tenant("limited", KEY, rate_limits, budget)
 }
 
-/// "hello there": 3 estimated prompt tokens; the fake bills 5 prompt and 5 completion tokens,
-/// $15e-6. With `max_tokens: 10` each request reserves 3 x $1e-6 + 10 x $2e-6 = $23e-6.
+/// "hello there": the fake bills 5 prompt and 5 completion tokens, $15e-6. With `max_tokens: 10`
+/// each request reserves the most its prompt can cost (11 bytes and 8 tokens of framing) and its
+/// output: 19 x $1e-6 + 10 x $2e-6 = $39e-6.
 fn request() -> Value {
     json!({"model": "fake-model", "max_tokens": 10, "messages": [{"role": "user", "content": "hello there"}]})
 }
 
 const COST_NANOS: i64 = 15_000;
+const RESERVATION_NANOS: i64 = 39_000;
+
+/// After a burst, one request at a time until the budget is exhausted, as a patient client would;
+/// how many were served.
+async fn until_exhausted(gateway: &Harness, key: &str) -> usize {
+    for served in 0..20 {
+        let response =
+            gateway.client.post(gateway.url("/v1/chat/completions")).bearer_auth(key).json(&request());
+        let response = response.send().await.unwrap();
+        if response.status() == 429 {
+            let body: Value = response.json().await.unwrap();
+            assert_eq!(body["error"]["code"], "budget_exceeded", "{body}");
+            return served;
+        }
+    }
+    panic!("the budget never ran out")
+}
+
+/// Refused requests name the budget: exhausted, or its last room taken by a request in flight.
+async fn refused_by_budget(responses: Vec<reqwest::Response>) {
+    for response in responses.into_iter().filter(|r| r.status() == 429) {
+        let body: Value = response.json().await.unwrap();
+        let code = body["error"]["code"].as_str().unwrap_or_default().to_owned();
+        assert!(code == "budget_exceeded" || code == "budget_busy", "{body}");
+        assert!(body["error"]["message"].as_str().unwrap().contains("-cap"), "{body}");
+    }
+}
 
 async fn fire(gateways: &[&Harness], key: &str, count: usize) -> Vec<reqwest::Response> {
     let sends = (0..count).map(|i| {
@@ -128,16 +156,14 @@ async fn token_limits_count_the_estimate_before_and_the_usage_after() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_hard_budget_is_never_exceeded_by_concurrent_requests() {
     let mut h = Harness::start().await;
-    // $100e-6: room for 6 requests at $15e-6, but each reserves $23e-6 while in flight.
+    // $100e-6: room for 6 requests at $15e-6, but each reserves $39e-6 while in flight.
     h.restart_with("limited.yaml", &limited("{}", Some(("0.0001", "Hard")))).await;
     let responses = fire(&[&h], KEY, 64).await;
-    let served = count(&responses, 200);
-    assert!(served >= 4, "at least limit / reservation requests fit: {served}");
-    assert_eq!(count(&responses, 429), 64 - served);
-    let refused = responses.into_iter().find(|r| r.status() == 429).unwrap();
-    let body: Value = refused.json().await.unwrap();
-    assert_eq!(body["error"]["code"], "budget_exceeded");
-    assert!(body["error"]["message"].as_str().unwrap().contains("limited-cap"), "{body}");
+    let burst = count(&responses, 200);
+    assert!(burst >= 1, "{burst}");
+    assert_eq!(count(&responses, 429), 64 - burst);
+    refused_by_budget(responses).await;
+    let served = burst + until_exhausted(&h, KEY).await;
     assert_eq!(h.upstream.request_count(), served);
     h.stop_gateway().await;
     let spent: i64 = h
@@ -149,6 +175,7 @@ async fn a_hard_budget_is_never_exceeded_by_concurrent_requests() {
         .sum();
     assert_eq!(spent, served as i64 * COST_NANOS);
     assert!(spent <= 100_000, "spent {spent} nano-dollars of a 100000 limit");
+    assert!(spent > 100_000 - RESERVATION_NANOS, "the budget was usable up to one reservation: {spent}");
 }
 
 #[tokio::test]
@@ -203,9 +230,11 @@ async fn two_replicas_enforce_one_rate_limit_and_one_budget_together() {
     assert_eq!(count(&responses, 429), 54);
 
     let responses = fire(&[&a, &b], "sk-test-capped", 64).await;
-    let served = count(&responses, 200);
-    assert!(served >= 4, "{served}");
-    assert_eq!(count(&responses, 429), 64 - served);
+    let burst = count(&responses, 200);
+    assert!(burst >= 1, "{burst}");
+    assert_eq!(count(&responses, 429), 64 - burst);
+    refused_by_budget(responses).await;
+    let served = burst + until_exhausted(&b, "sk-test-capped").await;
 
     a.stop_gateway().await;
     b.stop_gateway().await;

@@ -44,6 +44,7 @@ impl LocalStore {
                         if let Some(balance) = counters.get_mut(&claim.counter) {
                             if claim.hard() {
                                 balance.held = balance.held.saturating_add(amount);
+                                balance.holds += 1;
                             }
                             held.push((claim.counter.clone(), claim.hard()));
                         }
@@ -74,7 +75,10 @@ impl LocalStore {
                         key.budget != claim.counter.budget
                             || key.period_start_ms >= claim.counter.period_start_ms
                     });
-                    counters.insert(claim.counter.clone(), Balance { spent: totals.cost_nanos, held: 0 });
+                    counters.insert(
+                        claim.counter.clone(),
+                        Balance { spent: totals.cost_nanos, ..Balance::default() },
+                    );
                 }
                 Err(error) => {
                     let budget = &claim.counter.budget;
@@ -116,6 +120,7 @@ impl LocalHold {
             if let Some(balance) = counters.get_mut(key) {
                 if *hard {
                     balance.held = balance.held.saturating_sub(self.amount);
+                    balance.holds -= 1;
                 }
                 balance.spent = balance.spent.saturating_add(charge);
             }

@@ -86,6 +86,10 @@ pub enum Refusal {
     /// A hard budget that fails closed could not be read.
     #[error("budget {budget} cannot be checked right now")]
     Unavailable { budget: String },
+    /// A hard budget has room for this request but no other: it is admitted only once no other
+    /// request holds the budget.
+    #[error("budget {budget} has room for one more request, and another is in flight")]
+    Busy { budget: String },
 }
 
 /// Why a request was refused: the first hard budget (in the order given) it would exceed.
@@ -260,31 +264,34 @@ fn claims<B: Borrow<BudgetConfig>>(budgets: &[B], now: SystemTime) -> Vec<Claim<
 }
 
 /// A counter as a store read it: settled spend and unexpired holds (hard budgets only) of the
-/// period, in nano-dollars.
+/// period, in nano-dollars, and how many reservations the holds are.
 #[derive(Clone, Copy, Debug, Default)]
 struct Balance {
     spent: i64,
     held: i64,
+    holds: i64,
 }
 
 /// Admits `amount` or names the first hard budget it would exceed, given each claim's balance
-/// (same order); on admission, the warnings to report.
-fn decide(
-    claims: &[&Claim<'_>],
-    balances: &[Balance],
-    amount: i64,
-) -> Result<Vec<BudgetWarning>, BudgetExceeded> {
+/// (same order); on admission, the warnings to report. The last room of a hard budget (less than
+/// a second `amount` would be left) goes to one request at a time, so that near the limit at
+/// most one request can spend more than it reserved.
+fn decide(claims: &[&Claim<'_>], balances: &[Balance], amount: i64) -> Result<Vec<BudgetWarning>, Refusal> {
     for (claim, balance) in claims.iter().zip(balances) {
         let limit = claim.config.limit;
-        if claim.hard() && balance.spent.saturating_add(balance.held).saturating_add(amount) > limit.0 {
-            return Err(BudgetExceeded {
+        let after = balance.spent.saturating_add(balance.held).saturating_add(amount);
+        if claim.hard() && after <= limit.0 && after.saturating_add(amount) > limit.0 && balance.holds > 0 {
+            return Err(Refusal::Busy { budget: claim.config.name.clone() });
+        }
+        if claim.hard() && after > limit.0 {
+            return Err(Refusal::Exceeded(BudgetExceeded {
                 budget: claim.config.name.clone(),
                 limit,
                 spent: NanoUsd(balance.spent),
                 held: NanoUsd(balance.held),
                 requested: NanoUsd(amount),
                 resets_at: claim.resets_at,
-            });
+            }));
         }
     }
     let warnings = claims.iter().zip(balances);

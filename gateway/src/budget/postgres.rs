@@ -31,10 +31,7 @@ use sqlx::{AnyPool, Row};
 use tokio::runtime::Handle;
 use tokio::sync::watch;
 
-use super::{
-    Balance, BudgetError, BudgetExceeded, BudgetWarning, Claim, CounterKey, Hold, Refusal, Reservation,
-    decide,
-};
+use super::{Balance, BudgetError, BudgetWarning, Claim, CounterKey, Hold, Refusal, Reservation, decide};
 use crate::ledger::Ledger;
 
 /// How long the holds of a reservation count without being refreshed.
@@ -140,7 +137,7 @@ impl SharedStore {
         id: &str,
         claims: &[&Claim<'_>],
         amount: i64,
-    ) -> Result<Result<Vec<BudgetWarning>, BudgetExceeded>, BudgetError> {
+    ) -> Result<Result<Vec<BudgetWarning>, Refusal>, BudgetError> {
         self.ensure_counters(claims).await?;
         let mut order: Vec<usize> = (0..claims.len()).collect();
         order.sort_by(|&a, &b| claims[a].counter.cmp(&claims[b].counter));
@@ -168,7 +165,7 @@ impl SharedStore {
         // started, so a sum taken in the locking statement would miss the holds of the
         // transaction the lock waited for.
         let held_sql = format!(
-            "SELECT CAST(COALESCE(SUM(h.amount_nanos), 0) AS BIGINT) FROM budget_holds h \
+            "SELECT CAST(COALESCE(SUM(h.amount_nanos), 0) AS BIGINT), CAST(COUNT(*) AS BIGINT) FROM budget_holds h \
              JOIN budget_reservations r ON r.id = h.reservation \
              WHERE h.budget = $1 AND h.period_start_ms = $2 AND r.settled_at_ms IS NULL \
              AND r.expires_at_ms > {DB_NOW_MS}"
@@ -180,6 +177,7 @@ impl SharedStore {
                 .fetch_one(&mut *tx)
                 .await?;
             balance.held = row.try_get(0)?;
+            balance.holds = row.try_get(1)?;
         }
         let decision = decide(claims, &balances, amount);
         if decision.is_err() {

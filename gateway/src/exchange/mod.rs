@@ -7,7 +7,7 @@ use std::time::{Duration, Instant, SystemTime};
 use std::sync::Mutex;
 
 use bytes::Bytes;
-use futures::{Stream, StreamExt};
+use futures::StreamExt;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use rand::Rng;
 use serde_json::Value;
@@ -21,17 +21,21 @@ use crate::error::ApiError;
 use crate::ledger::{LedgerRecord, LedgerSender, now_ms};
 use crate::metrics::Metrics;
 use crate::persona::turn::MODEL_PREFIX;
-use crate::providers::{Call, Chunk, ChunkStream, Completion, Reply, UpstreamError};
+use crate::providers::{Call, ChunkStream, Completion, Reply, UpstreamError};
 use crate::queue::Permit;
 use crate::ratelimit::{Check, Decision, Dimension, RateLimiter};
 use crate::redact::Redactor;
 use crate::runtime::{BackendRuntime, Caller, Target};
 use crate::state::AppState;
-use crate::usage::{TokenUsage, estimate_tokens};
+use crate::usage::{TokenUsage, estimate_tokens, input_tokens_at_most};
 use crate::validate;
+
+mod stream;
+
+pub use self::stream::metered;
 use switchboard_crds::config::{BudgetConfig, PersonaConfig, TenantConfig};
 use switchboard_crds::decimal::NanoUsd;
-use switchboard_crds::resources::{BudgetScopeKind, RateLimits};
+use switchboard_crds::resources::{BudgetEnforcement, BudgetScopeKind, RateLimits};
 
 /// Which public API the request came through.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -86,6 +90,9 @@ pub struct Exchange {
     /// Budgets that apply, and the amount reserved against them.
     budgets: Vec<BudgetConfig>,
     reserve: NanoUsd,
+    /// Streamed text bytes past which the stream is ended (see [`stream::CAPPED_BYTES_PER_TOKEN`]):
+    /// set when a hard budget applies and the client set an output limit.
+    output_cap: Option<usize>,
     /// Held until the exchange is accounted: the concurrency slot and the budget reservation.
     permit: Mutex<Option<Permit>>,
     reservation: Mutex<Option<Reservation>>,
@@ -151,7 +158,8 @@ impl Exchange {
         let fields = request.as_object().ok_or_else(|| {
             ApiError::BadRequest("request body must be a JSON object".into(), Some("invalid_json"))
         })?;
-        let max_output = validate::chat_request(fields)?.unwrap_or(DEFAULT_OUTPUT_RESERVATION);
+        let asked_output = validate::chat_request(fields)?;
+        let max_output = asked_output.unwrap_or(DEFAULT_OUTPUT_RESERVATION);
         let messages = fields.get("messages").and_then(Value::as_array).map_or(&[][..], Vec::as_slice);
         let stream = match request.get("stream") {
             None | Some(Value::Null) => false,
@@ -178,11 +186,16 @@ impl Exchange {
         let estimated_input = estimate_tokens(prompt_chars);
         let estimated_tokens = estimated_input.saturating_add(max_output);
         let pricing = &target.model.pricing;
-        let reserve =
-            pricing.input.per_million_times(estimated_input) + pricing.output.per_million_times(max_output);
+        // Budgets reserve for the most the prompt can cost, not the estimate rate limits use.
+        let reserve = pricing.input.per_million_times(input_tokens_at_most(fields))
+            + pricing.output.per_million_times(max_output);
         let persona_name = persona.map(|p| p.name.as_str());
-        let budgets =
+        let budgets: Vec<BudgetConfig> =
             runtime.config.budgets.iter().filter(|b| applies(b, &caller, persona_name)).cloned().collect();
+        let hard_budget = budgets.iter().any(|b| b.enforcement == BudgetEnforcement::Hard);
+        let output_cap = asked_output.filter(|_| hard_budget && stream).map(|tokens| {
+            usize::try_from(tokens).unwrap_or(usize::MAX).saturating_mul(stream::CAPPED_BYTES_PER_TOKEN)
+        });
         let rate_checks = rate_checks(tenant, &caller, persona, estimated_tokens);
         let started = Instant::now();
         Ok(Exchange {
@@ -205,6 +218,7 @@ impl Exchange {
             estimated_tokens,
             budgets,
             reserve,
+            output_cap,
             permit: Mutex::new(None),
             reservation: Mutex::new(None),
             limiter: state.limiter.clone(),
@@ -635,6 +649,7 @@ fn budget_refusal(refusal: Refusal) -> ApiError {
     let exceeded = match refusal {
         Refusal::Exceeded(exceeded) => exceeded,
         Refusal::Unavailable { budget } => return ApiError::BudgetUnavailable(budget),
+        Refusal::Busy { budget } => return ApiError::BudgetBusy(budget),
     };
     let retry_after = exceeded
         .resets_at
@@ -745,67 +760,6 @@ fn backoff(base_ms: u32, attempt: usize) -> Duration {
     let full = u64::from(base_ms).saturating_mul(1 << exponent).min(10_000);
     let jitter = if full > 1 { rand::rng().random_range(0..=full / 2) } else { 0 };
     Duration::from_millis(full - jitter)
-}
-
-/// Meters a chunk stream: tracks usage and output, and accounts the exchange exactly once when
-/// the stream ends, fails, or is dropped because the client went away.
-pub fn metered(
-    exchange: Arc<Exchange>,
-    backend: Arc<BackendRuntime>,
-    mut chunks: ChunkStream,
-) -> impl Stream<Item = Result<Chunk, UpstreamError>> + Send {
-    async_stream::stream! {
-        let deadline = exchange.deadline;
-        let timeout_ms = exchange.target.route.config.timeout_ms;
-        let mut meter = Meter { exchange, backend, usage: None, output_chars: 0, outcome: Some("client_disconnected") };
-        loop {
-            let next = tokio::select! {
-                next = tokio::time::timeout_at(deadline.into(), chunks.next()) => next,
-                () = meter.exchange.drain.reached() => Ok(Some(Err(UpstreamError::Stopping))),
-            };
-            let item = match next {
-                Ok(Some(Ok(chunk))) => chunk.redacted(&meter.exchange.redactor),
-                Ok(Some(Err(error))) => Err(error.redacted(&meter.exchange.redactor)),
-                Ok(None) => break,
-                Err(_) => Err(UpstreamError::Timeout(timeout_ms)),
-            };
-            match &item {
-                Ok(chunk) => meter.observe(chunk),
-                Err(error) => meter.outcome = Some(error.kind()),
-            }
-            let failed = item.is_err();
-            yield item;
-            if failed {
-                return;
-            }
-        }
-        meter.outcome = None;
-    }
-}
-
-struct Meter {
-    exchange: Arc<Exchange>,
-    backend: Arc<BackendRuntime>,
-    usage: Option<TokenUsage>,
-    output_chars: usize,
-    /// The ledger's error code if the stream stopped now; `None` once it completed.
-    outcome: Option<&'static str>,
-}
-
-impl Meter {
-    fn observe(&mut self, chunk: &Chunk) {
-        if let Some(usage) = chunk.usage() {
-            self.usage = Some(usage);
-        }
-        self.output_chars += chunk.content_len();
-    }
-}
-
-impl Drop for Meter {
-    fn drop(&mut self) {
-        let usage = self.usage.unwrap_or_else(|| self.exchange.estimated_usage(self.output_chars));
-        self.exchange.account(Some(&self.backend), 200, usage, self.outcome);
-    }
 }
 
 #[cfg(test)]
