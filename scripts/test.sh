@@ -2,7 +2,8 @@
 # The test run behind `make test` and `make sdk-test`.
 #
 #   scripts/test.sh all [PYTEST_ARGS...]   cargo test --workspace, the MCP conformance suite
-#                                          (scripts/mcp-conformance.sh), then the SDK tests (tests/sdk)
+#                                          (scripts/mcp-conformance.sh), the resilience suite
+#                                          (tests/resilience/run.py), then the SDK tests (tests/sdk)
 #   scripts/test.sh sdk [PYTEST_ARGS...]   the SDK tests only
 #
 # Starts a throwaway PostgreSQL (scripts/postgres.sh) and Redis (scripts/redis.sh) in temporary
@@ -51,6 +52,7 @@ status=0
 if [[ $mode == all ]]; then
     "$cargo" test --workspace || status=$?
     "$root/scripts/mcp-conformance.sh" || status=$?
+    "$venv/bin/python" "$root/tests/resilience/run.py" || status=$?
 fi
 "$venv/bin/python" -m pytest tests/sdk "$@" || status=$?
 exit "$status"

@@ -6,22 +6,31 @@ use bytes::{Bytes, BytesMut};
 use super::UpstreamError;
 
 /// A whole reply body, or an error once it passes `limit` bytes (by its `content-length` before
-/// anything is read, or while it is read).
+/// anything is read, or while it is read). The pieces are kept as they came and joined once at
+/// the end: a growing buffer would reallocate and copy on the way, holding up to twice the limit.
 pub(super) async fn read_limited(
     mut response: reqwest::Response,
     limit: usize,
     timeout: std::time::Duration,
 ) -> Result<Bytes, UpstreamError> {
     let too_large = || UpstreamError::TooLarge { what: "reply body", limit };
-    let announced = response.content_length().map(|n| usize::try_from(n).unwrap_or(usize::MAX));
-    if announced.is_some_and(|n| n > limit) {
+    if response.content_length().is_some_and(|n| usize::try_from(n).map_or(true, |n| n > limit)) {
         return Err(too_large());
     }
-    let mut body = BytesMut::with_capacity(announced.unwrap_or(0).min(64 * 1024));
+    let mut pieces: Vec<Bytes> = Vec::new();
+    let mut length = 0usize;
     while let Some(piece) = response.chunk().await.map_err(|e| UpstreamError::from_reqwest(&e, timeout))? {
-        if body.len().saturating_add(piece.len()) > limit {
+        length = length.saturating_add(piece.len());
+        if length > limit {
             return Err(too_large());
         }
+        pieces.push(piece);
+    }
+    if pieces.len() == 1 {
+        return Ok(pieces.swap_remove(0));
+    }
+    let mut body = BytesMut::with_capacity(length);
+    for piece in pieces {
         body.extend_from_slice(&piece);
     }
     Ok(body.freeze())
