@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A throwaway PostgreSQL server for tests, in a directory of your choice, on a free loopback port.
 #
-#   scripts/postgres.sh start DIR   initialise (first time) and start; prints DATABASE_URL=... (also in DIR/url)
+#   scripts/postgres.sh start DIR   initialise (first time) and start; prints DATABASE_URL=... (also in DIR/url);
+#                                   started again in the same DIR, it takes the same port if it is free
 #   scripts/postgres.sh stop DIR    stop the server started in DIR (by its PID, via pg_ctl)
 #   scripts/postgres.sh url DIR     print the URL of the running server
 #
@@ -95,9 +96,12 @@ full_page_writes = off
 max_connections = 200
 CONF
     fi
-    local port attempt
+    local port attempt previous
+    # A restart keeps the URL it had (the chaos tests stop and start the server under load).
+    previous=$(sed -n 's|.*127.0.0.1:\([0-9]*\)/.*|\1|p' "$dir/url" 2>/dev/null || true)
     for attempt in 1 2 3; do
         port=$(free_port)
+        if [[ $attempt -eq 1 && -n "$previous" ]]; then port=$previous; fi
         if as_pg "$PG" start -D "$data" -l "$log" -w -t 30 -o "-p $port" >/dev/null 2>&1; then
             break
         fi

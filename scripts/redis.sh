@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A throwaway Redis server for tests, in a directory of your choice, on a free loopback port.
 #
-#   scripts/redis.sh start DIR   start; prints REDIS_URL=... (also in DIR/url)
+#   scripts/redis.sh start DIR   start; prints REDIS_URL=... (also in DIR/url); started again in the
+#                                same DIR, it takes the same port if it is free
 #   scripts/redis.sh stop DIR    stop the server started in DIR (by the PID in DIR/redis.pid)
 #   scripts/redis.sh url DIR     print the URL of the running server
 #
@@ -59,9 +60,12 @@ start() {
         return
     fi
     rm -f "$pidfile"
-    local port attempt
+    local port attempt previous
+    # A restart keeps the URL it had (the chaos tests stop and start the server under load).
+    previous=$(sed -n 's|.*127.0.0.1:\([0-9]*\)/.*|\1|p' "$dir/url" 2>/dev/null || true)
     for attempt in 1 2 3; do
         port=$(free_port)
+        if [[ $attempt -eq 1 && -n "$previous" ]]; then port=$previous; fi
         redis-server --bind 127.0.0.1 --port "$port" --daemonize yes --pidfile "$pidfile" \
             --logfile "$log" --dir "$dir" --save '' --appendonly no >/dev/null || true
         for _ in $(seq 1 50); do
