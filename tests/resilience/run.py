@@ -12,6 +12,7 @@ Standard library only. Usage: tests/resilience/run.py [--target-dir DIR] [--out 
 """
 
 import argparse
+import glob
 import http.client
 import json
 import os
@@ -46,6 +47,11 @@ kind: Tenant
 metadata: {{name: team}}
 spec:
   apiKeys: [{{name: ci, secretRef: {{name: team-key, key: key}}}}]
+---
+apiVersion: switchboard.dev/v1alpha1
+kind: Budget
+metadata: {{name: team-cap}}
+spec: {{scope: {{kind: Tenant, tenant: team}}, limitUsd: "1000", period: Monthly, enforcement: Hard}}
 ---
 apiVersion: switchboard.dev/v1alpha1
 kind: ProviderRoute
@@ -152,12 +158,12 @@ def wait_ready(port, proc, what):
 
 
 class Gateway:
-    def __init__(self, binary, config_dir, database, log_path, grace=30):
+    def __init__(self, binary, config_dir, database, log_path, grace=30, database_url=None):
         self.port = free_port()
         self.log = open(log_path, "ab")
         self.proc = subprocess.Popen(
             [binary, "--config-dir", config_dir, "--listen", f"127.0.0.1:{self.port}",
-             "--database-url", f"sqlite://{database}?mode=rwc", "--admin-token", ADMIN_TOKEN,
+             "--database-url", database_url or f"sqlite://{database}?mode=rwc", "--admin-token", ADMIN_TOKEN,
              "--log-format", "json", "--shutdown-grace-seconds", str(grace)],
             stdout=self.log, stderr=self.log, env={**os.environ, "RUST_LOG": "info"})
         wait_ready(self.port, self.proc, "the gateway")
@@ -264,7 +270,9 @@ def graceful_stop(binary, work):
     database = os.path.join(work, "stop.db")
     gateway = Gateway(binary, os.path.join(work, "config"), database, os.path.join(work, "stop.log"), grace=3)
     with ThreadPoolExecutor(8) as pool:
-        futures = [pool.submit(post, gateway.port, "/v1/chat/completions", chat("drip-100", True)) for _ in range(8)]
+        # No max_tokens: under the hard budget a stream past it would be ended by the gateway.
+        endless = {"model": "drip-100", "stream": True, "messages": [{"role": "user", "content": "hi"}]}
+        futures = [pool.submit(post, gateway.port, "/v1/chat/completions", endless) for _ in range(8)]
         time.sleep(1)
         gateway.stop()
         results = [f.result() for f in futures]
@@ -308,6 +316,74 @@ def kill_under_load(binary, work, clients=64, seconds=3):
         ordered = sorted(t for t in answered if t <= killed_at)
         window_ms = (killed_at - ordered[-lost]) * 1000 if len(ordered) >= lost else float("nan")
     return len(answered), written, lost, window_ms
+
+
+class Postgres:
+    """A throwaway PostgreSQL of scripts/postgres.sh, in its own directory."""
+
+    def __init__(self, work):
+        self.script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts", "postgres.sh")
+        self.dir = tempfile.mkdtemp(prefix="switchboard-resilience-pg-")
+        output = subprocess.run([self.script, "start", self.dir], check=True, capture_output=True, text=True).stdout
+        self.url = next(line.split("=", 1)[1] for line in output.splitlines() if line.startswith("DATABASE_URL="))
+
+    def query(self, sql):
+        psql = next((p for p in sorted(glob.glob("/usr/lib/postgresql/*/bin/psql"))[-1:]), "psql")
+        out = subprocess.run([psql, self.url, "-tAc", sql], check=True, capture_output=True, text=True).stdout
+        return int(out.strip() or 0)
+
+    def stop(self):
+        subprocess.run([self.script, "stop", self.dir], capture_output=True)
+
+
+def kill_one_of_two(binary, work, clients=64, seconds=3):
+    """Two replicas sharing PostgreSQL (ledger and budget counters), one killed with -9 under load:
+    the other keeps serving, and only the killed one's last answers lose their rows."""
+    postgres = Postgres(work)
+    try:
+        replicas = [Gateway(binary, os.path.join(work, "config"), None, os.path.join(work, f"replica{i}.log"),
+                            database_url=postgres.url) for i in range(2)]
+        answered = {0: [], 1: []}
+        errors = {0: 0, 1: 0}
+        stop_at = time.monotonic() + seconds
+
+        def client(i):
+            replica = replicas[i % 2]
+            connection = http.client.HTTPConnection("127.0.0.1", replica.port, timeout=10)
+            body = json.dumps(chat("demo-echo", False))
+            headers = {"Authorization": f"Bearer {TEAM_KEY}", "Content-Type": "application/json"}
+            while time.monotonic() < stop_at:
+                try:
+                    connection.request("POST", "/v1/chat/completions", body, headers)
+                    response = connection.getresponse()
+                    response.read()
+                    if response.status == 200:
+                        answered[i % 2].append(time.monotonic())
+                    else:
+                        errors[i % 2] += 1
+                except OSError:
+                    if i % 2 == 1:
+                        errors[1] += 1
+                    return
+
+        threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
+        for t in threads:
+            t.start()
+        time.sleep(seconds - 1)
+        replicas[0].stop(signal.SIGKILL)
+        killed_at = time.monotonic()
+        for t in threads:
+            t.join()
+        replicas[1].stop()
+        after_kill = sum(1 for t in answered[1] if t > killed_at)
+        written = postgres.query("SELECT COUNT(*) FROM usage_ledger")
+        lost = max(len(answered[0]) + len(answered[1]) - written, 0)
+        ordered = sorted(answered[0])
+        window_ms = (killed_at - ordered[-lost]) * 1000 if 0 < lost <= len(ordered) else 0.0
+        holds = postgres.query("SELECT COUNT(*) FROM budget_holds")
+        return len(answered[0]), len(answered[1]), after_kill, errors[1], written, lost, window_ms, holds
+    finally:
+        postgres.stop()
 
 
 def main():
@@ -359,6 +435,13 @@ def main():
         answered, written, lost, window_ms = kill_under_load(binary, work)
         lines.append(f"kill -9 under 64 clients: {answered} requests answered, {written} ledger rows, "
                      f"{lost} lost (the last {window_ms:.0f} ms of answers).")
+        a, b, after_kill, b_errors, written, lost, window_ms, holds = kill_one_of_two(binary, work)
+        lines.append(f"kill -9 of one of two replicas sharing PostgreSQL, under 64 clients: {a} + {b} requests "
+                     f"answered ({after_kill} by the survivor after the kill, {b_errors} errors from it), {written} "
+                     f"ledger rows, {lost} lost (the killed replica's last {window_ms:.0f} ms); budget holds left "
+                     f"by it: {holds} (they count until they expire, a minute later).")
+        if b_errors or after_kill == 0:
+            failures.append(f"two replicas: the survivor had {b_errors} errors and served {after_kill} after the kill")
         lines.append(f"Secrets found in the gateway's logs: {secrets_logged}. Suite time: {time.monotonic() - started:.0f} s.")
         text = "\n".join(lines)
         print(text)
