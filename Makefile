@@ -16,7 +16,7 @@ SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 .DEFAULT_GOAL := help
 
-.PHONY: help build run fake-upstream test sdk-test mcp-conformance resilience venv lint fmt crds chart-lint bench e2e clean
+.PHONY: help build run fake-upstream test sdk-test mcp-conformance resilience schemathesis venv lint fmt crds chart-lint bench e2e clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -47,6 +47,10 @@ mcp-conformance: ## Run the MCP conformance suite (pinned, Node 22, both protoco
 resilience: ## Run the resilience suite: the gateway binary against fake-upstream's faults, a slowloris, SIGTERM and kill -9 (prints docs/reliability.md's table)
 	$(CARGO) build --workspace --bins
 	python3 tests/resilience/run.py
+
+schemathesis: ## Fuzz the HTTP API from docs/openapi.yaml with schemathesis (pinned; no 5xx, every answer as documented); also part of make test
+	$(CARGO) build -p switchboard-gateway --bin switchboard-gateway
+	scripts/schemathesis.sh
 
 venv: ## Create/update the Python venv with the pinned SDKs (tests/sdk/requirements.txt)
 	scripts/venv.sh

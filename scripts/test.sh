@@ -3,7 +3,8 @@
 #
 #   scripts/test.sh all [PYTEST_ARGS...]   cargo test --workspace, the MCP conformance suite
 #                                          (scripts/mcp-conformance.sh), the resilience suite
-#                                          (tests/resilience/run.py), then the SDK tests (tests/sdk)
+#                                          (tests/resilience/run.py), schemathesis against the OpenAPI
+#                                          document (scripts/schemathesis.sh), then the SDK tests
 #   scripts/test.sh sdk [PYTEST_ARGS...]   the SDK tests only
 #
 # Starts a throwaway PostgreSQL (scripts/postgres.sh) and Redis (scripts/redis.sh) in temporary
@@ -53,6 +54,8 @@ if [[ $mode == all ]]; then
     "$cargo" test --workspace || status=$?
     "$root/scripts/mcp-conformance.sh" || status=$?
     "$venv/bin/python" "$root/tests/resilience/run.py" || status=$?
+    # On PostgreSQL, which refuses what SQLite stores (NUL in text).
+    SCHEMATHESIS_DATABASE_URL=$url "$root/scripts/schemathesis.sh" || status=$?
 fi
 "$venv/bin/python" -m pytest tests/sdk "$@" || status=$?
 exit "$status"

@@ -8,12 +8,12 @@
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::middleware::from_fn_with_state;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::{get, post};
 
 use crate::api::{admin, chat, health, messages, models, subjects};
 use crate::auth::{require_admin, require_tenant};
-use crate::error::ApiError;
+use crate::error::{ApiError, Dialect};
 use crate::listener::read_body_within;
 use crate::state::AppState;
 
@@ -37,6 +37,7 @@ pub fn router(state: AppState) -> Router {
         .merge(admin_api)
         .merge(open)
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(state.limits.max_request_bytes))
         .layer(from_fn_with_state(
             (state.limits.body_timeout, state.limits.max_request_bytes),
@@ -45,9 +46,15 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// Unknown paths: 404 in the shape of the API the path belongs to.
 async fn not_found(uri: axum::http::Uri) -> Response {
-    let mut response = ApiError::BadRequest(format!("no such endpoint: {}", uri.path()), Some("unknown_url"))
-        .into_response();
+    let error = ApiError::BadRequest(format!("no such endpoint: {}", uri.path()), Some("unknown_url"));
+    let mut response = error.into_response_for(Dialect::of_path(uri.path()));
     *response.status_mut() = axum::http::StatusCode::NOT_FOUND;
     response
+}
+
+/// Known paths with another method: 405 with an error body, like every other refusal.
+async fn method_not_allowed(uri: axum::http::Uri) -> Response {
+    ApiError::MethodNotAllowed.into_response_for(Dialect::of_path(uri.path()))
 }

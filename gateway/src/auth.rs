@@ -24,8 +24,7 @@ pub struct Authenticated {
 /// Middleware for every tenant route: rejects requests without a valid key, in the error
 /// shape of the API being called.
 pub async fn require_tenant(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
-    let dialect =
-        if request.uri().path().starts_with("/v1/messages") { Dialect::Anthropic } else { Dialect::OpenAi };
+    let dialect = Dialect::of_path(request.uri().path());
     let runtime = state.runtime.load();
     match authenticate(request.headers(), &runtime) {
         Ok(caller) => {

@@ -14,6 +14,13 @@ pub enum Dialect {
     Anthropic,
 }
 
+impl Dialect {
+    /// The dialect of a request path: Anthropic's under `/v1/messages`, OpenAI's elsewhere.
+    pub fn of_path(path: &str) -> Dialect {
+        if path.starts_with("/v1/messages") { Dialect::Anthropic } else { Dialect::OpenAi }
+    }
+}
+
 /// Everything that can go wrong serving a request.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -25,6 +32,8 @@ pub enum ApiError {
     BadRequest(String, Option<&'static str>),
     #[error("request body is larger than the limit of {0} bytes")]
     PayloadTooLarge(usize),
+    #[error("method not allowed on this endpoint")]
+    MethodNotAllowed,
     #[error("the request body did not arrive within {0} s")]
     BodyTimeout(u64),
     #[error("the model `{0}` does not exist or you do not have access to it")]
@@ -76,6 +85,7 @@ impl ApiError {
             Self::BadRequest(..) => StatusCode::BAD_REQUEST,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::ModelNotFound(_) => StatusCode::NOT_FOUND,
             Self::Forbidden(_) | Self::AdminDisabled => StatusCode::FORBIDDEN,
             Self::UpstreamRateLimited { .. }
@@ -105,6 +115,7 @@ impl ApiError {
             Self::BadRequest(_, code) => *code,
             Self::PayloadTooLarge(_) => Some("request_too_large"),
             Self::BodyTimeout(_) => Some("request_timeout"),
+            Self::MethodNotAllowed => Some("method_not_allowed"),
             Self::ModelNotFound(_) => Some("model_not_found"),
             Self::Forbidden(_) => Some("forbidden"),
             Self::UpstreamRateLimited { .. } => Some("upstream_rate_limited"),

@@ -14,7 +14,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::server::graceful::GracefulShutdown;
@@ -22,7 +22,7 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, Dialect};
 
 /// File descriptors kept for what is not a client connection: upstream and database
 /// connections, the config folder, logs.
@@ -132,14 +132,13 @@ pub async fn read_body_within(
     next: Next,
 ) -> Response {
     let (parts, body) = request.into_parts();
-    match tokio::time::timeout(timeout, axum::body::to_bytes(body, max_bytes)).await {
-        Ok(Ok(bytes)) => next.run(Request::from_parts(parts, Body::from(bytes))).await,
-        Ok(Err(error)) if is_too_large(&error) => ApiError::PayloadTooLarge(max_bytes).into_response(),
-        Ok(Err(error)) => {
-            ApiError::BadRequest(format!("cannot read request body: {error}"), None).into_response()
-        }
-        Err(_) => ApiError::BodyTimeout(timeout.as_secs()).into_response(),
-    }
+    let error = match tokio::time::timeout(timeout, axum::body::to_bytes(body, max_bytes)).await {
+        Ok(Ok(bytes)) => return next.run(Request::from_parts(parts, Body::from(bytes))).await,
+        Ok(Err(error)) if is_too_large(&error) => ApiError::PayloadTooLarge(max_bytes),
+        Ok(Err(error)) => ApiError::BadRequest(format!("cannot read request body: {error}"), None),
+        Err(_) => ApiError::BodyTimeout(timeout.as_secs()),
+    };
+    error.into_response_for(Dialect::of_path(parts.uri.path()))
 }
 
 fn is_too_large(error: &axum::Error) -> bool {

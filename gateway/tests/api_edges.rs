@@ -45,6 +45,9 @@ async fn bad_paths_and_queries_get_json_errors() {
         "/v1/subjects/grace/memories?persona=a&persona=b",
         "/v1/subjects/%FF%FE/memories",
         "/v1/subjects/%20%20/memories",
+        // PostgreSQL refuses NUL in text: refused here, on every database.
+        "/v1/subjects/a%00b/memories",
+        "/v1/subjects/grace/memories?persona=a%00b",
     ] {
         let (status, body) = json_of(delete(path).await.unwrap()).await;
         assert_eq!(status, 400, "{path}: {body}");
@@ -66,4 +69,20 @@ async fn a_failing_ledger_read_does_not_show_the_databases_words() {
     assert_eq!(status, 500);
     let message = body["error"]["message"].as_str().unwrap();
     assert!(!message.contains("usage_ledger") && !message.contains("no such table"), "{message}");
+}
+
+#[tokio::test]
+async fn refusals_before_the_handler_speak_the_dialect_of_the_path() {
+    let h = Harness::start().await;
+    // A wrong method: 405 with an error body, not an empty one.
+    let (status, body) =
+        json_of(h.client.put(h.url("/v1/models")).bearer_auth(TEAM_KEY).send().await.unwrap()).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (405, Some("method_not_allowed")), "{body}");
+    // Under /v1/messages, Anthropic's shape: an unknown path, and a body over the limit.
+    let unknown = h.client.post(h.url("/v1/messages/count_tokens")).header("x-api-key", TEAM_KEY).body("{}");
+    let (status, body) = json_of(unknown.send().await.unwrap()).await;
+    assert_eq!((status, body["type"].as_str()), (404, Some("error")), "{body}");
+    let huge = h.client.post(h.url("/v1/messages")).header("x-api-key", TEAM_KEY).body("a".repeat(100_000));
+    let (status, body) = json_of(huge.send().await.unwrap()).await;
+    assert_eq!((status, body["error"]["type"].as_str()), (413, Some("request_too_large")), "{body}");
 }

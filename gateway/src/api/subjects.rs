@@ -11,7 +11,7 @@ use serde_json::json;
 
 use crate::auth::Authenticated;
 use crate::error::ApiError;
-use crate::persona::turn::MAX_SUBJECT;
+use crate::persona::turn::checked_subject;
 use crate::state::AppState;
 
 #[derive(Debug, Deserialize)]
@@ -24,7 +24,7 @@ pub async fn export(
     Extension(auth): Extension<Authenticated>,
     subject: Result<Path<String>, PathRejection>,
 ) -> Response {
-    let subject = match checked_subject(subject) {
+    let subject = match path_subject(subject) {
         Ok(subject) => subject,
         Err(error) => return error.into_response(),
     };
@@ -40,11 +40,19 @@ pub async fn forget(
     subject: Result<Path<String>, PathRejection>,
     filter: Result<Query<Filter>, QueryRejection>,
 ) -> Response {
-    let (subject, Query(filter)) = match (checked_subject(subject), filter) {
+    let (subject, Query(filter)) = match (path_subject(subject), filter) {
         (Ok(subject), Ok(filter)) => (subject, filter),
         (Err(error), _) => return error.into_response(),
         (_, Err(rejection)) => return ApiError::BadRequest(rejection.body_text(), None).into_response(),
     };
+    if filter
+        .persona
+        .as_deref()
+        .is_some_and(|p| p.is_empty() || p.len() > 253 || p.chars().any(char::is_control))
+    {
+        let message = "`persona` must be a persona's name".to_owned();
+        return ApiError::BadRequest(message, Some("invalid_request")).into_response();
+    }
     let persona = filter.persona.as_deref();
     match state.personas.memories.forget(&auth.caller.tenant, &subject, persona, None).await {
         Ok(deleted) => Json(json!({"subject": subject, "deleted": deleted})).into_response(),
@@ -52,15 +60,10 @@ pub async fn forget(
     }
 }
 
-/// The subject of the path: decoded, trimmed, neither blank nor longer than a subject may be.
-fn checked_subject(subject: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
+/// The subject of the path, decoded and checked as every subject is.
+fn path_subject(subject: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
     let Path(subject) = subject.map_err(|rejection| ApiError::BadRequest(rejection.body_text(), None))?;
-    let subject = subject.trim();
-    if subject.is_empty() || subject.len() > MAX_SUBJECT {
-        let message = format!("the subject must be 1 to {MAX_SUBJECT} bytes, not blank");
-        return Err(ApiError::BadRequest(message, Some("invalid_subject")));
-    }
-    Ok(subject.to_owned())
+    checked_subject(&subject)
 }
 
 /// The database's error stays in the log; the client learns only that the store failed.

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::Bytes;
 use futures::StreamExt;
@@ -30,6 +31,7 @@ use crate::state::AppState;
 use crate::usage::{TokenUsage, estimate_tokens, input_tokens_at_most};
 use crate::validate;
 
+mod assemble;
 mod stream;
 
 pub use self::stream::metered;
@@ -90,9 +92,12 @@ pub struct Exchange {
     /// Budgets that apply, and the amount reserved against them.
     budgets: Vec<BudgetConfig>,
     reserve: NanoUsd,
-    /// Streamed text bytes past which the stream is ended (see [`stream::CAPPED_BYTES_PER_TOKEN`]):
-    /// set when a hard budget applies and the client set an output limit.
+    /// Text bytes past which the reply is ended (see [`stream::CAPPED_BYTES_PER_TOKEN`]): set when
+    /// a hard budget applies and the client set an output limit. A reply the client wants whole
+    /// is then read upstream as a stream too ([`assemble`]), so that it can be cut.
     output_cap: Option<usize>,
+    /// Whether a whole reply was cut at `output_cap` (the ledger's `output_capped`).
+    capped: AtomicBool,
     /// Held until the exchange is accounted: the concurrency slot and the budget reservation.
     permit: Mutex<Option<Permit>>,
     reservation: Mutex<Option<Reservation>>,
@@ -193,7 +198,7 @@ impl Exchange {
         let budgets: Vec<BudgetConfig> =
             runtime.config.budgets.iter().filter(|b| applies(b, &caller, persona_name)).cloned().collect();
         let hard_budget = budgets.iter().any(|b| b.enforcement == BudgetEnforcement::Hard);
-        let output_cap = asked_output.filter(|_| hard_budget && stream).map(|tokens| {
+        let output_cap = asked_output.filter(|_| hard_budget).map(|tokens| {
             usize::try_from(tokens).unwrap_or(usize::MAX).saturating_mul(stream::CAPPED_BYTES_PER_TOKEN)
         });
         let rate_checks = rate_checks(tenant, &caller, persona, estimated_tokens);
@@ -219,6 +224,7 @@ impl Exchange {
             budgets,
             reserve,
             output_cap,
+            capped: AtomicBool::new(false),
             permit: Mutex::new(None),
             reservation: Mutex::new(None),
             limiter: state.limiter.clone(),
@@ -274,7 +280,7 @@ impl Exchange {
             Err(failure) => return Err(failure.account(self)),
             Ok(Dispatched { reply: Reply::Complete(body), backend, discarded }) => {
                 self.account(Some(&backend), 200, self.usage_of(&body) + discarded, None);
-                if let Some((key, ttl)) = self.cache {
+                if let Some((key, ttl)) = self.cache.filter(|_| !self.capped.load(Ordering::Relaxed)) {
                     state.cache.put(key, body.clone(), ttl);
                 }
                 ServedReply::Complete(body)
@@ -387,11 +393,20 @@ impl Exchange {
         body["model"] = Value::String(self.target.model.upstream_model.clone());
         let timeout = Duration::from_millis(backend.config.request_timeout_ms);
         let limits = self.target.route.config.response_limits;
-        let call = backend.provider.send(Call { body, stream: self.stream, timeout, limits });
+        let stream = self.stream || self.output_cap.is_some();
+        if stream {
+            body["stream"] = Value::Bool(true);
+        }
+        let call = backend.provider.send(Call { body, stream, timeout, limits });
         let answered = async {
-            match call.await? {
-                Reply::Stream(chunks) => first_chunk(chunks).await.map(Reply::Stream),
-                complete => Ok(complete),
+            match (call.await?, self.output_cap) {
+                (Reply::Stream(chunks), Some(cap)) if !self.stream => {
+                    let (body, cut) = assemble::complete(chunks, cap, &self.redactor).await?;
+                    self.capped.store(cut, Ordering::Relaxed);
+                    Ok(Reply::Complete(body))
+                }
+                (Reply::Stream(chunks), _) => first_chunk(chunks).await.map(Reply::Stream),
+                (complete, _) => Ok(complete),
             }
         };
         match backend.config.first_token_timeout_ms.filter(|_| self.stream) {
@@ -432,6 +447,7 @@ impl Exchange {
         error_code: Option<&str>,
     ) {
         let provider = backend.map(|b| b.provider.kind()).unwrap_or_default();
+        let error_code = error_code.or(self.capped.load(Ordering::Relaxed).then_some("output_capped"));
         let cost = self.write_ledger(
             backend.map(|b| b.config.name.as_str()).unwrap_or_default(),
             provider,

@@ -201,18 +201,27 @@ fn subject(request: &Value, headers: &HeaderMap) -> Result<Option<String>, ApiEr
     let from_body = match request.get("user") {
         None | Some(Value::Null) => None,
         Some(Value::String(user)) => Some(user.clone()),
-        Some(_) => return Err(ApiError::BadRequest("`user` must be a string".into(), None)),
+        Some(_) => {
+            return Err(ApiError::BadRequest("`user` must be a string".into(), Some("invalid_request")));
+        }
     };
     let subject =
         from_body.or_else(|| headers.get(SUBJECT_HEADER).and_then(|v| v.to_str().ok()).map(str::to_owned));
-    match subject.map(|s| s.trim().to_owned()) {
-        Some(s) if s.len() > MAX_SUBJECT => Err(ApiError::BadRequest(
-            format!("the subject (`user`) is longer than {MAX_SUBJECT} bytes"),
-            None,
-        )),
-        Some(s) if s.is_empty() => Ok(None),
-        other => Ok(other),
+    match subject.as_deref().map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(subject) => checked_subject(subject).map(Some),
     }
+}
+
+/// A subject as the memory store keeps it: trimmed, 1 to [`MAX_SUBJECT`] bytes, no control
+/// characters (PostgreSQL refuses NUL in text, and none belongs in a name).
+pub fn checked_subject(subject: &str) -> Result<String, ApiError> {
+    let subject = subject.trim();
+    if subject.is_empty() || subject.len() > MAX_SUBJECT || subject.chars().any(char::is_control) {
+        let message = format!("the subject must be 1 to {MAX_SUBJECT} bytes without control characters");
+        return Err(ApiError::BadRequest(message, Some("invalid_subject")));
+    }
+    Ok(subject.to_owned())
 }
 
 /// The text of the last user message (text parts joined).
