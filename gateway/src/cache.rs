@@ -204,7 +204,7 @@ mod tests {
         let cache = ResponseCache::new(1 << 20, None).unwrap();
         let key = [1; 32];
         cache.put(key, Completion::from_value(&json!({"id": "x"})).unwrap(), Duration::from_millis(30));
-        assert_eq!(cache.get(&key).await.map(|body| body.to_value()), Some(json!({"id": "x"})));
+        assert_eq!(cache.get(&key).await.map(|body| body.to_value().unwrap()), Some(json!({"id": "x"})));
         tokio::time::sleep(Duration::from_millis(60)).await;
         assert!(cache.get(&key).await.is_none());
     }

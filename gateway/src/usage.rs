@@ -225,3 +225,198 @@ mod tests {
         assert_eq!(estimate_tokens(9), 3);
     }
 }
+
+/// Fuzz targets (bolero; see `translate/anthropic/tests/fuzz_json.rs` for how inputs are made).
+#[cfg(test)]
+mod fuzz {
+    /// Input generation shared by the fuzz targets.
+    #[allow(dead_code)]
+    mod fuzz_json {
+        include!("translate/anthropic/tests/fuzz_json.rs");
+    }
+
+    use std::ops::Bound;
+    use std::time::Duration;
+
+    use bolero::{Driver, TypeGenerator};
+    use fuzz_json::{Text, Vocabulary, below, document, one_in, pick, raw_input, usage_object};
+    use serde_json::Value;
+
+    use super::*;
+
+    /// Real usage objects (the target's corpus), which generated ones start from.
+    const SEEDS: [&str; 3] = [
+        include_str!("__fuzz__/usage__fuzz__openai_usage_is_clamped_or_refused/corpus/openai.json"),
+        include_str!(
+            "__fuzz__/usage__fuzz__openai_usage_is_clamped_or_refused/corpus/anthropic-translated.json"
+        ),
+        include_str!(
+            "__fuzz__/usage__fuzz__openai_usage_is_clamped_or_refused/corpus/cached-past-prompt.json"
+        ),
+    ];
+
+    #[rustfmt::skip]
+    const VOCABULARY: Vocabulary = Vocabulary {
+        keys: &[
+            "prompt_tokens", "completion_tokens", "total_tokens", "prompt_tokens_details", "cached_tokens",
+            "cache_write_tokens", "cache_creation_input_tokens", "cache_read_input_tokens",
+        ],
+        strings: &["7", ""],
+    };
+
+    /// A `usage` value: a corpus file as it is, else a generated usage object, an edited real
+    /// one, or any JSON value.
+    #[derive(Debug)]
+    struct Usage(Text);
+
+    impl TypeGenerator for Usage {
+        fn generate<D: Driver>(d: &mut D) -> Option<Usage> {
+            if let Some(raw) = raw_input(d, fuzz_json::is_json) {
+                return Some(Usage(Text(raw)));
+            }
+            let usage = match below(d, 3)? {
+                0 => usage_object(d)?,
+                _ => document(d, &VOCABULARY, &SEEDS)?,
+            };
+            Some(Usage(Text(usage.to_string().into_bytes())))
+        }
+    }
+
+    /// A count as the gateway takes it: absent or null is zero, a non-negative integer is clamped,
+    /// anything else is no count.
+    fn count(value: Option<&Value>) -> Option<u64> {
+        match value {
+            None | Some(Value::Null) => Some(0),
+            Some(value) => value.as_u64().map(|n| n.min(MAX_TOKENS)),
+        }
+    }
+
+    /// Fuzz target: any `usage` value is refused (`None`) when it is no object or a count is no
+    /// non-negative integer, and otherwise read with each count clamped and the prompt split into
+    /// disjoint parts; its cost at the highest prices stays capped.
+    #[test]
+    fn openai_usage_is_clamped_or_refused() {
+        let pricing = Pricing {
+            input: NanoUsd(i64::MAX),
+            output: NanoUsd(i64::MAX),
+            cached_input: NanoUsd(i64::MAX),
+            cache_write: NanoUsd(i64::MAX),
+        };
+        bolero::check!().with_type::<Usage>().with_test_time(Duration::from_secs(1)).for_each(|usage| {
+            let Ok(value) = serde_json::from_slice::<Value>(&usage.0.0) else { return };
+            let details = value.get("prompt_tokens_details");
+            let counts = [
+                value.get("prompt_tokens"),
+                details.and_then(|d| d.get("cached_tokens")),
+                value.get("cache_creation_input_tokens"),
+                value.get("completion_tokens"),
+            ]
+            .map(count);
+            let read = TokenUsage::from_openai(&value);
+            let [Some(prompt), Some(cached), Some(write), Some(output)] = counts else {
+                assert_eq!(read, None, "a usage with an invalid count is no usage");
+                return;
+            };
+            if !value.is_object() {
+                assert_eq!(read, None, "a usage that is no object");
+                return;
+            }
+            let read = read.expect("a usage object whose counts are all valid");
+            assert_eq!(read.output, output);
+            assert_eq!(read.input + read.cached_input + read.cache_write, prompt, "the prompt, split");
+            assert_eq!(read.cached_input, cached.min(prompt), "cache reads come out of the prompt");
+            assert_eq!(read.cache_write, write.min(prompt - read.cached_input), "then cache writes");
+            assert!(read.cost(&pricing).0 <= MAX_COST_NANOS);
+        });
+    }
+
+    /// Two usages and the prices of a model, any of them as large as their types allow.
+    #[derive(Debug, serde::Deserialize)]
+    struct Sum {
+        a: [u64; 4],
+        b: [u64; 4],
+        /// Input, output, cached input and cache write, in nano-dollars per million tokens.
+        prices: [i64; 4],
+    }
+
+    /// A count: small, near the clamp, or any.
+    fn tokens<D: Driver>(d: &mut D) -> Option<u64> {
+        Some(match below(d, 4)? {
+            0 => below(d, 100_000)? as u64,
+            1 => *pick(d, &[MAX_TOKENS - 1, MAX_TOKENS, MAX_TOKENS + 1, u64::MAX, u64::MAX - 1, 0])?,
+            _ => d.gen_u64(Bound::Unbounded, Bound::Unbounded)?,
+        })
+    }
+
+    impl TypeGenerator for Sum {
+        fn generate<D: Driver>(d: &mut D) -> Option<Sum> {
+            if let Some(raw) = raw_input(d, |bytes| serde_json::from_slice::<Sum>(bytes).is_ok()) {
+                return serde_json::from_slice(&raw).ok();
+            }
+            let mut counts = [0; 8];
+            for count in &mut counts {
+                *count = tokens(d)?;
+            }
+            let mut prices = [0; 4];
+            for price in &mut prices {
+                *price = if one_in(d, 3)? {
+                    *pick(d, &[0, 1, 150_000_000, 15_000_000_000, i64::MAX / 1_000_000, i64::MAX])?
+                } else {
+                    d.gen_i64(Bound::Included(&0), Bound::Included(&i64::MAX))?
+                };
+            }
+            let [a @ .., _, _, _, _] = counts;
+            let [_, _, _, _, b @ ..] = counts;
+            Some(Sum { a, b, prices })
+        }
+    }
+
+    fn usage([input, cached_input, cache_write, output]: [u64; 4]) -> TokenUsage {
+        TokenUsage { input, cached_input, cache_write, output }
+    }
+
+    /// The cost, worked out in 128 bits: each part rounded half up and capped at `i64::MAX`, the
+    /// sum saturating there, the whole capped at `MAX_COST_NANOS`.
+    fn cost_of(usage: TokenUsage, [input, output, cached, write]: [i64; 4]) -> i64 {
+        let part = |price: i64, tokens: u64| -> i128 {
+            ((i128::from(price) * i128::from(tokens) + 500_000) / 1_000_000).min(i128::from(i64::MAX))
+        };
+        let sum = [
+            part(input, usage.input),
+            part(cached, usage.cached_input),
+            part(write, usage.cache_write),
+            part(output, usage.output),
+        ]
+        .into_iter()
+        .fold(0_i128, |sum, part| (sum + part).min(i128::from(i64::MAX)));
+        sum.min(i128::from(MAX_COST_NANOS)) as i64
+    }
+
+    /// Fuzz target: usages of any size add up saturating, in either order, and cost, at any
+    /// prices, exactly what 128-bit arithmetic says, never more than `MAX_COST_NANOS` and never
+    /// less for more tokens.
+    #[test]
+    fn sums_saturate_and_costs_stay_capped() {
+        bolero::check!().with_type::<Sum>().with_test_time(Duration::from_secs(1)).for_each(|sum| {
+            let (a, b) = (usage(sum.a), usage(sum.b));
+            let [input, output, cached_input, cache_write] = sum.prices.map(NanoUsd);
+            let pricing = Pricing { input, output, cached_input, cache_write };
+            assert_eq!(a + b, b + a);
+            let both = a + b;
+            let added = sum.a.iter().zip(&sum.b).map(|(x, y)| x.saturating_add(*y)).collect::<Vec<_>>();
+            assert_eq!(usage([added[0], added[1], added[2], added[3]]), both);
+            let exact_total = sum.a.iter().map(|n| u128::from(*n)).sum::<u128>();
+            assert_eq!(u128::from(a.total()), exact_total.min(u128::from(u64::MAX)));
+            assert!(both.total() >= a.total().max(b.total()));
+            for usage in [a, b, both] {
+                let cost = usage.cost(&pricing).0;
+                assert!((0..=MAX_COST_NANOS).contains(&cost), "{cost}");
+                assert_eq!(cost, cost_of(usage, sum.prices));
+            }
+            assert!(
+                both.cost(&pricing) >= a.cost(&pricing).max(b.cost(&pricing)),
+                "more tokens never cost less"
+            );
+        });
+    }
+}

@@ -143,4 +143,149 @@ mod tests {
         assert_eq!(check(with("temperature", json!(0))), Ok(None));
         assert_eq!(check(with("seed", json!(-3))), Ok(None));
     }
+
+    /// Input generation shared by the fuzz targets.
+    #[allow(dead_code)]
+    mod fuzz_json {
+        include!("translate/anthropic/tests/fuzz_json.rs");
+    }
+
+    use bolero::{Driver, TypeGenerator};
+    use fuzz_json::{Text, Vocabulary, below, document, number, one_in, pick, raw_input};
+
+    use crate::usage::input_tokens_at_most;
+
+    /// Real requests (the target's corpus), which generated ones start from.
+    const SEEDS: [&str; 4] = [
+        include_str!("__fuzz__/validate__tests__chat_request_bounds_output_tokens/corpus/openai-sdk.json"),
+        include_str!(
+            "__fuzz__/validate__tests__chat_request_bounds_output_tokens/corpus/tools-and-tool-results.json"
+        ),
+        include_str!(
+            "__fuzz__/validate__tests__chat_request_bounds_output_tokens/corpus/multimodal-parts.json"
+        ),
+        include_str!(
+            "__fuzz__/validate__tests__chat_request_bounds_output_tokens/corpus/from-anthropic-translation.json"
+        ),
+    ];
+
+    /// The fields the gateway reads, and its numeric ones.
+    #[rustfmt::skip]
+    const FIELDS: [&str; 10] = [
+        "max_tokens", "max_completion_tokens", "temperature", "top_p", "n", "seed", "presence_penalty",
+        "frequency_penalty", "user", "stream",
+    ];
+
+    #[rustfmt::skip]
+    const VOCABULARY: Vocabulary = Vocabulary {
+        keys: &[
+            "model", "messages", "role", "content", "max_tokens", "max_completion_tokens", "temperature",
+            "top_p", "n", "seed", "user", "stream", "tools", "type", "text", "tool_calls", "image_url", "url",
+        ],
+        strings: &[
+            "system", "developer", "user", "assistant", "tool", "function", "wizard", "gpt-4o", "text",
+            "image_url", "hi", "",
+        ],
+    };
+
+    /// A request body: a corpus file as it is, else an edited real request or a generated
+    /// object, often with its numeric fields set to edge values.
+    #[derive(Debug)]
+    struct Request(Text);
+
+    impl TypeGenerator for Request {
+        fn generate<D: Driver>(d: &mut D) -> Option<Request> {
+            let is_object = |bytes: &[u8]| serde_json::from_slice::<Map<String, Value>>(bytes).is_ok();
+            if let Some(raw) = raw_input(d, is_object) {
+                return Some(Request(Text(raw)));
+            }
+            let mut request = document(d, &VOCABULARY, &SEEDS)?;
+            if one_in(d, 2)?
+                && let Some(map) = request.as_object_mut()
+            {
+                for _ in 0..=below(d, 3)? {
+                    let field = *pick(d, &FIELDS)?;
+                    let value = if one_in(d, 8)? { Value::Null } else { number(d)? };
+                    map.insert(field.into(), value);
+                }
+            }
+            Some(Request(Text(request.to_string().into_bytes())))
+        }
+    }
+
+    /// Whether `field` is absent or null, or passes `ok`.
+    fn absent_or(request: &Map<String, Value>, field: &str, ok: impl Fn(&Value) -> bool) -> bool {
+        request.get(field).is_none_or(|value| value.is_null() || ok(value))
+    }
+
+    /// Fuzz target: any request object is refused with a 400 naming the field, or passes with its
+    /// messages and parameters as the checks promise and an output limit that is the request's
+    /// own, within `1..=MAX_OUTPUT_TOKENS`; and what a budget reserves for it is never below the
+    /// bytes of its text.
+    #[test]
+    fn fuzz_chat_request_bounds_output_tokens() {
+        bolero::check!().with_type::<Request>().with_test_time(std::time::Duration::from_secs(1)).for_each(
+            |request| {
+                let Ok(Value::Object(request)) = serde_json::from_slice::<Value>(&request.0.0) else {
+                    return;
+                };
+                match chat_request(&request) {
+                    Ok(limit) => {
+                        let messages = request["messages"].as_array().expect("`messages` is an array");
+                        assert!(!messages.is_empty());
+                        for message in messages {
+                            let role = message.get("role").and_then(Value::as_str).unwrap_or_default();
+                            assert!(ROLES.contains(&role), "{message}");
+                            let content = message.get("content").unwrap_or(&Value::Null);
+                            let parts = |parts: &Vec<Value>| parts.iter().all(Value::is_object);
+                            assert!(
+                                content.is_null()
+                                    || content.is_string()
+                                    || content.as_array().is_some_and(parts)
+                            );
+                        }
+                        for (field, min, max) in [
+                            ("temperature", 0.0, 2.0),
+                            ("top_p", 0.0, 1.0),
+                            ("presence_penalty", -2.0, 2.0),
+                            ("frequency_penalty", -2.0, 2.0),
+                        ] {
+                            let within = |v: &Value| v.as_f64().is_some_and(|n| (min..=max).contains(&n));
+                            assert!(absent_or(&request, field, within), "{field}");
+                        }
+                        assert!(absent_or(&request, "n", |n| n
+                            .as_u64()
+                            .is_some_and(|n| (1..=128).contains(&n))));
+                        assert!(absent_or(&request, "seed", |n| n.is_i64() || n.is_u64()));
+                        assert!(absent_or(&request, "user", Value::is_string));
+                        let asked = ["max_completion_tokens", "max_tokens"]
+                            .iter()
+                            .find_map(|field| request.get(*field).and_then(Value::as_u64));
+                        assert_eq!(limit, asked, "the limit is the request's own");
+                        if let Some(limit) = limit {
+                            assert!((1..=MAX_OUTPUT_TOKENS).contains(&limit), "{limit}");
+                        }
+                        // What a budget reserves is never below the bytes of the messages' text.
+                        let text_bytes: u64 = messages
+                            .iter()
+                            .map(|message| match message.get("content") {
+                                Some(Value::String(text)) => text.len() as u64,
+                                Some(Value::Array(parts)) => parts
+                                    .iter()
+                                    .filter_map(|part| part.get("text")?.as_str())
+                                    .map(|text| text.len() as u64)
+                                    .sum(),
+                                _ => 0,
+                            })
+                            .sum();
+                        assert!(input_tokens_at_most(&request) >= text_bytes);
+                    }
+                    Err(ApiError::BadRequest(message, Some("invalid_request"))) => {
+                        assert!(message.starts_with('`'), "the message names the field: {message}");
+                    }
+                    Err(other) => panic!("not a 400 invalid_request: {other}"),
+                }
+            },
+        );
+    }
 }

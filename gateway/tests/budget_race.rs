@@ -108,7 +108,9 @@ async fn a_provider_ignoring_max_tokens_is_cut_off_at_the_reservation() {
     for stream in [true, false] {
         let (spent, request) = race("greedy-model", stream, "0.0005").await;
         let over = overshoot(spent, 500_000, request);
-        println!("ignoring, stream={stream}: spent {spent} of 500000, request {request}, overshoot {over:.2} requests");
+        println!(
+            "ignoring, stream={stream}: spent {spent} of 500000, request {request}, overshoot {over:.2} requests"
+        );
         assert!(over <= 1.0, "stream={stream}: spent {spent}, {over:.2} requests past the limit");
     }
 }

@@ -45,19 +45,22 @@ pub async fn messages(
     }
     let response = match served {
         Err(error) => error.into_response_for(Dialect::Anthropic),
-        Ok(Served { reply: ServedReply::Complete(body), headers }) => {
-            let reply = Json(chat_response_to_messages(&body.to_value(), &exchange.model));
-            with_headers(axum::response::IntoResponse::into_response(reply), headers)
-        }
+        Ok(Served { reply: ServedReply::Complete(body), headers }) => match body.to_value() {
+            Ok(body) => {
+                let reply = Json(chat_response_to_messages(&body, &exchange.model));
+                with_headers(axum::response::IntoResponse::into_response(reply), headers)
+            }
+            Err(error) => error.into_api_error().into_response_for(Dialect::Anthropic),
+        },
         Ok(Served { reply: ServedReply::Stream(chunks), headers }) => {
             let message_id = format!("msg_{}", exchange.id.replace('-', ""));
             let mut translator = ChatToMessagesStream::new(&exchange.model, &message_id);
             let events = async_stream::stream! {
                 let mut chunks = chunks;
                 while let Some(item) = chunks.next().await {
-                    match item {
+                    match item.and_then(|chunk| chunk.to_value()) {
                         Ok(chunk) => {
-                            for (name, data) in translator.feed(&chunk.to_value()) {
+                            for (name, data) in translator.feed(&chunk) {
                                 yield Ok::<_, Infallible>(Event::default().event(name).data(data.to_string()));
                             }
                         }

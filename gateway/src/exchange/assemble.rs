@@ -37,7 +37,7 @@ pub(super) async fn complete(
     while let Some(chunk) = chunks.next().await {
         let chunk = chunk?.redacted(redactor)?;
         text_bytes = text_bytes.saturating_add(chunk.content_len());
-        let value = chunk.to_value();
+        let value = chunk.to_value()?;
         for field in ["id", "created", "model", "system_fingerprint"] {
             if let (false, Some(v)) = (head.contains_key(field), value.get(field)) {
                 head.insert(field.to_owned(), v.clone());
@@ -135,7 +135,7 @@ mod tests {
         ]);
         let (reply, cut) = complete(chunks, 1000, &Redactor::default()).await.unwrap();
         assert!(!cut);
-        let reply = reply.to_value();
+        let reply = reply.to_value().unwrap();
         assert_eq!((reply["id"].as_str(), reply["object"].as_str()), (Some("c1"), Some("chat.completion")));
         let message = &reply["choices"][0]["message"];
         assert_eq!(message["content"], "Hello");
@@ -150,7 +150,7 @@ mod tests {
         let chunks = stream(&vec![word; 100]);
         let (reply, cut) = complete(chunks, 20, &Redactor::default()).await.unwrap();
         assert!(cut);
-        let reply = reply.to_value();
+        let reply = reply.to_value().unwrap();
         assert_eq!(reply["choices"][0]["finish_reason"], "length");
         assert_eq!(reply["choices"][0]["message"]["content"], "word word word word word ");
     }

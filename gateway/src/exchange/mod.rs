@@ -421,7 +421,7 @@ impl Exchange {
     /// model's documented way of declining, and the SDKs surface it.
     fn check_structured(&self, body: &Completion) -> Result<(), String> {
         let Some(schema) = &self.schema else { return Ok(()) };
-        let body = body.to_value();
+        let body = body.to_value().map_err(|e| e.to_string())?;
         let message = body.pointer("/choices/0/message");
         if message.and_then(|m| m.get("refusal")).is_some_and(Value::is_string) {
             return Ok(());

@@ -44,7 +44,7 @@ impl Call<'_> {
             }
         };
         let usage = exchange.usage_of(&body);
-        let body = body.to_value();
+        let body = body.to_value().map_err(|e| ToolError::Api(e.into_api_error()))?;
         let message = body.pointer("/choices/0/message");
         let text = |field: &str| message.and_then(|m| m.get(field)).and_then(Value::as_str);
         // A refusal is the model's documented way of declining: it is the reply then.

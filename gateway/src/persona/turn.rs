@@ -186,7 +186,8 @@ impl Turn {
                 .map_err(|e| e.to_string())?;
         match Arc::new(exchange).serve(state, &request).await {
             Ok(Served { reply: ServedReply::Complete(body), .. }) => {
-                model_extraction::memories_in_reply(&body.to_value())
+                let reply = body.to_value().map_err(|e| e.to_string())?;
+                model_extraction::memories_in_reply(&reply)
             }
             Ok(Served { reply: ServedReply::Stream(_), .. }) => {
                 Err("the model answered with a stream".into())

@@ -81,7 +81,7 @@ mod tests {
         let chunk = Chunk::from_value(&last).unwrap();
         assert_eq!(chunk.usage(), Some(TokenUsage { input: 5, cached_input: 4, cache_write: 0, output: 3 }));
         assert!(chunk.is_usage_only());
-        assert_eq!(chunk.to_value(), last);
+        assert_eq!(chunk.to_value().unwrap(), last);
     }
 
     #[test]
@@ -94,5 +94,186 @@ mod tests {
         let chunk =
             Chunk::parse(Bytes::from_static(br#"{"error":null,"choices":[{"delta":{"role":"assistant"}}]}"#));
         assert_eq!(chunk.unwrap().content_len(), 0);
+    }
+
+    /// Found by the fuzz target (its corpus keeps such inputs, `known-bug-*`): serde's derive skips
+    /// the fields the gateway does not read without checking their text, and reads a struct from
+    /// an array by position. `Relayed::parse` therefore refuses what is not UTF-8 or not a JSON
+    /// object; what only a strict parser refuses (half a surrogate pair escaped, a number past
+    /// `f64`, in a field the gateway does not read) is relayed as it came, and fails where its
+    /// content is needed (`to_value`: translation, structured outputs, MCP, personas) instead of
+    /// reading as `null`.
+    #[test]
+    fn chunks_that_are_no_utf8_json_object_are_refused_and_lenient_json_fails_where_read() {
+        for text in [
+            &b"{\"model\":\"gpt-\x983.5\",\"choices\":[{\"delta\":{\"content\":\"hi\"}}]}"[..],
+            &br#"[[{"delta":{"content":"hi"}}],{"prompt_tokens":5,"completion_tokens":1}]"#[..],
+            &b"[]"[..],
+        ] {
+            let refused = Chunk::parse(Bytes::from_static(text)).err();
+            assert!(matches!(refused, Some(UpstreamError::Protocol(_))), "{}", text.escape_ascii());
+        }
+        for text in [
+            &br#"{"id":"\ud800","choices":[{"delta":{"content":"hi"}}]}"#[..],
+            &br#"{"created":1e999,"choices":[{"delta":{"content":"hi"}}]}"#[..],
+        ] {
+            let accepted = Chunk::parse(Bytes::from_static(text)).unwrap();
+            assert!(
+                matches!(accepted.to_value(), Err(UpstreamError::Protocol(_))),
+                "{}",
+                text.escape_ascii()
+            );
+        }
+    }
+
+    /// Input generation shared by the fuzz targets.
+    #[allow(dead_code)]
+    mod fuzz_json {
+        include!("../translate/anthropic/tests/fuzz_json.rs");
+    }
+
+    use bolero::{Driver, TypeGenerator};
+    use fuzz_json::{Text, Vocabulary, below, chat_payload, json_text, raw_input, text_of};
+
+    use crate::usage::MAX_TOKENS;
+
+    /// Real chunks (the target's corpus), which generated ones start from.
+    const SEEDS: [&str; 6] = [
+        include_str!("__fuzz__/providers__chunk__tests__chunk_facts_match_the_json/corpus/openai-role.json"),
+        include_str!(
+            "__fuzz__/providers__chunk__tests__chunk_facts_match_the_json/corpus/openai-content.json"
+        ),
+        include_str!(
+            "__fuzz__/providers__chunk__tests__chunk_facts_match_the_json/corpus/openai-tool-call.json"
+        ),
+        include_str!("__fuzz__/providers__chunk__tests__chunk_facts_match_the_json/corpus/openai-usage.json"),
+        include_str!(
+            "__fuzz__/providers__chunk__tests__chunk_facts_match_the_json/corpus/llamacpp-final.json"
+        ),
+        include_str!(
+            "__fuzz__/providers__chunk__tests__chunk_facts_match_the_json/corpus/error-midstream.json"
+        ),
+    ];
+
+    #[rustfmt::skip]
+    const VOCABULARY: Vocabulary = Vocabulary {
+        keys: &[
+            "id", "object", "created", "model", "choices", "index", "delta", "message", "role", "content",
+            "refusal", "tool_calls", "function", "arguments", "finish_reason", "usage", "prompt_tokens",
+            "completion_tokens", "total_tokens", "prompt_tokens_details", "cached_tokens",
+            "cache_creation_input_tokens", "error", "type", "text",
+        ],
+        strings: &[
+            "chat.completion.chunk", "assistant", "stop", "", "Hello", "h\u{e9}llo \u{1F600}", "text",
+            "overloaded",
+        ],
+    };
+
+    /// A `data:` payload: a corpus file as it is, else a generated chunk's text (sometimes
+    /// garbled) or random bytes.
+    #[derive(Debug)]
+    struct Payload(Text);
+
+    impl TypeGenerator for Payload {
+        fn generate<D: Driver>(d: &mut D) -> Option<Payload> {
+            if let Some(raw) = raw_input(d, |bytes| !bytes.is_empty()) {
+                return Some(Payload(Text(raw)));
+            }
+            let text = match below(d, 2)? {
+                0 => {
+                    let payload = chat_payload(d, &VOCABULARY, "delta")?;
+                    text_of(d, &payload)?
+                }
+                _ => json_text(d, &VOCABULARY, &SEEDS)?,
+            };
+            Some(Payload(Text(text)))
+        }
+    }
+
+    /// Usage as the ledger may take it: every count within the clamp, and the prompt split into
+    /// disjoint parts rather than added to.
+    fn assert_bounded(usage: TokenUsage) {
+        for count in [usage.input, usage.cached_input, usage.cache_write, usage.output] {
+            assert!(count <= MAX_TOKENS, "{usage:?} has a count past {MAX_TOKENS}");
+        }
+        assert!(usage.input + usage.cached_input + usage.cache_write <= MAX_TOKENS, "{usage:?}");
+    }
+
+    /// Whether `value`, the text of a chunk the gateway accepted, shows the known bug of
+    /// `chunks_that_are_no_valid_json_object_are_refused`.
+    fn known_bug(value: &Result<Value, serde_json::Error>) -> bool {
+        match value {
+            Ok(value) => {
+                let choices = value.get("choices").and_then(Value::as_array).map(Vec::as_slice);
+                let array_for_object =
+                    |choice: &Value| choice.is_array() || choice.get("delta").is_some_and(Value::is_array);
+                !value.is_object() || choices.unwrap_or_default().iter().any(array_for_object)
+            }
+            Err(error) => {
+                let message = error.to_string();
+                ["unicode code point", "surrogate", "hex escape", "number out of range"]
+                    .iter()
+                    .any(|kind| message.contains(kind))
+            }
+        }
+    }
+
+    /// Fuzz target: any payload is refused (a protocol error, or a 502 for an `error` object) or
+    /// read as its JSON says: the text kept as it came, the content's length, the usage (each count
+    /// clamped, the prompt split, not added to), and whether it is the final usage chunk.
+    #[test]
+    fn fuzz_chunk_facts_match_the_json() {
+        bolero::check!().with_type::<Payload>().with_test_time(std::time::Duration::from_secs(1)).for_each(
+            |payload| {
+                let text = &payload.0.0;
+                let value = serde_json::from_slice::<Value>(text);
+                match Chunk::parse(Bytes::copy_from_slice(text)) {
+                    Ok(chunk) => {
+                        assert_eq!(chunk.json().as_ref(), &text[..], "the text is kept as it came");
+                        if let Some(usage) = chunk.usage() {
+                            assert_bounded(usage);
+                        }
+                        if known_bug(&value) {
+                            assert_eq!(chunk.to_value().ok(), value.ok());
+                            return;
+                        }
+                        let value = value.expect("a chunk that parses is JSON");
+                        assert!(
+                            value.get("error").is_none_or(Value::is_null),
+                            "an error object read as a chunk"
+                        );
+                        let choices = value.get("choices").and_then(Value::as_array);
+                        let content_len: usize = choices
+                            .into_iter()
+                            .flatten()
+                            .filter_map(|choice| choice.get("delta")?.get("content")?.as_str())
+                            .map(str::len)
+                            .sum();
+                        assert_eq!(chunk.content_len(), content_len);
+                        assert_eq!(chunk.usage(), value.get("usage").and_then(TokenUsage::from_openai));
+                        assert_eq!(
+                            chunk.is_usage_only(),
+                            choices.is_some_and(Vec::is_empty) && chunk.usage().is_some()
+                        );
+                        assert_eq!(chunk.to_value().unwrap(), value);
+                    }
+                    Err(UpstreamError::Status { status, message, .. }) => {
+                        assert_eq!(status, 502);
+                        if known_bug(&value) {
+                            return;
+                        }
+                        let value = value.expect("an error chunk is JSON");
+                        let error = value.get("error").filter(|error| !error.is_null());
+                        let error = error.expect("a failure without an error object");
+                        assert_eq!(
+                            message,
+                            error.get("message").and_then(Value::as_str).unwrap_or("stream error")
+                        );
+                    }
+                    Err(UpstreamError::Protocol(_)) => {}
+                    Err(other) => panic!("unexpected kind of error: {other}"),
+                }
+            },
+        );
     }
 }

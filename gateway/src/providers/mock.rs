@@ -103,7 +103,7 @@ mod tests {
     #[test]
     fn complete_reply_reveals_input_and_counts_tokens() {
         let Ok(Reply::Complete(body)) = reply(&call(false)) else { panic!("expected a complete reply") };
-        let body = body.to_value();
+        let body = body.to_value().unwrap();
         assert_eq!(
             body["choices"][0]["message"]["content"],
             "echo (demo-echo, 2 messages, system prompt: yes): hello there"
@@ -115,7 +115,7 @@ mod tests {
     #[tokio::test]
     async fn stream_carries_the_same_text_and_usage() {
         let Ok(Reply::Stream(stream)) = reply(&call(true)) else { panic!("expected a stream") };
-        let chunks: Vec<Value> = stream.map(|c| c.unwrap().to_value()).collect().await;
+        let chunks: Vec<Value> = stream.map(|c| c.unwrap().to_value().unwrap()).collect().await;
         let text: String = chunks
             .iter()
             .filter_map(|c| c.pointer("/choices/0/delta/content").and_then(Value::as_str))

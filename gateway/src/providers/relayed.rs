@@ -48,8 +48,15 @@ impl<S> Clone for Relayed<S> {
 }
 
 impl<S: Shape> Relayed<S> {
-    /// Reads an upstream's payload.
+    /// Reads an upstream's payload: UTF-8 text of a JSON object (serde would also read a struct
+    /// from an array, by position, and skips the text of unread fields without checking it).
     pub fn parse(json: Bytes) -> Result<Relayed<S>, UpstreamError> {
+        if std::str::from_utf8(&json).is_err() {
+            return Err(UpstreamError::Protocol("the upstream sent text that is not UTF-8".into()));
+        }
+        if json.trim_ascii_start().first() != Some(&b'{') {
+            return Err(UpstreamError::Protocol("the upstream sent JSON that is not an object".into()));
+        }
         let facts = S::read(&json)?;
         Ok(Relayed { json, facts, shape: PhantomData })
     }
@@ -78,10 +85,13 @@ impl<S> Relayed<S> {
         &self.json
     }
 
-    /// The payload as a JSON value, for the paths that read or translate it.
-    pub fn to_value(&self) -> Value {
-        // `parse` accepted the text, so it is valid JSON.
-        serde_json::from_slice(&self.json).unwrap_or(Value::Null)
+    /// The payload as a JSON value, for the paths that read or translate it. `parse` reads only
+    /// the fields the gateway meters and skips the others unchecked, so a text that is JSON to a
+    /// lenient reader but not to a strict one (half a surrogate pair escaped, a number past
+    /// `f64` in a skipped field) fails here, where its content is needed.
+    pub fn to_value(&self) -> Result<Value, UpstreamError> {
+        serde_json::from_slice(&self.json)
+            .map_err(|e| UpstreamError::Protocol(format!("the upstream sent JSON that does not parse: {e}")))
     }
 
     /// The usage the provider reported.

@@ -124,7 +124,9 @@ impl Parser {
                 return Err(UpstreamError::TooLarge { what: "stream event", limit: self.max_event });
             }
         }
-        if self.pending.len() > self.max_line {
+        // A CR held back above ends its line: it is no part of the line's length.
+        let held_cr = usize::from(self.pending.last() == Some(&b'\r'));
+        if self.pending.len() - held_cr > self.max_line {
             return Err(UpstreamError::TooLarge { what: "stream line", limit: self.max_line });
         }
         Ok(())
@@ -273,5 +275,189 @@ mod tests {
         // A line with no end at all fails once it is longer than a line may be.
         let mut parser = Parser::new(16, 32);
         assert!(parser.feed(&[b'x'; 17]).is_err());
+
+        // A line of the most bytes a line may have, whose CRLF comes in two pieces (found by
+        // `fuzz_pieces_parse_like_the_whole`: the CR held back for its LF counted as a 17th byte).
+        let mut parser = Parser::new(16, 32);
+        assert!(parser.feed(b"data: 0123456789\r").is_ok());
+        assert!(parser.feed(b"\n\n").is_ok());
+        assert_eq!(parser.take()[0].data, "0123456789");
+    }
+
+    /// Input generation shared by the fuzz targets.
+    #[allow(dead_code)]
+    mod fuzz_json {
+        include!("../translate/anthropic/tests/fuzz_json.rs");
+    }
+
+    use bolero::{Driver, TypeGenerator};
+    use fuzz_json::{Text, below, one_in, pick, raw_input};
+
+    /// Real streams (the target's corpus), which generated bodies start from.
+    const STREAMS: [&[u8]; 4] = [
+        include_bytes!(
+            "__fuzz__/providers__sse__tests__pieces_parse_like_the_whole/corpus/openai-stream.txt"
+        ),
+        include_bytes!(
+            "__fuzz__/providers__sse__tests__pieces_parse_like_the_whole/corpus/openai-tool-call-crlf.txt"
+        ),
+        include_bytes!(
+            "__fuzz__/providers__sse__tests__pieces_parse_like_the_whole/corpus/anthropic-stream.txt"
+        ),
+        include_bytes!(
+            "__fuzz__/providers__sse__tests__pieces_parse_like_the_whole/corpus/anthropic-thinking-error.txt"
+        ),
+    ];
+
+    /// What event streams are made of.
+    #[rustfmt::skip]
+    const TOKENS: [&[u8]; 20] = [
+        b"data:", b"data: ", b"event:", b"event: message_start", b": keep-alive", b"id: 7", b"retry: 10",
+        b"\n", b"\r", b"\r\n", b"\n\n", b"\r\n\r\n", b"\r\r", b"{\"a\":1}", b"[DONE]", b"x", b":", b" ",
+        b"data", b"\xff",
+    ];
+
+    /// The small limits the target uses, so that lines and events reach them.
+    const LIMITS: [(usize, usize); 2] = [(64, 256), (1024, 4096)];
+
+    /// A body and the lengths of the pieces it arrives in (the rest comes as one last piece).
+    #[derive(Debug)]
+    struct Body {
+        text: Text,
+        pieces: Vec<usize>,
+    }
+
+    impl TypeGenerator for Body {
+        fn generate<D: Driver>(d: &mut D) -> Option<Body> {
+            // A corpus file (or a fuzzer's input) is the body as it is, cut where its bytes say.
+            if let Some(text) = raw_input(d, |bytes| !bytes.is_empty()) {
+                let mut state = text.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+                    (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+                });
+                let pieces = (0..text.len() / 8 + 1)
+                    .map(|_| {
+                        state ^= state << 13;
+                        state ^= state >> 7;
+                        state ^= state << 17;
+                        (state % 40) as usize
+                    })
+                    .collect();
+                return Some(Body { text: Text(text), pieces });
+            }
+            let mut text = if one_in(d, 3)? { Vec::new() } else { pick(d, &STREAMS)?.to_vec() };
+            for _ in 0..below(d, 40)? {
+                let at = below(d, text.len() + 1)?;
+                match below(d, 6)? {
+                    // A line or event near a limit.
+                    0 => {
+                        let (line, event) = *pick(d, &LIMITS)?;
+                        let len =
+                            *pick(d, &[line - 7, line - 6, line - 1, line, line + 1, event - 1, event])?;
+                        let mut run = b"data: ".to_vec();
+                        run.resize(len, b'x');
+                        run.extend_from_slice(pick(d, &[&b"\n"[..], b"\r", b"\r\n", b""])?);
+                        text.splice(at..at, run);
+                    }
+                    1 => text.insert(at, d.gen_u8(std::ops::Bound::Unbounded, std::ops::Bound::Unbounded)?),
+                    2 => {
+                        let end = (at + below(d, 64)?).min(text.len());
+                        text.drain(at..end);
+                    }
+                    _ => {
+                        let token = pick(d, &TOKENS)?;
+                        text.splice(at..at, token.iter().copied());
+                    }
+                }
+            }
+            let pieces = (0..below(d, 32)?).map(|_| below(d, 80)).collect::<Option<_>>()?;
+            Some(Body { text: Text(text), pieces })
+        }
+    }
+
+    /// The events and how it ended.
+    type Outcome = (Vec<(String, Vec<u8>)>, Result<(), String>);
+
+    /// Feeds `pieces` one at a time, taking the events after each, and checks the parser's bounds
+    /// after each piece it accepted.
+    fn run<'a>(pieces: impl Iterator<Item = &'a [u8]>, (max_line, max_event): (usize, usize)) -> Outcome {
+        let mut parser = Parser::new(max_line, max_event);
+        let mut events = Vec::new();
+        for piece in pieces {
+            let fed = parser.feed(piece);
+            events.extend(parser.take().into_iter().map(|e| (e.name, e.data.to_vec())));
+            if let Err(error) = fed {
+                return (events, Err(error.to_string()));
+            }
+            // At most a line, and the CR held back in case an LF follows.
+            let held_cr = usize::from(parser.pending.last() == Some(&b'\r'));
+            assert!(parser.pending.len() - held_cr <= max_line, "{} bytes pending", parser.pending.len());
+            assert!(parser.data.len() <= max_event, "{} bytes of data, limit {max_event}", parser.data.len());
+        }
+        events.extend(parser.finish().into_iter().map(|e| (e.name, e.data.to_vec())));
+        (events, Ok(()))
+    }
+
+    /// `text` in pieces of `lengths`, then the rest.
+    fn cut<'a>(text: &'a [u8], lengths: &[usize]) -> Vec<&'a [u8]> {
+        let mut pieces = Vec::new();
+        let mut rest = text;
+        for len in lengths {
+            let (piece, tail) = rest.split_at((*len).min(rest.len()));
+            pieces.push(piece);
+            rest = tail;
+        }
+        pieces.push(rest);
+        pieces
+    }
+
+    /// Fails, saying where, unless `got` is `want`.
+    fn assert_same(got: &Outcome, want: &Outcome, how: &str) {
+        if got == want {
+            return;
+        }
+        let show = |event: Option<&(String, Vec<u8>)>| {
+            event.map(|(name, data)| {
+                format!("{name:?}: {} bytes, b\"{}\"", data.len(), data[..data.len().min(200)].escape_ascii())
+            })
+        };
+        let at = got.0.iter().zip(&want.0).take_while(|(a, b)| a == b).count();
+        panic!(
+            "{how}: {} events then {:?}; at once: {} events then {:?}; first difference at event {at}: {:?} / {:?}",
+            got.0.len(),
+            got.1,
+            want.0.len(),
+            want.1,
+            show(got.0.get(at)),
+            show(want.0.get(at)),
+        );
+    }
+
+    /// Fuzz target: a body gives the same events, and the same end (done, or which limit it
+    /// passed), whether it comes at once, in any pieces or byte by byte; after each piece the
+    /// parser holds at most a line (and a CR that may start a CRLF) and an event's data.
+    #[test]
+    fn fuzz_pieces_parse_like_the_whole() {
+        bolero::check!().with_type::<Body>().with_test_time(std::time::Duration::from_secs(2)).for_each(
+            |body| {
+                let text = &body.text.0[..];
+                for limits in LIMITS {
+                    let whole = run(std::iter::once(text), limits);
+                    let pieces = run(cut(text, &body.pieces).into_iter(), limits);
+                    assert_same(&pieces, &whole, &format!("in pieces {:?}, limits {limits:?}", body.pieces));
+                    assert_same(
+                        &run(text.chunks(1), limits),
+                        &whole,
+                        &format!("byte by byte, limits {limits:?}"),
+                    );
+                    for (name, data) in &whole.0 {
+                        assert!(data.len() <= limits.1 && name.len() <= limits.0, "an event past the limits");
+                        assert!(
+                            !data.contains(&b'\r') && !name.contains(['\r', '\n']),
+                            "a line end in an event"
+                        );
+                    }
+                }
+            },
+        );
     }
 }

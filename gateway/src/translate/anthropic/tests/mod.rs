@@ -6,6 +6,9 @@ use serde_json::{Map, Value, json};
 use super::*;
 
 mod client_stream;
+mod fuzz;
+#[allow(dead_code)]
+mod fuzz_json;
 mod helpers;
 mod provider_stream;
 mod requests_to_chat;
