@@ -27,7 +27,7 @@ const WORDS: [&str; 12] = [
 
 /// A conversation of 1 to 4 messages of 0 to 30 words, with or without a system message.
 fn conversation(rng: &mut StdRng) -> Vec<Value> {
-    let mut text = |rng: &mut StdRng| {
+    let text = |rng: &mut StdRng| {
         let n = rng.random_range(0..30);
         (0..n).map(|_| WORDS[rng.random_range(0..WORDS.len())]).collect::<Vec<_>>().join(" ")
     };
