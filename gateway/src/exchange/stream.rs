@@ -27,11 +27,15 @@ pub fn metered(
     async_stream::stream! {
         let deadline = exchange.deadline;
         let timeout_ms = exchange.target.route.config.timeout_ms;
+        // One wait for a graceful stop's deadline for the whole stream, not one per chunk.
+        let drain = exchange.drain.clone();
+        let stopping = drain.reached();
+        tokio::pin!(stopping);
         let mut meter = Meter { exchange, backend, usage: None, output_chars: 0, outcome: Some("client_disconnected") };
         loop {
             let next = tokio::select! {
                 next = tokio::time::timeout_at(deadline.into(), chunks.next()) => next,
-                () = meter.exchange.drain.reached() => Ok(Some(Err(UpstreamError::Stopping))),
+                () = &mut stopping => Ok(Some(Err(UpstreamError::Stopping))),
             };
             let item = match next {
                 Ok(Some(Ok(chunk))) => chunk.redacted(&meter.exchange.redactor),
