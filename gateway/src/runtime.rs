@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -30,6 +31,10 @@ pub struct BackendRuntime {
     pub config: BackendConfig,
     pub provider: Provider,
     pub breaker: Breaker,
+    /// Set once the backend has answered with more output than a request's `max_tokens`: from
+    /// then on, whole replies under a hard budget are read from it as streams, so that they can
+    /// be cut at the reservation (streams always can). Honest providers never pay for that.
+    pub overruns_max_tokens: AtomicBool,
 }
 
 /// A route with its backends.
@@ -130,7 +135,13 @@ impl Runtime {
                     message,
                 })?;
                 let breaker = Breaker::new(&route.circuit_breaker);
-                backends.push(Arc::new(BackendRuntime { config: backend.clone(), provider, breaker }));
+                let overruns_max_tokens = AtomicBool::new(false);
+                backends.push(Arc::new(BackendRuntime {
+                    config: backend.clone(),
+                    provider,
+                    breaker,
+                    overruns_max_tokens,
+                }));
             }
             let route_runtime = Arc::new(RouteRuntime { config: route.clone(), backends });
             routes.insert(route.name.clone(), route_runtime.clone());

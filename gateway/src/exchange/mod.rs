@@ -92,9 +92,11 @@ pub struct Exchange {
     /// Budgets that apply, and the amount reserved against them.
     budgets: Vec<BudgetConfig>,
     reserve: NanoUsd,
+    /// The client's output limit (`max_completion_tokens` or `max_tokens`), if it set one.
+    asked_output: Option<u64>,
     /// Text bytes past which the reply is ended (see [`stream::CAPPED_BYTES_PER_TOKEN`]): set when
     /// a hard budget applies and the client set an output limit. A reply the client wants whole
-    /// is then read upstream as a stream too ([`assemble`]), so that it can be cut.
+    /// is then read as a stream too ([`assemble`]) from a backend known to overrun `max_tokens`.
     output_cap: Option<usize>,
     /// Whether a whole reply was cut at `output_cap` (the ledger's `output_capped`).
     capped: AtomicBool,
@@ -223,6 +225,7 @@ impl Exchange {
             estimated_tokens,
             budgets,
             reserve,
+            asked_output,
             output_cap,
             capped: AtomicBool::new(false),
             permit: Mutex::new(None),
@@ -393,7 +396,8 @@ impl Exchange {
         body["model"] = Value::String(self.target.model.upstream_model.clone());
         let timeout = Duration::from_millis(backend.config.request_timeout_ms);
         let limits = self.target.route.config.response_limits;
-        let stream = self.stream || self.output_cap.is_some();
+        let overruns = backend.overruns_max_tokens.load(Ordering::Relaxed);
+        let stream = self.stream || (self.output_cap.is_some() && overruns);
         if stream {
             body["stream"] = Value::Bool(true);
         }
@@ -448,6 +452,13 @@ impl Exchange {
     ) {
         let provider = backend.map(|b| b.provider.kind()).unwrap_or_default();
         let error_code = error_code.or(self.capped.load(Ordering::Relaxed).then_some("output_capped"));
+        if let (Some(backend), Some(asked)) = (backend, self.asked_output)
+            && usage.output > asked
+            && !backend.overruns_max_tokens.swap(true, Ordering::Relaxed)
+        {
+            let backend = &backend.config.name;
+            tracing::warn!(%backend, "the backend answered past max_tokens; whole replies under hard budgets are read from it as streams from now on");
+        }
         let cost = self.write_ledger(
             backend.map(|b| b.config.name.as_str()).unwrap_or_default(),
             provider,
@@ -800,7 +811,12 @@ mod tests {
             first_token_timeout_ms: None,
         };
         let breaker = crate::breaker::Breaker::new(&Default::default());
-        Arc::new(BackendRuntime { config, provider: Provider::Mock, breaker })
+        Arc::new(BackendRuntime {
+            config,
+            provider: Provider::Mock,
+            breaker,
+            overruns_max_tokens: Default::default(),
+        })
     }
 
     #[test]
