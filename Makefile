@@ -34,7 +34,7 @@ run: ## Run the gateway standalone on 127.0.0.1:8080 with config/samples and sql
 fake-upstream: ## Run the fake OpenAI/Anthropic server on 127.0.0.1:18080 (serves `local-model` for `make run`)
 	$(CARGO) run -p switchboard-fake-upstream -- --listen 127.0.0.1:18080
 
-test: ## Run all tests: cargo tests, the MCP conformance suite and the SDK tests, against SQLite, a throwaway PostgreSQL and Redis
+test: ## Run all tests: cargo tests (fuzz targets included), the MCP conformance suite, the resilience suite, schemathesis and the SDK tests, against SQLite, a throwaway PostgreSQL and Redis (installed if missing)
 	scripts/test.sh all
 
 sdk-test: ## Run only the Python SDK tests (tests/sdk), with a throwaway PostgreSQL and Redis
