@@ -10,34 +10,39 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use bytes::Bytes;
 use futures::StreamExt;
 use http::{HeaderMap, HeaderName, HeaderValue};
-use rand::Rng;
 use serde_json::Value;
 
 use crate::auth::Authenticated;
-use crate::breaker::Admission;
-use crate::budget::{Refusal, Reservation};
+use crate::budget::Reservation;
 use crate::cache::{self, CacheKey};
 use crate::drain::Deadline;
 use crate::error::ApiError;
-use crate::ledger::{LedgerRecord, LedgerSender, now_ms};
+use crate::ledger::LedgerSender;
 use crate::metrics::Metrics;
 use crate::persona::turn::MODEL_PREFIX;
 use crate::providers::{Call, ChunkStream, Completion, Reply, UpstreamError};
 use crate::queue::Permit;
-use crate::ratelimit::{Check, Decision, Dimension, RateLimiter};
+use crate::ratelimit::{Check, Decision, RateLimiter};
 use crate::redact::Redactor;
 use crate::runtime::{BackendRuntime, Caller, Target};
 use crate::state::AppState;
 use crate::usage::{TokenUsage, estimate_tokens, input_tokens_at_most};
 use crate::validate;
 
+mod admission;
 mod assemble;
+mod metering;
+mod order;
 mod stream;
 
+use self::admission::{applies, budget_refusal, structured_output_schema};
+pub(crate) use self::admission::{rate_checks, rate_limited};
+use self::order::{backoff, candidate_order, next_admitted};
+
 pub use self::stream::metered;
-use switchboard_crds::config::{BudgetConfig, PersonaConfig, TenantConfig};
+use switchboard_crds::config::{BudgetConfig, PersonaConfig};
 use switchboard_crds::decimal::NanoUsd;
-use switchboard_crds::resources::{BudgetEnforcement, BudgetScopeKind, RateLimits};
+use switchboard_crds::resources::BudgetEnforcement;
 
 /// Which public API the request came through.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -193,12 +198,16 @@ impl Exchange {
         let estimated_input = estimate_tokens(prompt_chars);
         let estimated_tokens = estimated_input.saturating_add(max_output);
         let pricing = &target.model.pricing;
-        // Budgets reserve for the most the prompt can cost, not the estimate rate limits use.
-        let reserve = pricing.input.per_million_times(input_tokens_at_most(fields))
-            + pricing.output.per_million_times(max_output);
         let persona_name = persona.map(|p| p.name.as_str());
         let budgets: Vec<BudgetConfig> =
             runtime.config.budgets.iter().filter(|b| applies(b, &caller, persona_name)).cloned().collect();
+        // Budgets reserve for the most the prompt can cost, not the estimate rate limits use.
+        let reserve = if budgets.is_empty() {
+            NanoUsd::default()
+        } else {
+            pricing.input.per_million_times(input_tokens_at_most(fields))
+                + pricing.output.per_million_times(max_output)
+        };
         let hard_budget = budgets.iter().any(|b| b.enforcement == BudgetEnforcement::Hard);
         let output_cap = asked_output.filter(|_| hard_budget).map(|tokens| {
             usize::try_from(tokens).unwrap_or(usize::MAX).saturating_mul(stream::CAPPED_BYTES_PER_TOKEN)
@@ -440,139 +449,6 @@ impl Exchange {
             Some(error) => Err(format!("{error} (at `{}`)", error.instance_path())),
         }
     }
-
-    /// Writes the ledger row and metrics for this request and frees its slot. Called exactly
-    /// once per exchange that reached dispatch.
-    pub fn account(
-        &self,
-        backend: Option<&BackendRuntime>,
-        status: u16,
-        usage: TokenUsage,
-        error_code: Option<&str>,
-    ) {
-        let provider = backend.map(|b| b.provider.kind()).unwrap_or_default();
-        let error_code = error_code.or(self.capped.load(Ordering::Relaxed).then_some("output_capped"));
-        if let (Some(backend), Some(asked)) = (backend, self.asked_output)
-            && usage.output > asked
-            && !backend.overruns_max_tokens.swap(true, Ordering::Relaxed)
-        {
-            let backend = &backend.config.name;
-            tracing::warn!(%backend, "the backend answered past max_tokens; whole replies under hard budgets are read from it as streams from now on");
-        }
-        let cost = self.write_ledger(
-            backend.map(|b| b.config.name.as_str()).unwrap_or_default(),
-            provider,
-            status,
-            usage,
-            error_code,
-        );
-        if let Some(reservation) = lock(&self.reservation).take() {
-            reservation.settle(cost);
-        }
-        self.charge_tokens(usage.total());
-        lock(&self.permit).take();
-    }
-
-    /// Token limits admitted an estimate; usage beyond it becomes debt that later requests wait
-    /// out, so the limit holds for what was really used. One request adds at most a minute of
-    /// debt, so that an upstream reporting absurd usage cannot lock a tenant out for days.
-    fn charge_tokens(&self, used: u64) {
-        let extra = used.saturating_sub(self.estimated_tokens);
-        let token_checks: Vec<(String, u64)> = self
-            .rate_checks
-            .iter()
-            .filter(|c| c.dimension == Dimension::Tokens)
-            .map(|c| (c.key.clone(), c.per_minute))
-            .collect();
-        if extra == 0 || token_checks.is_empty() {
-            return;
-        }
-        let limiter = self.limiter.clone();
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(async move {
-                for (key, per_minute) in token_checks {
-                    limiter.charge(&key, per_minute, extra.min(per_minute)).await;
-                }
-            });
-        }
-    }
-
-    /// A reply served from the cache: a ledger row at zero cost.
-    fn account_cache_hit(&self) {
-        self.write_ledger("", "cache", 200, TokenUsage::default(), None);
-    }
-
-    /// Counts a request refused before dispatch (queue, limits, budget) and returns its error.
-    fn refuse(&self, error: ApiError) -> ApiError {
-        if let Some(reason) = error.code() {
-            self.metrics.refusal(&self.caller.tenant, reason);
-        }
-        let elapsed = self.started.elapsed().as_secs_f64();
-        self.metrics.request(
-            &self.caller.tenant,
-            &self.model,
-            self.endpoint.as_str(),
-            error.status().as_u16(),
-            elapsed,
-        );
-        error
-    }
-
-    /// Writes the ledger row and usage metrics; returns the cost.
-    fn write_ledger(
-        &self,
-        backend: &str,
-        provider: &str,
-        status: u16,
-        usage: TokenUsage,
-        error_code: Option<&str>,
-    ) -> NanoUsd {
-        let cost = usage.cost(&self.target.model.pricing);
-        let elapsed = self.started.elapsed();
-        let tenant = &self.caller.tenant;
-        let route = &self.target.route.config.name;
-        if usage.is_clamped() {
-            tracing::warn!(request_id = %self.id, %route, %backend, "the upstream reported an impossible token count; charged at the clamp");
-            self.metrics.upstream_error(route, backend, "usage_clamped");
-        }
-        self.metrics.request(tenant, &self.model, self.endpoint.as_str(), status, elapsed.as_secs_f64());
-        self.metrics.usage(tenant, &self.model, &usage, cost.0);
-        self.ledger.record(LedgerRecord {
-            id: self.id.clone(),
-            created_at_ms: now_ms(),
-            tenant: tenant.clone(),
-            api_key: self.caller.key_id.clone(),
-            persona: self.persona.clone(),
-            model: self.model.clone(),
-            route: route.clone(),
-            backend: backend.to_owned(),
-            provider: provider.to_owned(),
-            endpoint: self.endpoint.as_str(),
-            stream: self.stream,
-            status,
-            error_code: error_code.map(str::to_owned),
-            input_tokens: usage.input,
-            cached_input_tokens: usage.cached_input,
-            cache_write_tokens: usage.cache_write,
-            output_tokens: usage.output,
-            cost_nanos: cost.0,
-            latency_ms: u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX),
-        });
-        cost
-    }
-
-    /// Usage of a complete reply, estimated if the provider reported none.
-    pub fn usage_of(&self, reply: &Completion) -> TokenUsage {
-        reply.usage().unwrap_or_else(|| self.estimated_usage(reply.content_len()))
-    }
-
-    fn estimated_usage(&self, output_chars: usize) -> TokenUsage {
-        TokenUsage {
-            input: estimate_tokens(self.prompt_chars),
-            output: estimate_tokens(output_chars),
-            ..Default::default()
-        }
-    }
 }
 
 /// A dispatch that succeeded, with the usage of replies thrown away on the way (invalid
@@ -606,137 +482,6 @@ impl Failure {
 /// Output tokens reserved against budgets and token limits when a request sets no `max_tokens`.
 const DEFAULT_OUTPUT_RESERVATION: u64 = 4096;
 
-/// Whether `budget` covers requests of `caller` (persona budgets: its chats with that persona).
-fn applies(budget: &BudgetConfig, caller: &Caller, persona: Option<&str>) -> bool {
-    budget.tenant == caller.tenant
-        && match budget.scope {
-            BudgetScopeKind::Tenant => true,
-            BudgetScopeKind::ApiKey => budget.api_key.as_deref() == Some(caller.key_id.as_str()),
-            BudgetScopeKind::Persona => persona.is_some() && budget.persona.as_deref() == persona,
-        }
-}
-
-/// The rate limits a request of `caller` (to `persona`, if any) must pass: the tenant's, the API
-/// key's and the persona's, each for requests and for `tokens`.
-pub(crate) fn rate_checks(
-    tenant: Option<&TenantConfig>,
-    caller: &Caller,
-    persona: Option<&PersonaConfig>,
-    tokens: u64,
-) -> Vec<Check> {
-    let mut out = Vec::new();
-    if let Some(tenant) = tenant {
-        out.extend(checks(&format!("tenant/{}", tenant.name), &tenant.rate_limits, tokens));
-        if let Some(key) = tenant.api_keys.iter().find(|k| k.id == caller.key_id) {
-            out.extend(checks(&format!("key/{}/{}", tenant.name, key.id), &key.rate_limits, tokens));
-        }
-    }
-    if let Some(persona) = persona {
-        let scope = format!("persona/{}/{}", persona.tenant, persona.name);
-        out.extend(checks(&scope, &persona.rate_limits, tokens));
-    }
-    out
-}
-
-/// The request and token checks of one scope's limits.
-fn checks(scope: &str, limits: &RateLimits, tokens: u64) -> Vec<Check> {
-    let mut out = Vec::new();
-    if let Some(rpm) = limits.requests_per_minute {
-        let key = format!("{scope}/rpm");
-        out.push(Check { key, dimension: Dimension::Requests, per_minute: u64::from(rpm), cost: 1 });
-    }
-    if let Some(tpm) = limits.tokens_per_minute {
-        out.push(Check {
-            key: format!("{scope}/tpm"),
-            dimension: Dimension::Tokens,
-            per_minute: tpm,
-            cost: tokens,
-        });
-    }
-    out
-}
-
-pub(crate) fn rate_limited(retry_after: Duration, headers: Vec<(HeaderName, HeaderValue)>) -> ApiError {
-    if retry_after == Duration::MAX {
-        return ApiError::RateLimited {
-            message: "this request needs more tokens than the per-minute limit allows; lower `max_tokens` or shorten the prompt".into(),
-            retry_after: None,
-            headers,
-        };
-    }
-    let seconds = retry_after.as_millis().div_ceil(1000).max(1);
-    ApiError::RateLimited {
-        message: format!("rate limit reached; retry in {seconds} s"),
-        retry_after: Some(u64::try_from(seconds).unwrap_or(u64::MAX)),
-        headers,
-    }
-}
-
-fn budget_refusal(refusal: Refusal) -> ApiError {
-    let exceeded = match refusal {
-        Refusal::Exceeded(exceeded) => exceeded,
-        Refusal::Unavailable { budget } => return ApiError::BudgetUnavailable(budget),
-        Refusal::Busy { budget } => return ApiError::BudgetBusy(budget),
-    };
-    let retry_after = exceeded
-        .resets_at
-        .and_then(|at| at.duration_since(SystemTime::now()).ok())
-        .map(|wait| wait.as_secs() + 1);
-    let resets = match retry_after {
-        Some(seconds) => format!("; it resets in {seconds} s"),
-        None => String::new(),
-    };
-    ApiError::BudgetExceeded {
-        message: format!(
-            "budget {} is exhausted: {} of {} USD spent this period, {} USD reserved by requests in flight{resets}",
-            exceeded.budget, exceeded.spent, exceeded.limit, exceeded.held
-        ),
-        retry_after,
-    }
-}
-
-/// The validator for `response_format: {type: json_schema, json_schema: {schema}}`; a schema
-/// that does not compile is the client's error, reported before anything is sent upstream.
-fn structured_output_schema(request: &Value) -> Result<Option<jsonschema::Validator>, ApiError> {
-    let Some(format) = request.get("response_format") else { return Ok(None) };
-    if format.get("type").and_then(Value::as_str) != Some("json_schema") {
-        return Ok(None);
-    }
-    let schema = format.pointer("/json_schema/schema").ok_or_else(|| {
-        ApiError::BadRequest(
-            "`response_format.json_schema.schema` is required".into(),
-            Some("invalid_schema"),
-        )
-    })?;
-    jsonschema::validator_for(schema).map(Some).map_err(|e| {
-        ApiError::BadRequest(
-            format!("`response_format.json_schema.schema` is not a valid JSON Schema: {e}"),
-            Some("invalid_schema"),
-        )
-    })
-}
-
-/// The next candidate (cyclically from `cursor`) whose breaker admits a request; remembers the
-/// earliest time an ejected one comes back, for `retry-after`.
-fn next_admitted(
-    candidates: &[Arc<BackendRuntime>],
-    cursor: &mut usize,
-    ejected_until: &mut Option<Instant>,
-) -> Option<Arc<BackendRuntime>> {
-    let now = Instant::now();
-    for _ in 0..candidates.len() {
-        let backend = &candidates[*cursor % candidates.len()];
-        *cursor += 1;
-        match backend.breaker.admit(now) {
-            Admission::Allowed => return Some(backend.clone()),
-            Admission::Ejected { until } => {
-                *ejected_until = Some(ejected_until.map_or(until, |t: Instant| t.min(until)));
-            }
-        }
-    }
-    None
-}
-
 /// Waits for a stream's first chunk and puts it back in front.
 async fn first_chunk(mut chunks: ChunkStream) -> Result<ChunkStream, UpstreamError> {
     match chunks.next().await {
@@ -748,102 +493,4 @@ async fn first_chunk(mut chunks: ChunkStream) -> Result<ChunkStream, UpstreamErr
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-/// Backends in the order to try: ascending priority; within a priority, a weighted random
-/// permutation. Weight-zero backends are drained: never chosen.
-fn candidate_order<R: Rng>(backends: &[Arc<BackendRuntime>], rng: &mut R) -> Vec<Arc<BackendRuntime>> {
-    let mut priorities: Vec<u32> = backends.iter().map(|b| b.config.priority).collect();
-    priorities.sort_unstable();
-    priorities.dedup();
-    let mut order = Vec::with_capacity(backends.len());
-    for priority in priorities {
-        let mut group: Vec<&Arc<BackendRuntime>> =
-            backends.iter().filter(|b| b.config.priority == priority && b.config.weight > 0).collect();
-        while !group.is_empty() {
-            let total: u64 = group.iter().map(|b| u64::from(b.config.weight)).sum();
-            let mut pick = rng.random_range(0..total);
-            let index = group
-                .iter()
-                .position(|b| {
-                    let weight = u64::from(b.config.weight);
-                    if pick < weight {
-                        true
-                    } else {
-                        pick -= weight;
-                        false
-                    }
-                })
-                .unwrap_or(0);
-            order.push(group.remove(index).clone());
-        }
-    }
-    order
-}
-
-/// `base * 2^(attempt-1)`, with up to 50% jitter, capped at 10 s.
-fn backoff(base_ms: u32, attempt: usize) -> Duration {
-    let exponent = u32::try_from(attempt.saturating_sub(1)).unwrap_or(16).min(16);
-    let full = u64::from(base_ms).saturating_mul(1 << exponent).min(10_000);
-    let jitter = if full > 1 { rand::rng().random_range(0..=full / 2) } else { 0 };
-    Duration::from_millis(full - jitter)
-}
-
-#[cfg(test)]
-mod tests {
-    use rand::SeedableRng;
-    use switchboard_crds::config::BackendConfig;
-    use switchboard_crds::resources::ProviderKind;
-
-    use super::*;
-    use crate::providers::Provider;
-
-    fn backend(name: &str, weight: u32, priority: u32) -> Arc<BackendRuntime> {
-        let config = BackendConfig {
-            name: name.into(),
-            provider: ProviderKind::Mock,
-            base_url: None,
-            api_key: None,
-            weight,
-            priority,
-            request_timeout_ms: 1000,
-            connect_timeout_ms: 1000,
-            first_token_timeout_ms: None,
-        };
-        let breaker = crate::breaker::Breaker::new(&Default::default());
-        Arc::new(BackendRuntime {
-            config,
-            provider: Provider::Mock,
-            breaker,
-            overruns_max_tokens: Default::default(),
-        })
-    }
-
-    #[test]
-    fn lower_priority_first_and_zero_weight_never() {
-        let backends = vec![backend("b", 1, 1), backend("a", 1, 0), backend("off", 0, 0)];
-        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
-        let order: Vec<String> =
-            candidate_order(&backends, &mut rng).iter().map(|b| b.config.name.clone()).collect();
-        assert_eq!(order, ["a", "b"]);
-    }
-
-    #[test]
-    fn weights_split_first_choices_proportionally() {
-        let backends = vec![backend("heavy", 3, 0), backend("light", 1, 0)];
-        let mut rng = rand::rngs::StdRng::seed_from_u64(42);
-        let heavy =
-            (0..4000).filter(|_| candidate_order(&backends, &mut rng)[0].config.name == "heavy").count();
-        assert!((2800..3200).contains(&heavy), "heavy chosen first {heavy} of 4000 times");
-    }
-
-    #[test]
-    fn backoff_doubles_with_bounded_jitter() {
-        for attempt in 1..5 {
-            let full = 100u64 << (attempt - 1);
-            let delay = backoff(100, attempt).as_millis() as u64;
-            assert!(delay <= full && delay >= full / 2, "attempt {attempt}: {delay} ms");
-        }
-        assert!(backoff(10_000, 10) <= Duration::from_secs(10));
-    }
 }

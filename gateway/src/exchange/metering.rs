@@ -1,0 +1,149 @@
+//! Accounting an exchange exactly once: the ledger row, usage metrics, the budget settlement,
+//! token-limit debt and the concurrency slot, and the usage of a reply (reported or estimated).
+
+use std::sync::atomic::Ordering;
+
+use switchboard_crds::decimal::NanoUsd;
+
+use super::{Exchange, lock};
+use crate::error::ApiError;
+use crate::ledger::{LedgerRecord, now_ms};
+use crate::providers::Completion;
+use crate::ratelimit::Dimension;
+use crate::runtime::BackendRuntime;
+use crate::usage::{TokenUsage, estimate_tokens};
+
+impl Exchange {
+    /// Writes the ledger row and metrics for this request and frees its slot. Called exactly
+    /// once per exchange that reached dispatch.
+    pub fn account(
+        &self,
+        backend: Option<&BackendRuntime>,
+        status: u16,
+        usage: TokenUsage,
+        error_code: Option<&str>,
+    ) {
+        let provider = backend.map(|b| b.provider.kind()).unwrap_or_default();
+        let error_code = error_code.or(self.capped.load(Ordering::Relaxed).then_some("output_capped"));
+        if let (Some(backend), Some(asked)) = (backend, self.asked_output)
+            && usage.output > asked
+            && !backend.overruns_max_tokens.swap(true, Ordering::Relaxed)
+        {
+            let backend = &backend.config.name;
+            tracing::warn!(%backend, "the backend answered past max_tokens; whole replies under hard budgets are read from it as streams from now on");
+        }
+        let cost = self.write_ledger(
+            backend.map(|b| b.config.name.as_str()).unwrap_or_default(),
+            provider,
+            status,
+            usage,
+            error_code,
+        );
+        if let Some(reservation) = lock(&self.reservation).take() {
+            reservation.settle(cost);
+        }
+        self.charge_tokens(usage.total());
+        lock(&self.permit).take();
+    }
+
+    /// Token limits admitted an estimate; usage beyond it becomes debt that later requests wait
+    /// out, so the limit holds for what was really used. One request adds at most a minute of
+    /// debt, so that an upstream reporting absurd usage cannot lock a tenant out for days.
+    fn charge_tokens(&self, used: u64) {
+        let extra = used.saturating_sub(self.estimated_tokens);
+        let token_checks: Vec<(String, u64)> = self
+            .rate_checks
+            .iter()
+            .filter(|c| c.dimension == Dimension::Tokens)
+            .map(|c| (c.key.clone(), c.per_minute))
+            .collect();
+        if extra == 0 || token_checks.is_empty() {
+            return;
+        }
+        let limiter = self.limiter.clone();
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                for (key, per_minute) in token_checks {
+                    limiter.charge(&key, per_minute, extra.min(per_minute)).await;
+                }
+            });
+        }
+    }
+
+    /// A reply served from the cache: a ledger row at zero cost.
+    pub(super) fn account_cache_hit(&self) {
+        self.write_ledger("", "cache", 200, TokenUsage::default(), None);
+    }
+
+    /// Counts a request refused before dispatch (queue, limits, budget) and returns its error.
+    pub(super) fn refuse(&self, error: ApiError) -> ApiError {
+        if let Some(reason) = error.code() {
+            self.metrics.refusal(&self.caller.tenant, reason);
+        }
+        let elapsed = self.started.elapsed().as_secs_f64();
+        self.metrics.request(
+            &self.caller.tenant,
+            &self.model,
+            self.endpoint.as_str(),
+            error.status().as_u16(),
+            elapsed,
+        );
+        error
+    }
+
+    /// Writes the ledger row and usage metrics; returns the cost.
+    fn write_ledger(
+        &self,
+        backend: &str,
+        provider: &str,
+        status: u16,
+        usage: TokenUsage,
+        error_code: Option<&str>,
+    ) -> NanoUsd {
+        let cost = usage.cost(&self.target.model.pricing);
+        let elapsed = self.started.elapsed();
+        let tenant = &self.caller.tenant;
+        let route = &self.target.route.config.name;
+        if usage.is_clamped() {
+            tracing::warn!(request_id = %self.id, %route, %backend, "the upstream reported an impossible token count; charged at the clamp");
+            self.metrics.upstream_error(route, backend, "usage_clamped");
+        }
+        self.metrics.request(tenant, &self.model, self.endpoint.as_str(), status, elapsed.as_secs_f64());
+        self.metrics.usage(tenant, &self.model, &usage, cost.0);
+        self.ledger.record(LedgerRecord {
+            id: self.id.clone(),
+            created_at_ms: now_ms(),
+            tenant: tenant.clone(),
+            api_key: self.caller.key_id.clone(),
+            persona: self.persona.clone(),
+            model: self.model.clone(),
+            route: route.clone(),
+            backend: backend.to_owned(),
+            provider: provider.to_owned(),
+            endpoint: self.endpoint.as_str(),
+            stream: self.stream,
+            status,
+            error_code: error_code.map(str::to_owned),
+            input_tokens: usage.input,
+            cached_input_tokens: usage.cached_input,
+            cache_write_tokens: usage.cache_write,
+            output_tokens: usage.output,
+            cost_nanos: cost.0,
+            latency_ms: u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX),
+        });
+        cost
+    }
+
+    /// Usage of a complete reply, estimated if the provider reported none.
+    pub fn usage_of(&self, reply: &Completion) -> TokenUsage {
+        reply.usage().unwrap_or_else(|| self.estimated_usage(reply.content_len()))
+    }
+
+    pub(super) fn estimated_usage(&self, output_chars: usize) -> TokenUsage {
+        TokenUsage {
+            input: estimate_tokens(self.prompt_chars),
+            output: estimate_tokens(output_chars),
+            ..Default::default()
+        }
+    }
+}
