@@ -377,3 +377,34 @@ pub fn chat_payload<D: Driver>(d: &mut D, vocabulary: &Vocabulary, part: &str) -
     }
     Some(Value::Object(payload))
 }
+
+/// Usage as the ledger may take it: every count within the clamp, and the prompt split into
+/// disjoint parts rather than added to.
+pub fn assert_usage_bounded(usage: crate::usage::TokenUsage) {
+    use crate::usage::MAX_TOKENS;
+    for count in [usage.input, usage.cached_input, usage.cache_write, usage.output] {
+        assert!(count <= MAX_TOKENS, "{usage:?} has a count past {MAX_TOKENS}");
+    }
+    assert!(usage.input + usage.cached_input + usage.cache_write <= MAX_TOKENS, "{usage:?}");
+}
+
+/// Whether a payload the readers accepted (`value` is its strict parse) is one they relay as it
+/// came without reading all of it: JSON only a lenient reader takes (an escaped half surrogate
+/// pair, a number past `f64`, in a field they skip), or an array where a choice or its `inner`
+/// object (`delta`, `message`) belongs, which serde reads by position.
+pub fn accepted_as_lenient_json(value: &Result<Value, serde_json::Error>, inner: &str) -> bool {
+    match value {
+        Ok(value) => {
+            let choices = value.get("choices").and_then(Value::as_array).map(Vec::as_slice);
+            let array_for_object =
+                |choice: &Value| choice.is_array() || choice.get(inner).is_some_and(Value::is_array);
+            !value.is_object() || choices.unwrap_or_default().iter().any(array_for_object)
+        }
+        Err(error) => {
+            let message = error.to_string();
+            ["unicode code point", "surrogate", "hex escape", "number out of range"]
+                .iter()
+                .any(|kind| message.contains(kind))
+        }
+    }
+}
