@@ -89,17 +89,8 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-
-# wait_for URL PID: until URL answers 200, for at most 30 s, while PID lives.
-wait_for() {
-    local deadline=$((SECONDS + 30))
-    until curl -fsS -o /dev/null --max-time 1 "$1" 2>/dev/null; do
-        kill -0 "$2" 2>/dev/null || return 1
-        ((SECONDS < deadline)) || return 1
-        sleep 0.1
-    done
-}
+# shellcheck source=scripts/common.sh
+source "$root/scripts/common.sh"
 
 port=$(free_port)
 say "starting the gateway on 127.0.0.1:$port (log: $work/gateway.log)"

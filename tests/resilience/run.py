@@ -280,28 +280,34 @@ def graceful_stop(binary, work):
     return errored, len(rows(database, "drip-100"))
 
 
+def load(port, stop_at, answered, errors):
+    """One client sending chat completions on one connection until `stop_at`: appends the time of
+    each 200 to `answered`, counts other answers in `errors[0]`; stops when the connection fails
+    (the gateway was killed), which counts as an error too."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    body = json.dumps(chat("demo-echo", False))
+    headers = {"Authorization": f"Bearer {TEAM_KEY}", "Content-Type": "application/json"}
+    while time.monotonic() < stop_at:
+        try:
+            connection.request("POST", "/v1/chat/completions", body, headers)
+            response = connection.getresponse()
+            response.read()
+        except OSError:
+            errors[0] += 1
+            return
+        if response.status == 200:
+            answered.append(time.monotonic())
+        else:
+            errors[0] += 1
+
+
 def kill_under_load(binary, work, clients=64, seconds=3):
     """kill -9 under load: answered requests without a ledger row, and the time they cover."""
     database = os.path.join(work, "kill.db")
     gateway = Gateway(binary, os.path.join(work, "config"), database, os.path.join(work, "kill.log"))
     answered = []
     stop_at = time.monotonic() + seconds
-
-    def client():
-        connection = http.client.HTTPConnection("127.0.0.1", gateway.port, timeout=10)
-        body = json.dumps(chat("demo-echo", False))
-        headers = {"Authorization": f"Bearer {TEAM_KEY}", "Content-Type": "application/json"}
-        while time.monotonic() < stop_at:
-            try:
-                connection.request("POST", "/v1/chat/completions", body, headers)
-                response = connection.getresponse()
-                response.read()
-                if response.status == 200:
-                    answered.append(time.monotonic())
-            except OSError:
-                return
-
-    threads = [threading.Thread(target=client) for _ in range(clients)]
+    threads = [threading.Thread(target=load, args=(gateway.port, stop_at, answered, [0])) for _ in range(clients)]
     for t in threads:
         t.start()
     time.sleep(seconds - 0.5)
@@ -344,29 +350,10 @@ def kill_one_of_two(binary, work, clients=64, seconds=3):
         replicas = [Gateway(binary, os.path.join(work, "config"), None, os.path.join(work, f"replica{i}.log"),
                             database_url=postgres.url) for i in range(2)]
         answered = {0: [], 1: []}
-        errors = {0: 0, 1: 0}
+        errors = {0: [0], 1: [0]}
         stop_at = time.monotonic() + seconds
-
-        def client(i):
-            replica = replicas[i % 2]
-            connection = http.client.HTTPConnection("127.0.0.1", replica.port, timeout=10)
-            body = json.dumps(chat("demo-echo", False))
-            headers = {"Authorization": f"Bearer {TEAM_KEY}", "Content-Type": "application/json"}
-            while time.monotonic() < stop_at:
-                try:
-                    connection.request("POST", "/v1/chat/completions", body, headers)
-                    response = connection.getresponse()
-                    response.read()
-                    if response.status == 200:
-                        answered[i % 2].append(time.monotonic())
-                    else:
-                        errors[i % 2] += 1
-                except OSError:
-                    if i % 2 == 1:
-                        errors[1] += 1
-                    return
-
-        threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
+        threads = [threading.Thread(target=load, args=(replicas[i % 2].port, stop_at, answered[i % 2], errors[i % 2]))
+                   for i in range(clients)]
         for t in threads:
             t.start()
         time.sleep(seconds - 1)
@@ -381,7 +368,7 @@ def kill_one_of_two(binary, work, clients=64, seconds=3):
         ordered = sorted(answered[0])
         window_ms = (killed_at - ordered[-lost]) * 1000 if 0 < lost <= len(ordered) else 0.0
         holds = postgres.query("SELECT COUNT(*) FROM budget_holds")
-        return len(answered[0]), len(answered[1]), after_kill, errors[1], written, lost, window_ms, holds
+        return len(answered[0]), len(answered[1]), after_kill, errors[1][0], written, lost, window_ms, holds
     finally:
         postgres.stop()
 
