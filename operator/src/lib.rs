@@ -6,5 +6,6 @@ pub mod conditions;
 pub mod controller;
 pub mod isolate;
 pub mod metrics;
+pub mod policies;
 pub mod reconciler;
 pub mod settings;
