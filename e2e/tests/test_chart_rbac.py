@@ -3,7 +3,9 @@ converge: each authenticates with a ServiceAccount token (TokenRequest API) boun
 `helm template` renders from charts/switchboard, and runs with the arguments of the chart's Deployment.
 
 Nothing here copies RBAC rules: they come from the chart, so a rule the code needs and the chart
-lacks fails this test (as a Forbidden error in a log, or as a resource that never converges).
+lacks fails this test (as a Forbidden error in a log, or as a resource that never converges). The
+other way round, `kubectl auth can-i` tables say what each ServiceAccount must not be able to do
+(least privilege: a namespaced Role by default, the gateway reading only the provider-keys Secret).
 """
 
 from __future__ import annotations
@@ -100,23 +102,35 @@ def without(args: list[str], *flags: str) -> list[str]:
 
 
 def flag(args: list[str], name: str) -> str:
-    return args[args.index(name) + 1]
+    """The value of `--name value` or `--name=value`."""
+    for i, arg in enumerate(args):
+        if arg == name:
+            return args[i + 1]
+        if arg.startswith(f"{name}="):
+            return arg.split("=", 1)[1]
+    raise AssertionError(f"no {name} in {args}")
+
+
+def binding_of(objects: list[dict[str, Any]], component: str) -> dict[str, Any]:
+    """The (Cluster)RoleBinding of one component, found by the chart's component label."""
+    (binding,) = [
+        o
+        for o in objects
+        if o["kind"].endswith("RoleBinding") and o["metadata"]["labels"]["app.kubernetes.io/component"] == component
+    ]
+    return binding
 
 
 @pytest.fixture(scope="module")
 def release(kubectl: Kubectl, helm: str, namespace: str) -> Release:
     name = f"sb{uuid.uuid4().hex[:6]}"
     objects = kubectl.to_json(helm_template(helm, name, namespace, RBAC_TEMPLATES))
-    kinds = sorted(o["kind"] for o in objects)
-    assert kinds == sorted(["ServiceAccount", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"]), kinds
     for obj in objects:
         for rule in obj.get("rules", []):
             for field in ("apiGroups", "resources", "verbs"):
                 assert "*" not in rule.get(field, []), f"{obj['kind']}/{obj['metadata']['name']}: wildcard in {rule}"
     # Applied as the admin, as `helm install` would.
     kubectl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": objects}))
-    (operator_binding,) = [o for o in objects if o["kind"] == "ClusterRoleBinding"]
-    (gateway_binding,) = [o for o in objects if o["kind"] == "RoleBinding"]
     operator_args = container_args(kubectl, helm, name, namespace, "templates/operator/deployment.yaml")
     gateway_args = container_args(kubectl, helm, name, namespace, "templates/gateway/deployment.yaml")
     assert flag(operator_args, "--namespace") == namespace and flag(gateway_args, "--namespace") == namespace
@@ -125,8 +139,8 @@ def release(kubectl: Kubectl, helm: str, namespace: str) -> Release:
         name=name,
         namespace=namespace,
         objects=objects,
-        operator_sa=operator_binding["subjects"][0]["name"],
-        gateway_sa=gateway_binding["subjects"][0]["name"],
+        operator_sa=binding_of(objects, "operator")["subjects"][0]["name"],
+        gateway_sa=binding_of(objects, "gateway")["subjects"][0]["name"],
         # The test sets the listen addresses (free loopback ports), the namespace and the identity.
         operator_args=without(operator_args, "--namespace", "--metrics-listen", "--identity"),
         gateway_args=without(gateway_args, "--namespace", "--listen", "--database-url", "--identity"),
@@ -147,19 +161,148 @@ def test_service_accounts_are_not_admin(cluster: Cluster, release: Release, sa_k
         who = json.loads(as_sa("auth", "whoami", "-o", "json"))["status"]["userInfo"]
         assert who["username"] == f"system:serviceaccount:{release.namespace}:{sa}", who
         assert "system:masters" not in who.get("groups", []), who
+        result = as_sa.run("auth", "can-i", "*", "*", "--all-namespaces", check=False)
+        assert result.stdout.strip() == "no", f"{component} is cluster-admin"
 
-        def can(*args: str) -> bool:
-            result = as_sa.run("auth", "can-i", *args, check=False)
-            return result.stdout.strip() == "yes"
 
-        assert not can("*", "*", "--all-namespaces"), f"{component} is cluster-admin"
-        assert not can("create", "clusterrolebindings"), component
-        assert not can("delete", "tenants.switchboard.dev", "-n", release.namespace), component
-        assert not can("create", "secrets", "-n", release.namespace), component
-        assert can("watch", "configmaps", "-n", release.namespace), component
-        assert can("list", "secrets", "-n", release.namespace), component
-    operator = cluster.kubectl(sa_kubeconfigs["operator"])
-    assert operator.run("auth", "can-i", "patch", "tenants.switchboard.dev/status", "-n", release.namespace).stdout.strip() == "yes"
+# What each ServiceAccount may and may not do: (expected, verb, resource, where). `where` is "ns"
+# (the release namespace), "other" (kube-system) or "cluster" (no namespace). `{keys}` is the
+# provider-keys Secret the chart passes to both binaries; `demo-key` stands for a tenant key Secret.
+OPERATOR_CAN = [
+    (True, "watch", "tenants.switchboard.dev", "ns"),
+    (True, "list", "budgets.switchboard.dev", "ns"),
+    (True, "patch", "tenants.switchboard.dev", "ns"),
+    (False, "update", "tenants.switchboard.dev", "ns"),
+    (False, "create", "tenants.switchboard.dev", "ns"),
+    (False, "delete", "tenants.switchboard.dev", "ns"),
+    (True, "patch", "tenants.switchboard.dev/status", "ns"),
+    (True, "patch", "budgets.switchboard.dev/status", "ns"),
+    (False, "update", "personas.switchboard.dev/status", "ns"),
+    (True, "update", "tenants.switchboard.dev/finalizers", "ns"),
+    (True, "watch", "secrets", "ns"),
+    (True, "create", "secrets", "ns"),
+    (True, "patch", "secrets/{keys}", "ns"),
+    (False, "patch", "secrets/demo-key", "ns"),
+    (False, "update", "secrets/{keys}", "ns"),
+    (False, "delete", "secrets", "ns"),
+    (False, "get", "secrets", "other"),
+    (False, "list", "secrets", "cluster"),
+    (True, "create", "configmaps", "ns"),
+    (True, "patch", "configmaps", "ns"),
+    (True, "delete", "configmaps", "ns"),
+    (False, "update", "configmaps", "ns"),
+    (False, "delete", "configmaps", "other"),
+    (True, "create", "networkpolicies.networking.k8s.io", "ns"),
+    (True, "delete", "networkpolicies.networking.k8s.io", "ns"),
+    (False, "update", "networkpolicies.networking.k8s.io", "ns"),
+    (False, "create", "networkpolicies.networking.k8s.io", "other"),
+    (True, "create", "events.events.k8s.io", "ns"),
+    (False, "create", "events.events.k8s.io", "other"),
+    (True, "create", "leases.coordination.k8s.io", "ns"),
+    (True, "patch", "leases.coordination.k8s.io/switchboard-operator", "ns"),
+    (False, "patch", "leases.coordination.k8s.io/switchboard-gateway-status", "ns"),
+    (False, "delete", "leases.coordination.k8s.io", "ns"),
+    (False, "list", "namespaces", "cluster"),
+    (False, "create", "pods", "ns"),
+    (False, "create", "clusterrolebindings", "cluster"),
+]
+GATEWAY_CAN = [
+    (True, "watch", "configmaps", "ns"),
+    (False, "create", "configmaps", "ns"),
+    (False, "patch", "configmaps", "ns"),
+    (True, "get", "secrets/{keys}", "ns"),
+    (True, "list", "secrets/{keys}", "ns"),
+    (True, "watch", "secrets/{keys}", "ns"),
+    (False, "get", "secrets/demo-key", "ns"),
+    (False, "list", "secrets", "ns"),
+    (False, "watch", "secrets", "ns"),
+    (False, "get", "secrets/{keys}", "other"),
+    (False, "patch", "secrets/{keys}", "ns"),
+    (True, "patch", "budgets.switchboard.dev/status", "ns"),
+    (True, "patch", "tenants.switchboard.dev/status", "ns"),
+    (False, "patch", "budgets.switchboard.dev", "ns"),
+    (False, "delete", "tenants.switchboard.dev", "ns"),
+    (True, "create", "events.events.k8s.io", "ns"),
+    (True, "create", "leases.coordination.k8s.io", "ns"),
+    (True, "patch", "leases.coordination.k8s.io/switchboard-gateway-status", "ns"),
+    (False, "patch", "leases.coordination.k8s.io/switchboard-operator", "ns"),
+    (False, "create", "networkpolicies.networking.k8s.io", "ns"),
+    (False, "list", "namespaces", "cluster"),
+    (False, "create", "clusterrolebindings", "cluster"),
+]
+
+
+def provider_keys_secret(release: Release) -> str:
+    """The Secret both Deployments are told to use; the operator and the gateway must agree on it."""
+    operator = flag(release.operator_args, "--provider-keys-secret")
+    gateway = flag(release.gateway_args, "--provider-keys-secret")
+    assert operator == gateway, (operator, gateway)
+    return operator
+
+
+def wrong_answers(kubectl: Kubectl, release: Release, sa: str, table: list[tuple[bool, str, str, str]]) -> list[str]:
+    """`kubectl auth can-i` as the ServiceAccount for each row; the rows answered otherwise."""
+    try:
+        keys = provider_keys_secret(release)
+    except AssertionError as error:
+        keys = f"{release.name}-gateway-provider-keys"
+        wrong = [f"provider-keys Secret: {error}"]
+    else:
+        wrong = []
+    user = f"system:serviceaccount:{release.namespace}:{sa}"
+    for expected, verb, resource, where in table:
+        resource = resource.format(keys=keys)
+        # can-i takes a subresource as a flag: `patch tenants.switchboard.dev --subresource=status`.
+        kind, _, rest = resource.partition("/")
+        name_or_sub = ["--subresource", rest] if rest in ("status", "finalizers") else []
+        target = kind if name_or_sub else resource
+        scope = {"ns": ["-n", release.namespace], "other": ["-n", "kube-system"], "cluster": ["--all-namespaces"]}[where]
+        result = kubectl.run("auth", "can-i", verb, target, *name_or_sub, *scope, f"--as={user}", check=False)
+        answer = result.stdout.strip()
+        if answer not in ("yes", "no"):
+            raise AssertionError(f"kubectl auth can-i {verb} {resource}: {result.stdout} {result.stderr}")
+        if (answer == "yes") != expected:
+            wrong.append(f"{'can' if answer == 'yes' else 'cannot'} {verb} {resource} in {where}")
+    return wrong
+
+
+def test_operator_has_least_privilege(kubectl: Kubectl, release: Release) -> None:
+    wrong = wrong_answers(kubectl, release, release.operator_sa, OPERATOR_CAN)
+    assert not wrong, "operator ServiceAccount:\n  " + "\n  ".join(wrong)
+
+
+def test_gateway_reads_only_the_provider_keys_secret(kubectl: Kubectl, release: Release) -> None:
+    wrong = wrong_answers(kubectl, release, release.gateway_sa, GATEWAY_CAN)
+    assert not wrong, "gateway ServiceAccount:\n  " + "\n  ".join(wrong)
+    # The gateway's own request shape: a watch list narrowed by a metadata.name field selector is
+    # authorized against resourceNames; the same list without it is Forbidden.
+    user = f"--as=system:serviceaccount:{release.namespace}:{release.gateway_sa}"
+    keys = provider_keys_secret(release)
+    kubectl("get", "secrets", "-n", release.namespace, "--field-selector", f"metadata.name={keys}", user)
+    refused = kubectl.run("get", "secrets", "-n", release.namespace, user, check=False)
+    assert refused.returncode != 0 and "forbidden" in refused.stderr.lower(), refused.stderr
+
+
+def rbac_kinds(kubectl: Kubectl, helm: str, *values: str) -> dict[str, list[dict[str, Any]]]:
+    argv = [helm, "template", "sb", str(CHART), "--namespace", "sb", "--kube-version", KUBE_VERSION, *values]
+    argv += ["--show-only", "templates/operator/rbac.yaml"]
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    out: dict[str, list[dict[str, Any]]] = {}
+    for obj in kubectl.to_json(result.stdout):
+        out.setdefault(obj["kind"], []).append(obj)
+    return out
+
+
+def test_cluster_wide_is_opt_in_with_the_same_rules(kubectl: Kubectl, helm: str) -> None:
+    default = rbac_kinds(kubectl, helm)
+    assert sorted(default) == ["Role", "RoleBinding"], sorted(default)
+    assert default["Role"][0]["metadata"]["namespace"] == "sb"
+    wide = rbac_kinds(kubectl, helm, "--set", "operator.rbac.clusterWide=true")
+    assert sorted(wide) == ["ClusterRole", "ClusterRoleBinding"], sorted(wide)
+    assert wide["ClusterRole"][0]["rules"] == default["Role"][0]["rules"]
+    for rule in default["Role"][0]["rules"]:
+        assert "namespaces" not in rule["resources"], rule
 
 
 @pytest.fixture(scope="module")

@@ -25,6 +25,15 @@ name (the longest suffix is `-gateway-config`) stays a valid 63-character DNS la
 {{- printf "%s-gateway-config" (include "switchboard.fullname" .) -}}
 {{- end -}}
 
+{{/*
+The one Secret holding the provider API keys the config references: the operator copies them into it
+and the gateway reads it alone (its Role names it in resourceNames). Passed to both binaries as
+`--provider-keys-secret`; a Secret name may be 253 characters, so the 48-character base leaves room.
+*/}}
+{{- define "switchboard.providerKeysSecret" -}}
+{{- printf "%s-gateway-provider-keys" (include "switchboard.fullname" .) -}}
+{{- end -}}
+
 {{- define "switchboard.operator.serviceAccountName" -}}
 {{- if .Values.operator.serviceAccount.create -}}
 {{- default (include "switchboard.operator.fullname" .) .Values.operator.serviceAccount.name -}}
