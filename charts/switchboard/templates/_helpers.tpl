@@ -124,3 +124,17 @@ ledger, so spend would be split between them and Budgets enforced per replica. S
 {{/* Ports are part of the binaries' contract (flags below); kept in one place. */}}
 {{- define "switchboard.gateway.port" -}}8080{{- end -}}
 {{- define "switchboard.operator.metricsPort" -}}8081{{- end -}}
+
+{{/*
+NetworkPolicy peers: any address except the cloud instance metadata and credential endpoints. The
+same ranges as the operator's egress policy (DENIED_IPV4 and DENIED_IPV6 in
+operator/src/policies.rs; e2e/tests/test_network_policies.py checks they agree).
+*/}}
+{{- define "switchboard.anywhereButMetadata" -}}
+- ipBlock:
+    cidr: 0.0.0.0/0
+    except: [100.100.100.200/32, 168.63.129.16/32, 169.254.0.0/16]
+- ipBlock:
+    cidr: ::/0
+    except: ["fd00:ec2::23/128", "fd00:ec2::254/128", "fd20:ce::254/128", "fe80::/10"]
+{{- end -}}
