@@ -342,7 +342,7 @@ def test_operator_converges_under_chart_rbac(kubectl: Kubectl, release: Release,
     # NetworkPolicies select the chart's gateway pods (the chart's --gateway-selector).
     selector = dict(pair.split("=", 1) for pair in flag(release.operator_args, "--gateway-selector").split(","))
     policies = {p["metadata"]["name"]: p for p in kubectl.items(namespace, "networkpolicies", MANAGED_BY)}
-    assert set(policies) == {"switchboard-tenant-demo", "switchboard-gateway-egress"}, set(policies)
+    assert set(policies) == {"switchboard-tenant-demo", "switchboard-gateway-deny-ingress", "switchboard-gateway-egress"}, set(policies)
     for policy in policies.values():
         assert policy["spec"]["podSelector"]["matchLabels"] == selector, policy["spec"]["podSelector"]
 
