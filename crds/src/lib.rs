@@ -6,9 +6,11 @@
 pub mod config;
 pub mod decimal;
 pub mod manifest;
+pub mod provider_keys;
 pub mod reference;
 pub mod render;
 pub mod resources;
+pub mod shards;
 
 pub use config::GatewayConfig;
 pub use render::{RenderError, Resources, SecretStore, render};

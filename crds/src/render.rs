@@ -49,6 +49,12 @@ impl SecretStore {
         self.secrets.insert((namespace, name), data);
     }
 
+    /// Adds one key's value.
+    pub fn insert(&mut self, reference: &SecretRef, value: Vec<u8>) {
+        let secret = self.secrets.entry((reference.namespace.clone(), reference.name.clone())).or_default();
+        secret.insert(reference.key.clone(), value);
+    }
+
     /// Removes a Secret (for watches).
     pub fn remove(&mut self, namespace: &str, name: &str) {
         self.secrets.remove(&(namespace.to_owned(), name.to_owned()));
@@ -155,7 +161,8 @@ pub fn render(resources: &Resources, secrets: &SecretStore) -> Result<GatewayCon
     let routes = r.routes(&route_specs);
     let tenants = r.tenants(&tenant_specs, &routes);
     let personas = r.personas(&persona_specs, &tenants, &routes);
-    let budgets = r.budgets(&budget_specs, &tenant_specs, &tenants, &personas);
+    let mut budgets = r.budgets(&budget_specs, &tenant_specs, &tenants, &personas);
+    crate::shards::sort_budgets(&mut budgets);
     if !r.errors.is_empty() {
         return Err(RenderErrors(r.errors));
     }
