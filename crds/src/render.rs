@@ -100,6 +100,8 @@ pub enum RenderErrorReason {
     SecretNotFound,
     /// A referenced Secret lacks the key, or the value is empty.
     SecretKeyNotFound,
+    /// The resource's config entry is larger than a published shard can carry.
+    TooLarge,
 }
 
 impl RenderErrorReason {
@@ -111,6 +113,7 @@ impl RenderErrorReason {
             Self::UnknownReference => "UnknownReference",
             Self::SecretNotFound => "SecretNotFound",
             Self::SecretKeyNotFound => "SecretKeyNotFound",
+            Self::TooLarge => "TooLarge",
         }
     }
 

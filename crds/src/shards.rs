@@ -23,6 +23,8 @@ pub const MAX_SHARD_BYTES: usize = 900 * 1024;
 /// The ConfigMap key of the head and of each shard.
 pub const HEAD_KEY: &str = "head.json";
 pub const SHARD_KEY: &str = "shard.json";
+/// Label on the head and every shard, valued with the head's name: what readers watch.
+pub const CONFIG_LABEL: &str = "switchboard.dev/config";
 /// Hex digits of a shard id (64 bits of SHA-256).
 const ID_LEN: usize = 16;
 
@@ -201,6 +203,11 @@ fn shard(items: &[&Item]) -> Shard {
     }
     json.push('}');
     Shard { id: shard_id(&json), json }
+}
+
+/// The ConfigMap name of shard `id` of the config whose head is `head_name`.
+pub fn shard_name(head_name: &str, id: &str) -> String {
+    format!("{head_name}-{id}")
 }
 
 /// The id of a shard's content.

@@ -1,10 +1,13 @@
-//! In-cluster config source: the operator's ConfigMap and the namespace's Secrets, watched.
+//! In-cluster config source: the operator's published config and provider keys, watched.
 //!
-//! The ConfigMap carries the rendered [`GatewayConfig`] (key hashes, Secret references); the
-//! Secrets carry the provider API keys it refers to. Any change to either builds a new runtime
-//! aside and swaps it in; a ConfigMap that does not parse or a missing provider key keeps the
-//! last good runtime.
+//! The operator publishes the rendered [`GatewayConfig`] as a head ConfigMap naming its shards
+//! (see [`switchboard_crds::shards`]) and copies the provider keys the routes need into one
+//! Secret. Both are watched; a change builds a new runtime aside and swaps it in, but only from
+//! a complete set: a head whose shards are not all present and intact, a config that does not
+//! parse or a missing provider key keeps the last good runtime.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use futures::{StreamExt, stream};
@@ -12,15 +15,13 @@ use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client};
-use switchboard_crds::GatewayConfig;
-use switchboard_crds::render::SecretStore;
+use switchboard_crds::provider_keys;
+use switchboard_crds::shards::{self, CONFIG_LABEL, HEAD_KEY, Head, Part, SHARD_KEY};
 use tokio::task::JoinHandle;
 
 use crate::live::LiveRuntime;
 use crate::runtime::Runtime;
 
-/// The ConfigMap key holding the JSON config (written by the operator).
-pub const CONFIG_KEY: &str = "config.json";
 /// Changes arriving within this window share one rebuild.
 const COALESCE: Duration = Duration::from_millis(100);
 
@@ -28,23 +29,30 @@ const COALESCE: Duration = Duration::from_millis(100);
 #[derive(Clone, Debug)]
 pub struct ClusterSource {
     pub namespace: String,
+    /// The head ConfigMap's name.
     pub config_map: String,
+    /// The Secret holding the provider keys.
+    pub provider_keys: String,
 }
 
 /// Starts the watches; the returned task keeps `live` current until aborted.
 pub fn watch(client: Client, source: ClusterSource, live: LiveRuntime) -> JoinHandle<()> {
     let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), &source.namespace);
     let secrets: Api<Secret> = Api::namespaced(client, &source.namespace);
-    let by_name = watcher::Config::default().fields(&format!("metadata.name={}", source.config_map));
+    let published = watcher::Config::default().labels(&format!("{CONFIG_LABEL}={}", source.config_map));
+    // A field selector on the name is what lets the Role grant this one Secret (resourceNames).
+    let keys = watcher::Config::default().fields(&format!("metadata.name={}", source.provider_keys));
     let (config_store, config_writer) = reflector::store();
     let (secret_store, secret_writer) = reflector::store();
-    let config_changes = reflector::reflector(config_writer, watcher(config_maps, by_name)).default_backoff();
-    let secret_changes =
-        reflector::reflector(secret_writer, watcher(secrets, watcher::Config::default())).default_backoff();
+    let config_changes =
+        reflector::reflector(config_writer, watcher(config_maps, published)).default_backoff();
+    let secret_changes = reflector::reflector(secret_writer, watcher(secrets, keys)).default_backoff();
     let mut changes = stream::select(
         config_changes.touched_objects().map(|e| e.map(|_| ()).map_err(|e| e.to_string())).boxed(),
         secret_changes.touched_objects().map(|e| e.map(|_| ()).map_err(|e| e.to_string())).boxed(),
     );
+    let reader =
+        Arc::new(Reader { source, configs: config_store, secrets: secret_store, parsed: Mutex::default() });
     tokio::spawn(async move {
         let mut synced = false;
         while let Some(change) = changes.next().await {
@@ -55,34 +63,66 @@ pub fn watch(client: Client, source: ClusterSource, live: LiveRuntime) -> JoinHa
             // Let a burst of changes land, then rebuild once from the stores.
             while let Ok(Some(_)) = tokio::time::timeout(COALESCE, changes.next()).await {}
             if !synced {
-                synced = config_store.wait_until_ready().await.is_ok()
-                    && secret_store.wait_until_ready().await.is_ok();
+                synced = reader.configs.wait_until_ready().await.is_ok()
+                    && reader.secrets.wait_until_ready().await.is_ok();
             }
             if synced {
-                live.install(build(&source, &config_store, &secret_store, &live.load()));
+                let reader = reader.clone();
+                live.rebuild(move |previous| reader.build(&previous)).await;
             }
         }
     })
 }
 
-fn build(
-    source: &ClusterSource,
-    configs: &Store<ConfigMap>,
-    secrets: &Store<Secret>,
-    previous: &Runtime,
-) -> Result<Runtime, String> {
-    let reference = ObjectRef::new(&source.config_map).within(&source.namespace);
-    let config_map = configs.get(&reference).ok_or_else(|| {
-        format!("ConfigMap {}/{} not found (is the operator running?)", source.namespace, source.config_map)
-    })?;
-    let json = config_map.data.as_ref().and_then(|data| data.get(CONFIG_KEY)).ok_or_else(|| {
-        format!("ConfigMap {}/{} has no key {CONFIG_KEY}", source.namespace, source.config_map)
-    })?;
-    let config: GatewayConfig = serde_json::from_str(json)
-        .map_err(|e| format!("ConfigMap {} is not a gateway config: {e}", source.config_map))?;
-    let mut store = SecretStore::default();
-    for secret in secrets.state() {
-        store.insert_secret(&secret, &source.namespace);
+/// Reads the stores into a runtime, keeping each shard parsed until the head stops naming it.
+struct Reader {
+    source: ClusterSource,
+    configs: Store<ConfigMap>,
+    secrets: Store<Secret>,
+    parsed: Mutex<HashMap<String, Arc<Part>>>,
+}
+
+impl Reader {
+    fn build(&self, previous: &Runtime) -> Result<Runtime, String> {
+        let ClusterSource { namespace, config_map, provider_keys } = &self.source;
+        let head = self.configs.get(&ObjectRef::new(config_map).within(namespace)).ok_or_else(|| {
+            format!("ConfigMap {namespace}/{config_map} not found (is the operator running?)")
+        })?;
+        let head: Head = data(&head, HEAD_KEY)
+            .and_then(|json| serde_json::from_str(json).map_err(|e| e.to_string()))
+            .map_err(|e| format!("ConfigMap {namespace}/{config_map} is not a config head: {e}"))?;
+        let parts = self.parts(&head)?;
+        let config = shards::join(&head, |id| parts.get(id).map(Arc::as_ref)).map_err(|e| e.to_string())?;
+        let secrets = match self.secrets.get(&ObjectRef::new(provider_keys).within(namespace)) {
+            Some(secret) => provider_keys::unpack(&secret, namespace),
+            None => Default::default(),
+        };
+        Runtime::build(config, &secrets, previous).map_err(|e| e.to_string())
     }
-    Runtime::build(config, &store, previous).map_err(|e| e.to_string())
+
+    /// The parsed shards `head` names, parsing only those not seen before.
+    fn parts(&self, head: &Head) -> Result<HashMap<String, Arc<Part>>, String> {
+        let mut parsed = self.parsed.lock().unwrap_or_else(PoisonError::into_inner);
+        parsed.retain(|id, _| head.shards.contains(id));
+        for id in &head.shards {
+            if parsed.contains_key(id) {
+                continue;
+            }
+            let name = shards::shard_name(&self.source.config_map, id);
+            let shard = self
+                .configs
+                .get(&ObjectRef::new(&name).within(&self.source.namespace))
+                .ok_or_else(|| shards::JoinError::Missing(id.clone()).to_string())?;
+            let part = data(&shard, SHARD_KEY)
+                .and_then(|json| shards::parse_shard(id, json).map_err(|e| e.to_string()))?;
+            parsed.insert(id.clone(), Arc::new(part));
+        }
+        Ok(parsed.clone())
+    }
+}
+
+fn data<'a>(config_map: &'a ConfigMap, key: &str) -> Result<&'a str, String> {
+    config_map.data.as_ref().and_then(|data| data.get(key)).map(String::as_str).ok_or_else(|| {
+        format!("ConfigMap {} has no key {key}", config_map.metadata.name.as_deref().unwrap_or("?"))
+    })
 }

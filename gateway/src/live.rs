@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 
@@ -35,20 +36,34 @@ impl LiveRuntime {
         self.ready.load(Ordering::Relaxed)
     }
 
+    /// Builds a candidate from the runtime being served and installs it. The build runs off the
+    /// async workers: a large config takes long enough to stall the requests sharing them.
+    pub async fn rebuild(
+        &self,
+        build: impl FnOnce(Arc<Runtime>) -> Result<Runtime, String> + Send + 'static,
+    ) {
+        let previous = self.load();
+        let started = Instant::now();
+        let candidate = tokio::task::spawn_blocking(move || build(previous))
+            .await
+            .unwrap_or_else(|error| Err(format!("the config build failed: {error}")));
+        self.install(candidate, started.elapsed());
+    }
+
     /// Swaps in a freshly built runtime, or keeps the last good one and says why.
-    pub fn install(&self, candidate: Result<Runtime, String>) {
+    pub fn install(&self, candidate: Result<Runtime, String>, took: Duration) {
+        let build_ms = took.as_millis();
+        self.metrics.config_reload(candidate.is_ok(), took);
         match candidate {
             Ok(new) => {
                 let version = new.config.version.clone();
                 let changed = self.current.load().config.version != version;
                 self.current.store(Arc::new(new));
                 self.ready.store(true, Ordering::Relaxed);
-                self.metrics.config_reload(true);
-                tracing::info!(version = %version.get(..12).unwrap_or(&version), changed, "config loaded");
+                tracing::info!(version = %version.get(..12).unwrap_or(&version), changed, build_ms, "config loaded");
             }
             Err(reason) => {
-                self.metrics.config_reload(false);
-                tracing::error!(%reason, "config rejected; still serving the last good config");
+                tracing::error!(%reason, build_ms, "config rejected; still serving the last good config");
             }
         }
     }

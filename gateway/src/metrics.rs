@@ -19,6 +19,7 @@ pub struct Metrics {
     config_reloads: IntCounterVec,
     config_synchronized: IntGauge,
     config_loaded_at: IntGauge,
+    config_build: prometheus::Histogram,
     cache_lookups: IntCounterVec,
     refusals: IntCounterVec,
     backend_healthy: IntGaugeVec,
@@ -65,6 +66,10 @@ impl Metrics {
             "config_loaded_timestamp_seconds",
             "When the served config was loaded (Unix time)",
         )?;
+        let config_build = prometheus::Histogram::with_opts(
+            HistogramOpts::new("config_build_seconds", "Time to build a new config aside, good or rejected")
+                .buckets(vec![0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0]),
+        )?;
         let cache_lookups = IntCounterVec::new(
             Opts::new("cache_lookups_total", "Response cache lookups by result (hit, miss)"),
             &["result"],
@@ -99,6 +104,7 @@ impl Metrics {
             Box::new(config_reloads.clone()),
             Box::new(config_synchronized.clone()),
             Box::new(config_loaded_at.clone()),
+            Box::new(config_build.clone()),
             Box::new(cache_lookups.clone()),
             Box::new(refusals.clone()),
             Box::new(backend_healthy.clone()),
@@ -117,6 +123,7 @@ impl Metrics {
             config_reloads,
             config_synchronized,
             config_loaded_at,
+            config_build,
             cache_lookups,
             refusals,
             backend_healthy,
@@ -180,7 +187,8 @@ impl Metrics {
         self.queue_waiting.set(i64::try_from(waiting).unwrap_or(i64::MAX));
     }
 
-    pub fn config_reload(&self, ok: bool) {
+    pub fn config_reload(&self, ok: bool, build: std::time::Duration) {
+        self.config_build.observe(build.as_secs_f64());
         self.config_reloads.with_label_values(&[if ok { "success" } else { "failure" }]).inc();
         self.config_synchronized.set(i64::from(ok));
         if ok {

@@ -68,7 +68,8 @@ pub fn watch(dir: PathBuf, live: LiveRuntime) -> notify::Result<notify::Recommen
         while rx.recv().await.is_some() {
             // Debounce: wait for a quiet period, dropping the events that arrive meanwhile.
             while tokio::time::timeout(DEBOUNCE, rx.recv()).await.is_ok_and(|e| e.is_some()) {}
-            live.install(load_dir(&dir, &live.load()));
+            let dir = dir.clone();
+            live.rebuild(move |previous| load_dir(&dir, &previous)).await;
         }
     });
     Ok(watcher)

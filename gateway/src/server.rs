@@ -80,15 +80,23 @@ pub async fn start(settings: &Settings) -> Result<RunningGateway, StartError> {
     match &settings.config_dir {
         Some(dir) => {
             // Standalone: a folder that does not load is a startup error, not a silent empty config.
-            live.install(Ok(reload::load_dir(dir, &live.load()).map_err(StartError::Config)?));
+            let started = std::time::Instant::now();
+            let runtime = reload::load_dir(dir, &live.load()).map_err(StartError::Config)?;
+            live.install(Ok(runtime), started.elapsed());
             background.push(Background::FolderWatch(reload::watch(dir.clone(), live.clone())?));
         }
         None => {
             let source = ClusterSource {
                 namespace: settings.namespace.clone(),
                 config_map: settings.configmap.clone(),
+                provider_keys: settings.provider_keys_secret.clone(),
             };
-            tracing::info!(namespace = %source.namespace, configmap = %source.config_map, "in-cluster mode");
+            tracing::info!(
+                namespace = %source.namespace,
+                configmap = %source.config_map,
+                provider_keys = %source.provider_keys,
+                "in-cluster mode"
+            );
             let client = kube::Client::try_default().await?;
             background.push(Background::Task(cluster::watch(client.clone(), source, live.clone())));
             cluster = Some(client);

@@ -25,6 +25,14 @@ pub struct Settings {
     /// In-cluster mode: the ConfigMap the operator renders the config into.
     #[arg(long, env = "SWITCHBOARD_CONFIGMAP", default_value = "switchboard-gateway-config")]
     pub configmap: String,
+    /// In-cluster mode: the Secret the operator copies the routes' provider keys into; the only
+    /// Secret the gateway reads.
+    #[arg(
+        long,
+        env = "SWITCHBOARD_PROVIDER_KEYS_SECRET",
+        default_value = "switchboard-gateway-provider-keys"
+    )]
+    pub provider_keys_secret: String,
     /// In-cluster mode: how often the elected replica writes usage into Budget and Tenant status.
     #[arg(long, env = "SWITCHBOARD_STATUS_INTERVAL_SECONDS", default_value_t = 10)]
     pub status_interval_seconds: u64,

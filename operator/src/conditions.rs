@@ -16,8 +16,8 @@ pub const INVALID_OBJECT: &str = "InvalidObject";
 pub struct Observation<'a> {
     pub generation: Option<i64>,
     pub problems: &'a [RenderError],
-    /// Whether the config (with this resource, if it has no problems) reached the ConfigMap.
-    pub published: bool,
+    /// Why the resource's current entry is not in the published config, if it is not.
+    pub unpublished: Option<&'a str>,
 }
 
 /// The desired conditions, keeping each previous `lastTransitionTime` whose status is unchanged.
@@ -34,10 +34,10 @@ pub fn desired(observation: Observation<'_>, previous: &[Condition], now: &str) 
         (false, accepted.1.clone(), accepted.2.clone())
     } else if !resolved.0 {
         (false, resolved.1.clone(), resolved.2.clone())
-    } else if observation.published {
-        (true, "Published".to_owned(), "in the gateway config".to_owned())
+    } else if let Some(why) = observation.unpublished {
+        (false, "Pending".to_owned(), format!("not in the gateway config yet: {why}"))
     } else {
-        (false, "Pending".to_owned(), "the gateway config could not be published yet".to_owned())
+        (true, "Published".to_owned(), "in the gateway config".to_owned())
     };
     [(ACCEPTED, accepted), (RESOLVED_REFS, resolved), (READY, ready)]
         .into_iter()
@@ -130,7 +130,7 @@ mod tests {
     #[test]
     fn a_clean_published_resource_is_ready() {
         let conditions =
-            desired(Observation { generation: Some(3), problems: &[], published: true }, &[], "T1");
+            desired(Observation { generation: Some(3), problems: &[], unpublished: None }, &[], "T1");
         for c in &conditions {
             assert_eq!((c.status.as_str(), c.observed_generation), ("True", Some(3)), "{c:?}");
         }
@@ -140,7 +140,7 @@ mod tests {
     fn a_missing_secret_fails_resolved_refs_and_ready_with_its_reason() {
         let problems = [problem(RenderErrorReason::SecretNotFound)];
         let conditions =
-            desired(Observation { generation: Some(1), problems: &problems, published: true }, &[], "T1");
+            desired(Observation { generation: Some(1), problems: &problems, unpublished: None }, &[], "T1");
         assert_eq!(find(&conditions, ACCEPTED).status, "True");
         let resolved = find(&conditions, RESOLVED_REFS);
         assert_eq!((resolved.status.as_str(), resolved.reason.as_str()), ("False", "SecretNotFound"));
@@ -161,18 +161,27 @@ mod tests {
 
     #[test]
     fn transition_times_move_only_when_status_changes() {
-        let first = desired(Observation { generation: Some(1), problems: &[], published: true }, &[], "T1");
-        let same = desired(Observation { generation: Some(1), problems: &[], published: true }, &first, "T2");
+        let first = desired(Observation { generation: Some(1), problems: &[], unpublished: None }, &[], "T1");
+        let same =
+            desired(Observation { generation: Some(1), problems: &[], unpublished: None }, &first, "T2");
         assert!(!changed(&first, &same));
         assert_eq!(find(&same, READY).last_transition_time.as_deref(), Some("T1"));
         let problems = [problem(RenderErrorReason::Conflict)];
         let broken =
-            desired(Observation { generation: Some(2), problems: &problems, published: true }, &same, "T3");
+            desired(Observation { generation: Some(2), problems: &problems, unpublished: None }, &same, "T3");
         assert!(changed(&same, &broken));
         let mut with_gateway_condition = same.clone();
         with_gateway_condition.push(Condition { type_: "Exhausted".into(), ..broken[0].clone() });
         assert!(!changed(&with_gateway_condition, &same), "other writers' conditions are ignored");
         assert_eq!(find(&broken, ACCEPTED).last_transition_time.as_deref(), Some("T3"));
         assert_eq!(find(&broken, RESOLVED_REFS).last_transition_time.as_deref(), Some("T1"));
+    }
+
+    #[test]
+    fn an_unpublished_resource_is_pending_with_the_reason() {
+        let observation = Observation { generation: Some(1), problems: &[], unpublished: Some("Too long") };
+        let ready = find(&desired(observation, &[], "T1"), READY).clone();
+        assert_eq!((ready.status.as_str(), ready.reason.as_str()), ("False", "Pending"));
+        assert!(ready.message.ends_with("Too long"), "{}", ready.message);
     }
 }

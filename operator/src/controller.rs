@@ -1,34 +1,47 @@
 //! Watches, leadership and the reconcile loop.
 //!
-//! Reflectors keep in-memory stores of the four kinds and the namespace's Secrets; the kinds are
-//! watched through `DeserializeGuard`, so an object that does not decode is stored as its error
-//! instead of failing the watch. Any change, a leadership change, a failed reconcile's backoff
-//! timer or the periodic resync triggers one reconcile of everything; bursts of changes coalesce
-//! into one. Only the Lease holder writes.
+//! Reflectors keep in-memory stores of the four kinds, the namespace's Secrets and the objects the
+//! operator writes; the kinds are watched through `DeserializeGuard`, so an object that does not
+//! decode is stored as its error instead of failing the watch. Any change, a leadership change, a
+//! retry timer or the periodic resync triggers one reconcile of everything; bursts of changes
+//! coalesce into one, and a change cuts a retry's backoff short (it may be the fix). Watches
+//! retry within two seconds, so an API server that comes back is seen at once. Only the Lease
+//! holder writes.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::{FutureExt, Stream, StreamExt, stream};
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::core::DeserializeGuard;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, Store};
+use kube::runtime::utils::Backoff;
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource};
 use kube_lease_manager::LeaseManagerBuilder;
 use serde::de::DeserializeOwned;
 use switchboard_crds::resources::{Budget, Persona, ProviderRoute, Tenant};
+use switchboard_crds::shards::CONFIG_LABEL;
 
+use crate::build::MANAGED_BY;
+use crate::context::{Context, MANAGER, Stores};
 use crate::metrics::Metrics;
-use crate::reconciler::{self, Context, Stores};
+use crate::reconciler;
 use crate::settings::Settings;
 
 /// A full reconcile at least this often, to heal drift nobody announced.
 const RESYNC: Duration = Duration::from_secs(300);
 /// Changes arriving within this window share one reconcile.
 const COALESCE: Duration = Duration::from_millis(200);
+/// Bounds of the wait before retrying a reconcile that left failures.
+const RETRY_MIN: Duration = Duration::from_millis(500);
+const RETRY_MAX: Duration = Duration::from_secs(30);
+/// Bounds of a watch's wait before reconnecting.
+const WATCH_RETRY_MIN: Duration = Duration::from_millis(250);
+const WATCH_RETRY_MAX: Duration = Duration::from_secs(2);
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -36,14 +49,34 @@ pub enum RunError {
     Lease(#[from] kube_lease_manager::LeaseManagerError),
 }
 
+/// Doubling waits between watch reconnects, capped low: one watcher per kind is cheap for the API
+/// server, and kube's default (up to 30 s) left the operator blind long after an outage ended.
+struct WatchBackoff(Duration);
+
+impl Iterator for WatchBackoff {
+    type Item = Duration;
+
+    fn next(&mut self) -> Option<Duration> {
+        let wait = self.0;
+        self.0 = (wait * 2).min(WATCH_RETRY_MAX);
+        Some(wait)
+    }
+}
+
+impl Backoff for WatchBackoff {
+    fn reset(&mut self) {
+        self.0 = WATCH_RETRY_MIN;
+    }
+}
+
 /// A store and the stream that keeps it current, yielding `()` per change.
-fn watch<K>(api: Api<K>) -> (Store<K>, impl Stream<Item = ()> + Send)
+fn watch<K>(api: Api<K>, config: watcher::Config) -> (Store<K>, impl Stream<Item = ()> + Send)
 where
     K: Resource<DynamicType = ()> + Clone + std::fmt::Debug + DeserializeOwned + Send + Sync + 'static,
 {
     let (store, writer) = reflector::store();
-    let changes = reflector::reflector(writer, watcher(api, watcher::Config::default()))
-        .default_backoff()
+    let changes = reflector::reflector(writer, watcher(api, config))
+        .backoff(WatchBackoff(WATCH_RETRY_MIN))
         .touched_objects()
         .filter_map(|event| async move {
             if let Err(error) = &event {
@@ -61,21 +94,32 @@ pub async fn run(
     ready: Arc<AtomicBool>,
 ) -> Result<(), RunError> {
     let namespace = settings.namespace.clone();
+    let all = watcher::Config::default;
     let (tenants, tenant_changes) =
-        watch(Api::<DeserializeGuard<Tenant>>::namespaced(client.clone(), &namespace));
+        watch(Api::<DeserializeGuard<Tenant>>::namespaced(client.clone(), &namespace), all());
     let (personas, persona_changes) =
-        watch(Api::<DeserializeGuard<Persona>>::namespaced(client.clone(), &namespace));
+        watch(Api::<DeserializeGuard<Persona>>::namespaced(client.clone(), &namespace), all());
     let (routes, route_changes) =
-        watch(Api::<DeserializeGuard<ProviderRoute>>::namespaced(client.clone(), &namespace));
+        watch(Api::<DeserializeGuard<ProviderRoute>>::namespaced(client.clone(), &namespace), all());
     let (budgets, budget_changes) =
-        watch(Api::<DeserializeGuard<Budget>>::namespaced(client.clone(), &namespace));
-    let (secrets, secret_changes) = watch(Api::<Secret>::namespaced(client.clone(), &namespace));
+        watch(Api::<DeserializeGuard<Budget>>::namespaced(client.clone(), &namespace), all());
+    let (secrets, secret_changes) = watch(Api::<Secret>::namespaced(client.clone(), &namespace), all());
+    let (config_maps, config_map_changes) = watch(
+        Api::<ConfigMap>::namespaced(client.clone(), &namespace),
+        all().labels(&format!("{CONFIG_LABEL}={}", settings.configmap)),
+    );
+    let (policies, policy_changes) = watch(
+        Api::<NetworkPolicy>::namespaced(client.clone(), &namespace),
+        all().labels(&format!("{}={}", MANAGED_BY.0, MANAGED_BY.1)),
+    );
     let mut watches = stream::select_all([
         tenant_changes.boxed(),
         persona_changes.boxed(),
         route_changes.boxed(),
         budget_changes.boxed(),
         secret_changes.boxed(),
+        config_map_changes.boxed(),
+        policy_changes.boxed(),
     ]);
     // The reflectors must be polled all the time, also while a reconcile runs: a task drives
     // them and forwards one wake-up per burst of changes.
@@ -86,8 +130,8 @@ pub async fn run(
         }
     });
     let identity = settings.identity.clone().unwrap_or_else(hostname);
-    let reporter = Reporter { controller: reconciler::MANAGER.into(), instance: Some(identity.clone()) };
-    let stores = Stores { tenants, personas, routes, budgets, secrets };
+    let reporter = Reporter { controller: MANAGER.into(), instance: Some(identity.clone()) };
+    let stores = Stores { tenants, personas, routes, budgets, secrets, config_maps, policies };
     let ctx = Context {
         recorder: Recorder::new(client.clone(), reporter),
         client: client.clone(),
@@ -95,6 +139,7 @@ pub async fn run(
         metrics,
         stores,
         reported: Default::default(),
+        published: Default::default(),
     };
 
     let lease = LeaseManagerBuilder::new(client, "switchboard-operator")
@@ -108,7 +153,9 @@ pub async fn run(
 
     let mut synced = false;
     let mut due: Option<Instant> = Some(Instant::now());
-    let mut failures: u32 = 0;
+    let mut retries: u32 = 0;
+    // When everything was last rewritten (None: not yet under this leadership).
+    let mut healed: Option<Instant> = None;
     // The loop is dropped as a whole on SIGTERM, even mid-reconcile: reconciles are idempotent.
     let work = async {
         loop {
@@ -116,11 +163,13 @@ pub async fn run(
             tokio::select! {
                 change = changes.recv() => {
                     if change.is_none() { break; }
-                    due.get_or_insert_with(|| Instant::now() + COALESCE);
+                    let soon = Instant::now() + COALESCE;
+                    due = Some(due.map_or(soon, |at| at.min(soon)));
                 }
                 changed = leader.changed() => {
                     if changed.is_err() { break; }
                     due = Some(Instant::now());
+                    healed = None;
                 }
                 () = tokio::time::sleep(wait) => {
                     due = None;
@@ -145,25 +194,22 @@ pub async fn run(
                     ctx.metrics.leader.set(i64::from(is_leader));
                     if synced && is_leader {
                         let started = Instant::now();
-                        match reconciler::reconcile(&ctx).await {
-                            Ok(()) => {
-                                failures = 0;
-                                ctx.metrics.reconciles.with_label_values(&["success"]).inc();
-                            }
-                            Err(error) if error.is_conflict() => {
-                                ctx.metrics.reconciles.with_label_values(&["conflict"]).inc();
-                                tracing::debug!(%error, "reconcile raced with a change; retrying");
-                                due = Some(Instant::now() + COALESCE);
-                            }
-                            Err(error) => {
-                                failures += 1;
-                                ctx.metrics.reconciles.with_label_values(&["error"]).inc();
-                                let backoff = Duration::from_millis(500 * 2u64.pow(failures.min(7)));
-                                tracing::warn!(%error, retry_in = ?backoff, "reconcile failed");
-                                due = Some(Instant::now() + backoff);
-                            }
-                        }
+                        let force = healed.is_none_or(|at| at.elapsed() >= RESYNC);
+                        let report = reconciler::reconcile(&ctx, force).await;
                         ctx.metrics.reconcile_seconds.observe(started.elapsed().as_secs_f64());
+                        if force {
+                            healed = Some(started);
+                        }
+                        if report.failures == 0 {
+                            retries = 0;
+                            ctx.metrics.reconciles.with_label_values(&["success"]).inc();
+                        } else {
+                            retries = retries.saturating_add(1);
+                            ctx.metrics.reconciles.with_label_values(&["partial"]).inc();
+                            let backoff = RETRY_MIN.saturating_mul(1 << retries.min(6)).min(RETRY_MAX);
+                            tracing::info!(failures = report.failures, retry_in = ?backoff, "reconcile left failures");
+                            due = Some(due.map_or(Instant::now() + backoff, |at| at.min(Instant::now() + backoff)));
+                        }
                     }
                 }
             }
@@ -258,7 +304,10 @@ mod tests {
     #[tokio::test]
     async fn undecodable_objects_do_not_stall_the_watch() {
         let client = Client::new(api_server(), "sb");
-        let (store, changes) = watch(Api::<DeserializeGuard<Tenant>>::namespaced(client.clone(), "sb"));
+        let (store, changes) = watch(
+            Api::<DeserializeGuard<Tenant>>::namespaced(client.clone(), "sb"),
+            watcher::Config::default(),
+        );
         let mut changes = changes.boxed();
         let all_seen = async {
             while store.state().len() < 4 {

@@ -16,7 +16,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::core::error_boundary::InvalidObject;
 use kube::core::{DeserializeGuard, Resource};
 use switchboard_crds::GatewayConfig;
-use switchboard_crds::render::{RenderError, Resources, SecretStore, render};
+use switchboard_crds::render::{RenderError, RenderErrorReason, Resources, SecretStore, render};
+use switchboard_crds::shards::{self, MAX_SHARD_BYTES, Oversized, Sharded};
 
 /// Identifies one Switchboard resource.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -90,11 +91,11 @@ impl Reported {
     }
 }
 
-/// The config of every resource that renders, and the problems of those that do not.
+/// The config of every resource that renders and fits in a shard, and the problems of the others.
 #[derive(Debug)]
 pub struct Outcome {
     /// `None` only if isolation did not converge (never expected): keep the last config.
-    pub config: Option<GatewayConfig>,
+    pub config: Option<(GatewayConfig, Sharded)>,
     pub problems: BTreeMap<ObjectKey, Vec<RenderError>>,
 }
 
@@ -105,22 +106,55 @@ pub fn render_isolated(resources: &Resources, secrets: &SecretStore) -> Outcome 
     let mut remaining = resources.clone();
     let mut problems: BTreeMap<ObjectKey, Vec<RenderError>> = BTreeMap::new();
     for _ in 0..MAX_ROUNDS {
-        match render(&remaining, secrets) {
-            Ok(config) => {
-                return Outcome { config: Some(config), problems };
-            }
-            Err(errors) => {
-                for error in errors.0 {
-                    problems.entry(ObjectKey::of_error(&error)).or_default().push(error);
-                }
-                remaining.tenants.retain(|o| !problems.contains_key(&ObjectKey::of("Tenant", o)));
-                remaining.personas.retain(|o| !problems.contains_key(&ObjectKey::of("Persona", o)));
-                remaining.routes.retain(|o| !problems.contains_key(&ObjectKey::of("ProviderRoute", o)));
-                remaining.budgets.retain(|o| !problems.contains_key(&ObjectKey::of("Budget", o)));
-            }
+        let errors = match render(&remaining, secrets) {
+            Ok(config) => match shards::split(&config) {
+                Ok(sharded) => return Outcome { config: Some((config, sharded)), problems },
+                Err(oversized) => too_large(&remaining, oversized),
+            },
+            Err(errors) => errors.0,
+        };
+        for error in errors {
+            problems.entry(ObjectKey::of_error(&error)).or_default().push(error);
         }
+        remaining.tenants.retain(|o| !problems.contains_key(&ObjectKey::of("Tenant", o)));
+        remaining.personas.retain(|o| !problems.contains_key(&ObjectKey::of("Persona", o)));
+        remaining.routes.retain(|o| !problems.contains_key(&ObjectKey::of("ProviderRoute", o)));
+        remaining.budgets.retain(|o| !problems.contains_key(&ObjectKey::of("Budget", o)));
     }
     Outcome { config: None, problems }
+}
+
+/// A problem for each resource whose config entry no shard can carry. A Tenant's default budget
+/// is its Tenant's problem.
+fn too_large(resources: &Resources, Oversized(entries): Oversized) -> Vec<RenderError> {
+    let namespace_of = |kind: &str, name: &str| {
+        let metas: Vec<&ObjectMeta> = match kind {
+            "Tenant" => resources.tenants.iter().map(Resource::meta).collect(),
+            "Persona" => resources.personas.iter().map(Resource::meta).collect(),
+            "ProviderRoute" => resources.routes.iter().map(Resource::meta).collect(),
+            _ => resources.budgets.iter().map(Resource::meta).collect(),
+        };
+        metas.into_iter().find(|m| m.name.as_deref() == Some(name)).and_then(|m| m.namespace.clone())
+    };
+    entries
+        .into_iter()
+        .filter_map(|(entry, bytes)| {
+            let (kind, name) = match namespace_of(entry.kind, &entry.name) {
+                Some(_) => (entry.kind, entry.name),
+                None => ("Tenant", entry.name.strip_suffix("-default")?.to_owned()),
+            };
+            Some(RenderError {
+                namespace: namespace_of(kind, &name)?,
+                kind,
+                name,
+                field: "spec".into(),
+                reason: RenderErrorReason::TooLarge,
+                message: format!(
+                    "its entry in the gateway config is {bytes} bytes, more than a published shard holds ({MAX_SHARD_BYTES})"
+                ),
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -212,7 +246,7 @@ spec: {tenant: other, systemPrompt: x, model: m}
     fn a_other_tenant_does_not_block_the_others_and_its_dependents_are_set_aside() {
         let (resources, secrets) = load(GOOD_AND_BAD);
         let outcome = render_isolated(&resources, &secrets);
-        let config = outcome.config.unwrap();
+        let (config, _) = outcome.config.unwrap();
         assert!(config.tenants.contains_key("good"));
         assert!(!config.tenants.contains_key("other"));
         assert!(config.routes.contains_key("r"));
@@ -226,6 +260,25 @@ spec: {tenant: other, systemPrompt: x, model: m}
         let (resources, secrets) = load(&GOOD_AND_BAD.replace("name: missing", "name: keys"));
         let outcome = render_isolated(&resources, &secrets);
         assert_eq!(outcome.problems.len(), 2, "{:?}", outcome.problems);
-        assert!(outcome.config.unwrap().tenants.contains_key("good"));
+        assert!(outcome.config.unwrap().0.tenants.contains_key("good"));
+    }
+
+    #[test]
+    fn a_tenant_too_large_for_a_shard_is_set_aside_with_its_dependents() {
+        let (mut resources, secrets) = load(GOOD_AND_BAD);
+        let other =
+            resources.tenants.iter_mut().find(|t| t.metadata.name.as_deref() == Some("other")).unwrap();
+        other.spec.api_keys[0].secret_ref.name = "keys".into();
+        other.spec.api_keys.clear();
+        let good = resources.tenants.iter_mut().find(|t| t.metadata.name.as_deref() == Some("good")).unwrap();
+        good.spec.display_name = Some("x".repeat(MAX_SHARD_BYTES));
+        let outcome = render_isolated(&resources, &secrets);
+        let (config, sharded) = outcome.config.unwrap();
+        assert!(!config.tenants.contains_key("good") && config.tenants.contains_key("other"));
+        assert!(sharded.shards.iter().all(|s| s.json.len() <= MAX_SHARD_BYTES));
+        let problem =
+            &outcome.problems[&ObjectKey { kind: "Tenant", namespace: "sb".into(), name: "good".into() }];
+        assert_eq!(problem[0].reason, RenderErrorReason::TooLarge);
+        assert!(problem[0].message.contains("bytes"), "{}", problem[0].message);
     }
 }

@@ -3,9 +3,14 @@
 
 pub mod build;
 pub mod conditions;
+pub mod context;
 pub mod controller;
+pub mod enforce;
+pub mod finalizers;
 pub mod isolate;
 pub mod metrics;
 pub mod policies;
+pub mod publish;
 pub mod reconciler;
 pub mod settings;
+pub mod status;

@@ -12,6 +12,16 @@ pub struct Settings {
     /// Name of the ConfigMap the gateway reads its config from.
     #[arg(long, env = "SWITCHBOARD_CONFIGMAP", default_value = "switchboard-gateway-config")]
     pub configmap: String,
+    /// Name of the Secret the provider keys are copied into: the only Secret the gateway reads.
+    #[arg(
+        long,
+        env = "SWITCHBOARD_PROVIDER_KEYS_SECRET",
+        default_value = "switchboard-gateway-provider-keys"
+    )]
+    pub provider_keys_secret: String,
+    /// The cluster's DNS domain: backends at `svc.ns.svc.<domain>` are reached in-cluster.
+    #[arg(long, default_value = "cluster.local")]
+    pub cluster_domain: String,
     /// Labels of the gateway pods (`k=v,k2=v2`), which the NetworkPolicies select.
     #[arg(long, default_value = "app.kubernetes.io/name=switchboard,app.kubernetes.io/component=gateway", value_parser = parse_labels)]
     pub gateway_selector: BTreeMap<String, String>,
