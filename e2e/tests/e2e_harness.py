@@ -11,6 +11,7 @@ that `scripts/e2e.sh` can stop it by PID even if pytest itself is killed.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 import queue
@@ -315,6 +316,24 @@ def budget(name: str, tenant_name: str, limit_usd: str = "10") -> dict[str, Any]
     }
 
 
+def published_config(kubectl: "Kubectl", namespace: str, name: str = CONFIGMAP) -> dict[str, Any]:
+    """The config the operator published, as the gateway assembles it: the head ConfigMap `name`
+    names its shards `<name>-<id>`; each shard's SHA-256 must start with its id."""
+    head = json.loads(kubectl.get(namespace, f"configmap/{name}")["data"]["head.json"])
+    config: dict[str, Any] = {"version": head["version"], "tenants": {}, "routes": {}, "personas": {}, "budgets": []}
+    for shard_id in head["shards"]:
+        text = kubectl.get(namespace, f"configmap/{name}-{shard_id}")["data"]["shard.json"]
+        assert hashlib.sha256(text.encode()).hexdigest().startswith(shard_id), f"shard {shard_id} does not match its id"
+        part = json.loads(text)
+        for section in ("tenants", "routes", "personas"):
+            duplicated = config[section].keys() & part.get(section, {}).keys()
+            assert not duplicated, f"{section} {duplicated} in more than one shard"
+            config[section].update(part.get(section, {}))
+        config["budgets"].extend(part.get("budgets", []))
+    config["budgets"].sort(key=lambda b: (b["namespace"], b["name"]))
+    return config
+
+
 def condition(obj: dict[str, Any] | None, type_: str) -> dict[str, Any] | None:
     if not obj:
         return None
@@ -508,3 +527,16 @@ class Gateway:
 
         # No retries: a failure must show as itself, not be hidden by the SDK's retry loop.
         return openai.OpenAI(base_url=self.base_url, api_key=key, max_retries=0, timeout=30.0)
+
+    def key_works(self, key: str) -> bool:
+        """True if a chat completion on the samples' demo-echo with `key` succeeds; False on 401;
+        anything else raises."""
+        import openai
+
+        try:
+            self.client(key).chat.completions.create(
+                model="demo-echo", messages=[{"role": "user", "content": "ping"}], max_tokens=8
+            )
+            return True
+        except openai.AuthenticationError:
+            return False

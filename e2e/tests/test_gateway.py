@@ -23,9 +23,10 @@ from e2e_harness import (
     SAMPLES,
     Gateway,
     Kubectl,
-    budget,
     b64decode,
+    budget,
     is_ready,
+    published_config,
     report_timing,
     secret,
     summary,
@@ -47,17 +48,6 @@ def gateway(kubectl: Kubectl, namespace: str, start_operator, start_gateway) -> 
     start_operator(namespace)
     kubectl("wait", "-n", namespace, "--for=condition=Ready", "--timeout=60s", "tenant/demo", timeout=90)
     return start_gateway(namespace)
-
-
-def key_works(gateway: Gateway, key: str) -> bool:
-    """True if a chat completion with `key` succeeds; False on 401; anything else raises."""
-    try:
-        gateway.client(key).chat.completions.create(
-            model="demo-echo", messages=[{"role": "user", "content": "ping"}], max_tokens=8
-        )
-        return True
-    except openai.AuthenticationError:
-        return False
 
 
 def test_openai_sdk_with_the_demo_key(gateway: Gateway) -> None:
@@ -92,12 +82,12 @@ def test_new_tenant_key_works_within_seconds_and_stops_after_delete(
     kubectl: Kubectl, namespace: str, gateway: Gateway
 ) -> None:
     key = "sk-e2e-newteam-7f3a9c"
-    assert not key_works(gateway, key)
+    assert not gateway.key_works(key)
 
     # Created with kubectl, Tenant and Secret in one apply, as a user would.
     kubectl.apply(namespace, secret("newteam-key", key), tenant("newteam", "newteam-key", namespaces=["newteam-apps"]))
     created = time.monotonic()
-    wait_until(lambda: key_works(gateway, key), PROPAGATION_TIMEOUT, "the new tenant's key to work", interval=0.05)
+    wait_until(lambda: gateway.key_works(key), PROPAGATION_TIMEOUT, "the new tenant's key to work", interval=0.05)
     report_timing("kubectl apply Tenant+Secret -> new key works at the gateway", time.monotonic() - created)
 
     obj = wait_until(
@@ -113,7 +103,7 @@ def test_new_tenant_key_works_within_seconds_and_stops_after_delete(
     # Deleting the Tenant revokes the key; the finalizer lets the object go only after that.
     kubectl("delete", "-n", namespace, "tenant/newteam", "--wait=false")
     deleted = time.monotonic()
-    wait_until(lambda: not key_works(gateway, key), PROPAGATION_TIMEOUT, "the deleted tenant's key to fail")
+    wait_until(lambda: not gateway.key_works(key), PROPAGATION_TIMEOUT, "the deleted tenant's key to fail")
     report_timing("kubectl delete Tenant -> key rejected with 401", time.monotonic() - deleted)
     with pytest.raises(openai.AuthenticationError) as error:
         gateway.client(key).chat.completions.create(model="demo-echo", messages=[{"role": "user", "content": "x"}])
@@ -129,9 +119,9 @@ def test_new_tenant_key_works_within_seconds_and_stops_after_delete(
     # No garbage collector runs here: the operator itself deleted the policy.
     assert kubectl.get_or_none(namespace, "networkpolicy", "switchboard-tenant-newteam") is None
     names = {p["metadata"]["name"] for p in kubectl.items(namespace, "networkpolicies", MANAGED_BY)}
-    assert names == {"switchboard-gateway-egress", "switchboard-tenant-demo"}, names
+    assert names == {"switchboard-gateway-egress", "switchboard-gateway-deny-ingress", "switchboard-tenant-demo"}, names
     # The demo tenant is untouched.
-    assert key_works(gateway, DEMO_KEY)
+    assert gateway.key_works(DEMO_KEY)
 
 
 def test_configmap_holds_hashes_never_secret_values(kubectl: Kubectl, namespace: str, gateway: Gateway) -> None:
@@ -156,9 +146,9 @@ def test_configmap_holds_hashes_never_secret_values(kubectl: Kubectl, namespace:
     kubectl.apply(namespace, secret("provider-key", provider_key, key="apiKey"), route)
     kubectl("wait", "-n", namespace, "--for=condition=Ready", "--timeout=60s", "providerroute/with-provider-key", timeout=90)
 
-    cm = kubectl.get(namespace, "configmap/switchboard-gateway-config")
-    text = json.dumps(cm)  # data, annotations, labels: everything
-    config = json.loads(cm["data"]["config.json"])
+    published = kubectl.items(namespace, "configmaps", "switchboard.dev/config=switchboard-gateway-config")
+    text = json.dumps(published)  # the head and every shard: data, annotations, labels
+    config = published_config(kubectl, namespace)
     assert "with-provider-key" in config["routes"], "the route is in the published config"
 
     secret_values = {

@@ -20,6 +20,7 @@ from e2e_harness import (
     Operator,
     budget,
     condition,
+    published_config,
     wait_until,
 )
 
@@ -52,7 +53,7 @@ def observe(kubectl: Kubectl, namespace: str) -> dict[str, Any]:
     conflicts = sorted(name for name, c in ready.items() if c and c["reason"] == "Conflict")
     assert len(winners) == 1 and len(conflicts) == len(ROUTES) - 1, ready
     cm = kubectl.get(namespace, f"configmap/{CONFIGMAP}")
-    config = json.loads(cm["data"]["config.json"])
+    config = published_config(kubectl, namespace)
     return {
         "winner": winners[0],
         "served_by": [name for name in config["routes"] if name in ROUTES],

@@ -32,6 +32,7 @@ from e2e_harness import (
     Watch,
     budget,
     is_ready,
+    published_config,
     report,
     report_timing,
     secret,
@@ -72,7 +73,7 @@ def state(kubectl: Kubectl, namespace: str) -> dict[str, Any]:
         )
     return {
         "version": cm["metadata"]["annotations"][VERSION_ANNOTATION],
-        "config": json.loads(cm["data"]["config.json"]),
+        "config": published_config(kubectl, namespace),
         "policies": policies,
         "conditions": conditions,
     }
@@ -93,11 +94,14 @@ def check_converged(kubectl: Kubectl, namespace: str, identity: str) -> Callable
             assert t["metadata"].get("finalizers") == [FINALIZER], f"tenant/{t['metadata']['name']}: {t['metadata'].get('finalizers')}"
             assert not t["metadata"].get("deletionTimestamp"), f"tenant/{t['metadata']['name']} still being deleted"
 
-        # Exactly one ConfigMap, with the config of exactly these Tenants.
+        # Exactly the head and the shards it names (no stale shard), with the config of exactly these Tenants.
         config_maps = kubectl.items(namespace, "configmaps", MANAGED_BY)
-        assert [c["metadata"]["name"] for c in config_maps] == [CONFIGMAP], [c["metadata"]["name"] for c in config_maps]
-        config = json.loads(config_maps[0]["data"]["config.json"])
-        assert config_maps[0]["metadata"]["annotations"][VERSION_ANNOTATION] == config["version"]
+        config = published_config(kubectl, namespace)
+        head = next(c for c in config_maps if c["metadata"]["name"] == CONFIGMAP)
+        shards = json.loads(head["data"]["head.json"])["shards"]
+        names = sorted(c["metadata"]["name"] for c in config_maps)
+        assert names == sorted([CONFIGMAP] + [f"{CONFIGMAP}-{s}" for s in shards]), names
+        assert head["metadata"]["annotations"][VERSION_ANNOTATION] == config["version"]
         assert set(config["tenants"]) == {t["metadata"]["name"] for t in tenants}, set(config["tenants"])
 
         # Exactly one policy per Tenant with namespaces (+ the egress policy), owned by that Tenant's
@@ -105,7 +109,8 @@ def check_converged(kubectl: Kubectl, namespace: str, identity: str) -> Callable
         uids = {t["metadata"]["name"]: t["metadata"]["uid"] for t in tenants if t["spec"].get("namespaces")}
         policies = kubectl.items(namespace, "networkpolicies", MANAGED_BY)
         names = sorted(p["metadata"]["name"] for p in policies)
-        expected = sorted([f"switchboard-tenant-{n}" for n in uids] + ["switchboard-gateway-egress"])
+        shared = ["switchboard-gateway-egress", "switchboard-gateway-deny-ingress"]
+        expected = sorted([f"switchboard-tenant-{n}" for n in uids] + shared)
         assert names == expected, f"policies {names}, expected {expected}"
         for p in policies:
             tenant_name = p["metadata"]["labels"].get("switchboard.dev/tenant")
@@ -208,7 +213,7 @@ def test_kill_while_tenants_are_deleted_and_changed(
         watch.stop()
     remaining = {t["metadata"]["name"] for t in kubectl.items(namespace, "tenants")}
     assert not remaining & {f"mid-{i}" for i in range(BATCH // 2)}, remaining
-    config = json.loads(kubectl.get(namespace, f"configmap/{CONFIGMAP}")["data"]["config.json"])
+    config = published_config(kubectl, namespace)
     assert config["tenants"]["early-1"]["namespaces"] == ["early-1-moved", "shared-apps"]
     assert config["tenants"]["early-0"]["namespaces"] == ["early-0-recreated"]
     policy = kubectl.get(namespace, "networkpolicy/switchboard-tenant-early-1")
