@@ -31,6 +31,7 @@ use super::common::Condition;
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
 #[serde(rename_all = "camelCase")]
+#[schemars(transform = super::schema::document_in_descriptions)]
 pub struct BudgetSpec {
     /// What the budget applies to.
     pub scope: BudgetScope,
@@ -126,8 +127,9 @@ pub enum BudgetFailureMode {
 /// Observed state of a Budget.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, KubeSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(transform = super::schema::document_in_descriptions)]
 pub struct BudgetStatus {
-    /// Conditions: `Ready`, `Accepted`, `ResolvedRefs` (operator) and `Exhausted` (gateway), keyed by type.
+    /// Conditions: `Ready`, `Accepted`, `ResolvedRefs` (operator) and `Exhausted` (gateway).
     #[serde(default)]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,

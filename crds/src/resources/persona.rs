@@ -31,6 +31,7 @@ use super::tenant::RateLimits;
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
 #[serde(rename_all = "camelCase")]
+#[schemars(transform = super::schema::document_in_descriptions)]
 pub struct PersonaSpec {
     /// The Tenant that owns this persona.
     #[schemars(length(min = 1, max = 253))]
@@ -61,6 +62,9 @@ pub struct PersonaSpec {
     pub shared_with_tenants: Vec<String>,
     /// Personas this one knows, with the starting relationship.
     #[serde(default)]
+    #[schemars(length(max = 64))]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["persona"]))]
+    #[x_kube(validation = Rule::new("self.all(a, self.exists_one(b, b.persona == a.persona))").message("relationships must name each persona once"))]
     pub relationships: Vec<Relationship>,
     /// Request and token rate limits for conversations with this persona, across its callers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -132,7 +136,7 @@ pub enum MemoryExtraction {
 /// Which other personas may read this persona's memories. Never across tenants.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, KubeSchema)]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("self.scope == 'Personas' || !has(self.personas) || size(self.personas) == 0").message("personas may only be listed when scope is Personas"))]
+#[x_kube(validation = Rule::new("(has(self.scope) && self.scope == 'Personas') || !has(self.personas) || size(self.personas) == 0").message("personas may only be listed when scope is Personas"))]
 pub struct MemorySharing {
     /// `Private` (this persona only), `Tenant` (every persona of the tenant), `Personas` (those listed).
     #[serde(default)]
@@ -178,6 +182,7 @@ fn default_trust() -> i32 {
 /// Observed state of a Persona.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, KubeSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(transform = super::schema::document_in_descriptions)]
 pub struct PersonaStatus {
     /// Conditions: `Ready`, `Accepted`, `ResolvedRefs`.
     #[serde(default)]

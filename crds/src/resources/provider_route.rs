@@ -29,13 +29,16 @@ use super::common::{Condition, SecretKeyRef};
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
 #[serde(rename_all = "camelCase")]
+#[schemars(transform = super::schema::document_in_descriptions)]
 pub struct ProviderRouteSpec {
     /// Model names clients may request, with their upstream names and prices.
     #[schemars(length(min = 1, max = 64))]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
     #[x_kube(validation = Rule::new("self.all(a, self.exists_one(b, b.name == a.name))").message("model names must be unique"))]
     pub models: Vec<ModelSpec>,
     /// Upstream backends. Lower `priority` is tried first; `weight` splits traffic within a priority.
     #[schemars(length(min = 1, max = 32))]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
     #[x_kube(validation = Rule::new("self.all(a, self.exists_one(b, b.name == a.name))").message("backend names must be unique"))]
     pub backends: Vec<Backend>,
     /// Retries on retryable upstream failures (429, 5xx, timeouts, connection errors).
@@ -316,6 +319,7 @@ fn default_backoff() -> u32 {
 /// Observed state of a ProviderRoute.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, KubeSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(transform = super::schema::document_in_descriptions)]
 pub struct ProviderRouteStatus {
     /// Conditions: `Ready`, `Accepted`, `ResolvedRefs`.
     #[serde(default)]

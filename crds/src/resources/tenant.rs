@@ -31,6 +31,7 @@ use super::common::{Condition, SecretKeyRef};
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
 #[serde(rename_all = "camelCase")]
+#[schemars(transform = super::schema::document_in_descriptions)]
 pub struct TenantSpec {
     /// Human-friendly team name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -38,12 +39,14 @@ pub struct TenantSpec {
     pub display_name: Option<String>,
     /// Namespaces whose workloads belong to this tenant; the operator lets them reach the gateway.
     #[serde(default)]
-    #[schemars(length(max = 64), inner(length(max = 63)))]
+    #[schemars(length(max = 64), inner(length(max = 63)), extend("x-kubernetes-list-type" = "set"))]
     #[x_kube(validation = Rule::new("self.all(n, n.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$'))").message("namespaces must be DNS labels"))]
+    #[x_kube(validation = Rule::new("self.all(a, self.exists_one(b, b == a))").message("namespaces must be unique"))]
     pub namespaces: Vec<String>,
     /// API keys, each read from a Secret key. Only their SHA-256 hashes reach the gateway config.
     #[serde(default)]
     #[schemars(length(max = 16))]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
     #[x_kube(validation = Rule::new("self.all(a, self.exists_one(b, b.name == a.name))").message("API key names must be unique"))]
     pub api_keys: Vec<ApiKeyRef>,
     /// ProviderRoutes this tenant may use. Absent: every route. Empty list: none.
@@ -115,6 +118,7 @@ pub struct DefaultBudget {
 /// Observed state of a Tenant.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, KubeSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(transform = super::schema::document_in_descriptions)]
 pub struct TenantStatus {
     /// Conditions: `Ready`, `Accepted`, `ResolvedRefs`.
     #[serde(default)]
