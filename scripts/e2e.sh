@@ -5,8 +5,9 @@
 #
 # 1. builds the cargo binaries (switchboard-operator, switchboard-gateway, ...) and the control plane
 #    binaries (e2e/controlplane.sh build: cached in ~/.cache/switchboard/e2e-bin, ~7 min the first time),
-# 2. ensures the Python venv with the real OpenAI SDK and pytest (scripts/venv.sh) and finds helm for
-#    the chart RBAC test (installs it from the Go module proxy if it is nowhere),
+# 2. ensures the Python venv with the real OpenAI SDK and pytest (scripts/venv.sh), finds helm for
+#    the chart RBAC test (installs it from the Go module proxy if it is nowhere) and builds gitops-diff,
+#    Argo CD's diff for test_gitops.py (e2e/gitops-diff/build.sh: cached in ~/.cache/switchboard/tools),
 # 3. starts a control plane in a fresh directory (e2e/controlplane.sh start DIR),
 # 4. runs pytest on e2e/tests, bounded by SWITCHBOARD_E2E_TIMEOUT seconds,
 # 5. always (success, failure, timeout, Ctrl-C) stops what it started: the operator and gateway
@@ -115,6 +116,11 @@ if [[ -z $helm ]]; then
 fi
 export SWITCHBOARD_E2E_HELM=$helm
 log "helm: $helm"
+
+log "building gitops-diff (cached)"
+SWITCHBOARD_E2E_GITOPS_DIFF=$("$root/e2e/gitops-diff/build.sh")
+export SWITCHBOARD_E2E_GITOPS_DIFF
+log "gitops-diff: $SWITCHBOARD_E2E_GITOPS_DIFF"
 
 dir=$(mktemp -d "${TMPDIR:-/tmp}/switchboard-e2e.XXXXXX")
 log "starting the control plane in $dir"
