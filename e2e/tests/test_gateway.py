@@ -164,7 +164,12 @@ def test_configmap_holds_hashes_never_secret_values(kubectl: Kubectl, namespace:
     assert [k["sha256"] for k in config["tenants"]["demo"]["apiKeys"]] == [demo_hash]
     backend = config["routes"]["with-provider-key"]["backends"][0]
     assert "provider-key" in json.dumps(backend["apiKey"]), backend
-    assert cm["metadata"]["annotations"]["switchboard.dev/config-version"] == config["version"]
+    head = kubectl.get(namespace, "configmap/switchboard-gateway-config")
+    assert head["metadata"]["annotations"]["switchboard.dev/config-version"] == config["version"]
+
+    # The one Secret the gateway reads holds the provider key and no tenant key.
+    copied = kubectl.get(namespace, "secret/switchboard-gateway-provider-keys")["data"]
+    assert {b64decode(v) for v in copied.values()} == {provider_key}, sorted(copied)
 
 
 def key_accepted(gateway: Gateway, key: str) -> bool:

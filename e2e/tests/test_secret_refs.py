@@ -15,6 +15,7 @@ from e2e_harness import (
     Kubectl,
     condition,
     is_ready,
+    published_config,
     secret,
     summary,
     tenant,
@@ -87,8 +88,8 @@ def test_tenant_with_missing_secret_reports_it_then_becomes_ready(kubectl: Kubec
 
     # Isolation: the broken Tenant keeps nothing else from being Ready and published.
     assert is_ready(kubectl.get(namespace, "tenant/demo"))
-    config = kubectl.get(namespace, "configmap/switchboard-gateway-config")["data"]["config.json"]
-    assert '"demo"' in config and '"lost"' not in config
+    tenants = published_config(kubectl, namespace)["tenants"]
+    assert "demo" in tenants and "lost" not in tenants
     assert kubectl.get_or_none(namespace, "networkpolicy", "switchboard-tenant-lost") is None
 
     # The Secret appears: Ready, without touching the Tenant (the operator watches Secrets).
@@ -161,4 +162,4 @@ def test_spec_change_moves_observed_generation(kubectl: Kubectl, operator_ns: st
         CONVERGE_TIMEOUT,
         f"tenant/demo conditions at generation {generation}",
     )
-    assert "Demo, renamed" in kubectl.get(namespace, "configmap/switchboard-gateway-config")["data"]["config.json"]
+    assert published_config(kubectl, namespace)["tenants"]["demo"]["displayName"] == "Demo, renamed"

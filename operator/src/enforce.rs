@@ -85,9 +85,10 @@ pub async fn enforce(
     enforced
 }
 
-/// Whether a Tenant still has a live policy (its access is not revoked until it has none).
-pub fn owns_a_policy(live: &Store<NetworkPolicy>, tenant_uid: &str) -> bool {
-    live.state().iter().any(|policy| policy.owner_references().iter().any(|owner| owner.uid == tenant_uid))
+/// The uids of the objects (Tenants) owning a live policy: a Tenant's access is not revoked
+/// while it owns one.
+pub fn policy_owners(live: &Store<NetworkPolicy>) -> BTreeSet<String> {
+    live.state().iter().flat_map(|policy| policy.owner_references().iter().map(|o| o.uid.clone())).collect()
 }
 
 /// The policy with the hash of its content in [`CONTENT_ANNOTATION`].

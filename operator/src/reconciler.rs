@@ -116,11 +116,11 @@ pub async fn reconcile(ctx: &Context, force: bool) -> Report {
         (live.get(&entry) != Some(fingerprint))
             .then(|| publish_error.clone().unwrap_or_else(|| "the config is being published".to_owned()))
     };
+    let policy_owners = enforce::policy_owners(&ctx.stores.policies);
     let revoked = |tenant: &ObjectMeta| {
         let name = tenant.name.clone().unwrap_or_default();
-        let uid = tenant.uid.as_deref().unwrap_or_default();
-        !live.contains_key(&Entry { kind: "Tenant", name })
-            && !enforce::owns_a_policy(&ctx.stores.policies, uid)
+        let uid = tenant.uid.clone().unwrap_or_default();
+        !live.contains_key(&Entry { kind: "Tenant", name }) && !policy_owners.contains(&uid)
     };
     // Finalizers before statuses: they need the snapshot's resourceVersion, which a status
     // write would make stale.
