@@ -63,7 +63,7 @@ pub struct Sharded {
 pub struct Oversized(pub Vec<(Entry, usize)>);
 
 /// A shard's content; the config is the union of its shards.
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Part {
     #[serde(default)]
@@ -236,29 +236,30 @@ pub fn parse_shard(id: &str, json: &str) -> Result<Part, JoinError> {
     serde_json::from_str(json).map_err(|e| JoinError::Invalid { id: id.to_owned(), message: e.to_string() })
 }
 
-/// Assembles the config `head` names from its parsed shards (`part` finds each by id).
-pub fn join<'a>(head: &Head, part: impl Fn(&str) -> Option<&'a Part>) -> Result<GatewayConfig, JoinError> {
+/// Assembles the config `head` names from its parsed shards, which `take` hands over by id.
+pub fn join(head: &Head, mut take: impl FnMut(&str) -> Option<Part>) -> Result<GatewayConfig, JoinError> {
     let mut config = GatewayConfig { version: head.version.clone(), ..GatewayConfig::default() };
     for id in &head.shards {
-        let part = part(id).ok_or_else(|| JoinError::Missing(id.clone()))?;
-        merge(&mut config.tenants, &part.tenants, "Tenant")?;
-        merge(&mut config.routes, &part.routes, "ProviderRoute")?;
-        merge(&mut config.personas, &part.personas, "Persona")?;
-        config.budgets.extend(part.budgets.iter().cloned());
+        let part = take(id).ok_or_else(|| JoinError::Missing(id.clone()))?;
+        merge(&mut config.tenants, part.tenants, "Tenant")?;
+        merge(&mut config.routes, part.routes, "ProviderRoute")?;
+        merge(&mut config.personas, part.personas, "Persona")?;
+        config.budgets.extend(part.budgets);
     }
     sort_budgets(&mut config.budgets);
     Ok(config)
 }
 
-fn merge<V: Clone>(
+fn merge<V>(
     into: &mut BTreeMap<String, V>,
-    from: &BTreeMap<String, V>,
+    from: BTreeMap<String, V>,
     kind: &'static str,
 ) -> Result<(), JoinError> {
     for (name, value) in from {
-        if into.insert(name.clone(), value.clone()).is_some() {
-            return Err(JoinError::Duplicate { kind, name: name.clone() });
+        if into.contains_key(&name) {
+            return Err(JoinError::Duplicate { kind, name });
         }
+        into.insert(name, value);
     }
     Ok(())
 }

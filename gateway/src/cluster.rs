@@ -7,14 +7,14 @@
 //! parse or a missing provider key keeps the last good runtime.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{StreamExt, stream};
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Api, Client};
+use kube::{Api, Client, ResourceExt};
 use switchboard_crds::provider_keys;
 use switchboard_crds::shards::{self, CONFIG_LABEL, HEAD_KEY, Head, Part, SHARD_KEY};
 use tokio::task::JoinHandle;
@@ -44,15 +44,18 @@ pub fn watch(client: Client, source: ClusterSource, live: LiveRuntime) -> JoinHa
     let keys = watcher::Config::default().fields(&format!("metadata.name={}", source.provider_keys));
     let (config_store, config_writer) = reflector::store();
     let (secret_store, secret_writer) = reflector::store();
+    // Managed fields are never read; dropped before storing, they cost no memory.
     let config_changes =
-        reflector::reflector(config_writer, watcher(config_maps, published)).default_backoff();
-    let secret_changes = reflector::reflector(secret_writer, watcher(secrets, keys)).default_backoff();
+        reflector::reflector(config_writer, watcher(config_maps, published).modify(drop_managed_fields))
+            .default_backoff();
+    let secret_changes =
+        reflector::reflector(secret_writer, watcher(secrets, keys).modify(drop_managed_fields))
+            .default_backoff();
     let mut changes = stream::select(
         config_changes.touched_objects().map(|e| e.map(|_| ()).map_err(|e| e.to_string())).boxed(),
         secret_changes.touched_objects().map(|e| e.map(|_| ()).map_err(|e| e.to_string())).boxed(),
     );
-    let reader =
-        Arc::new(Reader { source, configs: config_store, secrets: secret_store, parsed: Mutex::default() });
+    let reader = Arc::new(Reader { source, configs: config_store, secrets: secret_store });
     tokio::spawn(async move {
         let mut synced = false;
         while let Some(change) = changes.next().await {
@@ -74,12 +77,12 @@ pub fn watch(client: Client, source: ClusterSource, live: LiveRuntime) -> JoinHa
     })
 }
 
-/// Reads the stores into a runtime, keeping each shard parsed until the head stops naming it.
+/// Reads the stores into a runtime. Shards are parsed again on each build rather than kept
+/// parsed: a second copy of a large config would cost more memory than parsing costs time.
 struct Reader {
     source: ClusterSource,
     configs: Store<ConfigMap>,
     secrets: Store<Secret>,
-    parsed: Mutex<HashMap<String, Arc<Part>>>,
 }
 
 impl Reader {
@@ -91,8 +94,8 @@ impl Reader {
         let head: Head = data(&head, HEAD_KEY)
             .and_then(|json| serde_json::from_str(json).map_err(|e| e.to_string()))
             .map_err(|e| format!("ConfigMap {namespace}/{config_map} is not a config head: {e}"))?;
-        let parts = self.parts(&head)?;
-        let config = shards::join(&head, |id| parts.get(id).map(Arc::as_ref)).map_err(|e| e.to_string())?;
+        let mut parts = self.parts(&head)?;
+        let config = shards::join(&head, |id| parts.remove(id)).map_err(|e| e.to_string())?;
         let secrets = match self.secrets.get(&ObjectRef::new(provider_keys).within(namespace)) {
             Some(secret) => provider_keys::unpack(&secret, namespace),
             None => Default::default(),
@@ -100,25 +103,24 @@ impl Reader {
         Runtime::build(config, &secrets, previous).map_err(|e| e.to_string())
     }
 
-    /// The parsed shards `head` names, parsing only those not seen before.
-    fn parts(&self, head: &Head) -> Result<HashMap<String, Arc<Part>>, String> {
-        let mut parsed = self.parsed.lock().unwrap_or_else(PoisonError::into_inner);
-        parsed.retain(|id, _| head.shards.contains(id));
+    /// The parsed shards `head` names, each checked against its id.
+    fn parts(&self, head: &Head) -> Result<HashMap<String, Part>, String> {
+        let mut parts = HashMap::with_capacity(head.shards.len());
         for id in &head.shards {
-            if parsed.contains_key(id) {
-                continue;
-            }
             let name = shards::shard_name(&self.source.config_map, id);
             let shard = self
                 .configs
                 .get(&ObjectRef::new(&name).within(&self.source.namespace))
                 .ok_or_else(|| shards::JoinError::Missing(id.clone()).to_string())?;
-            let part = data(&shard, SHARD_KEY)
-                .and_then(|json| shards::parse_shard(id, json).map_err(|e| e.to_string()))?;
-            parsed.insert(id.clone(), Arc::new(part));
+            let json = data(&shard, SHARD_KEY)?;
+            parts.insert(id.clone(), shards::parse_shard(id, json).map_err(|e| e.to_string())?);
         }
-        Ok(parsed.clone())
+        Ok(parts)
     }
+}
+
+fn drop_managed_fields<K: ResourceExt>(object: &mut K) {
+    object.managed_fields_mut().clear();
 }
 
 fn data<'a>(config_map: &'a ConfigMap, key: &str) -> Result<&'a str, String> {

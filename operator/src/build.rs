@@ -172,7 +172,7 @@ spec:
                 (id, part)
             })
             .collect();
-        assert_eq!(switchboard_crds::shards::join(&head, |id| parts.get(id)).unwrap(), config);
+        assert_eq!(switchboard_crds::shards::join(&head, |id| parts.get(id).cloned()).unwrap(), config);
         assert_eq!(owned.head.metadata.labels.as_ref().unwrap()[CONFIG_LABEL], "gw-config");
         assert_eq!(owned.provider_keys.metadata.name.as_deref(), Some("gw-provider-keys"));
     }

@@ -8,6 +8,8 @@
 //! retry within two seconds, so an API server that comes back is seen at once. Only the Lease
 //! holder writes.
 
+use std::collections::HashMap;
+use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -20,7 +22,7 @@ use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::utils::Backoff;
 use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Api, Client, Resource};
+use kube::{Api, Client, Resource, ResourceExt};
 use kube_lease_manager::LeaseManagerBuilder;
 use serde::de::DeserializeOwned;
 use switchboard_crds::resources::{Budget, Persona, ProviderRoute, Tenant};
@@ -69,21 +71,73 @@ impl Backoff for WatchBackoff {
     }
 }
 
-/// A store and the stream that keeps it current, yielding `()` per change.
-fn watch<K>(api: Api<K>, config: watcher::Config) -> (Store<K>, impl Stream<Item = ()> + Send)
+/// What of an object a reconcile reads: a change elsewhere (a status write, the operator's own
+/// or the gateway's) wakes nobody. At 10,000 Tenants each wake-up costs a full reconcile.
+type Fingerprint<K> = fn(&K) -> u64;
+
+/// The spec (by `generation`), deletion, labels and annotations (so touching an object retries it).
+fn spec_and_metadata<K: Resource>(object: &K) -> u64 {
+    let meta = object.meta();
+    let deleting = meta.deletion_timestamp.is_some();
+    hash(&(meta.generation, deleting, &meta.labels, &meta.annotations))
+}
+
+/// Every change (Secrets, and the objects the operator writes).
+fn any_change<K: Resource>(object: &K) -> u64 {
+    hash(&object.meta().resource_version)
+}
+
+fn hash(value: &impl Hash) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    value.hash(&mut hasher);
+    hasher.finish()
+}
+
+/// A store and the stream that keeps it current, yielding `()` per change of `fingerprint`, per
+/// deletion and per completed (re)list. Managed fields are dropped before storing: the operator
+/// never reads them, and they are often larger than the rest of the object.
+fn watch<K>(
+    api: Api<K>,
+    config: watcher::Config,
+    fingerprint: Fingerprint<K>,
+) -> (Store<K>, impl Stream<Item = ()> + Send)
 where
     K: Resource<DynamicType = ()> + Clone + std::fmt::Debug + DeserializeOwned + Send + Sync + 'static,
 {
     let (store, writer) = reflector::store();
-    let changes = reflector::reflector(writer, watcher(api, config))
-        .backoff(WatchBackoff(WATCH_RETRY_MIN))
-        .touched_objects()
-        .filter_map(|event| async move {
-            if let Err(error) = &event {
-                tracing::warn!(%error, "watch error; retrying with backoff");
+    let mut seen: HashMap<(Option<String>, Option<String>), u64> = HashMap::new();
+    let changes = reflector::reflector(
+        writer,
+        watcher(api, config).modify(|object: &mut K| object.managed_fields_mut().clear()),
+    )
+    .backoff(WatchBackoff(WATCH_RETRY_MIN))
+    .map(move |event| {
+        let key = |object: &K| {
+            let meta = object.meta();
+            (meta.name.clone(), meta.uid.clone())
+        };
+        match event {
+            Ok(watcher::Event::Apply(object)) => {
+                let print = fingerprint(&object);
+                seen.insert(key(&object), print) != Some(print)
             }
-            event.ok().map(|_| ())
-        });
+            Ok(watcher::Event::InitApply(object)) => {
+                seen.insert(key(&object), fingerprint(&object));
+                false
+            }
+            Ok(watcher::Event::Delete(object)) => {
+                seen.remove(&key(&object));
+                true
+            }
+            Ok(watcher::Event::Init) => false,
+            Ok(watcher::Event::InitDone) => true,
+            Err(error) => {
+                tracing::warn!(%error, "watch error; retrying with backoff");
+                false
+            }
+        }
+    })
+    .filter_map(|wake| std::future::ready(wake.then_some(())));
     (store, changes)
 }
 
@@ -95,23 +149,25 @@ pub async fn run(
 ) -> Result<(), RunError> {
     let namespace = settings.namespace.clone();
     let all = watcher::Config::default;
+    let api = || client.clone();
     let (tenants, tenant_changes) =
-        watch(Api::<DeserializeGuard<Tenant>>::namespaced(client.clone(), &namespace), all());
+        watch(Api::namespaced(api(), &namespace), all(), spec_and_metadata::<DeserializeGuard<Tenant>>);
     let (personas, persona_changes) =
-        watch(Api::<DeserializeGuard<Persona>>::namespaced(client.clone(), &namespace), all());
-    let (routes, route_changes) =
-        watch(Api::<DeserializeGuard<ProviderRoute>>::namespaced(client.clone(), &namespace), all());
+        watch(Api::namespaced(api(), &namespace), all(), spec_and_metadata::<DeserializeGuard<Persona>>);
+    let (routes, route_changes) = watch(
+        Api::namespaced(api(), &namespace),
+        all(),
+        spec_and_metadata::<DeserializeGuard<ProviderRoute>>,
+    );
     let (budgets, budget_changes) =
-        watch(Api::<DeserializeGuard<Budget>>::namespaced(client.clone(), &namespace), all());
-    let (secrets, secret_changes) = watch(Api::<Secret>::namespaced(client.clone(), &namespace), all());
-    let (config_maps, config_map_changes) = watch(
-        Api::<ConfigMap>::namespaced(client.clone(), &namespace),
-        all().labels(&format!("{CONFIG_LABEL}={}", settings.configmap)),
-    );
-    let (policies, policy_changes) = watch(
-        Api::<NetworkPolicy>::namespaced(client.clone(), &namespace),
-        all().labels(&format!("{}={}", MANAGED_BY.0, MANAGED_BY.1)),
-    );
+        watch(Api::namespaced(api(), &namespace), all(), spec_and_metadata::<DeserializeGuard<Budget>>);
+    let (secrets, secret_changes) = watch(Api::namespaced(api(), &namespace), all(), any_change::<Secret>);
+    let owned_config = all().labels(&format!("{CONFIG_LABEL}={}", settings.configmap));
+    let (config_maps, config_map_changes) =
+        watch(Api::namespaced(api(), &namespace), owned_config, any_change::<ConfigMap>);
+    let owned_policies = all().labels(&format!("{}={}", MANAGED_BY.0, MANAGED_BY.1));
+    let (policies, policy_changes) =
+        watch(Api::namespaced(api(), &namespace), owned_policies, any_change::<NetworkPolicy>);
     let mut watches = stream::select_all([
         tenant_changes.boxed(),
         persona_changes.boxed(),
@@ -307,6 +363,7 @@ mod tests {
         let (store, changes) = watch(
             Api::<DeserializeGuard<Tenant>>::namespaced(client.clone(), "sb"),
             watcher::Config::default(),
+            any_change,
         );
         let mut changes = changes.boxed();
         let all_seen = async {

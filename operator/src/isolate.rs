@@ -102,8 +102,7 @@ pub struct Outcome {
 /// Each round removes at least one resource, so this bounds pathological inputs only.
 const MAX_ROUNDS: usize = 64;
 
-pub fn render_isolated(resources: &Resources, secrets: &SecretStore) -> Outcome {
-    let mut remaining = resources.clone();
+pub fn render_isolated(mut remaining: Resources, secrets: &SecretStore) -> Outcome {
     let mut problems: BTreeMap<ObjectKey, Vec<RenderError>> = BTreeMap::new();
     for _ in 0..MAX_ROUNDS {
         let errors = match render(&remaining, secrets) {
@@ -245,7 +244,7 @@ spec: {tenant: other, systemPrompt: x, model: m}
     #[test]
     fn a_other_tenant_does_not_block_the_others_and_its_dependents_are_set_aside() {
         let (resources, secrets) = load(GOOD_AND_BAD);
-        let outcome = render_isolated(&resources, &secrets);
+        let outcome = render_isolated(resources, &secrets);
         let (config, _) = outcome.config.unwrap();
         assert!(config.tenants.contains_key("good"));
         assert!(!config.tenants.contains_key("other"));
@@ -258,7 +257,7 @@ spec: {tenant: other, systemPrompt: x, model: m}
     fn a_key_conflict_sets_aside_the_later_tenant_and_its_dependents() {
         // Both tenants now use the same key value: only the second is set aside.
         let (resources, secrets) = load(&GOOD_AND_BAD.replace("name: missing", "name: keys"));
-        let outcome = render_isolated(&resources, &secrets);
+        let outcome = render_isolated(resources, &secrets);
         assert_eq!(outcome.problems.len(), 2, "{:?}", outcome.problems);
         assert!(outcome.config.unwrap().0.tenants.contains_key("good"));
     }
@@ -272,7 +271,7 @@ spec: {tenant: other, systemPrompt: x, model: m}
         other.spec.api_keys.clear();
         let good = resources.tenants.iter_mut().find(|t| t.metadata.name.as_deref() == Some("good")).unwrap();
         good.spec.display_name = Some("x".repeat(MAX_SHARD_BYTES));
-        let outcome = render_isolated(&resources, &secrets);
+        let outcome = render_isolated(resources, &secrets);
         let (config, sharded) = outcome.config.unwrap();
         assert!(!config.tenants.contains_key("good") && config.tenants.contains_key("other"));
         assert!(sharded.shards.iter().all(|s| s.json.len() <= MAX_SHARD_BYTES));

@@ -8,6 +8,11 @@ use clap::Parser;
 use switchboard_operator::{controller, metrics, settings::Settings};
 use tracing_subscriber::EnvFilter;
 
+/// A reconcile at scale builds and drops tens of megabytes of short-lived objects on several
+/// threads; with glibc's per-thread arenas the operator's RSS grew to 1.4 GiB at 10,000 Tenants.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let settings = Settings::parse();

@@ -71,7 +71,7 @@ impl Snapshot {
 /// Reconciles everything. `force` rewrites every owned object, healing edits nobody announced.
 pub async fn reconcile(ctx: &Context, force: bool) -> Report {
     let snapshot = Snapshot::take(&ctx.stores);
-    let outcome = render_isolated(&snapshot.resources(), &snapshot.secrets);
+    let outcome = render_isolated(snapshot.resources(), &snapshot.secrets);
     let mut report = Report::default();
     let mut publish_error = None;
     let mut enforced = Enforced::default();

@@ -45,7 +45,7 @@ fn config(tenants: usize) -> GatewayConfig {
 fn join_all(sharded: &Sharded) -> Result<GatewayConfig, JoinError> {
     let parts: BTreeMap<String, Part> =
         sharded.shards.iter().map(|s| (s.id.clone(), parse_shard(&s.id, &s.json).unwrap())).collect();
-    join(&sharded.head, |id| parts.get(id))
+    join(&sharded.head, |id| parts.get(id).cloned())
 }
 
 #[test]
@@ -88,7 +88,7 @@ fn a_missing_corrupt_or_duplicated_shard_is_refused() {
     let parts: BTreeMap<String, Part> =
         sharded.shards.iter().map(|s| (s.id.clone(), parse_shard(&s.id, &s.json).unwrap())).collect();
     let first = sharded.head.shards[0].clone();
-    let missing = join(&sharded.head, |id| if id == first { None } else { parts.get(id) });
+    let missing = join(&sharded.head, |id| if id == first { None } else { parts.get(id).cloned() });
     assert_eq!(missing.unwrap_err(), JoinError::Missing(first.clone()));
 
     let tampered = sharded.shards[0].json.replacen("team-", "evil-", 1);
@@ -97,7 +97,7 @@ fn a_missing_corrupt_or_duplicated_shard_is_refused() {
 
     let mut twice = sharded.head.clone();
     twice.shards.push(first);
-    assert!(matches!(join(&twice, |id| parts.get(id)), Err(JoinError::Duplicate { .. })));
+    assert!(matches!(join(&twice, |id| parts.get(id).cloned()), Err(JoinError::Duplicate { .. })));
 }
 
 #[test]
