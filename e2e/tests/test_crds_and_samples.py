@@ -110,14 +110,14 @@ def test_kubectl_wait_ready_for_each_sample(kubectl: Kubectl, samples: str) -> N
 
 
 def test_reapplying_samples_changes_nothing(kubectl: Kubectl, samples: str) -> None:
-    """Re-applying the same samples is a no-op on the server: no new generation or resourceVersion of
-    any resource or of the operator's ConfigMap (kubectl may still print "configured" for the
-    ProviderRoutes and the Secret: merge patches of lists with defaulted fields, and stringData)."""
+    """Re-applying the same samples is a no-op: kubectl says `unchanged` for every object, and no
+    resource and not the operator's head ConfigMap gets a new generation or resourceVersion."""
     namespace = samples
     wait_until(lambda: all(is_ready(kubectl.get(namespace, r)) for r in SAMPLE_RESOURCES), CONVERGE_TIMEOUT, "samples Ready")
     watched = [*SAMPLE_RESOURCES, "configmap/switchboard-gateway-config"]
     before = {r: kubectl.get(namespace, r)["metadata"] for r in watched}
-    kubectl("apply", "-n", namespace, "-f", str(SAMPLES))
+    printed = kubectl("apply", "-n", namespace, "-f", str(SAMPLES))
+    assert all(line.endswith(" unchanged") for line in printed.splitlines()), printed
     after = {r: kubectl.get(namespace, r)["metadata"] for r in watched}
     for resource in watched:
         assert after[resource].get("generation") == before[resource].get("generation"), resource
