@@ -23,7 +23,7 @@ use crate::live::LiveRuntime;
 use crate::runtime::Runtime;
 
 /// Changes arriving within this window share one rebuild.
-const COALESCE: Duration = Duration::from_millis(100);
+const COALESCE: Duration = Duration::from_millis(50);
 
 /// Where the gateway finds its config in the cluster.
 #[derive(Clone, Debug)]

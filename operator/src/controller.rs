@@ -37,7 +37,7 @@ use crate::settings::Settings;
 /// A full reconcile at least this often, to heal drift nobody announced.
 const RESYNC: Duration = Duration::from_secs(300);
 /// Changes arriving within this window share one reconcile.
-const COALESCE: Duration = Duration::from_millis(200);
+const COALESCE: Duration = Duration::from_millis(100);
 /// Bounds of the wait before retrying a reconcile that left failures.
 const RETRY_MIN: Duration = Duration::from_millis(500);
 const RETRY_MAX: Duration = Duration::from_secs(30);
@@ -82,9 +82,15 @@ fn spec_and_metadata<K: Resource>(object: &K) -> u64 {
     hash(&(meta.generation, deleting, &meta.labels, &meta.annotations))
 }
 
-/// Every change (Secrets, and the objects the operator writes).
+/// Every change (Secrets).
 fn any_change<K: Resource>(object: &K) -> u64 {
     hash(&object.meta().resource_version)
+}
+
+/// Nothing but deletion (the ConfigMaps and NetworkPolicies the operator writes): its own writes
+/// must not wake it again. A deleted one is restored at once; a hand edit at the resync.
+fn deletion_only<K>(_: &K) -> u64 {
+    0
 }
 
 fn hash(value: &impl Hash) -> u64 {
@@ -164,10 +170,10 @@ pub async fn run(
     let (secrets, secret_changes) = watch(Api::namespaced(api(), &namespace), all(), any_change::<Secret>);
     let owned_config = all().labels(&format!("{CONFIG_LABEL}={}", settings.configmap));
     let (config_maps, config_map_changes) =
-        watch(Api::namespaced(api(), &namespace), owned_config, any_change::<ConfigMap>);
+        watch(Api::namespaced(api(), &namespace), owned_config, deletion_only::<ConfigMap>);
     let owned_policies = all().labels(&format!("{}={}", MANAGED_BY.0, MANAGED_BY.1));
     let (policies, policy_changes) =
-        watch(Api::namespaced(api(), &namespace), owned_policies, any_change::<NetworkPolicy>);
+        watch(Api::namespaced(api(), &namespace), owned_policies, deletion_only::<NetworkPolicy>);
     let mut watches = stream::select_all([
         tenant_changes.boxed(),
         persona_changes.boxed(),
