@@ -132,51 +132,11 @@ pub async fn reconcile(ctx: &Context, force: bool) -> Report {
     report.failures += finalizers(ctx, &snapshot.tenants, &revoked).await;
     let config = outcome.config.as_ref().map(|(config, _)| config);
     let key_count = |tenant: &Tenant| json!({"keyCount": key_count(config, tenant)});
-    let problems = &outcome.problems;
-    report.failures += write_statuses(
-        ctx,
-        Findings {
-            kind: "Tenant",
-            objects: &snapshot.tenants,
-            problems,
-            unpublished: &unpublished,
-            extra: &key_count,
-        },
-    )
-    .await;
-    report.failures += write_statuses(
-        ctx,
-        Findings {
-            kind: "Persona",
-            objects: &snapshot.personas,
-            problems,
-            unpublished: &unpublished,
-            extra: &|_| json!({}),
-        },
-    )
-    .await;
-    report.failures += write_statuses(
-        ctx,
-        Findings {
-            kind: "ProviderRoute",
-            objects: &snapshot.routes,
-            problems,
-            unpublished: &unpublished,
-            extra: &|_| json!({}),
-        },
-    )
-    .await;
-    report.failures += write_statuses(
-        ctx,
-        Findings {
-            kind: "Budget",
-            objects: &snapshot.budgets,
-            problems,
-            unpublished: &unpublished,
-            extra: &|_| json!({}),
-        },
-    )
-    .await;
+    let findings = Findings { problems: &outcome.problems, unpublished: &unpublished };
+    report.failures += write_statuses(ctx, &findings, "Tenant", &snapshot.tenants, key_count).await;
+    report.failures += write_statuses(ctx, &findings, "Persona", &snapshot.personas, |_| json!({})).await;
+    report.failures += write_statuses(ctx, &findings, "ProviderRoute", &snapshot.routes, |_| json!({})).await;
+    report.failures += write_statuses(ctx, &findings, "Budget", &snapshot.budgets, |_| json!({})).await;
     // Where a reconcile's time goes, for whoever tunes it at scale.
     tracing::debug!(
         render_ms = rendered.as_millis(),

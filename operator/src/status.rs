@@ -40,20 +40,23 @@ macro_rules! conditioned {
 }
 conditioned!(Tenant, Persona, ProviderRoute, Budget);
 
-/// What one reconcile found about every resource of one kind.
-pub struct Findings<'a, K> {
-    pub kind: &'static str,
-    pub objects: &'a Split<K>,
+/// What one reconcile found about every resource.
+pub struct Findings<'a> {
     pub problems: &'a BTreeMap<ObjectKey, Vec<RenderError>>,
     /// Why an object's current entry is not published, if it is not.
     pub unpublished: &'a dyn Fn(&ObjectKey) -> Option<String>,
-    /// Extra status fields of an object.
-    pub extra: &'a dyn Fn(&K) -> serde_json::Value,
 }
 
-/// Writes conditions (and extra fields) where they changed, with an Event when `Ready` flips.
-/// Returns how many writes failed (a vanished object is not a failure).
-pub async fn write_statuses<K>(ctx: &Context, findings: Findings<'_, K>) -> usize
+/// Writes the conditions of one kind's `objects` (and `extra` status fields) where they changed,
+/// with an Event when `Ready` flips. Returns how many writes failed (a vanished object is not a
+/// failure).
+pub async fn write_statuses<K>(
+    ctx: &Context,
+    findings: &Findings<'_>,
+    kind: &'static str,
+    objects: &Split<K>,
+    extra: impl Fn(&K) -> serde_json::Value,
+) -> usize
 where
     K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
         + Conditioned
@@ -62,7 +65,7 @@ where
         + DeserializeOwned
         + Serialize,
 {
-    let Findings { kind, objects, problems, unpublished, extra } = findings;
+    let Findings { problems, unpublished } = findings;
     let now = now_rfc3339();
     let (mut not_ready, mut failures) = report_undecodable::<K>(ctx, kind, &objects.undecodable, &now).await;
     let mut writes = Vec::new();
