@@ -82,6 +82,8 @@ const SECTIONS: [&str; 4] = ["tenants", "routes", "personas", "budgets"];
 /// One serialized entry on its way into a shard.
 struct Item {
     section: usize,
+    entry: Entry,
+    /// The name as a JSON string, the entry's key in its section.
     key: String,
     json: String,
     bucket_hash: u64,
@@ -94,9 +96,10 @@ pub fn split(config: &GatewayConfig) -> Result<Sharded, Oversized> {
     let mut entries = BTreeMap::new();
     let mut push = |section: usize, kind: &'static str, key: &str, json: String| {
         let entry = Entry { kind, name: key.to_owned() };
-        entries.insert(entry, fingerprint(&json));
+        entries.insert(entry.clone(), fingerprint(&json));
         let bucket_hash = u64_of(&Sha256::digest(format!("{kind}/{key}")));
-        items.push(Item { section, key: serde_json::to_string(key).unwrap_or_default(), json, bucket_hash });
+        let key = serde_json::to_string(key).unwrap_or_default();
+        items.push(Item { section, entry, key, json, bucket_hash });
     };
     for (name, tenant) in &config.tenants {
         push(0, "Tenant", name, to_json(tenant));
@@ -110,14 +113,10 @@ pub fn split(config: &GatewayConfig) -> Result<Sharded, Oversized> {
     for budget in &config.budgets {
         push(3, "Budget", &budget.name, to_json(budget));
     }
-    let entry_of = |item: &Item| Entry {
-        kind: ["Tenant", "ProviderRoute", "Persona", "Budget"][item.section],
-        name: serde_json::from_str(&item.key).unwrap_or_default(),
-    };
     // Room for the section names, braces and separators around the largest entry.
     let limit = MAX_SHARD_BYTES - 64;
     let oversized: Vec<(Entry, usize)> =
-        items.iter().filter(|i| i.size() > limit).map(|i| (entry_of(i), i.size())).collect();
+        items.iter().filter(|i| i.size() > limit).map(|i| (i.entry.clone(), i.size())).collect();
     if !oversized.is_empty() {
         return Err(Oversized(oversized));
     }

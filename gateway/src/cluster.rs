@@ -108,10 +108,14 @@ impl Reader {
         let mut parts = HashMap::with_capacity(head.shards.len());
         for id in &head.shards {
             let name = shards::shard_name(&self.source.config_map, id);
-            let shard = self
-                .configs
-                .get(&ObjectRef::new(&name).within(&self.source.namespace))
-                .ok_or_else(|| shards::JoinError::Missing(id.clone()).to_string())?;
+            let shard =
+                self.configs.get(&ObjectRef::new(&name).within(&self.source.namespace)).ok_or_else(|| {
+                    format!(
+                        "ConfigMap {}/{name}, a shard the head names, is missing (deleted by hand? the \
+                         operator restores it)",
+                        self.source.namespace
+                    )
+                })?;
             let json = data(&shard, SHARD_KEY)?;
             parts.insert(id.clone(), shards::parse_shard(id, json).map_err(|e| e.to_string())?);
         }

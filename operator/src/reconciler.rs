@@ -79,7 +79,6 @@ pub async fn reconcile(ctx: &Context, force: bool) -> Report {
     let mut report = Report::default();
     let mut publish_error = None;
     let mut enforced = Enforced::default();
-    let mut wanted = BTreeMap::new();
     match &outcome.config {
         Some((config, sharded)) => {
             let target = target(&ctx.settings);
@@ -105,7 +104,6 @@ pub async fn reconcile(ctx: &Context, force: bool) -> Report {
             published_after = Some(started.elapsed());
             enforced = enforce::enforce(ctx, &stores.policies, network_policies, force).await;
             report.failures += enforced.failed_tenants.len() + enforced.other_failures;
-            wanted.clone_from(&sharded.entries);
         }
         None => publish_error = Some("the config does not render (see the operator's log)".to_owned()),
     }
@@ -117,7 +115,8 @@ pub async fn reconcile(ctx: &Context, force: bool) -> Report {
             return Some(why.clone());
         }
         let entry = Entry { kind: key.kind, name: key.name.clone() };
-        let fingerprint = wanted.get(&entry)?;
+        let (_, sharded) = outcome.config.as_ref()?;
+        let fingerprint = sharded.entries.get(&entry)?;
         (live.get(&entry) != Some(fingerprint))
             .then(|| publish_error.clone().unwrap_or_else(|| "the config is being published".to_owned()))
     };
@@ -131,9 +130,9 @@ pub async fn reconcile(ctx: &Context, force: bool) -> Report {
     // write would make stale.
     report.failures += finalizers(ctx, &snapshot.tenants, &revoked).await;
     let config = outcome.config.as_ref().map(|(config, _)| config);
-    let key_count = |tenant: &Tenant| json!({"keyCount": key_count(config, tenant)});
+    let key_count_field = |tenant: &Tenant| json!({"keyCount": key_count(config, tenant)});
     let findings = Findings { problems: &outcome.problems, unpublished: &unpublished };
-    report.failures += write_statuses(ctx, &findings, "Tenant", &snapshot.tenants, key_count).await;
+    report.failures += write_statuses(ctx, &findings, "Tenant", &snapshot.tenants, key_count_field).await;
     report.failures += write_statuses(ctx, &findings, "Persona", &snapshot.personas, |_| json!({})).await;
     report.failures += write_statuses(ctx, &findings, "ProviderRoute", &snapshot.routes, |_| json!({})).await;
     report.failures += write_statuses(ctx, &findings, "Budget", &snapshot.budgets, |_| json!({})).await;
