@@ -1,19 +1,21 @@
 #!/usr/bin/env bash
-# `make bench`: wrk load against the fake upstream directly, through the gateway and through LiteLLM's
-# proxy, in one run (docs/benchmarks.md).
+# `make bench`: wrk load against the fake upstream directly, through a bare nginx reverse proxy,
+# through the gateway and through LiteLLM's proxy, in one run (docs/benchmarks.md).
 #
 # Builds release binaries, starts fake-upstream (--no-record), the gateway (bench/config: rate limits
 # and a hard budget that never trigger, SQLite ledger in a temporary directory) and LiteLLM's proxy
 # (bench/litellm.yaml, from the venv of bench/litellm-venv.sh, 2 workers) on free loopback ports, checks
 # one request and one stream through each target, warms up, then runs wrk for each mode (JSON and SSE
 # stream), target and concurrency, reads every server's peak RSS from /proc, and prints a markdown
-# table with the ratios against direct and gateway/LiteLLM.
+# table with the ratios against direct, the nginx hop and LiteLLM. nginx (one worker, upstream
+# keepalive, no buffering, no access log) is the floor of one proxy hop on this machine. The
+# gateway's CPU time (utime + stime from /proc) is read around each of its runs: CPU us per request.
 #
 # Knobs (environment):
 #   BENCH_DURATION=10s           per wrk run
 #   BENCH_CONCURRENCY="1 16 64"  connections per run
 #   BENCH_MODES="json sse"       non-streaming and/or streaming requests
-#   BENCH_TARGETS="direct gateway litellm"  add gateway-mock for the gateway's built-in mock provider
+#   BENCH_TARGETS="direct nginx gateway litellm"  add gateway-mock for the gateway's built-in mock provider
 #                                (no upstream hop); leave out litellm to skip its venv and startup
 #   BENCH_BUILD=0                use the release binaries already in $CARGO_TARGET_DIR, no cargo build
 #   BENCH_KEEP=1                 keep the work directory (logs, raw wrk output)
@@ -31,7 +33,7 @@ export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/switchboard/target}
 duration=${BENCH_DURATION:-10s}
 concurrency=${BENCH_CONCURRENCY:-1 16 64}
 modes=${BENCH_MODES:-json sse}
-targets=${BENCH_TARGETS:-direct gateway litellm}
+targets=${BENCH_TARGETS:-direct nginx gateway litellm}
 key=sk-switchboard-bench
 has_target() { [[ " $targets " == *" $1 "* ]]; }
 
@@ -40,6 +42,8 @@ log() { echo "bench: $*" >&2; }
 
 command -v wrk >/dev/null 2>&1 || die "wrk not found: apt-get install wrk"
 command -v curl >/dev/null 2>&1 || die "curl not found: apt-get install curl"
+nginx=$(PATH=$PATH:/usr/sbin command -v nginx || true)
+if has_target nginx && [[ -z $nginx ]]; then die "nginx not found: scripts/system-packages.sh (nginx-light)"; fi
 profile=${BENCH_PROFILE:-}
 if [[ -n $profile ]]; then
     command -v perf >/dev/null 2>&1 || die "BENCH_PROFILE needs perf: apt-get install linux-perf"
@@ -109,6 +113,41 @@ fake_port=$(free_port)
 pids+=($!)
 wait_ok "http://127.0.0.1:$fake_port/healthz" "$!" fake-upstream
 
+# The proxy-hop floor: one nginx worker in front of the fake, keepalive to it, streaming through.
+if has_target nginx; then
+    nginx_port=$(free_port)
+    mkdir -p "$work/nginx"
+    cat >"$work/nginx/nginx.conf" <<EOF
+worker_processes 1;
+daemon off;
+pid $work/nginx/nginx.pid;
+error_log $work/nginx/error.log warn;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    client_body_temp_path $work/nginx/body;
+    proxy_temp_path $work/nginx/proxy;
+    fastcgi_temp_path $work/nginx/fastcgi;
+    uwsgi_temp_path $work/nginx/uwsgi;
+    scgi_temp_path $work/nginx/scgi;
+    upstream fake { server 127.0.0.1:$fake_port; keepalive 64; }
+    server {
+        listen 127.0.0.1:$nginx_port;
+        location / {
+            proxy_pass http://fake;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_buffering off;
+        }
+    }
+}
+EOF
+    "$nginx" -p "$work/nginx" -c "$work/nginx/nginx.conf" >"$work/nginx.log" 2>&1 &
+    nginx_pid=$!
+    pids+=("$nginx_pid")
+    wait_ok "http://127.0.0.1:$nginx_port/healthz" "$nginx_pid" nginx
+fi
+
 # LiteLLM first: it takes 10-20 s to import and start its workers, while the gateway starts.
 if has_target litellm; then
     litellm_port=$(free_port)
@@ -143,6 +182,7 @@ fi
 target_spec() {
     case $1 in
         direct) echo "http://127.0.0.1:$fake_port/v1/chat/completions bench-model" ;;
+        nginx) echo "http://127.0.0.1:$nginx_port/v1/chat/completions bench-model" ;;
         gateway) echo "http://127.0.0.1:$gateway_port/v1/chat/completions bench-model" ;;
         gateway-mock) echo "http://127.0.0.1:$gateway_port/v1/chat/completions bench-mock" ;;
         litellm) echo "http://127.0.0.1:$litellm_port/v1/chat/completions bench-model" ;;
@@ -183,7 +223,12 @@ for target in $targets; do
     run_wrk "$work/warmup-$target.txt" json "$target" 8 2s
 done
 
-mkdir -p "$work/results"
+# CPU seconds (utime + stime) the gateway has used so far, for CPU time per request.
+cpu_seconds() {
+    python3 -c 'import os, sys; f = open(f"/proc/{sys.argv[1]}/stat").read().rsplit(")", 1)[1].split(); print((int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK"))' "$1"
+}
+
+mkdir -p "$work/results" "$work/cpu"
 runs=0
 for mode in $modes; do for target in $targets; do for c in $concurrency; do runs=$((runs + 1)); done; done; done
 log "$runs runs of $duration each"
@@ -196,7 +241,9 @@ for mode in $modes; do
                     -o "$work/perf-$mode-$target-c$c.data" >/dev/null 2>&1 &
                 perf_pid=$!
             fi
+            [[ $target == gateway* ]] && cpu_before=$(cpu_seconds "$gateway_pid")
             run_wrk "$work/results/$mode,$target,$c.txt" "$mode" "$target" "$c" "$duration"
+            [[ $target == gateway* ]] && echo "$cpu_before $(cpu_seconds "$gateway_pid")" >"$work/cpu/$mode,$target,$c.txt"
             if [[ -n $profile && $target == gateway* ]]; then
                 kill -INT "$perf_pid"
                 wait "$perf_pid" || true
@@ -207,6 +254,7 @@ done
 
 # Memory at the end of the load: peak (VmHWM) and current RSS of each server's process tree.
 procs=("fake-upstream=${pids[0]}" "gateway=$gateway_pid")
+has_target nginx && procs+=("nginx=$nginx_pid")
 [[ -n $litellm_pid ]] && procs+=("litellm=$litellm_pid")
 python3 bench/rss.py "${procs[@]}" >"$work/rss.tsv"
 
@@ -221,5 +269,18 @@ if [[ -n $profile ]]; then
         log "flamegraph: ${data%.data}.svg"
     done
 fi
-python3 bench/report.py "$work/results" --ledger "$work/ledger.db" --rss "$work/rss.tsv" --duration "$duration" \
+# Start-up as a newcomer meets it: the gateway on config/samples, time to ready and RSS when idle.
+samples_port=$(free_port)
+started_ns=$(date +%s%N)
+"$bin/switchboard-gateway" --config-dir config/samples --listen "127.0.0.1:$samples_port" \
+    --database-url "sqlite://$work/samples.db?mode=rwc" --admin-token sk-switchboard-bench-admin \
+    >"$work/gateway-samples.log" 2>&1 &
+samples_pid=$!
+pids+=("$samples_pid")
+wait_ok "http://127.0.0.1:$samples_port/readyz" "$samples_pid" gateway-samples
+ready_ms=$((($(date +%s%N) - started_ns) / 1000000))
+sleep 2
+echo "$ready_ms $(awk '/^VmRSS:/ { print $2 }' "/proc/$samples_pid/status")" >"$work/startup.txt"
+
+python3 bench/report.py "$work/results" --cpu "$work/cpu" --startup "$work/startup.txt" --ledger "$work/ledger.db" --rss "$work/rss.tsv" --duration "$duration" \
     ${litellm_version:+--litellm-version "$litellm_version"}

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the tests need, if any is missing: PostgreSQL and Redis (started as
-# throwaway servers by scripts/postgres.sh and scripts/redis.sh), wrk (make bench), curl, npm (the
+# throwaway servers by scripts/postgres.sh and scripts/redis.sh), wrk and nginx (make bench), curl, npm (the
 # MCP conformance suite's Node 22 comes from npm), openssl (e2e certificates) and python3-venv.
 #
 #   scripts/system-packages.sh        install what is missing (apt-get, as root or through sudo)
@@ -13,6 +13,8 @@ missing=()
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v wrk >/dev/null 2>&1 || missing+=(wrk)
+# nginx-light: the bare proxy hop `make bench` measures the gateway against (it is not started here).
+[[ -x /usr/sbin/nginx ]] || command -v nginx >/dev/null 2>&1 || missing+=(nginx-light)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
 command -v npm >/dev/null 2>&1 || missing+=(npm)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
@@ -38,6 +40,13 @@ command -v apt-get >/dev/null 2>&1 || {
     echo "system-packages.sh: ${missing[*]} missing; install them with your package manager" >&2
     exit 1
 }
+# Debian starts a freshly installed nginx as a service on port 80; the bench runs its own, so that
+# start is refused (policy-rc.d exit 101) unless the machine already has a policy.
+policy=/usr/sbin/policy-rc.d
+if [[ " ${missing[*]} " == *" nginx-light "* && ! -e $policy ]]; then
+    as_root sh -c "printf '#!/bin/sh\\nexit 101\\n' >$policy && chmod 755 $policy"
+    trap 'as_root rm -f "$policy"' EXIT
+fi
 echo "system packages: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 as_root apt-get update -q
