@@ -68,7 +68,7 @@ crds: ## Regenerate the CRD YAML in the Helm chart and docs/resources.md from th
 chart-lint: ## Lint the Helm chart, kustomize bases and Argo CD example (helm lint, kubeconform on local schemas)
 	scripts/chart-lint.sh
 
-bench: ## Benchmark the fake upstream directly, the gateway and LiteLLM's proxy (wrk), print the tables (docs/benchmarks.md)
+bench: ## Benchmark the fake upstream directly, a bare nginx hop, the gateway and LiteLLM's proxy (wrk), print the tables (docs/benchmarks.md)
 	bench/run.sh
 
 bench-operator: ## Scale benchmark of the operator and the in-cluster gateway on the e2e apiserver (BENCH_ARGS='--scale 0.05' for a quick run; docs/benchmarks.md)
