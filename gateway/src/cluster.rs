@@ -4,7 +4,10 @@
 //! (see [`switchboard_crds::shards`]) and copies the provider keys the routes need into one
 //! Secret. Both are watched; a change builds a new runtime aside and swaps it in, but only from
 //! a complete set: a head whose shards are not all present and intact, a config that does not
-//! parse or a missing provider key keeps the last good runtime.
+//! parse or a missing provider key keeps the last good runtime. Events that bring nothing new
+//! (a shard written ahead of its head, a stale shard deleted after it) build nothing: the head's
+//! version is the content hash of the config, so an unchanged version and provider-keys Secret
+//! mean an unchanged runtime.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -58,6 +61,7 @@ pub fn watch(client: Client, source: ClusterSource, live: LiveRuntime) -> JoinHa
     let reader = Arc::new(Reader { source, configs: config_store, secrets: secret_store });
     tokio::spawn(async move {
         let mut synced = false;
+        let mut served: Option<Inputs> = None;
         while let Some(change) = changes.next().await {
             if let Err(error) = change {
                 tracing::warn!(%error, "watch error; retrying with backoff");
@@ -69,12 +73,26 @@ pub fn watch(client: Client, source: ClusterSource, live: LiveRuntime) -> JoinHa
                 synced = reader.configs.wait_until_ready().await.is_ok()
                     && reader.secrets.wait_until_ready().await.is_ok();
             }
-            if synced {
-                let reader = reader.clone();
-                live.rebuild(move |previous| reader.build(&previous)).await;
+            if !synced {
+                continue;
             }
+            let inputs = reader.inputs();
+            if inputs.is_some() && inputs == served {
+                continue;
+            }
+            let builder = reader.clone();
+            live.rebuild(move |previous| builder.build(&previous)).await;
+            served = inputs.filter(|i| i.version == live.load().config.version);
         }
     })
+}
+
+/// What a runtime is built from, in brief: the head's version and the provider-keys Secret's
+/// resourceVersion.
+#[derive(Debug, PartialEq, Eq)]
+struct Inputs {
+    version: String,
+    provider_keys: Option<String>,
 }
 
 /// Reads the stores into a runtime. Shards are parsed again on each build rather than kept
@@ -86,6 +104,15 @@ struct Reader {
 }
 
 impl Reader {
+    /// The inputs as the stores hold them now; `None` without a readable head.
+    fn inputs(&self) -> Option<Inputs> {
+        let ClusterSource { namespace, config_map, provider_keys } = &self.source;
+        let head = self.configs.get(&ObjectRef::new(config_map).within(namespace))?;
+        let head: Head = serde_json::from_str(data(&head, HEAD_KEY).ok()?).ok()?;
+        let secret = self.secrets.get(&ObjectRef::new(provider_keys).within(namespace));
+        Some(Inputs { version: head.version, provider_keys: secret.and_then(|s| s.resource_version()) })
+    }
+
     fn build(&self, previous: &Runtime) -> Result<Runtime, String> {
         let ClusterSource { namespace, config_map, provider_keys } = &self.source;
         let head = self.configs.get(&ObjectRef::new(config_map).within(namespace)).ok_or_else(|| {
