@@ -17,6 +17,7 @@ pub mod live;
 pub mod mcp;
 pub mod metrics;
 pub mod persona;
+pub mod pipeline;
 pub mod providers;
 pub mod queue;
 pub mod ratelimit;

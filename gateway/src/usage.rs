@@ -101,7 +101,7 @@ fn count(value: Option<&Value>) -> Option<u64> {
 }
 
 /// Framing tokens a chat message may add to its text (role markers and separators).
-const TOKENS_PER_MESSAGE: u64 = 8;
+pub const TOKENS_PER_MESSAGE: u64 = 8;
 /// The most tokens one image, audio or file part costs on the providers served (OpenAI's
 /// largest high-detail image is about 2,800; Anthropic's about 1,600).
 const TOKENS_PER_MEDIA_PART: u64 = 3_000;

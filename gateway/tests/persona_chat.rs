@@ -131,6 +131,30 @@ async fn an_unusable_model_answer_falls_back_to_the_rules() {
 }
 
 #[tokio::test]
+async fn a_refused_turn_reads_and_marks_no_memory() {
+    let upstream = extractor("{}").await;
+    let mut h = Harness::start().await;
+    let config = persona_config(&upstream.base_url, "Rules", "  rateLimits: {requestsPerMinute: 2}\n");
+    h.restart_with("sage.yaml", &config).await;
+    assert_eq!(say(&h, "lee", "I love kayaking at dawn.").await.status(), 200);
+    eventually("the memory to be stored", || {
+        let h = &h;
+        async move { !memories(h, "lee").await.is_empty() }
+    })
+    .await;
+    // The second turn recalls the memory (it counts as used); the third is over the limit.
+    assert_eq!(say(&h, "lee", "Kayaking tips?").await.status(), 200);
+    let used = memories(&h, "lee").await[0]["useCount"].as_i64().unwrap();
+    assert_eq!(used, 1, "the admitted turn used the memory");
+    assert_eq!(say(&h, "lee", "And kayaking again?").await.status(), 429);
+    assert_eq!(memories(&h, "lee").await[0]["useCount"].as_i64(), Some(1), "a refused turn uses no memory");
+    let prompts = upstream.requests.lock().unwrap().clone();
+    assert_eq!(prompts.len(), 2, "the refused turn reached no upstream: {prompts:?}");
+    let system = prompts[1]["messages"][0]["content"].as_str().unwrap();
+    assert!(system.starts_with("You are Sage.") && system.contains("I love kayaking at dawn."), "{system}");
+}
+
+#[tokio::test]
 async fn persona_budgets_and_rate_limits_apply_to_its_conversations() {
     let upstream = extractor("{}").await;
     let mut h = Harness::start().await;
@@ -140,12 +164,16 @@ kind: Budget
 metadata: {name: sage-cap}
 spec:
   scope: {kind: Persona, tenant: team, persona: sage}
-  limitUsd: "0.0001"
+  limitUsd: "0.0003"
   period: Monthly
   enforcement: Hard
 "#;
-    h.restart_with("sage.yaml", &persona_config(&upstream.base_url, "Off", budget)).await;
-    // Each turn costs 80,000 nano-dollars and reserves about 25,000 first; the cap is 100,000.
+    let config = persona_config(&upstream.base_url, "Off", budget)
+        .replace("  memory: {extraction: Off}\n", "  memory: {extraction: Off, maxInjectedTokens: 8}\n");
+    h.restart_with("sage.yaml", &config).await;
+    // Each turn costs 80,000 nano-dollars. It reserves about 230,000 first: the prompt at its most,
+    // with room for the persona's system message at its longest (its mood and 8 tokens of
+    // memories), and 10 output tokens. The cap is 300,000: the first turn fits, the second not.
     let mut statuses = Vec::new();
     for i in 0..4 {
         let response = say(&h, "pat", &format!("hello {i}")).await;

@@ -1,7 +1,6 @@
 //! `POST /v1/chat/completions`: OpenAI's Chat Completions API, streaming and not.
 
 use std::convert::Infallible;
-use std::sync::Arc;
 
 use axum::Extension;
 use axum::body::Body;
@@ -13,10 +12,11 @@ use axum::response::{IntoResponse, Response};
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 
-use super::{begin, learn, with_headers, with_request_id};
+use super::{with_headers, with_request_id};
 use crate::auth::Authenticated;
 use crate::error::Dialect;
 use crate::exchange::{Endpoint, Served, ServedReply, parse_json};
+use crate::pipeline;
 use crate::providers::ChunkStream;
 use crate::state::AppState;
 
@@ -26,19 +26,14 @@ pub async fn chat_completions(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let begun = match parse_json(body, state.limits.max_request_bytes) {
-        Ok(request) => begin(&state, auth, request, Endpoint::ChatCompletions, &headers).await,
+    let ran = match parse_json(body, state.limits.max_request_bytes) {
+        Ok(request) => pipeline::run(&state, auth, request, Endpoint::ChatCompletions, &headers).await,
         Err(error) => Err(error),
     };
-    let (exchange, request, turn) = match begun {
-        Ok(begun) => begun,
+    let (exchange, served) = match ran {
+        Ok(ran) => ran,
         Err(error) => return error.into_response(),
     };
-    let exchange = Arc::new(exchange);
-    let served = exchange.serve(&state, &request).await;
-    if served.is_ok() {
-        learn(&state, turn);
-    }
     let response = match served {
         Err(error) => error.into_response(),
         Ok(Served { reply: ServedReply::Complete(body), headers }) => {

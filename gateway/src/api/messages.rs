@@ -2,7 +2,6 @@
 //! OpenAI form.
 
 use std::convert::Infallible;
-use std::sync::Arc;
 
 use axum::Extension;
 use axum::extract::State;
@@ -13,10 +12,11 @@ use axum::response::{Json, Response};
 use bytes::Bytes;
 use futures::StreamExt;
 
-use super::{begin, learn, with_headers, with_request_id};
+use super::{with_headers, with_request_id};
 use crate::auth::Authenticated;
 use crate::error::{ApiError, Dialect};
 use crate::exchange::{Endpoint, Served, ServedReply, parse_json};
+use crate::pipeline;
 use crate::state::AppState;
 use crate::translate::anthropic::{
     ChatToMessagesStream, chat_response_to_messages, messages_request_to_chat,
@@ -28,21 +28,16 @@ pub async fn messages(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let begun = match parse_json(body, state.limits.max_request_bytes).and_then(|body| {
+    let ran = match parse_json(body, state.limits.max_request_bytes).and_then(|body| {
         messages_request_to_chat(&body).map_err(|e| ApiError::BadRequest(e.to_string(), None))
     }) {
-        Ok(request) => begin(&state, auth, request, Endpoint::Messages, &headers).await,
+        Ok(request) => pipeline::run(&state, auth, request, Endpoint::Messages, &headers).await,
         Err(error) => Err(error),
     };
-    let (exchange, request, turn) = match begun {
-        Ok(begun) => begun,
+    let (exchange, served) = match ran {
+        Ok(ran) => ran,
         Err(error) => return error.into_response_for(Dialect::Anthropic),
     };
-    let exchange = Arc::new(exchange);
-    let served = exchange.serve(&state, &request).await;
-    if served.is_ok() {
-        learn(&state, turn);
-    }
     let response = match served {
         Err(error) => error.into_response_for(Dialect::Anthropic),
         Ok(Served { reply: ServedReply::Complete(body), headers }) => match body.to_value() {

@@ -141,7 +141,7 @@ impl Exchange {
 
     pub(super) fn estimated_usage(&self, output_chars: usize) -> TokenUsage {
         TokenUsage {
-            input: estimate_tokens(self.prompt_chars),
+            input: estimate_tokens(self.prompt_chars + self.context_chars.load(Ordering::Relaxed)),
             output: estimate_tokens(output_chars),
             ..Default::default()
         }

@@ -1,11 +1,12 @@
-//! One request's life once authenticated: parse, resolve the model, dispatch to a backend with
-//! fallback and retries, and account for usage and cost (ledger + metrics) exactly once.
+//! One request's exchange with the backends: begin (validate, resolve the model, the limits and
+//! budgets that apply), admit, forward to a backend with fallback and retries, and account for
+//! usage and cost (ledger + metrics) exactly once. [`crate::pipeline`] runs these steps in order.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use bytes::Bytes;
 use futures::StreamExt;
@@ -83,6 +84,8 @@ pub struct Exchange {
     /// When the route's total timeout runs out, streams included.
     deadline: Instant,
     prompt_chars: usize,
+    /// Text the persona's context added once admitted (see [`Exchange::count_context`]).
+    context_chars: AtomicUsize,
     /// `response_format: json_schema`: the schema replies must match.
     schema: Option<jsonschema::Validator>,
     /// Where and how long the reply may be cached.
@@ -115,6 +118,14 @@ pub struct Exchange {
     redactor: Arc<Redactor>,
     /// When a graceful stop ends this request if it is still running.
     drain: Deadline,
+}
+
+/// How admission ended for a request it let through.
+pub enum Admitted {
+    /// Go on to the backends; these headers (rate limits, cache status) go with the answer.
+    Forward(Vec<(HeaderName, HeaderValue)>),
+    /// Answered from the response cache, already accounted.
+    Cached(Served),
 }
 
 /// What a served request answers, with headers for the response.
@@ -150,7 +161,9 @@ pub fn parse_json(
 }
 
 impl Exchange {
-    /// Validates an OpenAI-form chat request and resolves its model for the caller.
+    /// Validates an OpenAI-form chat request and resolves its model for the caller. A request
+    /// that speaks as `persona` gets the persona's context only once admitted: `context_bytes`
+    /// is the most it adds to the prompt, which the estimates and the budget reservation count.
     pub fn begin(
         state: &AppState,
         auth: Authenticated,
@@ -158,6 +171,7 @@ impl Exchange {
         endpoint: Endpoint,
         headers: &HeaderMap,
         persona: Option<&PersonaConfig>,
+        context_bytes: usize,
     ) -> Result<Exchange, ApiError> {
         let Authenticated { runtime, caller } = auth;
         let model = match (persona, request.get("model")) {
@@ -191,11 +205,13 @@ impl Exchange {
         let include_usage =
             request.get("stream_options").and_then(|o| o.get("include_usage")).and_then(Value::as_bool)
                 == Some(true);
-        let prompt_chars = messages.iter().map(|m| crate::providers::text_len(&m["content"])).sum();
+        let prompt_chars: usize = messages.iter().map(|m| crate::providers::text_len(&m["content"])).sum();
+        // A persona's answer depends on its memories and mood, which change with every turn.
         let cache = cache::ttl_for(target.route.config.cache.as_ref(), headers)
+            .filter(|_| persona.is_none())
             .and_then(|ttl| Some((cache::key_for(&caller.tenant, request)?, ttl)));
         let tenant = runtime.tenant(&caller.tenant);
-        let estimated_input = estimate_tokens(prompt_chars);
+        let estimated_input = estimate_tokens(prompt_chars.saturating_add(context_bytes));
         let estimated_tokens = estimated_input.saturating_add(max_output);
         let pricing = &target.model.pricing;
         let persona_name = persona.map(|p| p.name.as_str());
@@ -205,7 +221,8 @@ impl Exchange {
         let reserve = if budgets.is_empty() {
             NanoUsd::default()
         } else {
-            pricing.input.per_million_times(input_tokens_at_most(fields))
+            let context = if context_bytes > 0 { context_tokens_at_most(context_bytes) } else { 0 };
+            pricing.input.per_million_times(input_tokens_at_most(fields).saturating_add(context))
                 + pricing.output.per_million_times(max_output)
         };
         let hard_budget = budgets.iter().any(|b| b.enforcement == BudgetEnforcement::Hard);
@@ -228,6 +245,7 @@ impl Exchange {
             include_usage,
             started,
             prompt_chars,
+            context_chars: AtomicUsize::new(0),
             schema,
             cache,
             rate_checks,
@@ -247,9 +265,9 @@ impl Exchange {
         })
     }
 
-    /// Admits, dispatches and accounts the request: rate limits, cache, budgets, concurrency
-    /// queue, then the backends. Refusals happen before any upstream call.
-    pub async fn serve(self: &Arc<Self>, state: &AppState, request: &Value) -> Result<Served, ApiError> {
+    /// Admits the request: rate limits, cache, budgets, the concurrency queue. A refusal is
+    /// accounted here, before anything else reads or calls anything for the request.
+    pub async fn admit(self: &Arc<Self>, state: &AppState) -> Result<Admitted, ApiError> {
         let mut headers = Vec::new();
         if !self.rate_checks.is_empty() {
             match self.limiter.acquire(&self.rate_checks).await {
@@ -268,7 +286,7 @@ impl Exchange {
             ));
             if let Some(body) = hit {
                 self.account_cache_hit();
-                return Ok(Served { reply: ServedReply::Complete(body), headers });
+                return Ok(Admitted::Cached(Served { reply: ServedReply::Complete(body), headers }));
             }
         }
         if !self.budgets.is_empty() {
@@ -288,6 +306,22 @@ impl Exchange {
         }
         .map_err(|error| self.refuse(error))?;
         *lock(&self.permit) = Some(permit);
+        Ok(Admitted::Forward(headers))
+    }
+
+    /// Counts the text the persona's context added to the prompt once admitted, for the usage
+    /// estimate of a reply whose provider reports none.
+    pub fn count_context(&self, chars: usize) {
+        self.context_chars.store(chars, Ordering::Relaxed);
+    }
+
+    /// Sends an admitted request to the backends and accounts it.
+    pub async fn forward(
+        self: &Arc<Self>,
+        state: &AppState,
+        request: &Value,
+        headers: Vec<(HeaderName, HeaderValue)>,
+    ) -> Result<Served, ApiError> {
         let reply = match self.dispatch(request).await {
             Err(failure) => return Err(failure.account(self)),
             Ok(Dispatched { reply: Reply::Complete(body), backend, discarded }) => {
@@ -477,6 +511,12 @@ impl Failure {
         );
         self.error
     }
+}
+
+/// The most input tokens `bytes` of persona context can be charged for: its text (never more
+/// tokens than bytes) and the system message's framing.
+fn context_tokens_at_most(bytes: usize) -> u64 {
+    u64::try_from(bytes).unwrap_or(u64::MAX).saturating_add(crate::usage::TOKENS_PER_MESSAGE)
 }
 
 /// Output tokens reserved against budgets and token limits when a request sets no `max_tokens`.

@@ -1,12 +1,9 @@
 //! The `chat` tool: one persona turn, run exactly as `/v1/chat/completions` runs it.
 //!
 //! The tool builds the OpenAI-form request a chat completions client would send for
-//! `model: "persona/<name>"` and hands it to the same [`crate::api::begin`] and
-//! [`crate::exchange::Exchange::serve`], so rate limits, budgets, the concurrency queue, routing
-//! with fallback, the ledger (endpoint `mcp`) and the persona's memory and mood all apply as they
-//! do on the OpenAI API.
-
-use std::sync::Arc;
+//! `model: "persona/<name>"` and hands it to the same [`crate::pipeline::run`], so rate limits,
+//! budgets, the concurrency queue, routing with fallback, the ledger (endpoint `mcp`) and the
+//! persona's memory and mood all apply as they do on the OpenAI API.
 
 use http::HeaderMap;
 use serde_json::{Value, json};
@@ -15,26 +12,20 @@ use switchboard_crds::config::PersonaConfig;
 use super::calls::Call;
 use super::outcome::ToolError;
 use super::tools::{ChatArgs, ToolName, required};
-use crate::api::{begin, learn};
 use crate::error::ApiError;
-use crate::exchange::{Endpoint, Exchange, Served, ServedReply};
-use crate::persona::turn::{MODEL_PREFIX, Turn};
+use crate::exchange::{Endpoint, Served, ServedReply};
+use crate::persona::turn::MODEL_PREFIX;
+use crate::pipeline;
 
 impl Call<'_> {
     pub async fn chat(&self, args: ChatArgs, headers: &HeaderMap) -> Result<Value, ToolError> {
-        let begun = match self.persona(&args.persona) {
-            Ok(persona) => self.begin_chat(persona, args, headers).await.map(|begun| (persona, begun)),
+        let ran = match self.persona(&args.persona) {
+            Ok(persona) => self.run_chat(persona, args, headers).await.map(|ran| (persona, ran)),
             Err(error) => Err(error),
         };
         // Once the exchange has begun it counts the request in the metrics; before, the tool does.
-        let (persona, (exchange, request, turn)) =
-            begun.inspect_err(|error| self.count(ToolName::Chat, error.status()))?;
-        let state = self.state;
-        let exchange = Arc::new(exchange);
-        let served = exchange.serve(state, &request).await;
-        if served.is_ok() {
-            learn(state, turn);
-        }
+        let (persona, (exchange, served)) =
+            ran.inspect_err(|error| self.count(ToolName::Chat, error.status()))?;
         let body = match served.map_err(ToolError::Api)? {
             Served { reply: ServedReply::Complete(body), .. } => body,
             // Not asked for; dropping the stream accounts the exchange.
@@ -63,13 +54,13 @@ impl Call<'_> {
         }))
     }
 
-    /// The persona turn's request, rewritten for the persona, and its exchange.
-    async fn begin_chat(
+    /// The persona turn's request, run through the pipeline.
+    async fn run_chat(
         &self,
         persona: &PersonaConfig,
         args: ChatArgs,
         headers: &HeaderMap,
-    ) -> Result<(Exchange, Value, Option<Turn>), ToolError> {
+    ) -> Result<pipeline::Ran, ToolError> {
         let message = required(ToolName::Chat, "message", &args.message)?;
         let mut messages: Vec<Value> = args
             .history
@@ -85,6 +76,8 @@ impl Call<'_> {
         if let Some(subject) = args.subject.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
             request["user"] = json!(subject);
         }
-        begin(self.state, self.auth.clone(), request, Endpoint::Mcp, headers).await.map_err(ToolError::Api)
+        pipeline::run(self.state, self.auth.clone(), request, Endpoint::Mcp, headers)
+            .await
+            .map_err(ToolError::Api)
     }
 }

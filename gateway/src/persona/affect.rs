@@ -159,6 +159,9 @@ impl Mood {
         }
     }
 
+    /// The length of the longest word [`Mood::describe`] answers ("irritated").
+    pub const LONGEST_WORD: usize = 9;
+
     /// One word for the system prompt.
     pub fn describe(&self) -> &'static str {
         let excited = self.arousal >= 0.6;
@@ -229,6 +232,18 @@ impl Bond {
     }
 
     /// One sentence for the system prompt, e.g. "You know Grace well and like them; you trust them."
+    /// The most bytes [`Bond::describe`] writes about `other`: its template with the longest
+    /// choice of each part ("know" + " fairly well", "feel neutral about them", "you are unsure
+    /// whether to trust them").
+    pub fn description_bound(other: &str) -> usize {
+        let template = ["You ", " ", " and ", "; ", "."].concat().len();
+        template
+            + other.len()
+            + "know fairly well".len()
+            + "feel neutral about them".len()
+            + "you are unsure whether to trust them".len()
+    }
+
     pub fn describe(&self, other: &str) -> String {
         let (verb, how) = match self.familiarity {
             f if f >= 60.0 => ("know", " well"),
@@ -323,6 +338,24 @@ mod tests {
     const DAY: i64 = 24 * 60 * 60 * 1000;
     const WARM: Quality = Quality { valence: 0.8, intensity: 0.9 };
     const HOSTILE: Quality = Quality { valence: -0.8, intensity: 0.9 };
+
+    #[test]
+    fn descriptions_stay_within_their_bounds() {
+        let steps = |lo: f64, hi: f64| (0..=40).map(move |i| lo + (hi - lo) * f64::from(i) / 40.0);
+        for valence in steps(-1.0, 1.0) {
+            for arousal in steps(0.0, 1.0) {
+                assert!(Mood { valence, arousal, at_ms: 0 }.describe().len() <= Mood::LONGEST_WORD);
+            }
+        }
+        for affinity in steps(-100.0, 100.0) {
+            for trust in steps(0.0, 100.0) {
+                for familiarity in steps(0.0, 100.0) {
+                    let bond = Bond { affinity, trust, familiarity, ..Bond::initial(None, 0) };
+                    assert!(bond.describe("Ada").len() <= Bond::description_bound("Ada"), "{bond:?}");
+                }
+            }
+        }
+    }
 
     fn rel(affinity: i32, trust: i32) -> Relationship {
         Relationship { persona: "grace".into(), affinity, trust }

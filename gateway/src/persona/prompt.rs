@@ -18,6 +18,13 @@ pub struct Context<'a> {
     pub memories: &'a [Memory],
 }
 
+const MOOD_INTRO: &str = "\nYour mood right now: ";
+const PARTNER_INTRO: &str = "\nYou are talking with ";
+const PARTNER_OUTRO: &str = ", another assistant. ";
+const MEMORY_INTRO: &str =
+    "\n\nWhat you remember about the person you are talking with (most relevant first):";
+const MEMORY_BULLET: &str = "\n- ";
+
 /// The system message, and how many of the memories fit in it.
 pub fn system_message(persona: &PersonaConfig, context: &Context<'_>) -> (String, usize) {
     let mut text = persona.system_prompt.trim().to_owned();
@@ -26,30 +33,42 @@ pub fn system_message(persona: &PersonaConfig, context: &Context<'_>) -> (String
         text.push_str(&line);
     }
     if let Some(mood) = context.mood {
-        text.push_str(&format!("\nYour mood right now: {}.", mood.describe()));
+        text.push_str(&format!("{MOOD_INTRO}{}.", mood.describe()));
     }
     if let Some((name, bond)) = &context.partner {
-        text.push_str(&format!("\nYou are talking with {name}, another assistant. {}", bond.describe(name)));
+        text.push_str(&format!("{PARTNER_INTRO}{name}{PARTNER_OUTRO}{}", bond.describe(name)));
     }
     let budget = u64::from(persona.memory.max_injected_tokens);
     let mut used = 0;
     let mut included = 0;
     for memory in context.memories {
-        let cost = estimate_tokens(memory.content.len() + 3);
+        let cost = estimate_tokens(memory.content.len() + MEMORY_BULLET.len());
         if used + cost > budget {
             break;
         }
         if included == 0 {
-            text.push_str(
-                "\n\nWhat you remember about the person you are talking with (most relevant first):",
-            );
+            text.push_str(MEMORY_INTRO);
         }
-        text.push_str("\n- ");
+        text.push_str(MEMORY_BULLET);
         text.push_str(&memory.content);
         used += cost;
         included += 1;
     }
     (text, included)
+}
+
+/// The most bytes [`system_message`] writes for `persona` talking with a partner of that display
+/// name, whatever the mood, the bond and the memories: what admission reserves for before any of
+/// them is read. Each memory costs `estimate_tokens(bytes + bullet)`, at least a quarter of its
+/// bytes, so the memories' lines are at most four bytes per token of `maxInjectedTokens`.
+pub fn system_message_bound(persona: &PersonaConfig, partner: Option<&str>) -> usize {
+    let (bare, _) = system_message(persona, &Context::default());
+    let mood = MOOD_INTRO.len() + Mood::LONGEST_WORD + 1;
+    let partner = partner.map_or(0, |name| {
+        PARTNER_INTRO.len() + name.len() + PARTNER_OUTRO.len() + Bond::description_bound(name)
+    });
+    let memories = MEMORY_INTRO.len() + 4 * persona.memory.max_injected_tokens as usize;
+    bare.len() + mood + partner + memories
 }
 
 fn personality(persona: &PersonaConfig) -> Option<String> {
@@ -120,6 +139,30 @@ mod tests {
             )
         );
         assert_eq!(included, 2);
+    }
+
+    #[test]
+    fn the_bound_holds_for_the_longest_mood_bond_and_memories() {
+        let mut ada = persona("ada", "demo", MemorySharingScope::Private, &[]);
+        ada.traits = vec!["precise".into(), "curious".into()];
+        ada.memory.max_injected_tokens = 40;
+        // Short memories waste the most of the budget on rounding; one byte each is the worst.
+        let tiny: Vec<Memory> = (0..200).map(|_| memory("x")).collect();
+        let long: Vec<Memory> = (0..5).map(|i| memory(&"y".repeat(37 + i))).collect();
+        let bond = Bond { affinity: -100.0, trust: 50.0, familiarity: 30.0, ..Bond::initial(None, 0) };
+        for memories in [&tiny[..], &long[..], &[]] {
+            for valence in [-1.0, -0.3, 0.0, 0.3, 1.0] {
+                let context = Context {
+                    mood: Some(Mood { valence, arousal: 0.9, at_ms: 0 }),
+                    partner: Some(("Linus Torvalds", bond)),
+                    memories,
+                };
+                let (text, _) = system_message(&ada, &context);
+                assert!(text.len() <= system_message_bound(&ada, Some("Linus Torvalds")), "{text}");
+            }
+        }
+        let (alone, _) = system_message(&ada, &Context::default());
+        assert!(system_message_bound(&ada, None) >= alone.len() + 4 * 40);
     }
 
     #[test]

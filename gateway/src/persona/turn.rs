@@ -1,11 +1,10 @@
-//! One conversation turn with a persona: before the upstream call, the request is rewritten to
-//! speak as the persona (system message, model); after it, the persona learns from the user's
-//! message (memories, mood, relationship).
+//! One conversation turn with a persona, in three steps that [`crate::pipeline`] runs around the
+//! exchange: [`Turn::resolve`] before admission (which persona, whom it talks with; no database),
+//! [`Turn::add_context`] once admitted (the system message with mood, bond and memories, read
+//! from the database), and after the answer [`Turn::feel`] and [`Turn::remember`].
 //!
 //! Memory and mood are best effort on the request path: if their database fails, the persona
 //! still answers, without memories, and the failure is logged.
-
-use std::sync::Arc;
 
 use http::HeaderMap;
 use serde_json::{Value, json};
@@ -14,14 +13,10 @@ use switchboard_crds::resources::MemoryExtraction;
 
 use super::affect::Quality;
 use super::memory::{NewMemory, Owner, Retention};
-use super::prompt::{Context, system_message};
+use super::prompt::{Context, system_message, system_message_bound};
 use super::{Personas, extract, model_extraction, sharing};
-use crate::auth::Authenticated;
 use crate::error::ApiError;
-use crate::exchange::{Endpoint, Exchange, Served, ServedReply};
-use crate::ledger::now_ms;
 use crate::runtime::{Caller, Runtime};
-use crate::state::AppState;
 
 /// Clients name personas as models with this prefix: `persona/ada`.
 pub const MODEL_PREFIX: &str = "persona/";
@@ -47,10 +42,10 @@ pub struct Turn {
 }
 
 impl Turn {
-    /// If the request addresses a persona the caller may see, rewrites it to speak as the persona
-    /// and returns the turn. Other requests are left alone.
-    pub async fn prepare(
-        personas: &Personas,
+    /// If the request addresses a persona the caller may see, points it at the persona's model
+    /// and returns the turn. Other requests are left alone. Reads no database: a request that
+    /// admission refuses costs no query.
+    pub fn resolve(
         runtime: &Runtime,
         caller: &Caller,
         request: &mut Value,
@@ -73,18 +68,32 @@ impl Turn {
             .filter(|other| other.tenant == persona.tenant && other.name != persona.name)
             .cloned();
         let message = last_user_text(request);
-        let turn = Turn { persona, caller: caller.clone(), subject, partner, message };
-        let system = turn.system_message(personas, runtime, now_ms()).await;
-        let messages = request.get_mut("messages").and_then(Value::as_array_mut);
-        if let Some(messages) = messages {
-            messages.insert(0, json!({"role": "system", "content": system}));
-        }
-        request["model"] = Value::String(turn.persona.model.clone());
-        Ok(Some(turn))
+        request["model"] = Value::String(persona.model.clone());
+        Ok(Some(Turn { persona, caller: caller.clone(), subject, partner, message }))
     }
 
-    /// The persona's system message for this turn, with its mood, its bond with the partner and
-    /// the subject's most relevant memories (which count as used).
+    /// The most bytes [`Turn::add_context`] adds to the prompt, which admission reserves for.
+    pub fn context_bound(&self) -> usize {
+        system_message_bound(&self.persona, self.partner.as_ref().map(partner_name))
+    }
+
+    /// Once admitted: puts the persona's system message first, with its mood, its bond with the
+    /// partner and the subject's most relevant memories (which count as used). Returns its length.
+    pub async fn add_context(
+        &self,
+        personas: &Personas,
+        runtime: &Runtime,
+        request: &mut Value,
+        now: i64,
+    ) -> usize {
+        let system = self.system_message(personas, runtime, now).await;
+        let added = system.len();
+        if let Some(messages) = request.get_mut("messages").and_then(Value::as_array_mut) {
+            messages.insert(0, json!({"role": "system", "content": system}));
+        }
+        added
+    }
+
     async fn system_message(&self, personas: &Personas, runtime: &Runtime, now: i64) -> String {
         let persona = &self.persona;
         let mood = match personas.feelings.state(&persona.tenant, &persona.name, now).await {
@@ -98,7 +107,7 @@ impl Turn {
         if let Some(other) = &self.partner {
             let start = persona.relationships.iter().find(|r| r.persona == other.name);
             match personas.feelings.bond(&persona.tenant, &persona.name, &other.name, start, now).await {
-                Ok(bond) => partner = Some((other.display_name.as_deref().unwrap_or(&other.name), bond)),
+                Ok(bond) => partner = Some((partner_name(other), bond)),
                 Err(error) => {
                     tracing::warn!(persona = %persona.name, %error, "persona relationship unavailable")
                 }
@@ -125,13 +134,8 @@ impl Turn {
         text
     }
 
-    /// After the persona answered: stores what the user's message says worth remembering (by
-    /// rules, or by the persona's model, falling back to the rules if the model's answer is
-    /// unusable), prunes by the retention policy, and moves the persona's mood (and its bond with
-    /// the partner).
-    pub async fn learn(self, state: &AppState) {
-        let personas = &state.personas;
-        let now = now_ms();
+    /// After the persona answered: moves its mood, and its bond with the partner.
+    pub async fn feel(&self, personas: &Personas, now: i64) {
         let persona = &self.persona;
         let quality = Quality::of_text(&self.message);
         if let Err(error) = personas.feelings.record(&persona.tenant, &persona.name, quality, now).await {
@@ -147,19 +151,35 @@ impl Turn {
                 tracing::warn!(persona = %persona.name, %error, "cannot record persona relationship");
             }
         }
-        let Some(subject) = &self.subject else { return };
-        if !persona.memory.enabled || persona.memory.extraction == MemoryExtraction::Off {
-            return;
+    }
+
+    /// How this turn's memories are found, if any are kept (a subject, memory on, extraction not
+    /// `Off`); an empty message is left to the rules, which find nothing without a model call.
+    pub fn extraction(&self) -> Option<MemoryExtraction> {
+        let memory = &self.persona.memory;
+        if self.subject.is_none() || !memory.enabled || memory.extraction == MemoryExtraction::Off {
+            return None;
         }
-        let found = match persona.memory.extraction {
-            MemoryExtraction::Model if !self.message.trim().is_empty() => {
-                self.ask_model(state).await.unwrap_or_else(|problem| {
-                    tracing::warn!(persona = %persona.name, %problem, "model memory extraction failed; using the rules");
-                    extract::memories_in(&self.message)
-                })
-            }
-            _ => extract::memories_in(&self.message),
-        };
+        match memory.extraction {
+            MemoryExtraction::Model if self.message.trim().is_empty() => Some(MemoryExtraction::Rules),
+            extraction => Some(extraction),
+        }
+    }
+
+    /// The request that asks the persona's model for the memories in the user's message.
+    pub fn extraction_request(&self) -> Value {
+        model_extraction::request(&self.persona.model, &self.message)
+    }
+
+    /// The memories the rules find in the user's message.
+    pub fn memories_by_rules(&self) -> Vec<NewMemory> {
+        extract::memories_in(&self.message)
+    }
+
+    /// Stores what was found and prunes by the persona's retention policy.
+    pub async fn remember(&self, personas: &Personas, found: Vec<NewMemory>, now: i64) {
+        let persona = &self.persona;
+        let Some(subject) = &self.subject else { return };
         let owner = Owner { tenant: &self.caller.tenant, persona: &persona.name, subject };
         for memory in found {
             if let Err(error) = personas.memories.remember(owner, &memory, now).await {
@@ -175,26 +195,11 @@ impl Turn {
             tracing::warn!(persona = %persona.name, %error, "cannot prune memories");
         }
     }
+}
 
-    /// Asks the persona's model for the memories in the user's message, as the caller.
-    async fn ask_model(&self, state: &AppState) -> Result<Vec<NewMemory>, String> {
-        let request = model_extraction::request(&self.persona.model, &self.message);
-        let auth = Authenticated { runtime: state.runtime.load(), caller: self.caller.clone() };
-        let endpoint = Endpoint::MemoryExtraction;
-        let exchange =
-            Exchange::begin(state, auth, &request, endpoint, &HeaderMap::new(), Some(&self.persona))
-                .map_err(|e| e.to_string())?;
-        match Arc::new(exchange).serve(state, &request).await {
-            Ok(Served { reply: ServedReply::Complete(body), .. }) => {
-                let reply = body.to_value().map_err(|e| e.to_string())?;
-                model_extraction::memories_in_reply(&reply)
-            }
-            Ok(Served { reply: ServedReply::Stream(_), .. }) => {
-                Err("the model answered with a stream".into())
-            }
-            Err(error) => Err(error.to_string()),
-        }
-    }
+/// How a persona is named to the one it talks with.
+fn partner_name(persona: &PersonaConfig) -> &str {
+    persona.display_name.as_deref().unwrap_or(&persona.name)
 }
 
 /// The conversation's subject: the OpenAI `user` field, else the subject header.

@@ -1,0 +1,105 @@
+//! The one way a model request goes through the gateway, whatever API it came in by (Chat
+//! Completions, Messages, the MCP `chat` tool), and the gateway's own model calls (persona memory
+//! extraction):
+//!
+//! resolve the persona ([`Turn::resolve`], no database) -> begin ([`Exchange::begin`]: validate,
+//! route, the limits and budgets that apply) -> admit ([`Exchange::admit`]: rate limits, cache,
+//! budget reservation, queue) -> the persona's context ([`Turn::add_context`]: the database, read
+//! only once admitted) -> forward ([`Exchange::forward`]: backends, retries, fallbacks, metering)
+//! -> learn (after a served persona turn, off the request path).
+
+use std::sync::Arc;
+
+use http::HeaderMap;
+use serde_json::Value;
+use switchboard_crds::resources::MemoryExtraction;
+
+use crate::auth::Authenticated;
+use crate::error::ApiError;
+use crate::exchange::{Admitted, Endpoint, Exchange, Served, ServedReply};
+use crate::ledger::now_ms;
+use crate::persona::memory::NewMemory;
+use crate::persona::model_extraction;
+use crate::persona::turn::Turn;
+use crate::runtime::Runtime;
+use crate::state::AppState;
+
+/// A request that began: its exchange (id, model, usage) and what it served, or why not.
+pub type Ran = (Arc<Exchange>, Result<Served, ApiError>);
+
+/// Runs one OpenAI-form request. `Err` when it never began (invalid, unknown model), and nothing
+/// was accounted; otherwise every outcome, refusals included, is in the ledger and the metrics.
+pub async fn run(
+    state: &AppState,
+    auth: Authenticated,
+    mut request: Value,
+    endpoint: Endpoint,
+    headers: &HeaderMap,
+) -> Result<Ran, ApiError> {
+    let runtime = auth.runtime.clone();
+    let turn = Turn::resolve(&runtime, &auth.caller, &mut request, headers)?;
+    let (persona, context_bytes) = turn.as_ref().map_or((None, 0), |t| (Some(&t.persona), t.context_bound()));
+    let exchange = Exchange::begin(state, auth, &request, endpoint, headers, persona, context_bytes)?;
+    let exchange = Arc::new(exchange);
+    let served = serve(state, &exchange, &runtime, request, turn.as_ref()).await;
+    if let (Ok(_), Some(turn)) = (&served, turn) {
+        let state = state.clone();
+        tokio::spawn(async move { learn(&state, turn).await });
+    }
+    Ok((exchange, served))
+}
+
+async fn serve(
+    state: &AppState,
+    exchange: &Arc<Exchange>,
+    runtime: &Runtime,
+    mut request: Value,
+    turn: Option<&Turn>,
+) -> Result<Served, ApiError> {
+    let headers = match exchange.admit(state).await? {
+        Admitted::Cached(served) => return Ok(served),
+        Admitted::Forward(headers) => headers,
+    };
+    if let Some(turn) = turn {
+        let added = turn.add_context(&state.personas, runtime, &mut request, now_ms()).await;
+        exchange.count_context(added);
+    }
+    exchange.forward(state, &request, headers).await
+}
+
+/// After a persona answered: its mood and bond move, and what the user's message says worth
+/// remembering is stored (found by the rules, or by the persona's model, falling back to the
+/// rules when the model's answer is unusable).
+async fn learn(state: &AppState, turn: Turn) {
+    let now = now_ms();
+    turn.feel(&state.personas, now).await;
+    let found = match turn.extraction() {
+        None => return,
+        Some(MemoryExtraction::Model) => extract_with_model(state, &turn).await.unwrap_or_else(|problem| {
+            tracing::warn!(persona = %turn.persona.name, %problem, "model memory extraction failed; using the rules");
+            turn.memories_by_rules()
+        }),
+        Some(_) => turn.memories_by_rules(),
+    };
+    turn.remember(&state.personas, found, now).await;
+}
+
+/// Asks the persona's model for the memories in the user's message, as the caller: an ordinary
+/// exchange (endpoint `memory_extraction`) with the caller's limits, budgets and ledger row.
+async fn extract_with_model(state: &AppState, turn: &Turn) -> Result<Vec<NewMemory>, String> {
+    let request = turn.extraction_request();
+    let runtime = state.runtime.load();
+    let auth = Authenticated { runtime: runtime.clone(), caller: turn.caller.clone() };
+    let endpoint = Endpoint::MemoryExtraction;
+    let exchange =
+        Exchange::begin(state, auth, &request, endpoint, &HeaderMap::new(), Some(&turn.persona), 0)
+            .map_err(|e| e.to_string())?;
+    match serve(state, &Arc::new(exchange), &runtime, request, None).await {
+        Ok(Served { reply: ServedReply::Complete(body), .. }) => {
+            let reply = body.to_value().map_err(|e| e.to_string())?;
+            model_extraction::memories_in_reply(&reply)
+        }
+        Ok(Served { reply: ServedReply::Stream(_), .. }) => Err("the model answered with a stream".into()),
+        Err(error) => Err(error.to_string()),
+    }
+}
