@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::error::{ApiError, Dialect};
-use crate::runtime::{Caller, Runtime};
+use crate::serving::runtime::{Caller, Runtime};
 use crate::state::AppState;
 
 /// Set by [`require_tenant`]: the caller and the runtime snapshot it was authenticated against,

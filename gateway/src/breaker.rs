@@ -2,7 +2,7 @@
 //!
 //! Each gateway replica keeps its own breakers, as Envoy's outlier detection does: a replica
 //! ejects what it sees failing, without a shared store on the request path. Breakers survive
-//! config reloads for backends whose config did not change (see [`crate::runtime::Runtime::build`]).
+//! config reloads for backends whose config did not change (see [`crate::serving::runtime::Runtime::build`]).
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};

@@ -5,13 +5,14 @@
 //! batch was written, so batches grow with load. On shutdown the channel closes and the writer
 //! drains it before the process exits. SQLite by default, PostgreSQL for several replicas.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use serde::Serialize;
-use sqlx::any::{AnyPoolOptions, install_default_drivers};
-use sqlx::{AnyPool, Row};
+use sqlx::Row;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
+
+use crate::db::{Database, Dialect};
 
 /// Rows per INSERT statement at most.
 const MAX_BATCH: usize = 500;
@@ -44,27 +45,14 @@ pub struct LedgerRecord {
 
 #[derive(Debug, thiserror::Error)]
 pub enum LedgerError {
-    #[error("unsupported database URL (expected sqlite:// or postgres://)")]
-    UnsupportedUrl,
-    #[error("cannot connect to the ledger database: {0}")]
-    Connect(#[source] sqlx::Error),
-    #[error("cannot migrate the ledger database: {0}")]
-    Migrate(#[source] sqlx::migrate::MigrateError),
     #[error("ledger query failed: {0}")]
     Query(#[from] sqlx::Error),
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Dialect {
-    Sqlite,
-    Postgres,
-}
-
-/// The ledger database.
+/// The ledger, in the gateway's database.
 #[derive(Clone, Debug)]
 pub struct Ledger {
-    pool: AnyPool,
-    dialect: Dialect,
+    db: Database,
 }
 
 /// What [`Ledger::totals`] sums over.
@@ -97,51 +85,19 @@ pub struct TenantUsage {
 }
 
 impl Ledger {
-    /// Connects and applies the migrations for the URL's database.
-    pub async fn connect(url: &str) -> Result<Ledger, LedgerError> {
-        install_default_drivers();
-        let dialect = if url.starts_with("sqlite:") {
-            Dialect::Sqlite
-        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-            Dialect::Postgres
-        } else {
-            return Err(LedgerError::UnsupportedUrl);
-        };
-        // SQLite allows one writer at a time: more connections only add lock contention.
-        let max_connections = if dialect == Dialect::Sqlite { 1 } else { 4 };
-        let pool = AnyPoolOptions::new()
-            .max_connections(max_connections)
-            .acquire_timeout(Duration::from_secs(10))
-            .after_connect(move |connection, _| {
-                Box::pin(async move {
-                    if dialect == Dialect::Sqlite {
-                        // WAL lets readers (admin usage, status) run beside the writer; NORMAL
-                        // syncs at checkpoints: safe against a process crash, far fewer fsyncs.
-                        sqlx::query("PRAGMA journal_mode = WAL").execute(&mut *connection).await?;
-                        sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *connection).await?;
-                    }
-                    Ok(())
-                })
-            })
-            .connect(url)
-            .await
-            .map_err(LedgerError::Connect)?;
-        migrate(&pool, dialect).await?;
-        Ok(Ledger { pool, dialect })
+    /// The ledger in `db`, whose migrations created its table.
+    pub fn new(db: Database) -> Ledger {
+        Ledger { db }
     }
 
-    /// The connection pool, for other stores kept in the ledger's database.
-    pub(crate) fn pool(&self) -> &AnyPool {
-        &self.pool
-    }
-
-    pub fn is_postgres(&self) -> bool {
-        self.dialect == Dialect::Postgres
+    /// The database the ledger is kept in, which other stores share.
+    pub fn database(&self) -> &Database {
+        &self.db
     }
 
     /// Inserts records in one statement per [`MAX_BATCH`] rows, in one transaction.
     pub async fn insert(&self, records: &[LedgerRecord]) -> Result<(), LedgerError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.db.pool().begin().await?;
         for chunk in records.chunks(MAX_BATCH) {
             let sql = self.insert_sql(chunk.len());
             let mut query = sqlx::query(&sql);
@@ -186,7 +142,7 @@ impl Ledger {
                 if column > 0 {
                     sql.push_str(", ");
                 }
-                match self.dialect {
+                match self.db.dialect() {
                     Dialect::Sqlite => sql.push('?'),
                     Dialect::Postgres => sql.push_str(&format!("${}", row * COLUMNS + column + 1)),
                 }
@@ -208,7 +164,7 @@ impl Ledger {
         let mut next = 0;
         let mut placeholder = || {
             next += 1;
-            match self.dialect {
+            match self.db.dialect() {
                 Dialect::Sqlite => "?".to_owned(),
                 Dialect::Postgres => format!("${next}"),
             }
@@ -227,13 +183,13 @@ impl Ledger {
         if let Some(api_key) = scope.api_key {
             query = query.bind(api_key.to_owned());
         }
-        let row = query.fetch_one(&self.pool).await?;
+        let row = query.fetch_one(self.db.pool()).await?;
         Ok(Totals { requests: row.try_get(0)?, tokens: row.try_get(1)?, cost_nanos: row.try_get(2)? })
     }
 
     /// Usage and spend per tenant since `since_ms` (epoch milliseconds).
     pub async fn usage_by_tenant(&self, since_ms: i64) -> Result<Vec<TenantUsage>, LedgerError> {
-        let placeholder = match self.dialect {
+        let placeholder = match self.db.dialect() {
             Dialect::Sqlite => "?",
             Dialect::Postgres => "$1",
         };
@@ -248,7 +204,7 @@ impl Ledger {
             sum("output_tokens"),
             sum("cost_nanos"),
         );
-        let rows = sqlx::query(&sql).bind(since_ms).fetch_all(&self.pool).await?;
+        let rows = sqlx::query(&sql).bind(since_ms).fetch_all(self.db.pool()).await?;
         rows.iter()
             .map(|row| {
                 let cost_nanos: i64 = row.try_get(6)?;
@@ -273,26 +229,6 @@ impl Ledger {
         let handle = tokio::spawn(write_loop(self, rx));
         (LedgerSender(tx), handle)
     }
-}
-
-/// Applies the portable migrations (`migrations/`), then the dialect's own (`migrations-sqlite/`
-/// or `migrations-postgres/`: full-text search differs). Both sets share sqlx's bookkeeping table,
-/// so each must ignore the versions that belong to the other.
-async fn migrate(pool: &AnyPool, dialect: Dialect) -> Result<(), LedgerError> {
-    let mut portable = sqlx::migrate!("./migrations");
-    let mut own = match dialect {
-        Dialect::Sqlite => sqlx::migrate!("./migrations-sqlite"),
-        Dialect::Postgres => sqlx::migrate!("./migrations-postgres"),
-    };
-    portable.set_ignore_missing(true).run(pool).await.map_err(LedgerError::Migrate)?;
-    own.set_ignore_missing(true).run(pool).await.map_err(LedgerError::Migrate)?;
-    Ok(())
-}
-
-/// Now, in Unix milliseconds: the clock of ledger rows and of the persona stores.
-pub fn now_ms() -> i64 {
-    let millis = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
-    i64::try_from(millis).unwrap_or(i64::MAX)
 }
 
 fn saturating_i64(value: u64) -> i64 {

@@ -36,7 +36,10 @@ async fn main() -> anyhow::Result<()> {
 
 /// `--check`: loads the folder as a reload would and reports, without serving.
 fn check(dir: &std::path::Path) -> anyhow::Result<()> {
-    match switchboard_gateway::reload::load_dir(dir, &switchboard_gateway::runtime::Runtime::empty()) {
+    match switchboard_gateway::serving::folder::load_dir(
+        dir,
+        &switchboard_gateway::serving::runtime::Runtime::empty(),
+    ) {
         Ok(runtime) => {
             let config = &runtime.config;
             println!(

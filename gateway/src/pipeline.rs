@@ -15,13 +15,13 @@ use serde_json::Value;
 use switchboard_crds::resources::MemoryExtraction;
 
 use crate::auth::Authenticated;
+use crate::db::now_ms;
 use crate::error::ApiError;
 use crate::exchange::{Admitted, Endpoint, Exchange, Served, ServedReply};
-use crate::ledger::now_ms;
 use crate::persona::memory::NewMemory;
 use crate::persona::model_extraction;
 use crate::persona::turn::Turn;
-use crate::runtime::Runtime;
+use crate::serving::runtime::Runtime;
 use crate::state::AppState;
 
 /// A request that began: its exchange (id, model, usage) and what it served, or why not.

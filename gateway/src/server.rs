@@ -11,17 +11,18 @@ use tokio::task::JoinHandle;
 
 use crate::budget::{BudgetError, Budgets};
 use crate::cache::ResponseCache;
-use crate::cluster::{self, ClusterSource};
-use crate::ledger::{Ledger, LedgerError};
+use crate::db::{Database, DatabaseError};
+use crate::ledger::Ledger;
 use crate::listener::{self, ConnectionLimits};
-use crate::live::LiveRuntime;
 use crate::mcp::host::HostPolicy;
 use crate::metrics::Metrics;
 use crate::persona::Personas;
 use crate::queue::{QueueSettings, Scheduler};
 use crate::ratelimit::{RateLimitError, RateLimiter};
-use crate::reload;
-use crate::runtime::Runtime;
+use crate::serving::cluster::{self, ClusterSource};
+use crate::serving::folder;
+use crate::serving::live::LiveRuntime;
+use crate::serving::runtime::Runtime;
 use crate::settings::Settings;
 use crate::state::{AppState, Limits, Shared};
 use crate::status;
@@ -33,11 +34,11 @@ pub enum StartError {
     #[error("cannot start the status Lease: {0}")]
     Lease(#[from] kube_lease_manager::LeaseManagerError),
     #[error("invalid config: {0}")]
-    Config(String),
+    Config(#[from] crate::serving::ConfigError),
     #[error("cannot watch the config dir: {0}")]
     Watch(#[from] notify::Error),
     #[error(transparent)]
-    Ledger(#[from] LedgerError),
+    Database(#[from] DatabaseError),
     #[error("cannot listen: {0}")]
     Listen(#[from] std::io::Error),
     #[error("cannot register metrics: {0}")]
@@ -81,9 +82,9 @@ pub async fn start(settings: &Settings) -> Result<RunningGateway, StartError> {
         Some(dir) => {
             // Standalone: a folder that does not load is a startup error, not a silent empty config.
             let started = std::time::Instant::now();
-            let runtime = reload::load_dir(dir, &live.load()).map_err(StartError::Config)?;
+            let runtime = folder::load_dir(dir, &live.load()).map_err(StartError::Config)?;
             live.install(Ok(runtime), started.elapsed());
-            background.push(Background::FolderWatch(reload::watch(dir.clone(), live.clone())?));
+            background.push(Background::FolderWatch(folder::watch(dir.clone(), live.clone())?));
         }
         None => {
             let source = ClusterSource {
@@ -102,10 +103,11 @@ pub async fn start(settings: &Settings) -> Result<RunningGateway, StartError> {
             cluster = Some(client);
         }
     }
-    let ledger = Ledger::connect(&settings.database_url).await?;
+    let db = Database::connect(&settings.database_url).await?;
+    let ledger = Ledger::new(db.clone());
     let (sender, writer) = ledger.clone().spawn_writer();
     // With PostgreSQL the gateway may run as several replicas: budgets are counted there too.
-    let budgets = if ledger.is_postgres() {
+    let budgets = if db.is_postgres() {
         Budgets::shared(ledger.clone()).await?
     } else {
         Budgets::local(ledger.clone())
@@ -123,7 +125,7 @@ pub async fn start(settings: &Settings) -> Result<RunningGateway, StartError> {
         background.push(Background::Task(writer));
     }
     let (drain, drain_deadline) = crate::drain::deadline();
-    let personas = Personas::new(&ledger);
+    let personas = Personas::new(&db);
     background.push(Background::Task(personas.spawn_expiry(live.clone())));
     let state = AppState::new(Shared {
         mcp_hosts: HostPolicy::with_extra(&settings.mcp_allowed_hosts),

@@ -7,12 +7,12 @@ use crate::budget::Budgets;
 use crate::cache::ResponseCache;
 use crate::drain::Deadline;
 use crate::ledger::{Ledger, LedgerSender};
-use crate::live::LiveRuntime;
 use crate::mcp::host::HostPolicy;
 use crate::metrics::Metrics;
 use crate::persona::Personas;
 use crate::queue::Scheduler;
 use crate::ratelimit::RateLimiter;
+use crate::serving::live::LiveRuntime;
 
 /// Cheap to clone: one reference count. Axum clones the state for every extractor and middleware
 /// of every request, so a struct of a dozen handles cloned field by field showed up in profiles.

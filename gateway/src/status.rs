@@ -28,9 +28,9 @@ use tokio::task::JoinHandle;
 
 use crate::budget::period_start;
 use crate::ledger::{Ledger, Scope};
-use crate::live::LiveRuntime;
 use crate::persona::Personas;
 use crate::persona::feelings::PersonaState;
+use crate::serving::live::LiveRuntime;
 
 const MANAGER: &str = "switchboard-gateway";
 
@@ -54,7 +54,7 @@ pub async fn spawn(
         let (leader, _lease_task) = lease.watch().await;
         let reporter = Reporter { controller: MANAGER.into(), instance: Some(identity) };
         let recorder = Recorder::new(client.clone(), reporter);
-        let personas = Personas::new(&ledger);
+        let personas = Personas::new(ledger.database());
         let mut writer =
             Writer { client, namespace, live, ledger, personas, recorder, written: HashMap::new() };
         let mut tick = tokio::time::interval(interval);

@@ -14,6 +14,7 @@ use switchboard_crds::config::BudgetConfig;
 use switchboard_crds::decimal::NanoUsd;
 use switchboard_crds::resources::{BudgetEnforcement, BudgetFailureMode, BudgetPeriod, BudgetScopeKind};
 use switchboard_gateway::budget::{BudgetExceeded, Budgets, Refusal, period_start};
+use switchboard_gateway::db::Database;
 use switchboard_gateway::ledger::{Ledger, LedgerRecord};
 
 /// One reservation's worth.
@@ -23,7 +24,7 @@ const NOW: &str = "2026-11-19T15:30:00Z";
 
 /// A gateway replica: its own ledger pool and budget store.
 async fn replica(url: &str) -> (Ledger, Budgets) {
-    let ledger = Ledger::connect(url).await.unwrap();
+    let ledger = Ledger::new(Database::connect(url).await.unwrap());
     let budgets = Budgets::shared(ledger.clone()).await.unwrap();
     (ledger, budgets)
 }

@@ -7,7 +7,7 @@
 mod common;
 
 use switchboard_crds::resources::{MemorySharingScope, Relationship};
-use switchboard_gateway::ledger::Ledger;
+use switchboard_gateway::db::Database;
 use switchboard_gateway::persona::Personas;
 use switchboard_gateway::persona::affect::{BOND_HALF_LIFE_MS, MOOD_HALF_LIFE_MS, Quality};
 use switchboard_gateway::persona::memory::{MemoryKind, NewMemory, Owner, Retention};
@@ -19,8 +19,8 @@ const NOW: i64 = 1_800_000_000_000;
 async fn both() -> Vec<(&'static str, Personas, tempfile::TempDir)> {
     let dir = tempfile::tempdir().unwrap();
     let sqlite = format!("sqlite://{}?mode=rwc", dir.path().join("ledger.db").display());
-    let sqlite = Ledger::connect(&sqlite).await.unwrap();
-    let postgres = Ledger::connect(&common::fresh_postgres().await).await.unwrap();
+    let sqlite = Database::connect(&sqlite).await.unwrap();
+    let postgres = Database::connect(&common::fresh_postgres().await).await.unwrap();
     vec![
         ("sqlite", Personas::new(&sqlite), dir),
         ("postgres", Personas::new(&postgres), tempfile::tempdir().unwrap()),

@@ -70,10 +70,10 @@ fn locked<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl SharedStore {
     pub(super) async fn connect(ledger: Ledger) -> Result<Arc<SharedStore>, BudgetError> {
-        if !ledger.is_postgres() {
+        if !ledger.database().is_postgres() {
             return Err(BudgetError::NotPostgres);
         }
-        let options = ledger.pool().connect_options().as_ref().clone();
+        let options = ledger.database().pool().connect_options().as_ref().clone();
         let pool = AnyPoolOptions::new()
             .max_connections(POOL_SIZE)
             .acquire_timeout(RESERVE_TIMEOUT)

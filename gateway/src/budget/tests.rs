@@ -18,7 +18,7 @@ const X: NanoUsd = NanoUsd(1_000_000);
 async fn ledger() -> (tempfile::TempDir, Ledger) {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}?mode=rwc", dir.path().join("ledger.db").display());
-    (dir, Ledger::connect(&url).await.unwrap())
+    (dir, Ledger::new(crate::db::Database::connect(&url).await.unwrap()))
 }
 
 fn budget(name: &str, limit: NanoUsd, enforcement: BudgetEnforcement) -> BudgetConfig {

@@ -11,7 +11,7 @@ use switchboard_crds::resources::{BudgetScopeKind, RateLimits};
 use crate::budget::Refusal;
 use crate::error::ApiError;
 use crate::ratelimit::{Check, Dimension};
-use crate::runtime::Caller;
+use crate::serving::runtime::Caller;
 
 /// Whether `budget` covers requests of `caller` (persona budgets: its chats with that persona).
 pub(super) fn applies(budget: &BudgetConfig, caller: &Caller, persona: Option<&str>) -> bool {

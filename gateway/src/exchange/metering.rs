@@ -6,11 +6,12 @@ use std::sync::atomic::Ordering;
 use switchboard_crds::decimal::NanoUsd;
 
 use super::{Exchange, lock};
+use crate::db::now_ms;
 use crate::error::ApiError;
-use crate::ledger::{LedgerRecord, now_ms};
+use crate::ledger::LedgerRecord;
 use crate::providers::Completion;
 use crate::ratelimit::Dimension;
-use crate::runtime::BackendRuntime;
+use crate::serving::runtime::BackendRuntime;
 use crate::usage::{TokenUsage, estimate_tokens};
 
 impl Exchange {

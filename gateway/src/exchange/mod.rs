@@ -25,7 +25,7 @@ use crate::providers::{Call, ChunkStream, Completion, Reply, UpstreamError};
 use crate::queue::Permit;
 use crate::ratelimit::{Check, Decision, RateLimiter};
 use crate::redact::Redactor;
-use crate::runtime::{BackendRuntime, Caller, Target};
+use crate::serving::runtime::{BackendRuntime, Caller, Target};
 use crate::state::AppState;
 use crate::usage::{TokenUsage, estimate_tokens, input_tokens_at_most};
 use crate::validate;

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use rand::Rng;
 
 use crate::breaker::Admission;
-use crate::runtime::BackendRuntime;
+use crate::serving::runtime::BackendRuntime;
 
 /// The next candidate (cyclically from `cursor`) whose breaker admits a request; remembers the
 /// earliest time an ejected one comes back, for `retry-after`.

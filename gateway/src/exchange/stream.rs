@@ -10,7 +10,7 @@ use serde_json::json;
 
 use super::Exchange;
 use crate::providers::{Chunk, ChunkStream, UpstreamError};
-use crate::runtime::BackendRuntime;
+use crate::serving::runtime::BackendRuntime;
 use crate::usage::TokenUsage;
 
 /// Bytes of streamed text per reserved output token past which a stream under a hard budget is

@@ -14,7 +14,7 @@ use switchboard_crds::config::PersonaConfig;
 use super::outcome::{ToolError, bond_json, compatibility_json, mood_json, rfc3339};
 use super::tools::{ForgetArgs, PersonaArgs, RecallArgs, RelationshipArgs, RememberArgs, ToolName, required};
 use crate::auth::Authenticated;
-use crate::ledger::now_ms;
+use crate::db::now_ms;
 use crate::persona::affect::compatibility;
 use crate::persona::memory::{NewMemory, Owner, Retention};
 use crate::persona::sharing::readable_by;

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use super::calls::Call;
 use super::outcome::{ToolError, bond_json, compatibility_json, mood_json};
-use crate::ledger::now_ms;
+use crate::db::now_ms;
 use crate::persona::affect::compatibility;
 
 pub const SCHEME: &str = "persona://";

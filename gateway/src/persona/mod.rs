@@ -19,8 +19,8 @@ use std::time::Duration;
 
 use tokio::task::JoinHandle;
 
-use crate::ledger::Ledger;
-use crate::live::LiveRuntime;
+use crate::db::Database;
+use crate::serving::live::LiveRuntime;
 use feelings::FeelingStore;
 use memory::MemoryStore;
 
@@ -32,12 +32,12 @@ pub struct Personas {
 }
 
 impl Personas {
-    /// Stores in the ledger's database (its migrations created the tables).
-    pub fn new(ledger: &Ledger) -> Personas {
-        let postgres = ledger.is_postgres();
+    /// Stores in the gateway's database (its migrations created the tables).
+    pub fn new(db: &Database) -> Personas {
+        let postgres = db.is_postgres();
         Personas {
-            memories: MemoryStore::new(ledger.pool().clone(), postgres),
-            feelings: FeelingStore::new(ledger.pool().clone(), postgres),
+            memories: MemoryStore::new(db.pool().clone(), postgres),
+            feelings: FeelingStore::new(db.pool().clone(), postgres),
         }
     }
 }
@@ -56,7 +56,7 @@ impl Personas {
                 let runtime = live.load();
                 for persona in runtime.config.personas.values().filter(|p| p.memory.retention_days > 0) {
                     let days = persona.memory.retention_days;
-                    match memories.expire(&persona.name, days, crate::ledger::now_ms()).await {
+                    match memories.expire(&persona.name, days, crate::db::now_ms()).await {
                         Ok(0) => {}
                         Ok(deleted) => tracing::info!(persona = %persona.name, deleted, "expired memories"),
                         Err(error) => {

@@ -16,7 +16,7 @@ use super::memory::{NewMemory, Owner, Retention};
 use super::prompt::{Context, system_message, system_message_bound};
 use super::{Personas, extract, model_extraction, sharing};
 use crate::error::ApiError;
-use crate::runtime::{Caller, Runtime};
+use crate::serving::runtime::{Caller, Runtime};
 
 /// Clients name personas as models with this prefix: `persona/ada`.
 pub const MODEL_PREFIX: &str = "persona/";

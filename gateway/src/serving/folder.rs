@@ -9,20 +9,22 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use notify::{RecursiveMode, Watcher};
+use switchboard_crds::manifest::ManifestError;
 use switchboard_crds::{Resources, SecretStore, manifest, render};
 use tokio::sync::mpsc;
 
-use crate::live::LiveRuntime;
-use crate::runtime::Runtime;
+use super::ConfigError;
+use super::live::LiveRuntime;
+use super::runtime::Runtime;
 
 /// Quiet time after the last change before reloading, so editors' multi-step saves land once.
 const DEBOUNCE: Duration = Duration::from_millis(250);
 
 /// Reads, validates and renders every manifest in `dir` into a runtime.
 /// `previous` is the runtime being served, whose unchanged backends the new one keeps.
-pub fn load_dir(dir: &Path, previous: &Runtime) -> Result<Runtime, String> {
+pub fn load_dir(dir: &Path, previous: &Runtime) -> Result<Runtime, ConfigError> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(|e| format!("cannot read config dir {}: {e}", dir.display()))?
+        .map_err(|source| ConfigError::ReadDir { dir: dir.to_owned(), source })?
         .filter_map(|entry| entry.ok().map(|e| e.path()))
         .filter(|path| is_manifest(path))
         .collect();
@@ -35,17 +37,17 @@ pub fn load_dir(dir: &Path, previous: &Runtime) -> Result<Runtime, String> {
         match std::fs::read_to_string(path) {
             Ok(text) => {
                 if let Err(errors) = manifest::load_yaml(&text, &name, &mut resources, &mut secrets) {
-                    problems.extend(errors.iter().map(ToString::to_string));
+                    problems.extend(errors);
                 }
             }
-            Err(e) => problems.push(format!("{name}: {e}")),
+            Err(e) => problems.push(ManifestError { origin: name, message: e.to_string() }),
         }
     }
     if !problems.is_empty() {
-        return Err(problems.join("; "));
+        return Err(ConfigError::Manifests(problems));
     }
-    let config = render(&resources, &secrets).map_err(|errors| errors.to_string())?;
-    Runtime::build(config, &secrets, previous).map_err(|e| e.to_string())
+    let config = render(&resources, &secrets)?;
+    Ok(Runtime::build(config, &secrets, previous)?)
 }
 
 /// YAML and JSON files, skipping hidden ones (editor swap files, Kubernetes' `..data`).

@@ -22,8 +22,9 @@ use switchboard_crds::provider_keys;
 use switchboard_crds::shards::{self, CONFIG_LABEL, HEAD_KEY, Head, Part, SHARD_KEY};
 use tokio::task::JoinHandle;
 
-use crate::live::LiveRuntime;
-use crate::runtime::Runtime;
+use super::ConfigError;
+use super::live::LiveRuntime;
+use super::runtime::Runtime;
 
 /// Changes arriving within this window share one rebuild.
 const COALESCE: Duration = Duration::from_millis(50);
@@ -113,38 +114,38 @@ impl Reader {
         Some(Inputs { version: head.version, provider_keys: secret.and_then(|s| s.resource_version()) })
     }
 
-    fn build(&self, previous: &Runtime) -> Result<Runtime, String> {
+    fn build(&self, previous: &Runtime) -> Result<Runtime, ConfigError> {
         let ClusterSource { namespace, config_map, provider_keys } = &self.source;
-        let head = self.configs.get(&ObjectRef::new(config_map).within(namespace)).ok_or_else(|| {
-            format!("ConfigMap {namespace}/{config_map} not found (is the operator running?)")
-        })?;
-        let head: Head = data(&head, HEAD_KEY)
-            .and_then(|json| serde_json::from_str(json).map_err(|e| e.to_string()))
-            .map_err(|e| format!("ConfigMap {namespace}/{config_map} is not a config head: {e}"))?;
+        let head = self
+            .configs
+            .get(&ObjectRef::new(config_map).within(namespace))
+            .ok_or_else(|| ConfigError::NoHead { namespace: namespace.clone(), name: config_map.clone() })?;
+        let head: Head =
+            serde_json::from_str(data(&head, HEAD_KEY)?).map_err(|e| ConfigError::InvalidHead {
+                namespace: namespace.clone(),
+                name: config_map.clone(),
+                reason: e.to_string(),
+            })?;
         let mut parts = self.parts(&head)?;
-        let config = shards::join(&head, |id| parts.remove(id)).map_err(|e| e.to_string())?;
+        let config = shards::join(&head, |id| parts.remove(id))?;
         let secrets = match self.secrets.get(&ObjectRef::new(provider_keys).within(namespace)) {
             Some(secret) => provider_keys::unpack(&secret, namespace),
             None => Default::default(),
         };
-        Runtime::build(config, &secrets, previous).map_err(|e| e.to_string())
+        Ok(Runtime::build(config, &secrets, previous)?)
     }
 
     /// The parsed shards `head` names, each checked against its id.
-    fn parts(&self, head: &Head) -> Result<HashMap<String, Part>, String> {
+    fn parts(&self, head: &Head) -> Result<HashMap<String, Part>, ConfigError> {
+        let namespace = &self.source.namespace;
         let mut parts = HashMap::with_capacity(head.shards.len());
         for id in &head.shards {
             let name = shards::shard_name(&self.source.config_map, id);
-            let shard =
-                self.configs.get(&ObjectRef::new(&name).within(&self.source.namespace)).ok_or_else(|| {
-                    format!(
-                        "ConfigMap {}/{name}, a shard the head names, is missing (deleted by hand? the \
-                         operator restores it)",
-                        self.source.namespace
-                    )
-                })?;
-            let json = data(&shard, SHARD_KEY)?;
-            parts.insert(id.clone(), shards::parse_shard(id, json).map_err(|e| e.to_string())?);
+            let shard = self
+                .configs
+                .get(&ObjectRef::new(&name).within(namespace))
+                .ok_or_else(|| ConfigError::NoShard { namespace: namespace.clone(), name })?;
+            parts.insert(id.clone(), shards::parse_shard(id, data(&shard, SHARD_KEY)?)?);
         }
         Ok(parts)
     }
@@ -154,8 +155,11 @@ fn drop_managed_fields<K: ResourceExt>(object: &mut K) {
     object.managed_fields_mut().clear();
 }
 
-fn data<'a>(config_map: &'a ConfigMap, key: &str) -> Result<&'a str, String> {
-    config_map.data.as_ref().and_then(|data| data.get(key)).map(String::as_str).ok_or_else(|| {
-        format!("ConfigMap {} has no key {key}", config_map.metadata.name.as_deref().unwrap_or("?"))
-    })
+fn data<'a>(config_map: &'a ConfigMap, key: &str) -> Result<&'a str, ConfigError> {
+    config_map
+        .data
+        .as_ref()
+        .and_then(|data| data.get(key))
+        .map(String::as_str)
+        .ok_or_else(|| ConfigError::NoKey { name: config_map.name_any(), key: key.to_owned() })
 }

@@ -7,8 +7,9 @@ use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 
+use super::ConfigError;
+use super::runtime::Runtime;
 use crate::metrics::Metrics;
-use crate::runtime::Runtime;
 
 #[derive(Clone)]
 pub struct LiveRuntime {
@@ -40,18 +41,18 @@ impl LiveRuntime {
     /// async workers: a large config takes long enough to stall the requests sharing them.
     pub async fn rebuild(
         &self,
-        build: impl FnOnce(Arc<Runtime>) -> Result<Runtime, String> + Send + 'static,
+        build: impl FnOnce(Arc<Runtime>) -> Result<Runtime, ConfigError> + Send + 'static,
     ) {
         let previous = self.load();
         let started = Instant::now();
         let candidate = tokio::task::spawn_blocking(move || build(previous))
             .await
-            .unwrap_or_else(|error| Err(format!("the config build failed: {error}")));
+            .unwrap_or_else(|error| Err(ConfigError::Build(error.to_string())));
         self.install(candidate, started.elapsed());
     }
 
     /// Swaps in a freshly built runtime, or keeps the last good one and says why.
-    pub fn install(&self, candidate: Result<Runtime, String>, took: Duration) {
+    pub fn install(&self, candidate: Result<Runtime, ConfigError>, took: Duration) {
         let build_ms = took.as_millis();
         self.metrics.config_reload(candidate.is_ok(), took);
         match candidate {

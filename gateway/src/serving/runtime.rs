@@ -1,7 +1,7 @@
 //! The serving state built from one [`GatewayConfig`]: key index, model index, provider clients.
 //!
 //! A `Runtime` is immutable. A new config builds a new `Runtime` aside, which is then swapped in
-//! atomically (see [`crate::reload`]); a config that fails to build leaves the old one serving.
+//! atomically (see [`crate::serving::live`]); a config that fails to build leaves the old one serving.
 
 use std::collections::HashMap;
 use std::sync::Arc;

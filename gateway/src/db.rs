@@ -1,0 +1,99 @@
+//! The gateway's database: SQLite by default, PostgreSQL for several replicas. One connection
+//! pool, its dialect, the migrations and the clock, shared by the stores kept there (the ledger,
+//! shared budget counters, persona memories and moods).
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use sqlx::AnyPool;
+use sqlx::any::{AnyPoolOptions, install_default_drivers};
+
+/// Which SQL the database speaks: placeholders and full-text search differ.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DatabaseError {
+    #[error("unsupported database URL (expected sqlite:// or postgres://)")]
+    UnsupportedUrl,
+    #[error("cannot connect to the database: {0}")]
+    Connect(#[source] sqlx::Error),
+    #[error("cannot migrate the database: {0}")]
+    Migrate(#[source] sqlx::migrate::MigrateError),
+}
+
+/// The database; cheap to clone (the pool is shared).
+#[derive(Clone, Debug)]
+pub struct Database {
+    pool: AnyPool,
+    dialect: Dialect,
+}
+
+impl Database {
+    /// Connects and applies the migrations for the URL's database.
+    pub async fn connect(url: &str) -> Result<Database, DatabaseError> {
+        install_default_drivers();
+        let dialect = if url.starts_with("sqlite:") {
+            Dialect::Sqlite
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Dialect::Postgres
+        } else {
+            return Err(DatabaseError::UnsupportedUrl);
+        };
+        // SQLite allows one writer at a time: more connections only add lock contention.
+        let max_connections = if dialect == Dialect::Sqlite { 1 } else { 4 };
+        let pool = AnyPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(Duration::from_secs(10))
+            .after_connect(move |connection, _| {
+                Box::pin(async move {
+                    if dialect == Dialect::Sqlite {
+                        // WAL lets readers (admin usage, status) run beside the writer; NORMAL
+                        // syncs at checkpoints: safe against a process crash, far fewer fsyncs.
+                        sqlx::query("PRAGMA journal_mode = WAL").execute(&mut *connection).await?;
+                        sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *connection).await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(url)
+            .await
+            .map_err(DatabaseError::Connect)?;
+        migrate(&pool, dialect).await?;
+        Ok(Database { pool, dialect })
+    }
+
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        self.dialect == Dialect::Postgres
+    }
+}
+
+/// Applies the portable migrations (`migrations/`), then the dialect's own (`migrations-sqlite/`
+/// or `migrations-postgres/`: full-text search differs). Both sets share sqlx's bookkeeping table,
+/// so each must ignore the versions that belong to the other.
+async fn migrate(pool: &AnyPool, dialect: Dialect) -> Result<(), DatabaseError> {
+    let mut portable = sqlx::migrate!("./migrations");
+    let mut own = match dialect {
+        Dialect::Sqlite => sqlx::migrate!("./migrations-sqlite"),
+        Dialect::Postgres => sqlx::migrate!("./migrations-postgres"),
+    };
+    portable.set_ignore_missing(true).run(pool).await.map_err(DatabaseError::Migrate)?;
+    own.set_ignore_missing(true).run(pool).await.map_err(DatabaseError::Migrate)?;
+    Ok(())
+}
+
+/// Now, in Unix milliseconds: the clock of ledger rows and of the persona stores.
+pub fn now_ms() -> i64 {
+    let millis = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
+    i64::try_from(millis).unwrap_or(i64::MAX)
+}
