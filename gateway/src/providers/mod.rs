@@ -17,8 +17,10 @@ pub use chunk::Chunk;
 pub use completion::Completion;
 pub(crate) use mock::text_len;
 
+use std::collections::HashMap;
 use std::fmt;
 use std::pin::Pin;
+use std::sync::{LazyLock, Mutex, PoisonError};
 use std::time::Duration;
 
 use futures::Stream;
@@ -163,6 +165,26 @@ fn error_chain(error: &reqwest::Error) -> String {
     if text.is_empty() { "request failed".into() } else { text }
 }
 
+/// The HTTP client for backends with this connect timeout, one per timeout for the whole process.
+/// A client holds a connection pool and a TLS configuration with its root certificates (about
+/// 24 KiB); a config with 500 routes built 500 of them, and rebuilt them with every changed
+/// route. Pools are keyed by host, so sharing a client changes no backend's connections.
+fn shared_client(connect_timeout: Duration) -> Result<reqwest::Client, String> {
+    static CLIENTS: LazyLock<Mutex<HashMap<Duration, reqwest::Client>>> = LazyLock::new(Mutex::default);
+    let mut clients = CLIENTS.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(client) = clients.get(&connect_timeout) {
+        return Ok(client.clone());
+    }
+    let client = reqwest::Client::builder()
+        .connect_timeout(connect_timeout)
+        .pool_idle_timeout(Duration::from_secs(90))
+        .tcp_nodelay(true)
+        .build()
+        .map_err(|e| error_chain(&e))?;
+    clients.insert(connect_timeout, client.clone());
+    Ok(client)
+}
+
 /// A provider client for one backend.
 pub enum Provider {
     Mock,
@@ -183,14 +205,7 @@ impl fmt::Debug for Provider {
 
 impl Provider {
     pub fn new(backend: &BackendConfig, api_key: Option<String>) -> Result<Provider, String> {
-        let client = || {
-            reqwest::Client::builder()
-                .connect_timeout(Duration::from_millis(backend.connect_timeout_ms))
-                .pool_idle_timeout(Duration::from_secs(90))
-                .tcp_nodelay(true)
-                .build()
-                .map_err(|e| error_chain(&e))
-        };
+        let client = || shared_client(Duration::from_millis(backend.connect_timeout_ms));
         // Parsed once here rather than on every request.
         let endpoint = |path: &str| {
             let base = backend.base_url.as_deref().unwrap_or_default();
