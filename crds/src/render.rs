@@ -187,20 +187,10 @@ fn in_order<K: Resource<DynamicType = ()>>(objects: &[K]) -> Vec<&K> {
 
 /// SHA-256 of the config's JSON, streamed into the hasher rather than written out first.
 fn content_hash(config: &GatewayConfig) -> String {
-    struct HashWriter(Sha256);
-    impl std::io::Write for HashWriter {
-        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-            self.0.update(bytes);
-            Ok(bytes.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let mut writer = HashWriter(Sha256::new());
-    // Serializing plain structs into a writer that never fails cannot fail.
-    let _ = serde_json::to_writer(&mut writer, config);
-    hex::encode(writer.0.finalize())
+    let mut hasher = Sha256::new();
+    // Serializing plain structs into a hasher, which never fails to write, cannot fail.
+    let _ = serde_json::to_writer(&mut hasher, config);
+    hex::encode(hasher.finalize())
 }
 
 /// Hex SHA-256 of an API key: how keys are stored and looked up.
