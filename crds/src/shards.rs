@@ -215,7 +215,7 @@ pub fn shard_id(json: &str) -> String {
     digest[..ID_LEN].to_owned()
 }
 
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
 pub enum JoinError {
     #[error("shard {0} is not there yet")]
     Missing(String),

@@ -6,6 +6,7 @@
 pub mod cluster;
 pub mod folder;
 pub mod live;
+pub mod published;
 pub mod runtime;
 
 use std::path::PathBuf;
@@ -33,8 +34,6 @@ pub enum ConfigError {
         "ConfigMap {namespace}/{name}, a shard the head names, is missing (deleted by hand? the operator restores it)"
     )]
     NoShard { namespace: String, name: String },
-    #[error("ConfigMap {name} has no key {key}")]
-    NoKey { name: String, key: String },
     #[error(transparent)]
     Shards(#[from] JoinError),
     #[error(transparent)]
