@@ -37,7 +37,7 @@ use crate::settings::Settings;
 /// A full reconcile at least this often, to heal drift nobody announced.
 const RESYNC: Duration = Duration::from_secs(300);
 /// Changes arriving within this window share one reconcile.
-const COALESCE: Duration = Duration::from_millis(100);
+const COALESCE: Duration = Duration::from_millis(50);
 /// Bounds of the wait before retrying a reconcile that left failures.
 const RETRY_MIN: Duration = Duration::from_millis(500);
 const RETRY_MAX: Duration = Duration::from_secs(30);
