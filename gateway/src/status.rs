@@ -55,8 +55,16 @@ pub async fn spawn(
         let reporter = Reporter { controller: MANAGER.into(), instance: Some(identity) };
         let recorder = Recorder::new(client.clone(), reporter);
         let personas = Personas::new(ledger.database());
-        let mut writer =
-            Writer { client, namespace, live, ledger, personas, recorder, written: HashMap::new() };
+        let mut writer = Writer {
+            client,
+            namespace,
+            live,
+            ledger,
+            personas,
+            recorder,
+            written: HashMap::new(),
+            budgets: HashMap::new(),
+        };
         let mut tick = tokio::time::interval(interval);
         loop {
             tick.tick().await;
@@ -74,30 +82,35 @@ struct Writer {
     ledger: Ledger,
     personas: Personas,
     recorder: Recorder,
-    /// The last status written per object, so unchanged ones are not patched again.
-    written: HashMap<(&'static str, String), Value>,
+    /// A fingerprint of the last status written per object, so unchanged ones are not patched
+    /// again. Fingerprints, not the statuses: at 10,000 Tenants those would hold megabytes.
+    written: HashMap<(&'static str, String), u64>,
+    /// The last status written per Budget: its conditions' transitions are computed from it.
+    budgets: HashMap<String, Value>,
 }
 
 impl Writer {
     async fn write_all(&mut self) {
-        let config = self.live.load().config.clone();
+        // The runtime, not a copy of its config: at 10,000 Tenants a copy is megabytes per tick.
+        let runtime = self.live.load();
+        let config = &runtime.config;
         let now = Timestamp::now();
         for budget in &config.budgets {
             match self.budget_status(budget, now).await {
                 Ok(status) => {
-                    let before = self.written.get(&("Budget", budget.name.clone())).cloned();
-                    self.announce(budget, before.as_ref(), &status).await;
-                    self.patch::<Budget>("Budget", &budget.name, status).await;
+                    self.announce(budget, self.budgets.get(&budget.name), &status).await;
+                    if self.patch::<Budget>("Budget", &budget.name, &status).await {
+                        self.budgets.insert(budget.name.clone(), status);
+                    }
                 }
                 Err(error) => tracing::warn!(%error, budget = %budget.name, "cannot total the ledger"),
             }
         }
         // This replica's view of its breakers: each replica ejects on what it sees.
-        let runtime = self.live.load();
         for route in runtime.routes() {
             let healthy = route.backends.iter().filter(|b| b.breaker.is_closed()).count();
             let status = json!({"healthyBackends": healthy});
-            self.patch::<ProviderRoute>("ProviderRoute", &route.config.name, status).await;
+            self.patch::<ProviderRoute>("ProviderRoute", &route.config.name, &status).await;
         }
         let month = period_start(BudgetPeriod::Monthly, now);
         for tenant in config.tenants.keys() {
@@ -108,12 +121,12 @@ impl Writer {
                         "requests": totals.requests, "tokens": totals.tokens,
                         "spendUsd": NanoUsd(totals.cost_nanos).to_string(),
                     });
-                    self.patch::<Tenant>("Tenant", tenant, status).await;
+                    self.patch::<Tenant>("Tenant", tenant, &status).await;
                 }
                 Err(error) => tracing::warn!(%error, %tenant, "cannot total the ledger"),
             }
         }
-        self.write_personas(&config, now).await;
+        self.write_personas(config, now).await;
     }
 
     /// Persona status from the memory and mood stores.
@@ -132,7 +145,7 @@ impl Writer {
             let state =
                 states.iter().find(|(t, p, _)| *t == persona.tenant && *p == persona.name).map(|s| s.2);
             let status = persona_status(counts.get(&persona.name).copied().unwrap_or(0), state);
-            self.patch::<Persona>("Persona", &persona.name, status).await;
+            self.patch::<Persona>("Persona", &persona.name, &status).await;
         }
     }
 
@@ -152,7 +165,7 @@ impl Writer {
         let exhausted = spent >= budget.limit;
         let threshold =
             i128::from(spent.0) * 100 >= i128::from(budget.limit.0) * i128::from(budget.warn_at_percent);
-        let previous = self.written.get(&("Budget", budget.name.clone()));
+        let previous = self.budgets.get(&budget.name);
         let spent_text = format!("spent {spent} of {} USD this period", budget.limit);
         let conditions = [
             condition(previous, "Exhausted", exhausted, ("LimitReached", "WithinLimit"), &spent_text, now),
@@ -207,8 +220,9 @@ impl Writer {
         }
     }
 
-    /// Server-side applies `status` unless it equals the last one written.
-    async fn patch<K>(&mut self, kind: &'static str, name: &str, status: Value)
+    /// Server-side applies `status` unless it equals the last one written. True when the object
+    /// holds `status` now.
+    async fn patch<K>(&mut self, kind: &'static str, name: &str, status: &Value) -> bool
     where
         K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
             + Clone
@@ -216,20 +230,33 @@ impl Writer {
             + std::fmt::Debug,
     {
         let key = (kind, name.to_owned());
-        if self.written.get(&key) == Some(&status) {
-            return;
+        let fingerprint = fingerprint(status);
+        if self.written.get(&key) == Some(&fingerprint) {
+            return true;
         }
         let body = json!({"apiVersion": K::api_version(&()), "kind": kind, "status": status});
         let api: Api<K> = Api::namespaced(self.client.clone(), &self.namespace);
         match api.patch_status(name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&body)).await {
             Ok(_) => {
-                self.written.insert(key, status);
+                self.written.insert(key, fingerprint);
+                true
             }
             // Tenants' default budgets have no Budget object of their own.
-            Err(kube::Error::Api(e)) if e.is_not_found() => {}
-            Err(error) => tracing::warn!(%error, kind, name, "cannot write status"),
+            Err(kube::Error::Api(e)) if e.is_not_found() => false,
+            Err(error) => {
+                tracing::warn!(%error, kind, name, "cannot write status");
+                false
+            }
         }
     }
+}
+
+/// A fingerprint of a status's JSON (in memory only; a collision would skip one write).
+fn fingerprint(status: &Value) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    status.to_string().hash(&mut hasher);
+    hasher.finish()
 }
 
 fn persona_status(memories: i64, state: Option<PersonaState>) -> Value {
