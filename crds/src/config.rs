@@ -4,6 +4,7 @@
 //! values: tenant API keys appear only as SHA-256 hashes, provider keys only as references.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -13,16 +14,19 @@ use crate::resources::{
     MemoryPolicy, ProviderKind, RateLimits, Relationship, ResponseLimits, RetryPolicy,
 };
 
-/// Everything the gateway needs to serve, keyed by resource name.
+/// Everything the gateway needs to serve, keyed by resource name. Entries are shared (`Arc`, the
+/// JSON is the same): the gateway's config shares them with the shards it was joined from, so a
+/// new version allocates only its changed shards' entries, and a request holds a budget or a
+/// persona without copying it.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct GatewayConfig {
     /// Hex SHA-256 of the rest of the config: equal configs have equal versions.
     pub version: String,
-    pub tenants: BTreeMap<String, TenantConfig>,
-    pub routes: BTreeMap<String, RouteConfig>,
-    pub personas: BTreeMap<String, PersonaConfig>,
-    pub budgets: Vec<BudgetConfig>,
+    pub tenants: BTreeMap<String, Arc<TenantConfig>>,
+    pub routes: BTreeMap<String, Arc<RouteConfig>>,
+    pub personas: BTreeMap<String, Arc<PersonaConfig>>,
+    pub budgets: Vec<Arc<BudgetConfig>>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -163,6 +167,6 @@ impl GatewayConfig {
     pub fn find_model(&self, model: &str) -> Option<(&RouteConfig, &ModelConfig)> {
         self.routes
             .values()
-            .find_map(|route| route.models.iter().find(|m| m.name == model).map(|m| (route, m)))
+            .find_map(|route| route.models.iter().find(|m| m.name == model).map(|m| (route.as_ref(), m)))
     }
 }

@@ -6,6 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
+use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::core::Resource;
@@ -172,14 +173,21 @@ pub fn render(resources: &Resources, secrets: &SecretStore) -> Result<GatewayCon
     let routes = r.routes(&route_specs);
     let tenants = r.tenants(&tenant_specs, &routes);
     let personas = r.personas(&persona_specs, &tenants, &routes);
-    let mut budgets = r.budgets(&budget_specs, &tenant_specs, &tenants, &personas);
-    crate::shards::sort_budgets(&mut budgets);
+    let budgets = r.budgets(&budget_specs, &tenant_specs, &tenants, &personas);
     if !r.errors.is_empty() {
         return Err(RenderErrors(r.errors));
     }
+    let mut budgets: Vec<_> = budgets.into_iter().map(Arc::new).collect();
+    crate::shards::sort_budgets(&mut budgets);
+    let (tenants, routes, personas) = (shared(tenants), shared(routes), shared(personas));
     let mut config = GatewayConfig { version: String::new(), tenants, routes, personas, budgets };
     config.version = content_hash(&config);
     Ok(config)
+}
+
+/// Entries as the config holds them: shared, so that copies of a config share its entries.
+fn shared<V>(entries: BTreeMap<String, V>) -> BTreeMap<String, Arc<V>> {
+    entries.into_iter().map(|(name, entry)| (name, Arc::new(entry))).collect()
 }
 
 /// Oldest first (by `creationTimestamp`; standalone manifests have none), then namespace and name.

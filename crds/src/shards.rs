@@ -10,6 +10,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -67,13 +68,13 @@ pub struct Oversized(pub Vec<(Entry, usize)>);
 #[serde(deny_unknown_fields)]
 pub struct Part {
     #[serde(default)]
-    pub tenants: BTreeMap<String, TenantConfig>,
+    pub tenants: BTreeMap<String, Arc<TenantConfig>>,
     #[serde(default)]
-    pub routes: BTreeMap<String, RouteConfig>,
+    pub routes: BTreeMap<String, Arc<RouteConfig>>,
     #[serde(default)]
-    pub personas: BTreeMap<String, PersonaConfig>,
+    pub personas: BTreeMap<String, Arc<PersonaConfig>>,
     #[serde(default)]
-    pub budgets: Vec<BudgetConfig>,
+    pub budgets: Vec<Arc<BudgetConfig>>,
 }
 
 /// The four sections of a shard, in the order they are written.
@@ -265,7 +266,7 @@ fn merge<V>(
 
 /// The canonical order of budgets (by namespace and name, then content), which `render` also
 /// produces, so that a joined config equals the rendered one.
-pub fn sort_budgets(budgets: &mut [BudgetConfig]) {
+pub fn sort_budgets(budgets: &mut [Arc<BudgetConfig>]) {
     budgets.sort_by_cached_key(|b| (b.namespace.clone(), b.name.clone(), to_json(b)));
 }
 

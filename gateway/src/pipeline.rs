@@ -38,7 +38,8 @@ pub async fn run(
 ) -> Result<Ran, ApiError> {
     let runtime = auth.runtime.clone();
     let turn = Turn::resolve(&runtime, &auth.caller, &mut request, headers)?;
-    let (persona, context_bytes) = turn.as_ref().map_or((None, 0), |t| (Some(&t.persona), t.context_bound()));
+    let (persona, context_bytes) =
+        turn.as_ref().map_or((None, 0), |t| (Some(t.persona.as_ref()), t.context_bound()));
     let exchange = Exchange::begin(state, auth, &request, endpoint, headers, persona, context_bytes)?;
     let exchange = Arc::new(exchange);
     let served = serve(state, &exchange, &runtime, request, turn.as_ref()).await;

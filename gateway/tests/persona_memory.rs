@@ -248,10 +248,10 @@ async fn sharing_policy_decides_whose_memories_are_recalled() {
         }))
         .unwrap()
     };
-    let all: std::collections::BTreeMap<String, PersonaConfig> =
+    let all: std::collections::BTreeMap<String, std::sync::Arc<PersonaConfig>> =
         [persona("ada", MemorySharingScope::Private, &[]), persona("grace", MemorySharingScope::Tenant, &[])]
             .into_iter()
-            .map(|p| (p.name.clone(), p))
+            .map(|p| (p.name.clone(), std::sync::Arc::new(p)))
             .collect();
     for (db, personas, _dir) in both().await {
         let store = &personas.memories;

@@ -382,7 +382,7 @@ mod tests {
     #[test]
     fn without_tenant_namespaces_the_gateway_still_denies_ingress() {
         let mut config = config();
-        config.tenants.values_mut().for_each(|t| t.namespaces.clear());
+        config.tenants.values_mut().for_each(|t| std::sync::Arc::make_mut(t).namespaces.clear());
         let policies = network_policies(&config, &target(), &BTreeMap::new());
         assert_eq!(names(&policies), [DENY_INGRESS_POLICY, EGRESS_POLICY]);
     }

@@ -28,15 +28,15 @@ fn config(tenants: usize) -> GatewayConfig {
         ..GatewayConfig::default()
     };
     for t in 0..tenants {
-        let mut tenant = one.tenants["team"].clone();
+        let mut tenant = TenantConfig::clone(&one.tenants["team"]);
         tenant.name = format!("team-{t}");
-        let mut persona = one.personas["p"].clone();
+        let mut persona = PersonaConfig::clone(&one.personas["p"]);
         persona.tenant = tenant.name.clone();
-        let mut budget = one.budgets[0].clone();
+        let mut budget = BudgetConfig::clone(&one.budgets[0]);
         (budget.name, budget.tenant) = (format!("b-{t}"), tenant.name.clone());
-        config.personas.insert(format!("p-{t}"), persona);
-        config.tenants.insert(tenant.name.clone(), tenant);
-        config.budgets.push(budget);
+        config.personas.insert(format!("p-{t}"), Arc::new(persona));
+        config.tenants.insert(tenant.name.clone(), Arc::new(tenant));
+        config.budgets.push(Arc::new(budget));
     }
     sort_budgets(&mut config.budgets);
     config
@@ -103,7 +103,7 @@ fn a_missing_corrupt_or_duplicated_shard_is_refused() {
 #[test]
 fn an_entry_larger_than_a_shard_is_named() {
     let mut config = config(2);
-    let tenant = config.tenants.get_mut("team-0").unwrap();
+    let tenant = Arc::make_mut(config.tenants.get_mut("team-0").unwrap());
     tenant.display_name = Some("x".repeat(MAX_SHARD_BYTES));
     let Oversized(entries) = split(&config).unwrap_err();
     assert_eq!(entries.len(), 1);

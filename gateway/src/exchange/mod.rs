@@ -98,7 +98,7 @@ pub struct Exchange {
     /// Tokens admitted before the response (prompt estimate plus `max_tokens`).
     estimated_tokens: u64,
     /// Budgets that apply, and the amount reserved against them.
-    budgets: Vec<BudgetConfig>,
+    budgets: Vec<Arc<BudgetConfig>>,
     reserve: NanoUsd,
     /// The client's output limit (`max_completion_tokens` or `max_tokens`), if it set one.
     asked_output: Option<u64>,
@@ -215,7 +215,7 @@ impl Exchange {
         let estimated_tokens = estimated_input.saturating_add(max_output);
         let pricing = &target.model.pricing;
         let persona_name = persona.map(|p| p.name.as_str());
-        let budgets: Vec<BudgetConfig> =
+        let budgets: Vec<Arc<BudgetConfig>> =
             runtime.config.budgets.iter().filter(|b| applies(b, &caller, persona_name)).cloned().collect();
         // Budgets reserve for the most the prompt can cost, not the estimate rate limits use.
         let reserve = if budgets.is_empty() {

@@ -6,6 +6,7 @@
 //! belong to the persona itself, so they are kept under the persona's owning tenant, as on the
 //! chat path.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use serde_json::{Value, json};
@@ -35,6 +36,7 @@ impl<'a> Call<'a> {
         self.auth
             .runtime
             .persona_for(&self.auth.caller, name)
+            .map(Arc::as_ref)
             .ok_or_else(|| ToolError::UnknownPersona(name.into()))
     }
 

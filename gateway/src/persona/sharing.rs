@@ -4,13 +4,14 @@
 //! conversation's tenant (every memory query is bound to it), so nothing crosses tenants.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use switchboard_crds::config::PersonaConfig;
 use switchboard_crds::resources::MemorySharingScope;
 
 /// The personas whose memories `reader` may read, itself first.
 pub fn readable_by<'a>(
-    personas: &'a BTreeMap<String, PersonaConfig>,
+    personas: &'a BTreeMap<String, Arc<PersonaConfig>>,
     reader: &'a PersonaConfig,
 ) -> Vec<&'a str> {
     let mut names = vec![reader.name.as_str()];
@@ -68,8 +69,8 @@ pub(crate) mod tests {
         }
     }
 
-    fn all(list: Vec<PersonaConfig>) -> BTreeMap<String, PersonaConfig> {
-        list.into_iter().map(|p| (p.name.clone(), p)).collect()
+    fn all(list: Vec<PersonaConfig>) -> BTreeMap<String, Arc<PersonaConfig>> {
+        list.into_iter().map(|p| (p.name.clone(), Arc::new(p))).collect()
     }
 
     #[test]

@@ -6,6 +6,8 @@
 //! Memory and mood are best effort on the request path: if their database fails, the persona
 //! still answers, without memories, and the failure is logged.
 
+use std::sync::Arc;
+
 use http::HeaderMap;
 use serde_json::{Value, json};
 use switchboard_crds::config::PersonaConfig;
@@ -30,13 +32,13 @@ const RECALLED: usize = 12;
 /// A persona conversation in progress.
 #[derive(Clone, Debug)]
 pub struct Turn {
-    pub persona: PersonaConfig,
+    pub persona: Arc<PersonaConfig>,
     /// Who called: memories are kept under its tenant, model extraction is billed to it.
     pub caller: Caller,
     /// Whom the persona talks with: the `user` field or the subject header. No subject, no memory.
     pub subject: Option<String>,
     /// The other persona, when the subject is `persona/<name>` of the same tenant.
-    pub partner: Option<PersonaConfig>,
+    pub partner: Option<Arc<PersonaConfig>>,
     /// The last user message, which the persona learns from.
     pub message: String,
 }
@@ -74,7 +76,7 @@ impl Turn {
 
     /// The most bytes [`Turn::add_context`] adds to the prompt, which admission reserves for.
     pub fn context_bound(&self) -> usize {
-        system_message_bound(&self.persona, self.partner.as_ref().map(partner_name))
+        system_message_bound(&self.persona, self.partner.as_deref().map(partner_name))
     }
 
     /// Once admitted: puts the persona's system message first, with its mood, its bond with the

@@ -40,7 +40,7 @@ pub struct BackendRuntime {
 /// A route with its backends.
 #[derive(Debug)]
 pub struct RouteRuntime {
-    pub config: RouteConfig,
+    pub config: Arc<RouteConfig>,
     pub backends: Vec<Arc<BackendRuntime>>,
 }
 
@@ -184,7 +184,7 @@ impl Runtime {
     }
 
     pub fn tenant(&self, name: &str) -> Option<&TenantConfig> {
-        self.config.tenants.get(name)
+        self.config.tenants.get(name).map(Arc::as_ref)
     }
 
     /// The target for `model` if `caller` may use it. Unknown and forbidden models look the
@@ -202,7 +202,7 @@ impl Runtime {
     /// The persona `name` if `caller` may talk to it: the persona is the tenant's own or shared
     /// with it, and the tenant's `allowedPersonas` (if set) lists it. Invisible and unknown
     /// personas look the same.
-    pub fn persona_for(&self, caller: &Caller, name: &str) -> Option<&PersonaConfig> {
+    pub fn persona_for(&self, caller: &Caller, name: &str) -> Option<&Arc<PersonaConfig>> {
         let persona = self.config.personas.get(name)?;
         let tenant = self.tenant(&caller.tenant)?;
         let allowed = tenant.allowed_personas.as_ref().is_none_or(|names| names.contains(name));
@@ -211,7 +211,7 @@ impl Runtime {
 
     /// Personas `caller` may talk to, by name.
     pub fn personas_for<'a>(&'a self, caller: &'a Caller) -> impl Iterator<Item = &'a PersonaConfig> + 'a {
-        self.config.personas.keys().filter_map(|name| self.persona_for(caller, name))
+        self.config.personas.keys().filter_map(|name| self.persona_for(caller, name).map(Arc::as_ref))
     }
 
     /// Model names `caller` may use, sorted.

@@ -1,6 +1,7 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use switchboard_crds::config::TenantConfig;
 use switchboard_crds::shards::{Sharded, split};
 use switchboard_crds::{Resources, SecretStore, manifest, render};
 
@@ -20,10 +21,10 @@ fn config(tenants: usize, version: &str) -> GatewayConfig {
     let mut config =
         GatewayConfig { version: version.to_owned(), routes: one.routes.clone(), ..Default::default() };
     for t in 0..tenants {
-        let mut tenant = one.tenants["team"].clone();
+        let mut tenant = TenantConfig::clone(&one.tenants["team"]);
         tenant.name = format!("team-{t:04}");
         tenant.display_name = Some("x".repeat(300));
-        config.tenants.insert(tenant.name.clone(), tenant);
+        config.tenants.insert(tenant.name.clone(), Arc::new(tenant));
     }
     config
 }
