@@ -4,6 +4,7 @@
 #   e2e/controlplane.sh build                      build/cache etcd, kube-apiserver, kubectl
 #   e2e/controlplane.sh start DIR                  certs, token file, etcd + kube-apiserver, DIR/kubeconfig
 #   e2e/controlplane.sh stop DIR                   stop exactly the processes `start DIR` started
+#   e2e/controlplane.sh restart-apiserver DIR SECS stop kube-apiserver, wait SECS, start it again on its port
 #   e2e/controlplane.sh status DIR                 exit 0 if both processes run and /readyz is ok
 #   e2e/controlplane.sh token DIR NS SA            print a ServiceAccount token (TokenRequest API)
 #   e2e/controlplane.sh kubeconfig-sa DIR NS SA OUT   write a kubeconfig that authenticates as NS/SA
@@ -227,9 +228,9 @@ start_etcd() { # DIR -> sets ETCD_URL
     bash -c "curl -fsS --max-time 2 '$ETCD_URL/health' | grep -q '\"health\":\"true\"'"
 }
 
-start_apiserver() { # DIR -> sets APISERVER_URL
-  local dir=$1 pki=$1/pki port
-  port=$(free_ports 1)
+start_apiserver() { # DIR [PORT] -> sets APISERVER_URL
+  local dir=$1 pki=$1/pki port=${2:-}
+  [[ -n $port ]] || port=$(free_ports 1)
   APISERVER_URL=https://127.0.0.1:$port
   local extra=()
   # shellcheck disable=SC2206 # word splitting is the documented behaviour
@@ -324,6 +325,21 @@ cmd_stop() { # DIR
   stop_one "$dir" etcd
 }
 
+# An API server outage, for tests of what watches do meanwhile and after: etcd and the data stay.
+cmd_restart_apiserver() { # DIR SECONDS
+  local dir=${1:?usage: $0 restart-apiserver DIR SECONDS} down=${2:?usage: $0 restart-apiserver DIR SECONDS}
+  need_binaries
+  dir=$(cd "$dir" && pwd)
+  our_pid "$dir" kube-apiserver >/dev/null || die "kube-apiserver is not running in $dir"
+  # shellcheck source=/dev/null
+  source "$dir/env"
+  ETCD_URL=$SWITCHBOARD_E2E_ETCD
+  stop_one "$dir" kube-apiserver
+  sleep "$down"
+  start_apiserver "$dir" "${SWITCHBOARD_E2E_APISERVER##*:}" || die "kube-apiserver did not come back (log: $dir/kube-apiserver.log)"
+  log "kube-apiserver back at $APISERVER_URL after ${down}s down"
+}
+
 cmd_status() { # DIR
   local dir=${1:?usage: $0 status DIR} server
   our_pid "$dir" etcd >/dev/null || die "etcd is not running in $dir"
@@ -363,6 +379,7 @@ main() {
     build) cmd_build ;;
     start) cmd_start "$@" ;;
     stop) cmd_stop "$@" ;;
+    restart-apiserver) cmd_restart_apiserver "$@" ;;
     status) cmd_status "$@" ;;
     token) cmd_token "$@" ;;
     kubeconfig-sa) cmd_kubeconfig_sa "$@" ;;
@@ -374,7 +391,7 @@ main() {
       ;;
     bin) echo "$BIN_DIR" ;;
     *)
-      sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//' >&2
+      sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//' >&2
       exit 2
       ;;
   esac

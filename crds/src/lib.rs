@@ -11,6 +11,7 @@ pub mod reference;
 pub mod render;
 pub mod resources;
 pub mod shards;
+pub mod watch;
 
 pub use config::GatewayConfig;
 pub use render::{RenderError, Resources, SecretStore, render};

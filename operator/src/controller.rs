@@ -20,13 +20,13 @@ use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::core::DeserializeGuard;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, Store};
-use kube::runtime::utils::Backoff;
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
 use kube_lease_manager::LeaseManagerBuilder;
 use serde::de::DeserializeOwned;
 use switchboard_crds::resources::{Budget, Persona, ProviderRoute, Tenant};
 use switchboard_crds::shards::CONFIG_LABEL;
+use switchboard_crds::watch::WatchBackoff;
 
 use crate::build::MANAGED_BY;
 use crate::context::{Context, MANAGER, Stores};
@@ -41,34 +41,11 @@ const COALESCE: Duration = Duration::from_millis(50);
 /// Bounds of the wait before retrying a reconcile that left failures.
 const RETRY_MIN: Duration = Duration::from_millis(500);
 const RETRY_MAX: Duration = Duration::from_secs(30);
-/// Bounds of a watch's wait before reconnecting.
-const WATCH_RETRY_MIN: Duration = Duration::from_millis(250);
-const WATCH_RETRY_MAX: Duration = Duration::from_secs(2);
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     #[error("leader election: {0}")]
     Lease(#[from] kube_lease_manager::LeaseManagerError),
-}
-
-/// Doubling waits between watch reconnects, capped low: one watcher per kind is cheap for the API
-/// server, and kube's default (up to 30 s) left the operator blind long after an outage ended.
-struct WatchBackoff(Duration);
-
-impl Iterator for WatchBackoff {
-    type Item = Duration;
-
-    fn next(&mut self) -> Option<Duration> {
-        let wait = self.0;
-        self.0 = (wait * 2).min(WATCH_RETRY_MAX);
-        Some(wait)
-    }
-}
-
-impl Backoff for WatchBackoff {
-    fn reset(&mut self) {
-        self.0 = WATCH_RETRY_MIN;
-    }
 }
 
 /// What of an object a reconcile reads: a change elsewhere (a status write, the operator's own
@@ -116,7 +93,7 @@ where
         writer,
         watcher(api, config).modify(|object: &mut K| object.managed_fields_mut().clear()),
     )
-    .backoff(WatchBackoff(WATCH_RETRY_MIN))
+    .backoff(WatchBackoff::default())
     .map(move |event| {
         let key = |object: &K| {
             let meta = object.meta();

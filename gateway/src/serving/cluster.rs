@@ -19,6 +19,7 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, ResourceExt};
 use switchboard_crds::provider_keys;
 use switchboard_crds::shards::CONFIG_LABEL;
+use switchboard_crds::watch::WatchBackoff;
 use tokio::task::JoinHandle;
 
 use super::live::LiveRuntime;
@@ -53,11 +54,11 @@ pub fn watch(client: Client, source: ClusterSource, live: LiveRuntime) -> JoinHa
     let keys = watcher::Config::default().fields(&format!("metadata.name={}", source.provider_keys));
     let (secret_store, secret_writer) = reflector::store();
     let config_changes =
-        watcher(config_maps, published_label).default_backoff().map_ok(|e| Change::Config(Box::new(e)));
+        watcher(config_maps, published_label).backoff(WatchBackoff::default()).map_ok(|e| Change::Config(Box::new(e)));
     // Managed fields are never read; dropped before storing, they cost no memory.
     let secret_changes =
         reflector::reflector(secret_writer, watcher(secrets, keys).modify(drop_managed_fields))
-            .default_backoff()
+            .backoff(WatchBackoff::default())
             .touched_objects()
             .map_ok(|_| Change::ProviderKeys);
     let mut changes = stream::select(
