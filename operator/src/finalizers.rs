@@ -67,3 +67,86 @@ async fn patch(ctx: &Context, tenant: &ObjectMeta, finalizers: Vec<String>) -> b
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use axum::Router;
+    use axum::extract::Path;
+    use axum::http::StatusCode;
+    use axum::routing::patch as patch_route;
+    use clap::Parser;
+    use kube::runtime::events::{Recorder, Reporter};
+    use kube::runtime::reflector;
+
+    use super::*;
+    use crate::context::Stores;
+    use crate::metrics::Metrics;
+    use crate::settings::Settings;
+
+    fn tenant(name: &str) -> Tenant {
+        let object = json!({
+            "apiVersion": "switchboard.dev/v1alpha1",
+            "kind": "Tenant",
+            "metadata": {"name": name, "namespace": "sb", "resourceVersion": "7"},
+            "spec": {},
+        });
+        serde_json::from_value(object).unwrap()
+    }
+
+    /// A fake API server whose Tenant `vanished` was deleted after the snapshot (404) and whose
+    /// Tenant `changed` was changed after it (409); it records every patch.
+    fn api_server(patched: Arc<Mutex<Vec<String>>>) -> Router {
+        let handler = move |Path(name): Path<String>| {
+            let patched = patched.clone();
+            async move {
+                patched.lock().unwrap().push(name.clone());
+                let status = |code: u16, reason: &str| {
+                    let body = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                        "message": format!("tenants {name:?}: {reason}"), "reason": reason, "code": code});
+                    (StatusCode::from_u16(code).unwrap(), body.to_string())
+                };
+                match name.as_str() {
+                    "vanished" => status(404, "NotFound"),
+                    "changed" => status(409, "Conflict"),
+                    _ => (StatusCode::OK, serde_json::to_string(&tenant(&name)).unwrap()),
+                }
+            }
+        };
+        Router::new()
+            .route("/apis/switchboard.dev/v1alpha1/namespaces/sb/tenants/{name}", patch_route(handler))
+    }
+
+    #[tokio::test]
+    async fn a_tenant_deleted_after_the_snapshot_counts_as_done_and_holds_up_no_other() {
+        let patched = Arc::new(Mutex::new(Vec::new()));
+        let client = kube::Client::new(api_server(patched.clone()), "sb");
+        let stores = Stores {
+            tenants: reflector::store().0,
+            personas: reflector::store().0,
+            routes: reflector::store().0,
+            budgets: reflector::store().0,
+            secrets: reflector::store().0,
+            config_maps: reflector::store().0,
+            policies: reflector::store().0,
+        };
+        let ctx = Context {
+            recorder: Recorder::new(client.clone(), Reporter { controller: MANAGER.into(), instance: None }),
+            client,
+            settings: Settings::parse_from(["switchboard-operator", "--namespace", "sb"]),
+            metrics: Metrics::new().unwrap(),
+            stores,
+            reported: Default::default(),
+            published: Default::default(),
+        };
+        let tenants =
+            Split { decoded: ["vanished", "live", "changed"].map(tenant).to_vec(), undecodable: Vec::new() };
+        let failures = finalizers(&ctx, &tenants, &|_| false).await;
+        // Only the conflict is a failure (retried); the vanished Tenant needs nothing more.
+        assert_eq!(failures, 1);
+        let mut names = patched.lock().unwrap().clone();
+        names.sort();
+        assert_eq!(names, ["changed", "live", "vanished"]);
+    }
+}

@@ -53,8 +53,9 @@ pub fn watch(client: Client, source: ClusterSource, live: LiveRuntime) -> JoinHa
     // A field selector on the name is what lets the Role grant this one Secret (resourceNames).
     let keys = watcher::Config::default().fields(&format!("metadata.name={}", source.provider_keys));
     let (secret_store, secret_writer) = reflector::store();
-    let config_changes =
-        watcher(config_maps, published_label).backoff(WatchBackoff::default()).map_ok(|e| Change::Config(Box::new(e)));
+    let config_changes = watcher(config_maps, published_label)
+        .backoff(WatchBackoff::default())
+        .map_ok(|e| Change::Config(Box::new(e)));
     // Managed fields are never read; dropped before storing, they cost no memory.
     let secret_changes =
         reflector::reflector(secret_writer, watcher(secrets, keys).modify(drop_managed_fields))
