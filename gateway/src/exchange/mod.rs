@@ -215,8 +215,12 @@ impl Exchange {
         let estimated_tokens = estimated_input.saturating_add(max_output);
         let pricing = &target.model.pricing;
         let persona_name = persona.map(|p| p.name.as_str());
-        let budgets: Vec<Arc<BudgetConfig>> =
-            runtime.config.budgets.iter().filter(|b| applies(b, &caller, persona_name)).cloned().collect();
+        let budgets: Vec<Arc<BudgetConfig>> = runtime
+            .budgets_of(&caller.tenant)
+            .iter()
+            .filter(|b| applies(b, &caller, persona_name))
+            .cloned()
+            .collect();
         // Budgets reserve for the most the prompt can cost, not the estimate rate limits use.
         let reserve = if budgets.is_empty() {
             NanoUsd::default()

@@ -10,7 +10,7 @@ use std::sync::atomic::AtomicBool;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use switchboard_crds::config::{
-    BackendConfig, GatewayConfig, ModelConfig, PersonaConfig, RouteConfig, TenantConfig,
+    BackendConfig, BudgetConfig, GatewayConfig, ModelConfig, PersonaConfig, RouteConfig, TenantConfig,
 };
 use switchboard_crds::render::{SecretLookupError, SecretStore};
 
@@ -57,6 +57,9 @@ pub struct Runtime {
     keys: HashMap<[u8; 32], Caller>,
     routes: HashMap<String, Arc<RouteRuntime>>,
     models: HashMap<String, Target>,
+    /// Each tenant's budgets, indexed once per config: admission reads them on every request, and
+    /// a large platform has thousands.
+    budgets: HashMap<String, Vec<Arc<BudgetConfig>>>,
     /// Removes this config's secret values from upstream text (errors, replies, stream chunks).
     pub redactor: Arc<Redactor>,
 }
@@ -79,6 +82,7 @@ impl Runtime {
             keys: HashMap::new(),
             routes: HashMap::new(),
             models: HashMap::new(),
+            budgets: HashMap::new(),
             redactor: Arc::default(),
         }
     }
@@ -152,8 +156,12 @@ impl Runtime {
                 );
             }
         }
+        let mut budgets: HashMap<String, Vec<Arc<BudgetConfig>>> = HashMap::new();
+        for budget in &config.budgets {
+            budgets.entry(budget.tenant.clone()).or_default().push(budget.clone());
+        }
         let redactor = Arc::new(Redactor::new(secrets.values()));
-        Ok(Runtime { config, keys, routes, models, redactor })
+        Ok(Runtime { config, keys, routes, models, budgets, redactor })
     }
 
     /// This runtime's backend with exactly this config, breaker policy and API key, if any.
@@ -181,6 +189,11 @@ impl Runtime {
     /// Every route, for status (backend health).
     pub fn routes(&self) -> impl Iterator<Item = &Arc<RouteRuntime>> {
         self.routes.values()
+    }
+
+    /// The budgets of `tenant`, whatever their scope.
+    pub fn budgets_of(&self, tenant: &str) -> &[Arc<BudgetConfig>] {
+        self.budgets.get(tenant).map_or(&[], Vec::as_slice)
     }
 
     pub fn tenant(&self, name: &str) -> Option<&TenantConfig> {
@@ -225,4 +238,36 @@ impl Runtime {
 
 fn decode_hash(hex_text: &str) -> Option<[u8; 32]> {
     hex::decode(hex_text).ok()?.try_into().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use switchboard_crds::{Resources, manifest, render};
+
+    use super::*;
+
+    #[test]
+    fn each_tenant_sees_its_own_budgets_of_every_scope_and_no_others() {
+        let text = "apiVersion: switchboard.dev/v1alpha1\nkind: Tenant\nmetadata: {name: a, namespace: sb}\nspec: {}\n\
+            ---\napiVersion: switchboard.dev/v1alpha1\nkind: Tenant\nmetadata: {name: b, namespace: sb}\nspec: {}\n\
+            ---\napiVersion: switchboard.dev/v1alpha1\nkind: Budget\nmetadata: {name: a-month, namespace: sb}\n\
+            spec: {scope: {kind: Tenant, tenant: a}, limitUsd: \"10\", period: Monthly}\n\
+            ---\napiVersion: switchboard.dev/v1alpha1\nkind: Budget\nmetadata: {name: a-day, namespace: sb}\n\
+            spec: {scope: {kind: Tenant, tenant: a}, limitUsd: \"1\", period: Daily}\n\
+            ---\napiVersion: switchboard.dev/v1alpha1\nkind: Budget\nmetadata: {name: b-month, namespace: sb}\n\
+            spec: {scope: {kind: Tenant, tenant: b}, limitUsd: \"5\", period: Monthly}\n";
+        let mut resources = Resources::default();
+        let mut secrets = SecretStore::default();
+        manifest::load_yaml(text, "t.yaml", &mut resources, &mut secrets).unwrap();
+        let runtime =
+            Runtime::build(render(&resources, &secrets).unwrap(), &secrets, &Runtime::empty()).unwrap();
+        let names = |tenant: &str| {
+            let mut names: Vec<&str> = runtime.budgets_of(tenant).iter().map(|b| b.name.as_str()).collect();
+            names.sort_unstable();
+            names
+        };
+        assert_eq!(names("a"), ["a-day", "a-month"]);
+        assert_eq!(names("b"), ["b-month"]);
+        assert!(names("nobody").is_empty());
+    }
 }
