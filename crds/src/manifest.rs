@@ -140,7 +140,7 @@ where
         Some(Err(e)) => return Err(format!("internal error: CRD schema does not compile: {e}")),
         None => return Err("internal error: no schema for kind".into()),
     };
-    if value.pointer("/metadata/namespace").is_none()
+    if value.pointer("/metadata/namespace").is_none_or(Value::is_null)
         && let Some(metadata) = value.get_mut("metadata").and_then(Value::as_object_mut)
     {
         metadata.insert("namespace".into(), DEFAULT_NAMESPACE.into());

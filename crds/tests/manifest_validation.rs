@@ -84,6 +84,9 @@ fn lists_are_unpacked_and_namespace_defaults() {
     let text = "apiVersion: v1\nkind: List\nitems:\n- apiVersion: switchboard.dev/v1alpha1\n  kind: Tenant\n  metadata: {name: t}\n  spec: {}\n";
     let resources = load(text).unwrap();
     assert_eq!(resources.tenants[0].metadata.namespace.as_deref(), Some("default"));
+    // An explicit null is no namespace either (found by fuzz_manifest).
+    let text = "apiVersion: switchboard.dev/v1alpha1\nkind: Tenant\nmetadata: {name: t, namespace: null}\nspec: {}\n";
+    assert_eq!(load(text).unwrap().tenants[0].metadata.namespace.as_deref(), Some("default"));
 }
 
 #[test]
