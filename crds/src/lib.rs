@@ -10,6 +10,7 @@ pub mod provider_keys;
 pub mod reference;
 pub mod render;
 pub mod resources;
+pub mod secret_store;
 pub mod shards;
 pub mod watch;
 
