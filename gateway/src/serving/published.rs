@@ -4,8 +4,9 @@
 //! Shards are content-addressed and immutable, so a parsed shard stays valid for as long as its
 //! id is published, and a new version costs only its new shards. Shards arrive before the head
 //! that names them (the head is the operator's commit point), so by the time a head arrives its
-//! shards are usually parsed already, and assembling the config is a copy, not a parse. The raw
-//! JSON is not kept: one parsed copy is all the memory a shard costs.
+//! shards are usually parsed already, and assembling the config shares their entries (`Arc`)
+//! instead of parsing or copying them. The raw JSON is not kept: one parsed copy, shared with the
+//! served config, is all the memory a shard costs.
 
 use std::collections::HashMap;
 use std::sync::Arc;
