@@ -3,20 +3,15 @@
 use futures::StreamExt;
 use serde_json::Value;
 
-use super::{Call, Chunk, ChunkStream, Completion, Reply, UpstreamError, body_bytes, send_checked, sse};
+use super::{Call, Chunk, ChunkStream, Completion, Reply, Upstream, UpstreamError, body_bytes, sse};
 use crate::translate::anthropic::{
     MessagesToChatStream, chat_request_to_messages, messages_response_to_chat,
 };
 
 /// The API version header Anthropic requires.
-const ANTHROPIC_VERSION: &str = "2023-06-01";
+pub(super) const ANTHROPIC_VERSION: &str = "2023-06-01";
 
-pub struct Anthropic {
-    pub(super) client: reqwest::Client,
-    /// The endpoint's full URL.
-    pub(super) url: reqwest::Url,
-    pub(super) api_key: Option<String>,
-}
+pub struct Anthropic(pub(super) Upstream);
 
 impl Anthropic {
     pub(super) async fn send(&self, call: Call) -> Result<Reply, UpstreamError> {
@@ -27,16 +22,8 @@ impl Anthropic {
             retry_after: None,
         })?;
         body["stream"] = Value::Bool(call.stream);
-        let mut request = self
-            .client
-            .post(self.url.clone())
-            .timeout(call.timeout)
-            .header("anthropic-version", ANTHROPIC_VERSION)
-            .json(&body);
-        if let Some(key) = &self.api_key {
-            request = request.header("x-api-key", key);
-        }
-        let response = send_checked(request, &call).await?;
+        let body = serde_json::to_vec(&body).map_err(|e| UpstreamError::Protocol(e.to_string()))?;
+        let response = self.0.post(body, &call).await?;
         if !call.stream {
             let body = body_bytes(response, &call).await?;
             let message: Value = serde_json::from_slice(&body)
@@ -44,7 +31,7 @@ impl Anthropic {
             return Completion::from_value(&messages_response_to_chat(&message, &model)).map(Reply::Complete);
         }
         let mut translator = MessagesToChatStream::new(&model);
-        let chunks = sse::events(response, &call).flat_map(move |event| {
+        let chunks = sse::events(response.body, &call).flat_map(move |event| {
             let out: Vec<Result<Chunk, UpstreamError>> = match event {
                 Ok(event) => match serde_json::from_slice::<Value>(&event.data) {
                     Ok(data) => match translator.feed(&event.name, &data) {

@@ -7,6 +7,7 @@
 mod anthropic;
 mod body;
 mod chunk;
+mod client;
 mod completion;
 mod mock;
 mod openai;
@@ -20,14 +21,17 @@ pub(crate) use mock::text_len;
 use std::collections::HashMap;
 use std::fmt;
 use std::pin::Pin;
-use std::sync::{LazyLock, Mutex, PoisonError};
+use std::sync::{Arc, LazyLock, Mutex, PoisonError};
 use std::time::Duration;
 
 use futures::Stream;
+use http::header::{AUTHORIZATION, RETRY_AFTER};
+use http::{HeaderMap, HeaderValue};
 use serde_json::Value;
 use switchboard_crds::config::BackendConfig;
 use switchboard_crds::resources::{ProviderKind, ResponseLimits};
 
+use self::client::{Endpoint, HttpClient, HttpError, Sent};
 use crate::error::ApiError;
 use crate::redact::Redactor;
 
@@ -139,50 +143,82 @@ impl UpstreamError {
         }
     }
 
-    /// Maps a reqwest failure, never including the URL's credentials or headers.
-    fn from_reqwest(error: &reqwest::Error, timeout: Duration) -> UpstreamError {
-        if error.is_timeout() {
-            UpstreamError::Timeout(u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX))
-        } else if error.is_connect() {
-            UpstreamError::Connect(error_chain(error))
-        } else {
-            UpstreamError::Protocol(error_chain(error))
+    /// Maps a failure of the HTTP client (whose messages never include a URL's credentials or
+    /// a header).
+    fn from_http(error: HttpError, timeout: Duration) -> UpstreamError {
+        match error {
+            HttpError::Timeout => {
+                UpstreamError::Timeout(u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX))
+            }
+            HttpError::Connect(message) => UpstreamError::Connect(message),
+            HttpError::Protocol(message) => UpstreamError::Protocol(message),
         }
     }
-}
-
-/// A reqwest error's source chain without the URL (which may carry credentials).
-fn error_chain(error: &reqwest::Error) -> String {
-    let mut text = String::new();
-    let mut source: Option<&dyn std::error::Error> = std::error::Error::source(error);
-    while let Some(error) = source {
-        if !text.is_empty() {
-            text.push_str(": ");
-        }
-        text.push_str(&error.to_string());
-        source = error.source();
-    }
-    if text.is_empty() { "request failed".into() } else { text }
 }
 
 /// The HTTP client for backends with this connect timeout, one per timeout for the whole process.
-/// A client holds a connection pool and a TLS configuration with its root certificates (about
-/// 24 KiB); a config with 500 routes built 500 of them, and rebuilt them with every changed
-/// route. Pools are keyed by host, so sharing a client changes no backend's connections.
-fn shared_client(connect_timeout: Duration) -> Result<reqwest::Client, String> {
-    static CLIENTS: LazyLock<Mutex<HashMap<Duration, reqwest::Client>>> = LazyLock::new(Mutex::default);
+/// A client holds a connection pool; a config with 500 routes built 500 of them, and rebuilt them
+/// with every changed route. Pools are keyed by upstream, so sharing a client changes no
+/// backend's connections.
+fn shared_client(connect_timeout: Duration) -> Result<Arc<HttpClient>, String> {
+    static CLIENTS: LazyLock<Mutex<HashMap<Duration, Arc<HttpClient>>>> = LazyLock::new(Mutex::default);
     let mut clients = CLIENTS.lock().unwrap_or_else(PoisonError::into_inner);
     if let Some(client) = clients.get(&connect_timeout) {
         return Ok(client.clone());
     }
-    let client = reqwest::Client::builder()
-        .connect_timeout(connect_timeout)
-        .pool_idle_timeout(Duration::from_secs(90))
-        .tcp_nodelay(true)
-        .build()
-        .map_err(|e| error_chain(&e))?;
+    let client = Arc::new(HttpClient::new(connect_timeout)?);
     clients.insert(connect_timeout, client.clone());
     Ok(client)
+}
+
+/// An upstream's URL and the headers every call to it carries, made once per config.
+pub(crate) struct Upstream {
+    client: Arc<HttpClient>,
+    endpoint: Endpoint,
+    headers: HeaderMap,
+    /// The provider API key in use, to tell whether a reload changed it.
+    api_key: Option<String>,
+}
+
+impl Upstream {
+    fn new(
+        backend: &BackendConfig,
+        path: &str,
+        api_key: Option<String>,
+        headers: HeaderMap,
+    ) -> Result<Upstream, String> {
+        let client = shared_client(Duration::from_millis(backend.connect_timeout_ms))?;
+        let base = backend.base_url.as_deref().unwrap_or_default();
+        let endpoint =
+            client.endpoint(&format!("{base}{path}")).map_err(|e| format!("invalid baseUrl: {e}"))?;
+        Ok(Upstream { client, endpoint, headers, api_key })
+    }
+
+    /// POSTs `body`; a non-success status becomes [`UpstreamError::Status`] with the provider's
+    /// own message (from at most the route's error body limit) and `retry-after`.
+    async fn post(&self, body: Vec<u8>, call: &Call) -> Result<Sent, UpstreamError> {
+        let sent = self
+            .client
+            .post(&self.endpoint, self.headers.clone(), body.into(), call.timeout)
+            .await
+            .map_err(|e| UpstreamError::from_http(e, call.timeout))?;
+        if sent.status.is_success() {
+            return Ok(sent);
+        }
+        let retry_after = retry_after(&sent.headers);
+        let (_, max_error, _, _) = call.limits.bytes();
+        let body = body::read_prefix(sent.body, max_error).await;
+        let message = error_message(&String::from_utf8_lossy(&body));
+        Err(UpstreamError::Status { status: sent.status.as_u16(), message, retry_after })
+    }
+}
+
+/// A header value that holds a secret: never printed by `Debug`, kept out of HTTP/2's index.
+fn secret_header(value: &str) -> Result<HeaderValue, String> {
+    let mut value =
+        HeaderValue::from_str(value).map_err(|_| "the API key is not a valid header value".to_owned())?;
+    value.set_sensitive(true);
+    Ok(value)
 }
 
 /// A provider client for one backend.
@@ -205,25 +241,33 @@ impl fmt::Debug for Provider {
 
 impl Provider {
     pub fn new(backend: &BackendConfig, api_key: Option<String>) -> Result<Provider, String> {
-        let client = || shared_client(Duration::from_millis(backend.connect_timeout_ms));
-        // Parsed once here rather than on every request.
-        let endpoint = |path: &str| {
-            let base = backend.base_url.as_deref().unwrap_or_default();
-            reqwest::Url::parse(&format!("{base}{path}"))
-                .map_err(|e| format!("invalid baseUrl {base:?}: {e}"))
-        };
         Ok(match backend.provider {
             ProviderKind::Mock => Provider::Mock,
-            ProviderKind::Openai => Provider::OpenAi(openai::OpenAi {
-                client: client()?,
-                url: endpoint("/chat/completions")?,
-                api_key,
-            }),
-            ProviderKind::Anthropic => Provider::Anthropic(anthropic::Anthropic {
-                client: client()?,
-                url: endpoint("/messages")?,
-                api_key,
-            }),
+            ProviderKind::Openai => {
+                let mut headers = HeaderMap::new();
+                if let Some(key) = &api_key {
+                    headers.insert(AUTHORIZATION, secret_header(&format!("Bearer {key}"))?);
+                }
+                Provider::OpenAi(openai::OpenAi(Upstream::new(
+                    backend,
+                    "/chat/completions",
+                    api_key,
+                    headers,
+                )?))
+            }
+            ProviderKind::Anthropic => {
+                let mut headers = HeaderMap::new();
+                headers.insert("anthropic-version", HeaderValue::from_static(anthropic::ANTHROPIC_VERSION));
+                if let Some(key) = &api_key {
+                    headers.insert("x-api-key", secret_header(key)?);
+                }
+                Provider::Anthropic(anthropic::Anthropic(Upstream::new(
+                    backend,
+                    "/messages",
+                    api_key,
+                    headers,
+                )?))
+            }
         })
     }
 
@@ -231,8 +275,8 @@ impl Provider {
     pub fn api_key(&self) -> Option<&str> {
         match self {
             Self::Mock => None,
-            Self::OpenAi(provider) => provider.api_key.as_deref(),
-            Self::Anthropic(provider) => provider.api_key.as_deref(),
+            Self::OpenAi(provider) => provider.0.api_key.as_deref(),
+            Self::Anthropic(provider) => provider.0.api_key.as_deref(),
         }
     }
 
@@ -255,26 +299,8 @@ impl Provider {
     }
 }
 
-/// Sends a prepared request; a non-success status becomes [`UpstreamError::Status`] with the
-/// provider's own message (from at most the route's error body limit) and `retry-after`.
-async fn send_checked(
-    request: reqwest::RequestBuilder,
-    call: &Call,
-) -> Result<reqwest::Response, UpstreamError> {
-    let response = request.send().await.map_err(|e| UpstreamError::from_reqwest(&e, call.timeout))?;
-    let status = response.status();
-    if status.is_success() {
-        return Ok(response);
-    }
-    let retry_after = retry_after(response.headers());
-    let (_, max_error, _, _) = call.limits.bytes();
-    let body = body::read_prefix(response, max_error).await;
-    let message = error_message(&String::from_utf8_lossy(&body));
-    Err(UpstreamError::Status { status: status.as_u16(), message, retry_after })
-}
-
 /// Reads a complete response body within the route's limit.
-async fn body_bytes(response: reqwest::Response, call: &Call) -> Result<bytes::Bytes, UpstreamError> {
+async fn body_bytes(response: Sent, call: &Call) -> Result<bytes::Bytes, UpstreamError> {
     let (max_body, ..) = call.limits.bytes();
     body::read_limited(response, max_body, call.timeout).await
 }
@@ -291,8 +317,8 @@ fn error_message(body: &str) -> String {
         .unwrap_or_else(|| body.trim().to_owned())
 }
 
-fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<u64> {
-    headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim().parse().ok()
+fn retry_after(headers: &HeaderMap) -> Option<u64> {
+    headers.get(RETRY_AFTER)?.to_str().ok()?.trim().parse().ok()
 }
 
 #[cfg(test)]

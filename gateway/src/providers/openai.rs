@@ -5,14 +5,9 @@ use serde_json::json;
 
 use crate::translate::anthropic::strip_cache_control;
 
-use super::{Call, Chunk, ChunkStream, Completion, Reply, UpstreamError, body_bytes, send_checked, sse};
+use super::{Call, Chunk, ChunkStream, Completion, Reply, Upstream, UpstreamError, body_bytes, sse};
 
-pub struct OpenAi {
-    pub(super) client: reqwest::Client,
-    /// The endpoint's full URL.
-    pub(super) url: reqwest::Url,
-    pub(super) api_key: Option<String>,
-}
+pub struct OpenAi(pub(super) Upstream);
 
 impl OpenAi {
     pub(super) async fn send(&self, mut call: Call) -> Result<Reply, UpstreamError> {
@@ -23,16 +18,13 @@ impl OpenAi {
             // usage chunk again if the client did not ask for it.
             call.body["stream_options"] = json!({"include_usage": true});
         }
-        let mut request = self.client.post(self.url.clone()).timeout(call.timeout).json(&call.body);
-        if let Some(key) = &self.api_key {
-            request = request.bearer_auth(key);
-        }
-        let response = send_checked(request, &call).await?;
+        let body = serde_json::to_vec(&call.body).map_err(|e| UpstreamError::Protocol(e.to_string()))?;
+        let response = self.0.post(body, &call).await?;
         if !call.stream {
             let body = body_bytes(response, &call).await?;
             return Completion::parse(body).map(Reply::Complete);
         }
-        let chunks = sse::events(response, &call)
+        let chunks = sse::events(response.body, &call)
             .take_while(|event| {
                 futures::future::ready(!matches!(event, Ok(e) if e.data.trim_ascii() == b"[DONE]"))
             })

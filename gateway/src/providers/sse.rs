@@ -10,6 +10,7 @@
 use bytes::{Buf, Bytes, BytesMut};
 use futures::{FutureExt, Stream, StreamExt};
 
+use super::client::ResponseBody;
 use super::{Call, UpstreamError};
 
 /// The most body bytes gathered before the events in them are handed on.
@@ -27,19 +28,19 @@ pub struct Event {
 /// body failed, or an error once a line or an event passes the call's limits (the stream ends
 /// there: what is past a limit is never buffered).
 pub fn events(
-    response: reqwest::Response,
+    body: ResponseBody,
     call: &Call,
 ) -> impl Stream<Item = Result<Event, UpstreamError>> + Send + use<> {
     let (_, _, max_event, max_line) = call.limits.bytes();
     let timeout = call.timeout;
     async_stream::stream! {
-        let mut body = Box::pin(response.bytes_stream());
+        let mut body = body;
         let mut parser = Parser::new(max_line, max_event);
         let mut next = body.next().await;
         while let Some(piece) = next {
             let fed = match piece {
                 Ok(piece) => parser.feed(&piece),
-                Err(error) => Err(UpstreamError::from_reqwest(&error, timeout)),
+                Err(error) => Err(UpstreamError::from_http(error, timeout)),
             };
             if let Err(error) = fed {
                 for event in parser.take() {
