@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the tests need, if any is missing: PostgreSQL and Redis (started as
-# throwaway servers by scripts/postgres.sh and scripts/redis.sh), wrk and nginx (make bench), curl, npm (the
-# MCP conformance suite's Node 22 comes from npm), openssl (e2e certificates) and python3-venv.
+# throwaway servers by scripts/postgres.sh and scripts/redis.sh), wrk and nginx (make bench; nginx also ends
+# TLS in the SDK proxy tests), tinyproxy (the SDK proxy tests' HTTP proxy), curl, npm (the MCP conformance
+# suite's Node 22 comes from npm), openssl (e2e and SDK test certificates) and python3-venv.
 #
 #   scripts/system-packages.sh        install what is missing (apt-get, as root or through sudo)
 #
@@ -13,8 +14,12 @@ missing=()
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v wrk >/dev/null 2>&1 || missing+=(wrk)
-# nginx-light: the bare proxy hop `make bench` measures the gateway against (it is not started here).
+# nginx-light: the bare proxy hop `make bench` measures the gateway against, and the TLS terminator in
+# front of the fake upstream in tests/sdk/test_upstream_proxy.py (neither is started here).
 [[ -x /usr/sbin/nginx ]] || command -v nginx >/dev/null 2>&1 || missing+=(nginx-light)
+# tinyproxy-bin: the HTTP proxy (forward and CONNECT) tests/sdk/test_upstream_proxy.py starts. The binary
+# alone: the `tinyproxy` package adds a system service on port 8888 that nothing here wants.
+[[ -x /usr/bin/tinyproxy ]] || command -v tinyproxy >/dev/null 2>&1 || missing+=(tinyproxy-bin)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
 command -v npm >/dev/null 2>&1 || missing+=(npm)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)

@@ -67,14 +67,19 @@ def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
 
 @pytest.fixture
 def start_gateway(fake_upstream: FakeUpstream, db: Database, tmp_path: Path) -> Iterator[Callable[..., Gateway]]:
-    """Factory: start_gateway(extra_manifests={name: yaml}, args=[...]) -> a ready Gateway.
+    """Factory: start_gateway(extra_manifests={name: yaml}, args=[...], env={...}) -> a ready Gateway.
 
-    In the YAML of `extra_manifests`, `{FAKE_BASE_URL}` becomes the fake upstream's base URL.
+    In the YAML of `extra_manifests`, `{FAKE_BASE_URL}` becomes the fake upstream's base URL. `env` is
+    added to the gateway's environment only (None removes a variable), never to the tests' own.
     """
     path = binary("switchboard-gateway")
     started: list[Gateway] = []
 
-    def start(extra_manifests: dict[str, str] | None = None, args: list[str] | None = None) -> Gateway:
+    def start(
+        extra_manifests: dict[str, str] | None = None,
+        args: list[str] | None = None,
+        env: dict[str, str | None] | None = None,
+    ) -> Gateway:
         index = len(started)
         config_dir = write_config_dir(tmp_path / f"config{index}", fake_upstream, extra_manifests)
 
@@ -88,7 +93,9 @@ def start_gateway(fake_upstream: FakeUpstream, db: Database, tmp_path: Path) -> 
                 *(args or []),
             ]  # fmt: skip
 
-        process, port = start_server("switchboard-gateway", argv, "/readyz", tmp_path / f"gateway{index}.log")
+        process, port = start_server(
+            "switchboard-gateway", argv, "/readyz", tmp_path / f"gateway{index}.log", env
+        )
         gateway = Gateway(process, port, config_dir, db)
         started.append(gateway)
         return gateway

@@ -108,14 +108,19 @@ def http(
 class Process:
     """A server process we started; stopped by PID, with its output kept in a log file."""
 
-    def __init__(self, name: str, argv: list[str], log_path: Path, env: dict[str, str] | None = None):
+    def __init__(self, name: str, argv: list[str], log_path: Path, env: dict[str, str | None] | None = None):
+        """`env` is added to this process's environment; a None value removes that variable."""
         self.name = name
         self.argv = argv
         self.log_path = log_path
         self._log = open(log_path, "ab")
         full_env = dict(os.environ)
         full_env.setdefault("RUST_LOG", "info")
-        full_env.update(env or {})
+        for key, value in (env or {}).items():
+            if value is None:
+                full_env.pop(key, None)
+            else:
+                full_env[key] = value
         self.popen = subprocess.Popen(argv, stdout=self._log, stderr=subprocess.STDOUT, env=full_env)
 
     @property
@@ -173,7 +178,11 @@ class ProcessExited(Exception):
 
 
 def start_server(
-    name: str, make_argv: Callable[[int], list[str]], ready_path: str, log_path: Path, env: dict[str, str] | None = None
+    name: str,
+    make_argv: Callable[[int], list[str]],
+    ready_path: str,
+    log_path: Path,
+    env: dict[str, str | None] | None = None,
 ) -> tuple[Process, int]:
     """Starts a server on a free port (retrying if another process took the port first)."""
     for attempt in range(3):

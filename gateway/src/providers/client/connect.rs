@@ -123,10 +123,13 @@ pub fn tls_config() -> Result<ClientConfig, String> {
     let mut roots = RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
     if let Some(file) = std::env::var_os("SSL_CERT_FILE").filter(|f| !f.is_empty()) {
         let shown = file.to_string_lossy().into_owned();
-        for cert in CertificateDer::pem_file_iter(&file).map_err(|e| format!("SSL_CERT_FILE {shown}: {e}"))? {
-            let cert = cert.map_err(|e| format!("SSL_CERT_FILE {shown}: {e}"))?;
-            roots.add(cert).map_err(|e| format!("SSL_CERT_FILE {shown}: {e}"))?;
-        }
+        let certs: Vec<_> = CertificateDer::pem_file_iter(&file)
+            .map_err(|e| format!("SSL_CERT_FILE {shown}: {e}"))?
+            .collect::<Result<_, _>>()
+            .map_err(|e| format!("SSL_CERT_FILE {shown}: {e}"))?;
+        // A system bundle may hold a certificate rustls cannot use; the others still count.
+        let (added, ignored) = roots.add_parsable_certificates(certs);
+        tracing::info!(file = %shown, added, ignored, "trusting the certificates in SSL_CERT_FILE for upstreams");
     }
     let mut config = ClientConfig::builder_with_provider(Arc::new(crypto::ring::default_provider()))
         .with_safe_default_protocol_versions()
