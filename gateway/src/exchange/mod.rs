@@ -21,7 +21,7 @@ use crate::error::ApiError;
 use crate::ledger::LedgerSender;
 use crate::metrics::Metrics;
 use crate::persona::turn::MODEL_PREFIX;
-use crate::providers::{Call, ChunkStream, Completion, Reply, UpstreamError};
+use crate::providers::{Call, ChunkStream, Completion, Reply, UpstreamError, WireFormat};
 use crate::queue::Permit;
 use crate::ratelimit::{Check, Decision, RateLimiter};
 use crate::redact::Redactor;
@@ -371,6 +371,7 @@ impl Exchange {
         let mut ejected_until = None;
         let mut discarded = TokenUsage::default();
         let mut schema_retried = false;
+        let mut encoded = Encoded::default();
         let mut last: Option<(ApiError, Arc<BackendRuntime>)> = None;
         let mut attempt = 0;
         while attempt < attempts {
@@ -381,7 +382,7 @@ impl Exchange {
             let Some(backend) = next_admitted(&candidates, &mut cursor, &mut ejected_until) else {
                 break;
             };
-            match self.attempt(&backend, request).await {
+            match self.attempt(&backend, request, &mut encoded).await {
                 Ok(reply) => {
                     backend.breaker.record(true, Instant::now());
                     let Reply::Complete(body) = &reply else {
@@ -427,8 +428,13 @@ impl Exchange {
     }
 
     /// One attempt on one backend, its reply or error redacted before anything reads or logs it.
-    async fn attempt(&self, backend: &BackendRuntime, request: &Value) -> Result<Reply, UpstreamError> {
-        match self.attempt_raw(backend, request).await {
+    async fn attempt(
+        &self,
+        backend: &BackendRuntime,
+        request: &Value,
+        encoded: &mut Encoded,
+    ) -> Result<Reply, UpstreamError> {
+        match self.attempt_raw(backend, request, encoded).await {
             Ok(Reply::Complete(body)) => body.redacted(&self.redactor).map(Reply::Complete),
             Ok(stream) => Ok(stream),
             Err(error) => Err(error.redacted(&self.redactor)),
@@ -438,17 +444,22 @@ impl Exchange {
     /// One attempt as the provider answered it. A stream counts as answered only once its first
     /// chunk is here (within the backend's first-token timeout): until then nothing has reached
     /// the client, so a failure can still fall back to the next backend.
-    async fn attempt_raw(&self, backend: &BackendRuntime, request: &Value) -> Result<Reply, UpstreamError> {
-        let mut body = request.clone();
-        body["model"] = Value::String(self.target.model.upstream_model.clone());
+    async fn attempt_raw(
+        &self,
+        backend: &BackendRuntime,
+        request: &Value,
+        encoded: &mut Encoded,
+    ) -> Result<Reply, UpstreamError> {
+        let model = &self.target.model.upstream_model;
         let timeout = Duration::from_millis(backend.config.request_timeout_ms);
         let limits = self.target.route.config.response_limits;
         let overruns = backend.overruns_max_tokens.load(Ordering::Relaxed);
         let stream = self.stream || (self.output_cap.is_some() && overruns);
-        if stream {
-            body["stream"] = Value::Bool(true);
-        }
-        let call = backend.provider.send(Call { body, stream, timeout, limits });
+        let body = match backend.provider.wire_format() {
+            None => Bytes::new(),
+            Some(format) => encoded.body(format, request, model, stream)?,
+        };
+        let call = backend.provider.send(Call { request, model, body, stream, timeout, limits });
         let answered = async {
             match (call.await?, self.output_cap) {
                 (Reply::Stream(chunks), Some(cap)) if !self.stream => {
@@ -486,6 +497,28 @@ impl Exchange {
             None => Ok(()),
             Some(error) => Err(format!("{error} (at `{}`)", error.instance_path())),
         }
+    }
+}
+
+/// The request in the wire formats of the backends tried so far: made once per format (and
+/// stream setting), the same bytes for every attempt.
+#[derive(Default)]
+struct Encoded(Vec<(WireFormat, bool, Bytes)>);
+
+impl Encoded {
+    fn body(
+        &mut self,
+        format: WireFormat,
+        request: &Value,
+        model: &str,
+        stream: bool,
+    ) -> Result<Bytes, UpstreamError> {
+        if let Some((.., body)) = self.0.iter().find(|(f, s, _)| *f == format && *s == stream) {
+            return Ok(body.clone());
+        }
+        let body = crate::providers::encode(format, request, model, stream)?;
+        self.0.push((format, stream, body.clone()));
+        Ok(body)
     }
 }
 

@@ -4,9 +4,7 @@ use futures::StreamExt;
 use serde_json::Value;
 
 use super::{Call, Chunk, ChunkStream, Completion, Reply, Upstream, UpstreamError, body_bytes, sse};
-use crate::translate::anthropic::{
-    MessagesToChatStream, chat_request_to_messages, messages_response_to_chat,
-};
+use crate::translate::anthropic::{MessagesToChatStream, messages_response_to_chat};
 
 /// The API version header Anthropic requires.
 pub(super) const ANTHROPIC_VERSION: &str = "2023-06-01";
@@ -14,16 +12,9 @@ pub(super) const ANTHROPIC_VERSION: &str = "2023-06-01";
 pub struct Anthropic(pub(super) Upstream);
 
 impl Anthropic {
-    pub(super) async fn send(&self, call: Call) -> Result<Reply, UpstreamError> {
-        let model = call.body.get("model").and_then(Value::as_str).unwrap_or_default().to_owned();
-        let mut body = chat_request_to_messages(&call.body, &model).map_err(|e| UpstreamError::Status {
-            status: 400,
-            message: e.to_string(),
-            retry_after: None,
-        })?;
-        body["stream"] = Value::Bool(call.stream);
-        let body = serde_json::to_vec(&body).map_err(|e| UpstreamError::Protocol(e.to_string()))?;
-        let response = self.0.post(body, &call).await?;
+    pub(super) async fn send(&self, call: Call<'_>) -> Result<Reply, UpstreamError> {
+        let model = call.model.to_owned();
+        let response = self.0.post(&call).await?;
         if !call.stream {
             let body = body_bytes(response, &call).await?;
             let message: Value = serde_json::from_slice(&body)

@@ -11,9 +11,9 @@ use serde_json::{Value, json};
 
 use super::{Call, Chunk, Completion, Reply, UpstreamError};
 
-pub(super) fn reply(call: &Call) -> Result<Reply, UpstreamError> {
-    let model = call.body.get("model").and_then(Value::as_str).unwrap_or("mock").to_owned();
-    let messages = call.body.get("messages").and_then(Value::as_array).cloned().unwrap_or_default();
+pub(super) fn reply(call: &Call<'_>) -> Result<Reply, UpstreamError> {
+    let model = call.model;
+    let messages = call.request.get("messages").and_then(Value::as_array).cloned().unwrap_or_default();
     let last_user = messages.iter().rev().find(|m| m["role"] == "user").map(|m| text_of(&m["content"]));
     let has_system = messages.iter().any(|m| m["role"] == "system" || m["role"] == "developer");
     let text = format!(
@@ -88,21 +88,29 @@ mod tests {
 
     use super::*;
 
-    fn call(stream: bool) -> Call {
+    fn call(request: &Value, stream: bool) -> Call<'_> {
         Call {
-            body: json!({"model": "demo-echo", "messages": [
-                {"role": "system", "content": "be brief"},
-                {"role": "user", "content": [{"type": "text", "text": "hello there"}]}
-            ]}),
+            request,
+            model: "demo-echo",
+            body: Default::default(),
             stream,
             timeout: Duration::from_secs(1),
             limits: Default::default(),
         }
     }
 
+    fn request() -> Value {
+        json!({"model": "alias", "messages": [
+            {"role": "system", "content": "be brief"},
+            {"role": "user", "content": [{"type": "text", "text": "hello there"}]}
+        ]})
+    }
+
     #[test]
     fn complete_reply_reveals_input_and_counts_tokens() {
-        let Ok(Reply::Complete(body)) = reply(&call(false)) else { panic!("expected a complete reply") };
+        let Ok(Reply::Complete(body)) = reply(&call(&request(), false)) else {
+            panic!("expected a complete reply")
+        };
         let body = body.to_value().unwrap();
         assert_eq!(
             body["choices"][0]["message"]["content"],
@@ -114,7 +122,7 @@ mod tests {
 
     #[tokio::test]
     async fn stream_carries_the_same_text_and_usage() {
-        let Ok(Reply::Stream(stream)) = reply(&call(true)) else { panic!("expected a stream") };
+        let Ok(Reply::Stream(stream)) = reply(&call(&request(), true)) else { panic!("expected a stream") };
         let chunks: Vec<Value> = stream.map(|c| c.unwrap().to_value().unwrap()).collect().await;
         let text: String = chunks
             .iter()

@@ -13,10 +13,12 @@ mod mock;
 mod openai;
 mod relayed;
 mod sse;
+mod wire;
 
 pub use chunk::Chunk;
 pub use completion::Completion;
 pub(crate) use mock::text_len;
+pub use wire::{WireFormat, encode};
 
 use std::collections::HashMap;
 use std::fmt;
@@ -24,6 +26,7 @@ use std::pin::Pin;
 use std::sync::{Arc, LazyLock, Mutex, PoisonError};
 use std::time::Duration;
 
+use bytes::Bytes;
 use futures::Stream;
 use http::header::{AUTHORIZATION, RETRY_AFTER};
 use http::{HeaderMap, HeaderValue};
@@ -46,9 +49,13 @@ pub enum Reply {
 
 /// One call to a provider.
 #[derive(Debug)]
-pub struct Call {
-    /// The OpenAI-form request, `model` already set to the upstream model name.
-    pub body: Value,
+pub struct Call<'a> {
+    /// The OpenAI-form request as admitted (the client's model name still in it).
+    pub request: &'a Value,
+    /// The upstream's name for the model.
+    pub model: &'a str,
+    /// The request in the provider's wire format ([`wire::encode`]); empty for the mock.
+    pub body: Bytes,
     pub stream: bool,
     pub timeout: Duration,
     /// How much the upstream may send (the route's `responseLimits`).
@@ -196,10 +203,10 @@ impl Upstream {
 
     /// POSTs `body`; a non-success status becomes [`UpstreamError::Status`] with the provider's
     /// own message (from at most the route's error body limit) and `retry-after`.
-    async fn post(&self, body: Vec<u8>, call: &Call) -> Result<Sent, UpstreamError> {
+    async fn post(&self, call: &Call<'_>) -> Result<Sent, UpstreamError> {
         let sent = self
             .client
-            .post(&self.endpoint, self.headers.clone(), body.into(), call.timeout)
+            .post(&self.endpoint, self.headers.clone(), call.body.clone(), call.timeout)
             .await
             .map_err(|e| UpstreamError::from_http(e, call.timeout))?;
         if sent.status.is_success() {
@@ -288,9 +295,19 @@ impl Provider {
         }
     }
 
+    /// The wire format the provider's upstream speaks; `None` for the mock, which reads the
+    /// request itself.
+    pub fn wire_format(&self) -> Option<WireFormat> {
+        match self {
+            Self::Mock => None,
+            Self::OpenAi(_) => Some(WireFormat::OpenAiChat),
+            Self::Anthropic(_) => Some(WireFormat::AnthropicMessages),
+        }
+    }
+
     /// Sends one call. Errors carry the upstream's text as it came: the exchange redacts them
     /// with every secret of the config, not only this backend's key.
-    pub async fn send(&self, call: Call) -> Result<Reply, UpstreamError> {
+    pub async fn send(&self, call: Call<'_>) -> Result<Reply, UpstreamError> {
         match self {
             Self::Mock => mock::reply(&call),
             Self::OpenAi(provider) => provider.send(call).await,
@@ -300,7 +317,7 @@ impl Provider {
 }
 
 /// Reads a complete response body within the route's limit.
-async fn body_bytes(response: Sent, call: &Call) -> Result<bytes::Bytes, UpstreamError> {
+async fn body_bytes(response: Sent, call: &Call<'_>) -> Result<bytes::Bytes, UpstreamError> {
     let (max_body, ..) = call.limits.bytes();
     body::read_limited(response, max_body, call.timeout).await
 }

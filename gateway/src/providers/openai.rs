@@ -1,25 +1,14 @@
 //! OpenAI-compatible Chat Completions upstreams: OpenAI, llama.cpp, vLLM and the like.
 
 use futures::StreamExt;
-use serde_json::json;
-
-use crate::translate::anthropic::strip_cache_control;
 
 use super::{Call, Chunk, ChunkStream, Completion, Reply, Upstream, UpstreamError, body_bytes, sse};
 
 pub struct OpenAi(pub(super) Upstream);
 
 impl OpenAi {
-    pub(super) async fn send(&self, mut call: Call) -> Result<Reply, UpstreamError> {
-        // Anthropic-style cache markers (from /v1/messages clients) are unknown to OpenAI's API.
-        strip_cache_control(&mut call.body);
-        if call.stream {
-            // Always ask for usage so streamed requests are costed exactly; the gateway strips the
-            // usage chunk again if the client did not ask for it.
-            call.body["stream_options"] = json!({"include_usage": true});
-        }
-        let body = serde_json::to_vec(&call.body).map_err(|e| UpstreamError::Protocol(e.to_string()))?;
-        let response = self.0.post(body, &call).await?;
+    pub(super) async fn send(&self, call: Call<'_>) -> Result<Reply, UpstreamError> {
+        let response = self.0.post(&call).await?;
         if !call.stream {
             let body = body_bytes(response, &call).await?;
             return Completion::parse(body).map(Reply::Complete);
@@ -48,7 +37,7 @@ mod tests {
     use switchboard_crds::resources::ProviderKind;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-    use super::super::{Call, Provider, Reply};
+    use super::super::{Call, Provider, Reply, WireFormat, encode};
 
     /// Key order, number spelling and escapes that a parse into a `Value` and back would change.
     const BODY: &str = r#"{"usage":{"prompt_tokens":7,"completion_tokens":2},"id":"c1","choices":[{"message":{"content":"caf\u00e9 ok","role":"assistant"},"logprobs":{"content":[{"logprob":-1.0e-7}]}}]}"#;
@@ -87,8 +76,11 @@ mod tests {
             first_token_timeout_ms: None,
         };
         let provider = Provider::new(&backend, None).unwrap();
+        let request = json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]});
         let call = Call {
-            body: json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]}),
+            request: &request,
+            model: "m",
+            body: encode(WireFormat::OpenAiChat, &request, "m", false).unwrap(),
             stream: false,
             timeout: Duration::from_secs(5),
             limits: Default::default(),

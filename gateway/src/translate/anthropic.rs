@@ -15,7 +15,7 @@
 //!
 //! `cache_control` markers on Anthropic content blocks, system blocks and tools are carried into the
 //! chat form (as a `cache_control` key on the part or tool) so that an Anthropic upstream keeps prompt
-//! caching; adapters for other upstreams should call [`strip_cache_control`] before sending.
+//! caching; the OpenAI wire body leaves them out (`providers::wire`).
 
 use serde_json::{Map, Value, json};
 
@@ -51,21 +51,6 @@ pub enum TranslateError {
         /// Anthropic's human-readable `error.message`.
         message: String,
     },
-}
-
-/// Removes every `cache_control` key from a chat request, recursively.
-///
-/// The translation keeps Anthropic's prompt-cache markers in the canonical chat form so an Anthropic
-/// upstream can honour them; upstreams that validate strictly (OpenAI) must not see them.
-pub fn strip_cache_control(body: &mut Value) {
-    match body {
-        Value::Object(map) => {
-            map.remove("cache_control");
-            map.values_mut().for_each(strip_cache_control);
-        }
-        Value::Array(items) => items.iter_mut().for_each(strip_cache_control),
-        _ => {}
-    }
 }
 
 fn invalid(message: impl Into<String>) -> TranslateError {

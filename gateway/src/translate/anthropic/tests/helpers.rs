@@ -109,24 +109,6 @@ fn message_delta_usage_merges_only_present_fields() {
 }
 
 #[test]
-fn strip_cache_control_removes_markers_everywhere() {
-    let mut body = json!({
-        "messages": [{"role": "system", "content": [
-            {"type": "text", "text": "hi", "cache_control": {"type": "ephemeral"}}]}],
-        "tools": [{"type": "function", "function": {"name": "f", "parameters": {}},
-            "cache_control": {"type": "ephemeral"}}],
-    });
-    strip_cache_control(&mut body);
-    assert_eq!(
-        body,
-        json!({
-            "messages": [{"role": "system", "content": [{"type": "text", "text": "hi"}]}],
-            "tools": [{"type": "function", "function": {"name": "f", "parameters": {}}}],
-        })
-    );
-}
-
-#[test]
 fn errors_display_clearly() {
     assert_eq!(invalid("`model` is required").to_string(), "invalid request: `model` is required");
     let upstream =
