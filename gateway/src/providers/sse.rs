@@ -1,11 +1,10 @@
 //! Server-sent events read from an upstream's streamed response.
 //!
-//! Two things make this the hot path of every stream. hyper's client hands a body over one
-//! transfer chunk at a time, each after a wake-up of its connection task, so the frames of a
-//! burst that came in one socket read would reach the client one write (and one wake-up of the
-//! client) each: the reader takes whatever the connection task can pass on within one yield
-//! before it hands events on. And each `data` field stays a slice of the bytes that carried it,
-//! so an OpenAI chunk can be relayed as it came (see [`super::Chunk`]).
+//! Two things make this the hot path of every stream. hyper hands a body over one transfer chunk
+//! at a time, so the frames of a burst that came in one socket read would reach the client one
+//! write (and one wake-up of the client) each: the reader takes every chunk that is already
+//! readable before it hands events on. And each `data` field stays a slice of the bytes that
+//! carried it, so an OpenAI chunk can be relayed as it came (see [`super::Chunk`]).
 
 use bytes::{Buf, Bytes, BytesMut};
 use futures::{FutureExt, Stream, StreamExt};
@@ -49,7 +48,7 @@ pub fn events(
                 yield Err(error);
                 return;
             }
-            let ready = if parser.batched < MAX_BATCH_BYTES { ready_now(&mut body).await } else { None };
+            let ready = if parser.batched < MAX_BATCH_BYTES { ready_now(&mut body) } else { None };
             next = match ready {
                 Some(ready) => ready,
                 None => {
@@ -66,13 +65,10 @@ pub fn events(
     }
 }
 
-/// The stream's next item if it is there already or arrives within one yield to the scheduler
-/// (`Some(None)`: the stream ended); `None` if it is not ready.
-async fn ready_now<S: Stream + Unpin>(stream: &mut S) -> Option<Option<S::Item>> {
-    if let Some(next) = stream.next().now_or_never() {
-        return Some(next);
-    }
-    tokio::task::yield_now().await;
+/// The stream's next item if it is there already (`Some(None)`: the stream ended); `None` if it
+/// is not ready. The body drives its own connection ([`super::client`]), so what the socket holds
+/// is read in this poll.
+fn ready_now<S: Stream + Unpin>(stream: &mut S) -> Option<Option<S::Item>> {
     stream.next().now_or_never()
 }
 
