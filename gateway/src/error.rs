@@ -39,6 +39,8 @@ pub enum ApiError {
     #[error("the model `{0}` does not exist or you do not have access to it")]
     ModelNotFound(String),
     #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
     Forbidden(String),
     #[error("upstream rate limited the request: {message}")]
     UpstreamRateLimited { message: String, retry_after: Option<u64> },
@@ -86,7 +88,7 @@ impl ApiError {
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::ModelNotFound(_) => StatusCode::NOT_FOUND,
+            Self::ModelNotFound(_) | Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Forbidden(_) | Self::AdminDisabled => StatusCode::FORBIDDEN,
             Self::UpstreamRateLimited { .. }
             | Self::RateLimited { .. }
@@ -117,6 +119,7 @@ impl ApiError {
             Self::BodyTimeout(_) => Some("request_timeout"),
             Self::MethodNotAllowed => Some("method_not_allowed"),
             Self::ModelNotFound(_) => Some("model_not_found"),
+            Self::NotFound(_) => Some("not_found"),
             Self::Forbidden(_) => Some("forbidden"),
             Self::UpstreamRateLimited { .. } => Some("upstream_rate_limited"),
             Self::UpstreamRejected { .. } => Some("upstream_rejected"),

@@ -13,35 +13,13 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::db::{Database, Dialect};
+pub use crate::record::{Attempt, LedgerRecord};
+use crate::request_log;
 
 /// Rows per INSERT statement at most.
 const MAX_BATCH: usize = 500;
 /// How long the writer waits for more rows before writing a small batch.
 const LINGER: Duration = Duration::from_millis(20);
-
-/// One request's usage and cost.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct LedgerRecord {
-    pub id: String,
-    pub created_at_ms: i64,
-    pub tenant: String,
-    pub api_key: String,
-    pub persona: Option<String>,
-    pub model: String,
-    pub route: String,
-    pub backend: String,
-    pub provider: String,
-    pub endpoint: &'static str,
-    pub stream: bool,
-    pub status: u16,
-    pub error_code: Option<String>,
-    pub input_tokens: u64,
-    pub cached_input_tokens: u64,
-    pub cache_write_tokens: u64,
-    pub output_tokens: u64,
-    pub cost_nanos: i64,
-    pub latency_ms: u64,
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum LedgerError {
@@ -95,27 +73,29 @@ impl Ledger {
         &self.db
     }
 
-    /// Inserts records in one statement per [`MAX_BATCH`] rows, in one transaction.
+    /// Inserts records in one statement per [`MAX_BATCH`] rows, in one transaction: the billed
+    /// ones into the usage ledger, all of them into the request log.
     pub async fn insert(&self, records: &[LedgerRecord]) -> Result<(), LedgerError> {
         let mut tx = self.db.pool().begin().await?;
-        for chunk in records.chunks(MAX_BATCH) {
+        let billed: Vec<&LedgerRecord> = records.iter().filter(|r| r.billed).collect();
+        for chunk in billed.chunks(MAX_BATCH) {
             let sql = self.insert_sql(chunk.len());
             let mut query = sqlx::query(&sql);
             for r in chunk {
                 query = query
-                    .bind(r.id.clone())
+                    .bind(r.id.as_str())
                     .bind(r.created_at_ms)
-                    .bind(r.tenant.clone())
-                    .bind(r.api_key.clone())
-                    .bind(r.persona.clone())
-                    .bind(r.model.clone())
-                    .bind(r.route.clone())
-                    .bind(r.backend.clone())
-                    .bind(r.provider.clone())
+                    .bind(r.tenant.as_str())
+                    .bind(r.api_key.as_str())
+                    .bind(r.persona.as_deref())
+                    .bind(r.model.as_str())
+                    .bind(r.route.as_str())
+                    .bind(r.backend.as_str())
+                    .bind(r.provider.as_str())
                     .bind(r.endpoint)
                     .bind(i64::from(r.stream))
                     .bind(i64::from(r.status))
-                    .bind(r.error_code.clone())
+                    .bind(r.error_code.as_deref())
                     .bind(saturating_i64(r.input_tokens))
                     .bind(saturating_i64(r.cached_input_tokens))
                     .bind(saturating_i64(r.cache_write_tokens))
@@ -125,6 +105,7 @@ impl Ledger {
             }
             query.execute(&mut *tx).await?;
         }
+        request_log::insert(&mut tx, self.db.dialect(), records, MAX_BATCH).await?;
         tx.commit().await?;
         Ok(())
     }

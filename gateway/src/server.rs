@@ -19,6 +19,7 @@ use crate::metrics::Metrics;
 use crate::persona::Personas;
 use crate::queue::{QueueSettings, Scheduler};
 use crate::ratelimit::{RateLimitError, RateLimiter};
+use crate::request_log::RequestLog;
 use crate::serving::cluster::{self, ClusterSource};
 use crate::serving::folder;
 use crate::serving::live::LiveRuntime;
@@ -127,12 +128,17 @@ pub async fn start(settings: &Settings) -> Result<RunningGateway, StartError> {
     let (drain, drain_deadline) = crate::drain::deadline();
     let personas = Personas::new(&db);
     background.push(Background::Task(personas.spawn_expiry(live.clone())));
+    let request_log = RequestLog::new(db.clone());
+    if let Some(retention) = request_log.spawn_retention(settings.request_log_retention_days) {
+        background.push(Background::Task(retention));
+    }
     let state = AppState::new(Shared {
         mcp_hosts: HostPolicy::with_extra(&settings.mcp_allowed_hosts),
         personas,
         runtime: live,
         ledger: sender,
         ledger_reader: ledger,
+        request_log,
         metrics,
         limits: Limits {
             max_request_bytes: settings.max_request_bytes,

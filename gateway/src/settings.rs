@@ -89,6 +89,9 @@ pub struct Settings {
     /// Memory for cached replies, MiB.
     #[arg(long, env = "SWITCHBOARD_CACHE_MAX_MIB", default_value_t = 64)]
     pub cache_max_mib: u64,
+    /// Days the request log keeps a request (0: forever). The usage ledger is never trimmed.
+    #[arg(long, env = "SWITCHBOARD_REQUEST_LOG_RETENTION_DAYS", default_value_t = 30)]
+    pub request_log_retention_days: u32,
     /// Seconds to let in-flight requests finish after SIGTERM.
     #[arg(long, env = "SWITCHBOARD_SHUTDOWN_GRACE_SECONDS", default_value_t = 30)]
     pub shutdown_grace_seconds: u64,

@@ -12,6 +12,7 @@ use crate::metrics::Metrics;
 use crate::persona::Personas;
 use crate::queue::Scheduler;
 use crate::ratelimit::RateLimiter;
+use crate::request_log::RequestLog;
 use crate::serving::live::LiveRuntime;
 
 /// Cheap to clone: one reference count. Axum clones the state for every extractor and middleware
@@ -40,6 +41,8 @@ pub struct Shared {
     pub ledger: LedgerSender,
     /// For read queries (admin usage).
     pub ledger_reader: Ledger,
+    /// The request log, for its queries (its rows come through `ledger`).
+    pub request_log: RequestLog,
     pub metrics: Metrics,
     pub limits: Limits,
     /// Concurrency slots and the queue in front of them.

@@ -301,5 +301,7 @@ fn record(id: &str, at_ms: i64, tenant: &str, cost: NanoUsd) -> LedgerRecord {
         output_tokens: 1,
         cost_nanos: cost.0,
         latency_ms: 1,
+        billed: true,
+        ..LedgerRecord::default()
     }
 }

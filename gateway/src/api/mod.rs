@@ -5,6 +5,7 @@ pub mod chat;
 pub mod health;
 pub mod messages;
 pub mod models;
+pub mod requests;
 pub mod subjects;
 
 use axum::http::{HeaderName, HeaderValue};

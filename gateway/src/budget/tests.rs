@@ -66,6 +66,8 @@ fn record(id: &str, at_ms: i64, tenant: &str, cost: NanoUsd) -> LedgerRecord {
         output_tokens: 1,
         cost_nanos: cost.0,
         latency_ms: 1,
+        billed: true,
+        ..LedgerRecord::default()
     }
 }
 

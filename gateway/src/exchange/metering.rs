@@ -14,6 +14,17 @@ use crate::ratelimit::Dimension;
 use crate::serving::runtime::BackendRuntime;
 use crate::usage::{TokenUsage, estimate_tokens};
 
+/// How a request ended, for its record.
+#[derive(Clone, Copy)]
+enum Outcome<'a> {
+    /// It reached a backend (or failed on the way to one).
+    Billed { backend: &'a str, provider: &'a str },
+    /// Answered from the response cache.
+    CacheHit,
+    /// Refused by a limit, a budget or the queue before any backend.
+    Refused,
+}
+
 impl Exchange {
     /// Writes the ledger row and metrics for this request and frees its slot. Called exactly
     /// once per exchange that reached dispatch.
@@ -33,13 +44,9 @@ impl Exchange {
             let backend = &backend.config.name;
             tracing::warn!(%backend, "the backend answered past max_tokens; whole replies under hard budgets are read from it as streams from now on");
         }
-        let cost = self.write_ledger(
-            backend.map(|b| b.config.name.as_str()).unwrap_or_default(),
-            provider,
-            status,
-            usage,
-            error_code,
-        );
+        let backend_name = backend.map(|b| b.config.name.as_str()).unwrap_or_default();
+        let cost =
+            self.write_ledger(Outcome::Billed { backend: backend_name, provider }, status, usage, error_code);
         if let Some(reservation) = lock(&self.reservation).take() {
             reservation.settle(cost);
         }
@@ -73,7 +80,7 @@ impl Exchange {
 
     /// A reply served from the cache: a ledger row at zero cost.
     pub(super) fn account_cache_hit(&self) {
-        self.write_ledger("", "cache", 200, TokenUsage::default(), None);
+        self.write_ledger(Outcome::CacheHit, 200, TokenUsage::default(), None);
     }
 
     /// Counts a request refused before dispatch (queue, limits, budget) and returns its error.
@@ -81,26 +88,24 @@ impl Exchange {
         if let Some(reason) = error.code() {
             self.metrics.refusal(&self.caller.tenant, reason);
         }
-        let elapsed = self.started.elapsed().as_secs_f64();
-        self.metrics.request(
-            &self.caller.tenant,
-            &self.model,
-            self.endpoint.as_str(),
-            error.status().as_u16(),
-            elapsed,
-        );
+        self.write_ledger(Outcome::Refused, error.status().as_u16(), TokenUsage::default(), error.code());
         error
     }
 
-    /// Writes the ledger row and usage metrics; returns the cost.
+    /// Writes the request's record (a usage ledger row unless refused, a request log row always)
+    /// and its metrics; returns the cost.
     fn write_ledger(
         &self,
-        backend: &str,
-        provider: &str,
+        outcome: Outcome<'_>,
         status: u16,
         usage: TokenUsage,
         error_code: Option<&str>,
     ) -> NanoUsd {
+        let (backend, provider) = match outcome {
+            Outcome::Billed { backend, provider } => (backend, provider),
+            Outcome::CacheHit => ("", "cache"),
+            Outcome::Refused => ("", ""),
+        };
         let cost = usage.cost(&self.target.model.pricing);
         let elapsed = self.started.elapsed();
         let tenant = &self.caller.tenant;
@@ -110,8 +115,10 @@ impl Exchange {
             self.metrics.upstream_error(route, backend, "usage_clamped");
         }
         self.metrics.request(tenant, &self.model, self.endpoint.as_str(), status, elapsed.as_secs_f64());
-        self.metrics.usage(tenant, &self.model, &usage, cost.0);
-        self.ledger.record(LedgerRecord {
+        if !matches!(outcome, Outcome::Refused) {
+            self.metrics.usage(tenant, &self.model, &usage, cost.0);
+        }
+        let mut record = LedgerRecord {
             id: self.id.clone(),
             created_at_ms: now_ms(),
             tenant: tenant.clone(),
@@ -131,7 +138,16 @@ impl Exchange {
             output_tokens: usage.output,
             cost_nanos: cost.0,
             latency_ms: u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX),
-        });
+            subject: None,
+            attempts: Vec::new(),
+            ttft_ms: None,
+            queue_ms: None,
+            cache_hit: matches!(outcome, Outcome::CacheHit),
+            trace_id: None,
+            billed: !matches!(outcome, Outcome::Refused),
+        };
+        self.trail.fill(&mut record);
+        self.ledger.record(record);
         cost
     }
 

@@ -35,10 +35,12 @@ mod assemble;
 mod metering;
 mod order;
 mod stream;
+mod trail;
 
 use self::admission::{applies, budget_refusal, structured_output_schema};
 pub(crate) use self::admission::{rate_checks, rate_limited};
 use self::order::{backoff, candidate_order, next_admitted};
+use self::trail::Trail;
 
 pub use self::stream::metered;
 use switchboard_crds::config::{BudgetConfig, PersonaConfig};
@@ -118,6 +120,8 @@ pub struct Exchange {
     redactor: Arc<Redactor>,
     /// When a graceful stop ends this request if it is still running.
     drain: Deadline,
+    /// The end user, the trace id, the attempts and timings, for the request log.
+    trail: Trail,
 }
 
 /// How admission ended for a request it let through.
@@ -266,6 +270,7 @@ impl Exchange {
             metrics: state.metrics.clone(),
             redactor: runtime.redactor.clone(),
             drain: state.drain.clone(),
+            trail: Trail::new(request, headers),
         })
     }
 
@@ -304,11 +309,13 @@ impl Exchange {
             }
             *lock(&self.reservation) = Some(reservation);
         }
+        let queued = Instant::now();
         let permit = tokio::select! {
             permit = state.scheduler.acquire(&self.caller.tenant, self.max_concurrent, self.priority) => permit,
             () = self.drain.reached() => Err(ApiError::Stopping),
-        }
-        .map_err(|error| self.refuse(error))?;
+        };
+        self.trail.queued(queued.elapsed());
+        let permit = permit.map_err(|error| self.refuse(error))?;
         *lock(&self.permit) = Some(permit);
         Ok(Admitted::Forward(headers))
     }
@@ -382,7 +389,11 @@ impl Exchange {
             let Some(backend) = next_admitted(&candidates, &mut cursor, &mut ejected_until) else {
                 break;
             };
-            match self.attempt(&backend, request, &mut encoded).await {
+            let began = Instant::now();
+            let result = self.attempt(&backend, request, &mut encoded).await;
+            let outcome = result.as_ref().map_or_else(UpstreamError::kind, |_| trail::OK);
+            self.trail.attempt(&backend.config.name, outcome, began.elapsed());
+            match result {
                 Ok(reply) => {
                     backend.breaker.record(true, Instant::now());
                     let Reply::Complete(body) = &reply else {
@@ -467,7 +478,11 @@ impl Exchange {
                     self.capped.store(cut, Ordering::Relaxed);
                     Ok(Reply::Complete(body))
                 }
-                (Reply::Stream(chunks), _) => first_chunk(chunks).await.map(Reply::Stream),
+                (Reply::Stream(chunks), _) => {
+                    let chunks = first_chunk(chunks).await?;
+                    self.trail.first_token(self.started.elapsed());
+                    Ok(Reply::Stream(chunks))
+                }
                 (complete, _) => Ok(complete),
             }
         };

@@ -1,0 +1,413 @@
+//! The request log: one row per request that reached the exchange, served or refused, with what
+//! an operator asks when something goes wrong (who, which model, route and backend, each attempt,
+//! status, latency, time to first token, queue wait, tokens, cost, cache, trace). Rows come from
+//! the ledger's writer, in the same batches and transaction as the usage ledger
+//! ([`crate::ledger`]); the usage ledger stays the record of money, and this table alone is
+//! trimmed by the retention setting.
+
+use serde::Serialize;
+use sqlx::any::AnyRow;
+use sqlx::{Any, Row, Transaction};
+use switchboard_crds::decimal::NanoUsd;
+
+use crate::db::{Database, Dialect};
+use crate::record::{Attempt, LedgerRecord};
+
+/// Rows per page at most.
+pub const MAX_PAGE: u32 = 200;
+/// Rows deleted per statement when trimming, so that a large trim never holds a long lock.
+const TRIM_CHUNK: i64 = 5_000;
+
+const COLUMNS: &str = "id, created_at_ms, tenant, api_key, subject, persona, model, route, backend, provider, \
+     endpoint, stream, status, error_code, attempts, latency_ms, ttft_ms, queue_ms, input_tokens, \
+     cached_input_tokens, cache_write_tokens, output_tokens, cost_nanos, cache_hit, trace_id";
+const COLUMN_COUNT: usize = 25;
+
+/// Writes `records` in `tx`, one statement per `chunk` rows.
+pub(crate) async fn insert(
+    tx: &mut Transaction<'_, Any>,
+    dialect: Dialect,
+    records: &[LedgerRecord],
+    chunk: usize,
+) -> Result<(), sqlx::Error> {
+    for rows in records.chunks(chunk) {
+        let sql = format!("INSERT INTO request_log ({COLUMNS}) VALUES {}", values(dialect, rows.len()));
+        let mut query = sqlx::query(&sql);
+        for r in rows {
+            let attempts = serde_json::to_string(&r.attempts).unwrap_or_else(|_| "[]".into());
+            query = query
+                .bind(r.id.as_str())
+                .bind(r.created_at_ms)
+                .bind(r.tenant.as_str())
+                .bind(r.api_key.as_str())
+                .bind(r.subject.as_deref())
+                .bind(r.persona.as_deref())
+                .bind(r.model.as_str())
+                .bind(r.route.as_str())
+                .bind(r.backend.as_str())
+                .bind(r.provider.as_str())
+                .bind(r.endpoint)
+                .bind(i64::from(r.stream))
+                .bind(i64::from(r.status))
+                .bind(r.error_code.as_deref())
+                .bind(attempts)
+                .bind(saturating(r.latency_ms))
+                .bind(r.ttft_ms.map(saturating))
+                .bind(r.queue_ms.map(saturating))
+                .bind(saturating(r.input_tokens))
+                .bind(saturating(r.cached_input_tokens))
+                .bind(saturating(r.cache_write_tokens))
+                .bind(saturating(r.output_tokens))
+                .bind(r.cost_nanos)
+                .bind(i64::from(r.cache_hit))
+                .bind(r.trace_id.as_deref());
+        }
+        query.execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+/// `(?, ?, ...), (...)` or `($1, $2, ...), (...)` for `rows` rows.
+fn values(dialect: Dialect, rows: usize) -> String {
+    let mut sql = String::new();
+    for row in 0..rows {
+        sql.push_str(if row == 0 { "(" } else { ", (" });
+        for column in 0..COLUMN_COUNT {
+            if column > 0 {
+                sql.push_str(", ");
+            }
+            match dialect {
+                Dialect::Sqlite => sql.push('?'),
+                Dialect::Postgres => sql.push_str(&format!("${}", row * COLUMN_COUNT + column + 1)),
+            }
+        }
+        sql.push(')');
+    }
+    sql
+}
+
+fn saturating(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+/// Which rows a page holds.
+#[derive(Clone, Debug, Default)]
+pub struct Filter {
+    /// Forced to the caller's own tenant on `/v1/usage/requests`.
+    pub tenant: Option<String>,
+    pub model: Option<String>,
+    pub persona: Option<String>,
+    pub route: Option<String>,
+    pub status: Option<StatusFilter>,
+    pub since_ms: Option<i64>,
+    pub until_ms: Option<i64>,
+    /// Rows older than this one (the previous page's `next_cursor`).
+    pub before: Option<Cursor>,
+    pub limit: u32,
+}
+
+/// One status code, or a class of them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StatusFilter {
+    Code(u16),
+    /// `2xx`, `4xx`, `5xx`: the hundreds digit.
+    Class(u16),
+}
+
+impl std::str::FromStr for StatusFilter {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<StatusFilter, String> {
+        let wrong = || format!("status must be a code (429) or a class (2xx, 4xx, 5xx), not {text:?}");
+        match text.as_bytes() {
+            [digit @ b'1'..=b'5', b'x', b'x'] => Ok(StatusFilter::Class(u16::from(digit - b'0'))),
+            _ => match text.parse::<u16>() {
+                Ok(code @ 100..=599) => Ok(StatusFilter::Code(code)),
+                _ => Err(wrong()),
+            },
+        }
+    }
+}
+
+/// A position in the log: the last row of a page (time, then id, newest first).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Cursor {
+    pub created_at_ms: i64,
+    pub id: String,
+}
+
+impl std::str::FromStr for Cursor {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Cursor, String> {
+        let wrong = || "cursor must be a next_cursor from an earlier page".to_owned();
+        let (ms, id) = text.split_once('_').ok_or_else(wrong)?;
+        let created_at_ms = ms.parse().map_err(|_| wrong())?;
+        let id_ok =
+            !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+        if !id_ok {
+            return Err(wrong());
+        }
+        Ok(Cursor { created_at_ms, id: id.to_owned() })
+    }
+}
+
+impl std::fmt::Display for Cursor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}_{}", self.created_at_ms, self.id)
+    }
+}
+
+/// One request as the API shows it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RequestRow {
+    pub id: String,
+    pub created_at_ms: i64,
+    pub tenant: String,
+    pub api_key: String,
+    pub subject: Option<String>,
+    pub persona: Option<String>,
+    pub model: String,
+    pub route: String,
+    pub backend: String,
+    pub provider: String,
+    pub endpoint: String,
+    pub stream: bool,
+    pub status: i64,
+    pub error_code: Option<String>,
+    pub attempts: Vec<Attempt>,
+    pub latency_ms: i64,
+    pub ttft_ms: Option<i64>,
+    pub queue_ms: Option<i64>,
+    pub input_tokens: i64,
+    pub cached_input_tokens: i64,
+    pub cache_write_tokens: i64,
+    pub output_tokens: i64,
+    pub cost_nanos: i64,
+    pub cost_usd: String,
+    pub cache_hit: bool,
+    pub trace_id: Option<String>,
+}
+
+/// A page of the log, newest first.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Page {
+    pub data: Vec<RequestRow>,
+    /// Pass as `cursor` for the next page; absent on the last one.
+    pub next_cursor: Option<String>,
+}
+
+/// A value bound to a placeholder.
+enum Bind {
+    Text(String),
+    Int(i64),
+}
+
+/// The log in the gateway's database.
+#[derive(Clone, Debug)]
+pub struct RequestLog {
+    db: Database,
+}
+
+impl RequestLog {
+    pub fn new(db: Database) -> RequestLog {
+        RequestLog { db }
+    }
+
+    /// The page `filter` selects.
+    pub async fn page(&self, filter: &Filter) -> Result<Page, sqlx::Error> {
+        let mut conditions: Vec<String> = Vec::new();
+        let mut binds: Vec<Bind> = Vec::new();
+        let dialect = self.db.dialect();
+        let placeholder = |binds: &Vec<Bind>| match dialect {
+            Dialect::Sqlite => "?".to_owned(),
+            Dialect::Postgres => format!("${}", binds.len() + 1),
+        };
+        let text_filters = [
+            ("tenant", &filter.tenant),
+            ("model", &filter.model),
+            ("persona", &filter.persona),
+            ("route", &filter.route),
+        ];
+        for (column, value) in text_filters {
+            if let Some(value) = value {
+                conditions.push(format!("{column} = {}", placeholder(&binds)));
+                binds.push(Bind::Text(value.clone()));
+            }
+        }
+        match filter.status {
+            Some(StatusFilter::Code(code)) => {
+                conditions.push(format!("status = {}", placeholder(&binds)));
+                binds.push(Bind::Int(i64::from(code)));
+            }
+            Some(StatusFilter::Class(class)) => {
+                let low = placeholder(&binds);
+                binds.push(Bind::Int(i64::from(class) * 100));
+                let high = placeholder(&binds);
+                binds.push(Bind::Int(i64::from(class) * 100 + 100));
+                conditions.push(format!("status >= {low} AND status < {high}"));
+            }
+            None => {}
+        }
+        if let Some(since) = filter.since_ms {
+            conditions.push(format!("created_at_ms >= {}", placeholder(&binds)));
+            binds.push(Bind::Int(since));
+        }
+        if let Some(until) = filter.until_ms {
+            conditions.push(format!("created_at_ms < {}", placeholder(&binds)));
+            binds.push(Bind::Int(until));
+        }
+        if let Some(before) = &filter.before {
+            // Row values compare (time, id) as one key, which the indexes are ordered by.
+            let ms = placeholder(&binds);
+            binds.push(Bind::Int(before.created_at_ms));
+            let id = placeholder(&binds);
+            binds.push(Bind::Text(before.id.clone()));
+            conditions.push(format!("(created_at_ms, id) < ({ms}, {id})"));
+        }
+        let limit = filter.limit.clamp(1, MAX_PAGE);
+        let sql = format!(
+            "SELECT {COLUMNS} FROM request_log {} ORDER BY created_at_ms DESC, id DESC LIMIT {}",
+            if conditions.is_empty() { String::new() } else { format!("WHERE {}", conditions.join(" AND ")) },
+            limit + 1
+        );
+        let mut query = sqlx::query(&sql);
+        for bind in binds {
+            query = match bind {
+                Bind::Text(text) => query.bind(text),
+                Bind::Int(int) => query.bind(int),
+            };
+        }
+        let rows = query.fetch_all(self.db.pool()).await?;
+        let mut data = rows.iter().map(row).collect::<Result<Vec<_>, _>>()?;
+        let next_cursor = if data.len() > limit as usize {
+            data.truncate(limit as usize);
+            data.last()
+                .map(|last| Cursor { created_at_ms: last.created_at_ms, id: last.id.clone() }.to_string())
+        } else {
+            None
+        };
+        Ok(Page { data, next_cursor })
+    }
+
+    /// One request by id; with `tenant`, only if it is that tenant's.
+    pub async fn get(&self, id: &str, tenant: Option<&str>) -> Result<Option<RequestRow>, sqlx::Error> {
+        let (first, second) = match self.db.dialect() {
+            Dialect::Sqlite => ("?", "?"),
+            Dialect::Postgres => ("$1", "$2"),
+        };
+        let scope = if tenant.is_some() { format!(" AND tenant = {second}") } else { String::new() };
+        let sql = format!("SELECT {COLUMNS} FROM request_log WHERE id = {first}{scope}");
+        let mut query = sqlx::query(&sql).bind(id);
+        if let Some(tenant) = tenant {
+            query = query.bind(tenant);
+        }
+        let found = query.fetch_optional(self.db.pool()).await?;
+        found.as_ref().map(row).transpose()
+    }
+
+    /// Deletes the rows older than `before_ms`, a chunk at a time; returns how many went.
+    pub async fn trim(&self, before_ms: i64) -> Result<u64, sqlx::Error> {
+        let sql = match self.db.dialect() {
+            Dialect::Sqlite => {
+                "DELETE FROM request_log WHERE id IN \
+                 (SELECT id FROM request_log WHERE created_at_ms < ? LIMIT ?)"
+            }
+            Dialect::Postgres => {
+                "DELETE FROM request_log WHERE id IN \
+                 (SELECT id FROM request_log WHERE created_at_ms < $1 LIMIT $2)"
+            }
+        };
+        let mut deleted = 0;
+        loop {
+            let done = sqlx::query(sql).bind(before_ms).bind(TRIM_CHUNK).execute(self.db.pool()).await?;
+            deleted += done.rows_affected();
+            if done.rows_affected() < TRIM_CHUNK as u64 {
+                return Ok(deleted);
+            }
+        }
+    }
+}
+
+/// How often the retention sweep runs.
+const TRIM_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
+
+impl RequestLog {
+    /// Trims the log to its last `days` days, at start and hourly; `days == 0` keeps everything.
+    pub fn spawn_retention(&self, days: u32) -> Option<tokio::task::JoinHandle<()>> {
+        if days == 0 {
+            return None;
+        }
+        let log = self.clone();
+        Some(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(TRIM_EVERY);
+            loop {
+                tick.tick().await;
+                let before = crate::db::now_ms().saturating_sub(i64::from(days) * 86_400_000);
+                match log.trim(before).await {
+                    Ok(0) => {}
+                    Ok(deleted) => tracing::info!(deleted, days, "trimmed the request log"),
+                    Err(error) => tracing::warn!(%error, "cannot trim the request log"),
+                }
+            }
+        }))
+    }
+}
+
+fn row(row: &AnyRow) -> Result<RequestRow, sqlx::Error> {
+    let attempts: String = row.try_get("attempts")?;
+    let cost_nanos: i64 = row.try_get("cost_nanos")?;
+    let flag = |name: &str| row.try_get::<i64, _>(name).map(|v| v != 0);
+    Ok(RequestRow {
+        id: row.try_get("id")?,
+        created_at_ms: row.try_get("created_at_ms")?,
+        tenant: row.try_get("tenant")?,
+        api_key: row.try_get("api_key")?,
+        subject: row.try_get("subject")?,
+        persona: row.try_get("persona")?,
+        model: row.try_get("model")?,
+        route: row.try_get("route")?,
+        backend: row.try_get("backend")?,
+        provider: row.try_get("provider")?,
+        endpoint: row.try_get("endpoint")?,
+        stream: flag("stream")?,
+        status: row.try_get("status")?,
+        error_code: row.try_get("error_code")?,
+        // Written by this module only; a row that does not parse shows no attempts.
+        attempts: serde_json::from_str(&attempts).unwrap_or_default(),
+        latency_ms: row.try_get("latency_ms")?,
+        ttft_ms: row.try_get("ttft_ms")?,
+        queue_ms: row.try_get("queue_ms")?,
+        input_tokens: row.try_get("input_tokens")?,
+        cached_input_tokens: row.try_get("cached_input_tokens")?,
+        cache_write_tokens: row.try_get("cache_write_tokens")?,
+        output_tokens: row.try_get("output_tokens")?,
+        cost_nanos,
+        cost_usd: NanoUsd(cost_nanos).to_string(),
+        cache_hit: flag("cache_hit")?,
+        trace_id: row.try_get("trace_id")?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_filters_read_codes_and_classes() {
+        assert_eq!("429".parse(), Ok(StatusFilter::Code(429)));
+        assert_eq!("5xx".parse(), Ok(StatusFilter::Class(5)));
+        for wrong in ["", "6xx", "99", "600", "4x", "abc", "-1"] {
+            assert!(wrong.parse::<StatusFilter>().is_err(), "{wrong}");
+        }
+    }
+
+    #[test]
+    fn cursors_round_trip_and_refuse_anything_else() {
+        let cursor = Cursor { created_at_ms: 1_700_000_000_000, id: "0193-ab".into() };
+        assert_eq!(cursor.to_string().parse(), Ok(cursor));
+        for wrong in ["", "123", "x_abc", "1_", "1_a b", "1_a'--"] {
+            assert!(wrong.parse::<Cursor>().is_err(), "{wrong}");
+        }
+    }
+}

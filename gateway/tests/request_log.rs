@@ -1,0 +1,266 @@
+//! The request log and its API on SQLite and PostgreSQL: served, failed, fallen-back, streamed and
+//! refused requests each leave one row with what an operator asks about them; pages follow
+//! cursors without gaps or repeats; filters select; a tenant key sees its own tenant only.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::collections::HashSet;
+
+use common::{ADMIN_TOKEN, Harness, TEAM_KEY, eventually};
+use serde_json::{Value, json};
+use switchboard_gateway::db::Database;
+use switchboard_gateway::ledger::{Attempt, Ledger, LedgerRecord};
+use switchboard_gateway::request_log::RequestLog;
+
+const OTHER_KEY: &str = "sk-test-other";
+const LIMITED_KEY: &str = "sk-test-limited";
+const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+
+const TENANTS: &str = r#"
+apiVersion: v1
+kind: Secret
+metadata: {name: other-key}
+stringData: {key: sk-test-other}
+---
+apiVersion: switchboard.dev/v1alpha1
+kind: Tenant
+metadata: {name: other}
+spec:
+  apiKeys: [{name: app, secretRef: {name: other-key, key: key}}]
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: limited-key}
+stringData: {key: sk-test-limited}
+---
+apiVersion: switchboard.dev/v1alpha1
+kind: Tenant
+metadata: {name: limited}
+spec:
+  apiKeys: [{name: app, secretRef: {name: limited-key, key: key}}]
+  rateLimits: {requestsPerMinute: 1}
+"#;
+
+fn chat(model: &str) -> Value {
+    json!({"model": model, "messages": [{"role": "user", "content": "hello there"}]})
+}
+
+async fn get(h: &Harness, path: &str, key: &str) -> (u16, Value) {
+    let response = h.client.get(h.url(path)).bearer_auth(key).send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// Every row of the admin log for `query`, following cursors `limit` rows at a time.
+async fn all_pages(h: &Harness, query: &str, limit: u32) -> Vec<Value> {
+    let mut rows = Vec::new();
+    let mut cursor: Option<String> = None;
+    for _ in 0..100 {
+        let mut path = format!("/admin/v1/requests?limit={limit}{query}");
+        if let Some(cursor) = &cursor {
+            path.push_str(&format!("&cursor={cursor}"));
+        }
+        let (status, page) = get(h, &path, ADMIN_TOKEN).await;
+        assert_eq!(status, 200, "{page}");
+        assert!(page["data"].as_array().unwrap().len() <= limit as usize);
+        rows.extend(page["data"].as_array().unwrap().iter().cloned());
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => return rows,
+        }
+    }
+    panic!("the pages never ended");
+}
+
+async fn the_request_log_answers_what_happened(mut h: Harness) {
+    h.restart_with("tenants.yaml", TENANTS).await;
+    // Served, with an end user and a trace.
+    let traceparent = format!("00-{TRACE_ID}-00f067aa0ba902b7-01");
+    let mut body = chat("fake-model");
+    body["user"] = json!("user-7");
+    let response = h
+        .client
+        .post(h.url("/v1/chat/completions"))
+        .bearer_auth(TEAM_KEY)
+        .header("traceparent", &traceparent)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let served_id = response.headers()["x-request-id"].to_str().unwrap().to_owned();
+    // Streamed.
+    let mut streamed = chat("fake-model");
+    streamed["stream"] = json!(true);
+    let response = h.post("/v1/chat/completions", TEAM_KEY, &streamed).await;
+    let streamed_id = response.headers()["x-request-id"].to_str().unwrap().to_owned();
+    assert!(response.text().await.unwrap().contains("[DONE]"));
+    // The first backend refuses connections: the second answers.
+    let response = h.post("/v1/chat/completions", TEAM_KEY, &chat("fallback-model")).await;
+    assert_eq!(response.status(), 200);
+    let fallback_id = response.headers()["x-request-id"].to_str().unwrap().to_owned();
+    // The upstream fails (500, retried once).
+    let response = h.post("/v1/chat/completions", TEAM_KEY, &chat("failing-model")).await;
+    assert!(response.status().is_server_error());
+    // Another tenant, and a refusal by a rate limit.
+    assert_eq!(h.post("/v1/chat/completions", OTHER_KEY, &chat("demo-echo")).await.status(), 200);
+    assert_eq!(h.post("/v1/chat/completions", LIMITED_KEY, &chat("demo-echo")).await.status(), 200);
+    let refused = h.post("/v1/chat/completions", LIMITED_KEY, &chat("demo-echo")).await;
+    assert_eq!(refused.status(), 429);
+    let refused_id = refused.headers()["x-request-id"].to_str().unwrap().to_owned();
+
+    eventually("the log holds all 7 requests", || async {
+        get(&h, "/admin/v1/requests?limit=200", ADMIN_TOKEN).await.1["data"].as_array().map(Vec::len)
+            == Some(7)
+    })
+    .await;
+
+    // Pages of 2 cover everything once, newest first.
+    let rows = all_pages(&h, "", 2).await;
+    assert_eq!(rows.len(), 7);
+    let ids: HashSet<&str> = rows.iter().map(|r| r["id"].as_str().unwrap()).collect();
+    assert_eq!(ids.len(), 7, "no row twice");
+    let times: Vec<i64> = rows.iter().map(|r| r["created_at_ms"].as_i64().unwrap()).collect();
+    assert!(times.windows(2).all(|w| w[0] >= w[1]), "newest first: {times:?}");
+
+    // One request in full.
+    let (status, served) = get(&h, &format!("/admin/v1/requests/{served_id}"), ADMIN_TOKEN).await;
+    assert_eq!(status, 200);
+    assert_eq!(served["tenant"], "team");
+    assert_eq!(served["api_key"], "ci");
+    assert_eq!(served["subject"], "user-7");
+    assert_eq!(served["trace_id"], TRACE_ID);
+    assert_eq!(served["model"], "fake-model");
+    assert_eq!(
+        (served["route"].as_str(), served["backend"].as_str()),
+        (Some("openai-route"), Some("primary"))
+    );
+    assert_eq!((served["status"].as_i64(), served["stream"].as_bool()), (Some(200), Some(false)));
+    assert!(served["input_tokens"].as_i64().unwrap() > 0 && served["output_tokens"].as_i64().unwrap() > 0);
+    assert!(served["cost_nanos"].as_i64().unwrap() > 0);
+    assert_eq!(served["attempts"].as_array().unwrap().len(), 1);
+    assert_eq!(served["attempts"][0]["outcome"], "ok");
+    assert!(served["ttft_ms"].is_null(), "no first token for a whole reply");
+    assert!(served["queue_ms"].is_i64());
+    assert_eq!(served["cache_hit"], false);
+
+    let (_, streamed) = get(&h, &format!("/admin/v1/requests/{streamed_id}"), ADMIN_TOKEN).await;
+    assert_eq!(streamed["stream"], true);
+    assert!(streamed["ttft_ms"].is_i64(), "{streamed}");
+    assert!(streamed["ttft_ms"].as_i64() <= streamed["latency_ms"].as_i64());
+
+    let (_, fallback) = get(&h, &format!("/admin/v1/requests/{fallback_id}"), ADMIN_TOKEN).await;
+    let attempts: Vec<(&str, &str)> = fallback["attempts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| (a["backend"].as_str().unwrap(), a["outcome"].as_str().unwrap()))
+        .collect();
+    assert_eq!(attempts, [("dead", "connect"), ("alive", "ok")]);
+    assert_eq!(fallback["backend"], "alive");
+
+    let (_, refused) = get(&h, &format!("/admin/v1/requests/{refused_id}"), ADMIN_TOKEN).await;
+    assert_eq!(
+        (refused["status"].as_i64(), refused["error_code"].as_str()),
+        (Some(429), Some("rate_limit_exceeded"))
+    );
+    assert_eq!(refused["attempts"], json!([]));
+    assert_eq!(refused["cost_nanos"], 0);
+
+    // Filters.
+    let failed = all_pages(&h, "&status=5xx", 50).await;
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0]["model"], "failing-model");
+    assert_eq!(failed[0]["attempts"].as_array().unwrap().len(), 2, "retried once");
+    assert_eq!(all_pages(&h, "&status=429", 50).await.len(), 1);
+    assert_eq!(all_pages(&h, "&model=fallback-model", 50).await.len(), 1);
+    assert_eq!(all_pages(&h, "&tenant=team&route=openai-route", 50).await.len(), 3);
+    let since = times[0] + 1;
+    assert_eq!(all_pages(&h, &format!("&since_ms={since}"), 50).await.len(), 0);
+    assert_eq!(all_pages(&h, &format!("&until_ms={since}"), 50).await.len(), 7);
+
+    // A tenant key sees its own tenant, and nothing else.
+    let (status, own) = get(&h, "/v1/usage/requests?limit=200", TEAM_KEY).await;
+    assert_eq!(status, 200);
+    let own = own["data"].as_array().unwrap();
+    assert_eq!(own.len(), 4);
+    assert!(own.iter().all(|r| r["tenant"] == "team"));
+    let other_id = all_pages(&h, "&tenant=other", 50).await[0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(get(&h, &format!("/v1/usage/requests/{other_id}"), TEAM_KEY).await.0, 404);
+    assert_eq!(get(&h, &format!("/v1/usage/requests/{served_id}"), TEAM_KEY).await.0, 200);
+    assert_eq!(get(&h, "/v1/usage/requests?tenant=other", TEAM_KEY).await.0, 403);
+
+    // Bad parameters get clear errors; the admin log needs the admin token.
+    for bad in
+        ["status=abc", "cursor=garbage", "limit=0", "limit=201", "since_ms=x", "colour=red", "model=a%00b"]
+    {
+        let (status, body) = get(&h, &format!("/admin/v1/requests?{bad}"), ADMIN_TOKEN).await;
+        assert_eq!(status, 400, "{bad}: {body}");
+        assert!(body["error"]["message"].is_string(), "{bad}: {body}");
+    }
+    assert_eq!(get(&h, "/admin/v1/requests", TEAM_KEY).await.0, 401);
+    assert_eq!(get(&h, "/admin/v1/requests/nope", ADMIN_TOKEN).await.0, 404);
+
+    // The usage ledger (money) has the billed rows only: not the refusal.
+    h.stop_gateway().await;
+    let ledger: Vec<String> =
+        h.ledger_rows().await.iter().map(|r| r["id"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(ledger.len(), 6);
+    assert!(!ledger.contains(&refused_id));
+}
+
+#[tokio::test]
+async fn request_log_on_sqlite() {
+    the_request_log_answers_what_happened(Harness::start().await).await;
+}
+
+#[tokio::test]
+async fn request_log_on_postgres() {
+    let url = common::fresh_postgres().await;
+    the_request_log_answers_what_happened(
+        Harness::start_with_ledger(tempfile::tempdir().unwrap(), url).await,
+    )
+    .await;
+}
+
+fn record(id: &str, created_at_ms: i64) -> LedgerRecord {
+    LedgerRecord {
+        id: id.into(),
+        created_at_ms,
+        tenant: "t".into(),
+        api_key: "k".into(),
+        model: "m".into(),
+        route: "r".into(),
+        backend: "b".into(),
+        provider: "openai".into(),
+        endpoint: "chat_completions",
+        status: 200,
+        input_tokens: 1,
+        output_tokens: 1,
+        cost_nanos: 3,
+        latency_ms: 1,
+        attempts: vec![Attempt { backend: "b".into(), outcome: "ok".into(), ms: 1 }],
+        queue_ms: Some(0),
+        billed: true,
+        ..LedgerRecord::default()
+    }
+}
+
+/// Retention trims the request log, never the usage ledger.
+#[tokio::test]
+async fn retention_trims_the_log_not_the_ledger() {
+    let dir = tempfile::tempdir().unwrap();
+    let db =
+        Database::connect(&format!("sqlite://{}?mode=rwc", dir.path().join("l.db").display())).await.unwrap();
+    let records: Vec<LedgerRecord> = (0..12_000).map(|i| record(&format!("r{i:05}"), i)).collect();
+    Ledger::new(db.clone()).insert(&records).await.unwrap();
+    let log = RequestLog::new(db.clone());
+    assert_eq!(log.trim(10_500).await.unwrap(), 10_500);
+    assert_eq!(log.trim(10_500).await.unwrap(), 0);
+    assert!(log.get("r10499", None).await.unwrap().is_none());
+    assert_eq!(log.get("r10500", None).await.unwrap().map(|r| r.created_at_ms), Some(10_500));
+    let ledger_rows: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM usage_ledger").fetch_one(db.pool()).await.unwrap();
+    assert_eq!(ledger_rows, 12_000);
+}
