@@ -93,6 +93,25 @@ async fn migrate(pool: &AnyPool, dialect: Dialect) -> Result<(), DatabaseError> 
 }
 
 /// Now, in Unix milliseconds: the clock of ledger rows and of the persona stores.
+/// The `VALUES` list of a multi-row insert: `(?, ?), (?, ?)` or `($1, $2), ($3, $4)`.
+pub fn row_placeholders(dialect: Dialect, rows: usize, columns: usize) -> String {
+    let mut sql = String::new();
+    for row in 0..rows {
+        sql.push_str(if row == 0 { "(" } else { ", (" });
+        for column in 0..columns {
+            if column > 0 {
+                sql.push_str(", ");
+            }
+            match dialect {
+                Dialect::Sqlite => sql.push('?'),
+                Dialect::Postgres => sql.push_str(&format!("${}", row * columns + column + 1)),
+            }
+        }
+        sql.push(')');
+    }
+    sql
+}
+
 pub fn now_ms() -> i64 {
     let millis = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
     i64::try_from(millis).unwrap_or(i64::MAX)

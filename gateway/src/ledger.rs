@@ -12,7 +12,8 @@ use sqlx::Row;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::db::{Database, Dialect};
+use crate::db::{Database, Dialect, row_placeholders};
+use crate::record::USAGE_COLUMNS;
 pub use crate::record::{Attempt, LedgerRecord};
 use crate::request_log;
 
@@ -79,58 +80,20 @@ impl Ledger {
         let mut tx = self.db.pool().begin().await?;
         let billed: Vec<&LedgerRecord> = records.iter().filter(|r| r.billed).collect();
         for chunk in billed.chunks(MAX_BATCH) {
-            let sql = self.insert_sql(chunk.len());
+            let sql = format!(
+                "INSERT INTO usage_ledger ({}) VALUES {}",
+                USAGE_COLUMNS.join(", "),
+                row_placeholders(self.db.dialect(), chunk.len(), USAGE_COLUMNS.len())
+            );
             let mut query = sqlx::query(&sql);
-            for r in chunk {
-                query = query
-                    .bind(r.id.as_str())
-                    .bind(r.created_at_ms)
-                    .bind(r.tenant.as_str())
-                    .bind(r.api_key.as_str())
-                    .bind(r.persona.as_deref())
-                    .bind(r.model.as_str())
-                    .bind(r.route.as_str())
-                    .bind(r.backend.as_str())
-                    .bind(r.provider.as_str())
-                    .bind(r.endpoint)
-                    .bind(i64::from(r.stream))
-                    .bind(i64::from(r.status))
-                    .bind(r.error_code.as_deref())
-                    .bind(saturating_i64(r.input_tokens))
-                    .bind(saturating_i64(r.cached_input_tokens))
-                    .bind(saturating_i64(r.cache_write_tokens))
-                    .bind(saturating_i64(r.output_tokens))
-                    .bind(r.cost_nanos)
-                    .bind(saturating_i64(r.latency_ms));
+            for record in chunk {
+                query = record.bind_usage(query);
             }
             query.execute(&mut *tx).await?;
         }
         request_log::insert(&mut tx, self.db.dialect(), records, MAX_BATCH).await?;
         tx.commit().await?;
         Ok(())
-    }
-
-    fn insert_sql(&self, rows: usize) -> String {
-        const COLUMNS: usize = 19;
-        let mut sql = String::from(
-            "INSERT INTO usage_ledger (id, created_at_ms, tenant, api_key, persona, model, route, backend, \
-             provider, endpoint, stream, status, error_code, input_tokens, cached_input_tokens, \
-             cache_write_tokens, output_tokens, cost_nanos, latency_ms) VALUES ",
-        );
-        for row in 0..rows {
-            sql.push_str(if row == 0 { "(" } else { ", (" });
-            for column in 0..COLUMNS {
-                if column > 0 {
-                    sql.push_str(", ");
-                }
-                match self.db.dialect() {
-                    Dialect::Sqlite => sql.push('?'),
-                    Dialect::Postgres => sql.push_str(&format!("${}", row * COLUMNS + column + 1)),
-                }
-            }
-            sql.push(')');
-        }
-        sql
     }
 
     /// Requests, tokens and spend of one tenant (optionally one persona or key) since `since_ms`.
@@ -210,10 +173,6 @@ impl Ledger {
         let handle = tokio::spawn(write_loop(self, rx));
         (LedgerSender(tx), handle)
     }
-}
-
-fn saturating_i64(value: u64) -> i64 {
-    i64::try_from(value).unwrap_or(i64::MAX)
 }
 
 async fn write_loop(ledger: Ledger, mut rx: mpsc::UnboundedReceiver<LedgerRecord>) {

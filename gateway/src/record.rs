@@ -4,6 +4,9 @@
 use std::borrow::Cow;
 
 use serde::{Deserialize, Serialize};
+use sqlx::Any;
+use sqlx::any::AnyArguments;
+use sqlx::query::Query;
 
 /// One request's record: its usage and cost (the usage ledger, when it was billed) and what
 /// the request log shows about it.
@@ -49,4 +52,62 @@ pub struct Attempt {
     pub outcome: Cow<'static, str>,
     /// Until the reply (or a stream's first chunk) was in, or the attempt failed.
     pub ms: u64,
+}
+
+/// The usage ledger's columns, in the order [`LedgerRecord::bind_usage`] binds them; the request
+/// log's start with the same.
+pub const USAGE_COLUMNS: [&str; 19] = [
+    "id",
+    "created_at_ms",
+    "tenant",
+    "api_key",
+    "persona",
+    "model",
+    "route",
+    "backend",
+    "provider",
+    "endpoint",
+    "stream",
+    "status",
+    "error_code",
+    "input_tokens",
+    "cached_input_tokens",
+    "cache_write_tokens",
+    "output_tokens",
+    "cost_nanos",
+    "latency_ms",
+];
+
+impl LedgerRecord {
+    /// Binds [`USAGE_COLUMNS`], borrowing the strings.
+    pub fn bind_usage<'q>(
+        &'q self,
+        query: Query<'q, Any, AnyArguments<'q>>,
+    ) -> Query<'q, Any, AnyArguments<'q>> {
+        query
+            .bind(self.id.as_str())
+            .bind(self.created_at_ms)
+            .bind(self.tenant.as_str())
+            .bind(self.api_key.as_str())
+            .bind(self.persona.as_deref())
+            .bind(self.model.as_str())
+            .bind(self.route.as_str())
+            .bind(self.backend.as_str())
+            .bind(self.provider.as_str())
+            .bind(self.endpoint)
+            .bind(i64::from(self.stream))
+            .bind(i64::from(self.status))
+            .bind(self.error_code.as_deref())
+            .bind(saturating(self.input_tokens))
+            .bind(saturating(self.cached_input_tokens))
+            .bind(saturating(self.cache_write_tokens))
+            .bind(saturating(self.output_tokens))
+            .bind(self.cost_nanos)
+            .bind(saturating(self.latency_ms))
+    }
+}
+
+/// Counts above `i64::MAX` (impossible, but typed `u64`) are stored as `i64::MAX`.
+pub fn saturating(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
 }

@@ -10,18 +10,21 @@ use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 use switchboard_crds::decimal::NanoUsd;
 
-use crate::db::{Database, Dialect};
-use crate::record::{Attempt, LedgerRecord};
+use crate::db::{Database, Dialect, row_placeholders};
+use crate::record::{Attempt, LedgerRecord, USAGE_COLUMNS, saturating};
 
 /// Rows per page at most.
 pub const MAX_PAGE: u32 = 200;
 /// Rows deleted per statement when trimming, so that a large trim never holds a long lock.
 const TRIM_CHUNK: i64 = 5_000;
 
-const COLUMNS: &str = "id, created_at_ms, tenant, api_key, subject, persona, model, route, backend, provider, \
-     endpoint, stream, status, error_code, attempts, latency_ms, ttft_ms, queue_ms, input_tokens, \
-     cached_input_tokens, cache_write_tokens, output_tokens, cost_nanos, cache_hit, trace_id";
-const COLUMN_COUNT: usize = 25;
+/// The columns after the usage ledger's ([`USAGE_COLUMNS`]).
+const LOG_COLUMNS: [&str; 6] = ["subject", "attempts", "ttft_ms", "queue_ms", "cache_hit", "trace_id"];
+
+/// Every column, for the queries.
+fn columns() -> String {
+    USAGE_COLUMNS.iter().chain(&LOG_COLUMNS).copied().collect::<Vec<_>>().join(", ")
+}
 
 /// Writes `records` in `tx`, one statement per `chunk` rows.
 pub(crate) async fn insert(
@@ -30,64 +33,28 @@ pub(crate) async fn insert(
     records: &[LedgerRecord],
     chunk: usize,
 ) -> Result<(), sqlx::Error> {
+    let width = USAGE_COLUMNS.len() + LOG_COLUMNS.len();
     for rows in records.chunks(chunk) {
-        let sql = format!("INSERT INTO request_log ({COLUMNS}) VALUES {}", values(dialect, rows.len()));
+        let sql = format!(
+            "INSERT INTO request_log ({}) VALUES {}",
+            columns(),
+            row_placeholders(dialect, rows.len(), width)
+        );
         let mut query = sqlx::query(&sql);
         for r in rows {
             let attempts = serde_json::to_string(&r.attempts).unwrap_or_else(|_| "[]".into());
-            query = query
-                .bind(r.id.as_str())
-                .bind(r.created_at_ms)
-                .bind(r.tenant.as_str())
-                .bind(r.api_key.as_str())
+            query = r
+                .bind_usage(query)
                 .bind(r.subject.as_deref())
-                .bind(r.persona.as_deref())
-                .bind(r.model.as_str())
-                .bind(r.route.as_str())
-                .bind(r.backend.as_str())
-                .bind(r.provider.as_str())
-                .bind(r.endpoint)
-                .bind(i64::from(r.stream))
-                .bind(i64::from(r.status))
-                .bind(r.error_code.as_deref())
                 .bind(attempts)
-                .bind(saturating(r.latency_ms))
                 .bind(r.ttft_ms.map(saturating))
                 .bind(r.queue_ms.map(saturating))
-                .bind(saturating(r.input_tokens))
-                .bind(saturating(r.cached_input_tokens))
-                .bind(saturating(r.cache_write_tokens))
-                .bind(saturating(r.output_tokens))
-                .bind(r.cost_nanos)
                 .bind(i64::from(r.cache_hit))
                 .bind(r.trace_id.as_deref());
         }
         query.execute(&mut **tx).await?;
     }
     Ok(())
-}
-
-/// `(?, ?, ...), (...)` or `($1, $2, ...), (...)` for `rows` rows.
-fn values(dialect: Dialect, rows: usize) -> String {
-    let mut sql = String::new();
-    for row in 0..rows {
-        sql.push_str(if row == 0 { "(" } else { ", (" });
-        for column in 0..COLUMN_COUNT {
-            if column > 0 {
-                sql.push_str(", ");
-            }
-            match dialect {
-                Dialect::Sqlite => sql.push('?'),
-                Dialect::Postgres => sql.push_str(&format!("${}", row * COLUMN_COUNT + column + 1)),
-            }
-        }
-        sql.push(')');
-    }
-    sql
-}
-
-fn saturating(value: u64) -> i64 {
-    i64::try_from(value).unwrap_or(i64::MAX)
 }
 
 /// Which rows a page holds.
@@ -267,7 +234,8 @@ impl RequestLog {
         }
         let limit = filter.limit.clamp(1, MAX_PAGE);
         let sql = format!(
-            "SELECT {COLUMNS} FROM request_log {} ORDER BY created_at_ms DESC, id DESC LIMIT {}",
+            "SELECT {} FROM request_log {} ORDER BY created_at_ms DESC, id DESC LIMIT {}",
+            columns(),
             if conditions.is_empty() { String::new() } else { format!("WHERE {}", conditions.join(" AND ")) },
             limit + 1
         );
@@ -297,7 +265,7 @@ impl RequestLog {
             Dialect::Postgres => ("$1", "$2"),
         };
         let scope = if tenant.is_some() { format!(" AND tenant = {second}") } else { String::new() };
-        let sql = format!("SELECT {COLUMNS} FROM request_log WHERE id = {first}{scope}");
+        let sql = format!("SELECT {} FROM request_log WHERE id = {first}{scope}", columns());
         let mut query = sqlx::query(&sql).bind(id);
         if let Some(tenant) = tenant {
             query = query.bind(tenant);
