@@ -96,33 +96,29 @@ impl std::str::FromStr for StatusFilter {
     }
 }
 
-/// A position in the log: the last row of a page (time, then id, newest first).
+/// A position in the log: the id of the last row of a page. Ids are UUIDv7, whose text sorts by
+/// the time the request began, so the id is the log's order.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Cursor {
-    pub created_at_ms: i64,
-    pub id: String,
-}
+pub struct Cursor(pub String);
 
 impl std::str::FromStr for Cursor {
     type Err = String;
 
     fn from_str(text: &str) -> Result<Cursor, String> {
-        let wrong = || "cursor must be a next_cursor from an earlier page".to_owned();
-        let (ms, id) = text.split_once('_').ok_or_else(wrong)?;
-        let created_at_ms = ms.parse().map_err(|_| wrong())?;
-        let id_ok =
-            !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
-        if !id_ok {
-            return Err(wrong());
+        let id_like =
+            !text.is_empty() && text.len() <= 64 && text.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-');
+        if !id_like {
+            return Err("cursor must be a next_cursor from an earlier page".to_owned());
         }
-        Ok(Cursor { created_at_ms, id: id.to_owned() })
+        Ok(Cursor(text.to_owned()))
     }
 }
 
-impl std::fmt::Display for Cursor {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}_{}", self.created_at_ms, self.id)
-    }
+/// The smallest id of a request that began at `ms` or later: the UUIDv7 text starts with its
+/// 48-bit millisecond timestamp in hex (`tttttttt-tttt-7...`), so ids compare like their times.
+fn first_id_at(ms: i64) -> String {
+    let ms = u64::try_from(ms).unwrap_or(0).min((1 << 48) - 1);
+    format!("{:08x}-{:04x}", ms >> 16, ms & 0xffff)
 }
 
 /// One request as the API shows it.
@@ -216,25 +212,22 @@ impl RequestLog {
             }
             None => {}
         }
+        // Times select by when the request began, through its id (the primary key).
         if let Some(since) = filter.since_ms {
-            conditions.push(format!("created_at_ms >= {}", placeholder(&binds)));
-            binds.push(Bind::Int(since));
+            conditions.push(format!("id >= {}", placeholder(&binds)));
+            binds.push(Bind::Text(first_id_at(since)));
         }
         if let Some(until) = filter.until_ms {
-            conditions.push(format!("created_at_ms < {}", placeholder(&binds)));
-            binds.push(Bind::Int(until));
+            conditions.push(format!("id < {}", placeholder(&binds)));
+            binds.push(Bind::Text(first_id_at(until)));
         }
-        if let Some(before) = &filter.before {
-            // Row values compare (time, id) as one key, which the indexes are ordered by.
-            let ms = placeholder(&binds);
-            binds.push(Bind::Int(before.created_at_ms));
-            let id = placeholder(&binds);
-            binds.push(Bind::Text(before.id.clone()));
-            conditions.push(format!("(created_at_ms, id) < ({ms}, {id})"));
+        if let Some(Cursor(before)) = &filter.before {
+            conditions.push(format!("id < {}", placeholder(&binds)));
+            binds.push(Bind::Text(before.clone()));
         }
         let limit = filter.limit.clamp(1, MAX_PAGE);
         let sql = format!(
-            "SELECT {} FROM request_log {} ORDER BY created_at_ms DESC, id DESC LIMIT {}",
+            "SELECT {} FROM request_log {} ORDER BY id DESC LIMIT {}",
             columns(),
             if conditions.is_empty() { String::new() } else { format!("WHERE {}", conditions.join(" AND ")) },
             limit + 1
@@ -250,8 +243,7 @@ impl RequestLog {
         let mut data = rows.iter().map(row).collect::<Result<Vec<_>, _>>()?;
         let next_cursor = if data.len() > limit as usize {
             data.truncate(limit as usize);
-            data.last()
-                .map(|last| Cursor { created_at_ms: last.created_at_ms, id: last.id.clone() }.to_string())
+            data.last().map(|last| last.id.clone())
         } else {
             None
         };
@@ -371,10 +363,26 @@ mod tests {
     }
 
     #[test]
-    fn cursors_round_trip_and_refuse_anything_else() {
-        let cursor = Cursor { created_at_ms: 1_700_000_000_000, id: "0193-ab".into() };
-        assert_eq!(cursor.to_string().parse(), Ok(cursor));
-        for wrong in ["", "123", "x_abc", "1_", "1_a b", "1_a'--"] {
+    fn ids_of_later_requests_sort_after_the_bound_of_their_time() {
+        let id = |ms: u64| {
+            uuid::Uuid::new_v7(uuid::Timestamp::from_unix(
+                uuid::NoContext,
+                ms / 1000,
+                (ms % 1000) as u32 * 1_000_000,
+            ))
+            .to_string()
+        };
+        for ms in [0, 1, 65_535, 65_536, 1_765_000_000_000, 1_765_000_000_001] {
+            assert!(id(ms) >= first_id_at(ms as i64), "{ms}");
+            assert!(id(ms) < first_id_at(ms as i64 + 1), "{ms}");
+        }
+        assert_eq!(first_id_at(-5), "00000000-0000");
+    }
+
+    #[test]
+    fn cursors_are_ids_and_nothing_else() {
+        assert_eq!("0193a5b2-c3d4-7abc".parse(), Ok(Cursor("0193a5b2-c3d4-7abc".into())));
+        for wrong in ["", "x_abc", "1_2", "a b", "a'--", &"a".repeat(65)] {
             assert!(wrong.parse::<Cursor>().is_err(), "{wrong}");
         }
     }

@@ -75,6 +75,7 @@ async fn all_pages(h: &Harness, query: &str, limit: u32) -> Vec<Value> {
 
 async fn the_request_log_answers_what_happened(mut h: Harness) {
     h.restart_with("tenants.yaml", TENANTS).await;
+    let started = switchboard_gateway::db::now_ms();
     // Served, with an end user and a trace.
     let traceparent = format!("00-{TRACE_ID}-00f067aa0ba902b7-01");
     let mut body = chat("fake-model");
@@ -121,8 +122,8 @@ async fn the_request_log_answers_what_happened(mut h: Harness) {
     assert_eq!(rows.len(), 7);
     let ids: HashSet<&str> = rows.iter().map(|r| r["id"].as_str().unwrap()).collect();
     assert_eq!(ids.len(), 7, "no row twice");
-    let times: Vec<i64> = rows.iter().map(|r| r["created_at_ms"].as_i64().unwrap()).collect();
-    assert!(times.windows(2).all(|w| w[0] >= w[1]), "newest first: {times:?}");
+    let order: Vec<&str> = rows.iter().map(|r| r["id"].as_str().unwrap()).collect();
+    assert!(order.windows(2).all(|w| w[0] > w[1]), "newest first (UUIDv7 ids sort by time): {order:?}");
 
     // One request in full.
     let (status, served) = get(&h, &format!("/admin/v1/requests/{served_id}"), ADMIN_TOKEN).await;
@@ -176,9 +177,12 @@ async fn the_request_log_answers_what_happened(mut h: Harness) {
     assert_eq!(all_pages(&h, "&status=429", 50).await.len(), 1);
     assert_eq!(all_pages(&h, "&model=fallback-model", 50).await.len(), 1);
     assert_eq!(all_pages(&h, "&tenant=team&route=openai-route", 50).await.len(), 3);
-    let since = times[0] + 1;
-    assert_eq!(all_pages(&h, &format!("&since_ms={since}"), 50).await.len(), 0);
-    assert_eq!(all_pages(&h, &format!("&until_ms={since}"), 50).await.len(), 7);
+    let later = switchboard_gateway::db::now_ms() + 1_000;
+    assert_eq!(all_pages(&h, &format!("&since_ms={later}"), 50).await.len(), 0);
+    assert_eq!(all_pages(&h, &format!("&until_ms={later}"), 50).await.len(), 7);
+    let began = started - 1;
+    assert_eq!(all_pages(&h, &format!("&since_ms={began}"), 50).await.len(), 7);
+    assert_eq!(all_pages(&h, &format!("&until_ms={began}"), 50).await.len(), 0);
 
     // A tenant key sees its own tenant, and nothing else.
     let (status, own) = get(&h, "/v1/usage/requests?limit=200", TEAM_KEY).await;
@@ -253,13 +257,15 @@ async fn retention_trims_the_log_not_the_ledger() {
     let dir = tempfile::tempdir().unwrap();
     let db =
         Database::connect(&format!("sqlite://{}?mode=rwc", dir.path().join("l.db").display())).await.unwrap();
-    let records: Vec<LedgerRecord> = (0..12_000).map(|i| record(&format!("r{i:05}"), i)).collect();
+    // UUIDv7-shaped ids of requests that began at 0, 1, 2 ... ms.
+    let id = |ms: i64| format!("{:08x}-{:04x}-7000-8000-000000000000", ms >> 16, ms & 0xffff);
+    let records: Vec<LedgerRecord> = (0..12_000).map(|ms| record(&id(ms), ms)).collect();
     Ledger::new(db.clone()).insert(&records).await.unwrap();
     let log = RequestLog::new(db.clone());
     assert_eq!(log.trim(10_500).await.unwrap(), 10_500);
     assert_eq!(log.trim(10_500).await.unwrap(), 0);
-    assert!(log.get("r10499", None).await.unwrap().is_none());
-    assert_eq!(log.get("r10500", None).await.unwrap().map(|r| r.created_at_ms), Some(10_500));
+    assert!(log.get(&id(10_499), None).await.unwrap().is_none());
+    assert_eq!(log.get(&id(10_500), None).await.unwrap().map(|r| r.created_at_ms), Some(10_500));
     let ledger_rows: i64 =
         sqlx::query_scalar("SELECT COUNT(*) FROM usage_ledger").fetch_one(db.pool()).await.unwrap();
     assert_eq!(ledger_rows, 12_000);
