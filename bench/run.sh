@@ -17,6 +17,7 @@
 #   BENCH_MODES="json sse"       non-streaming and/or streaming requests
 #   BENCH_TARGETS="direct nginx gateway litellm"  add gateway-mock for the gateway's built-in mock provider
 #                                (no upstream hop); leave out litellm to skip its venv and startup
+#   BENCH_GATEWAY_ARGS="..."     extra gateway flags (e.g. --request-log=false, to measure what the log costs)
 #   BENCH_BUILD=0                use the release binaries already in $CARGO_TARGET_DIR, no cargo build
 #   BENCH_KEEP=1                 keep the work directory (logs, raw wrk output)
 #   BENCH_PROFILE=1              record the gateway with perf during each of its runs and draw a
@@ -164,11 +165,12 @@ fi
 mkdir -p "$work/config"
 sed "s|{FAKE_BASE_URL}|http://127.0.0.1:$fake_port/v1|g" bench/config/bench.yaml >"$work/config/bench.yaml"
 gateway_port=$(free_port)
+read -r -a gateway_args <<<"${BENCH_GATEWAY_ARGS:-}"
 RUST_LOG=${RUST_LOG:-warn} "$bin/switchboard-gateway" \
     --config-dir "$work/config" \
     --listen "127.0.0.1:$gateway_port" \
     --database-url "sqlite://$work/ledger.db?mode=rwc" \
-    --admin-token sk-switchboard-bench-admin >"$work/gateway.log" 2>&1 &
+    --admin-token sk-switchboard-bench-admin "${gateway_args[@]}" >"$work/gateway.log" 2>&1 &
 gateway_pid=$!
 pids+=("$gateway_pid")
 wait_ok "http://127.0.0.1:$gateway_port/readyz" "$gateway_pid" gateway

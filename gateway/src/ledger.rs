@@ -32,6 +32,8 @@ pub enum LedgerError {
 #[derive(Clone, Debug)]
 pub struct Ledger {
     db: Database,
+    /// Whether the writer fills the request log too.
+    request_log: bool,
 }
 
 /// What [`Ledger::totals`] sums over.
@@ -66,7 +68,12 @@ pub struct TenantUsage {
 impl Ledger {
     /// The ledger in `db`, whose migrations created its table.
     pub fn new(db: Database) -> Ledger {
-        Ledger { db }
+        Ledger { db, request_log: true }
+    }
+
+    /// The same ledger, writing the usage ledger only (`--request-log=false`).
+    pub fn without_request_log(self) -> Ledger {
+        Ledger { request_log: false, ..self }
     }
 
     /// The database the ledger is kept in, which other stores share.
@@ -91,7 +98,9 @@ impl Ledger {
             }
             query.execute(&mut *tx).await?;
         }
-        request_log::insert(&mut tx, self.db.dialect(), records, MAX_BATCH).await?;
+        if self.request_log {
+            request_log::insert(&mut tx, self.db.dialect(), records, MAX_BATCH).await?;
+        }
         tx.commit().await?;
         Ok(())
     }

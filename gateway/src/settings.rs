@@ -89,6 +89,10 @@ pub struct Settings {
     /// Memory for cached replies, MiB.
     #[arg(long, env = "SWITCHBOARD_CACHE_MAX_MIB", default_value_t = 64)]
     pub cache_max_mib: u64,
+    /// Keep the request log (every request with its attempts and timings); off, only the usage
+    /// ledger is written.
+    #[arg(long, env = "SWITCHBOARD_REQUEST_LOG", default_value_t = true, action = clap::ArgAction::Set)]
+    pub request_log: bool,
     /// Days the request log keeps a request (0: forever). The usage ledger is never trimmed.
     #[arg(long, env = "SWITCHBOARD_REQUEST_LOG_RETENTION_DAYS", default_value_t = 30)]
     pub request_log_retention_days: u32,

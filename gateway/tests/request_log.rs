@@ -228,6 +228,21 @@ async fn request_log_on_postgres() {
     .await;
 }
 
+/// `--request-log=false`: the usage ledger is written, the request log is not.
+#[tokio::test]
+async fn the_request_log_can_be_turned_off() {
+    let mut h = Harness::start().await;
+    h.gateway_args = vec!["--request-log=false".into()];
+    h.stop_gateway().await;
+    h.start_gateway().await;
+    assert_eq!(h.post("/v1/chat/completions", TEAM_KEY, &chat("fake-model")).await.status(), 200);
+    h.stop_gateway().await;
+    assert_eq!(h.ledger_rows().await.len(), 1);
+    h.start_gateway().await;
+    let (status, page) = get(&h, "/admin/v1/requests", ADMIN_TOKEN).await;
+    assert_eq!((status, page["data"].as_array().map(Vec::len)), (200, Some(0)));
+}
+
 fn record(id: &str, created_at_ms: i64) -> LedgerRecord {
     LedgerRecord {
         id: id.into(),
