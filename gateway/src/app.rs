@@ -28,6 +28,7 @@ pub fn router(state: AppState) -> Router {
         .route_layer(from_fn_with_state(state.clone(), require_tenant));
     let admin_api = Router::new()
         .route("/admin/v1/usage", get(admin::usage))
+        .route("/admin/v1/config", get(admin::config))
         .route("/admin/v1/requests", get(requests::admin_list))
         .route("/admin/v1/requests/{id}", get(requests::admin_get))
         .route_layer(from_fn_with_state(state.clone(), require_admin));

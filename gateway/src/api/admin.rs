@@ -1,4 +1,5 @@
-//! `GET /admin/v1/usage`: usage and spend per tenant from the ledger (admin token required).
+//! `GET /admin/v1/usage`: usage and spend per tenant from the ledger, and `GET /admin/v1/config`:
+//! the config being served and whether it is in sync with its source (admin token required).
 
 use std::collections::HashMap;
 
@@ -34,4 +35,25 @@ pub async fn usage(
             ApiError::Internal("the ledger is unavailable; retry later".into()).into_response()
         }
     }
+}
+
+/// The served config's version, size, and whether the last config the source offered is the one
+/// being served (`in_sync`), or why not.
+pub async fn config(State(state): State<AppState>) -> Response {
+    let runtime = state.runtime.load();
+    let config = &runtime.config;
+    let sync = state.runtime.sync();
+    Json(json!({
+        "version": config.version,
+        "ready": state.runtime.is_ready(),
+        "in_sync": sync.last_error.is_none(),
+        "loaded_at_ms": sync.loaded_at_ms,
+        "last_attempt_at_ms": sync.last_attempt_at_ms,
+        "last_error": sync.last_error,
+        "tenants": config.tenants.len(),
+        "routes": config.routes.len(),
+        "personas": config.personas.len(),
+        "budgets": config.budgets.len(),
+    }))
+    .into_response()
 }

@@ -1,21 +1,36 @@
 //! The runtime being served, shared by every handler and swapped by whichever config source
 //! runs (a folder or the cluster). A candidate that failed to build never replaces a good one.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 
+use serde::Serialize;
+
 use super::ConfigError;
 use super::runtime::Runtime;
+use crate::db::now_ms;
 use crate::metrics::Metrics;
+
+/// Whether the served config is the newest one its source offered (`/admin/v1/config`).
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ConfigSync {
+    /// When the config being served was installed (epoch ms); `None` before the first.
+    pub loaded_at_ms: Option<i64>,
+    /// When the source last offered a config, good or not.
+    pub last_attempt_at_ms: Option<i64>,
+    /// Why the last offered config was refused; `None` when it is the one being served.
+    pub last_error: Option<String>,
+}
 
 #[derive(Clone)]
 pub struct LiveRuntime {
     current: Arc<ArcSwap<Runtime>>,
     /// False until a config has loaded (in-cluster mode starts empty).
     ready: Arc<AtomicBool>,
+    sync: Arc<Mutex<ConfigSync>>,
     metrics: Metrics,
 }
 
@@ -24,6 +39,10 @@ impl LiveRuntime {
         LiveRuntime {
             current: Arc::new(ArcSwap::from_pointee(initial)),
             ready: Arc::new(AtomicBool::new(ready)),
+            sync: Arc::new(Mutex::new(ConfigSync {
+                loaded_at_ms: ready.then(now_ms),
+                ..ConfigSync::default()
+            })),
             metrics,
         }
     }
@@ -35,6 +54,10 @@ impl LiveRuntime {
 
     pub fn is_ready(&self) -> bool {
         self.ready.load(Ordering::Relaxed)
+    }
+
+    pub fn sync(&self) -> ConfigSync {
+        self.sync.lock().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
     /// Builds a candidate from the runtime being served and installs it. The build runs off the
@@ -55,15 +78,21 @@ impl LiveRuntime {
     pub fn install(&self, candidate: Result<Runtime, ConfigError>, took: Duration) {
         let build_ms = took.as_millis();
         self.metrics.config_reload(candidate.is_ok(), took);
+        let now = now_ms();
+        let mut sync = self.sync.lock().unwrap_or_else(PoisonError::into_inner);
+        sync.last_attempt_at_ms = Some(now);
         match candidate {
             Ok(new) => {
                 let version = new.config.version.clone();
                 let changed = self.current.load().config.version != version;
                 self.current.store(Arc::new(new));
                 self.ready.store(true, Ordering::Relaxed);
+                sync.loaded_at_ms = Some(now);
+                sync.last_error = None;
                 tracing::info!(version = %version.get(..12).unwrap_or(&version), changed, build_ms, "config loaded");
             }
             Err(reason) => {
+                sync.last_error = Some(reason.to_string());
                 tracing::error!(%reason, build_ms, "config rejected; still serving the last good config");
             }
         }
