@@ -53,12 +53,12 @@ impl Trail {
         self.queue_ms.store(millis(waited), Ordering::Relaxed);
     }
 
-    /// Fills the record's request-log fields.
+    /// Fills the record's request-log fields; called once, when the exchange is accounted.
     pub fn fill(&self, record: &mut LedgerRecord) {
         let time = |value: &AtomicU64| Some(value.load(Ordering::Relaxed)).filter(|ms| *ms != UNSET);
         record.subject.clone_from(&self.subject);
         record.trace_id.clone_from(&self.trace_id);
-        record.attempts = lock(&self.attempts).clone();
+        record.attempts = std::mem::take(&mut *lock(&self.attempts));
         record.ttft_ms = time(&self.ttft_ms);
         record.queue_ms = time(&self.queue_ms);
     }

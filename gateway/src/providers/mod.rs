@@ -182,7 +182,6 @@ fn shared_client(connect_timeout: Duration) -> Result<Arc<HttpClient>, String> {
 pub(crate) struct Upstream {
     client: Arc<HttpClient>,
     endpoint: Endpoint,
-    headers: HeaderMap,
     /// The provider API key in use, to tell whether a reload changed it.
     api_key: Option<String>,
 }
@@ -196,9 +195,10 @@ impl Upstream {
     ) -> Result<Upstream, String> {
         let client = shared_client(Duration::from_millis(backend.connect_timeout_ms))?;
         let base = backend.base_url.as_deref().unwrap_or_default();
-        let endpoint =
-            client.endpoint(&format!("{base}{path}")).map_err(|e| format!("invalid baseUrl: {e}"))?;
-        Ok(Upstream { client, endpoint, headers, api_key })
+        let endpoint = client
+            .endpoint(&format!("{base}{path}"), headers)
+            .map_err(|e| format!("invalid baseUrl: {e}"))?;
+        Ok(Upstream { client, endpoint, api_key })
     }
 
     /// POSTs `body`; a non-success status becomes [`UpstreamError::Status`] with the provider's
@@ -206,7 +206,7 @@ impl Upstream {
     async fn post(&self, call: &Call<'_>) -> Result<Sent, UpstreamError> {
         let sent = self
             .client
-            .post(&self.endpoint, self.headers.clone(), call.body.clone(), call.timeout)
+            .post(&self.endpoint, call.body.clone(), call.timeout)
             .await
             .map_err(|e| UpstreamError::from_http(e, call.timeout))?;
         if sent.status.is_success() {

@@ -48,7 +48,9 @@ pub fn events(
                 yield Err(error);
                 return;
             }
-            let ready = if parser.batched < MAX_BATCH_BYTES { ready_now(&mut body) } else { None };
+            // What is readable already joins this batch: the body drives its own connection
+            // ([`super::client`]), so what the socket holds is read in this poll.
+            let ready = if parser.batched < MAX_BATCH_BYTES { body.next().now_or_never() } else { None };
             next = match ready {
                 Some(ready) => ready,
                 None => {
@@ -63,13 +65,6 @@ pub fn events(
             yield Ok(event);
         }
     }
-}
-
-/// The stream's next item if it is there already (`Some(None)`: the stream ended); `None` if it
-/// is not ready. The body drives its own connection ([`super::client`]), so what the socket holds
-/// is read in this poll.
-fn ready_now<S: Stream + Unpin>(stream: &mut S) -> Option<Option<S::Item>> {
-    stream.next().now_or_never()
 }
 
 /// The event-stream parser of the HTML standard: lines end with CRLF, LF or CR; a blank line

@@ -67,7 +67,8 @@ pub struct Endpoint {
     uri: Uri,
     /// The request line's target: origin form, or the whole URL for a forwarding proxy.
     target: Uri,
-    host: HeaderValue,
+    /// Every call's headers: the caller's, `host`, `content-type` and the proxy's credentials.
+    headers: HeaderMap,
     route: Route,
     /// The pool's key: scheme and authority.
     upstream: Arc<str>,
@@ -89,9 +90,9 @@ impl HttpClient {
         })
     }
 
-    /// Parses and routes an `http` or `https` URL. Credentials in the URL are refused (keys come
-    /// from Secrets), and never repeated in the error.
-    pub fn endpoint(&self, url: &str) -> Result<Endpoint, String> {
+    /// Parses and routes an `http` or `https` URL, whose calls carry `headers`. Credentials in the
+    /// URL are refused (keys come from Secrets), and never repeated in the error.
+    pub fn endpoint(&self, url: &str, mut headers: HeaderMap) -> Result<Endpoint, String> {
         let uri: Uri = url.parse().map_err(|e| format!("{e}"))?;
         let scheme = uri.scheme_str().unwrap_or_default();
         if scheme != "http" && scheme != "https" {
@@ -103,33 +104,27 @@ impl HttpClient {
         }
         let host = HeaderValue::from_str(authority.as_str()).map_err(|e| e.to_string())?;
         let route = self.connector.route(&uri)?;
+        headers.insert(HOST, host);
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        if let Some(auth) = route.forward_auth() {
+            headers.insert(PROXY_AUTHORIZATION, auth.clone());
+        }
         let target = match route {
             Route::Forward { .. } => uri.clone(),
             Route::Direct | Route::Tunnel { .. } => {
                 uri.path_and_query().map_or_else(|| Uri::from_static("/"), |p| Uri::from(p.clone()))
             }
         };
-        Ok(Endpoint { upstream: format!("{scheme}://{authority}").into(), uri, target, host, route })
+        Ok(Endpoint { upstream: format!("{scheme}://{authority}").into(), uri, target, headers, route })
     }
 
     /// POSTs a JSON body; the whole call, reading the reply's body included, ends at `timeout`.
-    pub async fn post(
-        &self,
-        endpoint: &Endpoint,
-        mut headers: HeaderMap,
-        body: Bytes,
-        timeout: Duration,
-    ) -> Result<Sent, HttpError> {
+    pub async fn post(&self, endpoint: &Endpoint, body: Bytes, timeout: Duration) -> Result<Sent, HttpError> {
         let mut deadline = Box::pin(tokio::time::sleep(timeout));
-        headers.insert(HOST, endpoint.host.clone());
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        if let Some(auth) = endpoint.route.forward_auth() {
-            headers.insert(PROXY_AUTHORIZATION, auth.clone());
-        }
         let mut request = Request::new(Full::new(body));
         *request.method_mut() = Method::POST;
         *request.uri_mut() = endpoint.target.clone();
-        *request.headers_mut() = headers;
+        *request.headers_mut() = endpoint.headers.clone();
         let (response, conn) = tokio::select! {
             biased;
             exchanged = self.exchange(endpoint, request) => exchanged?,
