@@ -48,6 +48,8 @@ echo "test.sh: Redis for tests at $redis_url"
 
 # The SDK tests run the binaries; build them first (they find them in $CARGO_TARGET_DIR/debug).
 "$cargo" build --workspace --bins
+# The tracing tests export to a real OpenTelemetry Collector, built from the Go module proxy once.
+"$root/scripts/otelcol.sh" build
 
 status=0
 if [[ $mode == all ]]; then

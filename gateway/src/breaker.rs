@@ -82,6 +82,15 @@ impl Breaker {
         matches!(*self.lock(), State::Closed { .. })
     }
 
+    /// The state's name, for traces: `closed`, `open` or `half_open`.
+    pub fn state_name(&self) -> &'static str {
+        match *self.lock() {
+            State::Closed { .. } => "closed",
+            State::Open { .. } => "open",
+            State::HalfOpen { .. } => "half_open",
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         // The state is a plain value: a panic elsewhere cannot leave it half-written.
         self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)

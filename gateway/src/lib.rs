@@ -28,6 +28,7 @@ pub mod serving;
 pub mod settings;
 pub mod state;
 pub mod status;
+pub mod telemetry;
 pub mod translate;
 pub mod usage;
 pub mod validate;

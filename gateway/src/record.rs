@@ -50,6 +50,9 @@ pub struct Attempt {
     pub backend: String,
     /// `ok`, or the error's kind (`server_error`, `timeout`, `connect`, `rate_limited`, ...).
     pub outcome: Cow<'static, str>,
+    /// When it began, milliseconds after the request arrived.
+    #[serde(default)]
+    pub at_ms: u64,
     /// Until the reply (or a stream's first chunk) was in, or the attempt failed.
     pub ms: u64,
 }

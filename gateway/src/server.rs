@@ -27,6 +27,7 @@ use crate::serving::runtime::Runtime;
 use crate::settings::Settings;
 use crate::state::{AppState, Limits, Shared};
 use crate::status;
+use crate::telemetry::Tracer;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -48,6 +49,8 @@ pub enum StartError {
     RateLimits(#[from] RateLimitError),
     #[error("invalid Redis URL for the response cache: {0}")]
     Cache(#[source] redis::RedisError),
+    #[error("cannot set up the OTLP trace exporter: {0}")]
+    Tracing(#[from] opentelemetry_otlp::ExporterBuildError),
     #[error("cannot open the budget counters: {0}")]
     Budgets(#[from] BudgetError),
 }
@@ -133,6 +136,7 @@ pub async fn start(settings: &Settings) -> Result<RunningGateway, StartError> {
     if let Some(retention) = request_log.spawn_retention(settings.request_log_retention_days) {
         background.push(Background::Task(retention));
     }
+    let tracer = Tracer::new(&settings.tracing())?;
     let state = AppState::new(Shared {
         mcp_hosts: HostPolicy::with_extra(&settings.mcp_allowed_hosts),
         personas,
@@ -154,6 +158,7 @@ pub async fn start(settings: &Settings) -> Result<RunningGateway, StartError> {
             .map_err(StartError::Cache)?,
         limiter,
         budgets: budgets.clone(),
+        tracer: tracer.clone(),
         drain: drain_deadline,
         admin_token_sha256: settings
             .admin_token
@@ -195,6 +200,7 @@ pub async fn start(settings: &Settings) -> Result<RunningGateway, StartError> {
             Ok(_) => tracing::info!("ledger flushed"),
             Err(_) => tracing::error!("ledger did not flush within the grace period"),
         }
+        tracer.shutdown(last_words.max(Duration::from_secs(1))).await;
     });
     tracing::info!(%addr, max_connections = connections.max_connections, "listening");
     Ok(RunningGateway { addr, shutdown, task })

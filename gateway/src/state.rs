@@ -1,5 +1,6 @@
 //! State shared by every handler, created once at startup.
 
+use crate::telemetry::Tracer;
 use std::ops::Deref;
 use std::sync::Arc;
 
@@ -56,6 +57,8 @@ pub struct Shared {
     pub mcp_hosts: HostPolicy,
     /// Persona memories, moods and relationships.
     pub personas: Personas,
+    /// OpenTelemetry spans (nothing when tracing is off).
+    pub tracer: Tracer,
     /// When in-flight requests must end during a graceful stop.
     pub drain: Deadline,
     /// SHA-256 of the admin token, if admin endpoints are enabled.

@@ -259,7 +259,7 @@ fn record(id: &str, created_at_ms: i64) -> LedgerRecord {
         output_tokens: 1,
         cost_nanos: 3,
         latency_ms: 1,
-        attempts: vec![Attempt { backend: "b".into(), outcome: "ok".into(), ms: 1 }],
+        attempts: vec![Attempt { backend: "b".into(), outcome: "ok".into(), at_ms: 0, ms: 1 }],
         queue_ms: Some(0),
         billed: true,
         ..LedgerRecord::default()

@@ -44,7 +44,7 @@ pub async fn chat_completions(
             with_headers(event_stream(chunks, exchange.include_usage), headers)
         }
     };
-    with_request_id(response, &exchange.id)
+    with_request_id(response, &exchange)
 }
 
 /// Chunks ready together leave as one write.

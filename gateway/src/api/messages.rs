@@ -73,5 +73,5 @@ pub async fn messages(
             with_headers(axum::response::IntoResponse::into_response(Sse::new(events)), headers)
         }
     };
-    with_request_id(response, &exchange.id)
+    with_request_id(response, &exchange)
 }

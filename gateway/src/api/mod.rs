@@ -11,11 +11,17 @@ pub mod subjects;
 use axum::http::{HeaderName, HeaderValue};
 use axum::response::Response;
 
-/// Adds the request id headers both SDKs read (`x-request-id` for OpenAI, `request-id` for Anthropic).
-fn with_request_id(mut response: Response, id: &str) -> Response {
-    if let Ok(value) = HeaderValue::from_str(id) {
+use crate::exchange::Exchange;
+
+/// Adds the request id headers both SDKs read (`x-request-id` for OpenAI, `request-id` for Anthropic)
+/// and, when the request is traced, `traceresponse`.
+fn with_request_id(mut response: Response, exchange: &Exchange) -> Response {
+    if let Ok(value) = HeaderValue::from_str(&exchange.id) {
         response.headers_mut().insert("x-request-id", value.clone());
         response.headers_mut().insert("request-id", value);
+    }
+    if let Some((name, value)) = exchange.trace_header() {
+        response.headers_mut().insert(name, value);
     }
     response
 }

@@ -3,6 +3,8 @@
 
 use std::sync::atomic::Ordering;
 
+use opentelemetry::KeyValue;
+
 use switchboard_crds::decimal::NanoUsd;
 
 use super::{Exchange, lock};
@@ -12,6 +14,7 @@ use crate::ledger::LedgerRecord;
 use crate::providers::Completion;
 use crate::ratelimit::Dimension;
 use crate::serving::runtime::BackendRuntime;
+use crate::telemetry::spans::RequestFacts;
 use crate::usage::{TokenUsage, estimate_tokens};
 
 /// How a request ended, for its record.
@@ -146,7 +149,21 @@ impl Exchange {
             trace_id: None,
             billed: !matches!(outcome, Outcome::Refused),
         };
+        if lock(&self.reservation).is_some() {
+            let settled = KeyValue::new("switchboard.budget.settled_usd", cost.0 as f64 / 1e9);
+            self.trail.event("switchboard.budget.settled", vec![settled]);
+        }
         self.trail.fill(&mut record);
+        let facts = RequestFacts {
+            operation: "chat",
+            response_model: &self.target.model.upstream_model,
+            max_tokens: self.asked_output,
+            finish_reasons: &[],
+            response_id: None,
+            budgeted: !self.budgets.is_empty(),
+            rate_limited: !self.rate_checks.is_empty(),
+        };
+        self.trail.export(&self.tracer, &record, facts);
         self.ledger.record(record);
         cost
     }

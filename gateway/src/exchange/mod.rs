@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use bytes::Bytes;
 use futures::StreamExt;
 use http::{HeaderMap, HeaderName, HeaderValue};
+use opentelemetry::KeyValue;
 use serde_json::Value;
 
 use crate::auth::Authenticated;
@@ -27,6 +28,7 @@ use crate::ratelimit::{Check, Decision, RateLimiter};
 use crate::redact::Redactor;
 use crate::serving::runtime::{BackendRuntime, Caller, Target};
 use crate::state::AppState;
+use crate::telemetry::Tracer;
 use crate::usage::{TokenUsage, estimate_tokens, input_tokens_at_most};
 use crate::validate;
 
@@ -118,6 +120,7 @@ pub struct Exchange {
     metrics: Metrics,
     /// The config's secrets, removed from everything an upstream sends before it goes further.
     redactor: Arc<Redactor>,
+    tracer: Tracer,
     /// When a graceful stop ends this request if it is still running.
     drain: Deadline,
     /// The end user, the trace id, the attempts and timings, for the request log.
@@ -269,8 +272,9 @@ impl Exchange {
             ledger: state.ledger.clone(),
             metrics: state.metrics.clone(),
             redactor: runtime.redactor.clone(),
+            tracer: state.tracer.clone(),
             drain: state.drain.clone(),
-            trail: Trail::new(request, headers),
+            trail: Trail::new(request, headers, state.tracer.start(headers, "chat"), started),
         })
     }
 
@@ -304,6 +308,10 @@ impl Exchange {
                 .reserve(&self.budgets, self.reserve, SystemTime::now())
                 .await
                 .map_err(|refusal| self.refuse(budget_refusal(refusal)))?;
+            self.trail.event(
+                "switchboard.budget.reserved",
+                vec![KeyValue::new("switchboard.budget.reserved_usd", self.reserve.0 as f64 / 1e9)],
+            );
             for warning in reservation.warnings() {
                 self.metrics.budget_warning(&warning.budget, warning.exhausted);
             }
@@ -318,6 +326,11 @@ impl Exchange {
         let permit = permit.map_err(|error| self.refuse(error))?;
         *lock(&self.permit) = Some(permit);
         Ok(Admitted::Forward(headers))
+    }
+
+    /// `traceresponse` for the client, when the gateway traces the request.
+    pub fn trace_header(&self) -> Option<(HeaderName, HeaderValue)> {
+        self.trail.response_header()
     }
 
     /// Counts the text the persona's context added to the prompt once admitted, for the usage
@@ -336,6 +349,7 @@ impl Exchange {
         let reply = match self.dispatch(request).await {
             Err(failure) => return Err(failure.account(self)),
             Ok(Dispatched { reply: Reply::Complete(body), backend, discarded }) => {
+                self.trail.reply(&body);
                 self.account(Some(&backend), 200, self.usage_of(&body) + discarded, None);
                 if let Some((key, ttl)) = self.cache.filter(|_| !self.capped.load(Ordering::Relaxed)) {
                     state.cache.put(key, body.clone(), ttl);
@@ -389,10 +403,12 @@ impl Exchange {
             let Some(backend) = next_admitted(&candidates, &mut cursor, &mut ejected_until) else {
                 break;
             };
-            let began = Instant::now();
-            let result = self.attempt(&backend, request, &mut encoded).await;
+            let breaker = backend.breaker.state_name();
+            let (start, trace) = self.trail.begin_attempt(&self.tracer);
+            let result = self.attempt(&backend, request, &mut encoded, &trace).await;
             let outcome = result.as_ref().map_or_else(UpstreamError::kind, |_| trail::OK);
-            self.trail.attempt(&backend.config.name, outcome, began.elapsed());
+            let address = backend.provider.address();
+            self.trail.attempt(start, &backend.config.name, address, breaker, outcome);
             match result {
                 Ok(reply) => {
                     backend.breaker.record(true, Instant::now());
@@ -444,8 +460,9 @@ impl Exchange {
         backend: &BackendRuntime,
         request: &Value,
         encoded: &mut Encoded,
+        trace: &[(HeaderName, HeaderValue)],
     ) -> Result<Reply, UpstreamError> {
-        match self.attempt_raw(backend, request, encoded).await {
+        match self.attempt_raw(backend, request, encoded, trace).await {
             Ok(Reply::Complete(body)) => body.redacted(&self.redactor).map(Reply::Complete),
             Ok(stream) => Ok(stream),
             Err(error) => Err(error.redacted(&self.redactor)),
@@ -460,6 +477,7 @@ impl Exchange {
         backend: &BackendRuntime,
         request: &Value,
         encoded: &mut Encoded,
+        trace: &[(HeaderName, HeaderValue)],
     ) -> Result<Reply, UpstreamError> {
         let model = &self.target.model.upstream_model;
         let timeout = Duration::from_millis(backend.config.request_timeout_ms);
@@ -470,7 +488,7 @@ impl Exchange {
             None => Bytes::new(),
             Some(format) => encoded.body(format, request, model, stream)?,
         };
-        let call = backend.provider.send(Call { request, model, body, stream, timeout, limits });
+        let call = backend.provider.send(Call { request, model, body, stream, timeout, limits, trace });
         let answered = async {
             match (call.await?, self.output_cap) {
                 (Reply::Stream(chunks), Some(cap)) if !self.stream => {

@@ -77,6 +77,7 @@ struct Meter {
 
 impl Meter {
     fn observe(&mut self, chunk: &Chunk) {
+        self.exchange.trail.reply(chunk);
         if let Some(usage) = chunk.usage() {
             self.usage = Some(usage);
         }

@@ -1,17 +1,23 @@
-//! What the request log shows about an exchange beyond its usage: the end user, the client's
-//! trace id, each attempt on a backend, the time to the first token and the wait in the queue.
+//! What the request log and the trace show about an exchange beyond its usage: the end user, the
+//! trace, each attempt on a backend, the time to the first token and the wait in the queue.
 
 use std::borrow::Cow;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant, SystemTime};
 
-use http::HeaderMap;
+use http::{HeaderMap, HeaderName, HeaderValue};
+use opentelemetry::KeyValue;
+use opentelemetry::trace::{Event, SpanId};
 use serde_json::Value;
 
 use super::lock;
 use crate::persona::turn::SUBJECT_HEADER;
+use crate::providers::Relayed;
 use crate::record::{Attempt, LedgerRecord};
+use crate::telemetry::Tracer;
+use crate::telemetry::context::TraceContext;
+use crate::telemetry::spans::{self, AttemptSpan, RequestFacts};
 
 /// The longest end-user id kept; longer ones are not recorded (they are not ids).
 const MAX_SUBJECT_BYTES: usize = 256;
@@ -22,45 +28,142 @@ const UNSET: u64 = u64::MAX;
 
 pub struct Trail {
     subject: Option<String>,
-    trace_id: Option<String>,
+    /// The trace the request is part of (the client's, the gateway's, or none).
+    trace: Option<TraceContext>,
+    started: Instant,
+    started_at: SystemTime,
     attempts: Mutex<Vec<Attempt>>,
+    /// The spans of the attempts and the request's events, kept only when the request is sampled.
+    attempt_spans: Mutex<Vec<AttemptSpan>>,
+    events: Mutex<Vec<Event>>,
+    reply: Mutex<ReplySeen>,
     ttft_ms: AtomicU64,
     queue_ms: AtomicU64,
 }
 
+/// What the reply said about itself, for the span.
+#[derive(Default)]
+struct ReplySeen {
+    id: Option<String>,
+    finish_reasons: Vec<&'static str>,
+}
+
+/// An attempt under way: when it began and the span id the upstream sees as its parent.
+pub struct AttemptStart {
+    began: Instant,
+    span_id: Option<SpanId>,
+}
+
 impl Trail {
-    pub fn new(request: &Value, headers: &HeaderMap) -> Trail {
+    pub fn new(request: &Value, headers: &HeaderMap, trace: Option<TraceContext>, started: Instant) -> Trail {
         Trail {
             subject: end_user(request, headers),
-            trace_id: trace_id(headers),
+            trace,
+            started,
+            started_at: SystemTime::now(),
             attempts: Mutex::default(),
+            attempt_spans: Mutex::default(),
+            events: Mutex::default(),
+            reply: Mutex::default(),
             ttft_ms: AtomicU64::new(UNSET),
             queue_ms: AtomicU64::new(UNSET),
         }
     }
 
-    pub fn attempt(&self, backend: &str, outcome: &'static str, took: Duration) {
-        let attempt =
-            Attempt { backend: backend.to_owned(), outcome: Cow::Borrowed(outcome), ms: millis(took) };
+    /// Whether this request's spans are exported.
+    fn sampled(&self) -> bool {
+        self.trace.as_ref().is_some_and(|t| t.recorded && t.sampled)
+    }
+
+    /// `traceresponse` for the client, when the gateway records the request's span.
+    pub fn response_header(&self) -> Option<(HeaderName, HeaderValue)> {
+        self.trace.as_ref()?.response_header()
+    }
+
+    /// Starts an attempt; returns the trace headers that go to the upstream with it.
+    pub fn begin_attempt(&self, tracer: &Tracer) -> (AttemptStart, Vec<(HeaderName, HeaderValue)>) {
+        let began = Instant::now();
+        let Some(trace) = &self.trace else { return (AttemptStart { began, span_id: None }, Vec::new()) };
+        let span_id = if trace.recorded { tracer.new_span_id() } else { None };
+        (AttemptStart { began, span_id }, trace.headers_for(span_id.unwrap_or(trace.span_id)))
+    }
+
+    /// An attempt ended with `outcome` on `backend` (at `address`, its breaker `breaker`).
+    pub fn attempt(
+        &self,
+        start: AttemptStart,
+        backend: &str,
+        address: Option<&str>,
+        breaker: &'static str,
+        outcome: &'static str,
+    ) {
+        let (after, took) = (start.began.saturating_duration_since(self.started), start.began.elapsed());
+        let attempt = Attempt {
+            backend: backend.to_owned(),
+            outcome: Cow::Borrowed(outcome),
+            at_ms: millis(after),
+            ms: millis(took),
+        };
         lock(&self.attempts).push(attempt);
+        if let (true, Some(span_id)) = (self.sampled(), start.span_id) {
+            let (start, end) = (self.started_at + after, self.started_at + after + took);
+            let span = AttemptSpan { span_id, address: address.map(str::to_owned), breaker, start, end };
+            lock(&self.attempt_spans).push(span);
+        }
     }
 
     pub fn first_token(&self, after: Duration) {
         self.ttft_ms.store(millis(after), Ordering::Relaxed);
+        self.event("gen_ai.first_token", Vec::new());
     }
 
     pub fn queued(&self, waited: Duration) {
         self.queue_ms.store(millis(waited), Ordering::Relaxed);
+        self.event(
+            "switchboard.queue.admitted",
+            vec![KeyValue::new("switchboard.queue.wait_ms", waited.as_secs_f64() * 1e3)],
+        );
+    }
+
+    /// Notes a reply's (or stream chunk's) id and finish reason, if the request is sampled.
+    pub fn reply<S>(&self, reply: &Relayed<S>) {
+        if !self.sampled() {
+            return;
+        }
+        let mut seen = lock(&self.reply);
+        if seen.id.is_none() {
+            seen.id = reply.response_id();
+        }
+        seen.finish_reasons.extend(reply.finish_reason());
+    }
+
+    /// Records an event on the request's span, now, if the request is sampled.
+    pub fn event(&self, name: &'static str, attributes: Vec<KeyValue>) {
+        if self.sampled() {
+            lock(&self.events).push(Event::new(name, SystemTime::now(), attributes, 0));
+        }
     }
 
     /// Fills the record's request-log fields; called once, when the exchange is accounted.
     pub fn fill(&self, record: &mut LedgerRecord) {
         let time = |value: &AtomicU64| Some(value.load(Ordering::Relaxed)).filter(|ms| *ms != UNSET);
         record.subject.clone_from(&self.subject);
-        record.trace_id.clone_from(&self.trace_id);
+        record.trace_id = self.trace.as_ref().map(TraceContext::trace_id_hex);
         record.attempts = std::mem::take(&mut *lock(&self.attempts));
         record.ttft_ms = time(&self.ttft_ms);
         record.queue_ms = time(&self.queue_ms);
+    }
+
+    /// Exports the request's spans (if sampled), once its record is filled.
+    pub fn export(&self, tracer: &Tracer, record: &LedgerRecord, facts: RequestFacts<'_>) {
+        let Some(trace) = self.trace.as_ref().filter(|_| self.sampled()) else { return };
+        let attempts = std::mem::take(&mut *lock(&self.attempt_spans));
+        let events = std::mem::take(&mut *lock(&self.events));
+        let reply = std::mem::take(&mut *lock(&self.reply));
+        let facts =
+            RequestFacts { finish_reasons: &reply.finish_reasons, response_id: reply.id.as_deref(), ..facts };
+        let times = (self.started_at, self.started_at + self.started.elapsed());
+        spans::export(tracer, trace, times, record, &facts, &attempts, events);
     }
 }
 
@@ -79,25 +182,6 @@ fn end_user(request: &Value, headers: &HeaderMap) -> Option<String> {
     id_like.then(|| subject.to_owned())
 }
 
-/// The trace id of a valid W3C `traceparent` (`00-<32 hex>-<16 hex>-<2 hex>`, ids not all zero).
-fn trace_id(headers: &HeaderMap) -> Option<String> {
-    let value = headers.get("traceparent")?.to_str().ok()?.trim();
-    let mut parts = value.split('-');
-    let (version, trace, parent, flags) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
-    let hex = |text: &str, len: usize| {
-        text.len() == len && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-    };
-    let valid = hex(version, 2)
-        && version != "ff"
-        && hex(trace, 32)
-        && hex(parent, 16)
-        && hex(flags, 2)
-        && trace.bytes().any(|b| b != b'0')
-        && parent.bytes().any(|b| b != b'0')
-        && (version != "00" || parts.next().is_none());
-    valid.then(|| trace.to_owned())
-}
-
 #[cfg(test)]
 mod tests {
     use http::HeaderValue;
@@ -109,25 +193,6 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.insert(name, HeaderValue::from_str(value).unwrap());
         headers
-    }
-
-    #[test]
-    fn trace_ids_come_only_from_valid_traceparents() {
-        let id = "4bf92f3577b34da6a3ce929d0e0e4736";
-        let valid = format!("00-{id}-00f067aa0ba902b7-01");
-        assert_eq!(trace_id(&headers("traceparent", &valid)).as_deref(), Some(id));
-        for wrong in [
-            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
-            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
-            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
-            "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
-            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
-            "00-4bf92f3577b34da6a3ce929d0e0e473-00f067aa0ba902b7-01",
-            "garbage",
-        ] {
-            assert_eq!(trace_id(&headers("traceparent", wrong)), None, "{wrong}");
-        }
-        assert_eq!(trace_id(&HeaderMap::new()), None);
     }
 
     #[test]

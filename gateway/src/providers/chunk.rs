@@ -6,7 +6,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::UpstreamError;
-use super::relayed::{Facts, Relayed, Shape};
+use super::relayed::{self, Facts, Relayed, Shape};
 use crate::usage::TokenUsage;
 
 /// One stream chunk, kept as the JSON text it arrived as.
@@ -31,6 +31,8 @@ struct Fields<'a> {
 struct Choice<'a> {
     #[serde(default, borrow)]
     delta: Option<Delta<'a>>,
+    #[serde(default, borrow)]
+    finish_reason: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
@@ -57,7 +59,12 @@ impl Shape for ChunkShape {
             .map(str::len)
             .sum();
         let usage = fields.usage.as_ref().and_then(TokenUsage::from_openai);
-        Ok(Facts { usage_only: choices.is_some_and(<[_]>::is_empty) && usage.is_some(), usage, content_len })
+        let finish_reason = choices
+            .and_then(<[_]>::first)
+            .and_then(|c| c.finish_reason.as_deref())
+            .map(relayed::finish_reason);
+        let usage_only = choices.is_some_and(<[_]>::is_empty) && usage.is_some();
+        Ok(Facts { usage_only, usage, content_len, finish_reason })
     }
 }
 

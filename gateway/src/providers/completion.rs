@@ -3,7 +3,7 @@
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::relayed::{Facts, Relayed, Shape};
+use super::relayed::{self, Facts, Relayed, Shape};
 use super::{UpstreamError, text_len};
 use crate::usage::TokenUsage;
 
@@ -27,6 +27,8 @@ struct Fields {
 struct Choice {
     #[serde(default)]
     message: Option<Message>,
+    #[serde(default)]
+    finish_reason: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -47,7 +49,9 @@ impl Shape for CompletionShape {
             .map(text_len)
             .sum();
         let usage = fields.usage.as_ref().and_then(TokenUsage::from_openai);
-        Ok(Facts { usage, content_len, usage_only: false })
+        let finish_reason =
+            fields.choices.first().and_then(|c| c.finish_reason.as_deref()).map(relayed::finish_reason);
+        Ok(Facts { usage, content_len, usage_only: false, finish_reason })
     }
 }
 

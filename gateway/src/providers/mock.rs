@@ -96,6 +96,7 @@ mod tests {
             stream,
             timeout: Duration::from_secs(1),
             limits: Default::default(),
+            trace: &[],
         }
     }
 

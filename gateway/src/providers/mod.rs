@@ -18,6 +18,7 @@ mod wire;
 pub use chunk::Chunk;
 pub use completion::Completion;
 pub(crate) use mock::text_len;
+pub use relayed::Relayed;
 pub use wire::{WireFormat, encode};
 
 use std::collections::HashMap;
@@ -29,7 +30,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::Stream;
 use http::header::{AUTHORIZATION, RETRY_AFTER};
-use http::{HeaderMap, HeaderValue};
+use http::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::Value;
 use switchboard_crds::config::BackendConfig;
 use switchboard_crds::resources::{ProviderKind, ResponseLimits};
@@ -60,6 +61,8 @@ pub struct Call<'a> {
     pub timeout: Duration,
     /// How much the upstream may send (the route's `responseLimits`).
     pub limits: ResponseLimits,
+    /// The trace context headers (`traceparent`, `tracestate`) for the upstream.
+    pub trace: &'a [(HeaderName, HeaderValue)],
 }
 
 /// A failed upstream attempt.
@@ -206,7 +209,7 @@ impl Upstream {
     async fn post(&self, call: &Call<'_>) -> Result<Sent, UpstreamError> {
         let sent = self
             .client
-            .post(&self.endpoint, call.body.clone(), call.timeout)
+            .post(&self.endpoint, call.body.clone(), call.timeout, call.trace)
             .await
             .map_err(|e| UpstreamError::from_http(e, call.timeout))?;
         if sent.status.is_success() {
@@ -292,6 +295,15 @@ impl Provider {
             Self::Mock => "mock",
             Self::OpenAi(_) => "openai",
             Self::Anthropic(_) => "anthropic",
+        }
+    }
+
+    /// The upstream's `host:port`; `None` for the mock.
+    pub fn address(&self) -> Option<&str> {
+        match self {
+            Self::Mock => None,
+            Self::OpenAi(provider) => Some(provider.0.endpoint.authority()),
+            Self::Anthropic(provider) => Some(provider.0.endpoint.authority()),
         }
     }
 

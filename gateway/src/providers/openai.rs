@@ -84,6 +84,7 @@ mod tests {
             stream: false,
             timeout: Duration::from_secs(5),
             limits: Default::default(),
+            trace: &[],
         };
         let Ok(Reply::Complete(reply)) = provider.send(call).await else {
             panic!("expected a complete reply")

@@ -18,6 +18,9 @@ use super::chunk::ChunkShape;
 use crate::redact::Redactor;
 use crate::usage::TokenUsage;
 
+/// The longest reply id carried into a trace.
+const MAX_ID_BYTES: usize = 256;
+
 /// What the gateway reads from a payload.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Facts {
@@ -26,6 +29,21 @@ pub struct Facts {
     pub content_len: usize,
     /// A stream's final usage chunk (`choices: []`).
     pub usage_only: bool,
+    /// The first choice's `finish_reason`, if it has one.
+    pub finish_reason: Option<&'static str>,
+}
+
+/// A `finish_reason` as one of the values the OpenAI API defines, else `other`: a name the
+/// upstream chose is not carried into traces.
+pub fn finish_reason(text: &str) -> &'static str {
+    match text {
+        "stop" => "stop",
+        "length" => "length",
+        "tool_calls" => "tool_calls",
+        "content_filter" => "content_filter",
+        "function_call" => "function_call",
+        _ => "other",
+    }
 }
 
 /// A kind of payload: how its facts are read.
@@ -102,6 +120,19 @@ impl<S> Relayed<S> {
     /// Bytes of content text.
     pub fn content_len(&self) -> usize {
         self.facts.content_len
+    }
+
+    pub fn finish_reason(&self) -> Option<&'static str> {
+        self.facts.finish_reason
+    }
+
+    /// The payload's `id`, read again (for traces, which want it once per reply).
+    pub fn response_id(&self) -> Option<String> {
+        #[derive(serde::Deserialize)]
+        struct Id {
+            id: Option<String>,
+        }
+        serde_json::from_slice::<Id>(&self.json).ok()?.id.filter(|id| id.len() <= MAX_ID_BYTES)
     }
 }
 

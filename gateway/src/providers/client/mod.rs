@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{CONTENT_TYPE, HOST, PROXY_AUTHORIZATION};
-use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Uri};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper_util::client::proxy::matcher::Matcher;
@@ -81,6 +81,13 @@ pub struct Sent {
     pub body: ResponseBody,
 }
 
+impl Endpoint {
+    /// The upstream's `host:port` as written in its URL.
+    pub fn authority(&self) -> &str {
+        self.uri.authority().map_or("", |a| a.as_str())
+    }
+}
+
 impl HttpClient {
     pub fn new(connect_timeout: Duration) -> Result<HttpClient, String> {
         let tls = TLS.clone()?;
@@ -118,13 +125,23 @@ impl HttpClient {
         Ok(Endpoint { upstream: format!("{scheme}://{authority}").into(), uri, target, headers, route })
     }
 
-    /// POSTs a JSON body; the whole call, reading the reply's body included, ends at `timeout`.
-    pub async fn post(&self, endpoint: &Endpoint, body: Bytes, timeout: Duration) -> Result<Sent, HttpError> {
+    /// POSTs a JSON body with the endpoint's headers and `extra` (trace context); the whole call,
+    /// reading the reply's body included, ends at `timeout`.
+    pub async fn post(
+        &self,
+        endpoint: &Endpoint,
+        body: Bytes,
+        timeout: Duration,
+        extra: &[(HeaderName, HeaderValue)],
+    ) -> Result<Sent, HttpError> {
         let mut deadline = Box::pin(tokio::time::sleep(timeout));
         let mut request = Request::new(Full::new(body));
         *request.method_mut() = Method::POST;
         *request.uri_mut() = endpoint.target.clone();
         *request.headers_mut() = endpoint.headers.clone();
+        for (name, value) in extra {
+            request.headers_mut().insert(name.clone(), value.clone());
+        }
         let (response, conn) = tokio::select! {
             biased;
             exchanged = self.exchange(endpoint, request) => exchanged?,
