@@ -24,9 +24,11 @@ NGINX_RATIO_MIN = 0.6  # gateway req/s over the nginx hop's at c=64
 P50_OVER_NGINX_MAX = 2.0  # gateway's added p50 over direct at c=1, in multiples of nginx's
 P99_ADDED_MAX_MS = 1.0  # added p99 over direct at c=16
 LITELLM_RATIO_MIN = 150.0  # gateway req/s over LiteLLM req/s at c=64
+OBSERVED_RATIO_MIN = 0.9  # gateway (request log + traces) req/s over gateway-bare's at c=16
 
 # Which targets each server process serves, for the memory table.
-SERVES = {"fake-upstream": "direct (and the upstream of all)", "nginx": "nginx", "gateway": "gateway", "litellm": "litellm"}
+SERVES = {"fake-upstream": "direct (and the upstream of all)", "nginx": "nginx", "gateway": "gateway",
+          "gateway-bare": "gateway-bare", "otelcol": "gateway's traces", "litellm": "litellm"}
 
 
 def parse(path: Path) -> dict[str, float]:
@@ -91,7 +93,7 @@ def main() -> None:
         sys.exit("report: no results")
 
     mode_order = {"json": 0, "sse": 1}
-    target_order = {"direct": 0, "nginx": 1, "gateway": 2, "gateway-mock": 3, "litellm": 4}
+    target_order = {"direct": 0, "nginx": 1, "gateway": 2, "gateway-bare": 3, "gateway-mock": 4, "litellm": 5}
     keys = sorted(runs, key=lambda k: (mode_order.get(k[0], 9), k[2], target_order.get(k[1], 9), k[1]))
 
     header = ["mode", "conc", "target", "req/s", "p50 ms", "p99 ms", "errors",
@@ -158,6 +160,11 @@ def main() -> None:
             added = gateway[16]["p99"] - direct[16]["p99"]
             goals.append([mode, "added p99 at c=16", f"{added:+.3f} ms", f"< {P99_ADDED_MAX_MS} ms",
                           added < P99_ADDED_MAX_MS])  # fmt: skip
+        bare = by("gateway-bare")
+        if 16 in gateway and 16 in bare and bare[16]["rps"]:
+            ratio = gateway[16]["rps"] / bare[16]["rps"]
+            goals.append([mode, "request log + traces on vs off at c=16", f"{ratio:.3f}x",
+                          f">= {OBSERVED_RATIO_MIN}x", ratio >= OBSERVED_RATIO_MIN])  # fmt: skip
         if 64 in gateway and 64 in litellm and litellm[64]["rps"]:
             ratio = gateway[64]["rps"] / litellm[64]["rps"]
             goals.append([mode, "req/s vs LiteLLM at c=64", f"{ratio:.1f}x", f">= {LITELLM_RATIO_MIN:.0f}x",

@@ -2,6 +2,10 @@
 # `make bench`: wrk load against the fake upstream directly, through a bare nginx reverse proxy,
 # through the gateway and through LiteLLM's proxy, in one run (docs/benchmarks.md).
 #
+# `gateway` runs with everything on: the request log, and OpenTelemetry traces sampled at 1.0 and
+# exported over OTLP/gRPC to a real collector on loopback (scripts/otelcol.sh, nop exporter);
+# `gateway-bare` is a second gateway with both off, for what observability costs.
+#
 # Builds release binaries, starts fake-upstream (--no-record), the gateway (bench/config: rate limits
 # and a hard budget that never trigger, SQLite ledger in a temporary directory) and LiteLLM's proxy
 # (bench/litellm.yaml, from the venv of bench/litellm-venv.sh, 2 workers) on free loopback ports, checks
@@ -15,7 +19,7 @@
 #   BENCH_DURATION=10s           per wrk run
 #   BENCH_CONCURRENCY="1 16 64"  connections per run
 #   BENCH_MODES="json sse"       non-streaming and/or streaming requests
-#   BENCH_TARGETS="direct nginx gateway litellm"  add gateway-mock for the gateway's built-in mock provider
+#   BENCH_TARGETS="direct nginx gateway gateway-bare litellm"  add gateway-mock for the gateway's built-in mock provider
 #                                (no upstream hop); leave out litellm to skip its venv and startup
 #   BENCH_GATEWAY_ARGS="..."     extra gateway flags (e.g. --request-log=false, to measure what the log costs)
 #   BENCH_BUILD=0                use the release binaries already in $CARGO_TARGET_DIR, no cargo build
@@ -34,7 +38,7 @@ export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/switchboard/target}
 duration=${BENCH_DURATION:-10s}
 concurrency=${BENCH_CONCURRENCY:-1 16 64}
 modes=${BENCH_MODES:-json sse}
-targets=${BENCH_TARGETS:-direct nginx gateway litellm}
+targets=${BENCH_TARGETS:-direct nginx gateway gateway-bare litellm}
 key=sk-switchboard-bench
 has_target() { [[ " $targets " == *" $1 "* ]]; }
 
@@ -87,6 +91,7 @@ cleanup() {
     for pid in "${pids[@]}"; do
         wait "$pid" 2>/dev/null || true
     done
+    [[ -f $work/otelcol/otelcol.pid ]] && scripts/otelcol.sh stop "$work/otelcol" 2>/dev/null
     if [[ -n "${BENCH_KEEP:-}" ]]; then log "kept $work"; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
@@ -164,16 +169,27 @@ fi
 
 mkdir -p "$work/config"
 sed "s|{FAKE_BASE_URL}|http://127.0.0.1:$fake_port/v1|g" bench/config/bench.yaml >"$work/config/bench.yaml"
-gateway_port=$(free_port)
+mkdir -p "$work/otelcol"
+otlp_grpc=$(scripts/otelcol.sh start "$work/otelcol" nop | sed -n 's/^OTLP_GRPC=//p')
+[[ -n $otlp_grpc ]] || die "the OpenTelemetry Collector did not start (scripts/otelcol.sh)"
 read -r -a gateway_args <<<"${BENCH_GATEWAY_ARGS:-}"
-RUST_LOG=${RUST_LOG:-warn} "$bin/switchboard-gateway" \
-    --config-dir "$work/config" \
-    --listen "127.0.0.1:$gateway_port" \
-    --database-url "sqlite://$work/ledger.db?mode=rwc" \
-    --admin-token sk-switchboard-bench-admin "${gateway_args[@]}" >"$work/gateway.log" 2>&1 &
-gateway_pid=$!
-pids+=("$gateway_pid")
-wait_ok "http://127.0.0.1:$gateway_port/readyz" "$gateway_pid" gateway
+# start_gateway NAME DB ARGS...: a gateway on bench/config; sets gateway_port/gateway_pid.
+start_gateway() {
+    local name=$1 db=$2
+    shift 2
+    gateway_port=$(free_port)
+    RUST_LOG=${RUST_LOG:-warn} "$bin/switchboard-gateway" \
+        --config-dir "$work/config" \
+        --listen "127.0.0.1:$gateway_port" \
+        --database-url "sqlite://$work/$db?mode=rwc" \
+        --admin-token sk-switchboard-bench-admin "$@" "${gateway_args[@]}" >"$work/$name.log" 2>&1 &
+    gateway_pid=$!
+    pids+=("$gateway_pid")
+    wait_ok "http://127.0.0.1:$gateway_port/readyz" "$gateway_pid" "$name"
+}
+start_gateway gateway-bare bare.db --request-log=false
+bare_port=$gateway_port bare_pid=$gateway_pid
+start_gateway gateway ledger.db --otlp-endpoint "$otlp_grpc" --otlp-protocol grpc --trace-sampling-ratio 1
 if [[ -n $litellm_pid ]]; then
     wait_ok "http://127.0.0.1:$litellm_port/health/liveliness" "$litellm_pid" litellm 180
     litellm_version=$("$litellm_venv/bin/python" -c 'import importlib.metadata as m; print(m.version("litellm"))')
@@ -187,6 +203,7 @@ target_spec() {
         nginx) echo "http://127.0.0.1:$nginx_port/v1/chat/completions bench-model" ;;
         gateway) echo "http://127.0.0.1:$gateway_port/v1/chat/completions bench-model" ;;
         gateway-mock) echo "http://127.0.0.1:$gateway_port/v1/chat/completions bench-mock" ;;
+        gateway-bare) echo "http://127.0.0.1:$bare_port/v1/chat/completions bench-model" ;;
         litellm) echo "http://127.0.0.1:$litellm_port/v1/chat/completions bench-model" ;;
         *) die "unknown target $1" ;;
     esac
@@ -225,7 +242,10 @@ for target in $targets; do
     run_wrk "$work/warmup-$target.txt" json "$target" 8 2s
 done
 
-# CPU seconds (utime + stime) the gateway has used so far, for CPU time per request.
+# The process serving a gateway target, for its CPU time.
+target_pid() { if [[ $1 == gateway-bare ]]; then echo "$bare_pid"; else echo "$gateway_pid"; fi; }
+
+# CPU seconds (utime + stime) a process has used so far, for CPU time per request.
 cpu_seconds() {
     python3 -c 'import os, sys; f = open(f"/proc/{sys.argv[1]}/stat").read().rsplit(")", 1)[1].split(); print((int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK"))' "$1"
 }
@@ -239,13 +259,13 @@ for mode in $modes; do
         for c in $concurrency; do
             log "$mode $target c=$c"
             if [[ -n $profile && $target == gateway* ]]; then
-                perf record -q -e cpu-clock -F 199 --call-graph dwarf,16384 -p "$gateway_pid" \
+                perf record -q -e cpu-clock -F 199 --call-graph dwarf,16384 -p "$(target_pid "$target")" \
                     -o "$work/perf-$mode-$target-c$c.data" >/dev/null 2>&1 &
                 perf_pid=$!
             fi
-            [[ $target == gateway* ]] && cpu_before=$(cpu_seconds "$gateway_pid")
+            [[ $target == gateway* ]] && cpu_before=$(cpu_seconds "$(target_pid "$target")")
             run_wrk "$work/results/$mode,$target,$c.txt" "$mode" "$target" "$c" "$duration"
-            [[ $target == gateway* ]] && echo "$cpu_before $(cpu_seconds "$gateway_pid")" >"$work/cpu/$mode,$target,$c.txt"
+            [[ $target == gateway* ]] && echo "$cpu_before $(cpu_seconds "$(target_pid "$target")")" >"$work/cpu/$mode,$target,$c.txt"
             if [[ -n $profile && $target == gateway* ]]; then
                 kill -INT "$perf_pid"
                 wait "$perf_pid" || true
@@ -255,7 +275,7 @@ for mode in $modes; do
 done
 
 # Memory at the end of the load: peak (VmHWM) and current RSS of each server's process tree.
-procs=("fake-upstream=${pids[0]}" "gateway=$gateway_pid")
+procs=("fake-upstream=${pids[0]}" "gateway=$gateway_pid" "gateway-bare=$bare_pid" "otelcol=$(cat "$work/otelcol/otelcol.pid")")
 has_target nginx && procs+=("nginx=$nginx_pid")
 [[ -n $litellm_pid ]] && procs+=("litellm=$litellm_pid")
 python3 bench/rss.py "${procs[@]}" >"$work/rss.tsv"

@@ -315,3 +315,35 @@ def test_an_unsampled_caller_is_not_recorded_but_passed_on(
     assert [s for s in collector.all_spans() if s["traceId"] == quiet] == []
     (sent,) = upstream_traceparents(fake_upstream, quiet)
     assert sent.endswith("-00"), sent
+
+
+def test_an_mcp_tool_call_is_a_span_with_the_model_request_inside(start_gateway, collector: Collector) -> None:
+    import anyio
+    import httpx2
+    from mcp import Client
+    from mcp.client.streamable_http import streamable_http_client
+
+    gateway = traced_gateway(start_gateway, collector)
+    client_trace, client_span = secrets.token_hex(16), secrets.token_hex(8)
+    headers = {"authorization": "Bearer sk-switchboard-demo", "traceparent": f"00-{client_trace}-{client_span}-01"}
+
+    async def scenario():
+        async with httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(30.0)) as http_client:
+            transport = streamable_http_client(f"{gateway.url}/mcp", http_client=http_client)
+            async with Client(transport) as client:
+                # ada's budget (ROUTES) refuses the turn: the tool fails, after its exchange began.
+                result = await client.call_tool("chat", {"persona": "ada", "message": "hello"})
+                assert result.is_error
+
+    anyio.run(scenario)
+    spans = collector.spans(client_trace, 2)
+    (tool,) = [s for s in spans if s["name"] == "tools/call chat"]
+    (chat,) = [s for s in spans if s["name"] == "chat persona/ada"]
+    assert tool["kind"] == SERVER and tool["parentSpanId"] == client_span
+    assert chat["parentSpanId"] == tool["spanId"], "the model request is inside the tool call"
+    attrs = attributes(tool)
+    assert attrs["mcp.method.name"] == "tools/call"
+    assert attrs["gen_ai.tool.name"] == "chat"
+    assert attrs["gen_ai.operation.name"] == "execute_tool"
+    assert attrs["error.type"] == "budget_exceeded"
+    assert attributes(chat)["switchboard.endpoint"] == "mcp"

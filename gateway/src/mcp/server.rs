@@ -11,6 +11,7 @@ use std::time::Instant;
 
 use http::HeaderMap;
 use http::request::Parts;
+use opentelemetry::KeyValue;
 use rmcp::model::{
     CacheScope, CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
     ListResourcesResult, ListToolsResult, PaginatedRequestParams, ProtocolVersion, ReadResourceRequestParams,
@@ -111,12 +112,15 @@ impl ServerHandler for McpServer {
         };
         let (auth, parts) = authenticated(&context)?;
         let call = Call { state: &self.state, auth: &auth, started: Instant::now() };
+        let span = self.state.tracer.open(&parts.headers, format!("{TOOLS_CALL} {}", tool.as_str()));
+        let inner_headers = span.as_ref().map(|span| span.inner_headers(&parts.headers));
+        let headers = inner_headers.as_ref().unwrap_or(&parts.headers);
         let arguments = Value::Object(request.arguments.unwrap_or_default());
         let catalog = &self.catalog;
         // Arguments first (an invalid call costs nothing), then one request against the caller's
         // rate limits, then the tool.
         let result = match tool {
-            ToolName::Chat => self.chat(&call, arguments, &parts.headers).await,
+            ToolName::Chat => self.chat(&call, arguments, headers).await,
             ToolName::ListPersonas => {
                 counted(&call, tool, async {
                     admit(&call).await?;
@@ -165,6 +169,16 @@ impl ServerHandler for McpServer {
                 .await
             }
         };
+        if let Some(span) = span {
+            let attributes = mcp_attributes(TOOLS_CALL, &auth, headers)
+                .into_iter()
+                .chain([
+                    KeyValue::new("gen_ai.operation.name", "execute_tool"),
+                    KeyValue::new("gen_ai.tool.name", tool.as_str()),
+                ])
+                .collect();
+            span.end(&self.state.tracer, attributes, result.as_ref().err().map(ToolError::code));
+        }
         Ok(result.unwrap_or_else(ToolError::into_result).into())
     }
 
@@ -186,9 +200,17 @@ impl ServerHandler for McpServer {
         request: ReadResourceRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, ErrorData> {
-        let (auth, _) = authenticated(&context)?;
+        let (auth, parts) = authenticated(&context)?;
         let call = Call { state: &self.state, auth: &auth, started: Instant::now() };
-        let contents = call.read(&request.uri).await?;
+        let span = self.state.tracer.open(&parts.headers, RESOURCES_READ.to_owned());
+        let contents = call.read(&request.uri).await;
+        if let Some(span) = span {
+            let mut attributes = mcp_attributes(RESOURCES_READ, &auth, &parts.headers);
+            attributes.push(KeyValue::new("mcp.resource.uri", request.uri.clone()));
+            let error = contents.as_ref().err().map(|_| "resource_error");
+            span.end(&self.state.tracer, attributes, error);
+        }
+        let contents = contents?;
         Ok(ReadResourceResult::new(vec![contents])
             .with_ttl_ms(0)
             .with_cache_scope(CacheScope::Private)
@@ -229,6 +251,22 @@ async fn admit(call: &Call<'_>) -> Result<(), ToolError> {
         }
     }
 }
+
+/// The MCP semantic conventions' attributes of a call, and the caller.
+fn mcp_attributes(method: &'static str, auth: &Authenticated, headers: &HeaderMap) -> Vec<KeyValue> {
+    let mut attributes = vec![
+        KeyValue::new("mcp.method.name", method),
+        KeyValue::new("switchboard.tenant", auth.caller.tenant.clone()),
+        KeyValue::new("switchboard.api_key.name", auth.caller.key_id.clone()),
+    ];
+    let session = headers.get("mcp-session-id").and_then(|v| v.to_str().ok()).filter(|v| v.len() <= 256);
+    attributes.extend(session.map(|id| KeyValue::new("mcp.session.id", id.to_owned())));
+    attributes
+}
+
+/// The MCP methods traced.
+const TOOLS_CALL: &str = "tools/call";
+const RESOURCES_READ: &str = "resources/read";
 
 /// `chat` answers with the reply as text, and the reply with usage as structured content.
 fn chat_result(value: Value) -> CallToolResult {

@@ -146,6 +146,13 @@ impl Tracer {
         })
     }
 
+    /// A server span for an operation other than a model request (an MCP call), if spans are
+    /// recorded: ended with [`OpenSpan::end`].
+    pub fn open(&self, headers: &HeaderMap, name: String) -> Option<OpenSpan> {
+        let context = self.start(headers, &name).filter(|c| c.recorded)?;
+        Some(OpenSpan { context, name, started: std::time::SystemTime::now() })
+    }
+
     /// A new span id (for an upstream attempt), if spans are recorded.
     pub fn new_span_id(&self) -> Option<opentelemetry::trace::SpanId> {
         self.0.as_ref().map(|e| e.ids.new_span_id())
@@ -174,6 +181,31 @@ impl Tracer {
             Ok(Ok(Err(error))) => tracing::warn!(%error, "traces not all exported at shutdown"),
             _ => tracing::warn!("traces not all exported at shutdown"),
         }
+    }
+}
+
+/// A server span under way.
+pub struct OpenSpan {
+    context: TraceContext,
+    name: String,
+    started: std::time::SystemTime,
+}
+
+impl OpenSpan {
+    /// `headers` with this span as the `traceparent`, for work done inside it (the exchange of
+    /// an MCP `chat` call).
+    pub fn inner_headers(&self, headers: &HeaderMap) -> HeaderMap {
+        let mut inner = headers.clone();
+        for (name, value) in self.context.headers_for(self.context.span_id) {
+            inner.insert(name, value);
+        }
+        inner
+    }
+
+    /// Ends the span now with `attributes`, an error type if it failed, and exports it if sampled.
+    pub fn end(self, tracer: &Tracer, attributes: Vec<KeyValue>, error: Option<&str>) {
+        let ended = std::time::SystemTime::now();
+        spans::export_plain(tracer, &self.context, self.name, (self.started, ended), attributes, error);
     }
 }
 

@@ -110,6 +110,37 @@ pub fn export(
     tracer.export(spans);
 }
 
+/// A server span of a plain operation: its attributes, and `error.type` with an error status if it
+/// failed.
+pub fn export_plain(
+    tracer: &Tracer,
+    context: &TraceContext,
+    name: String,
+    (started, end): (SystemTime, SystemTime),
+    mut attributes: Vec<KeyValue>,
+    error: Option<&str>,
+) {
+    let Some(scope) = tracer.scope().filter(|_| context.sampled) else { return };
+    if let Some(error) = error {
+        attributes.push(KeyValue::new("error.type", error.to_owned()));
+    }
+    tracer.export([SpanData {
+        span_context: span_context(context, context.span_id),
+        parent_span_id: context.parent.unwrap_or(SpanId::INVALID),
+        parent_span_is_remote: context.parent.is_some(),
+        span_kind: SpanKind::Server,
+        name: Cow::Owned(name),
+        start_time: started,
+        end_time: end,
+        attributes,
+        dropped_attributes_count: 0,
+        events: SpanEvents::default(),
+        links: SpanLinks::default(),
+        status: error.map_or(Status::Unset, |e| Status::error(e.to_owned())),
+        instrumentation_scope: scope.clone(),
+    }]);
+}
+
 fn span_context(context: &TraceContext, span_id: SpanId) -> SpanContext {
     SpanContext::new(context.trace_id, span_id, context.flags(), false, context.trace_state())
 }
