@@ -5,6 +5,7 @@ use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
+use crate::telemetry::genai_metrics::{GenAiMetrics, Observed};
 use crate::usage::TokenUsage;
 
 /// The gateway's metrics, registered in their own registry.
@@ -25,6 +26,9 @@ pub struct Metrics {
     backend_healthy: IntGaugeVec,
     queue_waiting: IntGauge,
     budget_warnings: IntCounterVec,
+    /// The GenAI conventions' metrics, in a registry of their own: their names take no prefix.
+    genai_registry: Registry,
+    genai: GenAiMetrics,
 }
 
 impl Metrics {
@@ -113,7 +117,11 @@ impl Metrics {
         ] {
             registry.register(collector)?;
         }
+        let genai_registry = Registry::new();
+        let genai = GenAiMetrics::register(&genai_registry)?;
         Ok(Metrics {
+            genai_registry,
+            genai,
             registry,
             requests,
             tokens,
@@ -157,6 +165,11 @@ impl Metrics {
         self.cost_nanos.with_label_values(&[tenant, model]).inc_by(u64::try_from(cost_nanos).unwrap_or(0));
     }
 
+    /// Records a finished model request in the GenAI conventions' metrics.
+    pub fn genai(&self, request: &Observed<'_>) {
+        self.genai.observe(request);
+    }
+
     pub fn upstream_error(&self, route: &str, backend: &str, kind: &str) {
         self.upstream_errors.with_label_values(&[route, backend, kind]).inc();
     }
@@ -198,11 +211,11 @@ impl Metrics {
         }
     }
 
-    /// The Prometheus text exposition.
     /// The Prometheus text. Series labelled with a tenant or a budget (which name teams and show
     /// their spend) only `with_tenants`, for a scraper that presented the admin token.
     pub fn render(&self, with_tenants: bool) -> String {
         let mut families = self.registry.gather();
+        families.extend(self.genai_registry.gather());
         if !with_tenants {
             families.retain(|family| {
                 !family.get_metric().iter().any(|metric| {

@@ -44,6 +44,13 @@ pub struct LedgerRecord {
     pub billed: bool,
 }
 
+impl LedgerRecord {
+    /// Every input token, cached and cache writes included.
+    pub fn input_total(&self) -> u64 {
+        self.input_tokens.saturating_add(self.cached_input_tokens).saturating_add(self.cache_write_tokens)
+    }
+}
+
 /// One attempt on one backend.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Attempt {

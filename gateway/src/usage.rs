@@ -53,6 +53,11 @@ impl TokenUsage {
         [self.input, self.cached_input, self.cache_write, self.output].contains(&MAX_TOKENS)
     }
 
+    /// Every input token, cached and cache writes included (the GenAI conventions' input tokens).
+    pub fn input_total(&self) -> u64 {
+        self.input.saturating_add(self.cached_input).saturating_add(self.cache_write)
+    }
+
     pub fn total(&self) -> u64 {
         self.input
             .saturating_add(self.cached_input)

@@ -147,3 +147,25 @@ async fn usage_endpoint_reports_spend_per_tenant_to_admins_only() {
     assert!(!public.contains("tenant=") && !public.contains("cost_nanodollars"), "{public}");
     h.stop_gateway().await;
 }
+
+#[tokio::test]
+async fn genai_metrics_follow_the_semantic_conventions_and_name_no_tenant() {
+    let mut h = Harness::start().await;
+    h.post("/v1/chat/completions", TEAM_KEY, &ask("fake-model", false)).await;
+    h.post("/v1/chat/completions", TEAM_KEY, &ask("fake-model", true)).await.text().await.unwrap();
+    let public = h.client.get(h.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let labels =
+        r#"gen_ai_operation_name="chat",gen_ai_provider_name="openai",gen_ai_request_model="fake-model""#;
+    for series in [
+        format!("gen_ai_client_token_usage_count{{{labels},gen_ai_token_type=\"input\"}} 2"),
+        format!("gen_ai_client_token_usage_count{{{labels},gen_ai_token_type=\"output\"}} 2"),
+        format!("gen_ai_server_request_duration_seconds_count{{error_type=\"\",{labels}}} 2"),
+        // Only the stream has a first token.
+        format!("gen_ai_server_time_to_first_token_seconds_count{{error_type=\"\",{labels}}} 1"),
+        // The conventions' advice: token buckets in powers of four.
+        format!("gen_ai_client_token_usage_bucket{{{labels},gen_ai_token_type=\"input\",le=\"16384\"}} 2"),
+    ] {
+        assert!(public.contains(&series), "{series} missing:\n{public}");
+    }
+    h.stop_gateway().await;
+}

@@ -14,6 +14,7 @@ use crate::ledger::LedgerRecord;
 use crate::providers::Completion;
 use crate::ratelimit::Dimension;
 use crate::serving::runtime::BackendRuntime;
+use crate::telemetry::genai_metrics::Observed;
 use crate::telemetry::spans::RequestFacts;
 use crate::usage::{TokenUsage, estimate_tokens};
 
@@ -154,6 +155,15 @@ impl Exchange {
             self.trail.event("switchboard.budget.settled", vec![settled]);
         }
         self.trail.fill(&mut record);
+        self.metrics.genai(&Observed {
+            operation: "chat",
+            provider,
+            model: &self.model,
+            tokens: record.billed.then(|| (usage.input_total(), usage.output)),
+            seconds: elapsed.as_secs_f64(),
+            time_to_first_token: record.ttft_ms.map(|ms| ms as f64 / 1e3),
+            error: error_code,
+        });
         let facts = RequestFacts {
             operation: "chat",
             response_model: &self.target.model.upstream_model,

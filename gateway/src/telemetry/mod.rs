@@ -23,6 +23,7 @@ use opentelemetry_sdk::trace::{
 };
 
 pub mod context;
+pub mod genai_metrics;
 pub mod spans;
 
 use self::context::{TraceContext, remote};

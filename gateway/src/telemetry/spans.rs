@@ -177,15 +177,7 @@ fn request_attributes(
     ];
     if record.billed {
         attributes.extend([
-            KeyValue::new(
-                "gen_ai.usage.input_tokens",
-                count(
-                    record
-                        .input_tokens
-                        .saturating_add(record.cached_input_tokens)
-                        .saturating_add(record.cache_write_tokens),
-                ),
-            ),
+            KeyValue::new("gen_ai.usage.input_tokens", count(record.input_total())),
             KeyValue::new("gen_ai.usage.output_tokens", count(record.output_tokens)),
             KeyValue::new("gen_ai.usage.cache_read.input_tokens", count(record.cached_input_tokens)),
             KeyValue::new("gen_ai.usage.cache_creation.input_tokens", count(record.cache_write_tokens)),
