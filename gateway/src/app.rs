@@ -11,7 +11,7 @@ use axum::middleware::from_fn_with_state;
 use axum::response::Response;
 use axum::routing::{get, post};
 
-use crate::api::{admin, chat, health, messages, models, requests, subjects};
+use crate::api::{admin, chat, health, messages, models, requests, stats, subjects};
 use crate::auth::{require_admin, require_tenant};
 use crate::error::{ApiError, Dialect};
 use crate::listener::read_body_within;
@@ -25,12 +25,16 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/subjects/{subject}/memories", get(subjects::export).delete(subjects::forget))
         .route("/v1/usage/requests", get(requests::tenant_list))
         .route("/v1/usage/requests/{id}", get(requests::tenant_get))
+        .route("/v1/usage/stats", get(stats::tenant_stats))
+        .route("/v1/usage/costs", get(stats::tenant_costs))
         .route_layer(from_fn_with_state(state.clone(), require_tenant));
     let admin_api = Router::new()
         .route("/admin/v1/usage", get(admin::usage))
         .route("/admin/v1/config", get(admin::config))
         .route("/admin/v1/requests", get(requests::admin_list))
         .route("/admin/v1/requests/{id}", get(requests::admin_get))
+        .route("/admin/v1/stats", get(stats::admin_stats))
+        .route("/admin/v1/costs", get(stats::admin_costs))
         .route_layer(from_fn_with_state(state.clone(), require_admin));
     let open = Router::new()
         .route("/healthz", get(health::healthz))

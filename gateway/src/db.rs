@@ -116,3 +116,57 @@ pub fn now_ms() -> i64 {
     let millis = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
     i64::try_from(millis).unwrap_or(i64::MAX)
 }
+
+/// A value bound to a placeholder.
+#[derive(Clone, Debug)]
+pub enum Bind {
+    Text(String),
+    Int(i64),
+}
+
+/// A `WHERE` clause made of conditions, with the values it binds, in the dialect's placeholders.
+#[derive(Debug)]
+pub struct Conditions {
+    dialect: Dialect,
+    parts: Vec<String>,
+    binds: Vec<Bind>,
+}
+
+impl Conditions {
+    pub fn new(dialect: Dialect) -> Conditions {
+        Conditions { dialect, parts: Vec::new(), binds: Vec::new() }
+    }
+
+    /// Binds `value`; returns its placeholder, to write into SQL.
+    pub fn bind(&mut self, value: Bind) -> String {
+        self.binds.push(value);
+        match self.dialect {
+            Dialect::Sqlite => "?".to_owned(),
+            Dialect::Postgres => format!("${}", self.binds.len()),
+        }
+    }
+
+    /// Adds `column op value`.
+    pub fn compare(&mut self, column: &str, op: &str, value: Bind) {
+        let placeholder = self.bind(value);
+        self.parts.push(format!("{column} {op} {placeholder}"));
+    }
+
+    /// Adds a condition written with placeholders from [`Conditions::bind`].
+    pub fn push(&mut self, condition: String) {
+        self.parts.push(condition);
+    }
+
+    /// `WHERE a AND b`, or nothing.
+    pub fn clause(&self) -> String {
+        if self.parts.is_empty() { String::new() } else { format!("WHERE {}", self.parts.join(" AND ")) }
+    }
+
+    /// Binds the values to `sql`'s query, in order.
+    pub fn query<'q>(&self, sql: &'q str) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+        self.binds.iter().fold(sqlx::query(sql), |query, bind| match bind {
+            Bind::Text(text) => query.bind(text.clone()),
+            Bind::Int(int) => query.bind(*int),
+        })
+    }
+}

@@ -16,6 +16,7 @@ use crate::db::{Database, Dialect, row_placeholders};
 use crate::record::USAGE_COLUMNS;
 pub use crate::record::{Attempt, LedgerRecord};
 use crate::request_log;
+use crate::stats::rollup::Rollup;
 
 /// Rows per INSERT statement at most.
 const MAX_BATCH: usize = 500;
@@ -82,7 +83,7 @@ impl Ledger {
     }
 
     /// Inserts records in one statement per [`MAX_BATCH`] rows, in one transaction: the billed
-    /// ones into the usage ledger, all of them into the request log.
+    /// ones into the usage ledger, all of them into the request log and its statistics.
     pub async fn insert(&self, records: &[LedgerRecord]) -> Result<(), LedgerError> {
         let mut tx = self.db.pool().begin().await?;
         let billed: Vec<&LedgerRecord> = records.iter().filter(|r| r.billed).collect();
@@ -100,6 +101,7 @@ impl Ledger {
         }
         if self.request_log {
             request_log::insert(&mut tx, self.db.dialect(), records, MAX_BATCH).await?;
+            Rollup::of(records).write(&mut tx, self.db.dialect()).await?;
         }
         tx.commit().await?;
         Ok(())

@@ -27,6 +27,7 @@ pub mod server;
 pub mod serving;
 pub mod settings;
 pub mod state;
+pub mod stats;
 pub mod status;
 pub mod telemetry;
 pub mod translate;

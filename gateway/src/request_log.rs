@@ -10,7 +10,7 @@ use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 use switchboard_crds::decimal::NanoUsd;
 
-use crate::db::{Database, Dialect, row_placeholders};
+use crate::db::{Bind, Conditions, Database, Dialect, row_placeholders};
 use crate::record::{Attempt, LedgerRecord, USAGE_COLUMNS, saturating};
 
 /// Rows per page at most.
@@ -160,12 +160,6 @@ pub struct Page {
     pub next_cursor: Option<String>,
 }
 
-/// A value bound to a placeholder.
-enum Bind {
-    Text(String),
-    Int(i64),
-}
-
 /// The log in the gateway's database.
 #[derive(Clone, Debug)]
 pub struct RequestLog {
@@ -179,13 +173,7 @@ impl RequestLog {
 
     /// The page `filter` selects.
     pub async fn page(&self, filter: &Filter) -> Result<Page, sqlx::Error> {
-        let mut conditions: Vec<String> = Vec::new();
-        let mut binds: Vec<Bind> = Vec::new();
-        let dialect = self.db.dialect();
-        let placeholder = |binds: &Vec<Bind>| match dialect {
-            Dialect::Sqlite => "?".to_owned(),
-            Dialect::Postgres => format!("${}", binds.len() + 1),
-        };
+        let mut conditions = Conditions::new(self.db.dialect());
         let text_filters = [
             ("tenant", &filter.tenant),
             ("model", &filter.model),
@@ -194,51 +182,35 @@ impl RequestLog {
         ];
         for (column, value) in text_filters {
             if let Some(value) = value {
-                conditions.push(format!("{column} = {}", placeholder(&binds)));
-                binds.push(Bind::Text(value.clone()));
+                conditions.compare(column, "=", Bind::Text(value.clone()));
             }
         }
         match filter.status {
-            Some(StatusFilter::Code(code)) => {
-                conditions.push(format!("status = {}", placeholder(&binds)));
-                binds.push(Bind::Int(i64::from(code)));
-            }
+            Some(StatusFilter::Code(code)) => conditions.compare("status", "=", Bind::Int(i64::from(code))),
             Some(StatusFilter::Class(class)) => {
-                let low = placeholder(&binds);
-                binds.push(Bind::Int(i64::from(class) * 100));
-                let high = placeholder(&binds);
-                binds.push(Bind::Int(i64::from(class) * 100 + 100));
-                conditions.push(format!("status >= {low} AND status < {high}"));
+                conditions.compare("status", ">=", Bind::Int(i64::from(class) * 100));
+                conditions.compare("status", "<", Bind::Int(i64::from(class) * 100 + 100));
             }
             None => {}
         }
         // Times select by when the request began, through its id (the primary key).
         if let Some(since) = filter.since_ms {
-            conditions.push(format!("id >= {}", placeholder(&binds)));
-            binds.push(Bind::Text(first_id_at(since)));
+            conditions.compare("id", ">=", Bind::Text(first_id_at(since)));
         }
         if let Some(until) = filter.until_ms {
-            conditions.push(format!("id < {}", placeholder(&binds)));
-            binds.push(Bind::Text(first_id_at(until)));
+            conditions.compare("id", "<", Bind::Text(first_id_at(until)));
         }
         if let Some(Cursor(before)) = &filter.before {
-            conditions.push(format!("id < {}", placeholder(&binds)));
-            binds.push(Bind::Text(before.clone()));
+            conditions.compare("id", "<", Bind::Text(before.clone()));
         }
         let limit = filter.limit.clamp(1, MAX_PAGE);
         let sql = format!(
             "SELECT {} FROM request_log {} ORDER BY id DESC LIMIT {}",
             columns(),
-            if conditions.is_empty() { String::new() } else { format!("WHERE {}", conditions.join(" AND ")) },
+            conditions.clause(),
             limit + 1
         );
-        let mut query = sqlx::query(&sql);
-        for bind in binds {
-            query = match bind {
-                Bind::Text(text) => query.bind(text),
-                Bind::Int(int) => query.bind(int),
-            };
-        }
+        let query = conditions.query(&sql);
         let rows = query.fetch_all(self.db.pool()).await?;
         let mut data = rows.iter().map(row).collect::<Result<Vec<_>, _>>()?;
         let next_cursor = if data.len() > limit as usize {

@@ -26,6 +26,7 @@ use crate::serving::live::LiveRuntime;
 use crate::serving::runtime::Runtime;
 use crate::settings::Settings;
 use crate::state::{AppState, Limits, Shared};
+use crate::stats::Stats;
 use crate::status;
 use crate::telemetry::Tracer;
 
@@ -133,6 +134,8 @@ pub async fn start(settings: &Settings) -> Result<RunningGateway, StartError> {
     let personas = Personas::new(&db);
     background.push(Background::Task(personas.spawn_expiry(live.clone())));
     let request_log = RequestLog::new(db.clone());
+    let stats = Stats::new(db.clone());
+    background.push(Background::Task(stats.spawn_retention()));
     if let Some(retention) = request_log.spawn_retention(settings.request_log_retention_days) {
         background.push(Background::Task(retention));
     }
@@ -144,6 +147,7 @@ pub async fn start(settings: &Settings) -> Result<RunningGateway, StartError> {
         ledger: sender,
         ledger_reader: ledger,
         request_log,
+        stats,
         metrics,
         limits: Limits {
             max_request_bytes: settings.max_request_bytes,

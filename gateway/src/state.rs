@@ -1,5 +1,6 @@
 //! State shared by every handler, created once at startup.
 
+use crate::stats::Stats;
 use crate::telemetry::Tracer;
 use std::ops::Deref;
 use std::sync::Arc;
@@ -42,6 +43,8 @@ pub struct Shared {
     pub ledger: LedgerSender,
     /// For read queries (admin usage).
     pub ledger_reader: Ledger,
+    /// Request statistics and costs, rolled up from the request log (its rows come through `ledger`).
+    pub stats: Stats,
     /// The request log, for its queries (its rows come through `ledger`).
     pub request_log: RequestLog,
     pub metrics: Metrics,

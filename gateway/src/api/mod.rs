@@ -5,7 +5,9 @@ pub mod chat;
 pub mod health;
 pub mod messages;
 pub mod models;
+pub mod params;
 pub mod requests;
+pub mod stats;
 pub mod subjects;
 
 use axum::http::{HeaderName, HeaderValue};

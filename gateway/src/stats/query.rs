@@ -1,0 +1,272 @@
+//! Reading the statistics: series of points per group (tenant, model, route or persona), the
+//! groups with the most requests in the range first, each with its total over the range.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use sqlx::Row;
+use sqlx::any::AnyRow;
+use switchboard_crds::decimal::NanoUsd;
+
+use super::histogram::{BINS, Histogram};
+use super::rollup::{COUNTERS, Counts, histogram_columns};
+use super::{Resolution, Stats};
+use crate::db::{Bind, Conditions};
+
+/// What series are made of.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GroupBy {
+    /// One series for everything selected.
+    None,
+    Tenant,
+    Model,
+    Route,
+    Persona,
+}
+
+impl GroupBy {
+    fn column(self) -> Option<&'static str> {
+        match self {
+            GroupBy::None => None,
+            GroupBy::Tenant => Some("tenant"),
+            GroupBy::Model => Some("model"),
+            GroupBy::Route => Some("route"),
+            GroupBy::Persona => Some("persona"),
+        }
+    }
+}
+
+/// Which statistics to read.
+#[derive(Clone, Debug)]
+pub struct StatsQuery {
+    pub since_ms: i64,
+    pub until_ms: i64,
+    pub bucket: Resolution,
+    pub group_by: GroupBy,
+    pub tenant: Option<String>,
+    pub model: Option<String>,
+    pub route: Option<String>,
+    /// `""` selects requests without a persona.
+    pub persona: Option<String>,
+    /// Series at most (the groups with the most requests).
+    pub limit: u32,
+}
+
+/// One group's points and its total over the range.
+#[derive(Clone, Debug, Serialize)]
+pub struct Series {
+    /// The group's value (`null` for no grouping, and for requests without a persona).
+    pub key: Option<String>,
+    pub total: Point,
+    pub points: Vec<Point>,
+}
+
+/// What a bucket (or the whole range) holds.
+#[derive(Clone, Debug, Serialize)]
+pub struct Point {
+    /// The bucket's start (absent on totals).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub t_ms: Option<i64>,
+    pub requests: i64,
+    /// Status 400 and above; of which 500 and above; refused by limits, budgets or the queue.
+    pub errors: i64,
+    pub server_errors: i64,
+    pub refused: i64,
+    pub errors_by_code: BTreeMap<String, i64>,
+    pub cache_hits: i64,
+    pub latency_ms: Percentiles,
+    /// Streams only; `null` when none.
+    pub ttft_ms: Option<Percentiles>,
+    pub input_tokens: i64,
+    pub cached_input_tokens: i64,
+    pub cache_write_tokens: i64,
+    pub output_tokens: i64,
+    pub cost_nanos: i64,
+    pub cost_usd: String,
+}
+
+/// A distribution's mean and percentiles, estimated from its histogram.
+#[derive(Clone, Debug, Serialize)]
+pub struct Percentiles {
+    pub mean: f64,
+    pub p50: f64,
+    pub p95: f64,
+    pub p99: f64,
+}
+
+impl Percentiles {
+    fn of(histogram: &Histogram, sum: i64, count: i64) -> Option<Percentiles> {
+        let round = |ms: f64| (ms * 10.0).round() / 10.0;
+        Some(Percentiles {
+            mean: round(sum as f64 / count.max(1) as f64),
+            p50: round(histogram.quantile(0.50)?),
+            p95: round(histogram.quantile(0.95)?),
+            p99: round(histogram.quantile(0.99)?),
+        })
+    }
+}
+
+/// A bucket's counts and error codes, as read.
+#[derive(Default)]
+struct Bucket {
+    counts: Counts,
+    errors: BTreeMap<String, i64>,
+}
+
+impl Bucket {
+    fn add(&mut self, other: &Bucket) {
+        self.counts.add(&other.counts);
+        for (code, n) in &other.errors {
+            *self.errors.entry(code.clone()).or_default() += n;
+        }
+    }
+
+    fn point(&self, t_ms: Option<i64>) -> Point {
+        let [
+            requests,
+            errors,
+            server_errors,
+            refused,
+            cache_hits,
+            input,
+            cached,
+            cache_write,
+            output,
+            cost,
+            latency_sum,
+            ttft_count,
+            ttft_sum,
+        ] = self.counts.counters;
+        Point {
+            t_ms,
+            requests,
+            errors,
+            server_errors,
+            refused,
+            errors_by_code: self.errors.clone(),
+            cache_hits,
+            latency_ms: Percentiles::of(&self.counts.latency, latency_sum, requests).unwrap_or(Percentiles {
+                mean: 0.0,
+                p50: 0.0,
+                p95: 0.0,
+                p99: 0.0,
+            }),
+            ttft_ms: Percentiles::of(&self.counts.ttft, ttft_sum, ttft_count),
+            input_tokens: input,
+            cached_input_tokens: cached,
+            cache_write_tokens: cache_write,
+            output_tokens: output,
+            cost_nanos: cost,
+            cost_usd: NanoUsd(cost).to_string(),
+        }
+    }
+}
+
+impl Stats {
+    /// The series `query` selects, the busiest groups first.
+    pub async fn series(&self, query: &StatsQuery) -> Result<Vec<Series>, sqlx::Error> {
+        let mut conditions = self.conditions(query);
+        let group = query.group_by.column();
+        if let Some(column) = group {
+            let top = self.top_groups(query, column).await?;
+            if top.is_empty() {
+                return Ok(Vec::new());
+            }
+            let placeholders: Vec<String> =
+                top.into_iter().map(|key| conditions.bind(Bind::Text(key))).collect();
+            conditions.push(format!("{column} IN ({})", placeholders.join(", ")));
+        }
+        let group_select = group.map_or_else(|| "''".to_owned(), str::to_owned);
+        let group_by = group.map_or_else(String::new, |c| format!(", {c}"));
+        let sums: Vec<String> = COUNTERS
+            .iter()
+            .map(|c| (*c).to_owned())
+            .chain(histogram_columns())
+            .map(|c| format!("CAST(SUM({c}) AS BIGINT)"))
+            .collect();
+        let sql = format!(
+            "SELECT bucket_ms, {group_select} AS grp, {} FROM request_stats {} GROUP BY bucket_ms{group_by}",
+            sums.join(", "),
+            conditions.clause(),
+        );
+        let mut groups: BTreeMap<String, BTreeMap<i64, Bucket>> = BTreeMap::new();
+        for row in conditions.query(&sql).fetch_all(self.db.pool()).await? {
+            let (bucket, key) = (row.try_get::<i64, _>(0)?, row.try_get::<String, _>(1)?);
+            groups.entry(key).or_default().entry(bucket).or_default().counts = counts(&row)?;
+        }
+        let sql = format!(
+            "SELECT bucket_ms, {group_select} AS grp, error_code, CAST(SUM(requests) AS BIGINT) \
+             FROM request_stats_errors {} GROUP BY bucket_ms{group_by}, error_code",
+            conditions.clause(),
+        );
+        for row in conditions.query(&sql).fetch_all(self.db.pool()).await? {
+            let (bucket, key) = (row.try_get::<i64, _>(0)?, row.try_get::<String, _>(1)?);
+            let (code, count) = (row.try_get::<String, _>(2)?, row.try_get::<i64, _>(3)?);
+            groups.entry(key).or_default().entry(bucket).or_default().errors.insert(code, count);
+        }
+        let mut series: Vec<Series> = groups
+            .into_iter()
+            .map(|(key, buckets)| {
+                let mut total = Bucket::default();
+                buckets.values().for_each(|b| total.add(b));
+                Series {
+                    key: Some(key).filter(|k| group.is_some() && !k.is_empty()),
+                    total: total.point(None),
+                    points: buckets.iter().map(|(t, b)| b.point(Some(*t))).collect(),
+                }
+            })
+            .collect();
+        series.sort_by(|a, b| b.total.requests.cmp(&a.total.requests).then_with(|| a.key.cmp(&b.key)));
+        Ok(series)
+    }
+
+    /// The range, the resolution and the filters.
+    fn conditions(&self, query: &StatsQuery) -> Conditions {
+        let mut conditions = Conditions::new(self.db.dialect());
+        conditions.compare("resolution_ms", "=", Bind::Int(query.bucket.ms()));
+        conditions.compare("bucket_ms", ">=", Bind::Int(query.bucket.floor(query.since_ms)));
+        conditions.compare("bucket_ms", "<", Bind::Int(query.until_ms));
+        let filters = [
+            ("tenant", &query.tenant),
+            ("model", &query.model),
+            ("route", &query.route),
+            ("persona", &query.persona),
+        ];
+        for (column, value) in filters {
+            if let Some(value) = value {
+                conditions.compare(column, "=", Bind::Text(value.clone()));
+            }
+        }
+        conditions
+    }
+
+    /// The `limit` groups with the most requests in the range.
+    async fn top_groups(&self, query: &StatsQuery, column: &str) -> Result<Vec<String>, sqlx::Error> {
+        let conditions = self.conditions(query);
+        let sql = format!(
+            "SELECT {column}, CAST(SUM(requests) AS BIGINT) AS n FROM request_stats {} \
+             GROUP BY {column} ORDER BY n DESC, {column} LIMIT {}",
+            conditions.clause(),
+            query.limit.max(1),
+        );
+        let rows = conditions.query(&sql).fetch_all(self.db.pool()).await?;
+        rows.iter().map(|row| row.try_get::<String, _>(0)).collect()
+    }
+}
+
+/// A row's counters and histograms, read from the columns after the bucket and the group.
+fn counts(row: &AnyRow) -> Result<Counts, sqlx::Error> {
+    let mut counts = Counts::default();
+    let mut column = 2;
+    for counter in &mut counts.counters {
+        *counter = row.try_get(column)?;
+        column += 1;
+    }
+    for bin in counts.latency.0.iter_mut().chain(counts.ttft.0.iter_mut()) {
+        *bin = u64::try_from(row.try_get::<i64, _>(column)?).unwrap_or(0);
+        column += 1;
+    }
+    debug_assert_eq!(column, 2 + COUNTERS.len() + 2 * BINS);
+    Ok(counts)
+}
