@@ -16,7 +16,7 @@ SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 .DEFAULT_GOAL := help
 
-.PHONY: help build run fake-upstream test sdk-test mcp-conformance resilience schemathesis venv lint fmt crds chart-lint bench bench-operator e2e clean
+.PHONY: help build run fake-upstream test sdk-test mcp-conformance resilience schemathesis venv lint fmt crds chart-lint bench bench-stats bench-operator e2e clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -70,6 +70,9 @@ chart-lint: ## Lint the Helm chart, kustomize bases and Argo CD example (helm li
 
 bench: ## Benchmark the fake upstream directly, a bare nginx hop, the gateway and LiteLLM's proxy (wrk), print the tables (docs/benchmarks.md)
 	bench/run.sh
+
+bench-stats: ## Time /admin/v1/stats and /admin/v1/costs over 10 million logged requests on SQLite and PostgreSQL (BENCH_STATS_ROWS=N for fewer; docs/benchmarks.md)
+	bench/stats.sh
 
 bench-operator: ## Scale benchmark of the operator and the in-cluster gateway on the e2e apiserver (BENCH_ARGS='--scale 0.05' for a quick run; docs/benchmarks.md)
 	python3 bench/operator_scale $(BENCH_ARGS)
