@@ -188,7 +188,7 @@ fn request(rng: &mut SmallRng, at: i64, tenant: usize) -> LedgerRecord {
         output_tokens: output,
         cost_nanos: i64::try_from(input * 150 + output * 600).unwrap_or(0),
         latency_ms: latency,
-        ttft_ms: (streamed && billed).then(|| latency / 4),
+        ttft_ms: (streamed && billed).then_some(latency / 4),
         billed,
         ..LedgerRecord::default()
     }
