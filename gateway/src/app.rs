@@ -11,7 +11,7 @@ use axum::middleware::from_fn_with_state;
 use axum::response::Response;
 use axum::routing::{get, post};
 
-use crate::api::{admin, chat, health, messages, models, requests, stats, subjects};
+use crate::api::{admin, chat, health, messages, models, requests, routes, stats, subjects, tenants};
 use crate::auth::{require_admin, require_tenant};
 use crate::error::{ApiError, Dialect};
 use crate::listener::read_body_within;
@@ -27,6 +27,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/usage/requests/{id}", get(requests::tenant_get))
         .route("/v1/usage/stats", get(stats::tenant_stats))
         .route("/v1/usage/costs", get(stats::tenant_costs))
+        .route("/v1/usage/tenant", get(tenants::tenant_get))
         .route_layer(from_fn_with_state(state.clone(), require_tenant));
     let admin_api = Router::new()
         .route("/admin/v1/usage", get(admin::usage))
@@ -35,6 +36,9 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/v1/requests/{id}", get(requests::admin_get))
         .route("/admin/v1/stats", get(stats::admin_stats))
         .route("/admin/v1/costs", get(stats::admin_costs))
+        .route("/admin/v1/routes", get(routes::list))
+        .route("/admin/v1/tenants", get(tenants::list))
+        .route("/admin/v1/tenants/{name}", get(tenants::admin_get))
         .route_layer(from_fn_with_state(state.clone(), require_admin));
     let open = Router::new()
         .route("/healthz", get(health::healthz))

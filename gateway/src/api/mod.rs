@@ -7,8 +7,10 @@ pub mod messages;
 pub mod models;
 pub mod params;
 pub mod requests;
+pub mod routes;
 pub mod stats;
 pub mod subjects;
+pub mod tenants;
 
 use axum::http::{HeaderName, HeaderValue};
 use axum::response::Response;

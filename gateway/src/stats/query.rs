@@ -173,10 +173,45 @@ impl Stats {
             if top.is_empty() {
                 return Ok(Vec::new());
             }
-            let placeholders: Vec<String> =
-                top.into_iter().map(|key| conditions.bind(Bind::Text(key))).collect();
-            conditions.push(format!("{column} IN ({})", placeholders.join(", ")));
+            one_of(&mut conditions, column, top);
         }
+        let mut series: Vec<Series> = self
+            .read(&conditions, group)
+            .await?
+            .into_iter()
+            .map(|(key, buckets)| Series {
+                key: Some(key).filter(|k| group.is_some() && !k.is_empty()),
+                total: total(buckets.values()).point(None),
+                points: buckets.iter().map(|(t, b)| b.point(Some(*t))).collect(),
+            })
+            .collect();
+        series.sort_by(|a, b| b.total.requests.cmp(&a.total.requests).then_with(|| a.key.cmp(&b.key)));
+        Ok(series)
+    }
+
+    /// The totals of `keys` (values of `group`) from the UTC day holding `since_ms` on, from the
+    /// day rows: a list of tenants with their usage this month, say.
+    pub async fn day_totals(
+        &self,
+        since_ms: i64,
+        group: GroupBy,
+        keys: Vec<String>,
+    ) -> Result<BTreeMap<String, Point>, sqlx::Error> {
+        let Some(column) = group.column().filter(|_| !keys.is_empty()) else { return Ok(BTreeMap::new()) };
+        let mut conditions = Conditions::new(self.db.dialect());
+        conditions.compare("resolution_ms", "=", Bind::Int(Resolution::Day.ms()));
+        conditions.compare("bucket_ms", ">=", Bind::Int(Resolution::Day.floor(since_ms)));
+        one_of(&mut conditions, column, keys);
+        let groups = self.read(&conditions, Some(column)).await?;
+        Ok(groups.into_iter().map(|(key, buckets)| (key, total(buckets.values()).point(None))).collect())
+    }
+
+    /// The buckets of each group the conditions select.
+    async fn read(
+        &self,
+        conditions: &Conditions,
+        group: Option<&str>,
+    ) -> Result<BTreeMap<String, BTreeMap<i64, Bucket>>, sqlx::Error> {
         let group_select = group.map_or_else(|| "''".to_owned(), str::to_owned);
         let group_by = group.map_or_else(String::new, |c| format!(", {c}"));
         let sums: Vec<String> = COUNTERS
@@ -205,20 +240,7 @@ impl Stats {
             let (code, count) = (row.try_get::<String, _>(2)?, row.try_get::<i64, _>(3)?);
             groups.entry(key).or_default().entry(bucket).or_default().errors.insert(code, count);
         }
-        let mut series: Vec<Series> = groups
-            .into_iter()
-            .map(|(key, buckets)| {
-                let mut total = Bucket::default();
-                buckets.values().for_each(|b| total.add(b));
-                Series {
-                    key: Some(key).filter(|k| group.is_some() && !k.is_empty()),
-                    total: total.point(None),
-                    points: buckets.iter().map(|(t, b)| b.point(Some(*t))).collect(),
-                }
-            })
-            .collect();
-        series.sort_by(|a, b| b.total.requests.cmp(&a.total.requests).then_with(|| a.key.cmp(&b.key)));
-        Ok(series)
+        Ok(groups)
     }
 
     /// The range, the resolution and the filters.
@@ -253,6 +275,18 @@ impl Stats {
         let rows = conditions.query(&sql).fetch_all(self.db.pool()).await?;
         rows.iter().map(|row| row.try_get::<String, _>(0)).collect()
     }
+}
+
+/// `column IN (keys)`.
+fn one_of(conditions: &mut Conditions, column: &str, keys: Vec<String>) {
+    let placeholders: Vec<String> = keys.into_iter().map(|key| conditions.bind(Bind::Text(key))).collect();
+    conditions.push(format!("{column} IN ({})", placeholders.join(", ")));
+}
+
+fn total<'a>(buckets: impl Iterator<Item = &'a Bucket>) -> Bucket {
+    let mut total = Bucket::default();
+    buckets.for_each(|b| total.add(b));
+    total
 }
 
 /// A row's counters and histograms, read from the columns after the bucket and the group.

@@ -1,0 +1,230 @@
+//! Tenants as a platform team looks at them: `GET /admin/v1/tenants` (a page of tenants with their
+//! limits, key names and usage this month) and `GET /admin/v1/tenants/{name}` (the same with each
+//! budget's spend, remaining amount, burn rate and forecast, the personas and usage by model);
+//! `GET /v1/usage/tenant` is the detail of the caller's own tenant. Never a key's hash or value.
+
+use std::ops::Bound;
+use std::sync::Arc;
+
+use axum::Extension;
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Json, Response};
+use k8s_openapi::jiff::Timestamp;
+use serde_json::{Value, json};
+use switchboard_crds::config::{BudgetConfig, TenantConfig};
+use switchboard_crds::decimal::NanoUsd;
+use switchboard_crds::resources::BudgetPeriod;
+
+use super::params::{self, Params, bad};
+use crate::auth::Authenticated;
+use crate::budget::{period_end, period_start};
+use crate::error::ApiError;
+use crate::ledger::{LedgerError, Scope};
+use crate::serving::runtime::{Caller, Runtime};
+use crate::state::AppState;
+use crate::stats::GroupBy;
+
+/// Tenants per page unless `limit` says otherwise, and at most.
+const DEFAULT_PAGE: usize = 100;
+const MAX_PAGE: usize = 1_000;
+const DAY_MS: f64 = 86_400_000.0;
+
+pub async fn list(State(state): State<AppState>, params: Params) -> Response {
+    let (prefix, after, limit) = match page_params(params) {
+        Ok(page) => page,
+        Err(error) => return error.into_response(),
+    };
+    let runtime = state.runtime.load();
+    let mut page: Vec<&Arc<TenantConfig>> = runtime
+        .config
+        .tenants
+        .range::<String, _>((after.map_or(Bound::Unbounded, Bound::Excluded), Bound::Unbounded))
+        .map(|(_, tenant)| tenant)
+        .filter(|tenant| tenant.name.starts_with(&prefix))
+        .take(limit + 1)
+        .collect();
+    let next_cursor = (page.len() > limit).then(|| page[limit - 1].name.clone());
+    page.truncate(limit);
+    let month = period_start(BudgetPeriod::Monthly, Timestamp::now()).as_millisecond();
+    let names = page.iter().map(|t| t.name.clone()).collect();
+    let usage = match state.stats.day_totals(month, GroupBy::Tenant, names).await {
+        Ok(usage) => usage,
+        Err(error) => return params::unavailable("request statistics", &error),
+    };
+    let data: Vec<Value> = page
+        .iter()
+        .map(|tenant| {
+            let mut item = summary(&runtime, tenant);
+            item["usage_this_month"] = usage.get(&tenant.name).map_or(Value::Null, month_usage);
+            item
+        })
+        .collect();
+    Json(json!({"data": data, "next_cursor": next_cursor})).into_response()
+}
+
+pub async fn admin_get(State(state): State<AppState>, Path(name): Path<String>) -> Response {
+    detail(&state, &name).await
+}
+
+pub async fn tenant_get(
+    State(state): State<AppState>,
+    Extension(auth): Extension<Authenticated>,
+) -> Response {
+    detail(&state, &auth.caller.tenant).await
+}
+
+async fn detail(state: &AppState, name: &str) -> Response {
+    let runtime = state.runtime.load();
+    let Some(tenant) = runtime.config.tenants.get(name) else {
+        return ApiError::NotFound(format!("no tenant {name:?}")).into_response();
+    };
+    let now = Timestamp::now();
+    let mut budgets = Vec::new();
+    for budget in runtime.budgets_of(name) {
+        match budget_status(state, budget, now).await {
+            Ok(status) => budgets.push(status),
+            Err(error) => {
+                tracing::error!(%error, "cannot total the ledger");
+                return ApiError::Internal("the ledger is unavailable; retry later".into()).into_response();
+            }
+        }
+    }
+    let month = period_start(BudgetPeriod::Monthly, now).as_millisecond();
+    let caller = Caller { tenant: name.to_owned(), key_id: String::new() };
+    let models: Vec<String> = runtime.models_for(&caller).into_iter().map(str::to_owned).collect();
+    let (usage, by_model) = match (
+        state.stats.day_totals(month, GroupBy::Tenant, vec![name.to_owned()]).await,
+        state.stats.series(&by_model_query(name, month, now.as_millisecond())).await,
+    ) {
+        (Ok(usage), Ok(by_model)) => (usage, by_model),
+        (Err(error), _) | (_, Err(error)) => return params::unavailable("request statistics", &error),
+    };
+    let personas: Vec<Value> = runtime
+        .config
+        .personas
+        .values()
+        .filter(|p| p.tenant == name)
+        .map(|p| {
+            json!({"name": p.name, "display_name": p.display_name, "model": p.model,
+                        "memory": p.memory.enabled, "shared_with_tenants": p.shared_with_tenants})
+        })
+        .collect();
+    let mut item = summary(&runtime, tenant);
+    item["budgets"] = Value::Array(budgets);
+    item["personas"] = Value::Array(personas);
+    item["models"] = json!(models);
+    item["usage_this_month"] = usage.get(name).map_or(Value::Null, month_usage);
+    item["usage_this_month_by_model"] = Value::Array(
+        by_model
+            .iter()
+            .map(|s| {
+                let mut usage = month_usage(&s.total);
+                usage["model"] = json!(s.key);
+                usage
+            })
+            .collect(),
+    );
+    Json(item).into_response()
+}
+
+/// What the list and the detail both show.
+fn summary(runtime: &Runtime, tenant: &TenantConfig) -> Value {
+    let keys: Vec<Value> =
+        tenant.api_keys.iter().map(|k| json!({"name": k.id, "rate_limits": k.rate_limits})).collect();
+    json!({
+        "name": tenant.name,
+        "display_name": tenant.display_name,
+        "namespaces": tenant.namespaces,
+        "api_keys": keys,
+        "rate_limits": tenant.rate_limits,
+        "priority": tenant.priority,
+        "allowed_routes": tenant.allowed_routes,
+        "budgets_count": runtime.budgets_of(&tenant.name).len(),
+        "personas_count": runtime.config.personas.values().filter(|p| p.tenant == tenant.name).count(),
+    })
+}
+
+fn month_usage(point: &crate::stats::Point) -> Value {
+    json!({
+        "requests": point.requests,
+        "errors": point.errors,
+        "input_tokens": point.input_tokens,
+        "cached_input_tokens": point.cached_input_tokens,
+        "cache_write_tokens": point.cache_write_tokens,
+        "output_tokens": point.output_tokens,
+        "cost_nanos": point.cost_nanos,
+        "cost_usd": point.cost_usd,
+    })
+}
+
+fn by_model_query(tenant: &str, since_ms: i64, until_ms: i64) -> crate::stats::StatsQuery {
+    crate::stats::StatsQuery {
+        since_ms,
+        until_ms: until_ms.max(since_ms + 1),
+        bucket: crate::stats::Resolution::Day,
+        group_by: GroupBy::Model,
+        tenant: Some(tenant.to_owned()),
+        model: None,
+        route: None,
+        persona: None,
+        limit: 100,
+    }
+}
+
+/// A budget with its spend this period (from the usage ledger, as the status writer reads it),
+/// what remains, the burn rate so far and the spend forecast at the period's end at that rate.
+async fn budget_status(
+    state: &AppState,
+    budget: &BudgetConfig,
+    now: Timestamp,
+) -> Result<Value, LedgerError> {
+    let start = period_start(budget.period, now);
+    let scope = Scope {
+        tenant: &budget.tenant,
+        persona: budget.persona.as_deref(),
+        api_key: budget.api_key.as_deref(),
+    };
+    let spent = state.ledger_reader.totals(&scope, start.as_millisecond()).await?.cost_nanos;
+    // At least an hour, so that the first minutes of a period do not make a wild rate.
+    let elapsed_days = ((now.as_millisecond() - start.as_millisecond()) as f64).max(DAY_MS / 24.0) / DAY_MS;
+    let per_day = (spent as f64 / elapsed_days).round();
+    let forecast = period_end(budget.period, now).map(|end| {
+        let left_days = (end.as_millisecond() - now.as_millisecond()).max(0) as f64 / DAY_MS;
+        NanoUsd(spent.saturating_add((per_day * left_days) as i64)).to_string()
+    });
+    Ok(json!({
+        "name": budget.name,
+        "scope": budget.scope,
+        "persona": budget.persona,
+        "api_key": budget.api_key,
+        "period": budget.period,
+        "enforcement": budget.enforcement,
+        "limit_usd": budget.limit.to_string(),
+        "spent_usd": NanoUsd(spent).to_string(),
+        "remaining_usd": NanoUsd((budget.limit.0 - spent).max(0)).to_string(),
+        "burn_usd_per_day": NanoUsd(per_day as i64).to_string(),
+        "forecast_usd": forecast,
+        "period_start_ms": start.as_millisecond(),
+        "exhausted": spent >= budget.limit.0,
+    }))
+}
+
+/// `prefix`, `cursor` (the last name of the previous page) and `limit`.
+fn page_params(params: Params) -> Result<(String, Option<String>, usize), ApiError> {
+    let (mut prefix, mut cursor, mut limit) = (String::new(), None, DEFAULT_PAGE);
+    for (name, value) in params::parse(params)? {
+        match name.as_str() {
+            "prefix" => prefix = params::name(&name, value)?,
+            "cursor" => cursor = Some(params::name(&name, value)?),
+            "limit" => {
+                limit = value
+                    .parse()
+                    .ok()
+                    .filter(|limit| (1..=MAX_PAGE).contains(limit))
+                    .ok_or_else(|| bad(format!("limit must be 1 to {MAX_PAGE}")))?;
+            }
+            other => return Err(bad(format!("unknown parameter `{other}`"))),
+        }
+    }
+    Ok((prefix, cursor, limit))
+}

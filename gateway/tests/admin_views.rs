@@ -1,0 +1,123 @@
+//! The tenants and routes views on SQLite and PostgreSQL: pages and prefixes of tenants with key
+//! names (never hashes), limits and usage this month; a tenant's budgets with spend, remaining,
+//! burn rate and forecast; routes with backends, breaker state and their last minutes; a tenant
+//! key reads its own tenant only.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::{ADMIN_TOKEN, Harness, TEAM_KEY, UPSTREAM_KEY, eventually};
+use serde_json::{Value, json};
+
+const OTHER_KEY: &str = "sk-test-other";
+const EXTRA: &str = r#"
+apiVersion: v1
+kind: Secret
+metadata: {name: other-key}
+stringData: {key: sk-test-other}
+---
+apiVersion: switchboard.dev/v1alpha1
+kind: Tenant
+metadata: {name: other}
+spec:
+  displayName: The other team
+  apiKeys: [{name: app, secretRef: {name: other-key, key: key}}]
+  rateLimits: {requestsPerMinute: 100}
+---
+apiVersion: switchboard.dev/v1alpha1
+kind: Budget
+metadata: {name: team-monthly}
+spec:
+  scope: {kind: Tenant, tenant: team}
+  limitUsd: "10"
+  period: Monthly
+  enforcement: Hard
+"#;
+
+async fn get(h: &Harness, path: &str, key: &str) -> (u16, Value) {
+    let response = h.client.get(h.url(path)).bearer_auth(key).send().await.unwrap();
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap();
+    assert!(!text.contains(UPSTREAM_KEY) && !text.contains(TEAM_KEY) && !text.contains("sha256"), "{text}");
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+async fn views(mut h: Harness) {
+    h.restart_with("extra.yaml", EXTRA).await;
+    let ask = json!({"model": "fake-model", "messages": [{"role": "user", "content": "hello there"}]});
+    for key in [TEAM_KEY, TEAM_KEY, OTHER_KEY] {
+        assert_eq!(h.post("/v1/chat/completions", key, &ask).await.status(), 200);
+    }
+    eventually("usage this month is counted", || async {
+        let (_, page) = get(&h, "/admin/v1/tenants?prefix=team", ADMIN_TOKEN).await;
+        page["data"][0]["usage_this_month"]["requests"] == 2
+    })
+    .await;
+
+    // Pages by name, a cursor to the next; key names only.
+    let (status, first) = get(&h, "/admin/v1/tenants?limit=1", ADMIN_TOKEN).await;
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(first["data"][0]["name"], "other");
+    assert_eq!(first["data"][0]["display_name"], "The other team");
+    assert_eq!(first["data"][0]["api_keys"], json!([{"name": "app", "rate_limits": {}}]));
+    assert_eq!(first["data"][0]["rate_limits"]["requestsPerMinute"], 100);
+    assert_eq!(first["data"][0]["usage_this_month"]["requests"], 1);
+    let cursor = first["next_cursor"].as_str().unwrap();
+    let (_, second) = get(&h, &format!("/admin/v1/tenants?limit=1&cursor={cursor}"), ADMIN_TOKEN).await;
+    assert_eq!(second["data"][0]["name"], "team");
+    assert_eq!(second["data"][0]["budgets_count"], 1);
+    let (_, none) = get(&h, "/admin/v1/tenants?prefix=zzz", ADMIN_TOKEN).await;
+    assert_eq!(none, json!({"data": [], "next_cursor": null}));
+
+    // One tenant: budgets with spend and forecast, usage by model.
+    let (status, team) = get(&h, "/admin/v1/tenants/team", ADMIN_TOKEN).await;
+    assert_eq!(status, 200, "{team}");
+    let budget = &team["budgets"][0];
+    assert_eq!((budget["name"].as_str(), budget["limit_usd"].as_str()), (Some("team-monthly"), Some("10")));
+    let spent: f64 = budget["spent_usd"].as_str().unwrap().parse().unwrap();
+    let remaining: f64 = budget["remaining_usd"].as_str().unwrap().parse().unwrap();
+    assert!(spent > 0.0 && (spent + remaining - 10.0).abs() < 1e-9, "{budget}");
+    let forecast: f64 = budget["forecast_usd"].as_str().unwrap().parse().unwrap();
+    assert!(forecast >= spent, "{budget}");
+    assert_eq!(budget["exhausted"], false);
+    assert_eq!(team["usage_this_month_by_model"][0]["model"], "fake-model");
+    assert_eq!(team["usage_this_month_by_model"][0]["requests"], 2);
+    assert!(team["models"].as_array().unwrap().contains(&json!("fake-model")));
+    assert_eq!(get(&h, "/admin/v1/tenants/nope", ADMIN_TOKEN).await.0, 404);
+
+    // A tenant key: its own tenant, and no admin view.
+    let (status, own) = get(&h, "/v1/usage/tenant", OTHER_KEY).await;
+    assert_eq!((status, own["name"].as_str()), (200, Some("other")));
+    assert_eq!(get(&h, "/admin/v1/tenants", TEAM_KEY).await.0, 401);
+    assert_eq!(get(&h, "/admin/v1/routes", TEAM_KEY).await.0, 401);
+
+    // Routes: backends with their breakers, the last minutes.
+    let (status, routes) = get(&h, "/admin/v1/routes", ADMIN_TOKEN).await;
+    assert_eq!(status, 200, "{routes}");
+    let route =
+        routes["data"].as_array().unwrap().iter().find(|r| r["name"] == "openai-route").unwrap().clone();
+    assert_eq!(route["backends"][0]["name"], "primary");
+    assert_eq!(route["backends"][0]["breaker"], "closed");
+    assert_eq!(route["healthy_backends"], 1);
+    assert_eq!(route["models"][0]["usd_per_million"]["input"], "1");
+    assert_eq!(route["last_15_minutes"]["requests"], 3);
+    assert_eq!(route["last_15_minutes"]["error_rate"], 0.0);
+    let idle =
+        routes["data"].as_array().unwrap().iter().find(|r| r["name"] == "hanging-route").unwrap().clone();
+    assert_eq!(idle["last_15_minutes"], Value::Null);
+    for bad in ["limit=0", "limit=1001", "x=1"] {
+        assert_eq!(get(&h, &format!("/admin/v1/tenants?{bad}"), ADMIN_TOKEN).await.0, 400, "{bad}");
+    }
+    h.stop_gateway().await;
+}
+
+#[tokio::test]
+async fn admin_views_on_sqlite() {
+    views(Harness::start().await).await;
+}
+
+#[tokio::test]
+async fn admin_views_on_postgres() {
+    let url = common::fresh_postgres().await;
+    views(Harness::start_with_ledger(tempfile::tempdir().unwrap(), url).await).await;
+}
