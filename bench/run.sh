@@ -180,7 +180,7 @@ start_gateway() {
     gateway_port=$(free_port)
     RUST_LOG=${RUST_LOG:-warn} "$bin/switchboard-gateway" \
         --config-dir "$work/config" \
-        --listen "127.0.0.1:$gateway_port" \
+        --listen "127.0.0.1:$gateway_port" --admin-listen 127.0.0.1:0 \
         --database-url "sqlite://$work/$db?mode=rwc" \
         --admin-token sk-switchboard-bench-admin "$@" "${gateway_args[@]}" >"$work/$name.log" 2>&1 &
     gateway_pid=$!
@@ -294,7 +294,7 @@ fi
 # Start-up as a newcomer meets it: the gateway on config/samples, time to ready and RSS when idle.
 samples_port=$(free_port)
 started_ns=$(date +%s%N)
-"$bin/switchboard-gateway" --config-dir config/samples --listen "127.0.0.1:$samples_port" \
+"$bin/switchboard-gateway" --config-dir config/samples --listen "127.0.0.1:$samples_port" --admin-listen 127.0.0.1:0 \
     --database-url "sqlite://$work/samples.db?mode=rwc" --admin-token sk-switchboard-bench-admin \
     >"$work/gateway-samples.log" 2>&1 &
 samples_pid=$!

@@ -94,7 +94,7 @@ source "$root/scripts/common.sh"
 
 port=$(free_port)
 say "starting the gateway on 127.0.0.1:$port (log: $work/gateway.log)"
-RUST_LOG=${RUST_LOG:-warn} "$gateway" --config-dir "$root/config/samples" --listen "127.0.0.1:$port" \
+RUST_LOG=${RUST_LOG:-warn} "$gateway" --config-dir "$root/config/samples" --listen "127.0.0.1:$port" --admin-listen 127.0.0.1:0 \
     --database-url "sqlite://$work/ledger.db?mode=rwc" >"$work/gateway.log" 2>&1 &
 gateway_pid=$!
 wait_for "http://127.0.0.1:$port/readyz" "$gateway_pid" || {

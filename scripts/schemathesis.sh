@@ -97,9 +97,12 @@ source "$root/scripts/common.sh"
 database_url=${SCHEMATHESIS_DATABASE_URL:-sqlite://$work/ledger.db?mode=rwc}
 
 port=$(free_port)
+admin_port=$(free_port)
 base=http://127.0.0.1:$port
-say "starting the gateway on 127.0.0.1:$port, database ${database_url%%://*} (log: $work/gateway.log)"
+admin_base=http://127.0.0.1:$admin_port
+say "starting the gateway on 127.0.0.1:$port (admin $admin_port), database ${database_url%%://*} (log: $work/gateway.log)"
 RUST_LOG=${RUST_LOG:-warn} "$gateway" --config-dir "$root/tests/schemathesis/config" --listen "127.0.0.1:$port" \
+    --admin-listen "127.0.0.1:$admin_port" \
     --database-url "$database_url" --admin-token "$SWITCHBOARD_SCHEMATHESIS_ADMIN_TOKEN" \
     >"$work/gateway.log" 2>&1 &
 gateway_pid=$!
@@ -112,21 +115,32 @@ seed=()
 if [[ -n ${SCHEMATHESIS_SEED:-} ]]; then
     seed=(--seed "$SCHEMATHESIS_SEED")
 fi
-say "fuzzing $base from docs/openapi.yaml: at most $max_examples cases per operation and phase, ${run_timeout_s}s in all"
+say "fuzzing from docs/openapi.yaml: at most $max_examples cases per operation and phase, ${run_timeout_s}s in all"
 started=$SECONDS
-set +e
-# From $work, so that nothing (hypothesis' database, reports) lands in the clone.
-(cd "$work" && timeout --kill-after=10 "$run_timeout_s" "$venv/bin/schemathesis" \
-    --config-file "$root/tests/schemathesis/schemathesis.toml" \
-    run "$document" --url "$base" \
-    --checks "$checks" \
-    --phases examples,coverage,fuzzing \
-    --max-examples "$max_examples" \
-    --generation-database none \
-    --no-color \
-    "${reports[@]}" "${seed[@]}" "$@")
-code=$?
-set -e
+code=0
+# The admin API is served on its own listener: its paths are fuzzed there, the others on --listen.
+for run in "tenant $base --exclude-path-regex" "admin $admin_base --include-path-regex"; do
+    read -r name url filter <<<"$run"
+    say "$name API at $url"
+    run_reports=("${reports[@]}")
+    [[ ${#reports[@]} -gt 0 ]] && run_reports=(--report "junit,ndjson,vcr" --report-dir "$results/$name")
+    left=$((run_timeout_s - (SECONDS - started)))
+    set +e
+    # From $work, so that nothing (hypothesis' database, reports) lands in the clone.
+    (cd "$work" && timeout --kill-after=10 "$((left > 1 ? left : 1))" "$venv/bin/schemathesis" \
+        --config-file "$root/tests/schemathesis/schemathesis.toml" \
+        run "$document" --url "$url" \
+        "$filter" '^/admin/' \
+        --checks "$checks" \
+        --phases examples,coverage,fuzzing \
+        --max-examples "$max_examples" \
+        --generation-database none \
+        --no-color \
+        "${run_reports[@]}" "${seed[@]}" "$@")
+    run_code=$?
+    set -e
+    [[ $run_code -ne 0 ]] && code=$run_code
+done
 elapsed=$((SECONDS - started))
 
 if ! kill -0 "$gateway_pid" 2>/dev/null; then

@@ -218,7 +218,8 @@ class Bench:
 
         self.gateway, gw_port = self.start("gateway", lambda port: [
             str(self.bin / "switchboard-gateway"), "--namespace", NAMESPACE, "--configmap", CONFIGMAP,
-            "--listen", f"127.0.0.1:{port}", "--database-url", f"sqlite://{self.logs / 'ledger.db'}?mode=rwc",
+            "--listen", f"127.0.0.1:{port}", "--admin-listen", "127.0.0.1:0",
+            "--database-url", f"sqlite://{self.logs / 'ledger.db'}?mode=rwc",
             "--status-interval-seconds", str(a.status_interval_seconds), "--identity", "scale-gateway"], "/readyz",
             env={"KUBECONFIG": str(kubeconfig)})
         self.gw_port = gw_port

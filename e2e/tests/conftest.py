@@ -175,6 +175,9 @@ def start_gateway(cluster: Cluster, logs: Path) -> Iterator[Callable[..., Gatewa
                 *extra,
                 "--listen",
                 f"127.0.0.1:{port}",
+                # The admin API is not used here: any free port.
+                "--admin-listen",
+                "127.0.0.1:0",
                 "--database-url",
                 f"sqlite://{database}?mode=rwc",
                 # Status (Budget spend, Tenant usage) every second instead of every 10.

@@ -144,7 +144,7 @@ def release(kubectl: Kubectl, helm: str, namespace: str) -> Release:
         gateway_sa=binding_of(objects, "gateway")["subjects"][0]["name"],
         # The test sets the listen addresses (free loopback ports), the namespace and the identity.
         operator_args=without(operator_args, "--namespace", "--metrics-listen", "--identity"),
-        gateway_args=without(gateway_args, "--namespace", "--listen", "--database-url", "--identity"),
+        gateway_args=without(gateway_args, "--namespace", "--listen", "--admin-listen", "--database-url", "--identity"),
     )
 
 

@@ -1,4 +1,6 @@
-//! The router, built in one place.
+//! The routers, built in one place: the tenant-facing one (the client APIs, `/mcp`) and the
+//! admin one (`/admin/v1/*`), served on separate listeners (`--listen`, `--admin-listen`) so that
+//! the admin API is never reachable where tenants are; both serve the probes and `/metrics`.
 //!
 //! Layer order, outermost first: body read within its deadline and size limit -> route -> auth middleware (tenant or admin)
 //! -> handler. Every route needs a tenant key except the explicit allowlist of probes and
@@ -17,8 +19,19 @@ use crate::error::{ApiError, Dialect};
 use crate::listener::read_body_within;
 use crate::state::AppState;
 
+/// The tenant-facing router.
 pub fn router(state: AppState) -> Router {
-    let tenant_api = Router::new()
+    let tenant_api = tenant_api(&state).merge(crate::mcp::router(state.clone()));
+    finish(tenant_api, state)
+}
+
+/// The admin router.
+pub fn admin_router(state: AppState) -> Router {
+    finish(admin_api(&state), state)
+}
+
+fn tenant_api(state: &AppState) -> Router<AppState> {
+    Router::new()
         .route("/v1/chat/completions", post(chat::chat_completions))
         .route("/v1/messages", post(messages::messages))
         .route("/v1/models", get(models::list))
@@ -28,8 +41,11 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/usage/stats", get(stats::tenant_stats))
         .route("/v1/usage/costs", get(stats::tenant_costs))
         .route("/v1/usage/tenant", get(tenants::tenant_get))
-        .route_layer(from_fn_with_state(state.clone(), require_tenant));
-    let admin_api = Router::new()
+        .route_layer(from_fn_with_state(state.clone(), require_tenant))
+}
+
+fn admin_api(state: &AppState) -> Router<AppState> {
+    Router::new()
         .route("/admin/v1/usage", get(admin::usage))
         .route("/admin/v1/config", get(admin::config))
         .route("/admin/v1/requests", get(requests::admin_list))
@@ -39,16 +55,14 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/v1/routes", get(routes::list))
         .route("/admin/v1/tenants", get(tenants::list))
         .route("/admin/v1/tenants/{name}", get(tenants::admin_get))
-        .route_layer(from_fn_with_state(state.clone(), require_admin));
-    let open = Router::new()
-        .route("/healthz", get(health::healthz))
+        .route_layer(from_fn_with_state(state.clone(), require_admin))
+}
+
+/// The probes and metrics, the fallbacks for unknown paths and methods, and the body limits.
+fn finish(api: Router<AppState>, state: AppState) -> Router {
+    api.route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
-        .route("/metrics", get(health::metrics));
-    Router::new()
-        .merge(tenant_api)
-        .merge(crate::mcp::router(state.clone()))
-        .merge(admin_api)
-        .merge(open)
+        .route("/metrics", get(health::metrics))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(state.limits.max_request_bytes))

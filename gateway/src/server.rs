@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
 use crate::budget::{BudgetError, Budgets};
@@ -56,6 +56,9 @@ pub enum StartError {
     Budgets(#[from] BudgetError),
 }
 
+/// Admin connections open at once: a few people and scrapers, not traffic.
+const ADMIN_CONNECTIONS: usize = 256;
+
 /// Background work that lives as long as the server and stops when dropped.
 enum Background {
     FolderWatch(#[allow(dead_code)] notify::RecommendedWatcher),
@@ -73,6 +76,7 @@ impl Drop for Background {
 /// A serving gateway.
 pub struct RunningGateway {
     addr: SocketAddr,
+    admin_addr: SocketAddr,
     shutdown: oneshot::Sender<()>,
     task: JoinHandle<()>,
 }
@@ -171,30 +175,41 @@ pub async fn start(settings: &Settings) -> Result<RunningGateway, StartError> {
     });
     let listener = TcpListener::bind(settings.listen).await?;
     let addr = listener.local_addr()?;
+    let admin_listener = TcpListener::bind(settings.admin_listen).await?;
+    let admin_addr = admin_listener.local_addr()?;
+    let admin_connections =
+        ConnectionLimits::new(ADMIN_CONNECTIONS, Duration::from_secs(settings.header_timeout_seconds));
     let connections =
         ConnectionLimits::new(settings.max_connections, Duration::from_secs(settings.header_timeout_seconds));
     let grace = Duration::from_secs(settings.shutdown_grace_seconds);
     // The last part of the grace period is for ending what still runs and writing its rows.
     let last_words = (grace / 5).min(Duration::from_secs(3));
     let (shutdown, stop) = oneshot::channel::<()>();
+    let admin_app = crate::app::admin_router(state.clone());
     let app = crate::app::router(state);
     let task = tokio::spawn(async move {
         let _background = background;
-        let (stopping_tx, stopping) = oneshot::channel::<()>();
-        let server = tokio::spawn(listener::serve(listener, app, connections, async move {
-            let _ = stop.await;
-            let _ = stopping_tx.send(());
-        }));
+        let (stopping_tx, stopping) = watch::channel(false);
+        let stopped = |mut stopping: watch::Receiver<bool>| async move {
+            let _ = stopping.wait_for(|stopped| *stopped).await;
+        };
+        let mut server = tokio::spawn(listener::serve(listener, app, connections, stopped(stopping.clone())));
+        let admin =
+            tokio::spawn(listener::serve(admin_listener, admin_app, admin_connections, stopped(stopping)));
+        let _ = stop.await;
+        let _ = stopping_tx.send(true);
         // Once asked to stop, in-flight requests get most of `grace` to finish; those still
         // running are then ended with an error their clients see, and accounted.
-        let _ = stopping.await;
-        let mut server = server;
         if tokio::time::timeout(grace - last_words, &mut server).await.is_err() {
             tracing::warn!("in-flight requests still running near the end of the grace period; ending them");
             drain.fire();
             if tokio::time::timeout(last_words, server).await.is_err() {
                 tracing::warn!("connections still open at the end of the grace period; stopping anyway");
             }
+        }
+        // Admin requests only read; they hold the ledger's sender like the rest.
+        if tokio::time::timeout(last_words, admin).await.is_err() {
+            tracing::warn!("admin connections still open at the end of the grace period");
         }
         // Budget settlements of the last requests are written before the runtime goes.
         budgets.drain().await;
@@ -206,13 +221,18 @@ pub async fn start(settings: &Settings) -> Result<RunningGateway, StartError> {
         }
         tracer.shutdown(last_words.max(Duration::from_secs(1))).await;
     });
-    tracing::info!(%addr, max_connections = connections.max_connections, "listening");
-    Ok(RunningGateway { addr, shutdown, task })
+    tracing::info!(%addr, %admin_addr, max_connections = connections.max_connections, "listening");
+    Ok(RunningGateway { addr, admin_addr, shutdown, task })
 }
 
 impl RunningGateway {
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Where the admin API listens.
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin_addr
     }
 
     /// Stops accepting, lets in-flight requests finish, flushes the ledger.

@@ -44,6 +44,11 @@ pub struct Settings {
     /// Address to listen on.
     #[arg(long, env = "SWITCHBOARD_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
+    /// Address of the admin listener: `/admin/v1/*` (and the probes and `/metrics`), never served
+    /// on `--listen`. Keep it off the network tenants reach (the chart exposes it through its own
+    /// Service, closed by a NetworkPolicy).
+    #[arg(long, env = "SWITCHBOARD_ADMIN_LISTEN", default_value = "127.0.0.1:8081")]
+    pub admin_listen: SocketAddr,
     /// Ledger database: `sqlite://FILE?mode=rwc` or `postgres://USER:PASSWORD@HOST/DB`.
     #[arg(
         long,

@@ -105,6 +105,20 @@ async fn views(mut h: Harness) {
     let idle =
         routes["data"].as_array().unwrap().iter().find(|r| r["name"] == "hanging-route").unwrap().clone();
     assert_eq!(idle["last_15_minutes"], Value::Null);
+    // The admin API lives on its own listener only; tenant APIs are not there.
+    let on_tenant_port =
+        h.client.get(h.tenant_url("/admin/v1/tenants")).bearer_auth(ADMIN_TOKEN).send().await.unwrap();
+    assert_eq!(on_tenant_port.status(), 404);
+    let admin_port = h.url("/admin/v1/x").replace("/admin/v1/x", "");
+    let models = h.client.get(format!("{admin_port}/v1/models")).bearer_auth(TEAM_KEY).send().await.unwrap();
+    assert_eq!(models.status(), 404);
+    for probe in ["/healthz", "/readyz", "/metrics"] {
+        assert_eq!(
+            h.client.get(format!("{admin_port}{probe}")).send().await.unwrap().status(),
+            200,
+            "{probe}"
+        );
+    }
     for bad in ["limit=0", "limit=1001", "x=1"] {
         assert_eq!(get(&h, &format!("/admin/v1/tenants?{bad}"), ADMIN_TOKEN).await.0, 400, "{bad}");
     }

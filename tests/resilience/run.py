@@ -162,7 +162,7 @@ class Gateway:
         self.port = free_port()
         self.log = open(log_path, "ab")
         self.proc = subprocess.Popen(
-            [binary, "--config-dir", config_dir, "--listen", f"127.0.0.1:{self.port}",
+            [binary, "--config-dir", config_dir, "--listen", f"127.0.0.1:{self.port}", "--admin-listen", "127.0.0.1:0",
              "--database-url", database_url or f"sqlite://{database}?mode=rwc", "--admin-token", ADMIN_TOKEN,
              "--log-format", "json", "--shutdown-grace-seconds", str(grace)],
             stdout=self.log, stderr=self.log, env={**os.environ, "RUST_LOG": "info"})

@@ -20,6 +20,7 @@ from harness import (
     PostgresDatabase,
     SqliteDatabase,
     binary,
+    free_port,
     start_server,
     write_config_dir,
 )
@@ -83,11 +84,16 @@ def start_gateway(fake_upstream: FakeUpstream, db: Database, tmp_path: Path) -> 
         index = len(started)
         config_dir = write_config_dir(tmp_path / f"config{index}", fake_upstream, extra_manifests)
 
+        # A fresh admin port with every try of start_server, as for the tenant port.
+        admin: dict[str, int] = {}
+
         def argv(port: int) -> list[str]:
+            admin["port"] = free_port()
             return [
                 str(path),
                 "--config-dir", str(config_dir),
                 "--listen", f"127.0.0.1:{port}",
+                "--admin-listen", f"127.0.0.1:{admin['port']}",
                 "--database-url", db.url,
                 "--admin-token", ADMIN_TOKEN,
                 *(args or []),
@@ -96,7 +102,7 @@ def start_gateway(fake_upstream: FakeUpstream, db: Database, tmp_path: Path) -> 
         process, port = start_server(
             "switchboard-gateway", argv, "/readyz", tmp_path / f"gateway{index}.log", env
         )
-        gateway = Gateway(process, port, config_dir, db)
+        gateway = Gateway(process, port, config_dir, db, admin["port"])
         started.append(gateway)
         return gateway
 

@@ -291,10 +291,16 @@ class Gateway:
     port: int
     config_dir: Path
     db: Database
+    admin_port: int
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def admin_url(self) -> str:
+        """The admin listener (`--admin-listen`): `/admin/v1/*` is served there only."""
+        return f"http://127.0.0.1:{self.admin_port}"
 
     def openai(self, key: str = DEMO_KEY, **kwargs: Any):
         import openai

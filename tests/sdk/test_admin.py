@@ -12,7 +12,7 @@ FIELDS = ("requests", "input_tokens", "cached_input_tokens", "cache_write_tokens
 
 
 def usage(gateway, token: str = ADMIN_TOKEN):
-    return http("GET", f"{gateway.url}/admin/v1/usage", headers={"authorization": f"Bearer {token}"})
+    return http("GET", f"{gateway.admin_url}/admin/v1/usage", headers={"authorization": f"Bearer {token}"})
 
 
 def test_admin_usage_matches_the_ledger(start_gateway):

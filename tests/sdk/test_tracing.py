@@ -223,7 +223,7 @@ def test_a_plain_request_is_one_genai_span_whose_parent_is_the_sdk_callers(
     # And the request log keeps the trace id.
     status, _, body = http(
         "GET",
-        f"{gateway.url}/admin/v1/requests/{raw.headers['x-request-id']}",
+        f"{gateway.admin_url}/admin/v1/requests/{raw.headers['x-request-id']}",
         headers={"authorization": f"Bearer {ADMIN_TOKEN}"},
     )
     wait_until = time.monotonic() + 10
@@ -231,7 +231,7 @@ def test_a_plain_request_is_one_genai_span_whose_parent_is_the_sdk_callers(
         time.sleep(0.2)
         status, _, body = http(
             "GET",
-            f"{gateway.url}/admin/v1/requests/{raw.headers['x-request-id']}",
+            f"{gateway.admin_url}/admin/v1/requests/{raw.headers['x-request-id']}",
             headers={"authorization": f"Bearer {ADMIN_TOKEN}"},
         )
     assert status == 200, body

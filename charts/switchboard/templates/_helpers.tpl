@@ -123,6 +123,7 @@ ledger, so spend would be split between them and Budgets enforced per replica. S
 
 {{/* Ports are part of the binaries' contract (flags below); kept in one place. */}}
 {{- define "switchboard.gateway.port" -}}8080{{- end -}}
+{{- define "switchboard.gateway.adminPort" -}}8081{{- end -}}
 {{- define "switchboard.operator.metricsPort" -}}8081{{- end -}}
 
 {{/*

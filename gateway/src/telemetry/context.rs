@@ -112,11 +112,30 @@ pub fn remote(headers: &HeaderMap) -> Option<Remote> {
     let sampled = u8::from_str_radix(flags, 16).is_ok_and(|f| f & 1 == 1);
     let state = headers
         .get(TRACESTATE)
-        .filter(|v| {
-            v.len() <= MAX_TRACESTATE_BYTES && v.to_str().is_ok_and(|s| s.parse::<TraceState>().is_ok())
-        })
+        .filter(|v| v.len() <= MAX_TRACESTATE_BYTES && v.to_str().is_ok_and(valid_tracestate))
         .cloned();
     Some(Remote { trace_id, span_id, sampled, state })
+}
+
+/// A `tracestate` as W3C Trace Context defines it: at most 32 comma-separated `key=value` members
+/// (empty ones allowed), keys of lower-case letters, digits and `_-*/`, with one `@` for a tenant,
+/// values of printable ASCII without `,` and `=`.
+fn valid_tracestate(text: &str) -> bool {
+    let members: Vec<&str> =
+        text.split(',').map(|m| m.trim_matches([' ', '\t'])).filter(|m| !m.is_empty()).collect();
+    let key_char = |b: u8| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'_' | b'-' | b'*' | b'/' | b'@');
+    members.len() <= 32
+        && members.iter().all(|member| {
+            let Some((key, value)) = member.split_once('=') else { return false };
+            key.bytes().next().is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+                && key.len() <= 256
+                && key.bytes().all(key_char)
+                && key.matches('@').count() <= 1
+                && !value.is_empty()
+                && value.len() <= 256
+                && value.bytes().all(|b| (0x20..=0x7e).contains(&b) && b != b',' && b != b'=')
+                && !value.ends_with(' ')
+        })
 }
 
 #[cfg(test)]
@@ -164,7 +183,11 @@ mod tests {
         assert_eq!(sent[0].1, parent);
         assert_eq!(sent[1], (TRACESTATE, HeaderValue::from_static("vendor=abc")));
         assert_eq!(context.response_header(), None, "nothing recorded, nothing to report");
-        let bad_state = remote(&headers(&[("traceparent", parent), ("tracestate", "=,=")])).unwrap();
-        assert_eq!(bad_state.state, None);
+        for bad in ["=,=", "Vendor=x", "a=b=c", "a=", "a=b,c"] {
+            let found = remote(&headers(&[("traceparent", parent), ("tracestate", bad)])).unwrap();
+            assert_eq!(found.state, None, "{bad}");
+        }
+        let good = "rojo=00f067aa0ba902b7, congo=t61rcWkgMzE,tenant@vendor=x";
+        assert!(remote(&headers(&[("traceparent", parent), ("tracestate", good)])).unwrap().state.is_some());
     }
 }

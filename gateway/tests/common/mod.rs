@@ -140,6 +140,7 @@ impl Harness {
             "switchboard-gateway".to_owned(),
             format!("--config-dir={}", self.config_dir().display()),
             "--listen=127.0.0.1:0".into(),
+            "--admin-listen=127.0.0.1:0".into(),
             format!("--database-url={}", self.database_url),
             format!("--admin-token={ADMIN_TOKEN}"),
             "--max-request-bytes=65536".into(),
@@ -165,7 +166,15 @@ impl Harness {
         }
     }
 
+    /// The URL of `path`: on the admin listener for `/admin/...`, else on the tenant-facing one.
     pub fn url(&self, path: &str) -> String {
+        let gateway = self.gateway.as_ref().unwrap();
+        let addr = if path.starts_with("/admin/") { gateway.admin_addr() } else { gateway.addr() };
+        format!("http://{addr}{path}")
+    }
+
+    /// `path` on the tenant-facing listener, whatever it is.
+    pub fn tenant_url(&self, path: &str) -> String {
         format!("http://{}{path}", self.gateway.as_ref().unwrap().addr())
     }
 
