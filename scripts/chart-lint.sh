@@ -584,6 +584,14 @@ rendered=("$WORK"/rendered-*.yaml)
 if grep -q "^  name: $RELEASE-gateway-config$" "${rendered[@]}"; then
     die "the chart renders $RELEASE-gateway-config, which the operator owns"
 fi
+# The admin API has its own Service everywhere; a NetworkPolicy opens its port only where values list
+# peers (never on the defaults).
+grep -q "^  name: $RELEASE-gateway-admin$" "$WORK/rendered-defaults.yaml" || die "no $RELEASE-gateway-admin Service"
+if grep -A30 "^kind: NetworkPolicy" "$WORK/rendered-defaults.yaml" | grep -q "port: admin"; then
+    die "the default values open the admin port"
+fi
+grep -A30 "^kind: NetworkPolicy" "$WORK"/rendered-*postgres-monitoring*.yaml | grep -q "port: admin" \
+    || die "gateway.admin.networkPolicy.from did not open the admin port"
 # Least privilege: no wildcard anywhere in the rendered Roles and ClusterRoles (comments stripped).
 for set in "${value_sets[@]}"; do
     mapfile -t args < <(values_args "$set")

@@ -7,7 +7,8 @@
 #    binaries (e2e/controlplane.sh build: cached in ~/.cache/switchboard/e2e-bin, ~7 min the first time),
 # 2. ensures the Python venv with the real OpenAI SDK and pytest (scripts/venv.sh), finds helm for
 #    the chart RBAC test (installs it from the Go module proxy if it is nowhere) and builds gitops-diff,
-#    Argo CD's diff for test_gitops.py (e2e/gitops-diff/build.sh: cached in ~/.cache/switchboard/tools),
+#    Argo CD's diff for test_gitops.py (e2e/gitops-diff/build.sh: cached in ~/.cache/switchboard/tools)
+#    and the OpenTelemetry Collector for test_operator_traces.py (scripts/otelcol.sh, cached there too),
 # 3. starts a control plane in a fresh directory (e2e/controlplane.sh start DIR),
 # 4. runs pytest on e2e/tests, bounded by SWITCHBOARD_E2E_TIMEOUT seconds,
 # 5. always (success, failure, timeout, Ctrl-C) stops what it started: the operator and gateway
@@ -121,6 +122,9 @@ log "building gitops-diff (cached)"
 SWITCHBOARD_E2E_GITOPS_DIFF=$("$root/e2e/gitops-diff/build.sh")
 export SWITCHBOARD_E2E_GITOPS_DIFF
 log "gitops-diff: $SWITCHBOARD_E2E_GITOPS_DIFF"
+
+log "building the OpenTelemetry Collector (cached)"
+"$root/scripts/otelcol.sh" build
 
 dir=$(mktemp -d "${TMPDIR:-/tmp}/switchboard-e2e.XXXXXX")
 log "starting the control plane in $dir"

@@ -113,7 +113,7 @@ def logs(tmp_path_factory: pytest.TempPathFactory, cluster: Cluster, request: py
 
 @pytest.fixture(scope="module")
 def start_operator(cluster: Cluster, logs: Path) -> Iterator[Callable[..., Operator]]:
-    """Factory: start_operator(namespace, identity=..., kubeconfig=..., args=[...]) -> a ready Operator.
+    """Factory: start_operator(namespace, identity=..., kubeconfig=..., args=[...], env={...}) -> a ready Operator.
 
     Ready means /readyz answers 200 (its watches synced). Every operator still running at the end of
     the module is stopped with SIGTERM.
@@ -126,6 +126,7 @@ def start_operator(cluster: Cluster, logs: Path) -> Iterator[Callable[..., Opera
         identity: str | None = None,
         kubeconfig: Path | None = None,
         args: list[str] | None = None,
+        env: dict[str, str] | None = None,
     ) -> Operator:
         identity = identity or f"operator-{len(started)}"
         extra = args if args is not None else ["--configmap", CONFIGMAP]
@@ -144,7 +145,7 @@ def start_operator(cluster: Cluster, logs: Path) -> Iterator[Callable[..., Opera
             "/readyz",
             logs / f"operator-{identity}.log",
             cluster.pid_dir,
-            env={"KUBECONFIG": str(kubeconfig or cluster.kubeconfig)},
+            env={"KUBECONFIG": str(kubeconfig or cluster.kubeconfig), **(env or {})},
         )
         operator = Operator(process, port, namespace, identity)
         started.append(operator)

@@ -51,7 +51,7 @@ pub enum StartError {
     #[error("invalid Redis URL for the response cache: {0}")]
     Cache(#[source] redis::RedisError),
     #[error("cannot set up the OTLP trace exporter: {0}")]
-    Tracing(#[from] opentelemetry_otlp::ExporterBuildError),
+    Tracing(#[from] switchboard_telemetry::ExportError),
     #[error("cannot open the budget counters: {0}")]
     Budgets(#[from] BudgetError),
 }
@@ -143,7 +143,7 @@ pub async fn start(settings: &Settings) -> Result<RunningGateway, StartError> {
     if let Some(retention) = request_log.spawn_retention(settings.request_log_retention_days) {
         background.push(Background::Task(retention));
     }
-    let tracer = Tracer::new(&settings.tracing())?;
+    let tracer = Tracer::new(&settings.tracing)?;
     let state = AppState::new(Shared {
         mcp_hosts: HostPolicy::with_extra(&settings.mcp_allowed_hosts),
         personas,

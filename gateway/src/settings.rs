@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use crate::telemetry::{OtlpProtocol, TraceSettings};
+use switchboard_telemetry::TraceSettings;
 
 /// How logs are written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -103,18 +103,8 @@ pub struct Settings {
     /// Days the request log keeps a request (0: forever). The usage ledger is never trimmed.
     #[arg(long, env = "SWITCHBOARD_REQUEST_LOG_RETENTION_DAYS", default_value_t = 30)]
     pub request_log_retention_days: u32,
-    /// OpenTelemetry: the collector's OTLP base URL (`http://HOST:4318` for HTTP, `http://HOST:4317`
-    /// for gRPC). Tracing is off unless this or `OTEL_EXPORTER_OTLP_ENDPOINT` /
-    /// `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` is set; the other `OTEL_*` variables apply as usual.
-    #[arg(long, env = "SWITCHBOARD_OTLP_ENDPOINT")]
-    pub otlp_endpoint: Option<String>,
-    /// OTLP transport.
-    #[arg(long, env = "OTEL_EXPORTER_OTLP_PROTOCOL", value_enum)]
-    pub otlp_protocol: Option<OtlpProtocol>,
-    /// Share of new traces sampled (0 to 1); a client's `traceparent` decides for its own trace.
-    /// Without it, `OTEL_TRACES_SAMPLER` decides (default: parent-based, always on).
-    #[arg(long, env = "SWITCHBOARD_TRACE_SAMPLING_RATIO", value_parser = sampling_ratio)]
-    pub trace_sampling_ratio: Option<f64>,
+    #[command(flatten)]
+    pub tracing: TraceSettings,
     /// Seconds to let in-flight requests finish after SIGTERM.
     #[arg(long, env = "SWITCHBOARD_SHUTDOWN_GRACE_SECONDS", default_value_t = 30)]
     pub shutdown_grace_seconds: u64,
@@ -125,21 +115,4 @@ pub struct Settings {
     /// Log format.
     #[arg(long, env = "SWITCHBOARD_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
-}
-
-impl Settings {
-    pub fn tracing(&self) -> TraceSettings {
-        TraceSettings {
-            endpoint: self.otlp_endpoint.clone(),
-            protocol: self.otlp_protocol,
-            sampling_ratio: self.trace_sampling_ratio,
-        }
-    }
-}
-
-fn sampling_ratio(text: &str) -> Result<f64, String> {
-    match text.parse::<f64>() {
-        Ok(ratio) if (0.0..=1.0).contains(&ratio) => Ok(ratio),
-        _ => Err("a number from 0 to 1".into()),
-    }
 }

@@ -15,6 +15,7 @@ use switchboard_crds::shards::Entry;
 use crate::isolate::Reported;
 use crate::metrics::Metrics;
 use crate::settings::Settings;
+use crate::traces::Traces;
 
 /// The field manager of everything the operator writes.
 pub const MANAGER: &str = "switchboard-operator";
@@ -38,6 +39,8 @@ pub struct Stores {
 /// Shared by every reconcile.
 pub struct Context {
     pub client: Client,
+    /// A span per reconcile, when tracing is on.
+    pub traces: Traces,
     pub settings: Settings,
     pub metrics: Metrics,
     pub recorder: Recorder,

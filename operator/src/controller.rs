@@ -33,6 +33,7 @@ use crate::context::{Context, MANAGER, Stores};
 use crate::metrics::Metrics;
 use crate::reconciler;
 use crate::settings::Settings;
+use crate::traces::Traces;
 
 /// A full reconcile at least this often, to heal drift nobody announced.
 const RESYNC: Duration = Duration::from_secs(300);
@@ -46,6 +47,8 @@ const RETRY_MAX: Duration = Duration::from_secs(30);
 pub enum RunError {
     #[error("leader election: {0}")]
     Lease(#[from] kube_lease_manager::LeaseManagerError),
+    #[error("cannot set up the OTLP trace exporter: {0}")]
+    Tracing(#[from] switchboard_telemetry::ExportError),
 }
 
 /// What of an object a reconcile reads: a change elsewhere (a status write, the operator's own
@@ -171,7 +174,9 @@ pub async fn run(
     let identity = settings.identity.clone().unwrap_or_else(hostname);
     let reporter = Reporter { controller: MANAGER.into(), instance: Some(identity.clone()) };
     let stores = Stores { tenants, personas, routes, budgets, secrets, config_maps, policies };
-    let ctx = Context {
+    let traces = Traces::start(&settings.tracing)?;
+    let mut ctx = Context {
+        traces,
         recorder: Recorder::new(client.clone(), reporter),
         client: client.clone(),
         settings,
@@ -271,6 +276,7 @@ pub async fn run(
     if tokio::time::timeout(Duration::from_secs(5), release).await.is_err() {
         tracing::warn!("the Lease was not released in time; it expires by itself");
     }
+    std::mem::take(&mut ctx.traces).shutdown(Duration::from_secs(3)).await;
     Ok(())
 }
 

@@ -132,6 +132,7 @@ mod tests {
             policies: reflector::store().0,
         };
         let ctx = Context {
+            traces: Default::default(),
             recorder: Recorder::new(client.clone(), Reporter { controller: MANAGER.into(), instance: None }),
             client,
             settings: Settings::parse_from(["switchboard-operator", "--namespace", "sb"]),

@@ -14,3 +14,4 @@ pub mod publish;
 pub mod reconciler;
 pub mod settings;
 pub mod status;
+pub mod traces;

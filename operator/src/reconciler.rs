@@ -10,6 +10,7 @@ use std::time::Instant;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::{Resource, ResourceExt};
+use opentelemetry::KeyValue;
 use serde_json::json;
 use switchboard_crds::resources::{Budget, Persona, ProviderRoute, Tenant};
 use switchboard_crds::shards::Entry;
@@ -19,11 +20,12 @@ use crate::build::{self, GatewayTarget};
 use crate::context::{Context, Stores};
 use crate::enforce::{self, Enforced};
 use crate::finalizers::finalizers;
-use crate::isolate::{ObjectKey, Split, render_isolated, split};
+use crate::isolate::{ObjectKey, Outcome, Split, render_isolated, split};
 use crate::policies::PolicySettings;
 use crate::publish::{Publication, publish};
 use crate::settings::Settings;
 use crate::status::{Findings, write_statuses};
+use crate::traces::ReconcileSpan;
 
 /// How a reconcile went.
 #[derive(Debug, Default)]
@@ -72,9 +74,11 @@ impl Snapshot {
 /// Reconciles everything. `force` rewrites every owned object, healing edits nobody announced.
 pub async fn reconcile(ctx: &Context, force: bool) -> Report {
     let started = Instant::now();
+    let mut span = ctx.traces.reconcile(force);
     let snapshot = Snapshot::take(&ctx.stores);
     let outcome = render_isolated(snapshot.resources(), &snapshot.secrets);
     let rendered = started.elapsed();
+    trace_render(&mut span, &snapshot, &outcome);
     let mut published_after = None;
     let mut report = Report::default();
     let mut publish_error = None;
@@ -102,8 +106,20 @@ pub async fn reconcile(ctx: &Context, force: bool) -> Report {
                 }
             }
             published_after = Some(started.elapsed());
+            span.set("switchboard.config.version", config.version.clone());
+            span.set("switchboard.config.published", publish_error.is_none());
+            let policies = i64::try_from(network_policies.len()).unwrap_or(i64::MAX);
             enforced = enforce::enforce(ctx, &stores.policies, network_policies, force).await;
             report.failures += enforced.failed_tenants.len() + enforced.other_failures;
+            span.event(
+                "switchboard.network_policies.enforced",
+                vec![KeyValue::new("switchboard.network_policies", policies)],
+            );
+            span.names(
+                "switchboard.tenants.not_enforced",
+                "switchboard.tenants.not_enforced.count",
+                enforced.failed_tenants.keys().map(String::as_str),
+            );
         }
         None => publish_error = Some("the config does not render (see the operator's log)".to_owned()),
     }
@@ -136,6 +152,7 @@ pub async fn reconcile(ctx: &Context, force: bool) -> Report {
     report.failures += write_statuses(ctx, &findings, "Persona", &snapshot.personas, |_| json!({})).await;
     report.failures += write_statuses(ctx, &findings, "ProviderRoute", &snapshot.routes, |_| json!({})).await;
     report.failures += write_statuses(ctx, &findings, "Budget", &snapshot.budgets, |_| json!({})).await;
+    span.failed(report.failures);
     // Where a reconcile's time goes, for whoever tunes it at scale.
     tracing::debug!(
         render_ms = rendered.as_millis(),
@@ -145,6 +162,18 @@ pub async fn reconcile(ctx: &Context, force: bool) -> Report {
         "reconciled"
     );
     report
+}
+
+/// What the render saw: the resources by kind, and those set aside as broken.
+fn trace_render(span: &mut ReconcileSpan, snapshot: &Snapshot, outcome: &Outcome) {
+    let count = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+    span.set("switchboard.tenants", count(snapshot.tenants.decoded.len()));
+    span.set("switchboard.personas", count(snapshot.personas.decoded.len()));
+    span.set("switchboard.provider_routes", count(snapshot.routes.decoded.len()));
+    span.set("switchboard.budgets", count(snapshot.budgets.decoded.len()));
+    let broken = outcome.problems.keys().map(|key| key.name.as_str());
+    span.names("switchboard.broken", "switchboard.broken.count", broken);
+    span.event("switchboard.rendered", vec![KeyValue::new("switchboard.rendered", outcome.config.is_some())]);
 }
 
 fn published(ctx: &Context) -> std::sync::MutexGuard<'_, BTreeMap<Entry, u64>> {

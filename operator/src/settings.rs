@@ -34,6 +34,8 @@ pub struct Settings {
     /// Identity in the leader-election Lease; defaults to the pod name or host name.
     #[arg(long, env = "POD_NAME")]
     pub identity: Option<String>,
+    #[command(flatten)]
+    pub tracing: switchboard_telemetry::TraceSettings,
 }
 
 fn parse_labels(text: &str) -> Result<BTreeMap<String, String>, String> {

@@ -14,51 +14,18 @@ use std::time::Duration;
 use http::HeaderMap;
 use opentelemetry::trace::{SpanKind, TraceContextExt, TraceFlags};
 use opentelemetry::{Context, InstrumentationScope, KeyValue};
-use opentelemetry_otlp::{ExporterBuildError, Protocol, WithExportConfig};
-use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::runtime::Tokio;
 use opentelemetry_sdk::trace::span_processor_with_async_runtime::BatchSpanProcessor;
 use opentelemetry_sdk::trace::{
-    Config, IdGenerator, RandomIdGenerator, Sampler, SamplingDecision, ShouldSample, SpanData, SpanProcessor,
+    IdGenerator, RandomIdGenerator, SamplingDecision, ShouldSample, SpanData, SpanProcessor,
 };
+use switchboard_telemetry::{ExportError, TraceSettings};
 
 pub mod context;
 pub mod genai_metrics;
 pub mod spans;
 
 use self::context::{TraceContext, remote};
-
-/// How spans reach the collector.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum OtlpProtocol {
-    #[value(name = "grpc")]
-    Grpc,
-    #[value(name = "http/protobuf")]
-    HttpProtobuf,
-}
-
-/// Where and how much to trace (from the flags; the exporter reads the other `OTEL_*` variables).
-#[derive(Clone, Debug, Default)]
-pub struct TraceSettings {
-    /// The collector's base URL; `None` leaves it to the standard variables.
-    pub endpoint: Option<String>,
-    pub protocol: Option<OtlpProtocol>,
-    /// Parent-based ratio sampling; `None` leaves it to `OTEL_TRACES_SAMPLER`.
-    pub sampling_ratio: Option<f64>,
-}
-
-impl TraceSettings {
-    /// Tracing is on when an endpoint is configured and the SDK is not disabled.
-    fn enabled(&self) -> bool {
-        let set = |name| std::env::var(name).is_ok_and(|v| !v.trim().is_empty());
-        let disabled = std::env::var("OTEL_SDK_DISABLED").is_ok_and(|v| v.eq_ignore_ascii_case("true"))
-            || std::env::var("OTEL_TRACES_EXPORTER").is_ok_and(|v| v.trim() == "none");
-        let endpoint = self.endpoint.is_some()
-            || set("OTEL_EXPORTER_OTLP_ENDPOINT")
-            || set("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT");
-        endpoint && !disabled
-    }
-}
 
 /// The gateway's tracer: cheap to clone, and nothing at all when tracing is off.
 #[derive(Clone, Default)]
@@ -73,40 +40,18 @@ struct Exporting {
 
 impl Tracer {
     /// Starts the exporter if tracing is configured. Must run inside the Tokio runtime.
-    pub fn new(settings: &TraceSettings) -> Result<Tracer, ExporterBuildError> {
-        if !settings.enabled() {
-            return Ok(Tracer(None));
-        }
-        let protocol = settings.protocol.unwrap_or(OtlpProtocol::HttpProtobuf);
-        let exporter = match protocol {
-            OtlpProtocol::Grpc => {
-                let mut builder = opentelemetry_otlp::SpanExporter::builder().with_tonic();
-                if let Some(endpoint) = &settings.endpoint {
-                    builder = builder.with_endpoint(endpoint);
-                }
-                builder.build()
-            }
-            OtlpProtocol::HttpProtobuf => {
-                let mut builder = opentelemetry_otlp::SpanExporter::builder()
-                    .with_http()
-                    .with_protocol(Protocol::HttpBinary);
-                if let Some(endpoint) = &settings.endpoint {
-                    builder = builder.with_endpoint(format!("{}/v1/traces", endpoint.trim_end_matches('/')));
-                }
-                builder.build()
-            }
-        }?;
-        let mut processor = BatchSpanProcessor::builder(exporter, Tokio).build();
-        processor.set_resource(&resource());
-        let sampler = match settings.sampling_ratio {
-            Some(ratio) => Box::new(Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(ratio)))),
-            None => Config::default().sampler,
-        };
+    pub fn new(settings: &TraceSettings) -> Result<Tracer, ExportError> {
+        let Some(export) = settings.start("switchboard-gateway")? else { return Ok(Tracer(None)) };
         let scope = InstrumentationScope::builder("switchboard-gateway")
             .with_version(env!("CARGO_PKG_VERSION"))
             .build();
-        tracing::info!(?protocol, "exporting traces over OTLP");
-        Ok(Tracer(Some(Arc::new(Exporting { processor, sampler, ids: RandomIdGenerator::default(), scope }))))
+        let exporting = Exporting {
+            processor: export.processor,
+            sampler: export.sampler,
+            ids: RandomIdGenerator::default(),
+            scope,
+        };
+        Ok(Tracer(Some(Arc::new(exporting))))
     }
 
     pub fn is_on(&self) -> bool {
@@ -175,13 +120,8 @@ impl Tracer {
     /// Exports what is queued, within `grace`; called once the ledger is flushed on a stop.
     pub async fn shutdown(&self, grace: Duration) {
         let Some(exporting) = self.0.clone() else { return };
-        // The processor blocks on its worker task: not on a runtime thread.
-        let done = tokio::task::spawn_blocking(move || exporting.processor.shutdown_with_timeout(grace));
-        match tokio::time::timeout(grace, done).await {
-            Ok(Ok(Ok(()))) => {}
-            Ok(Ok(Err(error))) => tracing::warn!(%error, "traces not all exported at shutdown"),
-            _ => tracing::warn!("traces not all exported at shutdown"),
-        }
+        switchboard_telemetry::shutdown(grace, move |grace| exporting.processor.shutdown_with_timeout(grace))
+            .await;
     }
 }
 
@@ -208,14 +148,4 @@ impl OpenSpan {
         let ended = std::time::SystemTime::now();
         spans::export_plain(tracer, &self.context, self.name, (self.started, ended), attributes, error);
     }
-}
-
-/// The service's resource: `OTEL_SERVICE_NAME` and `OTEL_RESOURCE_ATTRIBUTES` as set, else
-/// `switchboard-gateway`.
-fn resource() -> Resource {
-    let builder = Resource::builder();
-    let named = std::env::var("OTEL_SERVICE_NAME").is_ok_and(|v| !v.is_empty())
-        || std::env::var("OTEL_RESOURCE_ATTRIBUTES").is_ok_and(|v| v.contains("service.name="));
-    let builder = if named { builder } else { builder.with_service_name("switchboard-gateway") };
-    builder.with_attribute(KeyValue::new("service.version", env!("CARGO_PKG_VERSION"))).build()
 }
