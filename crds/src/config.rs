@@ -77,6 +77,9 @@ pub struct RouteConfig {
     pub cache: Option<CachePolicy>,
     #[serde(default)]
     pub response_limits: ResponseLimits,
+    /// Record prompts and replies on spans (`spec.telemetry.captureContent`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub capture_content: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -317,6 +317,7 @@ impl<'a> Renderer<'a> {
                 circuit_breaker: route.spec.circuit_breaker.clone(),
                 cache: route.spec.cache.clone(),
                 response_limits: route.spec.response_limits,
+                capture_content: route.spec.telemetry.capture_content,
             };
             out.insert(at.name.to_owned(), config);
         }

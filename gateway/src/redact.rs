@@ -63,6 +63,26 @@ impl Redactor {
     /// An upstream's error text as it may be shown: secrets and credential-like text replaced,
     /// then cut to [`MAX_MESSAGE_CHARS`].
     pub fn message(&self, text: &str) -> String {
+        let clean = self.scrub(text);
+        match clean.char_indices().nth(MAX_MESSAGE_CHARS) {
+            Some((cut, _)) => format!("{}...", &clean[..cut]),
+            None => clean,
+        }
+    }
+
+    /// Text recorded on a span (a route's captured prompts and replies): secrets and
+    /// credential-like text replaced, then cut to at most `max_bytes` at a character boundary.
+    pub fn content(&self, text: &str, max_bytes: usize) -> String {
+        let mut clean = self.scrub(text);
+        if clean.len() > max_bytes {
+            let cut = (0..=max_bytes).rev().find(|i| clean.is_char_boundary(*i)).unwrap_or(0);
+            clean.truncate(cut);
+        }
+        clean
+    }
+
+    /// Credential shapes, then the config's secret values, replaced.
+    fn scrub(&self, text: &str) -> String {
         // Patterns first: once a value is `[REDACTED]`, `Bearer [REDACTED]` would make the
         // pattern take `Bearer` for the token.
         let shaped = match PATTERNS.as_ref() {
@@ -71,12 +91,7 @@ impl Redactor {
             }),
             None => Cow::Borrowed(text),
         };
-        let known = self.exact(shaped.as_bytes());
-        let clean = String::from_utf8_lossy(&known);
-        match clean.char_indices().nth(MAX_MESSAGE_CHARS) {
-            Some((cut, _)) => format!("{}...", &clean[..cut]),
-            None => clean.into_owned(),
-        }
+        String::from_utf8_lossy(&self.exact(shaped.as_bytes())).into_owned()
     }
 
     /// Relayed bytes (a reply body, a stream chunk) with the config's secret values replaced;

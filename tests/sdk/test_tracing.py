@@ -46,6 +46,30 @@ spec:
       priority: 1
   retries: {attempts: 1, backoffMs: 10}
 ---
+apiVersion: v1
+kind: Secret
+metadata:
+  name: captured-provider-key
+stringData:
+  key: sk-provider-captured-0123456789
+---
+apiVersion: switchboard.dev/v1alpha1
+kind: ProviderRoute
+metadata:
+  name: captured
+spec:
+  models:
+    - name: captured-model
+      upstreamModel: local-model
+      pricing: {inputPerMillion: "1", outputPerMillion: "2"}
+  backends:
+    - name: fake
+      provider: openai
+      baseUrl: {FAKE_BASE_URL}
+      apiKeySecretRef: {name: captured-provider-key, key: key}
+  telemetry:
+    captureContent: true
+---
 apiVersion: switchboard.dev/v1alpha1
 kind: Budget
 metadata:
@@ -347,3 +371,33 @@ def test_an_mcp_tool_call_is_a_span_with_the_model_request_inside(start_gateway,
     assert attrs["gen_ai.operation.name"] == "execute_tool"
     assert attrs["error.type"] == "budget_exceeded"
     assert attributes(chat)["switchboard.endpoint"] == "mcp"
+
+
+def test_a_route_that_opts_in_records_prompts_and_replies_without_secrets(
+    start_gateway, collector: Collector
+) -> None:
+    gateway = traced_gateway(start_gateway, collector)
+    secret = "sk-provider-captured-0123456789"
+    raw = gateway.openai().chat.completions.with_raw_response.create(
+        model="captured-model",
+        messages=[
+            {"role": "system", "content": "Answer in one word."},
+            {"role": "user", "content": f"remember the words blue harbour and {secret}"},
+        ],
+    )
+    reply = raw.parse()
+    trace_id, _, _ = parse_traceparent(raw.headers["traceresponse"])
+    request, _ = split(collector.spans(trace_id, 2))
+    attrs = attributes(request)
+    assert secret not in json.dumps(request), "a secret the config holds is never recorded"
+    system = json.loads(attrs["gen_ai.system_instructions"])
+    assert system == [{"type": "text", "content": "Answer in one word."}]
+    (message,) = json.loads(attrs["gen_ai.input.messages"])
+    assert message["role"] == "user"
+    assert message["parts"][0]["content"].startswith("remember the words blue harbour and [REDACTED]")
+    (answer,) = json.loads(attrs["gen_ai.output.messages"])
+    assert answer["role"] == "assistant" and answer["finish_reason"] == "stop"
+    recorded = answer["parts"][0]["content"]
+    assert "blue harbour" in recorded and secret not in recorded
+    # The client got the reply redacted too: an upstream echoing a key never passes it on.
+    assert recorded == reply.choices[0].message.content

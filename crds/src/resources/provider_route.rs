@@ -60,6 +60,27 @@ pub struct ProviderRouteSpec {
     /// with an error event), so a faulty or hostile upstream cannot exhaust the gateway's memory.
     #[serde(default)]
     pub response_limits: ResponseLimits,
+    /// What this route's requests put on their OpenTelemetry spans beyond the defaults.
+    #[serde(default, skip_serializing_if = "RouteTelemetry::is_default")]
+    pub telemetry: RouteTelemetry,
+}
+
+/// Tracing options of a route.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RouteTelemetry {
+    /// Record the messages and the reply on the request's span, as the OpenTelemetry GenAI
+    /// conventions' opt-in attributes (`gen_ai.system_instructions`, `gen_ai.input.messages`,
+    /// `gen_ai.output.messages`), with the config's secret values and credential-like text removed
+    /// and each cut to 16 KiB. Off by default: prompts and replies are never recorded.
+    #[serde(default)]
+    pub capture_content: bool,
+}
+
+impl RouteTelemetry {
+    fn is_default(&self) -> bool {
+        *self == RouteTelemetry::default()
+    }
 }
 
 /// Size limits on what the route's upstreams send, in KiB.

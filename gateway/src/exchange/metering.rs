@@ -172,8 +172,9 @@ impl Exchange {
             response_id: None,
             budgeted: !self.budgets.is_empty(),
             rate_limited: !self.rate_checks.is_empty(),
+            content: Vec::new(),
         };
-        self.trail.export(&self.tracer, &record, facts);
+        self.trail.export(&self.tracer, &record, facts, &self.redactor);
         self.ledger.record(record);
         cost
     }

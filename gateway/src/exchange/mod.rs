@@ -242,6 +242,8 @@ impl Exchange {
         });
         let rate_checks = rate_checks(tenant, &caller, persona, estimated_tokens);
         let started = Instant::now();
+        let trace = state.tracer.start(headers, "chat");
+        let trail = Trail::new(request, headers, trace, started, target.route.config.capture_content);
         Ok(Exchange {
             id: uuid::Uuid::now_v7().to_string(),
             max_concurrent: tenant.and_then(|t| t.rate_limits.max_concurrent),
@@ -274,7 +276,7 @@ impl Exchange {
             redactor: runtime.redactor.clone(),
             tracer: state.tracer.clone(),
             drain: state.drain.clone(),
-            trail: Trail::new(request, headers, state.tracer.start(headers, "chat"), started),
+            trail,
         })
     }
 

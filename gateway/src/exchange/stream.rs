@@ -77,7 +77,7 @@ struct Meter {
 
 impl Meter {
     fn observe(&mut self, chunk: &Chunk) {
-        self.exchange.trail.reply(chunk);
+        self.exchange.trail.chunk(chunk);
         if let Some(usage) = chunk.usage() {
             self.usage = Some(usage);
         }

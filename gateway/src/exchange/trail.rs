@@ -13,9 +13,11 @@ use serde_json::Value;
 
 use super::lock;
 use crate::persona::turn::SUBJECT_HEADER;
-use crate::providers::Relayed;
+use crate::providers::{Chunk, Completion, Relayed};
 use crate::record::{Attempt, LedgerRecord};
+use crate::redact::Redactor;
 use crate::telemetry::Tracer;
+use crate::telemetry::content::Content;
 use crate::telemetry::context::TraceContext;
 use crate::telemetry::spans::{self, AttemptSpan, RequestFacts};
 
@@ -37,6 +39,8 @@ pub struct Trail {
     attempt_spans: Mutex<Vec<AttemptSpan>>,
     events: Mutex<Vec<Event>>,
     reply: Mutex<ReplySeen>,
+    /// Prompts and replies, when the route captures them and the request is sampled.
+    content: Option<Mutex<Content>>,
     ttft_ms: AtomicU64,
     queue_ms: AtomicU64,
 }
@@ -55,8 +59,17 @@ pub struct AttemptStart {
 }
 
 impl Trail {
-    pub fn new(request: &Value, headers: &HeaderMap, trace: Option<TraceContext>, started: Instant) -> Trail {
+    /// `capture`: the route records prompts and replies on spans.
+    pub fn new(
+        request: &Value,
+        headers: &HeaderMap,
+        trace: Option<TraceContext>,
+        started: Instant,
+        capture: bool,
+    ) -> Trail {
+        let sampled = trace.as_ref().is_some_and(|t| t.recorded && t.sampled);
         Trail {
+            content: (capture && sampled).then(|| Mutex::new(Content::of_request(request))),
             subject: end_user(request, headers),
             trace,
             started,
@@ -125,8 +138,24 @@ impl Trail {
         );
     }
 
-    /// Notes a reply's (or stream chunk's) id and finish reason, if the request is sampled.
-    pub fn reply<S>(&self, reply: &Relayed<S>) {
+    /// Notes a whole reply, if the request is sampled.
+    pub fn reply(&self, reply: &Completion) {
+        if let (Some(content), Ok(value)) = (&self.content, reply.to_value()) {
+            lock(content).complete(&value);
+        }
+        self.seen(reply);
+    }
+
+    /// Notes a stream chunk, if the request is sampled.
+    pub fn chunk(&self, chunk: &Chunk) {
+        if let (Some(content), Ok(value)) = (&self.content, chunk.to_value()) {
+            lock(content).chunk(&value);
+        }
+        self.seen(chunk);
+    }
+
+    /// A reply's (or chunk's) id and finish reason.
+    fn seen<S>(&self, reply: &Relayed<S>) {
         if !self.sampled() {
             return;
         }
@@ -154,14 +183,26 @@ impl Trail {
         record.queue_ms = time(&self.queue_ms);
     }
 
-    /// Exports the request's spans (if sampled), once its record is filled.
-    pub fn export(&self, tracer: &Tracer, record: &LedgerRecord, facts: RequestFacts<'_>) {
+    /// Exports the request's spans (if sampled), once its record is filled; captured content is
+    /// redacted with `redactor`.
+    pub fn export(
+        &self,
+        tracer: &Tracer,
+        record: &LedgerRecord,
+        facts: RequestFacts<'_>,
+        redactor: &Redactor,
+    ) {
         let Some(trace) = self.trace.as_ref().filter(|_| self.sampled()) else { return };
         let attempts = std::mem::take(&mut *lock(&self.attempt_spans));
         let events = std::mem::take(&mut *lock(&self.events));
         let reply = std::mem::take(&mut *lock(&self.reply));
-        let facts =
-            RequestFacts { finish_reasons: &reply.finish_reasons, response_id: reply.id.as_deref(), ..facts };
+        let content = self.content.as_ref().map(|c| lock(c).attributes(redactor)).unwrap_or_default();
+        let facts = RequestFacts {
+            finish_reasons: &reply.finish_reasons,
+            response_id: reply.id.as_deref(),
+            content,
+            ..facts
+        };
         let times = (self.started_at, self.started_at + self.started.elapsed());
         spans::export(tracer, trace, times, record, &facts, &attempts, events);
     }

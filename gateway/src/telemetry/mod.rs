@@ -21,6 +21,7 @@ use opentelemetry_sdk::trace::{
 };
 use switchboard_telemetry::{ExportError, TraceSettings};
 
+pub mod content;
 pub mod context;
 pub mod genai_metrics;
 pub mod spans;

@@ -27,6 +27,8 @@ pub struct RequestFacts<'a> {
     /// Whether budgets and rate limits applied to the request.
     pub budgeted: bool,
     pub rate_limited: bool,
+    /// Prompts and replies, for routes that capture them.
+    pub content: Vec<KeyValue>,
 }
 
 /// An attempt's span: its id (the upstream's parent), the backend's address and its breaker.
@@ -210,6 +212,7 @@ fn request_attributes(
     if let Some(error) = &record.error_code {
         attributes.push(KeyValue::new("error.type", text(error)));
     }
+    attributes.extend(facts.content.iter().cloned());
     attributes
 }
 
