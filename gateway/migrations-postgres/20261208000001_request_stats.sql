@@ -1,10 +1,13 @@
 -- Request statistics, rolled up as the request log is written (in the same transaction): per
--- minute, hour and day, per tenant, model, route and persona ('' for none). /admin/v1/stats and
--- /admin/v1/costs read these instead of the request log, so a query over months reads thousands of
--- rows, not millions. l00..l31 and t00..t31 count latencies and times to first token in the
+-- minute, hour and day, per tenant, model, route and persona ('' for none) in the `full` slice,
+-- and again per tenant alone, per model, per route, per persona and for everything (slices
+-- `tenant`, `model`, `route`, `persona`, `all`; the other names ''). /admin/v1/stats and
+-- /admin/v1/costs read these instead of the request log, and a query reads the smallest slice that
+-- answers it: a week of models per hour is 168 x 20 rows, whatever the number of tenants. l00..l31 and t00..t31 count latencies and times to first token in the
 -- histogram bins of gateway/src/stats/histogram.rs, from which percentiles are estimated.
 CREATE TABLE IF NOT EXISTS request_stats (
     resolution_ms BIGINT NOT NULL,
+    slice TEXT COLLATE "C" NOT NULL,
     bucket_ms BIGINT NOT NULL,
     tenant TEXT COLLATE "C" NOT NULL,
     model TEXT COLLATE "C" NOT NULL,
@@ -87,14 +90,15 @@ CREATE TABLE IF NOT EXISTS request_stats (
     t29 BIGINT NOT NULL,
     t30 BIGINT NOT NULL,
     t31 BIGINT NOT NULL,
-    PRIMARY KEY (resolution_ms, bucket_ms, tenant, model, route, persona)
+    PRIMARY KEY (resolution_ms, slice, bucket_ms, tenant, model, route, persona)
 );
 -- A tenant's own statistics (/v1/usage/stats, the tenant filter) without reading the others'.
-CREATE INDEX IF NOT EXISTS request_stats_tenant ON request_stats (resolution_ms, tenant, bucket_ms);
+CREATE INDEX IF NOT EXISTS request_stats_tenant ON request_stats (resolution_ms, slice, tenant, bucket_ms);
 
 -- Errors by code, rolled up the same way.
 CREATE TABLE IF NOT EXISTS request_stats_errors (
     resolution_ms BIGINT NOT NULL,
+    slice TEXT COLLATE "C" NOT NULL,
     bucket_ms BIGINT NOT NULL,
     tenant TEXT COLLATE "C" NOT NULL,
     model TEXT COLLATE "C" NOT NULL,
@@ -102,5 +106,5 @@ CREATE TABLE IF NOT EXISTS request_stats_errors (
     persona TEXT COLLATE "C" NOT NULL,
     error_code TEXT COLLATE "C" NOT NULL,
     requests BIGINT NOT NULL,
-    PRIMARY KEY (resolution_ms, bucket_ms, tenant, model, route, persona, error_code)
+    PRIMARY KEY (resolution_ms, slice, bucket_ms, tenant, model, route, persona, error_code)
 );

@@ -5,7 +5,7 @@ use serde::Serialize;
 use sqlx::Row;
 use switchboard_crds::decimal::NanoUsd;
 
-use super::{Resolution, Stats};
+use super::{Resolution, Slice, Stats};
 use crate::db::{Bind, Conditions};
 
 /// Which days and whose costs.
@@ -69,6 +69,7 @@ impl Stats {
     pub async fn costs(&self, query: &CostQuery) -> Result<Vec<CostRow>, sqlx::Error> {
         let mut conditions = Conditions::new(self.db.dialect());
         conditions.compare("resolution_ms", "=", Bind::Int(Resolution::Day.ms()));
+        conditions.compare("slice", "=", Bind::Text(Slice::Full.as_str().to_owned()));
         conditions.compare("bucket_ms", ">=", Bind::Int(Resolution::Day.floor(query.since_ms)));
         conditions.compare("bucket_ms", "<", Bind::Int(query.until_ms));
         for (column, value) in

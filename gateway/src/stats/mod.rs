@@ -26,6 +26,47 @@ pub enum Resolution {
     Day,
 }
 
+/// Which names a statistics row keeps: all four (`Full`), one of them, or none (`All`); the
+/// others are ''. A query reads the smallest slice that answers it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Slice {
+    Full,
+    Tenant,
+    Model,
+    Route,
+    Persona,
+    All,
+}
+
+/// Every slice written.
+pub const SLICES: [Slice; 6] =
+    [Slice::Full, Slice::Tenant, Slice::Model, Slice::Route, Slice::Persona, Slice::All];
+
+impl Slice {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Slice::Full => "full",
+            Slice::Tenant => "tenant",
+            Slice::Model => "model",
+            Slice::Route => "route",
+            Slice::Persona => "persona",
+            Slice::All => "all",
+        }
+    }
+
+    /// Which of tenant, model, route and persona the slice keeps.
+    fn keeps(self) -> [bool; 4] {
+        match self {
+            Slice::Full => [true; 4],
+            Slice::Tenant => [true, false, false, false],
+            Slice::Model => [false, true, false, false],
+            Slice::Route => [false, false, true, false],
+            Slice::Persona => [false, false, false, true],
+            Slice::All => [false; 4],
+        }
+    }
+}
+
 /// Every resolution kept, finest first.
 pub const RESOLUTIONS: [Resolution; 3] = [Resolution::Minute, Resolution::Hour, Resolution::Day];
 

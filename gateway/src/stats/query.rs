@@ -10,7 +10,7 @@ use switchboard_crds::decimal::NanoUsd;
 
 use super::histogram::{BINS, Histogram};
 use super::rollup::{COUNTERS, Counts, histogram_columns};
-use super::{Resolution, Stats};
+use super::{Resolution, Slice, Stats};
 use crate::db::{Bind, Conditions};
 
 /// What series are made of.
@@ -26,6 +26,17 @@ pub enum GroupBy {
 }
 
 impl GroupBy {
+    /// The slice keeping only this name.
+    fn slice(self) -> Slice {
+        match self {
+            GroupBy::None => Slice::All,
+            GroupBy::Tenant => Slice::Tenant,
+            GroupBy::Model => Slice::Model,
+            GroupBy::Route => Slice::Route,
+            GroupBy::Persona => Slice::Persona,
+        }
+    }
+
     fn column(self) -> Option<&'static str> {
         match self {
             GroupBy::None => None,
@@ -51,6 +62,28 @@ pub struct StatsQuery {
     pub persona: Option<String>,
     /// Series at most (the groups with the most requests).
     pub limit: u32,
+}
+
+impl StatsQuery {
+    /// The smallest slice that answers the query: the one of its group (or of its one filter),
+    /// when it filters on nothing else; else the full one.
+    fn slice(&self) -> Slice {
+        let filters = [
+            (Slice::Tenant, &self.tenant),
+            (Slice::Model, &self.model),
+            (Slice::Route, &self.route),
+            (Slice::Persona, &self.persona),
+        ];
+        let filtered: Vec<Slice> =
+            filters.iter().filter(|(_, value)| value.is_some()).map(|(slice, _)| *slice).collect();
+        match (self.group_by, filtered.as_slice()) {
+            (GroupBy::None, []) => Slice::All,
+            (GroupBy::None, [one]) => *one,
+            (group, []) => group.slice(),
+            (group, [one]) if *one == group.slice() => *one,
+            _ => Slice::Full,
+        }
+    }
 }
 
 /// One group's points and its total over the range.
@@ -200,6 +233,7 @@ impl Stats {
         let Some(column) = group.column().filter(|_| !keys.is_empty()) else { return Ok(BTreeMap::new()) };
         let mut conditions = Conditions::new(self.db.dialect());
         conditions.compare("resolution_ms", "=", Bind::Int(Resolution::Day.ms()));
+        conditions.compare("slice", "=", Bind::Text(group.slice().as_str().to_owned()));
         conditions.compare("bucket_ms", ">=", Bind::Int(Resolution::Day.floor(since_ms)));
         one_of(&mut conditions, column, keys);
         let groups = self.read(&conditions, Some(column)).await?;
@@ -247,6 +281,7 @@ impl Stats {
     fn conditions(&self, query: &StatsQuery) -> Conditions {
         let mut conditions = Conditions::new(self.db.dialect());
         conditions.compare("resolution_ms", "=", Bind::Int(query.bucket.ms()));
+        conditions.compare("slice", "=", Bind::Text(query.slice().as_str().to_owned()));
         conditions.compare("bucket_ms", ">=", Bind::Int(query.bucket.floor(query.since_ms)));
         conditions.compare("bucket_ms", "<", Bind::Int(query.until_ms));
         let filters = [
@@ -303,4 +338,33 @@ fn counts(row: &AnyRow) -> Result<Counts, sqlx::Error> {
     }
     debug_assert_eq!(column, 2 + COUNTERS.len() + 2 * BINS);
     Ok(counts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn query(group_by: GroupBy, tenant: Option<&str>, model: Option<&str>) -> StatsQuery {
+        StatsQuery {
+            since_ms: 0,
+            until_ms: 1,
+            bucket: Resolution::Hour,
+            group_by,
+            tenant: tenant.map(str::to_owned),
+            model: model.map(str::to_owned),
+            route: None,
+            persona: None,
+            limit: 10,
+        }
+    }
+
+    #[test]
+    fn a_query_reads_the_smallest_slice_that_answers_it() {
+        assert_eq!(query(GroupBy::None, None, None).slice(), Slice::All);
+        assert_eq!(query(GroupBy::Model, None, None).slice(), Slice::Model);
+        assert_eq!(query(GroupBy::Tenant, Some("a"), None).slice(), Slice::Tenant);
+        assert_eq!(query(GroupBy::None, Some("a"), None).slice(), Slice::Tenant);
+        assert_eq!(query(GroupBy::Model, Some("a"), None).slice(), Slice::Full);
+        assert_eq!(query(GroupBy::None, Some("a"), Some("m")).slice(), Slice::Full);
+    }
 }

@@ -7,12 +7,12 @@ use std::collections::BTreeMap;
 use sqlx::{Any, Transaction};
 
 use super::histogram::{BINS, Histogram};
-use super::{RESOLUTIONS, Resolution};
+use super::{RESOLUTIONS, Resolution, SLICES, Slice};
 use crate::db::{Dialect, row_placeholders};
 use crate::record::{LedgerRecord, saturating};
 
 /// The key columns, then the counters, then the two histograms (`l00..`, `t00..`).
-const KEY_COLUMNS: [&str; 6] = ["resolution_ms", "bucket_ms", "tenant", "model", "route", "persona"];
+const KEY_COLUMNS: [&str; 7] = ["resolution_ms", "slice", "bucket_ms", "tenant", "model", "route", "persona"];
 pub(super) const COUNTERS: [&str; 13] = [
     "requests",
     "errors",
@@ -39,6 +39,7 @@ pub(super) fn histogram_columns() -> impl Iterator<Item = String> {
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 struct Key<'a> {
     resolution_ms: i64,
+    slice: Slice,
     bucket_ms: i64,
     tenant: &'a str,
     model: &'a str,
@@ -98,25 +99,27 @@ pub struct Rollup<'a> {
 }
 
 impl<'a> Rollup<'a> {
-    /// Counts `records` at every resolution: per minute first, then the minutes into hours and
-    /// days (a batch spans a few minutes, so few rows).
+    /// Counts `records` at every resolution and in every slice: per minute in the full slice
+    /// first, then those rows into the others (a batch spans a few minutes, so few rows).
     pub fn of(records: &'a [LedgerRecord]) -> Rollup<'a> {
-        let mut rollup = Rollup::default();
+        let mut minutes: BTreeMap<Key<'a>, Counts> = BTreeMap::new();
+        let mut minute_errors: BTreeMap<(Key<'a>, &'a str), i64> = BTreeMap::new();
         for record in records {
             let key = key(record, RESOLUTIONS[0]);
-            rollup.rows.entry(key.clone()).or_default().add_record(record);
+            minutes.entry(key.clone()).or_default().add_record(record);
             if let Some(code) = record.error_code.as_deref().filter(|_| record.status >= 400) {
-                *rollup.errors.entry((key, code)).or_default() += 1;
+                *minute_errors.entry((key, code)).or_default() += 1;
             }
         }
-        let minutes: Vec<_> = rollup.rows.iter().map(|(k, c)| (k.clone(), c.clone())).collect();
-        let minute_errors: Vec<_> = rollup.errors.iter().map(|(k, n)| (k.clone(), *n)).collect();
-        for coarser in &RESOLUTIONS[1..] {
-            for (key, counts) in &minutes {
-                rollup.rows.entry(rescaled(key, *coarser)).or_default().add(counts);
-            }
-            for ((key, code), count) in &minute_errors {
-                *rollup.errors.entry((rescaled(key, *coarser), code)).or_default() += count;
+        let mut rollup = Rollup::default();
+        for resolution in RESOLUTIONS {
+            for slice in SLICES {
+                for (key, counts) in &minutes {
+                    rollup.rows.entry(projected(key, resolution, slice)).or_default().add(counts);
+                }
+                for ((key, code), count) in &minute_errors {
+                    *rollup.errors.entry((projected(key, resolution, slice), code)).or_default() += count;
+                }
             }
         }
         rollup
@@ -144,6 +147,7 @@ impl<'a> Rollup<'a> {
             for (key, counts) in chunk {
                 query = query
                     .bind(key.resolution_ms)
+                    .bind(key.slice.as_str())
                     .bind(key.bucket_ms)
                     .bind(key.tenant)
                     .bind(key.model)
@@ -171,6 +175,7 @@ impl<'a> Rollup<'a> {
             for ((key, code), count) in chunk {
                 query = query
                     .bind(key.resolution_ms)
+                    .bind(key.slice.as_str())
                     .bind(key.bucket_ms)
                     .bind(key.tenant)
                     .bind(key.model)
@@ -188,6 +193,7 @@ impl<'a> Rollup<'a> {
 fn key(record: &LedgerRecord, resolution: Resolution) -> Key<'_> {
     Key {
         resolution_ms: resolution.ms(),
+        slice: Slice::Full,
         bucket_ms: resolution.floor(record.created_at_ms),
         tenant: &record.tenant,
         model: &record.model,
@@ -196,8 +202,19 @@ fn key(record: &LedgerRecord, resolution: Resolution) -> Key<'_> {
     }
 }
 
-fn rescaled<'a>(key: &Key<'a>, resolution: Resolution) -> Key<'a> {
-    Key { resolution_ms: resolution.ms(), bucket_ms: resolution.floor(key.bucket_ms), ..key.clone() }
+/// A full minute row's key at `resolution`, keeping the names `slice` keeps.
+fn projected<'a>(key: &Key<'a>, resolution: Resolution, slice: Slice) -> Key<'a> {
+    let [tenant, model, route, persona] = slice.keeps();
+    let keep = |kept: bool, name: &'a str| if kept { name } else { "" };
+    Key {
+        resolution_ms: resolution.ms(),
+        slice,
+        bucket_ms: resolution.floor(key.bucket_ms),
+        tenant: keep(tenant, key.tenant),
+        model: keep(model, key.model),
+        route: keep(route, key.route),
+        persona: keep(persona, key.persona),
+    }
 }
 
 #[cfg(test)]
@@ -234,7 +251,9 @@ mod tests {
             rollup
                 .rows
                 .iter()
-                .filter(|(k, _)| k.resolution_ms == resolution.ms() && k.tenant == tenant)
+                .filter(|(k, _)| {
+                    k.resolution_ms == resolution.ms() && k.slice == Slice::Full && k.tenant == tenant
+                })
                 .map(|(k, c)| (k.bucket_ms, c.counters[0]))
                 .collect()
         };
@@ -250,12 +269,21 @@ mod tests {
         assert_eq!(hour.counters[1..3], [1, 1], "one error, a server error");
         assert_eq!(hour.counters[8], 20, "output tokens");
         assert_eq!(hour.latency.count(), 2);
-        let errors: i64 = rollup
-            .errors
+        let day_errors = |slice: Slice| -> i64 {
+            let errors = rollup.errors.iter();
+            errors
+                .filter(|((k, _), _)| k.resolution_ms == Resolution::Day.ms() && k.slice == slice)
+                .map(|(_, n)| n)
+                .sum()
+        };
+        assert_eq!((day_errors(Slice::Full), day_errors(Slice::Tenant), day_errors(Slice::All)), (1, 1, 1));
+        let all: Vec<_> = rollup
+            .rows
             .iter()
-            .filter(|((k, _), _)| k.resolution_ms == Resolution::Day.ms())
-            .map(|(_, n)| n)
-            .sum();
-        assert_eq!(errors, 1);
+            .filter(|(k, _)| k.slice == Slice::All)
+            .map(|(k, c)| (k.tenant, c.counters[0]))
+            .collect();
+        assert_eq!(all.iter().map(|(_, n)| n).sum::<i64>(), 3 * 3, "every record once per resolution");
+        assert!(all.iter().all(|(tenant, _)| tenant.is_empty()));
     }
 }
