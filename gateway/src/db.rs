@@ -92,6 +92,22 @@ async fn migrate(pool: &AnyPool, dialect: Dialect) -> Result<(), DatabaseError> 
     Ok(())
 }
 
+/// `items` in runs whose lengths are powers of two, at most `max`: a multi-row statement then has
+/// one of a few shapes, each prepared once and kept in the connection's statement cache, instead
+/// of a new text (parsed and planned again) for every batch size.
+pub fn shaped_chunks<T>(mut items: &[T], max: usize) -> impl Iterator<Item = &[T]> {
+    std::iter::from_fn(move || {
+        if items.is_empty() {
+            return None;
+        }
+        let run = items.len().min(max);
+        let run = 1 << run.ilog2();
+        let (chunk, rest) = items.split_at(run);
+        items = rest;
+        Some(chunk)
+    })
+}
+
 /// Now, in Unix milliseconds: the clock of ledger rows and of the persona stores.
 /// The `VALUES` list of a multi-row insert: `(?, ?), (?, ?)` or `($1, $2), ($3, $4)`.
 pub fn row_placeholders(dialect: Dialect, rows: usize, columns: usize) -> String {
@@ -152,6 +168,15 @@ impl Conditions {
         self.parts.push(format!("{column} {op} {placeholder}"));
     }
 
+    /// Adds `column = value` for each filter that is set.
+    pub fn equal_where_set(&mut self, filters: &[(&str, &Option<String>)]) {
+        for (column, value) in filters {
+            if let Some(value) = value {
+                self.compare(column, "=", Bind::Text(value.clone()));
+            }
+        }
+    }
+
     /// Adds a condition written with placeholders from [`Conditions::bind`].
     pub fn push(&mut self, condition: String) {
         self.parts.push(condition);
@@ -168,5 +193,22 @@ impl Conditions {
             Bind::Text(text) => query.bind(text.clone()),
             Bind::Int(int) => query.bind(*int),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_are_powers_of_two_within_the_bound() {
+        let items: Vec<u32> = (0..300).collect();
+        let sizes: Vec<usize> = shaped_chunks(&items, 256).map(<[u32]>::len).collect();
+        assert_eq!(sizes, [256, 32, 8, 4]);
+        let sizes: Vec<usize> = shaped_chunks(&items[..7], 4).map(<[u32]>::len).collect();
+        assert_eq!(sizes, [4, 2, 1]);
+        assert_eq!(shaped_chunks(&items[..0], 4).count(), 0);
+        let all: Vec<u32> = shaped_chunks(&items, 64).flatten().copied().collect();
+        assert_eq!(all, items);
     }
 }

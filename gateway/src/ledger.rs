@@ -12,14 +12,16 @@ use sqlx::Row;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::db::{Database, Dialect, row_placeholders};
+use crate::db::{Database, Dialect, row_placeholders, shaped_chunks};
 use crate::record::USAGE_COLUMNS;
 pub use crate::record::{Attempt, LedgerRecord};
 use crate::request_log;
 use crate::stats::rollup::Rollup;
 
-/// Rows per INSERT statement at most.
+/// Rows the writer takes at once, at most four times this.
 const MAX_BATCH: usize = 500;
+/// Rows per INSERT statement at most (a power of two, see [`shaped_chunks`]).
+const MAX_ROWS_PER_STATEMENT: usize = 256;
 /// How long the writer waits for more rows before writing a small batch.
 const LINGER: Duration = Duration::from_millis(20);
 
@@ -82,12 +84,12 @@ impl Ledger {
         &self.db
     }
 
-    /// Inserts records in one statement per [`MAX_BATCH`] rows, in one transaction: the billed
+    /// Inserts records in statements of up to [`MAX_ROWS_PER_STATEMENT`] rows, in one transaction: the billed
     /// ones into the usage ledger, all of them into the request log and its statistics.
     pub async fn insert(&self, records: &[LedgerRecord]) -> Result<(), LedgerError> {
         let mut tx = self.db.pool().begin().await?;
         let billed: Vec<&LedgerRecord> = records.iter().filter(|r| r.billed).collect();
-        for chunk in billed.chunks(MAX_BATCH) {
+        for chunk in shaped_chunks(&billed, MAX_ROWS_PER_STATEMENT) {
             let sql = format!(
                 "INSERT INTO usage_ledger ({}) VALUES {}",
                 USAGE_COLUMNS.join(", "),
@@ -100,7 +102,7 @@ impl Ledger {
             query.execute(&mut *tx).await?;
         }
         if self.request_log {
-            request_log::insert(&mut tx, self.db.dialect(), records, MAX_BATCH).await?;
+            request_log::insert(&mut tx, self.db.dialect(), records, MAX_ROWS_PER_STATEMENT).await?;
             Rollup::of(records).write(&mut tx, self.db.dialect()).await?;
         }
         tx.commit().await?;

@@ -10,7 +10,7 @@ use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 use switchboard_crds::decimal::NanoUsd;
 
-use crate::db::{Bind, Conditions, Database, Dialect, row_placeholders};
+use crate::db::{Bind, Conditions, Database, Dialect, row_placeholders, shaped_chunks};
 use crate::record::{Attempt, LedgerRecord, USAGE_COLUMNS, saturating};
 
 /// Rows per page at most.
@@ -26,7 +26,7 @@ fn columns() -> String {
     USAGE_COLUMNS.iter().chain(&LOG_COLUMNS).copied().collect::<Vec<_>>().join(", ")
 }
 
-/// Writes `records` in `tx`, one statement per `chunk` rows.
+/// Writes `records` in `tx`, in statements of up to `chunk` rows (a power of two).
 pub(crate) async fn insert(
     tx: &mut Transaction<'_, Any>,
     dialect: Dialect,
@@ -34,7 +34,7 @@ pub(crate) async fn insert(
     chunk: usize,
 ) -> Result<(), sqlx::Error> {
     let width = USAGE_COLUMNS.len() + LOG_COLUMNS.len();
-    for rows in records.chunks(chunk) {
+    for rows in shaped_chunks(records, chunk) {
         let sql = format!(
             "INSERT INTO request_log ({}) VALUES {}",
             columns(),
@@ -174,17 +174,12 @@ impl RequestLog {
     /// The page `filter` selects.
     pub async fn page(&self, filter: &Filter) -> Result<Page, sqlx::Error> {
         let mut conditions = Conditions::new(self.db.dialect());
-        let text_filters = [
+        conditions.equal_where_set(&[
             ("tenant", &filter.tenant),
             ("model", &filter.model),
             ("persona", &filter.persona),
             ("route", &filter.route),
-        ];
-        for (column, value) in text_filters {
-            if let Some(value) = value {
-                conditions.compare(column, "=", Bind::Text(value.clone()));
-            }
-        }
+        ]);
         match filter.status {
             Some(StatusFilter::Code(code)) => conditions.compare("status", "=", Bind::Int(i64::from(code))),
             Some(StatusFilter::Class(class)) => {

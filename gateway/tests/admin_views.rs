@@ -6,24 +6,10 @@
 
 mod common;
 
-use common::{ADMIN_TOKEN, Harness, TEAM_KEY, UPSTREAM_KEY, eventually};
+use common::{ADMIN_TOKEN, Harness, OTHER_KEY, OTHER_TENANT, TEAM_KEY, UPSTREAM_KEY, eventually};
 use serde_json::{Value, json};
 
-const OTHER_KEY: &str = "sk-test-other";
-const EXTRA: &str = r#"
-apiVersion: v1
-kind: Secret
-metadata: {name: other-key}
-stringData: {key: sk-test-other}
----
-apiVersion: switchboard.dev/v1alpha1
-kind: Tenant
-metadata: {name: other}
-spec:
-  displayName: The other team
-  apiKeys: [{name: app, secretRef: {name: other-key, key: key}}]
-  rateLimits: {requestsPerMinute: 100}
----
+const BUDGET: &str = r#"
 apiVersion: switchboard.dev/v1alpha1
 kind: Budget
 metadata: {name: team-monthly}
@@ -35,15 +21,13 @@ spec:
 "#;
 
 async fn get(h: &Harness, path: &str, key: &str) -> (u16, Value) {
-    let response = h.client.get(h.url(path)).bearer_auth(key).send().await.unwrap();
-    let status = response.status().as_u16();
-    let text = response.text().await.unwrap();
+    let (status, text) = h.get_text(path, key).await;
     assert!(!text.contains(UPSTREAM_KEY) && !text.contains(TEAM_KEY) && !text.contains("sha256"), "{text}");
     (status, serde_json::from_str(&text).unwrap_or(Value::Null))
 }
 
 async fn views(mut h: Harness) {
-    h.restart_with("extra.yaml", EXTRA).await;
+    h.restart_with("extra.yaml", &format!("{OTHER_TENANT}---\n{BUDGET}")).await;
     let ask = json!({"model": "fake-model", "messages": [{"role": "user", "content": "hello there"}]});
     for key in [TEAM_KEY, TEAM_KEY, OTHER_KEY] {
         assert_eq!(h.post("/v1/chat/completions", key, &ask).await.status(), 200);

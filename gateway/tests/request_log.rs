@@ -7,28 +7,17 @@ mod common;
 
 use std::collections::HashSet;
 
-use common::{ADMIN_TOKEN, Harness, TEAM_KEY, eventually};
+use common::{ADMIN_TOKEN, Harness, OTHER_KEY, OTHER_TENANT, TEAM_KEY, eventually};
 use serde_json::{Value, json};
 use switchboard_gateway::db::Database;
 use switchboard_gateway::ledger::{Attempt, Ledger, LedgerRecord};
 use switchboard_gateway::request_log::RequestLog;
 
-const OTHER_KEY: &str = "sk-test-other";
 const LIMITED_KEY: &str = "sk-test-limited";
 const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 
-const TENANTS: &str = r#"
-apiVersion: v1
-kind: Secret
-metadata: {name: other-key}
-stringData: {key: sk-test-other}
----
-apiVersion: switchboard.dev/v1alpha1
-kind: Tenant
-metadata: {name: other}
-spec:
-  apiKeys: [{name: app, secretRef: {name: other-key, key: key}}]
----
+/// A tenant allowed one request a minute.
+const LIMITED: &str = r#"
 apiVersion: v1
 kind: Secret
 metadata: {name: limited-key}
@@ -47,9 +36,8 @@ fn chat(model: &str) -> Value {
 }
 
 async fn get(h: &Harness, path: &str, key: &str) -> (u16, Value) {
-    let response = h.client.get(h.url(path)).bearer_auth(key).send().await.unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
+    let (status, body) = h.get_text(path, key).await;
+    (status, serde_json::from_str(&body).unwrap_or(Value::Null))
 }
 
 /// Every row of the admin log for `query`, following cursors `limit` rows at a time.
@@ -74,7 +62,7 @@ async fn all_pages(h: &Harness, query: &str, limit: u32) -> Vec<Value> {
 }
 
 async fn the_request_log_answers_what_happened(mut h: Harness) {
-    h.restart_with("tenants.yaml", TENANTS).await;
+    h.restart_with("tenants.yaml", &format!("{OTHER_TENANT}---\n{LIMITED}")).await;
     let started = switchboard_gateway::db::now_ms();
     // Served, with an end user and a trace.
     let traceparent = format!("00-{TRACE_ID}-00f067aa0ba902b7-01");

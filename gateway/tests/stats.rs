@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{ADMIN_TOKEN, Harness, TEAM_KEY, eventually};
+use common::{ADMIN_TOKEN, Harness, OTHER_KEY, OTHER_TENANT, TEAM_KEY, eventually};
 use serde_json::{Value, json};
 use switchboard_gateway::db::Database;
 use switchboard_gateway::ledger::{Ledger, LedgerRecord};
@@ -146,38 +146,19 @@ async fn statistics_add_up_on_postgres() {
     statistics_add_up(&common::fresh_postgres().await).await;
 }
 
-const OTHER: &str = r#"
-apiVersion: v1
-kind: Secret
-metadata: {name: other-key}
-stringData: {key: sk-test-other}
----
-apiVersion: switchboard.dev/v1alpha1
-kind: Tenant
-metadata: {name: other}
-spec:
-  apiKeys: [{name: app, secretRef: {name: other-key, key: key}}]
-"#;
-
-async fn get(h: &Harness, path: &str, key: &str) -> (u16, String) {
-    let response = h.client.get(h.url(path)).bearer_auth(key).send().await.unwrap();
-    let status = response.status().as_u16();
-    (status, response.text().await.unwrap())
-}
-
 async fn the_views_are_scoped_to_the_caller(mut h: Harness) {
-    h.restart_with("other.yaml", OTHER).await;
+    h.restart_with("other.yaml", OTHER_TENANT).await;
     let ask = json!({"model": "fake-model", "messages": [{"role": "user", "content": "hi"}]});
-    for key in [TEAM_KEY, TEAM_KEY, "sk-test-other"] {
+    for key in [TEAM_KEY, TEAM_KEY, OTHER_KEY] {
         assert_eq!(h.post("/v1/chat/completions", key, &ask).await.status(), 200);
     }
     eventually("the statistics are written", || async {
-        let (_, body) = get(&h, "/admin/v1/stats?group_by=tenant", ADMIN_TOKEN).await;
+        let (_, body) = h.get_text("/admin/v1/stats?group_by=tenant", ADMIN_TOKEN).await;
         let stats: Value = serde_json::from_str(&body).unwrap_or_default();
         stats["series"].as_array().is_some_and(|s| s.len() == 2)
     })
     .await;
-    let (status, body) = get(&h, "/admin/v1/stats?group_by=tenant&bucket=minute", ADMIN_TOKEN).await;
+    let (status, body) = h.get_text("/admin/v1/stats?group_by=tenant&bucket=minute", ADMIN_TOKEN).await;
     assert_eq!(status, 200, "{body}");
     let stats: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(stats["bucket"], "minute");
@@ -185,16 +166,16 @@ async fn the_views_are_scoped_to_the_caller(mut h: Harness) {
     assert_eq!(stats["series"][0]["total"]["requests"], 2);
 
     // A tenant key sees its own tenant, whatever it asks for.
-    let (status, body) = get(&h, "/v1/usage/stats?group_by=tenant", TEAM_KEY).await;
+    let (status, body) = h.get_text("/v1/usage/stats?group_by=tenant", TEAM_KEY).await;
     assert_eq!(status, 200, "{body}");
     let own: Value = serde_json::from_str(&body).unwrap();
     let keys: Vec<_> = own["series"].as_array().unwrap().iter().map(|s| s["key"].clone()).collect();
     assert_eq!(keys, [json!("team")]);
-    assert_eq!(get(&h, "/v1/usage/stats?tenant=other", TEAM_KEY).await.0, 403);
-    assert_eq!(get(&h, "/v1/usage/costs?tenant=other", TEAM_KEY).await.0, 403);
+    assert_eq!(h.get_text("/v1/usage/stats?tenant=other", TEAM_KEY).await.0, 403);
+    assert_eq!(h.get_text("/v1/usage/costs?tenant=other", TEAM_KEY).await.0, 403);
 
     // Costs, as JSON and as CSV.
-    let (status, body) = get(&h, "/v1/usage/costs", TEAM_KEY).await;
+    let (status, body) = h.get_text("/v1/usage/costs", TEAM_KEY).await;
     assert_eq!(status, 200, "{body}");
     let costs: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(costs["data"].as_array().unwrap().len(), 1);
@@ -213,7 +194,7 @@ async fn the_views_are_scoped_to_the_caller(mut h: Harness) {
     for bad in
         ["bucket=week", "group_by=key", "since_ms=5&until_ms=4", "bucket=minute&since_ms=0", "limit=0", "x=1"]
     {
-        let (status, body) = get(&h, &format!("/admin/v1/stats?{bad}"), ADMIN_TOKEN).await;
+        let (status, body) = h.get_text(&format!("/admin/v1/stats?{bad}"), ADMIN_TOKEN).await;
         assert_eq!(status, 400, "{bad}: {body}");
         assert_eq!(
             serde_json::from_str::<Value>(&body).unwrap()["error"]["code"],
@@ -221,7 +202,7 @@ async fn the_views_are_scoped_to_the_caller(mut h: Harness) {
             "{bad}"
         );
     }
-    assert_eq!(get(&h, "/admin/v1/costs?format=xml", ADMIN_TOKEN).await.0, 400);
+    assert_eq!(h.get_text("/admin/v1/costs?format=xml", ADMIN_TOKEN).await.0, 400);
     h.stop_gateway().await;
 }
 

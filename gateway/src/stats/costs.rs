@@ -72,13 +72,11 @@ impl Stats {
         conditions.compare("slice", "=", Bind::Text(Slice::Full.as_str().to_owned()));
         conditions.compare("bucket_ms", ">=", Bind::Int(Resolution::Day.floor(query.since_ms)));
         conditions.compare("bucket_ms", "<", Bind::Int(query.until_ms));
-        for (column, value) in
-            [("tenant", &query.tenant), ("model", &query.model), ("persona", &query.persona)]
-        {
-            if let Some(value) = value {
-                conditions.compare(column, "=", Bind::Text(value.clone()));
-            }
-        }
+        conditions.equal_where_set(&[
+            ("tenant", &query.tenant),
+            ("model", &query.model),
+            ("persona", &query.persona),
+        ]);
         let sums = [
             "requests",
             "input_tokens",

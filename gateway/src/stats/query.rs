@@ -284,17 +284,12 @@ impl Stats {
         conditions.compare("slice", "=", Bind::Text(query.slice().as_str().to_owned()));
         conditions.compare("bucket_ms", ">=", Bind::Int(query.bucket.floor(query.since_ms)));
         conditions.compare("bucket_ms", "<", Bind::Int(query.until_ms));
-        let filters = [
+        conditions.equal_where_set(&[
             ("tenant", &query.tenant),
             ("model", &query.model),
             ("route", &query.route),
             ("persona", &query.persona),
-        ];
-        for (column, value) in filters {
-            if let Some(value) = value {
-                conditions.compare(column, "=", Bind::Text(value.clone()));
-            }
-        }
+        ]);
         conditions
     }
 

@@ -8,7 +8,7 @@ use sqlx::{Any, Transaction};
 
 use super::histogram::{BINS, Histogram};
 use super::{RESOLUTIONS, Resolution, SLICES, Slice};
-use crate::db::{Dialect, row_placeholders};
+use crate::db::{Dialect, row_placeholders, shaped_chunks};
 use crate::record::{LedgerRecord, saturating};
 
 /// The key columns, then the counters, then the two histograms (`l00..`, `t00..`).
@@ -28,8 +28,9 @@ pub(super) const COUNTERS: [&str; 13] = [
     "ttft_count",
     "ttft_ms_sum",
 ];
-/// Rows per statement: well under SQLite's 32,766 bound parameters.
-const ROWS_PER_STATEMENT: usize = 300;
+/// Rows per statement at most (a power of two): 256 x 90 values, under SQLite's 32,766 bound
+/// parameters.
+const ROWS_PER_STATEMENT: usize = 256;
 
 /// `l00, .., l31, t00, .., t31`.
 pub(super) fn histogram_columns() -> impl Iterator<Item = String> {
@@ -136,7 +137,7 @@ impl<'a> Rollup<'a> {
             .map(|c| format!("{c} = request_stats.{c} + excluded.{c}"))
             .collect::<Vec<_>>()
             .join(", ");
-        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        for chunk in shaped_chunks(&rows, ROWS_PER_STATEMENT) {
             let sql = format!(
                 "INSERT INTO request_stats ({}) VALUES {} ON CONFLICT ({}) DO UPDATE SET {added}",
                 columns.join(", "),
@@ -163,7 +164,7 @@ impl<'a> Rollup<'a> {
             query.execute(&mut **tx).await?;
         }
         let errors: Vec<_> = self.errors.iter().collect();
-        for chunk in errors.chunks(ROWS_PER_STATEMENT) {
+        for chunk in shaped_chunks(&errors, ROWS_PER_STATEMENT) {
             let sql = format!(
                 "INSERT INTO request_stats_errors ({}, error_code, requests) VALUES {} \
                  ON CONFLICT ({}, error_code) DO UPDATE SET requests = request_stats_errors.requests + excluded.requests",

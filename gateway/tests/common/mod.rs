@@ -18,6 +18,24 @@ pub const ADMIN_TOKEN: &str = "admin-test-token";
 /// The provider key the gateway must send upstream, and never echo anywhere else.
 pub const UPSTREAM_KEY: &str = "sk-upstream-secret-1234";
 
+/// A second tenant, `other`, whose key is [`OTHER_KEY`]: for tests of what one tenant may see of
+/// another's.
+pub const OTHER_KEY: &str = "sk-test-other";
+pub const OTHER_TENANT: &str = r#"
+apiVersion: v1
+kind: Secret
+metadata: {name: other-key}
+stringData: {key: sk-test-other}
+---
+apiVersion: switchboard.dev/v1alpha1
+kind: Tenant
+metadata: {name: other}
+spec:
+  displayName: The other team
+  apiKeys: [{name: app, secretRef: {name: other-key, key: key}}]
+  rateLimits: {requestsPerMinute: 100}
+"#;
+
 /// Prices of `fake-model`: 1.00 USD per 1M input, 2.00 per 1M output.
 pub const INPUT_NANOS_PER_TOKEN: i64 = 1_000;
 pub const OUTPUT_NANOS_PER_TOKEN: i64 = 2_000;
@@ -171,6 +189,12 @@ impl Harness {
         let gateway = self.gateway.as_ref().unwrap();
         let addr = if path.starts_with("/admin/") { gateway.admin_addr() } else { gateway.addr() };
         format!("http://{addr}{path}")
+    }
+
+    /// A GET of `path` (on its listener) with `key` as bearer token: the status and the body.
+    pub async fn get_text(&self, path: &str, key: &str) -> (u16, String) {
+        let response = self.client.get(self.url(path)).bearer_auth(key).send().await.unwrap();
+        (response.status().as_u16(), response.text().await.unwrap())
     }
 
     /// `path` on the tenant-facing listener, whatever it is.
