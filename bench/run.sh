@@ -45,6 +45,8 @@ has_target() { [[ " $targets " == *" $1 "* ]]; }
 die() { echo "bench: $*" >&2; exit 1; }
 log() { echo "bench: $*" >&2; }
 
+# wrk, nginx and curl come from Debian, installed here if missing, as `make test` does for its servers.
+scripts/system-packages.sh >&2 || die "cannot install the system packages (scripts/system-packages.sh)"
 command -v wrk >/dev/null 2>&1 || die "wrk not found: apt-get install wrk"
 command -v curl >/dev/null 2>&1 || die "curl not found: apt-get install curl"
 nginx=$(PATH=$PATH:/usr/sbin command -v nginx || true)

@@ -202,7 +202,6 @@ def test_a_plain_request_is_one_genai_span_whose_parent_is_the_sdk_callers(
         "gen_ai.request.max_tokens": 50,
         "gen_ai.usage.input_tokens": reply.usage.prompt_tokens,
         "gen_ai.usage.output_tokens": reply.usage.completion_tokens,
-        "gen_ai.usage.cache_read.input_tokens": 0,
         "gen_ai.response.finish_reasons": ["stop"],
         "gen_ai.response.id": reply.id,
         "server.address": "127.0.0.1",

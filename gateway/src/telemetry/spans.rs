@@ -83,7 +83,6 @@ pub fn export(
             KeyValue::new("gen_ai.request.model", facts.response_model.to_owned()),
             KeyValue::new("switchboard.backend", tried.backend.clone()),
             KeyValue::new("switchboard.breaker.state", span.breaker),
-            KeyValue::new("switchboard.attempt.outcome", tried.outcome.to_string()),
         ];
         attributes.extend(address(span.address.as_deref()));
         if failed {
@@ -181,11 +180,16 @@ fn request_attributes(
         attributes.extend([
             KeyValue::new("gen_ai.usage.input_tokens", count(record.input_total())),
             KeyValue::new("gen_ai.usage.output_tokens", count(record.output_tokens)),
-            KeyValue::new("gen_ai.usage.cache_read.input_tokens", count(record.cached_input_tokens)),
-            KeyValue::new("gen_ai.usage.cache_creation.input_tokens", count(record.cache_write_tokens)),
             // Nano-dollars to dollars: exact to the nano-dollar in an f64 below $9M.
             KeyValue::new("switchboard.cost.usd", record.cost_nanos as f64 / 1e9),
         ]);
+        // Cache tokens where the provider reported some: most requests have none.
+        let cached = [
+            ("gen_ai.usage.cache_read.input_tokens", record.cached_input_tokens),
+            ("gen_ai.usage.cache_creation.input_tokens", record.cache_write_tokens),
+        ];
+        attributes
+            .extend(cached.into_iter().filter(|(_, n)| *n > 0).map(|(key, n)| KeyValue::new(key, count(n))));
     }
     if !record.backend.is_empty() {
         attributes.push(KeyValue::new("gen_ai.provider.name", provider_name(&record.provider)));
