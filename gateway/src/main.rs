@@ -24,8 +24,9 @@ async fn main() -> anyhow::Result<()> {
         LogFormat::Text => logs.init(),
         LogFormat::Json => logs.json().init(),
     }
-    let gateway = server::start(&settings).await.context("cannot start the gateway")?;
+    // Before the listener opens: a SIGTERM right after the first request must drain, not kill.
     let mut terminate = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+    let gateway = server::start(&settings).await.context("cannot start the gateway")?;
     tokio::select! {
         _ = terminate.recv() => tracing::info!("SIGTERM: draining"),
         _ = tokio::signal::ctrl_c() => tracing::info!("interrupt: draining"),

@@ -59,7 +59,7 @@ pub fn export(
     let error = record.error_code.as_deref();
     let mut span_events = SpanEvents::default();
     span_events.events = events;
-    let mut request = SpanData {
+    let request = SpanData {
         span_context: span_context(context, context.span_id),
         parent_span_id: context.parent.unwrap_or(SpanId::INVALID),
         parent_span_is_remote: context.parent.is_some(),
@@ -103,9 +103,6 @@ pub fn export(
             status: if failed { Status::error(tried.outcome.to_string()) } else { Status::Unset },
             instrumentation_scope: scope.clone(),
         });
-    }
-    if record.attempts.is_empty() && record.error_code.is_none() {
-        request.status = Status::Unset;
     }
     spans.insert(0, request);
     tracer.export(spans);
