@@ -22,7 +22,7 @@ use crate::error::ApiError;
 use crate::ledger::LedgerSender;
 use crate::metrics::Metrics;
 use crate::persona::turn::MODEL_PREFIX;
-use crate::providers::{Call, ChunkStream, Completion, Reply, UpstreamError, WireFormat};
+use crate::providers::{Call, ChunkStream, Completion, Reply, UpstreamError};
 use crate::queue::Permit;
 use crate::ratelimit::{Check, Decision, RateLimiter};
 use crate::redact::Redactor;
@@ -34,6 +34,7 @@ use crate::validate;
 
 mod admission;
 mod assemble;
+mod encoded;
 mod metering;
 mod order;
 mod stream;
@@ -41,6 +42,7 @@ mod trail;
 
 use self::admission::{applies, budget_refusal, structured_output_schema};
 pub(crate) use self::admission::{rate_checks, rate_limited};
+use self::encoded::Encoded;
 use self::order::{backoff, candidate_order, next_admitted};
 use self::trail::Trail;
 
@@ -532,28 +534,6 @@ impl Exchange {
             None => Ok(()),
             Some(error) => Err(format!("{error} (at `{}`)", error.instance_path())),
         }
-    }
-}
-
-/// The request in the wire formats of the backends tried so far: made once per format (and
-/// stream setting), the same bytes for every attempt.
-#[derive(Default)]
-struct Encoded(Vec<(WireFormat, bool, Bytes)>);
-
-impl Encoded {
-    fn body(
-        &mut self,
-        format: WireFormat,
-        request: &Value,
-        model: &str,
-        stream: bool,
-    ) -> Result<Bytes, UpstreamError> {
-        if let Some((.., body)) = self.0.iter().find(|(f, s, _)| *f == format && *s == stream) {
-            return Ok(body.clone());
-        }
-        let body = crate::providers::encode(format, request, model, stream)?;
-        self.0.push((format, stream, body.clone()));
-        Ok(body)
     }
 }
 
