@@ -68,15 +68,8 @@ async fn main() {
         sqlx::query_scalar("SELECT COUNT(*) FROM request_stats").fetch_one(db.pool()).await.unwrap();
 
     let stats_query = |since: i64, bucket, group_by, tenant: Option<&str>| StatsQuery {
-        since_ms: since,
-        until_ms: now,
-        bucket,
-        group_by,
         tenant: tenant.map(str::to_owned),
-        model: None,
-        route: None,
-        persona: None,
-        limit: 10,
+        ..StatsQuery::new(since, now, bucket, group_by)
     };
     let queries = [
         (

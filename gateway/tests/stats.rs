@@ -41,17 +41,7 @@ fn record(at_ms: i64, tenant: &str, model: &str, status: u16, latency_ms: u64) -
 }
 
 fn query(bucket: Resolution, group_by: GroupBy) -> StatsQuery {
-    StatsQuery {
-        since_ms: DAY,
-        until_ms: DAY + 86_400_000,
-        bucket,
-        group_by,
-        tenant: None,
-        model: None,
-        route: None,
-        persona: None,
-        limit: 10,
-    }
+    StatsQuery::new(DAY, DAY + 86_400_000, bucket, group_by)
 }
 
 async fn statistics_add_up(url: &str) {

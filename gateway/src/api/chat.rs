@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 
-use super::{with_headers, with_request_id};
+use super::{with_headers, with_ids};
 use crate::auth::Authenticated;
 use crate::error::Dialect;
 use crate::exchange::{Endpoint, Served, ServedReply, parse_json};
@@ -44,7 +44,7 @@ pub async fn chat_completions(
             with_headers(event_stream(chunks, exchange.include_usage), headers)
         }
     };
-    with_request_id(response, &exchange)
+    with_ids(response, &exchange)
 }
 
 /// Chunks ready together leave as one write.

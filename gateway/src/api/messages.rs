@@ -12,7 +12,7 @@ use axum::response::{Json, Response};
 use bytes::Bytes;
 use futures::StreamExt;
 
-use super::{with_headers, with_request_id};
+use super::{with_headers, with_ids};
 use crate::auth::Authenticated;
 use crate::error::{ApiError, Dialect};
 use crate::exchange::{Endpoint, Served, ServedReply, parse_json};
@@ -73,5 +73,5 @@ pub async fn messages(
             with_headers(axum::response::IntoResponse::into_response(Sse::new(events)), headers)
         }
     };
-    with_request_id(response, &exchange)
+    with_ids(response, &exchange)
 }

@@ -19,7 +19,7 @@ use crate::exchange::Exchange;
 
 /// Adds the request id headers both SDKs read (`x-request-id` for OpenAI, `request-id` for Anthropic)
 /// and, when the request is traced, `traceresponse`.
-fn with_request_id(mut response: Response, exchange: &Exchange) -> Response {
+fn with_ids(mut response: Response, exchange: &Exchange) -> Response {
     if let Ok(value) = HeaderValue::from_str(&exchange.id) {
         response.headers_mut().insert("x-request-id", value.clone());
         response.headers_mut().insert("request-id", value);

@@ -19,15 +19,8 @@ pub async fn list(State(state): State<AppState>) -> Response {
     let now = now_ms();
     let routes: Vec<_> = runtime.routes().collect();
     let recent = StatsQuery {
-        since_ms: now - RECENT_MS,
-        until_ms: now + 1,
-        bucket: Resolution::Minute,
-        group_by: GroupBy::Route,
-        tenant: None,
-        model: None,
-        route: None,
-        persona: None,
         limit: u32::try_from(routes.len()).unwrap_or(u32::MAX).max(1),
+        ..StatsQuery::new(now - RECENT_MS, now + 1, Resolution::Minute, GroupBy::Route)
     };
     let recent = match state.stats.series(&recent).await {
         Ok(series) => series,

@@ -102,17 +102,8 @@ fn range(since: Option<i64>, until: Option<i64>, default_range: i64) -> Result<(
 
 fn stats_query(params: Params, own_tenant: Option<&str>) -> Result<StatsQuery, ApiError> {
     let (mut since, mut until, mut bucket, mut tenant) = (None, None, None, None);
-    let mut query = StatsQuery {
-        since_ms: 0,
-        until_ms: 0,
-        bucket: Resolution::Hour,
-        group_by: GroupBy::None,
-        tenant: None,
-        model: None,
-        route: None,
-        persona: None,
-        limit: DEFAULT_SERIES,
-    };
+    let mut query =
+        StatsQuery { limit: DEFAULT_SERIES, ..StatsQuery::new(0, 0, Resolution::Hour, GroupBy::None) };
     for (name, value) in params::parse(params)? {
         match name.as_str() {
             "since_ms" => since = Some(params::integer(&name, &value)?),

@@ -158,16 +158,11 @@ fn month_usage(point: &crate::stats::Point) -> Value {
 }
 
 fn by_model_query(tenant: &str, since_ms: i64, until_ms: i64) -> crate::stats::StatsQuery {
+    let range = (since_ms, until_ms.max(since_ms + 1));
     crate::stats::StatsQuery {
-        since_ms,
-        until_ms: until_ms.max(since_ms + 1),
-        bucket: crate::stats::Resolution::Day,
-        group_by: GroupBy::Model,
         tenant: Some(tenant.to_owned()),
-        model: None,
-        route: None,
-        persona: None,
         limit: 100,
+        ..crate::stats::StatsQuery::new(range.0, range.1, crate::stats::Resolution::Day, GroupBy::Model)
     }
 }
 

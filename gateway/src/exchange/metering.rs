@@ -150,9 +150,9 @@ impl Exchange {
             trace_id: None,
             billed: !matches!(outcome, Outcome::Refused),
         };
-        if lock(&self.reservation).is_some() {
+        if self.trail.sampled() && lock(&self.reservation).is_some() {
             let settled = KeyValue::new("switchboard.budget.settled_usd", cost.0 as f64 / 1e9);
-            self.trail.event("switchboard.budget.settled", vec![settled]);
+            self.trail.event("switchboard.budget.settled", || vec![settled]);
         }
         self.trail.fill(&mut record);
         self.metrics.genai(&Observed {

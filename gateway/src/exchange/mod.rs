@@ -312,10 +312,9 @@ impl Exchange {
                 .reserve(&self.budgets, self.reserve, SystemTime::now())
                 .await
                 .map_err(|refusal| self.refuse(budget_refusal(refusal)))?;
-            self.trail.event(
-                "switchboard.budget.reserved",
-                vec![KeyValue::new("switchboard.budget.reserved_usd", self.reserve.0 as f64 / 1e9)],
-            );
+            self.trail.event("switchboard.budget.reserved", || {
+                vec![KeyValue::new("switchboard.budget.reserved_usd", self.reserve.0 as f64 / 1e9)]
+            });
             for warning in reservation.warnings() {
                 self.metrics.budget_warning(&warning.budget, warning.exhausted);
             }
@@ -407,12 +406,11 @@ impl Exchange {
             let Some(backend) = next_admitted(&candidates, &mut cursor, &mut ejected_until) else {
                 break;
             };
-            let breaker = backend.breaker.state_name();
-            let (start, trace) = self.trail.begin_attempt(&self.tracer);
+            let (start, trace) = self.trail.begin_attempt(&self.tracer, || backend.breaker.state_name());
             let result = self.attempt(&backend, request, &mut encoded, &trace).await;
             let outcome = result.as_ref().map_or_else(UpstreamError::kind, |_| trail::OK);
             let address = backend.provider.address();
-            self.trail.attempt(start, &backend.config.name, address, breaker, outcome);
+            self.trail.attempt(start, &backend.config.name, address, outcome);
             match result {
                 Ok(reply) => {
                     backend.breaker.record(true, Instant::now());

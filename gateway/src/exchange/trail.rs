@@ -33,7 +33,6 @@ pub struct Trail {
     /// The trace the request is part of (the client's, the gateway's, or none).
     trace: Option<TraceContext>,
     started: Instant,
-    started_at: SystemTime,
     attempts: Mutex<Vec<Attempt>>,
     /// The spans of the attempts and the request's events, kept only when the request is sampled.
     attempt_spans: Mutex<Vec<AttemptSpan>>,
@@ -52,10 +51,12 @@ struct ReplySeen {
     finish_reasons: Vec<&'static str>,
 }
 
-/// An attempt under way: when it began and the span id the upstream sees as its parent.
+/// An attempt under way: when it began, the span id the upstream sees as its parent, and the
+/// backend's breaker state when it was admitted (read only for a sampled request).
 pub struct AttemptStart {
     began: Instant,
     span_id: Option<SpanId>,
+    breaker: Option<&'static str>,
 }
 
 impl Trail {
@@ -73,7 +74,6 @@ impl Trail {
             subject: end_user(request, headers),
             trace,
             started,
-            started_at: SystemTime::now(),
             attempts: Mutex::default(),
             attempt_spans: Mutex::default(),
             events: Mutex::default(),
@@ -84,7 +84,7 @@ impl Trail {
     }
 
     /// Whether this request's spans are exported.
-    fn sampled(&self) -> bool {
+    pub fn sampled(&self) -> bool {
         self.trace.as_ref().is_some_and(|t| t.recorded && t.sampled)
     }
 
@@ -93,23 +93,24 @@ impl Trail {
         self.trace.as_ref()?.response_header()
     }
 
-    /// Starts an attempt; returns the trace headers that go to the upstream with it.
-    pub fn begin_attempt(&self, tracer: &Tracer) -> (AttemptStart, Vec<(HeaderName, HeaderValue)>) {
+    /// Starts an attempt (`breaker` reads the backend's breaker state, for the span); returns the
+    /// trace headers that go to the upstream with it.
+    pub fn begin_attempt(
+        &self,
+        tracer: &Tracer,
+        breaker: impl FnOnce() -> &'static str,
+    ) -> (AttemptStart, Vec<(HeaderName, HeaderValue)>) {
         let began = Instant::now();
-        let Some(trace) = &self.trace else { return (AttemptStart { began, span_id: None }, Vec::new()) };
+        let breaker = self.sampled().then(breaker);
+        let Some(trace) = &self.trace else {
+            return (AttemptStart { began, span_id: None, breaker }, Vec::new());
+        };
         let span_id = if trace.recorded { tracer.new_span_id() } else { None };
-        (AttemptStart { began, span_id }, trace.headers_for(span_id.unwrap_or(trace.span_id)))
+        (AttemptStart { began, span_id, breaker }, trace.headers_for(span_id.unwrap_or(trace.span_id)))
     }
 
-    /// An attempt ended with `outcome` on `backend` (at `address`, its breaker `breaker`).
-    pub fn attempt(
-        &self,
-        start: AttemptStart,
-        backend: &str,
-        address: Option<&str>,
-        breaker: &'static str,
-        outcome: &'static str,
-    ) {
+    /// An attempt ended with `outcome` on `backend` (at `address`).
+    pub fn attempt(&self, start: AttemptStart, backend: &str, address: Option<&str>, outcome: &'static str) {
         let (after, took) = (start.began.saturating_duration_since(self.started), start.began.elapsed());
         let attempt = Attempt {
             backend: backend.to_owned(),
@@ -118,8 +119,9 @@ impl Trail {
             ms: millis(took),
         };
         lock(&self.attempts).push(attempt);
-        if let (true, Some(span_id)) = (self.sampled(), start.span_id) {
-            let (start, end) = (self.started_at + after, self.started_at + after + took);
+        if let (Some(span_id), Some(breaker)) = (start.span_id, start.breaker) {
+            let end = SystemTime::now();
+            let start = end.checked_sub(took).unwrap_or(end);
             let span = AttemptSpan { span_id, address: address.map(str::to_owned), breaker, start, end };
             lock(&self.attempt_spans).push(span);
         }
@@ -127,15 +129,14 @@ impl Trail {
 
     pub fn first_token(&self, after: Duration) {
         self.ttft_ms.store(millis(after), Ordering::Relaxed);
-        self.event("gen_ai.first_token", Vec::new());
+        self.event("gen_ai.first_token", Vec::new);
     }
 
     pub fn queued(&self, waited: Duration) {
         self.queue_ms.store(millis(waited), Ordering::Relaxed);
-        self.event(
-            "switchboard.queue.admitted",
-            vec![KeyValue::new("switchboard.queue.wait_ms", waited.as_secs_f64() * 1e3)],
-        );
+        self.event("switchboard.queue.admitted", || {
+            vec![KeyValue::new("switchboard.queue.wait_ms", waited.as_secs_f64() * 1e3)]
+        });
     }
 
     /// Notes a whole reply, if the request is sampled.
@@ -166,10 +167,11 @@ impl Trail {
         seen.finish_reasons.extend(reply.finish_reason());
     }
 
-    /// Records an event on the request's span, now, if the request is sampled.
-    pub fn event(&self, name: &'static str, attributes: Vec<KeyValue>) {
+    /// Records an event on the request's span, now, if the request is sampled (its attributes
+    /// are made only then).
+    pub fn event(&self, name: &'static str, attributes: impl FnOnce() -> Vec<KeyValue>) {
         if self.sampled() {
-            lock(&self.events).push(Event::new(name, SystemTime::now(), attributes, 0));
+            lock(&self.events).push(Event::new(name, SystemTime::now(), attributes(), 0));
         }
     }
 
@@ -203,7 +205,8 @@ impl Trail {
             content,
             ..facts
         };
-        let times = (self.started_at, self.started_at + self.started.elapsed());
+        let end = SystemTime::now();
+        let times = (end.checked_sub(self.started.elapsed()).unwrap_or(end), end);
         spans::export(tracer, trace, times, record, &facts, &attempts, events);
     }
 }

@@ -65,6 +65,22 @@ pub struct StatsQuery {
 }
 
 impl StatsQuery {
+    /// `bucket`s from `since_ms` to `until_ms` grouped by `group_by`, unfiltered, the ten busiest
+    /// groups.
+    pub fn new(since_ms: i64, until_ms: i64, bucket: Resolution, group_by: GroupBy) -> StatsQuery {
+        StatsQuery {
+            since_ms,
+            until_ms,
+            bucket,
+            group_by,
+            tenant: None,
+            model: None,
+            route: None,
+            persona: None,
+            limit: 10,
+        }
+    }
+
     /// The smallest slice that answers the query: the one of its group (or of its one filter),
     /// when it filters on nothing else; else the full one.
     fn slice(&self) -> Slice {
@@ -341,15 +357,9 @@ mod tests {
 
     fn query(group_by: GroupBy, tenant: Option<&str>, model: Option<&str>) -> StatsQuery {
         StatsQuery {
-            since_ms: 0,
-            until_ms: 1,
-            bucket: Resolution::Hour,
-            group_by,
             tenant: tenant.map(str::to_owned),
             model: model.map(str::to_owned),
-            route: None,
-            persona: None,
-            limit: 10,
+            ..StatsQuery::new(0, 1, Resolution::Hour, group_by)
         }
     }
 
