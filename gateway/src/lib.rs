@@ -20,6 +20,7 @@ pub mod pipeline;
 pub mod providers;
 pub mod queue;
 pub mod ratelimit;
+pub mod recent_attempts;
 pub mod record;
 pub mod redact;
 pub mod request_log;

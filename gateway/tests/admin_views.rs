@@ -86,6 +86,9 @@ async fn views(mut h: Harness) {
     assert_eq!(route["models"][0]["usd_per_million"]["input"], "1");
     assert_eq!(route["last_15_minutes"]["requests"], 3);
     assert_eq!(route["last_15_minutes"]["error_rate"], 0.0);
+    let recent = &route["backends"][0]["last_5_minutes"];
+    assert_eq!((recent["attempts"].as_u64(), recent["failures"].as_u64()), (Some(3), Some(0)), "{recent}");
+    assert!(recent["mean_latency_ms"].as_f64().is_some_and(|ms| ms >= 0.0), "{recent}");
     let idle =
         routes["data"].as_array().unwrap().iter().find(|r| r["name"] == "hanging-route").unwrap().clone();
     assert_eq!(idle["last_15_minutes"], Value::Null);

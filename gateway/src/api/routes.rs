@@ -1,6 +1,9 @@
 //! `GET /admin/v1/routes`: every ProviderRoute with its models and prices, its backends with their
-//! live circuit-breaker state on this replica, and the route's last 15 minutes from the request
-//! statistics (requests, errors, latency and time-to-first-token percentiles).
+//! live health on this replica (circuit-breaker state; attempts, backend failures and latency over
+//! the last five minutes), and the route's last 15 minutes from the request statistics (requests,
+//! errors, latency and time-to-first-token percentiles, all replicas).
+
+use std::time::Instant;
 
 use axum::extract::State;
 use axum::response::{IntoResponse, Json, Response};
@@ -17,6 +20,7 @@ const RECENT_MS: i64 = 15 * 60_000;
 pub async fn list(State(state): State<AppState>) -> Response {
     let runtime = state.runtime.load();
     let now = now_ms();
+    let instant = Instant::now();
     let routes: Vec<_> = runtime.routes().collect();
     let recent = StatsQuery {
         limit: u32::try_from(routes.len()).unwrap_or(u32::MAX).max(1),
@@ -43,9 +47,13 @@ pub async fn list(State(state): State<AppState>) -> Response {
                 .backends
                 .iter()
                 .map(|b| {
+                    let recent = b.recent.summary(instant);
                     json!({"name": b.config.name, "provider": b.provider.kind(), "address": b.provider.address(),
                         "weight": b.config.weight, "priority": b.config.priority,
-                        "breaker": b.breaker.state_name(), "healthy": b.breaker.is_closed()})
+                        "breaker": b.breaker.state_name(), "healthy": b.breaker.is_closed(),
+                        "last_5_minutes": {"attempts": recent.attempts, "failures": recent.failures,
+                            "error_rate": recent.error_rate(), "mean_latency_ms": recent.mean_latency_ms(),
+                            "max_latency_ms": recent.latency_ms_max}})
                 })
                 .collect();
             let last = recent.iter().find(|s| s.key.as_deref() == Some(config.name.as_str())).map(|s| {

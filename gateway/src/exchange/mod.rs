@@ -410,10 +410,14 @@ impl Exchange {
             let result = self.attempt(&backend, request, &mut encoded, &trace).await;
             let outcome = result.as_ref().map_or_else(UpstreamError::kind, |_| trail::OK);
             let address = backend.provider.address();
-            self.trail.attempt(start, &backend.config.name, address, outcome);
+            let (began, ended) = (start.began(), Instant::now());
+            self.trail.attempt(start, ended, &backend.config.name, address, outcome);
+            // Unhealthy only if the backend itself failed (not a bad request, not a cancel).
+            let healthy = result.as_ref().map_or_else(|error| !error.is_backend_fault(), |_| true);
+            backend.breaker.record(healthy, ended);
+            backend.recent.record(healthy, began, ended);
             match result {
                 Ok(reply) => {
-                    backend.breaker.record(true, Instant::now());
                     let Reply::Complete(body) = &reply else {
                         return Ok(Dispatched { reply, backend, discarded });
                     };
@@ -431,7 +435,6 @@ impl Exchange {
                     attempts = attempts.max(attempt + 1);
                 }
                 Err(error) => {
-                    backend.breaker.record(!error.is_backend_fault(), Instant::now());
                     self.metrics.upstream_error(&route.config.name, &backend.config.name, error.kind());
                     tracing::warn!(
                         request_id = %self.id, route = %route.config.name, backend = %backend.config.name,

@@ -98,6 +98,7 @@ mod tests {
             config,
             provider: Provider::Mock,
             breaker,
+            recent: Default::default(),
             overruns_max_tokens: Default::default(),
         })
     }

@@ -59,6 +59,12 @@ pub struct AttemptStart {
     breaker: Option<&'static str>,
 }
 
+impl AttemptStart {
+    pub fn began(&self) -> Instant {
+        self.began
+    }
+}
+
 impl Trail {
     /// `capture`: the route records prompts and replies on spans.
     pub fn new(
@@ -109,9 +115,17 @@ impl Trail {
         (AttemptStart { began, span_id, breaker }, trace.headers_for(span_id.unwrap_or(trace.span_id)))
     }
 
-    /// An attempt ended with `outcome` on `backend` (at `address`).
-    pub fn attempt(&self, start: AttemptStart, backend: &str, address: Option<&str>, outcome: &'static str) {
-        let (after, took) = (start.began.saturating_duration_since(self.started), start.began.elapsed());
+    /// An attempt ended at `ended` with `outcome` on `backend` (at `address`).
+    pub fn attempt(
+        &self,
+        start: AttemptStart,
+        ended: Instant,
+        backend: &str,
+        address: Option<&str>,
+        outcome: &'static str,
+    ) {
+        let after = start.began.saturating_duration_since(self.started);
+        let took = ended.saturating_duration_since(start.began);
         let attempt = Attempt {
             backend: backend.to_owned(),
             outcome: Cow::Borrowed(outcome),

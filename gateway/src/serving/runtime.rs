@@ -16,6 +16,7 @@ use switchboard_crds::render::{SecretLookupError, SecretStore};
 
 use crate::breaker::Breaker;
 use crate::providers::Provider;
+use crate::recent_attempts::RecentAttempts;
 use crate::redact::Redactor;
 
 /// An authenticated caller.
@@ -25,12 +26,14 @@ pub struct Caller {
     pub key_id: String,
 }
 
-/// A backend with its ready-to-use provider client and its circuit breaker.
+/// A backend with its ready-to-use provider client, its circuit breaker and its recent attempts.
 #[derive(Debug)]
 pub struct BackendRuntime {
     pub config: BackendConfig,
     pub provider: Provider,
     pub breaker: Breaker,
+    /// This replica's view of the backend's last minutes, for the routes' live health.
+    pub recent: RecentAttempts,
     /// Set once the backend has answered with more output than a request's `max_tokens`: from
     /// then on, whole replies under a hard budget are read from it as streams, so that they can
     /// be cut at the reservation (streams always can). Honest providers never pay for that.
@@ -144,6 +147,7 @@ impl Runtime {
                     config: backend.clone(),
                     provider,
                     breaker,
+                    recent: RecentAttempts::default(),
                     overruns_max_tokens,
                 }));
             }
