@@ -3,7 +3,7 @@
 # through the gateway and through LiteLLM's proxy, in one run (docs/benchmarks.md).
 #
 # `gateway` runs with everything on: the request log, and OpenTelemetry traces sampled at 1.0 and
-# exported over OTLP/gRPC to a real collector on loopback (scripts/otelcol.sh, nop exporter);
+# exported over OTLP/gRPC with zstd to a real collector on loopback (scripts/otelcol.sh, nop exporter);
 # `gateway-bare` is a second gateway with both off, for what observability costs.
 #
 # Builds release binaries, starts fake-upstream (--no-record), the gateway (bench/config: rate limits
@@ -191,7 +191,8 @@ start_gateway() {
 }
 start_gateway gateway-bare bare.db --request-log=false
 bare_port=$gateway_port bare_pid=$gateway_pid
-start_gateway gateway ledger.db --otlp-endpoint "$otlp_grpc" --otlp-protocol grpc --trace-sampling-ratio 1
+# zstd, as the chart's monitoring.tracing exports by default: the least CPU on both sides.
+OTEL_EXPORTER_OTLP_COMPRESSION=zstd start_gateway gateway ledger.db --otlp-endpoint "$otlp_grpc" --otlp-protocol grpc --trace-sampling-ratio 1
 if [[ -n $litellm_pid ]]; then
     wait_ok "http://127.0.0.1:$litellm_port/health/liveliness" "$litellm_pid" litellm 180
     litellm_version=$("$litellm_venv/bin/python" -c 'import importlib.metadata as m; print(m.version("litellm"))')

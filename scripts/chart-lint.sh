@@ -592,6 +592,10 @@ if grep -A30 "^kind: NetworkPolicy" "$WORK/rendered-defaults.yaml" | grep -q "po
 fi
 grep -A30 "^kind: NetworkPolicy" "$WORK"/rendered-*postgres-monitoring*.yaml | grep -q "port: admin" \
     || die "gateway.admin.networkPolicy.from did not open the admin port"
+# Traces: both workloads export where monitoring.tracing says, and nothing is set without an endpoint.
+[[ $(grep -c "name: SWITCHBOARD_OTLP_ENDPOINT" "$WORK"/rendered-*postgres-monitoring*.yaml) == 2 ]] \
+    || die "monitoring.tracing.endpoint did not reach both the gateway and the operator"
+if grep -q "OTLP\|OTEL_" "$WORK/rendered-defaults.yaml"; then die "the default values configure trace export"; fi
 # Least privilege: no wildcard anywhere in the rendered Roles and ClusterRoles (comments stripped).
 for set in "${value_sets[@]}"; do
     mapfile -t args < <(values_args "$set")
@@ -616,6 +620,8 @@ refuse() {
 refuse "postgres without its Secret" "existingSecret" --set gateway.database.type=postgres
 refuse "unknown database" "sqlite" --set gateway.database.type=mysql
 refuse "misspelt key" "replica" --set gateway.replica=3
+refuse "unknown trace compression" "compression" --set monitoring.tracing.compression=lz4
+refuse "sampling ratio over 1" "samplingRatio" --set monitoring.tracing.samplingRatio=2
 refuse "grace period shorter than the drain" "terminationGracePeriodSeconds" --set gateway.terminationGracePeriodSeconds=30
 # SQLite always runs one gateway replica.
 if ! "$HELM" template "$RELEASE" "$CHART" -n "$NAMESPACE" --kube-version "$KUBERNETES_VERSION" \

@@ -101,6 +101,24 @@ in the NetworkPolicies it writes in tenant namespaces, so it must be exactly the
 {{- join "," $pairs -}}
 {{- end -}}
 
+{{/*
+Trace export settings of both workloads (monitoring.tracing), as the OTLP environment variables.
+*/}}
+{{- define "switchboard.tracingEnv" -}}
+{{- with .Values.monitoring.tracing }}
+{{- if .endpoint }}
+- name: SWITCHBOARD_OTLP_ENDPOINT
+  value: {{ .endpoint | quote }}
+- name: OTEL_EXPORTER_OTLP_PROTOCOL
+  value: {{ .protocol | quote }}
+- name: SWITCHBOARD_TRACE_SAMPLING_RATIO
+  value: {{ .samplingRatio | quote }}
+- name: OTEL_EXPORTER_OTLP_COMPRESSION
+  value: {{ .compression | quote }}
+{{- end }}
+{{- end }}
+{{- end -}}
+
 {{- define "switchboard.image" -}}
 {{- if .Values.image.digest -}}
 {{- printf "%s@%s" .Values.image.repository .Values.image.digest -}}
