@@ -127,12 +127,18 @@ def collector(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Collector]:
 
 
 def traced_gateway(start_gateway, collector: Collector, protocol: str = "http/protobuf") -> Gateway:
+    """`protocol`: `grpc` or `http/protobuf`, optionally with `+zstd` or `+gzip` compression."""
+    protocol, _, compression = protocol.partition("+")
     endpoint = collector.grpc if protocol == "grpc" else collector.http
     return start_gateway(
         extra_manifests={"tracing.yaml": ROUTES},
         args=["--otlp-endpoint", endpoint, "--otlp-protocol", protocol],
         # Export within a fraction of a second instead of the default 5 s.
-        env={"OTEL_BSP_SCHEDULE_DELAY": "100", "OTEL_SERVICE_NAME": None},
+        env={
+            "OTEL_BSP_SCHEDULE_DELAY": "100",
+            "OTEL_SERVICE_NAME": None,
+            "OTEL_EXPORTER_OTLP_COMPRESSION": compression or None,
+        },
     )
 
 
@@ -171,7 +177,7 @@ def upstream_traceparents(fake: FakeUpstream, trace_id: str) -> list[str]:
     return values
 
 
-@pytest.mark.parametrize("protocol", ["http/protobuf", "grpc"])
+@pytest.mark.parametrize("protocol", ["http/protobuf", "grpc", "grpc+zstd", "http/protobuf+gzip"])
 def test_a_plain_request_is_one_genai_span_whose_parent_is_the_sdk_callers(
     start_gateway, collector: Collector, fake_upstream: FakeUpstream, protocol: str
 ) -> None:
