@@ -9,6 +9,7 @@
 //! -> learn (after a served persona turn, off the request path).
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use http::HeaderMap;
 use serde_json::Value;
@@ -17,7 +18,7 @@ use switchboard_crds::resources::MemoryExtraction;
 use crate::auth::Authenticated;
 use crate::db::now_ms;
 use crate::error::ApiError;
-use crate::exchange::{Admitted, Endpoint, Exchange, Served, ServedReply};
+use crate::exchange::{Admitted, Endpoint, Exchange, Served, ServedReply, refused_unrouted};
 use crate::persona::memory::NewMemory;
 use crate::persona::model_extraction;
 use crate::persona::turn::Turn;
@@ -27,27 +28,48 @@ use crate::state::AppState;
 /// A request that began: its exchange (id, model, usage) and what it served, or why not.
 pub type Ran = (Arc<Exchange>, Result<Served, ApiError>);
 
-/// Runs one OpenAI-form request. `Err` when it never began (invalid, unknown model), and nothing
-/// was accounted; otherwise every outcome, refusals included, is in the ledger and the metrics.
+/// Runs one OpenAI-form request: `request` is its body as parsed, or why it could not be. `Err`
+/// when it never began (invalid, unknown model): then only its request log row was written;
+/// otherwise every outcome, refusals included, is in the ledger and the metrics.
 pub async fn run(
     state: &AppState,
     auth: Authenticated,
-    mut request: Value,
+    request: Result<Value, ApiError>,
     endpoint: Endpoint,
     headers: &HeaderMap,
 ) -> Result<Ran, ApiError> {
-    let runtime = auth.runtime.clone();
-    let turn = Turn::resolve(&runtime, &auth.caller, &mut request, headers)?;
-    let (persona, context_bytes) =
-        turn.as_ref().map_or((None, 0), |t| (Some(t.persona.as_ref()), t.context_bound()));
-    let exchange = Exchange::begin(state, auth, &request, endpoint, headers, persona, context_bytes)?;
-    let exchange = Arc::new(exchange);
+    let started = Instant::now();
+    let (runtime, caller) = (auth.runtime.clone(), auth.caller.clone());
+    let refused = |error: ApiError, model: Option<&str>| {
+        refused_unrouted(&state.ledger, &caller, endpoint, model, headers, started, &error);
+        error
+    };
+    let mut request = request.map_err(|error| refused(error, None))?;
+    let (exchange, turn) = match begin(state, auth, &mut request, endpoint, headers) {
+        Ok(begun) => begun,
+        Err(error) => return Err(refused(error, request.get("model").and_then(Value::as_str))),
+    };
     let served = serve(state, &exchange, &runtime, request, turn.as_ref()).await;
     if let (Ok(_), Some(turn)) = (&served, turn) {
         let state = state.clone();
         tokio::spawn(async move { learn(&state, turn).await });
     }
     Ok((exchange, served))
+}
+
+/// Resolves the persona and begins the exchange: validated, routed, its limits and budgets known.
+fn begin(
+    state: &AppState,
+    auth: Authenticated,
+    request: &mut Value,
+    endpoint: Endpoint,
+    headers: &HeaderMap,
+) -> Result<(Arc<Exchange>, Option<Turn>), ApiError> {
+    let turn = Turn::resolve(&auth.runtime, &auth.caller, request, headers)?;
+    let (persona, context_bytes) =
+        turn.as_ref().map_or((None, 0), |t| (Some(t.persona.as_ref()), t.context_bound()));
+    let exchange = Exchange::begin(state, auth, request, endpoint, headers, persona, context_bytes)?;
+    Ok((Arc::new(exchange), turn))
 }
 
 async fn serve(

@@ -98,18 +98,30 @@ async fn the_request_log_answers_what_happened(mut h: Harness) {
     let refused = h.post("/v1/chat/completions", LIMITED_KEY, &chat("demo-echo")).await;
     assert_eq!(refused.status(), 429);
     let refused_id = refused.headers()["x-request-id"].to_str().unwrap().to_owned();
+    // Refused before routing: a model the tenant has not, and a body that is no JSON.
+    assert_eq!(h.post("/v1/chat/completions", TEAM_KEY, &chat("no-such-model")).await.status(), 404);
+    let garbled = h
+        .client
+        .post(h.url("/v1/chat/completions"))
+        .bearer_auth(TEAM_KEY)
+        .header("content-type", "application/json")
+        .body("{\"model\": ")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(garbled.status(), 400);
 
-    eventually("the log holds all 7 requests", || async {
+    eventually("the log holds all 9 requests", || async {
         get(&h, "/admin/v1/requests?limit=200", ADMIN_TOKEN).await.1["data"].as_array().map(Vec::len)
-            == Some(7)
+            == Some(9)
     })
     .await;
 
     // Pages of 2 cover everything once, newest first.
     let rows = all_pages(&h, "", 2).await;
-    assert_eq!(rows.len(), 7);
+    assert_eq!(rows.len(), 9);
     let ids: HashSet<&str> = rows.iter().map(|r| r["id"].as_str().unwrap()).collect();
-    assert_eq!(ids.len(), 7, "no row twice");
+    assert_eq!(ids.len(), 9, "no row twice");
     let order: Vec<&str> = rows.iter().map(|r| r["id"].as_str().unwrap()).collect();
     assert!(order.windows(2).all(|w| w[0] > w[1]), "newest first (UUIDv7 ids sort by time): {order:?}");
 
@@ -163,20 +175,29 @@ async fn the_request_log_answers_what_happened(mut h: Harness) {
     assert_eq!(failed[0]["model"], "failing-model");
     assert_eq!(failed[0]["attempts"].as_array().unwrap().len(), 2, "retried once");
     assert_eq!(all_pages(&h, "&status=429", 50).await.len(), 1);
+    let unknown = all_pages(&h, "&status=404", 50).await;
+    assert_eq!(unknown.len(), 1);
+    assert_eq!(
+        (unknown[0]["model"].as_str(), unknown[0]["error_code"].as_str(), unknown[0]["route"].as_str()),
+        (Some("no-such-model"), Some("model_not_found"), Some(""))
+    );
+    assert_eq!((unknown[0]["tenant"].as_str(), unknown[0]["cost_nanos"].as_i64()), (Some("team"), Some(0)));
+    let invalid = all_pages(&h, "&status=400", 50).await;
+    assert_eq!((invalid.len(), invalid[0]["error_code"].as_str()), (1, Some("invalid_json")), "{invalid:?}");
     assert_eq!(all_pages(&h, "&model=fallback-model", 50).await.len(), 1);
     assert_eq!(all_pages(&h, "&tenant=team&route=openai-route", 50).await.len(), 3);
     let later = switchboard_gateway::db::now_ms() + 1_000;
     assert_eq!(all_pages(&h, &format!("&since_ms={later}"), 50).await.len(), 0);
-    assert_eq!(all_pages(&h, &format!("&until_ms={later}"), 50).await.len(), 7);
+    assert_eq!(all_pages(&h, &format!("&until_ms={later}"), 50).await.len(), 9);
     let began = started - 1;
-    assert_eq!(all_pages(&h, &format!("&since_ms={began}"), 50).await.len(), 7);
+    assert_eq!(all_pages(&h, &format!("&since_ms={began}"), 50).await.len(), 9);
     assert_eq!(all_pages(&h, &format!("&until_ms={began}"), 50).await.len(), 0);
 
     // A tenant key sees its own tenant, and nothing else.
     let (status, own) = get(&h, "/v1/usage/requests?limit=200", TEAM_KEY).await;
     assert_eq!(status, 200);
     let own = own["data"].as_array().unwrap();
-    assert_eq!(own.len(), 4);
+    assert_eq!(own.len(), 6);
     assert!(own.iter().all(|r| r["tenant"] == "team"));
     let other_id = all_pages(&h, "&tenant=other", 50).await[0]["id"].as_str().unwrap().to_owned();
     assert_eq!(get(&h, &format!("/v1/usage/requests/{other_id}"), TEAM_KEY).await.0, 404);
@@ -194,7 +215,7 @@ async fn the_request_log_answers_what_happened(mut h: Harness) {
     assert_eq!(get(&h, "/admin/v1/requests", TEAM_KEY).await.0, 401);
     assert_eq!(get(&h, "/admin/v1/requests/nope", ADMIN_TOKEN).await.0, 404);
 
-    // The usage ledger (money) has the billed rows only: not the refusal.
+    // The usage ledger (money) has the billed rows only: not the refusals.
     h.stop_gateway().await;
     let ledger: Vec<String> =
         h.ledger_rows().await.iter().map(|r| r["id"].as_str().unwrap().to_owned()).collect();

@@ -26,10 +26,8 @@ pub async fn chat_completions(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let ran = match parse_json(body, state.limits.max_request_bytes) {
-        Ok(request) => pipeline::run(&state, auth, request, Endpoint::ChatCompletions, &headers).await,
-        Err(error) => Err(error),
-    };
+    let request = parse_json(body, state.limits.max_request_bytes);
+    let ran = pipeline::run(&state, auth, request, Endpoint::ChatCompletions, &headers).await;
     let (exchange, served) = match ran {
         Ok(ran) => ran,
         Err(error) => return error.into_response(),

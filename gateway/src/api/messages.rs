@@ -28,12 +28,10 @@ pub async fn messages(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let ran = match parse_json(body, state.limits.max_request_bytes).and_then(|body| {
+    let request = parse_json(body, state.limits.max_request_bytes).and_then(|body| {
         messages_request_to_chat(&body).map_err(|e| ApiError::BadRequest(e.to_string(), None))
-    }) {
-        Ok(request) => pipeline::run(&state, auth, request, Endpoint::Messages, &headers).await,
-        Err(error) => Err(error),
-    };
+    });
+    let ran = pipeline::run(&state, auth, request, Endpoint::Messages, &headers).await;
     let (exchange, served) = match ran {
         Ok(ran) => ran,
         Err(error) => return error.into_response_for(Dialect::Anthropic),

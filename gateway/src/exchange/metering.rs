@@ -2,21 +2,57 @@
 //! token-limit debt and the concurrency slot, and the usage of a reply (reported or estimated).
 
 use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use http::HeaderMap;
 
 use opentelemetry::KeyValue;
 
 use switchboard_crds::decimal::NanoUsd;
 
-use super::{Exchange, lock};
+use super::{Endpoint, Exchange, lock};
 use crate::db::now_ms;
 use crate::error::ApiError;
-use crate::ledger::LedgerRecord;
+use crate::ledger::{LedgerRecord, LedgerSender};
 use crate::providers::Completion;
 use crate::ratelimit::Dimension;
-use crate::serving::runtime::BackendRuntime;
+use crate::serving::runtime::{BackendRuntime, Caller};
+use crate::telemetry::context::remote;
 use crate::telemetry::genai_metrics::Observed;
 use crate::telemetry::spans::RequestFacts;
 use crate::usage::{TokenUsage, estimate_tokens};
+
+/// The longest model name a refused request's row keeps of what the client sent.
+const MAX_LOGGED_MODEL_CHARS: usize = 200;
+
+/// The request log row of a request refused before it had a route: its body was no valid request,
+/// or it named a model the caller cannot use. Nothing was spent, so there is no usage ledger row.
+pub fn refused_unrouted(
+    ledger: &LedgerSender,
+    caller: &Caller,
+    endpoint: Endpoint,
+    model: Option<&str>,
+    headers: &HeaderMap,
+    started: Instant,
+    error: &ApiError,
+) {
+    let model = model.map_or_else(String::new, |m| m.chars().take(MAX_LOGGED_MODEL_CHARS).collect());
+    ledger.record(LedgerRecord {
+        id: uuid::Uuid::now_v7().to_string(),
+        created_at_ms: now_ms(),
+        tenant: caller.tenant.clone(),
+        api_key: caller.key_id.clone(),
+        model,
+        endpoint: endpoint.as_str(),
+        status: error.status().as_u16(),
+        // Invalid requests without a code of their own on the wire are `invalid_request` here.
+        error_code: Some(error.code().unwrap_or("invalid_request").to_owned()),
+        latency_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        trace_id: remote(headers).map(|client| client.trace_id.to_string()),
+        billed: false,
+        ..LedgerRecord::default()
+    });
+}
 
 /// How a request ended, for its record.
 #[derive(Clone, Copy)]

@@ -36,6 +36,8 @@ mod admission;
 mod assemble;
 mod encoded;
 mod metering;
+
+pub use metering::refused_unrouted;
 mod order;
 mod stream;
 mod trail;

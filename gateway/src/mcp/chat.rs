@@ -76,7 +76,7 @@ impl Call<'_> {
         if let Some(subject) = args.subject.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
             request["user"] = json!(subject);
         }
-        pipeline::run(self.state, self.auth.clone(), request, Endpoint::Mcp, headers)
+        pipeline::run(self.state, self.auth.clone(), Ok(request), Endpoint::Mcp, headers)
             .await
             .map_err(ToolError::Api)
     }

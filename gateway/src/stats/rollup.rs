@@ -197,7 +197,9 @@ fn key(record: &LedgerRecord, resolution: Resolution) -> Key<'_> {
         slice: Slice::Full,
         bucket_ms: resolution.floor(record.created_at_ms),
         tenant: &record.tenant,
-        model: &record.model,
+        // A request refused before routing (no route) names whatever model the client sent: the
+        // statistics count it without the name, so that made-up names add no rows.
+        model: if record.route.is_empty() { "" } else { &record.model },
         route: &record.route,
         persona: record.persona.as_deref().unwrap_or_default(),
     }
@@ -286,5 +288,27 @@ mod tests {
             .collect();
         assert_eq!(all.iter().map(|(_, n)| n).sum::<i64>(), 3 * 3, "every record once per resolution");
         assert!(all.iter().all(|(tenant, _)| tenant.is_empty()));
+    }
+
+    #[test]
+    fn requests_refused_before_routing_are_counted_without_the_model_they_named() {
+        let records: Vec<LedgerRecord> = ["made-up-1", "made-up-2"]
+            .into_iter()
+            .map(|model| LedgerRecord {
+                model: model.into(),
+                route: String::new(),
+                status: 404,
+                error_code: Some("model_not_found".into()),
+                ..record(0, "a", 404, 0)
+            })
+            .collect();
+        let rollup = Rollup::of(&records);
+        let models: Vec<(&str, i64)> = rollup
+            .rows
+            .iter()
+            .filter(|(k, _)| k.slice == Slice::Model)
+            .map(|(k, c)| (k.model, c.counters[0]))
+            .collect();
+        assert_eq!(models, [("", 2), ("", 2), ("", 2)], "one row per resolution, both requests in it");
     }
 }
