@@ -36,11 +36,11 @@ mod admission;
 mod assemble;
 mod encoded;
 mod metering;
-
-pub use metering::refused_unrouted;
 mod order;
 mod stream;
 mod trail;
+
+pub use self::metering::refused_unrouted;
 
 use self::admission::{applies, budget_refusal, structured_output_schema};
 pub(crate) use self::admission::{rate_checks, rate_limited};
