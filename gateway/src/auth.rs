@@ -18,7 +18,7 @@ use crate::state::AppState;
 #[derive(Clone)]
 pub struct Authenticated {
     pub runtime: Arc<Runtime>,
-    pub caller: Caller,
+    pub caller: Arc<Caller>,
 }
 
 /// Middleware for every tenant route: rejects requests without a valid key, in the error
@@ -66,7 +66,7 @@ pub fn presented_key(headers: &HeaderMap) -> Option<&str> {
 }
 
 /// Authenticates the request against the runtime's tenant keys.
-pub fn authenticate(headers: &HeaderMap, runtime: &Runtime) -> Result<Caller, ApiError> {
+pub fn authenticate(headers: &HeaderMap, runtime: &Runtime) -> Result<Arc<Caller>, ApiError> {
     let key = presented_key(headers).filter(|k| !k.is_empty()).ok_or(ApiError::MissingKey)?;
     runtime.authenticate(key).cloned().ok_or(ApiError::InvalidKey)
 }

@@ -78,7 +78,7 @@ impl Endpoint {
 /// An authenticated, parsed and routed request.
 pub struct Exchange {
     pub id: String,
-    pub caller: Caller,
+    pub caller: Arc<Caller>,
     /// The persona spoken to, if any (the ledger's `persona`).
     pub persona: Option<String>,
     pub target: Target,

@@ -34,7 +34,7 @@ const RECALLED: usize = 12;
 pub struct Turn {
     pub persona: Arc<PersonaConfig>,
     /// Who called: memories are kept under its tenant, model extraction is billed to it.
-    pub caller: Caller,
+    pub caller: Arc<Caller>,
     /// Whom the persona talks with: the `user` field or the subject header. No subject, no memory.
     pub subject: Option<String>,
     /// The other persona, when the subject is `persona/<name>` of the same tenant.
@@ -49,7 +49,7 @@ impl Turn {
     /// admission refuses costs no query.
     pub fn resolve(
         runtime: &Runtime,
-        caller: &Caller,
+        caller: &Arc<Caller>,
         request: &mut Value,
         headers: &HeaderMap,
     ) -> Result<Option<Turn>, ApiError> {

@@ -57,7 +57,8 @@ pub struct Target {
 #[derive(Debug)]
 pub struct Runtime {
     pub config: GatewayConfig,
-    keys: HashMap<[u8; 32], Caller>,
+    /// Shared with each request's exchange: a caller is a reference count per request, not two strings.
+    keys: HashMap<[u8; 32], Arc<Caller>>,
     routes: HashMap<String, Arc<RouteRuntime>>,
     models: HashMap<String, Target>,
     /// Each tenant's budgets, indexed once per config: admission reads them on every request, and
@@ -105,7 +106,7 @@ impl Runtime {
                     tenant: tenant.name.clone(),
                     key: key.id.clone(),
                 })?;
-                keys.insert(hash, Caller { tenant: tenant.name.clone(), key_id: key.id.clone() });
+                keys.insert(hash, Arc::new(Caller { tenant: tenant.name.clone(), key_id: key.id.clone() }));
             }
         }
         let mut routes = HashMap::new();
@@ -184,7 +185,7 @@ impl Runtime {
     }
 
     /// The caller owning `presented`, comparing SHA-256 hashes in constant time.
-    pub fn authenticate(&self, presented: &str) -> Option<&Caller> {
+    pub fn authenticate(&self, presented: &str) -> Option<&Arc<Caller>> {
         let hash: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
         let (stored, caller) = self.keys.get_key_value(&hash)?;
         bool::from(stored.ct_eq(&hash)).then_some(caller)
