@@ -70,6 +70,10 @@ pub enum ApiError {
     Stopping,
     #[error("the gateway is overloaded: {0}")]
     Overloaded(String),
+    #[error(
+        "the gateway's usage ledger is {0} rows behind its database, so new requests wait; retry shortly"
+    )]
+    LedgerBehind(usize),
     #[error("the model's reply does not match the requested JSON schema: {0}")]
     InvalidStructuredOutput(String),
     #[error("admin API disabled: start the gateway with --admin-token or SWITCHBOARD_ADMIN_TOKEN")]
@@ -104,6 +108,7 @@ impl ApiError {
             | Self::BudgetUnavailable(_)
             | Self::Stopping
             | Self::Overloaded(_)
+            | Self::LedgerBehind(_)
             | Self::NotReady(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -133,6 +138,7 @@ impl ApiError {
             Self::BudgetUnavailable(_) => Some("budget_unavailable"),
             Self::BudgetBusy(_) => Some("budget_busy"),
             Self::Overloaded(_) => Some("overloaded"),
+            Self::LedgerBehind(_) => Some("ledger_behind"),
             Self::Stopping => Some("gateway_stopping"),
             Self::InvalidStructuredOutput(_) => Some("invalid_structured_output"),
             Self::AdminDisabled => Some("admin_disabled"),
@@ -191,6 +197,7 @@ impl ApiError {
                 | Self::BudgetBusy(_)
                 | Self::Stopping
                 | Self::Overloaded(_)
+                | Self::LedgerBehind(_)
                 | Self::NotReady(_)
         )
     }
@@ -202,9 +209,11 @@ impl ApiError {
             | Self::BudgetExceeded { retry_after, .. }
             | Self::RateLimited { retry_after, .. } => *retry_after,
             Self::BackendsEjected { retry_after } => Some(*retry_after),
-            Self::Overloaded(_) | Self::BudgetUnavailable(_) | Self::BudgetBusy(_) | Self::Stopping => {
-                Some(1)
-            }
+            Self::Overloaded(_)
+            | Self::LedgerBehind(_)
+            | Self::BudgetUnavailable(_)
+            | Self::BudgetBusy(_)
+            | Self::Stopping => Some(1),
             _ => None,
         }
     }

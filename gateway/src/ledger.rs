@@ -1,10 +1,16 @@
 //! The cost ledger: one row per request, written in batches off the hot path.
 //!
-//! Handlers hand records to an unbounded channel (never blocking a request, never dropping a
-//! record); one writer task drains it, inserting everything that queued up while the previous
-//! batch was written, so batches grow with load. On shutdown the channel closes and the writer
-//! drains it before the process exits. SQLite by default, PostgreSQL for several replicas.
+//! Handlers hand records to a channel (never blocking a request, never dropping a record); one
+//! writer task drains it, inserting everything that queued up while the previous batch was
+//! written, so batches grow with load. On shutdown the channel closes and the writer drains it
+//! before the process exits. SQLite by default, PostgreSQL for several replicas.
+//!
+//! The rows not yet written are counted ([`Backlog`]): when the database falls that far behind
+//! (down, locked, too slow), new requests are refused until it catches up, instead of the queue
+//! growing without bound. Memory stays bounded and no row is dropped.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -179,16 +185,25 @@ impl Ledger {
             .collect()
     }
 
-    /// Starts the batching writer. Records sent after the last [`LedgerSender`] is dropped are
-    /// impossible, so awaiting the returned handle after dropping them flushes everything.
-    pub fn spawn_writer(self) -> (LedgerSender, JoinHandle<()>) {
+    /// Starts the batching writer; new requests wait while `max_backlog` rows are not yet
+    /// written. Records sent after the last [`LedgerSender`] is dropped are impossible, so
+    /// awaiting the returned handle after dropping them flushes everything.
+    pub fn spawn_writer(self, max_backlog: usize) -> (LedgerSender, JoinHandle<()>) {
         let (tx, rx) = mpsc::unbounded_channel();
-        let handle = tokio::spawn(write_loop(self, rx));
-        (LedgerSender(tx), handle)
+        let backlog = Arc::new(Backlog { rows: AtomicUsize::new(0), limit: max_backlog.max(1) });
+        let handle = tokio::spawn(write_loop(self, rx, backlog.clone()));
+        (LedgerSender { tx, backlog }, handle)
     }
 }
 
-async fn write_loop(ledger: Ledger, mut rx: mpsc::UnboundedReceiver<LedgerRecord>) {
+/// Rows handed to the writer and not yet in the database (or, at shutdown, in the log).
+#[derive(Debug)]
+pub struct Backlog {
+    rows: AtomicUsize,
+    limit: usize,
+}
+
+async fn write_loop(ledger: Ledger, mut rx: mpsc::UnboundedReceiver<LedgerRecord>, backlog: Arc<Backlog>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH * 4).await > 0 {
         // Linger briefly so a trickle of requests becomes one insert, not one per request. A
@@ -217,17 +232,34 @@ async fn write_loop(ledger: Ledger, mut rx: mpsc::UnboundedReceiver<LedgerRecord
             delay = (delay * 2).min(Duration::from_secs(5));
         }
         tracing::debug!(rows = batch.len(), "ledger batch written");
+        backlog.rows.fetch_sub(batch.len(), Ordering::Relaxed);
         batch.clear();
     }
 }
 
 /// Cheap to clone; hands records to the writer task.
 #[derive(Clone, Debug)]
-pub struct LedgerSender(mpsc::UnboundedSender<LedgerRecord>);
+pub struct LedgerSender {
+    tx: mpsc::UnboundedSender<LedgerRecord>,
+    backlog: Arc<Backlog>,
+}
 
 impl LedgerSender {
+    /// Rows not yet written.
+    pub fn backlog(&self) -> usize {
+        self.backlog.rows.load(Ordering::Relaxed)
+    }
+
+    /// The backlog, if it has reached its limit: then new requests are refused until it shrinks.
+    pub fn behind(&self) -> Option<usize> {
+        let rows = self.backlog();
+        (rows >= self.backlog.limit).then_some(rows)
+    }
+
     pub fn record(&self, record: LedgerRecord) {
-        if let Err(lost) = self.0.send(record) {
+        self.backlog.rows.fetch_add(1, Ordering::Relaxed);
+        if let Err(lost) = self.tx.send(record) {
+            self.backlog.rows.fetch_sub(1, Ordering::Relaxed);
             // Only possible if the writer task died; keep the row in the log.
             let row = serde_json::to_string(&lost.0).unwrap_or_default();
             tracing::error!(row, "ledger writer is gone; row logged instead");

@@ -25,6 +25,7 @@ pub struct Metrics {
     refusals: IntCounterVec,
     backend_healthy: IntGaugeVec,
     queue_waiting: IntGauge,
+    ledger_backlog: IntGauge,
     budget_warnings: IntCounterVec,
     /// The GenAI conventions' metrics, in a registry of their own: their names take no prefix.
     genai_registry: Registry,
@@ -82,7 +83,7 @@ impl Metrics {
             Opts::new(
                 "refusals_total",
                 "Requests refused before reaching a provider, by tenant and reason \
-                 (rate_limit_exceeded, budget_exceeded, overloaded, no_healthy_backend)",
+                 (rate_limit_exceeded, budget_exceeded, overloaded, ledger_behind, no_healthy_backend)",
             ),
             &["tenant", "reason"],
         )?;
@@ -91,6 +92,10 @@ impl Metrics {
             &["route", "backend"],
         )?;
         let queue_waiting = IntGauge::new("queue_waiting", "Requests waiting for a concurrency slot")?;
+        let ledger_backlog = IntGauge::new(
+            "ledger_backlog_rows",
+            "Ledger rows not yet written to the database; at --ledger-max-backlog new requests are refused",
+        )?;
         let budget_warnings = IntCounterVec::new(
             Opts::new(
                 "budget_warnings_total",
@@ -113,6 +118,7 @@ impl Metrics {
             Box::new(refusals.clone()),
             Box::new(backend_healthy.clone()),
             Box::new(queue_waiting.clone()),
+            Box::new(ledger_backlog.clone()),
             Box::new(budget_warnings.clone()),
         ] {
             registry.register(collector)?;
@@ -136,6 +142,7 @@ impl Metrics {
             refusals,
             backend_healthy,
             queue_waiting,
+            ledger_backlog,
             budget_warnings,
         })
     }
@@ -198,6 +205,10 @@ impl Metrics {
 
     pub fn queue_waiting(&self, waiting: usize) {
         self.queue_waiting.set(i64::try_from(waiting).unwrap_or(i64::MAX));
+    }
+
+    pub fn ledger_backlog(&self, rows: usize) {
+        self.ledger_backlog.set(i64::try_from(rows).unwrap_or(i64::MAX));
     }
 
     pub fn config_reload(&self, ok: bool, build: std::time::Duration) {

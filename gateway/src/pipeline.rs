@@ -38,6 +38,12 @@ pub async fn run(
     endpoint: Endpoint,
     headers: &HeaderMap,
 ) -> Result<Ran, ApiError> {
+    // The ledger cannot keep up: refuse before anything is spent, without a row for the refusal
+    // (the metric counts it), so that the backlog stops growing.
+    if let Some(rows) = state.ledger.behind() {
+        state.metrics.refusal(&auth.caller.tenant, "ledger_behind");
+        return Err(ApiError::LedgerBehind(rows));
+    }
     let started = Instant::now();
     let (runtime, caller) = (auth.runtime.clone(), auth.caller.clone());
     let refused = |error: ApiError, model: Option<&str>| {

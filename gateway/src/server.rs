@@ -115,7 +115,7 @@ pub async fn start(settings: &Settings) -> Result<RunningGateway, StartError> {
     let db = Database::connect(&settings.database_url).await?;
     let ledger = Ledger::new(db.clone());
     let ledger = if settings.request_log { ledger } else { ledger.without_request_log() };
-    let (sender, writer) = ledger.clone().spawn_writer();
+    let (sender, writer) = ledger.clone().spawn_writer(settings.ledger_max_backlog as usize);
     // With PostgreSQL the gateway may run as several replicas: budgets are counted there too.
     let budgets = if db.is_postgres() {
         Budgets::shared(ledger.clone()).await?

@@ -103,6 +103,12 @@ pub struct Settings {
     /// Days the request log keeps a request (0: forever). The usage ledger is never trimmed.
     #[arg(long, env = "SWITCHBOARD_REQUEST_LOG_RETENTION_DAYS", default_value_t = 30)]
     pub request_log_retention_days: u32,
+    /// Ledger rows waiting for the database at most: at this backlog (the database is down,
+    /// locked or too slow) new requests are refused with 503 `ledger_behind`, and /readyz fails,
+    /// until the writer catches up. Bounds memory without dropping a row.
+    #[arg(long, env = "SWITCHBOARD_LEDGER_MAX_BACKLOG", default_value_t = 100_000,
+        value_parser = clap::value_parser!(u32).range(1..))]
+    pub ledger_max_backlog: u32,
     #[command(flatten)]
     pub tracing: TraceSettings,
     /// Seconds to let in-flight requests finish after SIGTERM.

@@ -1,5 +1,6 @@
 //! Parts failing under load: PostgreSQL restarted (what fails closed, what fails open, no ledger
-//! row lost), Redis stopped (rate limits counted per replica meanwhile), an upstream flapping.
+//! row lost; a ledger that cannot write refuses new requests at its backlog limit), Redis stopped
+//! (rate limits counted per replica meanwhile), an upstream flapping.
 //! Each test runs its own PostgreSQL or Redis (scripts/postgres.sh, scripts/redis.sh in a
 //! temporary directory), so that stopping it disturbs no other test.
 
@@ -139,6 +140,55 @@ async fn postgres_restarted_under_load_fails_closed_budgets_closed_and_loses_no_
     // the ledger writer's queue.
     let rows = h.ledger_rows().await;
     assert_eq!(rows.iter().filter(|r| r["status"] == 200).count(), served, "{} rows", rows.len());
+}
+
+/// Ledger rows not yet written, from the gateway's metrics.
+async fn backlog(h: &Harness) -> usize {
+    let metrics = h.metrics().await;
+    let line = metrics.lines().find(|l| l.starts_with("switchboard_ledger_backlog_rows ")).unwrap();
+    line.rsplit(' ').next().unwrap().parse().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_ledger_that_cannot_write_refuses_new_requests_at_its_backlog_limit_and_loses_no_row() {
+    const LIMIT: usize = 5;
+    let postgres = Server::start("postgres.sh", "DATABASE_URL");
+    let mut h = Harness::start_with_ledger(tempfile::tempdir().unwrap(), postgres.url.clone()).await;
+    h.gateway_args.push(format!("--ledger-max-backlog={LIMIT}"));
+    h.stop_gateway().await;
+    h.start_gateway().await;
+    assert_eq!(status_of(&h, TEAM_KEY).await.0, 200);
+    eventually("the first row is written", || async { backlog(&h).await == 0 }).await;
+
+    postgres.run("stop");
+    // The team has no budget: served while the rows fit the backlog, then refused before
+    // anything is spent, and the readiness probe says why.
+    let mut statuses = Vec::new();
+    for _ in 0..LIMIT + 2 {
+        statuses.push(status_of(&h, TEAM_KEY).await);
+    }
+    let served = statuses.iter().filter(|(status, _)| *status == 200).count();
+    assert_eq!(served, LIMIT, "{statuses:?}");
+    assert!(
+        statuses[LIMIT..]
+            .iter()
+            .all(|(status, code)| *status == 503 && code.as_deref() == Some("ledger_behind")),
+        "{statuses:?}"
+    );
+    assert_eq!(backlog(&h).await, LIMIT);
+    let ready = h.client.get(h.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 503);
+    assert!(ready.text().await.unwrap().contains("rows behind"));
+
+    postgres.restart();
+    eventually("the backlog is written and requests are served again", || async {
+        status_of(&h, TEAM_KEY).await.0 == 200
+    })
+    .await;
+    assert_eq!(h.client.get(h.url("/readyz")).send().await.unwrap().status(), 200);
+    h.stop_gateway().await;
+    let rows = h.ledger_rows().await;
+    assert_eq!(rows.iter().filter(|r| r["status"] == 200).count(), 1 + LIMIT + 1, "no row lost");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

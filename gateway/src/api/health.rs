@@ -17,6 +17,10 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
     if !state.runtime.is_ready() {
         return (StatusCode::SERVICE_UNAVAILABLE, "waiting for the gateway config\n").into_response();
     }
+    if let Some(rows) = state.ledger.behind() {
+        let reason = format!("the usage ledger is {rows} rows behind its database\n");
+        return (StatusCode::SERVICE_UNAVAILABLE, reason).into_response();
+    }
     let version = state.runtime.load().config.version.clone();
     (StatusCode::OK, format!("ready {version}\n")).into_response()
 }
@@ -24,6 +28,7 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
 /// Prometheus text; the series naming tenants and budgets only for a scraper with the admin token.
 pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
     state.metrics.queue_waiting(state.scheduler.waiting());
+    state.metrics.ledger_backlog(state.ledger.backlog());
     let runtime = state.runtime.load();
     state.metrics.backend_health(runtime.routes().flat_map(|route| {
         route
