@@ -150,7 +150,8 @@ impl PersonaConfig {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct BudgetConfig {
-    /// The Budget's name, or `<tenant>-default` for a tenant's default budget.
+    /// The Budget's name, or `<tenant>/default` for a tenant's default budget (see
+    /// [`BudgetConfig::tenant_default_name`]).
     pub name: String,
     pub namespace: String,
     pub scope: BudgetScopeKind,
@@ -163,6 +164,19 @@ pub struct BudgetConfig {
     pub warn_at_percent: u8,
     #[serde(default)]
     pub failure_mode: BudgetFailureMode,
+}
+
+impl BudgetConfig {
+    /// The name of `tenant`'s default budget (`spec.defaultBudget`): no Budget object can have
+    /// it (a `/` is not allowed in names), so it never shares a Budget's counters or status.
+    pub fn tenant_default_name(tenant: &str) -> String {
+        format!("{tenant}/default")
+    }
+
+    /// A Tenant's default budget, which has no Budget object (nor a status of its own).
+    pub fn is_tenant_default(&self) -> bool {
+        self.name == Self::tenant_default_name(&self.tenant)
+    }
 }
 
 impl GatewayConfig {

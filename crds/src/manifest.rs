@@ -154,13 +154,31 @@ where
         return Err(problems.join("; "));
     }
     let object: K = serde_json::from_value(value).map_err(|e| e.to_string())?;
-    if object.meta().name.as_deref().unwrap_or_default().is_empty() {
+    let name = object.meta().name.as_deref().unwrap_or_default();
+    if name.is_empty() {
         return Err("metadata.name is required".into());
+    }
+    if !is_dns_subdomain(name) {
+        return Err(format!(
+            "metadata.name {name:?} is not a valid name: lowercase letters, digits, '-' and '.', \
+             starting and ending with a letter or digit, at most 253 characters (as Kubernetes requires)"
+        ));
     }
     // The rules see the object as typed, serde's defaults applied, as kube's `validate_cel` does.
     let typed = serde_json::to_value(&object).map_err(|e| e.to_string())?;
     kube::core::cel::validate_compiled(&schema.cel, &typed, None).map_err(|errors| errors.to_string())?;
     Ok(object)
+}
+
+/// A DNS-1123 subdomain, what the API server requires of these objects' names: a folder accepts
+/// no name that a cluster would refuse (and names stay free of the separators the config uses).
+fn is_dns_subdomain(name: &str) -> bool {
+    let alphanumeric = |c: u8| c.is_ascii_lowercase() || c.is_ascii_digit();
+    let bytes = name.as_bytes();
+    name.len() <= 253
+        && bytes.first().is_some_and(|c| alphanumeric(*c))
+        && bytes.last().is_some_and(|c| alphanumeric(*c))
+        && bytes.iter().all(|c| alphanumeric(*c) || *c == b'-' || *c == b'.')
 }
 
 /// `/spec/apiKeys/0/name` -> `spec.apiKeys[0].name`, as kubectl prints field paths.

@@ -541,7 +541,7 @@ impl<'a> Renderer<'a> {
             }
             let limit = self.price(&at, "spec.defaultBudget.limitUsd".into(), &default.limit_usd);
             out.push(BudgetConfig {
-                name: format!("{}-default", at.name),
+                name: BudgetConfig::tenant_default_name(at.name),
                 namespace: at.namespace.to_owned(),
                 scope: BudgetScopeKind::Tenant,
                 tenant: at.name.to_owned(),

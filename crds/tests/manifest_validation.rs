@@ -102,3 +102,19 @@ fn rate_limits_past_what_the_limiter_counts_are_refused_not_capped() {
     assert!(error.contains("spec.rateLimits.requestsPerMinute"), "{error}");
     load(&tenant("{tokensPerMinute: 60000000, requestsPerMinute: 60000000}")).unwrap();
 }
+
+#[test]
+fn names_are_held_to_what_the_apiserver_accepts() {
+    let named = |name: &str| {
+        format!(
+            "apiVersion: switchboard.dev/v1alpha1\nkind: Tenant\nmetadata: {{name: '{name}'}}\nspec: {{}}\n"
+        )
+    };
+    for good in ["team", "team-a.prod", "a", "0x1"] {
+        assert!(load(&named(good)).is_ok(), "{good}");
+    }
+    for bad in ["Team", "team/default", "-team", "team-", "te am", "team_a", &"a".repeat(254)] {
+        let error = load(&named(bad)).unwrap_err();
+        assert!(error.contains("metadata.name") && error.contains("not a valid name"), "{bad}: {error}");
+    }
+}

@@ -250,7 +250,7 @@ fn default_budget_applies_only_without_a_tenant_budget() {
     let tenant = "apiVersion: switchboard.dev/v1alpha1\nkind: Tenant\nmetadata: {name: t2, namespace: ns}\nspec:\n  defaultBudget: {limitUsd: '10', period: Monthly}\n";
     let config = render_yaml(tenant).unwrap();
     assert_eq!(config.budgets.len(), 1);
-    assert_eq!((config.budgets[0].name.as_str(), config.budgets[0].limit.0), ("t2-default", 10_000_000_000));
+    assert_eq!((config.budgets[0].name.as_str(), config.budgets[0].limit.0), ("t2/default", 10_000_000_000));
     let explicit = format!(
         "{tenant}---\napiVersion: switchboard.dev/v1alpha1\nkind: Budget\nmetadata: {{name: b, namespace: ns}}\nspec: {{scope: {{kind: Tenant, tenant: t2}}, limitUsd: '3', period: Daily}}\n"
     );
@@ -276,4 +276,16 @@ fn the_result_does_not_depend_on_input_order() {
     resources.tenants.reverse();
     let backward = render(&resources, &secrets).map_err(|e| e.0);
     assert_eq!(forward, backward);
+}
+
+#[test]
+fn a_budget_named_like_the_default_one_is_a_budget_of_its_own() {
+    // A Persona budget that happens to be called `<tenant>-default`, beside the Tenant's default
+    // budget: two budgets, two names (their counters and statuses are keyed by name).
+    let text = "apiVersion: switchboard.dev/v1alpha1\nkind: Tenant\nmetadata: {name: t2, namespace: ns}\nspec:\n  defaultBudget: {limitUsd: '10', period: Monthly}\n---\napiVersion: switchboard.dev/v1alpha1\nkind: Persona\nmetadata: {name: p3, namespace: ns}\nspec: {tenant: t2, model: m, systemPrompt: hi}\n---\napiVersion: switchboard.dev/v1alpha1\nkind: Budget\nmetadata: {name: t2-default, namespace: ns}\nspec: {scope: {kind: Persona, tenant: t2, persona: p3}, limitUsd: '3', period: Daily}\n";
+    let config = render_yaml(text).unwrap();
+    let mut names: Vec<(&str, bool)> =
+        config.budgets.iter().map(|b| (b.name.as_str(), b.is_tenant_default())).collect();
+    names.sort_unstable();
+    assert_eq!(names, [("t2-default", false), ("t2/default", true)]);
 }

@@ -95,7 +95,8 @@ impl Writer {
         let runtime = self.live.load();
         let config = &runtime.config;
         let now = Timestamp::now();
-        for budget in &config.budgets {
+        // A Tenant's default budget has no Budget object to write to.
+        for budget in config.budgets.iter().filter(|b| !b.is_tenant_default()) {
             match self.budget_status(budget, now).await {
                 Ok(status) => {
                     self.announce(budget, self.budgets.get(&budget.name), &status).await;
@@ -241,7 +242,7 @@ impl Writer {
                 self.written.insert(key, fingerprint);
                 true
             }
-            // Tenants' default budgets have no Budget object of their own.
+            // Deleted since the config was published.
             Err(kube::Error::Api(e)) if e.is_not_found() => false,
             Err(error) => {
                 tracing::warn!(%error, kind, name, "cannot write status");

@@ -140,7 +140,7 @@ fn too_large(resources: &Resources, Oversized(entries): Oversized) -> Vec<Render
         .filter_map(|(entry, bytes)| {
             let (kind, name) = match namespace_of(entry.kind, &entry.name) {
                 Some(_) => (entry.kind, entry.name),
-                None => ("Tenant", entry.name.strip_suffix("-default")?.to_owned()),
+                None => ("Tenant", entry.name.strip_suffix("/default")?.to_owned()),
             };
             Some(RenderError {
                 namespace: namespace_of(kind, &name)?,
