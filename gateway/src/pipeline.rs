@@ -29,8 +29,9 @@ use crate::state::AppState;
 pub type Ran = (Arc<Exchange>, Result<Served, ApiError>);
 
 /// Runs one OpenAI-form request: `request` is its body as parsed, or why it could not be. `Err`
-/// when it never began (invalid, unknown model): then only its request log row was written;
-/// otherwise every outcome, refusals included, is in the ledger and the metrics.
+/// when it never began (invalid, unknown model): then only its request log row was written (none
+/// while the ledger is behind); otherwise every outcome, refusals included, is in the ledger and
+/// the metrics.
 pub async fn run(
     state: &AppState,
     auth: Authenticated,
