@@ -147,31 +147,34 @@ def main() -> None:
     for mode in sorted({k[0] for k in runs}, key=lambda m: mode_order.get(m, 9)):
         by = lambda name: {c: r for (m, t, c), r in runs.items() if m == mode and t == name}  # noqa: E731
         gateway, direct, nginx, litellm = by("gateway"), by("direct"), by("nginx"), by("litellm")
-        if 64 in gateway and 64 in nginx and nginx[64]["rps"]:
-            ratio = gateway[64]["rps"] / nginx[64]["rps"]
+        bare = by("gateway-bare")
+        # The hot-path targets (issue 13) are for auth, rate limits, a hard budget and the ledger:
+        # `gateway-bare`; the request log and traces have their own target below (issue 14).
+        core = bare or gateway
+        if 64 in core and 64 in nginx and nginx[64]["rps"]:
+            ratio = core[64]["rps"] / nginx[64]["rps"]
             goals.append([mode, "req/s vs the nginx hop at c=64", f"{ratio:.2f}x", f">= {NGINX_RATIO_MIN}x",
                           ratio >= NGINX_RATIO_MIN])  # fmt: skip
-        if 1 in gateway and 1 in direct and 1 in nginx:
-            added = gateway[1]["p50"] - direct[1]["p50"]
+        if 1 in core and 1 in direct and 1 in nginx:
+            added = core[1]["p50"] - direct[1]["p50"]
             floor = nginx[1]["p50"] - direct[1]["p50"]
             goals.append([mode, "added p50 at c=1", f"{added:+.3f} ms (nginx {floor:+.3f})",
                           f"<= {P50_OVER_NGINX_MAX:.0f}x nginx's", added <= P50_OVER_NGINX_MAX * max(floor, 0.0)])  # fmt: skip
-        if 16 in gateway and 16 in direct:
-            added = gateway[16]["p99"] - direct[16]["p99"]
+        if 16 in core and 16 in direct:
+            added = core[16]["p99"] - direct[16]["p99"]
             goals.append([mode, "added p99 at c=16", f"{added:+.3f} ms", f"< {P99_ADDED_MAX_MS} ms",
                           added < P99_ADDED_MAX_MS])  # fmt: skip
-        bare = by("gateway-bare")
         if 16 in gateway and 16 in bare and bare[16]["rps"]:
             ratio = gateway[16]["rps"] / bare[16]["rps"]
             goals.append([mode, "request log + traces on vs off at c=16", f"{ratio:.3f}x",
                           f">= {OBSERVED_RATIO_MIN}x", ratio >= OBSERVED_RATIO_MIN])  # fmt: skip
-        if 64 in gateway and 64 in litellm and litellm[64]["rps"]:
-            ratio = gateway[64]["rps"] / litellm[64]["rps"]
+        if 64 in core and 64 in litellm and litellm[64]["rps"]:
+            ratio = core[64]["rps"] / litellm[64]["rps"]
             goals.append([mode, "req/s vs LiteLLM at c=64", f"{ratio:.1f}x", f">= {LITELLM_RATIO_MIN:.0f}x",
                           ratio >= LITELLM_RATIO_MIN])  # fmt: skip
     if goals:
         print()
-        print("The issue's targets for the gateway:")
+        print("The issues' targets (the hot path on gateway-bare, observability on gateway against it):")
         print()
         goal_rows = [[m, what, got, want, "yes" if ok else "**no**"] for m, what, got, want, ok in goals]
         print("\n".join(table(["mode", "target", "measured", "goal", "met"], goal_rows, left=2)))
