@@ -185,7 +185,7 @@ impl Ledger {
             .collect()
     }
 
-    /// Starts the batching writer; new requests wait while `max_backlog` rows are not yet
+    /// Starts the batching writer; new requests are refused while `max_backlog` rows are not yet
     /// written. Records sent after the last [`LedgerSender`] is dropped are impossible, so
     /// awaiting the returned handle after dropping them flushes everything.
     pub fn spawn_writer(self, max_backlog: usize) -> (LedgerSender, JoinHandle<()>) {
