@@ -74,10 +74,7 @@ impl Redactor {
     /// credential-like text replaced, then cut to at most `max_bytes` at a character boundary.
     pub fn content(&self, text: &str, max_bytes: usize) -> String {
         let mut clean = self.scrub(text);
-        if clean.len() > max_bytes {
-            let cut = (0..=max_bytes).rev().find(|i| clean.is_char_boundary(*i)).unwrap_or(0);
-            clean.truncate(cut);
-        }
+        truncate_to(&mut clean, max_bytes);
         clean
     }
 
@@ -107,6 +104,14 @@ impl Redactor {
             }
             _ => Cow::Borrowed(bytes),
         }
+    }
+}
+
+/// Cuts `text` to at most `max_bytes`, at a character boundary.
+pub fn truncate_to(text: &mut String, max_bytes: usize) {
+    if text.len() > max_bytes {
+        let cut = (0..=max_bytes).rev().find(|i| text.is_char_boundary(*i)).unwrap_or(0);
+        text.truncate(cut);
     }
 }
 

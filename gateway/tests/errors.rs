@@ -35,15 +35,7 @@ async fn client_errors_use_openai_shape_and_leave_no_ledger_row() {
     assert_eq!(body["error"]["param"], "model");
     assert_eq!(body["error"]["type"], "invalid_request_error");
 
-    let malformed = h
-        .client
-        .post(h.url("/v1/chat/completions"))
-        .bearer_auth(TEAM_KEY)
-        .header("content-type", "application/json")
-        .body("{\"model\": \"fake-model\", ")
-        .send()
-        .await
-        .unwrap();
+    let malformed = h.post_text("/v1/chat/completions", TEAM_KEY, "{\"model\": \"fake-model\", ").await;
     let (status, body) = error_of(malformed).await;
     assert_eq!((status, body["error"]["code"].as_str()), (400, Some("invalid_json")));
 

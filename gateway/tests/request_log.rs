@@ -100,15 +100,7 @@ async fn the_request_log_answers_what_happened(mut h: Harness) {
     let refused_id = refused.headers()["x-request-id"].to_str().unwrap().to_owned();
     // Refused before routing: a model the tenant has not, and a body that is no JSON.
     assert_eq!(h.post("/v1/chat/completions", TEAM_KEY, &chat("no-such-model")).await.status(), 404);
-    let garbled = h
-        .client
-        .post(h.url("/v1/chat/completions"))
-        .bearer_auth(TEAM_KEY)
-        .header("content-type", "application/json")
-        .body("{\"model\": ")
-        .send()
-        .await
-        .unwrap();
+    let garbled = h.post_text("/v1/chat/completions", TEAM_KEY, "{\"model\": ").await;
     assert_eq!(garbled.status(), 400);
 
     eventually("the log holds all 9 requests", || async {

@@ -212,7 +212,11 @@ impl Trail {
         let attempts = std::mem::take(&mut *lock(&self.attempt_spans));
         let events = std::mem::take(&mut *lock(&self.events));
         let reply = std::mem::take(&mut *lock(&self.reply));
-        let content = self.content.as_ref().map(|c| lock(c).attributes(redactor)).unwrap_or_default();
+        let content = self
+            .content
+            .as_ref()
+            .map(|c| std::mem::take(&mut *lock(c)).attributes(redactor))
+            .unwrap_or_default();
         let facts = RequestFacts {
             finish_reasons: &reply.finish_reasons,
             response_id: reply.id.as_deref(),
@@ -221,7 +225,7 @@ impl Trail {
         };
         let end = SystemTime::now();
         let times = (end.checked_sub(self.started.elapsed()).unwrap_or(end), end);
-        spans::export(tracer, trace, times, record, &facts, &attempts, events);
+        spans::export(tracer, trace, times, record, facts, &attempts, events);
     }
 }
 

@@ -7,7 +7,7 @@
 use opentelemetry::KeyValue;
 use serde_json::{Value, json};
 
-use crate::redact::Redactor;
+use crate::redact::{Redactor, truncate_to};
 
 /// The most one attribute holds, after redaction.
 pub const MAX_CONTENT_BYTES: usize = 16 * 1024;
@@ -66,24 +66,22 @@ impl Content {
         }
         self.streamed.push_str(text);
         if self.streamed.len() > MAX_STREAMED_BYTES {
-            let keep = MAX_STREAMED_BYTES - SECRET_MARGIN;
-            let cut = (0..=keep).rev().find(|i| self.streamed.is_char_boundary(*i)).unwrap_or(0);
-            self.streamed.truncate(cut);
+            truncate_to(&mut self.streamed, MAX_STREAMED_BYTES - SECRET_MARGIN);
             self.streamed_full = true;
         }
     }
 
     /// The span attributes, redacted then cut to [`MAX_CONTENT_BYTES`] each.
-    pub fn attributes(&self, redactor: &Redactor) -> Vec<KeyValue> {
+    pub fn attributes(self, redactor: &Redactor) -> Vec<KeyValue> {
         let attribute = |key: &'static str, value: &Value| {
             KeyValue::new(key, redactor.content(&value.to_string(), MAX_CONTENT_BYTES))
         };
-        let mut attributes = vec![attribute("gen_ai.input.messages", &Value::from(self.input.clone()))];
+        let mut attributes = vec![attribute("gen_ai.input.messages", &Value::from(self.input))];
         if !self.system.is_empty() {
-            attributes.push(attribute("gen_ai.system_instructions", &Value::from(self.system.clone())));
+            attributes.push(attribute("gen_ai.system_instructions", &Value::from(self.system)));
         }
-        let parts = match (&self.output, self.streamed.is_empty()) {
-            (Some(parts), _) => Some(parts.clone()),
+        let parts = match (self.output, self.streamed.is_empty()) {
+            (Some(parts), _) => Some(parts),
             (None, false) => Some(json!([{"type": "text", "content": self.streamed}])),
             (None, true) => None,
         };
@@ -178,11 +176,11 @@ mod tests {
         content.chunk(&chunk(&"x".repeat(MAX_STREAMED_BYTES - 10)));
         content.chunk(&chunk(SECRET));
         content.chunk(&chunk("more"));
+        assert!(content.streamed.len() <= MAX_STREAMED_BYTES - SECRET_MARGIN);
         let output = content.attributes(&redactor());
         let text =
             output.iter().find(|kv| kv.key.as_str() == "gen_ai.output.messages").unwrap().value.as_str();
         assert!(text.len() <= MAX_CONTENT_BYTES);
         assert!(!text.contains("sk-live"));
-        assert!(content.streamed.len() <= MAX_STREAMED_BYTES - SECRET_MARGIN);
     }
 }

@@ -48,7 +48,7 @@ pub fn export(
     context: &TraceContext,
     (started, end): (SystemTime, SystemTime),
     record: &LedgerRecord,
-    facts: &RequestFacts<'_>,
+    mut facts: RequestFacts<'_>,
     attempts: &[AttemptSpan],
     events: Vec<Event>,
 ) {
@@ -67,7 +67,7 @@ pub fn export(
         name: Cow::Owned(format!("{} {}", facts.operation, record.model)),
         start_time: started,
         end_time: end,
-        attributes: request_attributes(record, facts, attempts.last()),
+        attributes: request_attributes(record, &mut facts, attempts.last()),
         dropped_attributes_count: 0,
         events: span_events,
         links: SpanLinks::default(),
@@ -153,7 +153,7 @@ fn status(http_status: u16, error: Option<&str>) -> Status {
 
 fn request_attributes(
     record: &LedgerRecord,
-    facts: &RequestFacts<'_>,
+    facts: &mut RequestFacts<'_>,
     last: Option<&AttemptSpan>,
 ) -> Vec<KeyValue> {
     let text = |value: &str| Value::from(value.to_owned());
@@ -213,7 +213,8 @@ fn request_attributes(
     if let Some(error) = &record.error_code {
         attributes.push(KeyValue::new("error.type", text(error)));
     }
-    attributes.extend(facts.content.iter().cloned());
+    // Moved, not copied: captured content runs to 16 KiB an attribute.
+    attributes.append(&mut facts.content);
     attributes
 }
 

@@ -206,6 +206,12 @@ impl Harness {
         self.client.post(self.url(path)).bearer_auth(key).json(body).send().await.unwrap()
     }
 
+    /// A POST of `text` as it is, labelled JSON (for bodies that are not).
+    pub async fn post_text(&self, path: &str, key: &str, text: &'static str) -> reqwest::Response {
+        let request = self.client.post(self.url(path)).bearer_auth(key);
+        request.header("content-type", "application/json").body(text).send().await.unwrap()
+    }
+
     /// `GET /admin/v1/usage` with the admin token.
     pub async fn admin_usage(&self) -> Value {
         let response =
