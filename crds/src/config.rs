@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::decimal::NanoUsd;
 use crate::resources::{
     BudgetEnforcement, BudgetFailureMode, BudgetPeriod, BudgetScopeKind, CachePolicy, CircuitBreakerPolicy,
-    MemoryPolicy, ProviderKind, RateLimits, Relationship, ResponseLimits, RetryPolicy,
+    JwtIssuer, MemoryPolicy, ProviderKind, RateLimits, Relationship, ResponseLimits, RetryPolicy,
 };
 
 /// Everything the gateway needs to serve, keyed by resource name. Entries are shared (`Arc`, the
@@ -37,6 +37,9 @@ pub struct TenantConfig {
     pub display_name: Option<String>,
     pub namespaces: Vec<String>,
     pub api_keys: Vec<ApiKeyConfig>,
+    /// Identity providers whose JWTs identify this tenant's callers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub jwt_issuers: Vec<JwtIssuer>,
     /// `None`: every route.
     pub allowed_routes: Option<BTreeSet<String>>,
     /// `None`: every persona visible to the tenant.

@@ -360,6 +360,20 @@ impl<'a> Renderer<'a> {
                     rate_limits: key.rate_limits.clone().unwrap_or_default(),
                 });
             }
+            for (i, issuer) in tenant.spec.jwt_issuers.iter().enumerate() {
+                if api_keys.iter().any(|key| key.id == issuer.name) {
+                    let message = format!(
+                        "an API key is also named {:?}; a JWT issuer's name is a key name",
+                        issuer.name
+                    );
+                    self.error(
+                        &at,
+                        format!("spec.jwtIssuers[{i}].name"),
+                        RenderErrorReason::Conflict,
+                        message,
+                    );
+                }
+            }
             for (i, route) in tenant.spec.allowed_routes.iter().flatten().enumerate() {
                 if !routes.contains_key(route) {
                     let message = format!("ProviderRoute {route:?} does not exist");
@@ -377,6 +391,7 @@ impl<'a> Renderer<'a> {
                 display_name: tenant.spec.display_name.clone(),
                 namespaces: tenant.spec.namespaces.clone(),
                 api_keys,
+                jwt_issuers: tenant.spec.jwt_issuers.clone(),
                 allowed_routes: tenant.spec.allowed_routes.as_ref().map(|r| r.iter().cloned().collect()),
                 allowed_personas: tenant.spec.allowed_personas.as_ref().map(|p| p.iter().cloned().collect()),
                 rate_limits: tenant.spec.rate_limits.clone().unwrap_or_default(),

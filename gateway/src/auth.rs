@@ -1,4 +1,6 @@
-//! Tenant API key authentication: `Authorization: Bearer <key>` or `x-api-key: <key>`.
+//! Who is calling: a tenant API key (`Authorization: Bearer <key>` or `x-api-key: <key>`), a JWT
+//! of an identity provider a tenant trusts, or a Kubernetes ServiceAccount token
+//! ([`crate::identity`]); and the admin token.
 
 use std::sync::Arc;
 
@@ -10,6 +12,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::error::{ApiError, Dialect};
+use crate::identity::looks_like_jwt;
 use crate::serving::runtime::{Caller, Runtime};
 use crate::state::AppState;
 
@@ -26,7 +29,7 @@ pub struct Authenticated {
 pub async fn require_tenant(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
     let dialect = Dialect::of_path(request.uri().path());
     let runtime = state.runtime.load();
-    match authenticate(request.headers(), &runtime) {
+    match authenticate(&state, request.headers(), &runtime).await {
         Ok(caller) => {
             request.extensions_mut().insert(Authenticated { runtime, caller });
             next.run(request).await
@@ -65,10 +68,24 @@ pub fn presented_key(headers: &HeaderMap) -> Option<&str> {
     bearer_token(headers).or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()).map(str::trim))
 }
 
-/// Authenticates the request against the runtime's tenant keys.
-pub fn authenticate(headers: &HeaderMap, runtime: &Runtime) -> Result<Arc<Caller>, ApiError> {
-    let key = presented_key(headers).filter(|k| !k.is_empty()).ok_or(ApiError::MissingKey)?;
-    runtime.authenticate(key).cloned().ok_or(ApiError::InvalidKey)
+/// Authenticates the request against the runtime's tenant keys, then as a JWT.
+async fn authenticate(
+    state: &AppState,
+    headers: &HeaderMap,
+    runtime: &Runtime,
+) -> Result<Arc<Caller>, ApiError> {
+    let credential = presented_key(headers).filter(|k| !k.is_empty()).ok_or(ApiError::MissingKey)?;
+    if let Some(caller) = runtime.authenticate(credential) {
+        return Ok(caller.clone());
+    }
+    if looks_like_jwt(credential) {
+        let outcome = state.tokens.authenticate(credential, runtime).await;
+        if let Err(error) = &outcome {
+            tracing::info!(%error, "bearer token refused");
+        }
+        return outcome;
+    }
+    Err(ApiError::InvalidKey)
 }
 
 #[cfg(test)]

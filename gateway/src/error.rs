@@ -28,6 +28,12 @@ pub enum ApiError {
     MissingKey,
     #[error("invalid API key")]
     InvalidKey,
+    /// A bearer JWT that does not check out; the reason names the check, never the token.
+    #[error("invalid token: {0}")]
+    InvalidToken(String),
+    /// A JWT that cannot be checked because its issuer's signing keys cannot be fetched.
+    #[error("the token's identity provider cannot be reached to check it: {0}")]
+    IdentityUnavailable(String),
     #[error("{0}")]
     BadRequest(String, Option<&'static str>),
     #[error("request body is larger than the limit of {0} bytes")]
@@ -87,7 +93,7 @@ pub enum ApiError {
 impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::MissingKey | Self::InvalidKey => StatusCode::UNAUTHORIZED,
+            Self::MissingKey | Self::InvalidKey | Self::InvalidToken(_) => StatusCode::UNAUTHORIZED,
             Self::BadRequest(..) => StatusCode::BAD_REQUEST,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
@@ -109,6 +115,7 @@ impl ApiError {
             | Self::Stopping
             | Self::Overloaded(_)
             | Self::LedgerBehind(_)
+            | Self::IdentityUnavailable(_)
             | Self::NotReady(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -119,6 +126,8 @@ impl ApiError {
         match self {
             Self::MissingKey => Some("missing_api_key"),
             Self::InvalidKey => Some("invalid_api_key"),
+            Self::InvalidToken(_) => Some("invalid_token"),
+            Self::IdentityUnavailable(_) => Some("identity_provider_unavailable"),
             Self::BadRequest(_, code) => *code,
             Self::PayloadTooLarge(_) => Some("request_too_large"),
             Self::BodyTimeout(_) => Some("request_timeout"),
@@ -198,6 +207,7 @@ impl ApiError {
                 | Self::Stopping
                 | Self::Overloaded(_)
                 | Self::LedgerBehind(_)
+                | Self::IdentityUnavailable(_)
                 | Self::NotReady(_)
         )
     }
@@ -214,6 +224,7 @@ impl ApiError {
             | Self::BudgetUnavailable(_)
             | Self::BudgetBusy(_)
             | Self::Stopping => Some(1),
+            Self::IdentityUnavailable(_) => Some(5),
             _ => None,
         }
     }
@@ -247,6 +258,10 @@ impl ApiError {
         }
         if matches!(self, Self::MissingKey | Self::InvalidKey) {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if matches!(self, Self::InvalidToken(_)) {
+            headers
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer error=\"invalid_token\""));
         }
         response
     }

@@ -11,6 +11,7 @@ pub mod db;
 pub mod drain;
 pub mod error;
 pub mod exchange;
+pub mod identity;
 pub mod ledger;
 pub mod listener;
 pub mod mcp;

@@ -12,6 +12,7 @@ use tokio::task::JoinHandle;
 use crate::budget::{BudgetError, Budgets};
 use crate::cache::ResponseCache;
 use crate::db::{Database, DatabaseError};
+use crate::identity::{KeyCache, TokenVerifier};
 use crate::ledger::Ledger;
 use crate::listener::{self, ConnectionLimits};
 use crate::mcp::host::HostPolicy;
@@ -54,6 +55,8 @@ pub enum StartError {
     Tracing(#[from] switchboard_telemetry::ExportError),
     #[error("cannot open the budget counters: {0}")]
     Budgets(#[from] BudgetError),
+    #[error("cannot set up the HTTP client for identity providers' keys: {0}")]
+    Identity(#[from] reqwest::Error),
 }
 
 /// Admin connections open at once: a few people and scrapers, not traffic.
@@ -112,6 +115,15 @@ pub async fn start(settings: &Settings) -> Result<RunningGateway, StartError> {
             cluster = Some(client);
         }
     }
+    // ServiceAccount tokens are checked with the keys of the API server the gateway runs against
+    // (in cluster mode, the one it watches; standalone, the one of its environment or kubeconfig).
+    let api_server = match (&cluster, &settings.service_account_audience) {
+        (Some(client), _) => Some(client.clone()),
+        (None, Some(_)) => Some(kube::Client::try_default().await?),
+        (None, None) => None,
+    };
+    let keys = KeyCache::new(api_server)?;
+    let tokens = TokenVerifier::new(keys, settings.service_account_audience.clone());
     let db = Database::connect(&settings.database_url).await?;
     let ledger = Ledger::new(db.clone());
     let ledger = if settings.request_log { ledger } else { ledger.without_request_log() };
@@ -146,6 +158,7 @@ pub async fn start(settings: &Settings) -> Result<RunningGateway, StartError> {
     let tracer = Tracer::new(&settings.tracing)?;
     let state = AppState::new(Shared {
         mcp_hosts: HostPolicy::with_extra(&settings.mcp_allowed_hosts),
+        tokens,
         personas,
         runtime: live,
         ledger: sender,

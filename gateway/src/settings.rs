@@ -70,6 +70,11 @@ pub struct Settings {
     /// Bearer token for `/admin/v1/*`. Admin endpoints are disabled without it.
     #[arg(long, env = "SWITCHBOARD_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
+    /// Accept Kubernetes ServiceAccount tokens minted for this audience (`kubectl create token SA
+    /// --audience AUD`, or a projected token volume): a pod in a namespace that exactly one
+    /// Tenant lists calls as that Tenant. The keys come from the API server's OIDC discovery.
+    #[arg(long, env = "SWITCHBOARD_SERVICE_ACCOUNT_AUDIENCE")]
+    pub service_account_audience: Option<String>,
     /// Client connections open at once; 0 derives it from the open-files limit (raised to its
     /// hard maximum at start), less 128 for upstream and database connections.
     #[arg(long, env = "SWITCHBOARD_MAX_CONNECTIONS", default_value_t = 0)]

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use crate::budget::Budgets;
 use crate::cache::ResponseCache;
 use crate::drain::Deadline;
+use crate::identity::TokenVerifier;
 use crate::ledger::{Ledger, LedgerSender};
 use crate::mcp::host::HostPolicy;
 use crate::metrics::Metrics;
@@ -56,6 +57,8 @@ pub struct Shared {
     pub limiter: RateLimiter,
     /// Budget counters (in process, or shared in PostgreSQL).
     pub budgets: Budgets,
+    /// Checks bearer JWTs (identity providers' and ServiceAccount tokens), with their keys cached.
+    pub tokens: TokenVerifier,
     /// The Host names `/mcp` accepts (DNS-rebinding protection).
     pub mcp_hosts: HostPolicy,
     /// Persona memories, moods and relationships.

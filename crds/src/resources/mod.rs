@@ -24,7 +24,7 @@ pub use provider_route::{
     Backend, CachePolicy, CircuitBreakerPolicy, ModelPricing, ModelSpec, ProviderKind, ProviderRoute,
     ProviderRouteSpec, ProviderRouteStatus, ResponseLimits, RetryPolicy,
 };
-pub use tenant::{ApiKeyRef, DefaultBudget, RateLimits, Tenant, TenantSpec, TenantStatus};
+pub use tenant::{ApiKeyRef, DefaultBudget, JwtIssuer, RateLimits, Tenant, TenantSpec, TenantStatus};
 
 use kube::core::CustomResourceExt;
 

@@ -1,5 +1,7 @@
 //! Tenant: one team using the gateway.
 
+use std::collections::BTreeMap;
+
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
@@ -49,6 +51,14 @@ pub struct TenantSpec {
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
     #[x_kube(validation = Rule::new("self.all(a, self.exists_one(b, b.name == a.name))").message("API key names must be unique"))]
     pub api_keys: Vec<ApiKeyRef>,
+    /// Identity providers whose bearer JWTs this tenant accepts besides its API keys. (Kubernetes
+    /// ServiceAccount tokens need no entry: the gateway's own flag turns them on, and `namespaces`
+    /// decides whose they are.)
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 8))]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
+    #[x_kube(validation = Rule::new("self.all(a, self.exists_one(b, b.name == a.name))").message("JWT issuer names must be unique"))]
+    pub jwt_issuers: Vec<JwtIssuer>,
     /// ProviderRoutes this tenant may use. Absent: every route. Empty list: none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 256))]
@@ -79,6 +89,48 @@ pub struct ApiKeyRef {
     /// Where the key's value is stored.
     pub secret_ref: SecretKeyRef,
     /// Limits for this key alone, on top of the tenant's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limits: Option<RateLimits>,
+}
+
+/// An identity provider whose signed JWTs identify callers of this tenant (OIDC discovery, or a
+/// JWKS URL). A token is accepted when its signature, issuer, audience, times and required claims
+/// all check out.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct JwtIssuer {
+    /// Recorded as the key name in the ledger, metrics and `apiKey` Budgets, like an API key's name
+    /// (so it must differ from those).
+    #[schemars(length(min = 1, max = 63), pattern(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))]
+    pub name: String,
+    /// The issuer (`iss`) exactly as the tokens carry it: an https URL (plain http only on loopback).
+    #[schemars(
+        length(min = 1, max = 512),
+        pattern(r"^(https://[^\s]+|http://(127\.0\.0\.1|localhost|\[::1\])(:[0-9]+)?(/[^\s]*)?)$")
+    )]
+    pub issuer: String,
+    /// Audiences accepted (`aud`): a token must name at least one of them.
+    #[schemars(length(min = 1, max = 8), inner(length(min = 1, max = 256)))]
+    pub audiences: Vec<String>,
+    /// Where the signing keys are; absent: the `jwks_uri` of the issuer's OIDC discovery document.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(min = 1, max = 512),
+        pattern(r"^(https://[^\s]+|http://(127\.0\.0\.1|localhost|\[::1\])(:[0-9]+)?(/[^\s]*)?)$")
+    )]
+    pub jwks_uri: Option<String>,
+    /// Claims a token must carry, with these values (a string claim equal to it, or an array
+    /// claim containing it), for example `groups: team-a`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = 16))]
+    pub required_claims: BTreeMap<String, String>,
+    /// The claim naming the end user (persona memory's subject, the request log's): then the
+    /// request's `user` cannot speak for anyone else. Absent: the request names its user, as with
+    /// an API key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 128))]
+    pub subject_claim: Option<String>,
+    /// Limits for this issuer's callers together, on top of the tenant's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_limits: Option<RateLimits>,
 }

@@ -34,8 +34,13 @@ pub(crate) fn rate_checks(
     let mut out = Vec::new();
     if let Some(tenant) = tenant {
         out.extend(checks(&format!("tenant/{}", tenant.name), &tenant.rate_limits, tokens));
-        if let Some(key) = tenant.api_keys.iter().find(|k| k.id == caller.key_id) {
-            out.extend(checks(&format!("key/{}/{}", tenant.name, key.id), &key.rate_limits, tokens));
+        let key_limits = tenant.api_keys.iter().find(|k| k.id == caller.key_id).map(|k| &k.rate_limits);
+        let issuer_limits = || {
+            let issuer = tenant.jwt_issuers.iter().find(|i| i.name == caller.key_id)?;
+            issuer.rate_limits.as_ref()
+        };
+        if let Some(limits) = key_limits.or_else(issuer_limits) {
+            out.extend(checks(&format!("key/{}/{}", tenant.name, caller.key_id), limits, tokens));
         }
     }
     if let Some(persona) = persona {

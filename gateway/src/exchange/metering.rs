@@ -49,6 +49,7 @@ pub fn refused_unrouted(
         error_code: Some(error.code().unwrap_or("invalid_request").to_owned()),
         latency_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
         trace_id: remote(headers).map(|client| client.trace_id.to_string()),
+        subject: caller.subject.clone(),
         billed: false,
         ..LedgerRecord::default()
     });

@@ -247,7 +247,8 @@ impl Exchange {
         let rate_checks = rate_checks(tenant, &caller, persona, estimated_tokens);
         let started = Instant::now();
         let trace = state.tracer.start(headers, "chat");
-        let trail = Trail::new(request, headers, trace, started, target.route.config.capture_content);
+        let capture = target.route.config.capture_content;
+        let trail = Trail::new(request, headers, caller.subject.as_deref(), trace, started, capture);
         Ok(Exchange {
             id: uuid::Uuid::now_v7().to_string(),
             max_concurrent: tenant.and_then(|t| t.rate_limits.max_concurrent),

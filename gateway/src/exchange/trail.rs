@@ -67,9 +67,11 @@ impl AttemptStart {
 
 impl Trail {
     /// `capture`: the route records prompts and replies on spans.
+    /// `verified_subject`: the end user a verified token named, which no request field overrides.
     pub fn new(
         request: &Value,
         headers: &HeaderMap,
+        verified_subject: Option<&str>,
         trace: Option<TraceContext>,
         started: Instant,
         capture: bool,
@@ -77,7 +79,7 @@ impl Trail {
         let sampled = trace.as_ref().is_some_and(|t| t.recorded && t.sampled);
         Trail {
             content: (capture && sampled).then(|| Mutex::new(Content::of_request(request))),
-            subject: end_user(request, headers),
+            subject: verified_subject.map(str::to_owned).or_else(|| end_user(request, headers)),
             trace,
             started,
             attempts: Mutex::default(),

@@ -62,7 +62,11 @@ impl Turn {
             .persona_for(caller, name)
             .ok_or_else(|| ApiError::ModelNotFound(format!("{MODEL_PREFIX}{name}")))?
             .clone();
-        let subject = subject(request, headers)?;
+        // A verified token's subject is the end user; only without one does the request name them.
+        let subject = match &caller.subject {
+            Some(verified) => Some(verified.clone()),
+            None => subject(request, headers)?,
+        };
         let partner = subject
             .as_deref()
             .and_then(|s| s.strip_prefix(MODEL_PREFIX))

@@ -14,6 +14,7 @@ use switchboard_crds::config::{
 };
 use switchboard_crds::render::{SecretLookupError, SecretStore};
 
+use super::identities::Identities;
 use crate::breaker::Breaker;
 use crate::providers::Provider;
 use crate::recent_attempts::RecentAttempts;
@@ -23,7 +24,11 @@ use crate::redact::Redactor;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Caller {
     pub tenant: String,
+    /// The API key's name, or the JWT issuer's (a ServiceAccount's full name for its tokens).
     pub key_id: String,
+    /// The end user a verified token names (its issuer's `subjectClaim`): persona memory is kept
+    /// for them, whatever the request's `user` says.
+    pub subject: Option<String>,
 }
 
 /// A backend with its ready-to-use provider client, its circuit breaker and its recent attempts.
@@ -66,6 +71,8 @@ pub struct Runtime {
     budgets: HashMap<String, Vec<Arc<BudgetConfig>>>,
     /// Removes this config's secret values from upstream text (errors, replies, stream chunks).
     pub redactor: Arc<Redactor>,
+    /// The JWT issuers and ServiceAccount namespaces that identify callers.
+    pub identities: Identities,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -88,6 +95,7 @@ impl Runtime {
             models: HashMap::new(),
             budgets: HashMap::new(),
             redactor: Arc::default(),
+            identities: Identities::default(),
         }
     }
 
@@ -106,7 +114,8 @@ impl Runtime {
                     tenant: tenant.name.clone(),
                     key: key.id.clone(),
                 })?;
-                keys.insert(hash, Arc::new(Caller { tenant: tenant.name.clone(), key_id: key.id.clone() }));
+                let caller = Caller { tenant: tenant.name.clone(), key_id: key.id.clone(), subject: None };
+                keys.insert(hash, Arc::new(caller));
             }
         }
         let mut routes = HashMap::new();
@@ -166,7 +175,8 @@ impl Runtime {
             budgets.entry(budget.tenant.clone()).or_default().push(budget.clone());
         }
         let redactor = Arc::new(Redactor::new(secrets.values()));
-        Ok(Runtime { config, keys, routes, models, budgets, redactor })
+        let identities = Identities::build(&config);
+        Ok(Runtime { config, keys, routes, models, budgets, redactor, identities })
     }
 
     /// This runtime's backend with exactly this config, breaker policy and API key, if any.

@@ -1,0 +1,223 @@
+//! Bearer JWTs as credentials: tokens of an identity provider a tenant trusts (its `jwtIssuers`),
+//! and Kubernetes ServiceAccount tokens of pods in a tenant's namespaces.
+//!
+//! A token is accepted only when every check passes: an asymmetric algorithm from the allow-list
+//! (never `none`, never HMAC, so a public key can never serve as a shared secret), a signature by
+//! a key of the issuer's current key set, `exp` (required), `nbf` and `iat` within
+//! [`LEEWAY_SECONDS`], the issuer, an accepted audience, and the tenant's required claims.
+
+use std::sync::Arc;
+
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, Header, Validation, decode, decode_header, get_current_timestamp};
+use serde_json::{Map, Value};
+
+use super::jwks::{KeyCache, KeyError, KeySource};
+use crate::error::ApiError;
+use crate::persona::turn::checked_subject;
+use crate::serving::identities::Trust;
+use crate::serving::runtime::{Caller, Runtime};
+
+/// Longer tokens are refused unread.
+pub const MAX_TOKEN_BYTES: usize = 16 * 1024;
+/// Clock skew tolerated on `exp`, `nbf` and `iat`.
+pub const LEEWAY_SECONDS: u64 = 30;
+/// Signature algorithms accepted: asymmetric ones only.
+const ALLOWED: [Algorithm; 9] = [
+    Algorithm::RS256,
+    Algorithm::RS384,
+    Algorithm::RS512,
+    Algorithm::PS256,
+    Algorithm::PS384,
+    Algorithm::PS512,
+    Algorithm::ES256,
+    Algorithm::ES384,
+    Algorithm::EdDSA,
+];
+/// The claim in which Kubernetes names a ServiceAccount token's namespace and account.
+const KUBERNETES_CLAIM: &str = "kubernetes.io";
+
+/// Checks bearer JWTs: the signing keys, and the audience ServiceAccount tokens must carry.
+pub struct TokenVerifier {
+    keys: KeyCache,
+    /// `None`: ServiceAccount tokens are not accepted.
+    service_account_audience: Option<String>,
+}
+
+/// Whether a presented credential is a JWT rather than an API key (three base64url parts, the
+/// first a JSON object).
+pub fn looks_like_jwt(credential: &str) -> bool {
+    credential.starts_with("eyJ") && credential.bytes().filter(|b| *b == b'.').count() == 2
+}
+
+impl TokenVerifier {
+    pub fn new(keys: KeyCache, service_account_audience: Option<String>) -> TokenVerifier {
+        TokenVerifier { keys, service_account_audience }
+    }
+
+    /// The caller `token` identifies under `runtime`'s tenants, or why it identifies none.
+    pub async fn authenticate(&self, token: &str, runtime: &Runtime) -> Result<Arc<Caller>, ApiError> {
+        if token.len() > MAX_TOKEN_BYTES {
+            return Err(invalid(format!("longer than {MAX_TOKEN_BYTES} bytes")));
+        }
+        let header = decode_header(token).map_err(|e| {
+            invalid(format!("its header cannot be read ({e}); accepted algorithms: {}", allowed_names()))
+        })?;
+        if !ALLOWED.contains(&header.alg) {
+            return Err(invalid(format!(
+                "algorithm {:?} is not accepted; use one of {}",
+                header.alg,
+                allowed_names()
+            )));
+        }
+        let unverified: Map<String, Value> = jsonwebtoken::dangerous::insecure_decode_claims(token)
+            .map_err(|e| invalid(format!("its claims cannot be read: {e}")))?;
+        let issuer =
+            unverified.get("iss").and_then(Value::as_str).ok_or_else(|| invalid("no `iss` claim"))?;
+        let trusting = runtime.identities.trusting(issuer);
+        if let Some(first) = trusting.first() {
+            let source =
+                KeySource::Http { issuer: issuer.to_owned(), jwks_uri: first.issuer.jwks_uri.clone() };
+            let claims = self.verified(token, &header, &source).await?;
+            return caller_of_issuer(trusting, &claims).map(Arc::new);
+        }
+        if let Some(audience) = &self.service_account_audience
+            && unverified.contains_key(KUBERNETES_CLAIM)
+        {
+            let claims = self.verified(token, &header, &KeySource::Kubernetes).await?;
+            return service_account_caller(&claims, audience, runtime).map(Arc::new);
+        }
+        Err(invalid(format!("no tenant trusts its issuer {:?}", shortened(issuer))))
+    }
+
+    /// The token's claims, once its signature, issuer and times check out.
+    async fn verified(
+        &self,
+        token: &str,
+        header: &Header,
+        source: &KeySource,
+    ) -> Result<Map<String, Value>, ApiError> {
+        let key = self.keys.key(source, header.kid.as_deref()).await.map_err(|error| match error {
+            KeyError::Unavailable(problem) => ApiError::IdentityUnavailable(problem),
+            other => invalid(other.to_string()),
+        })?;
+        if key.algorithm.is_some_and(|pinned| pinned != header.alg) {
+            return Err(invalid(format!("algorithm {:?} is not the one its key is for", header.alg)));
+        }
+        let mut validation = Validation::new(header.alg);
+        validation.leeway = LEEWAY_SECONDS;
+        validation.validate_nbf = true;
+        // The audience is each tenant's to accept (below).
+        validation.validate_aud = false;
+        validation.set_required_spec_claims(&["exp", "iss"]);
+        validation.set_issuer(&[key.issuer.as_ref()]);
+        let claims = decode::<Map<String, Value>>(token, &key.key, &validation)
+            .map_err(|e| invalid(reason(e.kind())))?
+            .claims;
+        let now = get_current_timestamp();
+        if claims
+            .get("iat")
+            .and_then(Value::as_u64)
+            .is_some_and(|iat| iat > now.saturating_add(LEEWAY_SECONDS))
+        {
+            return Err(invalid("issued in the future (`iat`)"));
+        }
+        Ok(claims)
+    }
+}
+
+/// The one tenant among those trusting the issuer whose audience and required claims the token
+/// meets. None, or several, is a refusal: a token must never pick its tenant by accident.
+fn caller_of_issuer(trusting: &[Arc<Trust>], claims: &Map<String, Value>) -> Result<Caller, ApiError> {
+    let mut matching = trusting.iter().filter(|trust| {
+        trust.issuer.audiences.iter().any(|audience| has_audience(claims, audience))
+            && trust.issuer.required_claims.iter().all(|(claim, value)| claim_holds(claims.get(claim), value))
+    });
+    let trust = match (matching.next(), matching.next()) {
+        (Some(trust), None) => trust,
+        (None, _) => {
+            return Err(invalid(
+                "its audience or claims are not those any tenant trusting its issuer requires",
+            ));
+        }
+        (Some(a), Some(b)) => {
+            let message = format!(
+                "it would identify a caller of several tenants ({}, {}, ...); their requiredClaims must tell them apart",
+                a.tenant, b.tenant
+            );
+            return Err(invalid(message));
+        }
+    };
+    let subject = match &trust.issuer.subject_claim {
+        None => None,
+        Some(claim) => {
+            let value = claims.get(claim).and_then(Value::as_str);
+            let value =
+                value.ok_or_else(|| invalid(format!("no string `{claim}` claim naming the subject")))?;
+            Some(checked_subject(value)?)
+        }
+    };
+    Ok(Caller { tenant: trust.tenant.clone(), key_id: trust.issuer.name.clone(), subject })
+}
+
+/// A ServiceAccount token's caller: the tenant that lists the account's namespace.
+fn service_account_caller(
+    claims: &Map<String, Value>,
+    audience: &str,
+    runtime: &Runtime,
+) -> Result<Caller, ApiError> {
+    if !has_audience(claims, audience) {
+        return Err(invalid(format!("a ServiceAccount token must be for the audience {audience:?}")));
+    }
+    let kubernetes = claims.get(KUBERNETES_CLAIM);
+    let namespace = kubernetes.and_then(|k| k.get("namespace")).and_then(Value::as_str);
+    let account = kubernetes.and_then(|k| k.pointer("/serviceaccount/name")).and_then(Value::as_str);
+    let (Some(namespace), Some(account)) = (namespace, account) else {
+        return Err(invalid("a ServiceAccount token without its namespace and account name"));
+    };
+    let tenant = runtime.identities.tenant_of_namespace(namespace).ok_or_else(|| {
+        invalid(format!("namespace {:?} is not one of exactly one tenant's namespaces", shortened(namespace)))
+    })?;
+    let key_id = format!("system:serviceaccount:{namespace}:{account}");
+    Ok(Caller { tenant: tenant.to_owned(), key_id, subject: None })
+}
+
+fn has_audience(claims: &Map<String, Value>, audience: &str) -> bool {
+    claim_holds(claims.get("aud"), audience)
+}
+
+/// A string claim equal to `value`, or an array claim containing it.
+fn claim_holds(claim: Option<&Value>, value: &str) -> bool {
+    match claim {
+        Some(Value::String(text)) => text == value,
+        Some(Value::Array(items)) => items.iter().any(|item| item.as_str() == Some(value)),
+        _ => false,
+    }
+}
+
+fn reason(kind: &ErrorKind) -> String {
+    match kind {
+        ErrorKind::ExpiredSignature => "expired (`exp`)".into(),
+        ErrorKind::ImmatureSignature => "not valid yet (`nbf`)".into(),
+        ErrorKind::InvalidIssuer => "its issuer is not the one its key belongs to".into(),
+        ErrorKind::InvalidSignature => "the signature does not verify".into(),
+        ErrorKind::InvalidAlgorithm => "its algorithm does not match its key".into(),
+        ErrorKind::MissingRequiredClaim(claim) => format!("no `{claim}` claim"),
+        other => format!("{other:?}"),
+    }
+}
+
+fn allowed_names() -> String {
+    ALLOWED.iter().map(|alg| format!("{alg:?}")).collect::<Vec<_>>().join(", ")
+}
+
+/// Text from the token, cut short for an error message.
+fn shortened(text: &str) -> String {
+    let mut text = text.to_owned();
+    crate::redact::truncate_to(&mut text, 200);
+    text
+}
+
+fn invalid(reason: impl Into<String>) -> ApiError {
+    ApiError::InvalidToken(reason.into())
+}
