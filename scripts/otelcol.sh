@@ -36,42 +36,8 @@ die() { printf '[otelcol] error: %s\n' "$*" >&2; exit 1; }
 # ---------------------------------------------------------------------------------------------------
 # build
 
-# Hash of everything that determines the binary: the module, its sources and the build recipe.
-build_hash() {
-  {
-    cat "$MOD_DIR/go.mod" "$MOD_DIR/go.sum" "$MOD_DIR"/*.go
-    declare -f build_binary
-    go env GOVERSION GOOS GOARCH
-  } | sha256sum | cut -d' ' -f1
-}
-
-build_binary() {
-  local start=$SECONDS
-  log "building $BIN from $MOD_DIR ..."
-  (cd "$MOD_DIR" && CGO_ENABLED=0 go build -mod=readonly -p "${SWITCHBOARD_OTELCOL_BUILD_P:-2}" \
-    -trimpath -ldflags '-s -w' -o "$BIN.tmp" .) >&2
-  mv -f "$BIN.tmp" "$BIN"
-  log "built otelcol in $((SECONDS - start))s"
-}
-
 cmd_build() {
-  command -v go >/dev/null || die "go is required to build the collector"
-  mkdir -p "$TOOLS_DIR"
-  # One build at a time per cache directory (parallel CI jobs, two checkouts).
-  exec 9>"$TOOLS_DIR/.otelcol.lock"
-  flock 9
-  local want have=""
-  want=$(build_hash)
-  [[ -f $TOOLS_DIR/.otelcol.build-hash ]] && have=$(<"$TOOLS_DIR/.otelcol.build-hash")
-  if [[ -x $BIN && $want == "$have" ]]; then
-    log "binary up to date: $BIN"
-  else
-    rm -f "$TOOLS_DIR/.otelcol.build-hash"
-    build_binary
-    echo "$want" >"$TOOLS_DIR/.otelcol.build-hash"
-  fi
-  flock -u 9
-  exec 9>&-
+  CGO_ENABLED=0 SWITCHBOARD_GO_BUILD_P=${SWITCHBOARD_OTELCOL_BUILD_P:-2} "$HERE/go-tool.sh" otelcol "$MOD_DIR" . >/dev/null
 }
 
 # ---------------------------------------------------------------------------------------------------

@@ -50,6 +50,8 @@ echo "test.sh: Redis for tests at $redis_url"
 "$cargo" build --workspace --bins
 # The tracing tests export to a real OpenTelemetry Collector, built from the Go module proxy once.
 "$root/scripts/otelcol.sh" build
+# The identity tests sign in with a real OpenID Connect provider (Ory Hydra), built the same way.
+"$root/scripts/hydra.sh" >/dev/null
 
 status=0
 if [[ $mode == all ]]; then

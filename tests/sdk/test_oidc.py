@@ -1,0 +1,188 @@
+"""Callers identified by a real OpenID Connect provider: Ory Hydra (built from the Go module proxy by
+scripts/hydra.sh, the module in tests/oidc), issuing OAuth 2.0 client-credentials access tokens as
+RS256 JWTs. A Tenant trusts Hydra as its issuer (`spec.jwtIssuers`); the OpenAI SDK calls the
+gateway with an access token as its API key and is metered as that Tenant; a token for another
+audience is refused with the reason; Hydra's key rotation is picked up, and when Hydra is down the
+keys already fetched keep working while a key never seen is refused."""
+
+from __future__ import annotations
+
+import base64
+import json
+import subprocess
+import time
+import urllib.parse
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+import openai
+import pytest
+
+from harness import ROOT, Gateway, Process, free_port, http
+
+HYDRA_BUILD = [str(ROOT / "scripts" / "hydra.sh")]
+# Hydra's own secret for encrypting its in-memory store: a test value, not a credential of anything.
+HYDRA_SYSTEM_SECRET = "switchboard-test-hydra-system-secret"
+
+
+@dataclass
+class Client:
+    client_id: str
+    secret: str
+
+
+@dataclass
+class Hydra:
+    process: Process
+    public: str
+    admin: str
+
+    @property
+    def issuer(self) -> str:
+        return self.public
+
+    def client(self, audience: str) -> Client:
+        body = {
+            "grant_types": ["client_credentials"],
+            "audience": [audience],
+            "token_endpoint_auth_method": "client_secret_basic",
+        }
+        status, _, raw = http("POST", f"{self.admin}/admin/clients", body, {"content-type": "application/json"})
+        assert status == 201, raw
+        created = json.loads(raw)
+        return Client(created["client_id"], created["client_secret"])
+
+    def token(self, client: Client, audience: str) -> str:
+        basic = base64.b64encode(f"{client.client_id}:{client.secret}".encode()).decode()
+        form = urllib.parse.urlencode({"grant_type": "client_credentials", "audience": audience}).encode()
+        headers = {"authorization": f"Basic {basic}", "content-type": "application/x-www-form-urlencoded"}
+        status, _, raw = http("POST", f"{self.public}/oauth2/token", form, headers)
+        assert status == 200, raw
+        return json.loads(raw)["access_token"]
+
+    def rotate(self, kid: str) -> None:
+        """Adds a signing key to the access-token key set; Hydra signs new tokens with it at once."""
+        body = {"alg": "RS256", "use": "sig", "kid": kid}
+        url = f"{self.admin}/admin/keys/hydra.jwt.access-token"
+        status, _, raw = http("POST", url, body, {"content-type": "application/json"})
+        assert status == 201, raw
+
+
+def kid_of(token: str) -> str:
+    header = token.split(".")[0]
+    return json.loads(base64.urlsafe_b64decode(header + "=" * (-len(header) % 4)))["kid"]
+
+
+def start_hydra(directory: Path) -> Hydra:
+    built = subprocess.run(HYDRA_BUILD, capture_output=True, text=True, timeout=1200)
+    assert built.returncode == 0, f"cannot build Hydra:\n{built.stderr}"
+    binary = built.stdout.strip()
+    public, admin = free_port(), free_port()
+    env = {
+        "DSN": "memory",
+        "SECRETS_SYSTEM": HYDRA_SYSTEM_SECRET,
+        "URLS_SELF_ISSUER": f"http://127.0.0.1:{public}",
+        "STRATEGIES_ACCESS_TOKEN": "jwt",
+        "SERVE_PUBLIC_HOST": "127.0.0.1",
+        "SERVE_PUBLIC_PORT": str(public),
+        "SERVE_ADMIN_HOST": "127.0.0.1",
+        "SERVE_ADMIN_PORT": str(admin),
+        "LOG_LEVEL": "warn",
+    }
+    process = Process("hydra", [binary, "serve", "all", "--dev", "--sqa-opt-out"], directory / "hydra.log", env)
+    process.wait_ready(f"http://127.0.0.1:{admin}/health/ready")
+    process.wait_ready(f"http://127.0.0.1:{public}/health/ready")
+    return Hydra(process, f"http://127.0.0.1:{public}", f"http://127.0.0.1:{admin}")
+
+
+@pytest.fixture
+def hydra(tmp_path: Path) -> Iterator[Hydra]:
+    provider = start_hydra(tmp_path)
+    yield provider
+    provider.process.terminate(timeout=10)
+
+
+def tenant_trusting(hydra: Hydra, client: Client) -> str:
+    return f"""
+apiVersion: switchboard.dev/v1alpha1
+kind: Tenant
+metadata: {{name: platform-ci}}
+spec:
+  displayName: CI jobs signing in with the company's identity provider
+  jwtIssuers:
+    - name: hydra
+      issuer: "{hydra.issuer}"
+      audiences: [switchboard]
+      requiredClaims: {{client_id: "{client.client_id}"}}
+"""
+
+
+def gateway_trusting(start_gateway: Callable[..., Gateway], hydra: Hydra, client: Client) -> Gateway:
+    return start_gateway(extra_manifests={"tenant-oidc.yaml": tenant_trusting(hydra, client)})
+
+
+def test_the_openai_sdk_calls_with_an_access_token(start_gateway, hydra: Hydra) -> None:
+    client = hydra.client("switchboard")
+    gateway = gateway_trusting(start_gateway, hydra, client)
+    token = hydra.token(client, "switchboard")
+    sdk = gateway.openai(key=token)
+    completion = sdk.chat.completions.create(model="demo-echo", messages=[{"role": "user", "content": "hello"}])
+    assert completion.choices[0].message.content
+    chunks = list(
+        sdk.chat.completions.create(model="demo-echo", messages=[{"role": "user", "content": "hi"}], stream=True)
+    )
+    assert chunks
+    assert {m.id for m in sdk.models.list()} >= {"demo-echo"}
+
+    rows = [r for r in gateway.ledger() if r["tenant"] == "platform-ci"]
+    assert [(r["api_key"], r["status"]) for r in rows] == [("hydra", 200), ("hydra", 200)], rows
+    # The token never reaches the log.
+    assert token not in gateway.process.log_path.read_text()
+
+
+def test_a_token_for_another_audience_or_client_is_refused(start_gateway, hydra: Hydra) -> None:
+    trusted = hydra.client("switchboard")
+    gateway = gateway_trusting(start_gateway, hydra, trusted)
+    # Issued by the trusted provider, but for another service.
+    elsewhere = hydra.client("billing-api")
+    with pytest.raises(openai.AuthenticationError) as refused:
+        gateway.openai(key=hydra.token(elsewhere, "billing-api")).models.list()
+    assert refused.value.code == "invalid_token"
+    assert "audience or claims" in refused.value.message
+    # For this audience, but another client than the Tenant names.
+    stranger = hydra.client("switchboard")
+    with pytest.raises(openai.AuthenticationError) as refused:
+        gateway.openai(key=hydra.token(stranger, "switchboard")).models.list()
+    assert "audience or claims" in refused.value.message
+
+
+def test_rotated_keys_are_fetched_and_an_outage_keeps_the_known_ones(start_gateway, hydra: Hydra) -> None:
+    client = hydra.client("switchboard")
+    gateway = gateway_trusting(start_gateway, hydra, client)
+    first = hydra.token(client, "switchboard")
+    gateway.openai(key=first).models.list()
+
+    hydra.rotate("rotated-1")
+    second = hydra.token(client, "switchboard")
+    assert kid_of(second) == "rotated-1"
+    # The gateway fetches a key set at most every 10 s: the new key is accepted once it may.
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            gateway.openai(key=second).models.list()
+            break
+        except openai.AuthenticationError as error:
+            assert "has no key" in error.message, error.message
+            assert time.monotonic() < deadline, "the rotated key was never accepted"
+            time.sleep(0.5)
+
+    hydra.rotate("rotated-2")
+    third = hydra.token(client, "switchboard")
+    hydra.process.terminate(timeout=10)
+    # Down: the keys already fetched keep serving; a key never seen fails closed.
+    gateway.openai(key=first).models.list()
+    gateway.openai(key=second).models.list()
+    with pytest.raises(openai.AuthenticationError) as refused:
+        gateway.openai(key=third).models.list()
+    assert "has no key" in refused.value.message
