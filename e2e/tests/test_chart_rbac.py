@@ -13,6 +13,8 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import urllib.error
+import urllib.request
 import uuid
 from dataclasses import dataclass
 from decimal import Decimal
@@ -23,6 +25,7 @@ import openai
 import pytest
 
 from e2e_harness import (
+    API_VERSION,
     CHART,
     CONVERGE_TIMEOUT,
     DEMO_KEY,
@@ -419,6 +422,57 @@ def test_gateway_serves_and_writes_status_under_chart_rbac(
         "Budget spend written by the gateway",
         describe=lambda: json.dumps(kubectl.get(namespace, "budget/demo-monthly").get("status")),
     )
+
+
+def test_a_pod_calls_with_its_service_account_token(
+    kubectl: Kubectl, release: Release, running: tuple[Operator, Gateway]
+) -> None:
+    """A workload needs no API key: its ServiceAccount token, minted by this API server for the
+    audience the chart sets, is checked with the cluster's own keys (OIDC discovery, read under the
+    chart's RBAC) and identifies the Tenant that lists its namespace. A namespace no Tenant lists, and
+    a token for another audience, are refused with the reason."""
+    _, gateway = running
+    apps, elsewhere = f"{release.name}-apps", f"{release.name}-elsewhere"
+    for namespace in (apps, elsewhere):
+        kubectl("create", "namespace", namespace)
+        kubectl("create", "serviceaccount", "runner", "-n", namespace)
+    workloads = {
+        "apiVersion": API_VERSION,
+        "kind": "Tenant",
+        "metadata": {"name": "workloads"},
+        "spec": {"displayName": "Batch jobs", "namespaces": [apps]},
+    }
+    kubectl.apply(release.namespace, workloads)
+    kubectl("wait", "-n", release.namespace, "--for=condition=Ready", "--timeout=60s", "tenant/workloads", timeout=90)
+
+    def token(namespace: str, audience: str = "switchboard") -> str:
+        return kubectl("create", "token", "runner", "-n", namespace, "--audience", audience, "--duration", "10m").strip()
+
+    runner = gateway.client(token(apps))
+    # The Tenant reaches the gateway through the operator's ConfigMap within seconds.
+    wait_until(lambda: runner.models.list().data, CONVERGE_TIMEOUT, "the ServiceAccount token to be accepted")
+    completion = runner.chat.completions.create(
+        model="demo-echo", messages=[{"role": "user", "content": "from a pod, no key"}]
+    )
+    assert "from a pod, no key" in completion.choices[0].message.content
+    status, body = http_get_with_token(f"http://127.0.0.1:{gateway.port}/v1/usage/tenant", token(apps))
+    assert status == 200 and json.loads(body)["name"] == "workloads", body
+
+    with pytest.raises(openai.AuthenticationError) as refused:
+        gateway.client(token(elsewhere)).models.list()
+    assert elsewhere in refused.value.message and "not one of" in refused.value.message, refused.value.message
+    with pytest.raises(openai.AuthenticationError) as refused:
+        gateway.client(token(apps, audience="another-api")).models.list()
+    assert "audience" in refused.value.message, refused.value.message
+
+
+def http_get_with_token(url: str, token: str) -> tuple[int, str]:
+    request = urllib.request.Request(url, headers={"authorization": f"Bearer {token}"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
 
 
 def test_no_permission_errors_in_logs(running: tuple[Operator, Gateway]) -> None:
