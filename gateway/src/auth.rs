@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::error::{ApiError, Dialect};
-use crate::identity::looks_like_jwt;
+use crate::identity::{Audience, looks_like_jwt};
 use crate::serving::runtime::{Caller, Runtime};
 use crate::state::AppState;
 
@@ -28,10 +28,9 @@ pub struct Authenticated {
 /// shape of the API being called.
 pub async fn require_tenant(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
     let dialect = Dialect::of_path(request.uri().path());
-    let runtime = state.runtime.load();
-    match authenticate(&state, request.headers(), &runtime).await {
-        Ok(caller) => {
-            request.extensions_mut().insert(Authenticated { runtime, caller });
+    match authenticate(&state, request.headers(), Audience::OfTenant).await {
+        Ok(authenticated) => {
+            request.extensions_mut().insert(authenticated);
             next.run(request).await
         }
         Err(error) => error.into_response_for(dialect),
@@ -68,24 +67,28 @@ pub fn presented_key(headers: &HeaderMap) -> Option<&str> {
     bearer_token(headers).or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()).map(str::trim))
 }
 
-/// Authenticates the request against the runtime's tenant keys, then as a JWT.
-async fn authenticate(
+/// Authenticates the request against the current runtime's tenant keys, then as a JWT for
+/// `audience`.
+pub async fn authenticate(
     state: &AppState,
     headers: &HeaderMap,
-    runtime: &Runtime,
-) -> Result<Arc<Caller>, ApiError> {
+    audience: Audience<'_>,
+) -> Result<Authenticated, ApiError> {
     let credential = presented_key(headers).filter(|k| !k.is_empty()).ok_or(ApiError::MissingKey)?;
+    let runtime = state.runtime.load();
     if let Some(caller) = runtime.authenticate(credential) {
-        return Ok(caller.clone());
+        return Ok(Authenticated { caller: caller.clone(), runtime });
     }
-    if looks_like_jwt(credential) {
-        let outcome = state.tokens.authenticate(credential, runtime).await;
-        if let Err(error) = &outcome {
+    if !looks_like_jwt(credential) {
+        return Err(ApiError::InvalidKey);
+    }
+    match state.tokens.authenticate(credential, &runtime, audience).await {
+        Ok(caller) => Ok(Authenticated { runtime, caller }),
+        Err(error) => {
             tracing::info!(%error, "bearer token refused");
+            Err(error)
         }
-        return outcome;
     }
-    Err(ApiError::InvalidKey)
 }
 
 #[cfg(test)]

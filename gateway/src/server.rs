@@ -158,6 +158,7 @@ pub async fn start(settings: &Settings) -> Result<RunningGateway, StartError> {
     let tracer = Tracer::new(&settings.tracing)?;
     let state = AppState::new(Shared {
         mcp_hosts: HostPolicy::with_extra(&settings.mcp_allowed_hosts),
+        mcp_resource: settings.mcp_resource.clone(),
         tokens,
         personas,
         runtime: live,

@@ -70,6 +70,11 @@ pub struct Settings {
     /// Bearer token for `/admin/v1/*`. Admin endpoints are disabled without it.
     #[arg(long, env = "SWITCHBOARD_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
+    /// The URL MCP clients reach `/mcp` at (e.g. `https://llm.example.com/mcp`): the audience an
+    /// MCP access token must carry, and the `resource` of its protected-resource metadata.
+    /// Default: each request's own URL (its checked `Host`, and `X-Forwarded-Proto`).
+    #[arg(long, env = "SWITCHBOARD_MCP_RESOURCE")]
+    pub mcp_resource: Option<String>,
     /// Accept Kubernetes ServiceAccount tokens minted for this audience (`kubectl create token SA
     /// --audience AUD`, or a projected token volume): a pod in a namespace that exactly one
     /// Tenant lists calls as that Tenant. The keys come from the API server's OIDC discovery.

@@ -59,6 +59,8 @@ pub struct Shared {
     pub budgets: Budgets,
     /// Checks bearer JWTs (identity providers' and ServiceAccount tokens), with their keys cached.
     pub tokens: TokenVerifier,
+    /// The URL of `/mcp` MCP tokens must be for (`None`: each request's own).
+    pub mcp_resource: Option<String>,
     /// The Host names `/mcp` accepts (DNS-rebinding protection).
     pub mcp_hosts: HostPolicy,
     /// Persona memories, moods and relationships.

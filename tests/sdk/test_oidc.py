@@ -16,8 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
+import anyio
+import httpx2
 import openai
 import pytest
+from mcp import Client as McpClient
+from mcp.client.streamable_http import streamable_http_client
 
 from harness import ROOT, Gateway, Process, free_port, http
 
@@ -27,7 +31,7 @@ HYDRA_SYSTEM_SECRET = "switchboard-test-hydra-system-secret"
 
 
 @dataclass
-class Client:
+class OAuthClient:
     client_id: str
     secret: str
 
@@ -42,7 +46,7 @@ class Hydra:
     def issuer(self) -> str:
         return self.public
 
-    def client(self, audience: str) -> Client:
+    def client(self, audience: str) -> OAuthClient:
         body = {
             "grant_types": ["client_credentials"],
             "audience": [audience],
@@ -51,9 +55,9 @@ class Hydra:
         status, _, raw = http("POST", f"{self.admin}/admin/clients", body, {"content-type": "application/json"})
         assert status == 201, raw
         created = json.loads(raw)
-        return Client(created["client_id"], created["client_secret"])
+        return OAuthClient(created["client_id"], created["client_secret"])
 
-    def token(self, client: Client, audience: str) -> str:
+    def token(self, client: OAuthClient, audience: str) -> str:
         basic = base64.b64encode(f"{client.client_id}:{client.secret}".encode()).decode()
         form = urllib.parse.urlencode({"grant_type": "client_credentials", "audience": audience}).encode()
         headers = {"authorization": f"Basic {basic}", "content-type": "application/x-www-form-urlencoded"}
@@ -103,7 +107,7 @@ def hydra(tmp_path: Path) -> Iterator[Hydra]:
     provider.process.terminate(timeout=10)
 
 
-def tenant_trusting(hydra: Hydra, client: Client) -> str:
+def tenant_trusting(hydra: Hydra, client: OAuthClient) -> str:
     return f"""
 apiVersion: switchboard.dev/v1alpha1
 kind: Tenant
@@ -118,7 +122,7 @@ spec:
 """
 
 
-def gateway_trusting(start_gateway: Callable[..., Gateway], hydra: Hydra, client: Client) -> Gateway:
+def gateway_trusting(start_gateway: Callable[..., Gateway], hydra: Hydra, client: OAuthClient) -> Gateway:
     return start_gateway(extra_manifests={"tenant-oidc.yaml": tenant_trusting(hydra, client)})
 
 
@@ -186,3 +190,71 @@ def test_rotated_keys_are_fetched_and_an_outage_keeps_the_known_ones(start_gatew
     with pytest.raises(openai.AuthenticationError) as refused:
         gateway.openai(key=third).models.list()
     assert "has no key" in refused.value.message
+
+
+# The URL MCP clients reach /mcp at, as an operator sets it with --mcp-resource (behind an Ingress).
+MCP_RESOURCE = "https://llm.switchboard.test/mcp"
+
+
+def test_mcp_takes_tokens_issued_for_it_and_says_why_it_refuses(start_gateway, hydra: Hydra) -> None:
+    client = hydra.client("switchboard")
+    allow_audience(hydra, client, ["switchboard", MCP_RESOURCE])
+    gateway = start_gateway(
+        extra_manifests={"tenant-oidc.yaml": tenant_trusting(hydra, client)}, args=["--mcp-resource", MCP_RESOURCE]
+    )
+    # RFC 9728 metadata, at both well-known paths: this resource, and the providers tenants trust.
+    for path in ("/.well-known/oauth-protected-resource/mcp", "/.well-known/oauth-protected-resource"):
+        status, _, raw = http("GET", f"{gateway.url}{path}")
+        assert status == 200, raw
+        metadata = json.loads(raw)
+        assert metadata["resource"] == MCP_RESOURCE and metadata["authorization_servers"] == [hydra.issuer]
+
+    for_mcp = hydra.token(client, MCP_RESOURCE)
+    tools = anyio.run(list_tools, gateway, for_mcp)
+    assert "chat" in tools
+
+    # A token of the same provider and client for the LLM API is not one for this MCP server,
+    # and the other way round.
+    for_api = hydra.token(client, "switchboard")
+    body = {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}}
+    headers = {"content-type": "application/json", "accept": "application/json, text/event-stream"}
+    status, answer_headers, raw = http("POST", f"{gateway.url}/mcp", body, {**headers, "authorization": f"Bearer {for_api}"})
+    assert status == 401, raw
+    challenge = answer_headers["www-authenticate"]
+    assert 'resource_metadata="https://llm.switchboard.test/.well-known/oauth-protected-resource/mcp"' in challenge
+    assert 'error="invalid_token"' in challenge and "another resource" in challenge
+    assert "another resource" in json.loads(raw)["error"]["message"]  # a JSON-RPC error
+    with pytest.raises(openai.AuthenticationError):
+        gateway.openai(key=for_mcp).models.list()
+    # Without any credential, the 401 still points to the metadata.
+    status, answer_headers, _ = http("POST", f"{gateway.url}/mcp", body, headers)
+    assert status == 401 and "resource_metadata=" in answer_headers["www-authenticate"]
+    # The MCP Python SDK shows the gateway's reason.
+    with pytest.raises(BaseException) as refused:
+        anyio.run(list_tools, gateway, for_api)
+    assert "another resource" in describe(refused.value), describe(refused.value)
+
+
+def allow_audience(hydra: Hydra, client: OAuthClient, audiences: list[str]) -> None:
+    """Lets `client` ask for tokens for each of `audiences` (Hydra's per-client allow-list)."""
+    patch = [{"op": "replace", "path": "/audience", "value": audiences}]
+    url = f"{hydra.admin}/admin/clients/{client.client_id}"
+    status, _, raw = http("PATCH", url, patch, {"content-type": "application/json"})
+    assert status == 200, raw
+
+
+async def list_tools(gateway: Gateway, token: str) -> list[str]:
+    headers = {"authorization": f"Bearer {token}"}
+    async with httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(30.0)) as http_client:
+        async with McpClient(streamable_http_client(f"{gateway.url}/mcp", http_client=http_client)) as session:
+            return [tool.name for tool in (await session.list_tools()).tools]
+
+
+def describe(error: BaseException) -> str:
+    """An exception with everything it wraps (exception groups, causes), as text."""
+    parts = [f"{type(error).__name__}: {error}"]
+    for inner in getattr(error, "exceptions", ()):
+        parts.append(describe(inner))
+    if error.__cause__ is not None:
+        parts.append(describe(error.__cause__))
+    return "\n".join(parts)

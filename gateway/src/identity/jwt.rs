@@ -44,6 +44,17 @@ pub struct TokenVerifier {
     service_account_audience: Option<String>,
 }
 
+/// Which audience a token must be for.
+#[derive(Clone, Copy, Debug)]
+pub enum Audience<'a> {
+    /// The LLM APIs: one of the trusting tenant's `audiences` (ServiceAccount tokens: the
+    /// gateway's `--service-account-audience`).
+    OfTenant,
+    /// Exactly this resource, whatever the tenant: the MCP server's URL (RFC 8707), so that a
+    /// token a client got for another MCP server or API is worthless here.
+    Resource(&'a str),
+}
+
 /// Whether a presented credential is a JWT rather than an API key (three base64url parts, the
 /// first a JSON object).
 pub fn looks_like_jwt(credential: &str) -> bool {
@@ -56,7 +67,12 @@ impl TokenVerifier {
     }
 
     /// The caller `token` identifies under `runtime`'s tenants, or why it identifies none.
-    pub async fn authenticate(&self, token: &str, runtime: &Runtime) -> Result<Arc<Caller>, ApiError> {
+    pub async fn authenticate(
+        &self,
+        token: &str,
+        runtime: &Runtime,
+        audience: Audience<'_>,
+    ) -> Result<Arc<Caller>, ApiError> {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(invalid(format!("longer than {MAX_TOKEN_BYTES} bytes")));
         }
@@ -79,12 +95,16 @@ impl TokenVerifier {
             let source =
                 KeySource::Http { issuer: issuer.to_owned(), jwks_uri: first.issuer.jwks_uri.clone() };
             let claims = self.verified(token, &header, &source).await?;
-            return caller_of_issuer(trusting, &claims).map(Arc::new);
+            return caller_of_issuer(trusting, &claims, audience).map(Arc::new);
         }
-        if let Some(audience) = &self.service_account_audience
+        if let Some(accepted) = &self.service_account_audience
             && unverified.contains_key(KUBERNETES_CLAIM)
         {
             let claims = self.verified(token, &header, &KeySource::Kubernetes).await?;
+            let audience = match audience {
+                Audience::OfTenant => accepted,
+                Audience::Resource(resource) => resource,
+            };
             return service_account_caller(&claims, audience, runtime).map(Arc::new);
         }
         Err(invalid(format!("no tenant trusts its issuer {:?}", shortened(issuer))))
@@ -128,9 +148,22 @@ impl TokenVerifier {
 
 /// The one tenant among those trusting the issuer whose audience and required claims the token
 /// meets. None, or several, is a refusal: a token must never pick its tenant by accident.
-fn caller_of_issuer(trusting: &[Arc<Trust>], claims: &Map<String, Value>) -> Result<Caller, ApiError> {
+fn caller_of_issuer(
+    trusting: &[Arc<Trust>],
+    claims: &Map<String, Value>,
+    audience: Audience<'_>,
+) -> Result<Caller, ApiError> {
+    if let Audience::Resource(resource) = audience
+        && !has_audience(claims, resource)
+    {
+        return Err(invalid(format!("it is for another resource: its audience must include {resource:?}")));
+    }
+    let for_us = |trust: &Trust| match audience {
+        Audience::OfTenant => trust.issuer.audiences.iter().any(|accepted| has_audience(claims, accepted)),
+        Audience::Resource(resource) => has_audience(claims, resource),
+    };
     let mut matching = trusting.iter().filter(|trust| {
-        trust.issuer.audiences.iter().any(|audience| has_audience(claims, audience))
+        for_us(trust)
             && trust.issuer.required_claims.iter().all(|(claim, value)| claim_holds(claims.get(claim), value))
     });
     let trust = match (matching.next(), matching.next()) {
@@ -167,7 +200,7 @@ fn service_account_caller(
     runtime: &Runtime,
 ) -> Result<Caller, ApiError> {
     if !has_audience(claims, audience) {
-        return Err(invalid(format!("a ServiceAccount token must be for the audience {audience:?}")));
+        return Err(invalid(format!("a ServiceAccount token here must be for the audience {audience:?}")));
     }
     let kubernetes = claims.get(KUBERNETES_CLAIM);
     let namespace = kubernetes.and_then(|k| k.get("namespace")).and_then(Value::as_str);

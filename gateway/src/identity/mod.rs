@@ -6,4 +6,4 @@ pub mod jwks;
 pub mod jwt;
 
 pub use self::jwks::KeyCache;
-pub use self::jwt::{TokenVerifier, looks_like_jwt};
+pub use self::jwt::{Audience, TokenVerifier, looks_like_jwt};

@@ -18,6 +18,16 @@ const INVALID_REQUEST: i64 = -32600;
 /// The longest transport error text kept.
 const MAX_TEXT: usize = 64 * 1024;
 
+/// A JSON-RPC error response without an id (the request was refused before its id was read).
+pub fn json_rpc_error(code: i64, message: &str) -> String {
+    json!({"jsonrpc": "2.0", "id": null, "error": {"code": code, "message": message}}).to_string()
+}
+
+/// Refused before the transport (authentication): JSON-RPC's invalid-request error.
+pub fn refused(message: &str) -> String {
+    json_rpc_error(INVALID_REQUEST, message)
+}
+
 pub async fn json_rpc_errors(request: Request, next: Next) -> Response {
     let request = if request.method() == http::Method::POST {
         let (parts, body) = request.into_parts();
@@ -56,8 +66,7 @@ pub async fn json_rpc_errors(request: Request, next: Next) -> Response {
 }
 
 fn error(status: http::StatusCode, code: i64, message: String) -> Response {
-    let body = json!({"jsonrpc": "2.0", "id": null, "error": {"code": code, "message": message}});
-    let mut response = (status, body.to_string()).into_response();
+    let mut response = (status, json_rpc_error(code, &message)).into_response();
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     response
 }

@@ -7,12 +7,14 @@
 //!
 //! - stateless: no MCP sessions (rmcp's legacy session mode is off), plain JSON responses; all
 //!   state a tool touches is in the ledger's database, so replicas are interchangeable;
-//! - behind the tenant key middleware like every tenant route, so a tool call knows its caller;
+//! - behind authentication, so a tool call knows its caller: tenant API keys as on every tenant
+//!   route, or tokens issued for this server ([`protected_resource`], OAuth 2.1 as the MCP
+//!   authorization spec describes);
 //! - behind a `Host`/`Origin` check against DNS rebinding ([`host`]), which replaces rmcp's
 //!   loopback-only default so that in-cluster names work.
 //!
 //! Layer order for `/mcp`, outermost first: body size limit (rmcp's, the gateway's
-//! `--max-request-bytes`) -> Host/Origin check -> tenant auth -> JSON-RPC-shaped errors
+//! `--max-request-bytes`) -> Host/Origin check -> authentication -> JSON-RPC-shaped errors
 //! ([`errors`]) -> rmcp -> [`server::McpServer`].
 
 mod calls;
@@ -20,6 +22,7 @@ mod chat;
 mod errors;
 pub mod host;
 mod outcome;
+pub mod protected_resource;
 mod resources;
 pub mod server;
 mod tools;
@@ -28,11 +31,11 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::middleware::from_fn_with_state;
+use axum::routing::get;
 use rmcp::transport::streamable_http_server::session::never::NeverSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 
 use self::server::McpServer;
-use crate::auth::require_tenant;
 use crate::state::AppState;
 
 pub const PATH: &str = "/mcp";
@@ -53,9 +56,15 @@ pub fn router(state: AppState) -> Router<AppState> {
         config,
     );
     let policy = Arc::new(state.mcp_hosts.clone());
+    let metadata = get(protected_resource::metadata);
+    let well_known = Router::new()
+        .route(protected_resource::METADATA_PATH, metadata.clone())
+        .route(&format!("{}{PATH}", protected_resource::METADATA_PATH), metadata)
+        .route_layer(from_fn_with_state(policy.clone(), host::check));
     Router::new()
         .nest_service(PATH, service)
         .route_layer(axum::middleware::from_fn(errors::json_rpc_errors))
-        .route_layer(from_fn_with_state(state, require_tenant))
+        .route_layer(from_fn_with_state(state, protected_resource::require_caller))
         .route_layer(from_fn_with_state(policy, host::check))
+        .merge(well_known)
 }

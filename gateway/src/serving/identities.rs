@@ -50,6 +50,13 @@ impl Identities {
         self.by_issuer.get(issuer).map_or(&[], Vec::as_slice)
     }
 
+    /// Every trusted issuer, in order.
+    pub fn issuers(&self) -> impl Iterator<Item = &str> {
+        let mut issuers: Vec<&str> = self.by_issuer.keys().map(String::as_str).collect();
+        issuers.sort_unstable();
+        issuers.into_iter()
+    }
+
     /// The tenant whose workloads run in `namespace`, if exactly one lists it.
     pub fn tenant_of_namespace(&self, namespace: &str) -> Option<&str> {
         self.by_namespace.get(namespace).and_then(Option::as_deref)
