@@ -236,6 +236,11 @@ async fn a_trusted_token_calls_as_its_tenant_with_its_subject() {
     assert_eq!(subjects, ["ada@example.com", "ada@example.com"], "{log}");
     let text = serde_json::to_string(&log).unwrap();
     assert!(!text.contains(&token), "a token in the request log");
+    // The admin view of the tenant names whom it trusts.
+    let (_, alpha) = h.get_text("/admin/v1/tenants/alpha", ADMIN_TOKEN).await;
+    let alpha: Value = serde_json::from_str(&alpha).unwrap();
+    assert_eq!(alpha["jwt_issuers"][0]["issuer"], idp.issuer(), "{alpha}");
+    assert_eq!(alpha["jwt_issuers"][0]["subject_claim"], "email");
 }
 
 #[tokio::test]

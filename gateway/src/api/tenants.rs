@@ -131,11 +131,20 @@ async fn detail(state: &AppState, name: &str) -> Response {
 fn summary(runtime: &Runtime, tenant: &TenantConfig) -> Value {
     let keys: Vec<Value> =
         tenant.api_keys.iter().map(|k| json!({"name": k.id, "rate_limits": k.rate_limits})).collect();
+    let issuers: Vec<Value> = tenant
+        .jwt_issuers
+        .iter()
+        .map(|i| {
+            json!({"name": i.name, "issuer": i.issuer, "audiences": i.audiences, "required_claims": i.required_claims,
+                "subject_claim": i.subject_claim, "rate_limits": i.rate_limits})
+        })
+        .collect();
     json!({
         "name": tenant.name,
         "display_name": tenant.display_name,
         "namespaces": tenant.namespaces,
         "api_keys": keys,
+        "jwt_issuers": issuers,
         "rate_limits": tenant.rate_limits,
         "priority": tenant.priority,
         "allowed_routes": tenant.allowed_routes,
