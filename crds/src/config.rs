@@ -37,6 +37,9 @@ pub struct TenantConfig {
     pub display_name: Option<String>,
     pub namespaces: Vec<String>,
     pub api_keys: Vec<ApiKeyConfig>,
+    /// The Rego every request of this tenant must pass (`spec.policy.rego`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<String>,
     /// Identity providers whose JWTs identify this tenant's callers.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub jwt_issuers: Vec<JwtIssuer>,
@@ -83,6 +86,9 @@ pub struct RouteConfig {
     /// Record prompts and replies on spans (`spec.telemetry.captureContent`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub capture_content: bool,
+    /// The Rego every request to this route must pass (`spec.policy.rego`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -6,6 +6,7 @@
 pub mod config;
 pub mod decimal;
 pub mod manifest;
+pub mod policy;
 pub mod provider_keys;
 pub mod reference;
 pub mod render;

@@ -17,8 +17,8 @@ use crate::config::{
 };
 use crate::decimal::NanoUsd;
 use crate::resources::{
-    Budget, BudgetFailureMode, BudgetScopeKind, MemorySharingScope, Persona, ProviderKind, ProviderRoute,
-    SecretKeyRef, Tenant,
+    Budget, BudgetFailureMode, BudgetScopeKind, MemorySharingScope, Persona, Policy, ProviderKind,
+    ProviderRoute, SecretKeyRef, Tenant,
 };
 pub use crate::secret_store::{SecretLookupError, SecretStore};
 
@@ -46,6 +46,8 @@ pub enum RenderErrorReason {
     SecretKeyNotFound,
     /// The resource's config entry is larger than a published shard can carry.
     TooLarge,
+    /// `spec.policy.rego` does not compile.
+    InvalidPolicy,
 }
 
 impl RenderErrorReason {
@@ -58,6 +60,7 @@ impl RenderErrorReason {
             Self::SecretNotFound => "SecretNotFound",
             Self::SecretKeyNotFound => "SecretKeyNotFound",
             Self::TooLarge => "TooLarge",
+            Self::InvalidPolicy => "InvalidPolicy",
         }
     }
 
@@ -232,6 +235,18 @@ impl<'a> Renderer<'a> {
         })
     }
 
+    /// The policy's Rego, once it compiles.
+    fn policy(&mut self, at: &Origin<'_>, policy: Option<&Policy>) -> Option<String> {
+        let rego = &policy?.rego;
+        match crate::policy::compile(rego) {
+            Ok(_) => Some(rego.clone()),
+            Err(message) => {
+                self.error(at, "spec.policy.rego", RenderErrorReason::InvalidPolicy, message);
+                None
+            }
+        }
+    }
+
     fn routes(&mut self, routes: &[&ProviderRoute]) -> BTreeMap<String, RouteConfig> {
         let mut out = BTreeMap::new();
         let mut seen = BTreeMap::new();
@@ -318,6 +333,7 @@ impl<'a> Renderer<'a> {
                 cache: route.spec.cache.clone(),
                 response_limits: route.spec.response_limits,
                 capture_content: route.spec.telemetry.capture_content,
+                policy: self.policy(&at, route.spec.policy.as_ref()),
             };
             out.insert(at.name.to_owned(), config);
         }
@@ -392,6 +408,7 @@ impl<'a> Renderer<'a> {
                 namespaces: tenant.spec.namespaces.clone(),
                 api_keys,
                 jwt_issuers: tenant.spec.jwt_issuers.clone(),
+                policy: self.policy(&at, tenant.spec.policy.as_ref()),
                 allowed_routes: tenant.spec.allowed_routes.as_ref().map(|r| r.iter().cloned().collect()),
                 allowed_personas: tenant.spec.allowed_personas.as_ref().map(|p| p.iter().cloned().collect()),
                 rate_limits: tenant.spec.rate_limits.clone().unwrap_or_default(),

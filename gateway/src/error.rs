@@ -48,6 +48,9 @@ pub enum ApiError {
     NotFound(String),
     #[error("{0}")]
     Forbidden(String),
+    /// A tenant's or route's Rego policy refused the request.
+    #[error("{0}")]
+    PolicyDenied(String),
     #[error("upstream rate limited the request: {message}")]
     UpstreamRateLimited { message: String, retry_after: Option<u64> },
     #[error("upstream rejected the request: {message}")]
@@ -99,7 +102,7 @@ impl ApiError {
             Self::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::ModelNotFound(_) | Self::NotFound(_) => StatusCode::NOT_FOUND,
-            Self::Forbidden(_) | Self::AdminDisabled => StatusCode::FORBIDDEN,
+            Self::Forbidden(_) | Self::PolicyDenied(_) | Self::AdminDisabled => StatusCode::FORBIDDEN,
             Self::UpstreamRateLimited { .. }
             | Self::RateLimited { .. }
             | Self::BudgetExceeded { .. }
@@ -135,6 +138,7 @@ impl ApiError {
             Self::ModelNotFound(_) => Some("model_not_found"),
             Self::NotFound(_) => Some("not_found"),
             Self::Forbidden(_) => Some("forbidden"),
+            Self::PolicyDenied(_) => Some("policy_denied"),
             Self::UpstreamRateLimited { .. } => Some("upstream_rate_limited"),
             Self::UpstreamRejected { .. } => Some("upstream_rejected"),
             Self::UpstreamFailed(_) => Some("upstream_error"),

@@ -18,7 +18,9 @@ use switchboard_crds::resources::MemoryExtraction;
 use crate::auth::Authenticated;
 use crate::db::now_ms;
 use crate::error::ApiError;
-use crate::exchange::{Admitted, Endpoint, Exchange, Served, ServedReply, refused_unrouted};
+use crate::exchange::{
+    Admitted, Endpoint, Exchange, Served, ServedReply, enforce_policies, refused_unrouted,
+};
 use crate::persona::memory::NewMemory;
 use crate::persona::model_extraction;
 use crate::persona::turn::Turn;
@@ -73,6 +75,8 @@ fn begin(
     headers: &HeaderMap,
 ) -> Result<(Arc<Exchange>, Option<Turn>), ApiError> {
     let turn = Turn::resolve(&auth.runtime, &auth.caller, request, headers)?;
+    let persona_name = turn.as_ref().map(|t| t.persona.name.as_str());
+    enforce_policies(&auth.runtime, &auth.caller, request, endpoint, persona_name)?;
     let (persona, context_bytes) =
         turn.as_ref().map_or((None, 0), |t| (Some(t.persona.as_ref()), t.context_bound()));
     let exchange = Exchange::begin(state, auth, request, endpoint, headers, persona, context_bytes)?;

@@ -36,3 +36,13 @@ pub struct Condition {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_transition_time: Option<String>,
 }
+
+/// A Rego policy every request under this resource must pass (docs/security.md#policies).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Policy {
+    /// A Rego module in package `switchboard`: `deny` (reasons to refuse), `models` (those
+    /// allowed) and `max_tokens` (a cap on the reply), each optional, computed from `input`.
+    #[schemars(length(min = 1, max = 65536))]
+    pub rego: String,
+}

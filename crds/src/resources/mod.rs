@@ -15,7 +15,7 @@ pub use budget::{
     Budget, BudgetEnforcement, BudgetFailureMode, BudgetPeriod, BudgetScope, BudgetScopeKind, BudgetSpec,
     BudgetStatus,
 };
-pub use common::{Condition, SecretKeyRef};
+pub use common::{Condition, Policy, SecretKeyRef};
 pub use persona::{
     MemoryExtraction, MemoryPolicy, MemorySharing, MemorySharingScope, MoodStatus, Persona, PersonaSpec,
     PersonaStatus, Relationship,

@@ -4,7 +4,7 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::common::{Condition, SecretKeyRef};
+use super::common::{Condition, Policy, SecretKeyRef};
 
 /// Serves one or more model names from weighted, prioritised upstream backends.
 #[derive(CustomResource, Clone, Debug, PartialEq, Serialize, Deserialize, KubeSchema)]
@@ -63,6 +63,9 @@ pub struct ProviderRouteSpec {
     /// What this route's requests put on their OpenTelemetry spans beyond the defaults.
     #[serde(default, skip_serializing_if = "RouteTelemetry::is_default")]
     pub telemetry: RouteTelemetry,
+    /// A Rego policy every request to this route's models must pass, after the tenant's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<Policy>,
 }
 
 /// Tracing options of a route.

@@ -6,7 +6,7 @@ use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
 use super::budget::{BudgetEnforcement, BudgetPeriod};
-use super::common::{Condition, SecretKeyRef};
+use super::common::{Condition, Policy, SecretKeyRef};
 
 /// A team that calls the gateway: its API keys, the namespaces its workloads run in, what it may use
 /// and how much.
@@ -73,6 +73,9 @@ pub struct TenantSpec {
     /// A spend cap applied to this tenant when no Budget resource targets it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default_budget: Option<DefaultBudget>,
+    /// A Rego policy every request of this tenant must pass.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<Policy>,
     /// Scheduling priority when the gateway queues requests; higher goes first.
     #[serde(default)]
     #[schemars(range(min = 0, max = 100))]

@@ -90,7 +90,7 @@ async fn detail(state: &AppState, name: &str) -> Response {
         }
     }
     let month = period_start(BudgetPeriod::Monthly, now).as_millisecond();
-    let caller = Caller { tenant: name.to_owned(), key_id: String::new(), subject: None };
+    let caller = Caller { tenant: name.to_owned(), key_id: String::new(), subject: None, claims: None };
     let models: Vec<String> = runtime.models_for(&caller).into_iter().map(str::to_owned).collect();
     let (usage, by_model) = match (
         state.stats.day_totals(month, GroupBy::Tenant, vec![name.to_owned()]).await,

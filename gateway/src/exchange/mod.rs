@@ -37,10 +37,12 @@ mod assemble;
 mod encoded;
 mod metering;
 mod order;
+mod policy;
 mod stream;
 mod trail;
 
 pub use self::metering::refused_unrouted;
+pub use self::policy::enforce as enforce_policies;
 
 use self::admission::{applies, budget_refusal, structured_output_schema};
 pub(crate) use self::admission::{rate_checks, rate_limited};

@@ -190,7 +190,8 @@ fn caller_of_issuer(
             Some(checked_subject(value)?)
         }
     };
-    Ok(Caller { tenant: trust.tenant.clone(), key_id: trust.issuer.name.clone(), subject })
+    let claims = Some(Arc::new(claims.clone()));
+    Ok(Caller { tenant: trust.tenant.clone(), key_id: trust.issuer.name.clone(), subject, claims })
 }
 
 /// A ServiceAccount token's caller: the tenant that lists the account's namespace.
@@ -212,7 +213,7 @@ fn service_account_caller(
         invalid(format!("namespace {:?} is not one of exactly one tenant's namespaces", shortened(namespace)))
     })?;
     let key_id = format!("system:serviceaccount:{namespace}:{account}");
-    Ok(Caller { tenant: tenant.to_owned(), key_id, subject: None })
+    Ok(Caller { tenant: tenant.to_owned(), key_id, subject: None, claims: Some(Arc::new(claims.clone())) })
 }
 
 fn has_audience(claims: &Map<String, Value>, audience: &str) -> bool {

@@ -7,6 +7,7 @@ pub mod cluster;
 pub mod folder;
 pub mod identities;
 pub mod live;
+pub mod policies;
 pub mod published;
 pub mod runtime;
 

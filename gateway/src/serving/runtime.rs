@@ -15,13 +15,14 @@ use switchboard_crds::config::{
 use switchboard_crds::render::{SecretLookupError, SecretStore};
 
 use super::identities::Identities;
+use super::policies::Policies;
 use crate::breaker::Breaker;
 use crate::providers::Provider;
 use crate::recent_attempts::RecentAttempts;
 use crate::redact::Redactor;
 
 /// An authenticated caller.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Caller {
     pub tenant: String,
     /// The API key's name, or the JWT issuer's (a ServiceAccount's full name for its tokens).
@@ -29,6 +30,8 @@ pub struct Caller {
     /// The end user a verified token names (its issuer's `subjectClaim`): persona memory is kept
     /// for them, whatever the request's `user` says.
     pub subject: Option<String>,
+    /// A verified token's claims, for policies (`input.identity.claims`).
+    pub claims: Option<Arc<serde_json::Map<String, serde_json::Value>>>,
 }
 
 /// A backend with its ready-to-use provider client, its circuit breaker and its recent attempts.
@@ -73,6 +76,8 @@ pub struct Runtime {
     pub redactor: Arc<Redactor>,
     /// The JWT issuers and ServiceAccount namespaces that identify callers.
     pub identities: Identities,
+    /// The tenants' and routes' Rego policies, compiled.
+    pub policies: Policies,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -83,6 +88,8 @@ pub enum RuntimeError {
     Client { route: String, backend: String, message: String },
     #[error("Tenant {tenant} key {key}: stored hash is not valid hex SHA-256")]
     KeyHash { tenant: String, key: String },
+    #[error("{0}")]
+    Policy(String),
 }
 
 impl Runtime {
@@ -96,6 +103,7 @@ impl Runtime {
             budgets: HashMap::new(),
             redactor: Arc::default(),
             identities: Identities::default(),
+            policies: Policies::default(),
         }
     }
 
@@ -114,7 +122,12 @@ impl Runtime {
                     tenant: tenant.name.clone(),
                     key: key.id.clone(),
                 })?;
-                let caller = Caller { tenant: tenant.name.clone(), key_id: key.id.clone(), subject: None };
+                let caller = Caller {
+                    tenant: tenant.name.clone(),
+                    key_id: key.id.clone(),
+                    subject: None,
+                    claims: None,
+                };
                 keys.insert(hash, Arc::new(caller));
             }
         }
@@ -176,7 +189,8 @@ impl Runtime {
         }
         let redactor = Arc::new(Redactor::new(secrets.values()));
         let identities = Identities::build(&config);
-        Ok(Runtime { config, keys, routes, models, budgets, redactor, identities })
+        let policies = Policies::build(&config).map_err(RuntimeError::Policy)?;
+        Ok(Runtime { config, keys, routes, models, budgets, redactor, identities, policies })
     }
 
     /// This runtime's backend with exactly this config, breaker policy and API key, if any.

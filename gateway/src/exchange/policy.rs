@@ -1,0 +1,118 @@
+//! Admission by policy: the tenant's Rego policy and then the route's, evaluated on who asks and
+//! what is asked, before any rate limit, budget or backend is touched. A policy denies (any
+//! `deny` reason, or a model outside its `models`) or caps the reply (`max_tokens`, written into
+//! the request before the estimates and the budget reservation see it). A policy that cannot be
+//! evaluated refuses the request: a policy never fails open.
+
+use serde_json::{Map, Value, json};
+
+use super::Endpoint;
+use crate::error::ApiError;
+use crate::serving::policies::Compiled;
+use crate::serving::runtime::{Caller, Runtime};
+use crate::usage::input_tokens_at_most;
+
+/// Evaluates the policies that apply to `request` (the OpenAI form, persona already resolved),
+/// and applies their cap on output tokens to it.
+pub fn enforce(
+    runtime: &Runtime,
+    caller: &Caller,
+    request: &mut Value,
+    endpoint: Endpoint,
+    persona: Option<&str>,
+) -> Result<(), ApiError> {
+    if runtime.policies.is_empty() {
+        return Ok(());
+    }
+    let Some(fields) = request.as_object_mut() else { return Ok(()) };
+    let model = fields.get("model").and_then(Value::as_str).unwrap_or_default();
+    let route = runtime.resolve(caller, model).map(|target| target.route.config.name.as_str());
+    let mut applying = runtime.policies.applying(&caller.tenant, route).peekable();
+    if applying.peek().is_none() {
+        return Ok(());
+    }
+    let input = regorus::Value::from(input(caller, fields, route, endpoint, persona));
+    for compiled in applying {
+        let decision = compiled.policy.eval_with_input(input.clone()).map_err(|error| {
+            tracing::warn!(policy = %compiled.owner, %error, "a policy could not be evaluated; the request is refused");
+            ApiError::PolicyDenied(format!("the policy of {} could not be evaluated", compiled.owner))
+        })?;
+        let decision = serde_json::to_value(decision).unwrap_or_default();
+        apply(compiled, &decision, fields)?;
+    }
+    Ok(())
+}
+
+/// What a policy sees: the caller, the request's shape and its estimates; never the messages.
+fn input(
+    caller: &Caller,
+    fields: &Map<String, Value>,
+    route: Option<&str>,
+    endpoint: Endpoint,
+    persona: Option<&str>,
+) -> Value {
+    let kind = match (&caller.claims, caller.key_id.starts_with("system:serviceaccount:")) {
+        (None, _) => "api_key",
+        (Some(_), true) => "service_account",
+        (Some(_), false) => "token",
+    };
+    let asked = fields.get("max_completion_tokens").or_else(|| fields.get("max_tokens"));
+    json!({
+        "tenant": caller.tenant,
+        "key": caller.key_id,
+        "identity": {"kind": kind, "subject": caller.subject, "claims": caller.claims.as_deref()},
+        "model": fields.get("model"),
+        "route": route,
+        "persona": persona,
+        "endpoint": endpoint.as_str(),
+        "stream": fields.get("stream").and_then(Value::as_bool).unwrap_or(false),
+        "max_tokens": asked.and_then(Value::as_u64),
+        "estimated_input_tokens": input_tokens_at_most(fields),
+        "user": fields.get("user").and_then(Value::as_str),
+        "metadata": fields.get("metadata"),
+    })
+}
+
+/// Refuses what `decision` denies, and caps the request's output at its `max_tokens`.
+fn apply(compiled: &Compiled, decision: &Value, fields: &mut Map<String, Value>) -> Result<(), ApiError> {
+    let owner = &compiled.owner;
+    let reasons: Vec<&str> =
+        decision["deny"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+    if !reasons.is_empty() {
+        return Err(ApiError::PolicyDenied(format!(
+            "denied by the policy of {owner}: {}",
+            reasons.join("; ")
+        )));
+    }
+    if let Some(models) = decision["models"].as_array() {
+        let model = fields.get("model").and_then(Value::as_str).unwrap_or_default();
+        if !models.iter().any(|m| m.as_str() == Some(model)) {
+            return Err(ApiError::PolicyDenied(format!(
+                "the policy of {owner} does not allow model {model:?}"
+            )));
+        }
+    }
+    match &decision["max_tokens"] {
+        Value::Null => {}
+        cap => {
+            let cap = cap.as_u64().filter(|cap| *cap >= 1).ok_or_else(|| {
+                ApiError::PolicyDenied(format!(
+                    "the policy of {owner} set `max_tokens` to {cap}, not a positive integer"
+                ))
+            })?;
+            let mut capped = false;
+            for field in ["max_completion_tokens", "max_tokens"] {
+                if let Some(asked) = fields.get_mut(field).filter(|v| !v.is_null()) {
+                    capped = true;
+                    if asked.as_u64().is_none_or(|asked| asked > cap) {
+                        *asked = Value::from(cap);
+                    }
+                }
+            }
+            if !capped {
+                fields.insert("max_tokens".into(), Value::from(cap));
+            }
+        }
+    }
+    Ok(())
+}

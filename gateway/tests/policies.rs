@@ -1,0 +1,177 @@
+//! Rego policies on Tenants and ProviderRoutes: a request is allowed, denied with the policy's
+//! reason in the API's error shape, kept to the models a policy allows, and capped at its
+//! `max_tokens` (the route's cap and the tenant's together); a refusal leaves a request log row;
+//! a policy that does not compile keeps the last good config serving and says why, and
+//! `--check` finds it offline.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::process::Command;
+
+use common::{ADMIN_TOKEN, Harness, TEAM_KEY, eventually, write_config};
+use serde_json::{Value, json};
+
+/// The `team` tenant of the harness, with a policy; and the echo route with one of its own.
+const POLICIES: &str = r#"
+apiVersion: switchboard.dev/v1alpha1
+kind: Tenant
+metadata: {name: team}
+spec:
+  apiKeys: [{name: ci, secretRef: {name: team-key, key: key}}]
+  policy:
+    rego: |
+      package switchboard
+      import rego.v1
+
+      deny contains sprintf("key %s may not use %s", [input.key, input.model]) if {
+        input.model == "claude-fake"
+        input.key == "ci"
+      }
+      deny contains "streams need a max_tokens" if {
+        input.stream
+        input.max_tokens == null
+      }
+      models := {"fake-model", "claude-fake", "small-model"}
+      max_tokens := 64
+"#;
+
+const BASE_TENANT_REMOVED: &str = "# the team tenant lives in policies.yaml\n";
+
+fn chat(model: &str, extra: Value) -> Value {
+    let mut body = json!({"model": model, "messages": [{"role": "user", "content": "hi"}]});
+    body.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+    body
+}
+
+async fn refused(h: &Harness, body: &Value) -> (u16, String, String) {
+    let response = h.post("/v1/chat/completions", TEAM_KEY, body).await;
+    let status = response.status().as_u16();
+    let body: Value = response.json().await.unwrap();
+    (
+        status,
+        body["error"]["code"].as_str().unwrap_or_default().into(),
+        body["error"]["message"].as_str().unwrap_or_default().into(),
+    )
+}
+
+/// The harness's base config with the `team` tenant replaced by the one with a policy.
+async fn start() -> Harness {
+    let mut h = Harness::start().await;
+    let base = std::fs::read_to_string(h.config_dir().join("base.yaml")).unwrap();
+    let tenant = "apiVersion: switchboard.dev/v1alpha1\nkind: Tenant\nmetadata: {name: team}\nspec:\n  apiKeys: [{name: ci, secretRef: {name: team-key, key: key}}]\n";
+    assert!(base.contains(tenant));
+    write_config(&h.config_dir(), "base.yaml", &base.replace(tenant, BASE_TENANT_REMOVED));
+    h.restart_with("policies.yaml", POLICIES).await;
+    h
+}
+
+#[tokio::test]
+async fn policies_allow_deny_restrict_models_and_cap_tokens() {
+    let h = start().await;
+    // Allowed, and capped: no max_tokens asked, the policy's 64 goes upstream; 1000 asked, 64 too.
+    for asked in [json!({}), json!({"max_tokens": 1000}), json!({"max_completion_tokens": 9})] {
+        let response = h.post("/v1/chat/completions", TEAM_KEY, &chat("fake-model", asked.clone())).await;
+        assert_eq!(response.status(), 200, "{asked}");
+    }
+    let sent: Vec<Value> = h.upstream.requests().into_iter().map(|r| r.body).collect();
+    let limits: Vec<(Option<u64>, Option<u64>)> =
+        sent.iter().map(|b| (b["max_tokens"].as_u64(), b["max_completion_tokens"].as_u64())).collect();
+    assert_eq!(limits, [(Some(64), None), (Some(64), None), (None, Some(9))]);
+
+    // Denied with the policy's reason.
+    let (status, code, message) = refused(&h, &chat("claude-fake", json!({}))).await;
+    assert_eq!((status, code.as_str()), (403, "policy_denied"));
+    assert_eq!(message, "denied by the policy of Tenant team: key ci may not use claude-fake");
+    let (status, _, message) = refused(&h, &chat("fake-model", json!({"stream": true}))).await;
+    assert_eq!(status, 403);
+    assert!(message.ends_with("streams need a max_tokens"), "{message}");
+    // A model the policy does not list.
+    let (status, code, message) = refused(&h, &chat("failing-model", json!({}))).await;
+    assert_eq!((status, code.as_str()), (403, "policy_denied"));
+    assert_eq!(message, "the policy of Tenant team does not allow model \"failing-model\"");
+
+    // The Anthropic API refuses in its own shape.
+    let body =
+        json!({"model": "claude-fake", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]});
+    let response = h.post("/v1/messages", TEAM_KEY, &body).await;
+    assert_eq!(response.status(), 403);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["type"], "permission_error", "{body}");
+
+    // Each refusal is in the request log with its code.
+    eventually("the refusals in the request log", || async {
+        let (_, log) = h.get_text("/admin/v1/requests?limit=20", ADMIN_TOKEN).await;
+        let log: Value = serde_json::from_str(&log).unwrap();
+        log["data"].as_array().unwrap().iter().filter(|r| r["error_code"] == "policy_denied").count() == 4
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_route_policy_applies_after_the_tenants() {
+    let mut h = start().await;
+    let route = r#"
+apiVersion: switchboard.dev/v1alpha1
+kind: ProviderRoute
+metadata: {name: small}
+spec:
+  models: [{name: small-model, upstreamModel: echo-upstream}]
+  backends: [{name: primary, provider: openai, baseUrl: "{UPSTREAM}"}]
+  policy:
+    rego: |
+      package switchboard
+      max_tokens := 8
+      deny contains "small-model is for the MCP server only" if input.endpoint == "messages"
+"#;
+    h.restart_with("route.yaml", route).await;
+    let response =
+        h.post("/v1/chat/completions", TEAM_KEY, &chat("small-model", json!({"max_tokens": 30}))).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(h.upstream.requests().last().unwrap().body["max_tokens"], 8);
+    let body =
+        json!({"model": "small-model", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]});
+    let response = h.post("/v1/messages", TEAM_KEY, &body).await;
+    assert_eq!(response.status(), 403);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(
+        body["error"]["message"],
+        "denied by the policy of ProviderRoute small: small-model is for the MCP server only"
+    );
+}
+
+#[tokio::test]
+async fn a_policy_that_does_not_compile_keeps_the_last_good_config() {
+    let h = start().await;
+    let broken = POLICIES.replace("max_tokens := 64", "max_tokens := ");
+    write_config(&h.config_dir(), "policies.yaml", &broken);
+    eventually("the rejected reload is counted", || async {
+        h.metrics().await.contains("switchboard_config_synchronized 0")
+    })
+    .await;
+    let (_, config) = h.get_text("/admin/v1/config", ADMIN_TOKEN).await;
+    let config: Value = serde_json::from_str(&config).unwrap();
+    let error = config["last_error"].as_str().unwrap();
+    assert!(
+        error.contains("Tenant") && error.contains("spec.policy.rego") && error.contains("policy.rego:"),
+        "{error}"
+    );
+    // The last good policy still decides.
+    let (status, code, _) = refused(&h, &chat("claude-fake", json!({}))).await;
+    assert_eq!((status, code.as_str()), (403, "policy_denied"));
+
+    // Offline, before a merge: `--check` names the resource, the field and the compiler's line.
+    let output = Command::new(env!("CARGO_BIN_EXE_switchboard-gateway"))
+        .arg("--config-dir")
+        .arg(h.config_dir())
+        .arg("--check")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let text =
+        format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert!(
+        text.contains("team") && text.contains("spec.policy.rego") && text.contains("policy.rego:"),
+        "{text}"
+    );
+}
