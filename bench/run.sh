@@ -4,7 +4,8 @@
 #
 # `gateway` runs with everything on: the request log, and OpenTelemetry traces sampled at 1.0 and
 # exported over OTLP/gRPC with zstd to a real collector on loopback (scripts/otelcol.sh, nop exporter);
-# `gateway-bare` is a second gateway with both off, for what observability costs.
+# `gateway-bare` is a second gateway with both off, for what observability costs; `gateway-policy` is
+# gateway-bare with a Rego policy (bench/policy.rego) on the bench tenant, for what a policy costs.
 #
 # Builds release binaries, starts fake-upstream (--no-record), the gateway (bench/config: rate limits
 # and a hard budget that never trigger, SQLite ledger in a temporary directory) and LiteLLM's proxy
@@ -19,7 +20,7 @@
 #   BENCH_DURATION=10s           per wrk run
 #   BENCH_CONCURRENCY="1 16 64"  connections per run
 #   BENCH_MODES="json sse"       non-streaming and/or streaming requests
-#   BENCH_TARGETS="direct nginx gateway gateway-bare litellm"  add gateway-mock for the gateway's built-in mock provider
+#   BENCH_TARGETS="direct nginx gateway gateway-bare gateway-policy litellm"  add gateway-mock for the gateway's built-in mock provider
 #                                (no upstream hop); leave out litellm to skip its venv and startup
 #   BENCH_GATEWAY_ARGS="..."     extra gateway flags (e.g. --request-log=false, to measure what the log costs)
 #   BENCH_BUILD=0                use the release binaries already in $CARGO_TARGET_DIR, no cargo build
@@ -38,7 +39,7 @@ export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/switchboard/target}
 duration=${BENCH_DURATION:-10s}
 concurrency=${BENCH_CONCURRENCY:-1 16 64}
 modes=${BENCH_MODES:-json sse}
-targets=${BENCH_TARGETS:-direct nginx gateway gateway-bare litellm}
+targets=${BENCH_TARGETS:-direct nginx gateway gateway-bare gateway-policy litellm}
 key=sk-switchboard-bench
 has_target() { [[ " $targets " == *" $1 "* ]]; }
 
@@ -169,19 +170,28 @@ if has_target litellm; then
     litellm_pid=$!
 fi
 
-mkdir -p "$work/config"
+mkdir -p "$work/config" "$work/config-policy"
 sed "s|{FAKE_BASE_URL}|http://127.0.0.1:$fake_port/v1|g" bench/config/bench.yaml >"$work/config/bench.yaml"
+# The same config with bench/policy.rego as the bench tenant's `spec.policy`.
+python3 - "$work/config/bench.yaml" bench/policy.rego >"$work/config-policy/bench.yaml" <<'PY'
+import sys
+config, rego = open(sys.argv[1]).read(), open(sys.argv[2]).read()
+anchor = "  displayName: Benchmark\n"
+assert anchor in config, "bench/config/bench.yaml: the bench tenant moved"
+block = "  policy:\n    rego: |\n" + "".join("      " + line if line.strip() else "\n" for line in rego.splitlines(True))
+print(config.replace(anchor, anchor + block, 1), end="")
+PY
 mkdir -p "$work/otelcol"
 otlp_grpc=$(scripts/otelcol.sh start "$work/otelcol" nop | sed -n 's/^OTLP_GRPC=//p')
 [[ -n $otlp_grpc ]] || die "the OpenTelemetry Collector did not start (scripts/otelcol.sh)"
 read -r -a gateway_args <<<"${BENCH_GATEWAY_ARGS:-}"
-# start_gateway NAME DB ARGS...: a gateway on bench/config; sets gateway_port/gateway_pid.
+# start_gateway NAME DB CONFIG ARGS...: a gateway on $work/CONFIG; sets gateway_port/gateway_pid.
 start_gateway() {
-    local name=$1 db=$2
-    shift 2
+    local name=$1 db=$2 config=$3
+    shift 3
     gateway_port=$(free_port)
     RUST_LOG=${RUST_LOG:-warn} "$bin/switchboard-gateway" \
-        --config-dir "$work/config" \
+        --config-dir "$work/$config" \
         --listen "127.0.0.1:$gateway_port" --admin-listen 127.0.0.1:0 \
         --database-url "sqlite://$work/$db?mode=rwc" \
         --admin-token sk-switchboard-bench-admin "$@" "${gateway_args[@]}" >"$work/$name.log" 2>&1 &
@@ -189,10 +199,15 @@ start_gateway() {
     pids+=("$gateway_pid")
     wait_ok "http://127.0.0.1:$gateway_port/readyz" "$gateway_pid" "$name"
 }
-start_gateway gateway-bare bare.db --request-log=false
+start_gateway gateway-bare bare.db config --request-log=false
 bare_port=$gateway_port bare_pid=$gateway_pid
+policy_port= policy_pid=
+if has_target gateway-policy; then
+    start_gateway gateway-policy policy.db config-policy --request-log=false
+    policy_port=$gateway_port policy_pid=$gateway_pid
+fi
 # zstd, as the chart's monitoring.tracing exports by default: the least CPU on both sides.
-OTEL_EXPORTER_OTLP_COMPRESSION=zstd start_gateway gateway ledger.db --otlp-endpoint "$otlp_grpc" --otlp-protocol grpc --trace-sampling-ratio 1
+OTEL_EXPORTER_OTLP_COMPRESSION=zstd start_gateway gateway ledger.db config --otlp-endpoint "$otlp_grpc" --otlp-protocol grpc --trace-sampling-ratio 1
 if [[ -n $litellm_pid ]]; then
     wait_ok "http://127.0.0.1:$litellm_port/health/liveliness" "$litellm_pid" litellm 180
     litellm_version=$("$litellm_venv/bin/python" -c 'import importlib.metadata as m; print(m.version("litellm"))')
@@ -207,6 +222,7 @@ target_spec() {
         gateway) echo "http://127.0.0.1:$gateway_port/v1/chat/completions bench-model" ;;
         gateway-mock) echo "http://127.0.0.1:$gateway_port/v1/chat/completions bench-mock" ;;
         gateway-bare) echo "http://127.0.0.1:$bare_port/v1/chat/completions bench-model" ;;
+        gateway-policy) echo "http://127.0.0.1:$policy_port/v1/chat/completions bench-model" ;;
         litellm) echo "http://127.0.0.1:$litellm_port/v1/chat/completions bench-model" ;;
         *) die "unknown target $1" ;;
     esac
@@ -246,7 +262,13 @@ for target in $targets; do
 done
 
 # The process serving a gateway target, for its CPU time.
-target_pid() { if [[ $1 == gateway-bare ]]; then echo "$bare_pid"; else echo "$gateway_pid"; fi; }
+target_pid() {
+    case $1 in
+        gateway-bare) echo "$bare_pid" ;;
+        gateway-policy) echo "$policy_pid" ;;
+        *) echo "$gateway_pid" ;;
+    esac
+}
 
 # CPU seconds (utime + stime) a process has used so far, for CPU time per request.
 cpu_seconds() {
@@ -280,6 +302,7 @@ done
 # Memory at the end of the load: peak (VmHWM) and current RSS of each server's process tree.
 procs=("fake-upstream=${pids[0]}" "gateway=$gateway_pid" "gateway-bare=$bare_pid" "otelcol=$(cat "$work/otelcol/otelcol.pid")")
 has_target nginx && procs+=("nginx=$nginx_pid")
+[[ -n $policy_pid ]] && procs+=("gateway-policy=$policy_pid")
 [[ -n $litellm_pid ]] && procs+=("litellm=$litellm_pid")
 python3 bench/rss.py "${procs[@]}" >"$work/rss.tsv"
 

@@ -15,6 +15,7 @@ import openai
 import pytest
 
 from e2e_harness import (
+    condition,
     API_VERSION,
     CONVERGE_TIMEOUT,
     DEMO_KEY,
@@ -279,3 +280,47 @@ def test_persona_status_shows_memories_interactions_and_mood(kubectl: Kubectl, n
     assert is_ready(kubectl.get(namespace, "persona/ada")), "the operator's conditions are kept"
     row = kubectl("get", "-n", namespace, "persona/ada", "--no-headers").split()
     assert status["mood"]["description"] in row, row
+
+
+GATEKEEPER_KEY = "sk-e2e-gatekeeper-41d0"
+GATE_POLICY = """package switchboard
+import rego.v1
+deny contains "demo-echo is closed to this team" if input.model == "demo-echo"
+"""
+
+
+def test_a_tenant_policy_decides_and_one_that_does_not_compile_is_reported(
+    kubectl: Kubectl, namespace: str, gateway: Gateway
+) -> None:
+    """The operator compiles a Tenant's Rego policy when it renders: one that compiles is published and
+    the gateway enforces it (403 with the policy's reason); one that does not sets the Tenant aside with
+    `Ready=False`, reason InvalidPolicy and the compiler's message, and its key stops working (a broken
+    policy never fails open). Fixed, the Tenant is served again."""
+    gatekeeper = tenant("gatekeeper", "gatekeeper-key")
+    gatekeeper["spec"]["policy"] = {"rego": GATE_POLICY}
+    kubectl.apply(namespace, secret("gatekeeper-key", GATEKEEPER_KEY), gatekeeper)
+    client = gateway.client(GATEKEEPER_KEY)
+
+    def refused_by_policy() -> str:
+        with pytest.raises(openai.PermissionDeniedError) as refused:
+            client.chat.completions.create(model="demo-echo", messages=[{"role": "user", "content": "x"}])
+        return refused.value.message
+
+    message = wait_until(refused_by_policy, PROPAGATION_TIMEOUT, "the policy to be enforced")
+    assert message == "denied by the policy of Tenant gatekeeper: demo-echo is closed to this team", message
+
+    gatekeeper["spec"]["policy"] = {"rego": GATE_POLICY.replace('if input.model == "demo-echo"', "if {")}
+    kubectl.apply(namespace, gatekeeper)
+    ready = wait_until(
+        lambda: (c := condition(kubectl.get(namespace, "tenant/gatekeeper"), "Ready")) and c["status"] == "False" and c,
+        CONVERGE_TIMEOUT,
+        "gatekeeper not Ready",
+    )
+    assert ready["reason"] == "InvalidPolicy", ready
+    assert "spec.policy.rego" in ready["message"] and "policy.rego:" in ready["message"], ready
+    wait_until(lambda: not gateway.key_works(GATEKEEPER_KEY), PROPAGATION_TIMEOUT, "the set-aside tenant's key to fail")
+
+    gatekeeper["spec"]["policy"] = {"rego": GATE_POLICY}
+    kubectl.apply(namespace, gatekeeper)
+    wait_until(refused_by_policy, PROPAGATION_TIMEOUT, "the fixed policy to be enforced again")
+    assert gateway.key_works(DEMO_KEY)

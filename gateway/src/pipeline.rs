@@ -2,7 +2,8 @@
 //! Completions, Messages, the MCP `chat` tool), and the gateway's own model calls (persona memory
 //! extraction):
 //!
-//! resolve the persona ([`Turn::resolve`], no database) -> begin ([`Exchange::begin`]: validate,
+//! resolve the persona ([`Turn::resolve`], no database) -> the Rego policies that apply
+//! ([`enforce_policies`]: deny, models, a `max_tokens` cap) -> begin ([`Exchange::begin`]: validate,
 //! route, the limits and budgets that apply) -> admit ([`Exchange::admit`]: rate limits, cache,
 //! budget reservation, queue) -> the persona's context ([`Turn::add_context`]: the database, read
 //! only once admitted) -> forward ([`Exchange::forward`]: backends, retries, fallbacks, metering)
