@@ -13,7 +13,7 @@ use axum::middleware::from_fn_with_state;
 use axum::response::Response;
 use axum::routing::{get, post};
 
-use crate::api::{admin, chat, health, messages, models, requests, routes, stats, subjects, tenants};
+use crate::api::{admin, audit, chat, health, messages, models, requests, routes, stats, subjects, tenants};
 use crate::auth::{require_admin, require_tenant};
 use crate::error::{ApiError, Dialect};
 use crate::listener::read_body_within;
@@ -47,6 +47,7 @@ fn tenant_api(state: &AppState) -> Router<AppState> {
 fn admin_api(state: &AppState) -> Router<AppState> {
     Router::new()
         .route("/admin/v1/usage", get(admin::usage))
+        .route("/admin/v1/audit", get(audit::list))
         .route("/admin/v1/config", get(admin::config))
         .route("/admin/v1/requests", get(requests::admin_list))
         .route("/admin/v1/requests/{id}", get(requests::admin_get))

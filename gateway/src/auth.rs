@@ -4,13 +4,16 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Request, State};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::HeaderMap;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use crate::audit::AuditEvent;
 use crate::error::{ApiError, Dialect};
 use crate::identity::{Audience, looks_like_jwt};
 use crate::serving::runtime::{Caller, Runtime};
@@ -33,16 +36,55 @@ pub async fn require_tenant(State(state): State<AppState>, mut request: Request,
             request.extensions_mut().insert(authenticated);
             next.run(request).await
         }
-        Err(error) => error.into_response_for(dialect),
+        Err(error) => {
+            audit_refusal(&state, &request, &error);
+            error.into_response_for(dialect)
+        }
     }
 }
 
-/// Middleware for admin routes: the admin token, compared by hash in constant time.
+/// Middleware for admin routes: the admin token, compared by hash in constant time. Every
+/// administrative request is audited, with its outcome.
 pub async fn require_admin(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    match admin(&state, request.headers()) {
-        Ok(()) => next.run(request).await,
-        Err(error) => error.into_response(),
+    if let Err(error) = admin(&state, request.headers()) {
+        audit_refusal(&state, &request, &error);
+        return error.into_response();
     }
+    let mut event =
+        AuditEvent::new("admin.request", "admin-token", "admin_token", &target(&request, true), "");
+    event.source = source(&request);
+    let response = next.run(request).await;
+    event.outcome = response.status().as_u16().to_string();
+    state.audit.record(event);
+    response
+}
+
+/// Audits a refused credential: what it was refused for, never the credential. A request with
+/// none at all is no attempt to sign in, and is not audited.
+pub fn audit_refusal(state: &AppState, request: &Request, error: &ApiError) {
+    let provider = match error {
+        ApiError::MissingKey => return,
+        ApiError::InvalidKey if request.uri().path().starts_with("/admin/") => "admin_token",
+        ApiError::InvalidKey => "api_key",
+        _ => "token",
+    };
+    let mut event =
+        AuditEvent::new("credential.refused", "unknown", provider, &target(request, false), "denied");
+    event.source = source(request);
+    event.detail = Some(error.to_string());
+    state.audit.record(event);
+}
+
+/// The method and path; with the query string for admin requests (their filters say whose data
+/// was read), without it elsewhere.
+fn target(request: &Request, with_query: bool) -> String {
+    let uri = request.uri();
+    let path = if with_query { uri.path_and_query().map_or(uri.path(), |p| p.as_str()) } else { uri.path() };
+    format!("{} {path}", request.method())
+}
+
+fn source(request: &Request) -> Option<String> {
+    request.extensions().get::<ConnectInfo<SocketAddr>>().map(|info| info.0.ip().to_string())
 }
 
 /// Whether the request carries the admin token, as `Authorization: Bearer` only: `x-api-key` is

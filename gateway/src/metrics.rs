@@ -2,7 +2,8 @@
 //! keys, request ids or error text.
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 
 use crate::telemetry::genai_metrics::{GenAiMetrics, Observed};
@@ -27,6 +28,7 @@ pub struct Metrics {
     queue_waiting: IntGauge,
     ledger_backlog: IntGauge,
     budget_warnings: IntCounterVec,
+    audit_dropped: IntCounter,
     /// The GenAI conventions' metrics, in a registry of their own: their names take no prefix.
     genai_registry: Registry,
     genai: GenAiMetrics,
@@ -96,6 +98,10 @@ impl Metrics {
             "ledger_backlog_rows",
             "Ledger rows not yet written to the database; at --ledger-max-backlog new requests are refused",
         )?;
+        let audit_dropped = IntCounter::new(
+            "audit_dropped_total",
+            "Audit rows not written because the audit queue was full (their log lines were written)",
+        )?;
         let budget_warnings = IntCounterVec::new(
             Opts::new(
                 "budget_warnings_total",
@@ -120,6 +126,7 @@ impl Metrics {
             Box::new(queue_waiting.clone()),
             Box::new(ledger_backlog.clone()),
             Box::new(budget_warnings.clone()),
+            Box::new(audit_dropped.clone()),
         ] {
             registry.register(collector)?;
         }
@@ -144,7 +151,13 @@ impl Metrics {
             queue_waiting,
             ledger_backlog,
             budget_warnings,
+            audit_dropped,
         })
+    }
+
+    /// An audit row the full queue could not take.
+    pub fn audit_dropped(&self) {
+        self.audit_dropped.inc();
     }
 
     /// Records one finished request.

@@ -9,6 +9,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
+use crate::audit::Audit;
 use crate::budget::{BudgetError, Budgets};
 use crate::cache::ResponseCache;
 use crate::db::{Database, DatabaseError};
@@ -155,11 +156,17 @@ pub async fn start(settings: &Settings) -> Result<RunningGateway, StartError> {
     if let Some(retention) = request_log.spawn_retention(settings.request_log_retention_days) {
         background.push(Background::Task(retention));
     }
+    let (audit, audit_writer) = Audit::spawn(db.clone(), metrics.clone());
+    background.push(Background::Task(audit_writer));
+    if let Some(retention) = audit.spawn_retention(settings.audit_retention_days) {
+        background.push(Background::Task(retention));
+    }
     let tracer = Tracer::new(&settings.tracing)?;
     let state = AppState::new(Shared {
         mcp_hosts: HostPolicy::with_extra(&settings.mcp_allowed_hosts),
         mcp_resource: settings.mcp_resource.clone(),
         tokens,
+        audit,
         personas,
         runtime: live,
         ledger: sender,

@@ -119,6 +119,9 @@ pub struct Settings {
     #[arg(long, env = "SWITCHBOARD_LEDGER_MAX_BACKLOG", default_value_t = 100_000,
         value_parser = clap::value_parser!(u32).range(1..))]
     pub ledger_max_backlog: u32,
+    /// Days the audit trail keeps an event (0: forever).
+    #[arg(long, env = "SWITCHBOARD_AUDIT_RETENTION_DAYS", default_value_t = 365)]
+    pub audit_retention_days: u32,
     #[command(flatten)]
     pub tracing: TraceSettings,
     /// Seconds to let in-flight requests finish after SIGTERM.

@@ -5,6 +5,7 @@ use crate::telemetry::Tracer;
 use std::ops::Deref;
 use std::sync::Arc;
 
+use crate::audit::Audit;
 use crate::budget::Budgets;
 use crate::cache::ResponseCache;
 use crate::drain::Deadline;
@@ -57,6 +58,8 @@ pub struct Shared {
     pub limiter: RateLimiter,
     /// Budget counters (in process, or shared in PostgreSQL).
     pub budgets: Budgets,
+    /// The audit trail: refused credentials, administrative requests.
+    pub audit: Audit,
     /// Checks bearer JWTs (identity providers' and ServiceAccount tokens), with their keys cached.
     pub tokens: TokenVerifier,
     /// The URL of `/mcp` MCP tokens must be for (`None`: each request's own).

@@ -1,6 +1,7 @@
 //! HTTP handlers, thin: parsing and wire shapes here, the request's life in [`crate::pipeline`].
 
 pub mod admin;
+pub mod audit;
 pub mod chat;
 pub mod health;
 pub mod messages;

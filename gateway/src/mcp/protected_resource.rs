@@ -16,7 +16,7 @@ use serde_json::json;
 
 use super::PATH;
 use super::errors::refused;
-use crate::auth::authenticate;
+use crate::auth::{audit_refusal, authenticate};
 use crate::error::ApiError;
 use crate::identity::Audience;
 use crate::state::AppState;
@@ -34,7 +34,10 @@ pub async fn require_caller(State(state): State<AppState>, mut request: Request,
             request.extensions_mut().insert(authenticated);
             next.run(request).await
         }
-        Err(error) => challenge(error, &resource),
+        Err(error) => {
+            audit_refusal(&state, &request, &error);
+            challenge(error, &resource)
+        }
     }
 }
 
