@@ -17,6 +17,7 @@ use crate::api::{admin, audit, chat, health, messages, models, requests, routes,
 use crate::auth::{require_admin, require_tenant};
 use crate::error::{ApiError, Dialect};
 use crate::listener::read_body_within;
+use crate::signin;
 use crate::state::AppState;
 
 /// The tenant-facing router.
@@ -57,6 +58,11 @@ fn admin_api(state: &AppState) -> Router<AppState> {
         .route("/admin/v1/tenants", get(tenants::list))
         .route("/admin/v1/tenants/{name}", get(tenants::admin_get))
         .route_layer(from_fn_with_state(state.clone(), require_admin))
+        // Signing in needs no credential yet.
+        .route("/auth/login", get(signin::login))
+        .route("/auth/callback", get(signin::callback))
+        .route("/auth/me", get(signin::me))
+        .route("/auth/logout", post(signin::logout))
 }
 
 /// The probes and metrics, the fallbacks for unknown paths and methods, and the body limits.

@@ -17,6 +17,7 @@ use crate::audit::AuditEvent;
 use crate::error::{ApiError, Dialect};
 use crate::identity::{Audience, looks_like_jwt};
 use crate::serving::runtime::{Caller, Runtime};
+use crate::signin::roles::scope;
 use crate::state::AppState;
 
 /// Set by [`require_tenant`]: the caller and the runtime snapshot it was authenticated against,
@@ -43,20 +44,56 @@ pub async fn require_tenant(State(state): State<AppState>, mut request: Request,
     }
 }
 
-/// Middleware for admin routes: the admin token, compared by hash in constant time. Every
-/// administrative request is audited, with its outcome.
+/// Middleware for admin routes: the admin token (compared by hash in constant time), or a
+/// signed-in person whose roles allow what the request reads. Every administrative request is
+/// audited, with who made it and its outcome.
 pub async fn require_admin(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    if let Err(error) = admin(&state, request.headers()) {
-        audit_refusal(&state, &request, &error);
-        return error.into_response();
-    }
-    let mut event =
-        AuditEvent::new("admin.request", "admin-token", "admin_token", &target(&request, true), "");
+    let what = target(&request, true);
+    let mut event = match admin_caller(&state, request.headers(), request.uri(), what).await {
+        Ok(event) => event,
+        Err(error) => {
+            audit_refusal(&state, &request, &error);
+            return error.into_response();
+        }
+    };
     event.source = source(&request);
+    if let Some(refusal) = event.detail.clone() {
+        // Signed in, but without a role for this.
+        state.audit.record(event);
+        return ApiError::Forbidden(refusal).into_response();
+    }
     let response = next.run(request).await;
     event.outcome = response.status().as_u16().to_string();
     state.audit.record(event);
     response
+}
+
+/// Who is asking, as the start of their audit event: the admin token, or a signed-in person.
+/// For a person whose roles do not allow the request, the event is already `denied`, with why.
+async fn admin_caller(
+    state: &AppState,
+    headers: &HeaderMap,
+    uri: &http::Uri,
+    what: String,
+) -> Result<AuditEvent, ApiError> {
+    let sign_in = match &state.sign_in {
+        // A bearer credential on the admin API is the admin token, right or wrong.
+        Some(sign_in) if bearer_token(headers).is_none() => sign_in,
+        _ => {
+            admin(state, headers)?;
+            return Ok(AuditEvent::new("admin.request", "admin-token", "admin_token", &what, ""));
+        }
+    };
+    let (person, roles) = sign_in.person(headers).await?.ok_or(ApiError::MissingKey)?;
+    let mut event = AuditEvent::new("admin.request", person.name(), &person.issuer, &what, "");
+    event.subject = Some(person.subject.clone());
+    let scope = scope(uri.path(), uri.query());
+    if !roles.may(&scope) {
+        event.outcome = "denied".into();
+        event.detail =
+            Some(format!("{} has no role that may read this ({scope:?}); see /auth/me", person.name()));
+    }
+    Ok(event)
 }
 
 /// Audits a refused credential: what it was refused for, never the credential. A request with

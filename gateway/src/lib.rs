@@ -29,6 +29,7 @@ pub mod request_log;
 pub mod server;
 pub mod serving;
 pub mod settings;
+pub mod signin;
 pub mod state;
 pub mod stats;
 pub mod status;

@@ -2,6 +2,7 @@
 //! router together. Tests start it in-process on port 0; `main` starts it from the flags.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
@@ -27,6 +28,7 @@ use crate::serving::folder;
 use crate::serving::live::LiveRuntime;
 use crate::serving::runtime::Runtime;
 use crate::settings::Settings;
+use crate::signin::SignIn;
 use crate::state::{AppState, Limits, Shared};
 use crate::stats::Stats;
 use crate::status;
@@ -58,6 +60,8 @@ pub enum StartError {
     Budgets(#[from] BudgetError),
     #[error("cannot set up the HTTP client for identity providers' keys: {0}")]
     Identity(#[from] reqwest::Error),
+    #[error("cannot set up sign-in: {0}")]
+    SignIn(String),
 }
 
 /// Admin connections open at once: a few people and scrapers, not traffic.
@@ -161,12 +165,17 @@ pub async fn start(settings: &Settings) -> Result<RunningGateway, StartError> {
     if let Some(retention) = audit.spawn_retention(settings.audit_retention_days) {
         background.push(Background::Task(retention));
     }
+    let sign_in = match settings.sign_in() {
+        Some(sign_in) => Some(Arc::new(SignIn::new(sign_in, db.clone()).map_err(StartError::SignIn)?)),
+        None => None,
+    };
     let tracer = Tracer::new(&settings.tracing)?;
     let state = AppState::new(Shared {
         mcp_hosts: HostPolicy::with_extra(&settings.mcp_allowed_hosts),
         mcp_resource: settings.mcp_resource.clone(),
         tokens,
         audit,
+        sign_in,
         personas,
         runtime: live,
         ledger: sender,

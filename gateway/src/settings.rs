@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use switchboard_telemetry::TraceSettings;
 
+use crate::signin::SignInSettings;
+
 /// How logs are written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum LogFormat {
@@ -119,6 +121,27 @@ pub struct Settings {
     #[arg(long, env = "SWITCHBOARD_LEDGER_MAX_BACKLOG", default_value_t = 100_000,
         value_parser = clap::value_parser!(u32).range(1..))]
     pub ledger_max_backlog: u32,
+    /// The OpenID Connect provider people sign in to the admin API with (authorization code flow
+    /// with PKCE at `/auth/login` on the admin listener); roles from `--roles-file`.
+    #[arg(long, env = "SWITCHBOARD_OIDC_ISSUER", requires_all = ["oidc_client_id", "oidc_client_secret"])]
+    pub oidc_issuer: Option<String>,
+    #[arg(long, env = "SWITCHBOARD_OIDC_CLIENT_ID")]
+    pub oidc_client_id: Option<String>,
+    #[arg(long, env = "SWITCHBOARD_OIDC_CLIENT_SECRET", hide_env_values = true)]
+    pub oidc_client_secret: Option<String>,
+    /// Where the provider sends people back (`.../auth/callback` on the admin listener, as
+    /// registered with the provider). Default: the request's own URL.
+    #[arg(long, env = "SWITCHBOARD_OIDC_REDIRECT_URL")]
+    pub oidc_redirect_url: Option<String>,
+    #[arg(long, env = "SWITCHBOARD_OIDC_SCOPES", default_value = "openid email profile")]
+    pub oidc_scopes: String,
+    /// The ID token claim listing the person's groups.
+    #[arg(long, env = "SWITCHBOARD_OIDC_GROUPS_CLAIM", default_value = "groups")]
+    pub oidc_groups_claim: String,
+    /// YAML mapping people and groups to roles (platformAdmins, viewers, tenantAdmins);
+    /// docs/security.md.
+    #[arg(long, env = "SWITCHBOARD_ROLES_FILE")]
+    pub roles_file: Option<PathBuf>,
     /// Days the audit trail keeps an event (0: forever).
     #[arg(long, env = "SWITCHBOARD_AUDIT_RETENTION_DAYS", default_value_t = 365)]
     pub audit_retention_days: u32,
@@ -134,4 +157,19 @@ pub struct Settings {
     /// Log format.
     #[arg(long, env = "SWITCHBOARD_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
+}
+
+impl Settings {
+    /// The sign-in settings, when an OpenID Connect provider is configured.
+    pub fn sign_in(&self) -> Option<SignInSettings> {
+        Some(SignInSettings {
+            issuer: self.oidc_issuer.clone()?,
+            client_id: self.oidc_client_id.clone()?,
+            client_secret: self.oidc_client_secret.clone()?,
+            redirect_url: self.oidc_redirect_url.clone(),
+            scopes: self.oidc_scopes.clone(),
+            groups_claim: self.oidc_groups_claim.clone(),
+            roles_file: self.roles_file.clone(),
+        })
+    }
 }

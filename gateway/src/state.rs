@@ -18,6 +18,7 @@ use crate::queue::Scheduler;
 use crate::ratelimit::RateLimiter;
 use crate::request_log::RequestLog;
 use crate::serving::live::LiveRuntime;
+use crate::signin::SignIn;
 
 /// Cheap to clone: one reference count. Axum clones the state for every extractor and middleware
 /// of every request, so a struct of a dozen handles cloned field by field showed up in profiles.
@@ -58,6 +59,8 @@ pub struct Shared {
     pub limiter: RateLimiter,
     /// Budget counters (in process, or shared in PostgreSQL).
     pub budgets: Budgets,
+    /// People signing in to the admin API (`None`: only the admin token).
+    pub sign_in: Option<Arc<SignIn>>,
     /// The audit trail: refused credentials, administrative requests.
     pub audit: Audit,
     /// Checks bearer JWTs (identity providers' and ServiceAccount tokens), with their keys cached.

@@ -7,14 +7,9 @@ keys already fetched keep working while a key never seen is refused."""
 
 from __future__ import annotations
 
-import base64
 import json
-import subprocess
 import time
-import urllib.parse
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 import anyio
 import httpx2
@@ -23,88 +18,8 @@ import pytest
 from mcp import Client as McpClient
 from mcp.client.streamable_http import streamable_http_client
 
-from harness import ROOT, Gateway, Process, free_port, http
-
-HYDRA_BUILD = [str(ROOT / "scripts" / "hydra.sh")]
-# Hydra's own secret for encrypting its in-memory store: a test value, not a credential of anything.
-HYDRA_SYSTEM_SECRET = "switchboard-test-hydra-system-secret"
-
-
-@dataclass
-class OAuthClient:
-    client_id: str
-    secret: str
-
-
-@dataclass
-class Hydra:
-    process: Process
-    public: str
-    admin: str
-
-    @property
-    def issuer(self) -> str:
-        return self.public
-
-    def client(self, audience: str) -> OAuthClient:
-        body = {
-            "grant_types": ["client_credentials"],
-            "audience": [audience],
-            "token_endpoint_auth_method": "client_secret_basic",
-        }
-        status, _, raw = http("POST", f"{self.admin}/admin/clients", body, {"content-type": "application/json"})
-        assert status == 201, raw
-        created = json.loads(raw)
-        return OAuthClient(created["client_id"], created["client_secret"])
-
-    def token(self, client: OAuthClient, audience: str) -> str:
-        basic = base64.b64encode(f"{client.client_id}:{client.secret}".encode()).decode()
-        form = urllib.parse.urlencode({"grant_type": "client_credentials", "audience": audience}).encode()
-        headers = {"authorization": f"Basic {basic}", "content-type": "application/x-www-form-urlencoded"}
-        status, _, raw = http("POST", f"{self.public}/oauth2/token", form, headers)
-        assert status == 200, raw
-        return json.loads(raw)["access_token"]
-
-    def rotate(self, kid: str) -> None:
-        """Adds a signing key to the access-token key set; Hydra signs new tokens with it at once."""
-        body = {"alg": "RS256", "use": "sig", "kid": kid}
-        url = f"{self.admin}/admin/keys/hydra.jwt.access-token"
-        status, _, raw = http("POST", url, body, {"content-type": "application/json"})
-        assert status == 201, raw
-
-
-def kid_of(token: str) -> str:
-    header = token.split(".")[0]
-    return json.loads(base64.urlsafe_b64decode(header + "=" * (-len(header) % 4)))["kid"]
-
-
-def start_hydra(directory: Path) -> Hydra:
-    built = subprocess.run(HYDRA_BUILD, capture_output=True, text=True, timeout=1200)
-    assert built.returncode == 0, f"cannot build Hydra:\n{built.stderr}"
-    binary = built.stdout.strip()
-    public, admin = free_port(), free_port()
-    env = {
-        "DSN": "memory",
-        "SECRETS_SYSTEM": HYDRA_SYSTEM_SECRET,
-        "URLS_SELF_ISSUER": f"http://127.0.0.1:{public}",
-        "STRATEGIES_ACCESS_TOKEN": "jwt",
-        "SERVE_PUBLIC_HOST": "127.0.0.1",
-        "SERVE_PUBLIC_PORT": str(public),
-        "SERVE_ADMIN_HOST": "127.0.0.1",
-        "SERVE_ADMIN_PORT": str(admin),
-        "LOG_LEVEL": "warn",
-    }
-    process = Process("hydra", [binary, "serve", "all", "--dev", "--sqa-opt-out"], directory / "hydra.log", env)
-    process.wait_ready(f"http://127.0.0.1:{admin}/health/ready")
-    process.wait_ready(f"http://127.0.0.1:{public}/health/ready")
-    return Hydra(process, f"http://127.0.0.1:{public}", f"http://127.0.0.1:{admin}")
-
-
-@pytest.fixture
-def hydra(tmp_path: Path) -> Iterator[Hydra]:
-    provider = start_hydra(tmp_path)
-    yield provider
-    provider.process.terminate(timeout=10)
+from harness import Gateway, http
+from hydra import Hydra, OAuthClient, hydra, kid_of  # noqa: F401 (the fixture)
 
 
 def tenant_trusting(hydra: Hydra, client: OAuthClient) -> str:

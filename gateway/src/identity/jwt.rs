@@ -110,6 +110,29 @@ impl TokenVerifier {
         Err(invalid(format!("no tenant trusts its issuer {:?}", shortened(issuer))))
     }
 
+    /// The claims of an OpenID Connect ID token `issuer` issued to `client_id` (a person signing
+    /// in), after the same checks as any token.
+    pub async fn verified_id_token(
+        &self,
+        token: &str,
+        issuer: &str,
+        client_id: &str,
+    ) -> Result<Map<String, Value>, ApiError> {
+        if token.len() > MAX_TOKEN_BYTES {
+            return Err(invalid(format!("longer than {MAX_TOKEN_BYTES} bytes")));
+        }
+        let header = decode_header(token).map_err(|e| invalid(format!("its header cannot be read ({e})")))?;
+        if !ALLOWED.contains(&header.alg) {
+            return Err(invalid(format!("algorithm {:?} is not accepted", header.alg)));
+        }
+        let source = KeySource::Http { issuer: issuer.to_owned(), jwks_uri: None };
+        let claims = self.verified(token, &header, &source).await?;
+        if !has_audience(&claims, client_id) {
+            return Err(invalid("the ID token is not for this gateway's client"));
+        }
+        Ok(claims)
+    }
+
     /// The token's claims, once its signature, issuer and times check out.
     async fn verified(
         &self,

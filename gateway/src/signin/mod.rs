@@ -1,0 +1,358 @@
+//! People signing in to the admin API (and the console that reads it) with the company's OpenID
+//! Connect provider: the authorization code flow with PKCE (`/auth/login` -> the provider ->
+//! `/auth/callback`), an ID token checked like any token ([`crate::identity`]), a session in the
+//! database behind an HttpOnly cookie, and roles from `--roles-file` ([`roles`]). Every sign-in,
+//! and every refused one, is in the audit trail.
+
+pub mod roles;
+pub mod store;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use std::net::SocketAddr;
+
+use axum::Extension;
+use axum::extract::{ConnectInfo, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Json, Response};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use tokio::sync::OnceCell;
+
+use self::roles::{Roles, RolesFile};
+use self::store::{Pending, Person, Store};
+use crate::audit::AuditEvent;
+use crate::db::{Database, now_ms};
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// The session cookie's name.
+pub const COOKIE: &str = "switchboard_session";
+/// How long a session lasts.
+const SESSION: Duration = Duration::from_secs(8 * 3600);
+/// How long a sign-in may take at the identity provider.
+const PENDING: Duration = Duration::from_secs(600);
+/// Bounds on what the identity provider sends.
+const MAX_RESPONSE_BYTES: usize = 256 * 1024;
+const MAX_GROUPS: usize = 256;
+
+/// `--oidc-*` and `--roles-file`.
+#[derive(Clone, Debug)]
+pub struct SignInSettings {
+    pub issuer: String,
+    pub client_id: String,
+    pub client_secret: String,
+    /// Where the provider sends people back; default: this request's own `/auth/callback`.
+    pub redirect_url: Option<String>,
+    pub scopes: String,
+    /// The ID token claim that lists the person's groups.
+    pub groups_claim: String,
+    pub roles_file: Option<PathBuf>,
+}
+
+/// The provider's endpoints, from its discovery document.
+#[derive(Deserialize)]
+struct Endpoints {
+    issuer: String,
+    authorization_endpoint: String,
+    token_endpoint: String,
+}
+
+pub struct SignIn {
+    settings: SignInSettings,
+    store: Store,
+    roles: RolesFile,
+    http: reqwest::Client,
+    endpoints: OnceCell<Endpoints>,
+}
+
+impl SignIn {
+    pub fn new(settings: SignInSettings, db: Database) -> Result<SignIn, String> {
+        let roles = match &settings.roles_file {
+            Some(path) => RolesFile::load(path)?,
+            None => RolesFile::default(),
+        };
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| e.to_string())?;
+        Ok(SignIn { settings, store: Store::new(db), roles, http, endpoints: OnceCell::new() })
+    }
+
+    /// The signed-in person of a request's session cookie, with their roles.
+    pub async fn person(&self, headers: &HeaderMap) -> Result<Option<(Person, Roles)>, ApiError> {
+        let Some(id) = session_cookie(headers) else { return Ok(None) };
+        let person = self.store.person(id).await.map_err(|e| ApiError::Internal(format!("sessions: {e}")))?;
+        Ok(person.map(|person| {
+            let roles = self.roles.roles_of(&person);
+            (person, roles)
+        }))
+    }
+
+    async fn endpoints(&self) -> Result<&Endpoints, String> {
+        self.endpoints
+            .get_or_try_init(|| async {
+                let url = format!(
+                    "{}/.well-known/openid-configuration",
+                    self.settings.issuer.trim_end_matches('/')
+                );
+                let endpoints: Endpoints =
+                    serde_json::from_slice(&self.get_bounded(self.http.get(&url)).await?)
+                        .map_err(|e| format!("{url}: {e}"))?;
+                if endpoints.issuer != self.settings.issuer {
+                    return Err(format!("{url} names issuer {:?}", endpoints.issuer));
+                }
+                Ok(endpoints)
+            })
+            .await
+    }
+
+    async fn get_bounded(&self, request: reqwest::RequestBuilder) -> Result<Vec<u8>, String> {
+        let response = request.send().await.map_err(|e| e.to_string())?;
+        let status = response.status();
+        let body = response.bytes().await.map_err(|e| e.to_string())?;
+        if body.len() > MAX_RESPONSE_BYTES {
+            return Err(format!("the identity provider answered more than {MAX_RESPONSE_BYTES} bytes"));
+        }
+        if !status.is_success() {
+            return Err(format!(
+                "the identity provider answered {status}: {}",
+                String::from_utf8_lossy(&body)
+            ));
+        }
+        Ok(body.to_vec())
+    }
+
+    fn redirect_uri(&self, headers: &HeaderMap) -> String {
+        self.settings.redirect_url.clone().unwrap_or_else(|| {
+            let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
+            let https = headers.get("x-forwarded-proto").and_then(|p| p.to_str().ok()) == Some("https");
+            format!("{}://{host}/auth/callback", if https { "https" } else { "http" })
+        })
+    }
+
+    /// The person an authorization `code` stands for, once the provider has exchanged it and its
+    /// ID token checks out.
+    async fn exchange(
+        &self,
+        state: &AppState,
+        code: &str,
+        pending: &Pending,
+        headers: &HeaderMap,
+    ) -> Result<Person, String> {
+        let endpoints = self.endpoints().await?;
+        let form = [
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", &self.redirect_uri(headers)),
+            ("code_verifier", &pending.verifier),
+        ];
+        let request = self
+            .http
+            .post(&endpoints.token_endpoint)
+            .basic_auth(&self.settings.client_id, Some(&self.settings.client_secret))
+            .form(&form);
+        let tokens: Value =
+            serde_json::from_slice(&self.get_bounded(request).await?).map_err(|e| e.to_string())?;
+        let id_token =
+            tokens.get("id_token").and_then(Value::as_str).ok_or("the provider sent no ID token")?;
+        let claims = state
+            .tokens
+            .verified_id_token(id_token, &self.settings.issuer, &self.settings.client_id)
+            .await
+            .map_err(|e| e.to_string())?;
+        if claims.get("nonce").and_then(Value::as_str) != Some(pending.nonce.as_str()) {
+            return Err("the ID token's nonce is not this sign-in's".into());
+        }
+        let text = |name: &str| claims.get(name).and_then(Value::as_str).map(str::to_owned);
+        let subject = text("sub").ok_or("the ID token has no subject")?;
+        let groups = claims.get(&self.settings.groups_claim).and_then(Value::as_array);
+        let groups =
+            groups.into_iter().flatten().filter_map(Value::as_str).take(MAX_GROUPS).map(str::to_owned);
+        Ok(Person {
+            subject,
+            email: text("email"),
+            groups: groups.collect(),
+            issuer: self.settings.issuer.clone(),
+        })
+    }
+}
+
+/// The session id in the request's cookies.
+fn session_cookie(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|cookies| cookies.split(';'))
+        .find_map(|cookie| cookie.trim().strip_prefix(COOKIE)?.strip_prefix('='))
+        .filter(|id| id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+fn configured(state: &AppState) -> Result<&SignIn, ApiError> {
+    state
+        .sign_in
+        .as_deref()
+        .ok_or_else(|| ApiError::NotFound("sign-in is not configured (--oidc-issuer)".into()))
+}
+
+fn random_hex<const N: usize>() -> String {
+    hex::encode(rand::random::<[u8; N]>())
+}
+
+#[derive(Deserialize)]
+pub struct LoginParams {
+    return_to: Option<String>,
+}
+
+/// `GET /auth/login`: off to the identity provider.
+pub async fn login(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(params): Query<LoginParams>,
+) -> Response {
+    let sign_in = match configured(&state) {
+        Ok(sign_in) => sign_in,
+        Err(error) => return error.into_response(),
+    };
+    let endpoints = match sign_in.endpoints().await {
+        Ok(endpoints) => endpoints,
+        Err(problem) => return ApiError::IdentityUnavailable(problem).into_response(),
+    };
+    // Back to a path of this gateway only: never an open redirect.
+    let return_to =
+        params.return_to.filter(|to| to.starts_with('/') && !to.starts_with("//")).unwrap_or("/".into());
+    let verifier = URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>());
+    let pending = Pending { nonce: random_hex::<16>(), verifier, return_to };
+    let state_token = random_hex::<16>();
+    let expires = now_ms().saturating_add(PENDING.as_millis() as i64);
+    if let Err(error) = sign_in.store.begin(&state_token, &pending, expires).await {
+        return ApiError::Internal(format!("sessions: {error}")).into_response();
+    }
+    let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(pending.verifier.as_bytes()));
+    let query = form_urlencoded::Serializer::new(String::new())
+        .append_pair("response_type", "code")
+        .append_pair("client_id", &sign_in.settings.client_id)
+        .append_pair("redirect_uri", &sign_in.redirect_uri(&headers))
+        .append_pair("scope", &sign_in.settings.scopes)
+        .append_pair("state", &state_token)
+        .append_pair("nonce", &pending.nonce)
+        .append_pair("code_challenge", &challenge)
+        .append_pair("code_challenge_method", "S256")
+        .finish();
+    let separator = if endpoints.authorization_endpoint.contains('?') { '&' } else { '?' };
+    redirect(&format!("{}{separator}{query}", endpoints.authorization_endpoint), None)
+}
+
+#[derive(Deserialize)]
+pub struct CallbackParams {
+    code: Option<String>,
+    state: Option<String>,
+    error: Option<String>,
+    error_description: Option<String>,
+}
+
+/// `GET /auth/callback`: back from the identity provider with a code, or why not.
+pub async fn callback(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    source: Option<Extension<ConnectInfo<SocketAddr>>>,
+    Query(params): Query<CallbackParams>,
+) -> Response {
+    let sign_in = match configured(&state) {
+        Ok(sign_in) => sign_in,
+        Err(error) => return error.into_response(),
+    };
+    let source = source.map(|Extension(ConnectInfo(peer))| peer.ip().to_string());
+    let refuse = |actor: &str, reason: String| {
+        let mut event =
+            AuditEvent::new("auth.sign_in", actor, &sign_in.settings.issuer, "GET /auth/callback", "denied");
+        event.source = source.clone();
+        event.detail = Some(reason.clone());
+        state.audit.record(event);
+        ApiError::BadRequest(format!("sign-in failed: {reason}"), Some("sign_in_failed")).into_response()
+    };
+    if let Some(error) = params.error {
+        return refuse("unknown", format!("{error}: {}", params.error_description.unwrap_or_default()));
+    }
+    let (Some(code), Some(state_token)) = (params.code, params.state) else {
+        return refuse("unknown", "no code or state".into());
+    };
+    let pending = match sign_in.store.finish(&state_token).await {
+        Ok(Some(pending)) => pending,
+        Ok(None) => {
+            return refuse("unknown", "unknown or expired sign-in; start again at /auth/login".into());
+        }
+        Err(error) => return ApiError::Internal(format!("sessions: {error}")).into_response(),
+    };
+    let person = match sign_in.exchange(&state, &code, &pending, &headers).await {
+        Ok(person) => person,
+        Err(reason) => return refuse("unknown", reason),
+    };
+    let id = random_hex::<32>();
+    let expires = now_ms().saturating_add(SESSION.as_millis() as i64);
+    if let Err(error) = sign_in.store.open(&id, &person, expires).await {
+        return ApiError::Internal(format!("sessions: {error}")).into_response();
+    }
+    let mut event =
+        AuditEvent::new("auth.sign_in", person.name(), &person.issuer, "GET /auth/callback", "allowed");
+    event.subject = Some(person.subject.clone());
+    event.source = source;
+    state.audit.record(event);
+    let secure = if sign_in.redirect_uri(&headers).starts_with("https://") { "; Secure" } else { "" };
+    let cookie =
+        format!("{COOKIE}={id}; HttpOnly; SameSite=Lax; Path=/; Max-Age={}{secure}", SESSION.as_secs());
+    redirect(&pending.return_to, Some(cookie))
+}
+
+/// `GET /auth/me`: who is signed in, and their roles.
+pub async fn me(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let sign_in = match configured(&state) {
+        Ok(sign_in) => sign_in,
+        Err(error) => return error.into_response(),
+    };
+    match sign_in.person(&headers).await {
+        Ok(Some((person, roles))) => Json(json!({
+            "subject": person.subject, "email": person.email, "groups": person.groups,
+            "issuer": person.issuer, "roles": roles,
+        }))
+        .into_response(),
+        Ok(None) => ApiError::MissingKey.into_response(),
+        Err(error) => error.into_response(),
+    }
+}
+
+/// `POST /auth/logout`: the session ends, the cookie goes.
+pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let sign_in = match configured(&state) {
+        Ok(sign_in) => sign_in,
+        Err(error) => return error.into_response(),
+    };
+    if let Some(id) = session_cookie(&headers)
+        && let Err(error) = sign_in.store.close(id).await
+    {
+        return ApiError::Internal(format!("sessions: {error}")).into_response();
+    }
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    let cookie = format!("{COOKIE}=; HttpOnly; SameSite=Lax; Path=/; Max-Age=0");
+    if let Ok(value) = HeaderValue::from_str(&cookie) {
+        response.headers_mut().insert(header::SET_COOKIE, value);
+    }
+    response
+}
+
+fn redirect(location: &str, cookie: Option<String>) -> Response {
+    let mut response = StatusCode::SEE_OTHER.into_response();
+    if let Ok(value) = HeaderValue::from_str(location) {
+        response.headers_mut().insert(header::LOCATION, value);
+    }
+    if let Some(value) = cookie.and_then(|cookie| HeaderValue::from_str(&cookie).ok()) {
+        response.headers_mut().insert(header::SET_COOKIE, value);
+    }
+    response
+}
