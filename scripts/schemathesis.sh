@@ -118,7 +118,7 @@ fi
 say "fuzzing from docs/openapi.yaml: at most $max_examples cases per operation and phase, ${run_timeout_s}s in all"
 started=$SECONDS
 code=0
-# The admin API is served on its own listener: its paths are fuzzed there, the others on --listen.
+# The admin API (and sign-in) is served on its own listener: its paths are fuzzed there, the others on --listen.
 for run in "tenant $base --exclude-path-regex" "admin $admin_base --include-path-regex"; do
     read -r name url filter <<<"$run"
     say "$name API at $url"
@@ -130,7 +130,7 @@ for run in "tenant $base --exclude-path-regex" "admin $admin_base --include-path
     (cd "$work" && timeout --kill-after=10 "$((left > 1 ? left : 1))" "$venv/bin/schemathesis" \
         --config-file "$root/tests/schemathesis/schemathesis.toml" \
         run "$document" --url "$url" \
-        "$filter" '^/admin/' \
+        "$filter" '^/(admin|auth)/' \
         --checks "$checks" \
         --phases examples,coverage,fuzzing \
         --max-examples "$max_examples" \
