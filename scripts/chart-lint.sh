@@ -623,6 +623,16 @@ refuse "misspelt key" "replica" --set gateway.replica=3
 refuse "unknown trace compression" "compression" --set monitoring.tracing.compression=lz4
 refuse "sampling ratio over 1" "samplingRatio" --set monitoring.tracing.samplingRatio=2
 refuse "grace period shorter than the drain" "terminationGracePeriodSeconds" --set gateway.terminationGracePeriodSeconds=30
+refuse "sign-in without its client secret" "clientSecret" --set gateway.signIn.issuer=https://login.example.com
+# Sign-in: its flags and secret reach the gateway, and only then may it ask the API server about people.
+signin=$("$HELM" template "$RELEASE" "$CHART" -n "$NAMESPACE" --kube-version "$KUBERNETES_VERSION" \
+    --set gateway.signIn.issuer=https://login.example.com --set gateway.signIn.clientId=switchboard \
+    --set gateway.signIn.clientSecret.existingSecret=oidc)
+grep -q -- '--oidc-issuer=https://login.example.com' <<<"$signin" && grep -q 'SWITCHBOARD_OIDC_CLIENT_SECRET' <<<"$signin" \
+    || die "gateway.signIn did not reach the gateway"
+grep -q 'resources: \[subjectaccessreviews\]' <<<"$signin" || die "sign-in without the SubjectAccessReview permission"
+if grep -q 'subjectaccessreviews' "$WORK/rendered-defaults.yaml"; then die "the default values grant SubjectAccessReviews"; fi
+echo "ok: sign-in settings and their RBAC"
 # SQLite always runs one gateway replica.
 if ! "$HELM" template "$RELEASE" "$CHART" -n "$NAMESPACE" --kube-version "$KUBERNETES_VERSION" \
         --set gateway.replicas=4 --show-only templates/gateway/deployment.yaml | grep -q '^  replicas: 1$'; then

@@ -8,7 +8,8 @@
 # 2. ensures the Python venv with the real OpenAI SDK and pytest (scripts/venv.sh), finds helm for
 #    the chart RBAC test (installs it from the Go module proxy if it is nowhere) and builds gitops-diff,
 #    Argo CD's diff for test_gitops.py (e2e/gitops-diff/build.sh: cached in ~/.cache/switchboard/tools)
-#    and the OpenTelemetry Collector for test_operator_traces.py (scripts/otelcol.sh, cached there too),
+#    the OpenTelemetry Collector for test_operator_traces.py (scripts/otelcol.sh, cached there too)
+#    and Ory Hydra for test_sign_in_rbac.py (scripts/hydra.sh, likewise),
 # 3. starts a control plane in a fresh directory (e2e/controlplane.sh start DIR),
 # 4. runs pytest on e2e/tests, bounded by SWITCHBOARD_E2E_TIMEOUT seconds,
 # 5. always (success, failure, timeout, Ctrl-C) stops what it started: the operator and gateway
@@ -125,6 +126,7 @@ log "gitops-diff: $SWITCHBOARD_E2E_GITOPS_DIFF"
 
 log "building the OpenTelemetry Collector (cached)"
 "$root/scripts/otelcol.sh" build
+"$root/scripts/hydra.sh" >/dev/null
 
 dir=$(mktemp -d "${TMPDIR:-/tmp}/switchboard-e2e.XXXXXX")
 log "starting the control plane in $dir"

@@ -36,6 +36,7 @@ from e2e_harness import (
     Operator,
     TIMINGS,
     binary,
+    free_port,
     run,
     start_listening,
 
@@ -163,9 +164,12 @@ def start_gateway(cluster: Cluster, logs: Path) -> Iterator[Callable[..., Gatewa
     path = binary("switchboard-gateway")
     started: list[Gateway] = []
 
-    def start(namespace: str, kubeconfig: Path | None = None, args: list[str] | None = None) -> Gateway:
+    def start(
+        namespace: str, kubeconfig: Path | None = None, args: list[str] | None = None, admin: bool = False
+    ) -> Gateway:
         index = len(started)
         extra = args if args is not None else ["--configmap", CONFIGMAP]
+        admin_port = free_port() if admin else None
         database = logs / f"ledger-{index}.db"
         process, port = start_listening(
             f"gateway-{index}",
@@ -176,9 +180,9 @@ def start_gateway(cluster: Cluster, logs: Path) -> Iterator[Callable[..., Gatewa
                 *extra,
                 "--listen",
                 f"127.0.0.1:{port}",
-                # The admin API is not used here: any free port.
+                # The admin API, on a port of its own when the test uses it.
                 "--admin-listen",
-                "127.0.0.1:0",
+                f"127.0.0.1:{admin_port or 0}",
                 "--database-url",
                 f"sqlite://{database}?mode=rwc",
                 # Status (Budget spend, Tenant usage) every second instead of every 10.
@@ -192,7 +196,7 @@ def start_gateway(cluster: Cluster, logs: Path) -> Iterator[Callable[..., Gatewa
             cluster.pid_dir,
             env={"KUBECONFIG": str(kubeconfig or cluster.kubeconfig)},
         )
-        gateway = Gateway(process, port, namespace)
+        gateway = Gateway(process, port, namespace, admin_port)
         started.append(gateway)
         return gateway
 

@@ -517,6 +517,8 @@ class Gateway:
     process: Process
     port: int
     namespace: str
+    # The admin listener's port, when the test asked for it (start_gateway(admin=True)).
+    admin_port: int | None = None
 
     @property
     def base_url(self) -> str:

@@ -62,6 +62,7 @@ fn admin_api(state: &AppState) -> Router<AppState> {
         .route("/auth/login", get(signin::login))
         .route("/auth/callback", get(signin::callback))
         .route("/auth/me", get(signin::me))
+        .route("/auth/access", get(signin::access))
         .route("/auth/logout", post(signin::logout))
 }
 

@@ -84,11 +84,11 @@ async fn admin_caller(
             return Ok(AuditEvent::new("admin.request", "admin-token", "admin_token", &what, ""));
         }
     };
-    let (person, roles) = sign_in.person(headers).await?.ok_or(ApiError::MissingKey)?;
+    let person = sign_in.person(headers).await?.ok_or(ApiError::MissingKey)?;
     let mut event = AuditEvent::new("admin.request", person.name(), &person.issuer, &what, "");
     event.subject = Some(person.subject.clone());
     let scope = scope(uri.path(), uri.query());
-    if !roles.may(&scope) {
+    if !sign_in.may_read(&person, &scope).await? {
         event.outcome = "denied".into();
         event.detail =
             Some(format!("{} has no role that may read this ({scope:?}); see /auth/me", person.name()));

@@ -29,6 +29,7 @@ use crate::serving::live::LiveRuntime;
 use crate::serving::runtime::Runtime;
 use crate::settings::Settings;
 use crate::signin::SignIn;
+use crate::signin::cluster_roles::ClusterRoles;
 use crate::state::{AppState, Limits, Shared};
 use crate::stats::Stats;
 use crate::status;
@@ -143,7 +144,7 @@ pub async fn start(settings: &Settings) -> Result<RunningGateway, StartError> {
         Some(url) => RateLimiter::redis(url).await?,
         None => RateLimiter::local(),
     };
-    if let Some(client) = cluster {
+    if let Some(client) = cluster.clone() {
         let identity = settings.identity.clone().unwrap_or_else(host_name);
         let interval = Duration::from_secs(settings.status_interval_seconds.max(1));
         let namespace = settings.namespace.clone();
@@ -166,7 +167,14 @@ pub async fn start(settings: &Settings) -> Result<RunningGateway, StartError> {
         background.push(Background::Task(retention));
     }
     let sign_in = match settings.sign_in() {
-        Some(sign_in) => Some(Arc::new(SignIn::new(sign_in, db.clone()).map_err(StartError::SignIn)?)),
+        Some(sign_in) => {
+            let cluster_roles = cluster.clone().map(|client| {
+                let prefixes =
+                    (settings.kubernetes_user_prefix.clone(), settings.kubernetes_group_prefix.clone());
+                ClusterRoles::new(client, settings.namespace.clone(), prefixes.0, prefixes.1)
+            });
+            Some(Arc::new(SignIn::new(sign_in, db.clone(), cluster_roles).map_err(StartError::SignIn)?))
+        }
         None => None,
     };
     let tracer = Tracer::new(&settings.tracing)?;

@@ -139,9 +139,17 @@ pub struct Settings {
     #[arg(long, env = "SWITCHBOARD_OIDC_GROUPS_CLAIM", default_value = "groups")]
     pub oidc_groups_claim: String,
     /// YAML mapping people and groups to roles (platformAdmins, viewers, tenantAdmins);
-    /// docs/security.md.
+    /// docs/security.md. In cluster mode without it, the cluster's RBAC decides
+    /// (SubjectAccessReview).
     #[arg(long, env = "SWITCHBOARD_ROLES_FILE")]
     pub roles_file: Option<PathBuf>,
+    /// Prefixed to a signed-in person's e-mail to name them to the API server's RBAC, as its
+    /// `--oidc-username-prefix` does (for example `oidc:`).
+    #[arg(long, env = "SWITCHBOARD_KUBERNETES_USER_PREFIX", default_value = "")]
+    pub kubernetes_user_prefix: String,
+    /// Prefixed to their groups likewise (`--oidc-groups-prefix`).
+    #[arg(long, env = "SWITCHBOARD_KUBERNETES_GROUP_PREFIX", default_value = "")]
+    pub kubernetes_group_prefix: String,
     /// Days the audit trail keeps an event (0: forever).
     #[arg(long, env = "SWITCHBOARD_AUDIT_RETENTION_DAYS", default_value_t = 365)]
     pub audit_retention_days: u32,

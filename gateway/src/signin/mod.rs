@@ -4,6 +4,7 @@
 //! database behind an HttpOnly cookie, and roles from `--roles-file` ([`roles`]). Every sign-in,
 //! and every refused one, is in the audit trail.
 
+pub mod cluster_roles;
 pub mod roles;
 pub mod store;
 
@@ -23,7 +24,8 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use tokio::sync::OnceCell;
 
-use self::roles::{Roles, RolesFile};
+use self::cluster_roles::ClusterRoles;
+use self::roles::{Roles, RolesFile, Scope};
 use self::store::{Pending, Person, Store};
 use crate::audit::AuditEvent;
 use crate::db::{Database, now_ms};
@@ -62,36 +64,84 @@ struct Endpoints {
     token_endpoint: String,
 }
 
+/// Where people's roles come from.
+enum Authority {
+    /// `--roles-file`.
+    File(RolesFile),
+    /// The cluster's RBAC, through SubjectAccessReviews (in cluster mode without a roles file).
+    Cluster(ClusterRoles),
+}
+
 pub struct SignIn {
     settings: SignInSettings,
     store: Store,
-    roles: RolesFile,
+    authority: Authority,
     http: reqwest::Client,
     endpoints: OnceCell<Endpoints>,
 }
 
 impl SignIn {
-    pub fn new(settings: SignInSettings, db: Database) -> Result<SignIn, String> {
-        let roles = match &settings.roles_file {
-            Some(path) => RolesFile::load(path)?,
-            None => RolesFile::default(),
+    /// `cluster`: the API server and namespace of cluster mode, which decide roles unless a roles
+    /// file is given.
+    pub fn new(
+        settings: SignInSettings,
+        db: Database,
+        cluster: Option<ClusterRoles>,
+    ) -> Result<SignIn, String> {
+        let authority = match (&settings.roles_file, cluster) {
+            (Some(path), _) => Authority::File(RolesFile::load(path)?),
+            (None, Some(cluster)) => Authority::Cluster(cluster),
+            (None, None) => {
+                tracing::warn!("sign-in without --roles-file: signed-in people have no role");
+                Authority::File(RolesFile::default())
+            }
         };
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| e.to_string())?;
-        Ok(SignIn { settings, store: Store::new(db), roles, http, endpoints: OnceCell::new() })
+        Ok(SignIn { settings, store: Store::new(db), authority, http, endpoints: OnceCell::new() })
     }
 
-    /// The signed-in person of a request's session cookie, with their roles.
-    pub async fn person(&self, headers: &HeaderMap) -> Result<Option<(Person, Roles)>, ApiError> {
+    /// The signed-in person of a request's session cookie.
+    pub async fn person(&self, headers: &HeaderMap) -> Result<Option<Person>, ApiError> {
         let Some(id) = session_cookie(headers) else { return Ok(None) };
-        let person = self.store.person(id).await.map_err(|e| ApiError::Internal(format!("sessions: {e}")))?;
-        Ok(person.map(|person| {
-            let roles = self.roles.roles_of(&person);
-            (person, roles)
-        }))
+        self.store.person(id).await.map_err(|e| ApiError::Internal(format!("sessions: {e}")))
+    }
+
+    /// Whether `person` may read what `scope` covers.
+    pub async fn may_read(&self, person: &Person, scope: &Scope) -> Result<bool, ApiError> {
+        match &self.authority {
+            Authority::File(file) => Ok(file.roles_of(person).may(scope)),
+            Authority::Cluster(cluster) => cluster.may_read(person, scope).await,
+        }
+    }
+
+    /// What `person` may do with `tenant`: read its views, change it.
+    async fn access(&self, person: &Person, tenant: &str) -> Result<(bool, bool), ApiError> {
+        let read = self.may_read(person, &Scope::Tenant(tenant.to_owned())).await?;
+        let update = match &self.authority {
+            Authority::File(file) => {
+                let roles = file.roles_of(person);
+                roles.platform_admin || roles.tenant_admin.contains(tenant)
+            }
+            Authority::Cluster(cluster) => cluster.may_update(person, tenant).await?,
+        };
+        Ok((read, update))
+    }
+
+    /// `person`'s roles as `/auth/me` shows them. From the cluster's RBAC, tenant admin rights
+    /// cannot be listed (ask `/auth/access` per tenant).
+    async fn roles(&self, person: &Person) -> Result<Roles, ApiError> {
+        match &self.authority {
+            Authority::File(file) => Ok(file.roles_of(person)),
+            Authority::Cluster(cluster) => Ok(Roles {
+                platform_admin: cluster.may_read(person, &Scope::Platform).await?,
+                viewer: cluster.may_read(person, &Scope::Global).await?,
+                tenant_admin: Default::default(),
+            }),
+        }
     }
 
     async fn endpoints(&self) -> Result<&Endpoints, String> {
@@ -316,13 +366,46 @@ pub async fn me(State(state): State<AppState>, headers: HeaderMap) -> Response {
         Ok(sign_in) => sign_in,
         Err(error) => return error.into_response(),
     };
-    match sign_in.person(&headers).await {
-        Ok(Some((person, roles))) => Json(json!({
+    let person = match sign_in.person(&headers).await {
+        Ok(Some(person)) => person,
+        Ok(None) => return ApiError::MissingKey.into_response(),
+        Err(error) => return error.into_response(),
+    };
+    match sign_in.roles(&person).await {
+        Ok(roles) => Json(json!({
             "subject": person.subject, "email": person.email, "groups": person.groups,
             "issuer": person.issuer, "roles": roles,
         }))
         .into_response(),
-        Ok(None) => ApiError::MissingKey.into_response(),
+        Err(error) => error.into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct AccessParams {
+    tenant: String,
+}
+
+/// `GET /auth/access?tenant=NAME`: whether the signed-in person may read the tenant's views and
+/// change it (what a console asks before it offers an edit).
+pub async fn access(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(params): Query<AccessParams>,
+) -> Response {
+    let sign_in = match configured(&state) {
+        Ok(sign_in) => sign_in,
+        Err(error) => return error.into_response(),
+    };
+    let person = match sign_in.person(&headers).await {
+        Ok(Some(person)) => person,
+        Ok(None) => return ApiError::MissingKey.into_response(),
+        Err(error) => return error.into_response(),
+    };
+    match sign_in.access(&person, &params.tenant).await {
+        Ok((read, update)) => {
+            Json(json!({"tenant": params.tenant, "read": read, "update": update})).into_response()
+        }
         Err(error) => error.into_response(),
     }
 }
