@@ -54,7 +54,10 @@ def test_the_openai_sdk_calls_with_an_access_token(start_gateway, hydra: Hydra) 
     assert chunks
     assert {m.id for m in sdk.models.list()} >= {"demo-echo"}
 
-    rows = [r for r in gateway.ledger() if r["tenant"] == "platform-ci"]
+    # The ledger's writer batches rows off the request path: they may take a moment.
+    deadline = time.monotonic() + 10
+    while len(rows := [r for r in gateway.ledger() if r["tenant"] == "platform-ci"]) < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
     assert [(r["api_key"], r["status"]) for r in rows] == [("hydra", 200), ("hydra", 200)], rows
     # The token never reaches the log.
     assert token not in gateway.process.log_path.read_text()

@@ -14,7 +14,7 @@ use std::time::Duration;
 use std::net::SocketAddr;
 
 use axum::Extension;
-use axum::extract::{ConnectInfo, Query, State};
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Json, Response};
 use base64::Engine;
@@ -27,6 +27,7 @@ use tokio::sync::OnceCell;
 use self::cluster_roles::ClusterRoles;
 use self::roles::{Roles, RolesFile, Scope};
 use self::store::{Pending, Person, Store};
+use crate::api::params::{self, Params};
 use crate::audit::AuditEvent;
 use crate::db::{Database, now_ms};
 use crate::error::ApiError;
@@ -255,19 +256,10 @@ fn random_hex<const N: usize>() -> String {
     hex::encode(rand::random::<[u8; N]>())
 }
 
-#[derive(Deserialize)]
-pub struct LoginParams {
-    return_to: Option<String>,
-}
-
 /// `GET /auth/login`: off to the identity provider.
-pub async fn login(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Query(params): Query<LoginParams>,
-) -> Response {
-    let sign_in = match configured(&state) {
-        Ok(sign_in) => sign_in,
+pub async fn login(State(state): State<AppState>, headers: HeaderMap, params: Params) -> Response {
+    let (sign_in, mut params) = match configured(&state).and_then(|s| Ok((s, params::parse(params)?))) {
+        Ok(parsed) => parsed,
         Err(error) => return error.into_response(),
     };
     let endpoints = match sign_in.endpoints().await {
@@ -275,8 +267,8 @@ pub async fn login(
         Err(problem) => return ApiError::IdentityUnavailable(problem).into_response(),
     };
     // Back to a path of this gateway only: never an open redirect.
-    let return_to =
-        params.return_to.filter(|to| to.starts_with('/') && !to.starts_with("//")).unwrap_or("/".into());
+    let return_to = params.remove("return_to").filter(|to| to.starts_with('/') && !to.starts_with("//"));
+    let return_to = return_to.unwrap_or_else(|| "/".into());
     let verifier = URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>());
     let pending = Pending { nonce: random_hex::<16>(), verifier, return_to };
     let state_token = random_hex::<16>();
@@ -299,23 +291,15 @@ pub async fn login(
     redirect(&format!("{}{separator}{query}", endpoints.authorization_endpoint), None)
 }
 
-#[derive(Deserialize)]
-pub struct CallbackParams {
-    code: Option<String>,
-    state: Option<String>,
-    error: Option<String>,
-    error_description: Option<String>,
-}
-
 /// `GET /auth/callback`: back from the identity provider with a code, or why not.
 pub async fn callback(
     State(state): State<AppState>,
     headers: HeaderMap,
     source: Option<Extension<ConnectInfo<SocketAddr>>>,
-    Query(params): Query<CallbackParams>,
+    params: Params,
 ) -> Response {
-    let sign_in = match configured(&state) {
-        Ok(sign_in) => sign_in,
+    let (sign_in, mut params) = match configured(&state).and_then(|s| Ok((s, params::parse(params)?))) {
+        Ok(parsed) => parsed,
         Err(error) => return error.into_response(),
     };
     let source = source.map(|Extension(ConnectInfo(peer))| peer.ip().to_string());
@@ -327,10 +311,11 @@ pub async fn callback(
         state.audit.record(event);
         ApiError::BadRequest(format!("sign-in failed: {reason}"), Some("sign_in_failed")).into_response()
     };
-    if let Some(error) = params.error {
-        return refuse("unknown", format!("{error}: {}", params.error_description.unwrap_or_default()));
+    if let Some(error) = params.remove("error") {
+        let description = params.remove("error_description").unwrap_or_default();
+        return refuse("unknown", format!("{error}: {description}"));
     }
-    let (Some(code), Some(state_token)) = (params.code, params.state) else {
+    let (Some(code), Some(state_token)) = (params.remove("code"), params.remove("state")) else {
         return refuse("unknown", "no code or state".into());
     };
     let pending = match sign_in.store.finish(&state_token).await {
@@ -381,20 +366,16 @@ pub async fn me(State(state): State<AppState>, headers: HeaderMap) -> Response {
     }
 }
 
-#[derive(Deserialize)]
-pub struct AccessParams {
-    tenant: String,
-}
-
 /// `GET /auth/access?tenant=NAME`: whether the signed-in person may read the tenant's views and
 /// change it (what a console asks before it offers an edit).
-pub async fn access(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Query(params): Query<AccessParams>,
-) -> Response {
-    let sign_in = match configured(&state) {
-        Ok(sign_in) => sign_in,
+pub async fn access(State(state): State<AppState>, headers: HeaderMap, params: Params) -> Response {
+    let tenant = configured(&state).and_then(|s| {
+        let mut params = params::parse(params)?;
+        let tenant = params.remove("tenant").ok_or_else(|| params::bad("`tenant` is required".into()))?;
+        Ok((s, params::name("tenant", tenant)?))
+    });
+    let (sign_in, tenant) = match tenant {
+        Ok(found) => found,
         Err(error) => return error.into_response(),
     };
     let person = match sign_in.person(&headers).await {
@@ -402,10 +383,8 @@ pub async fn access(
         Ok(None) => return ApiError::MissingKey.into_response(),
         Err(error) => return error.into_response(),
     };
-    match sign_in.access(&person, &params.tenant).await {
-        Ok((read, update)) => {
-            Json(json!({"tenant": params.tenant, "read": read, "update": update})).into_response()
-        }
+    match sign_in.access(&person, &tenant).await {
+        Ok((read, update)) => Json(json!({"tenant": tenant, "read": read, "update": update})).into_response(),
         Err(error) => error.into_response(),
     }
 }
