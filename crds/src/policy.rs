@@ -9,8 +9,8 @@
 //! - `models`: the models allowed, a set or array of names;
 //! - `max_tokens`: a cap on the reply's tokens (the request's own limit is lowered to it, or set).
 //!
-//! The gateway evaluates one entry point that gathers the three ([`ENTRYPOINT`]), so a request
-//! costs one evaluation per policy.
+//! The gateway evaluates one entry point, the package as a whole ([`ENTRYPOINT`]), so a request
+//! costs one evaluation per policy; rules a policy leaves undefined are absent from it.
 
 use std::num::NonZeroU32;
 use std::time::Duration;
@@ -22,16 +22,9 @@ use regorus::{CompiledPolicy, Engine};
 const PACKAGE: &str = "data.switchboard";
 /// The rule the gateway evaluates, in a module of its own next to the policy.
 pub const ENTRYPOINT: &str = "data.switchboard_gateway.decision";
-const ENTRYPOINT_MODULE: &str = r#"package switchboard_gateway
-
-import rego.v1
-
-decision := {
-	"deny": [reason | some reason in object.get(data.switchboard, "deny", set())],
-	"models": object.get(data.switchboard, "models", null),
-	"max_tokens": object.get(data.switchboard, "max_tokens", null),
-}
-"#;
+/// The whole package: its rules that are defined, by name. A third cheaper to evaluate than
+/// gathering the three rules with `object.get` (9.3 against 12.7 us for bench/policy.rego).
+const ENTRYPOINT_MODULE: &str = "package switchboard_gateway\n\ndecision := data.switchboard\n";
 /// The longest policy accepted (the CRD says the same).
 pub const MAX_POLICY_BYTES: usize = 64 * 1024;
 /// An evaluation that runs longer is stopped, and the request refused.
@@ -86,13 +79,13 @@ max_tokens := 256 if input.endpoint == "mcp"
         assert_eq!(models, ["medium", "small"]);
         let decision = decide(rego, serde_json::json!({"stream": false, "key": "batch", "endpoint": "chat"}));
         assert_eq!(decision["deny"], serde_json::json!([]));
-        assert_eq!(decision["max_tokens"], serde_json::Value::Null);
+        assert_eq!(decision.get("max_tokens"), None);
     }
 
     #[test]
     fn an_empty_policy_allows() {
         let decision = decide("package switchboard\n", serde_json::json!({}));
-        assert_eq!(decision, serde_json::json!({"deny": [], "models": null, "max_tokens": null}));
+        assert_eq!(decision, serde_json::json!({}));
     }
 
     #[test]
