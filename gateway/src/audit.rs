@@ -12,7 +12,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 use tokio::sync::mpsc;
 
-use crate::db::{Bind, Conditions, Database, now_ms, row_placeholders};
+use crate::db::{Bind, Conditions, Database, now_ms, page_of, row_placeholders};
 use crate::metrics::Metrics;
 
 /// Events waiting for the database at most.
@@ -152,13 +152,8 @@ impl Audit {
             limit + 1
         );
         let rows = conditions.query(&sql).fetch_all(self.db.pool()).await?;
-        let mut data = rows.iter().map(event).collect::<Result<Vec<_>, _>>()?;
-        let next_cursor = if data.len() > limit as usize {
-            data.truncate(limit as usize);
-            data.last().map(|last| last.id.clone())
-        } else {
-            None
-        };
+        let rows = rows.iter().map(event).collect::<Result<Vec<_>, _>>()?;
+        let (data, next_cursor) = page_of(rows, limit, |last| last.id.clone());
         Ok(Page { data, next_cursor })
     }
 

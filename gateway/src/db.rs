@@ -92,6 +92,18 @@ async fn migrate(pool: &AnyPool, dialect: Dialect) -> Result<(), DatabaseError> 
     Ok(())
 }
 
+/// A page of at most `limit` rows out of the `limit + 1` a query asked for, newest first, and the
+/// cursor to the next page (the last row's id) when there is one more.
+pub fn page_of<T>(mut rows: Vec<T>, limit: u32, id: impl Fn(&T) -> String) -> (Vec<T>, Option<String>) {
+    let limit = limit as usize;
+    if rows.len() <= limit {
+        return (rows, None);
+    }
+    rows.truncate(limit);
+    let next = rows.last().map(id);
+    (rows, next)
+}
+
 /// `items` in runs whose lengths are powers of two, at most `max`: a multi-row statement then has
 /// one of a few shapes, each prepared once and kept in the connection's statement cache, instead
 /// of a new text (parsed and planned again) for every batch size.

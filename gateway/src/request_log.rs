@@ -10,7 +10,7 @@ use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 use switchboard_crds::decimal::NanoUsd;
 
-use crate::db::{Bind, Conditions, Database, Dialect, row_placeholders, shaped_chunks};
+use crate::db::{Bind, Conditions, Database, Dialect, page_of, row_placeholders, shaped_chunks};
 use crate::record::{Attempt, LedgerRecord, USAGE_COLUMNS, saturating};
 
 /// Rows per page at most.
@@ -207,13 +207,8 @@ impl RequestLog {
         );
         let query = conditions.query(&sql);
         let rows = query.fetch_all(self.db.pool()).await?;
-        let mut data = rows.iter().map(row).collect::<Result<Vec<_>, _>>()?;
-        let next_cursor = if data.len() > limit as usize {
-            data.truncate(limit as usize);
-            data.last().map(|last| last.id.clone())
-        } else {
-            None
-        };
+        let rows = rows.iter().map(row).collect::<Result<Vec<_>, _>>()?;
+        let (data, next_cursor) = page_of(rows, limit, |last| last.id.clone());
         Ok(Page { data, next_cursor })
     }
 

@@ -39,11 +39,11 @@ class Hydra:
         return self.public
 
     def client(self, audience: str) -> OAuthClient:
-        body = {
-            "grant_types": ["client_credentials"],
-            "audience": [audience],
-            "token_endpoint_auth_method": "client_secret_basic",
-        }
+        """A client for the client-credentials grant, allowed `audience`."""
+        return self.register({"grant_types": ["client_credentials"], "audience": [audience]})
+
+    def register(self, body: dict) -> OAuthClient:
+        body = {**body, "token_endpoint_auth_method": "client_secret_basic"}
         status, _, raw = http("POST", f"{self.admin}/admin/clients", body, {"content-type": "application/json"})
         assert status == 201, raw
         created = json.loads(raw)
@@ -59,17 +59,12 @@ class Hydra:
 
     def web_client(self) -> OAuthClient:
         """A client for the authorization code flow (its redirect URI is set later, `redirect_to`)."""
-        body = {
+        return self.register({
             "grant_types": ["authorization_code"],
             "response_types": ["code"],
             "scope": "openid email profile",
             "redirect_uris": ["http://127.0.0.1:9/unset"],
-            "token_endpoint_auth_method": "client_secret_basic",
-        }
-        status, _, raw = http("POST", f"{self.admin}/admin/clients", body, {"content-type": "application/json"})
-        assert status == 201, raw
-        created = json.loads(raw)
-        return OAuthClient(created["client_id"], created["client_secret"])
+        })
 
     def redirect_to(self, client: OAuthClient, uri: str) -> None:
         patch = [{"op": "replace", "path": "/redirect_uris", "value": [uri]}]

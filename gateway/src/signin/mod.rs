@@ -347,46 +347,36 @@ pub async fn callback(
 
 /// `GET /auth/me`: who is signed in, and their roles.
 pub async fn me(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let sign_in = match configured(&state) {
-        Ok(sign_in) => sign_in,
-        Err(error) => return error.into_response(),
-    };
-    let person = match sign_in.person(&headers).await {
-        Ok(Some(person)) => person,
-        Ok(None) => return ApiError::MissingKey.into_response(),
-        Err(error) => return error.into_response(),
-    };
-    match sign_in.roles(&person).await {
-        Ok(roles) => Json(json!({
+    let answer = async {
+        let (sign_in, person) = signed_in(&state, &headers).await?;
+        let roles = sign_in.roles(&person).await?;
+        Ok::<_, ApiError>(json!({
             "subject": person.subject, "email": person.email, "groups": person.groups,
             "issuer": person.issuer, "roles": roles,
         }))
-        .into_response(),
-        Err(error) => error.into_response(),
-    }
+    };
+    answer.await.map_or_else(IntoResponse::into_response, |body| Json(body).into_response())
 }
 
 /// `GET /auth/access?tenant=NAME`: whether the signed-in person may read the tenant's views and
 /// change it (what a console asks before it offers an edit).
 pub async fn access(State(state): State<AppState>, headers: HeaderMap, params: Params) -> Response {
-    let tenant = configured(&state).and_then(|s| {
+    let answer = async {
         let mut params = params::parse(params)?;
         let tenant = params.remove("tenant").ok_or_else(|| params::bad("`tenant` is required".into()))?;
-        Ok((s, params::name("tenant", tenant)?))
-    });
-    let (sign_in, tenant) = match tenant {
-        Ok(found) => found,
-        Err(error) => return error.into_response(),
+        let tenant = params::name("tenant", tenant)?;
+        let (sign_in, person) = signed_in(&state, &headers).await?;
+        let (read, update) = sign_in.access(&person, &tenant).await?;
+        Ok::<_, ApiError>(json!({"tenant": tenant, "read": read, "update": update}))
     };
-    let person = match sign_in.person(&headers).await {
-        Ok(Some(person)) => person,
-        Ok(None) => return ApiError::MissingKey.into_response(),
-        Err(error) => return error.into_response(),
-    };
-    match sign_in.access(&person, &tenant).await {
-        Ok((read, update)) => Json(json!({"tenant": tenant, "read": read, "update": update})).into_response(),
-        Err(error) => error.into_response(),
-    }
+    answer.await.map_or_else(IntoResponse::into_response, |body| Json(body).into_response())
+}
+
+/// Sign-in, and the person the request's session names (401 without one).
+async fn signed_in<'a>(state: &'a AppState, headers: &HeaderMap) -> Result<(&'a SignIn, Person), ApiError> {
+    let sign_in = configured(state)?;
+    let person = sign_in.person(headers).await?.ok_or(ApiError::MissingKey)?;
+    Ok((sign_in, person))
 }
 
 /// `POST /auth/logout`: the session ends, the cookie goes.
