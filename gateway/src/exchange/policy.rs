@@ -33,7 +33,7 @@ pub fn enforce(
     }
     let input = regorus::Value::from(input(caller, fields, route, endpoint, persona));
     for compiled in applying {
-        let decision = compiled.policy.eval_with_input(input.clone()).map_err(|error| {
+        let decision = compiled.decide(input.clone()).map_err(|error| {
             tracing::warn!(policy = %compiled.owner, %error, "a policy could not be evaluated; the request is refused");
             ApiError::PolicyDenied(format!("the policy of {} could not be evaluated", compiled.owner))
         })?;
