@@ -12,6 +12,7 @@ pub mod db;
 pub mod drain;
 pub mod error;
 pub mod exchange;
+pub mod guardrails;
 pub mod identity;
 pub mod ledger;
 pub mod listener;

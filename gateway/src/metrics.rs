@@ -29,6 +29,7 @@ pub struct Metrics {
     ledger_backlog: IntGauge,
     budget_warnings: IntCounterVec,
     audit_dropped: IntCounter,
+    guardrail_hits: IntCounterVec,
     /// The GenAI conventions' metrics, in a registry of their own: their names take no prefix.
     genai_registry: Registry,
     genai: GenAiMetrics,
@@ -102,6 +103,14 @@ impl Metrics {
             "audit_dropped_total",
             "Audit rows not written because the audit queue was full (their log lines were written)",
         )?;
+        let guardrail_hits = IntCounterVec::new(
+            Opts::new(
+                "guardrail_hits_total",
+                "Personal data and secrets found in requests a policy applied to, by kind and action \
+                 (detected, redacted); never the text",
+            ),
+            &["kind", "action"],
+        )?;
         let budget_warnings = IntCounterVec::new(
             Opts::new(
                 "budget_warnings_total",
@@ -127,6 +136,7 @@ impl Metrics {
             Box::new(ledger_backlog.clone()),
             Box::new(budget_warnings.clone()),
             Box::new(audit_dropped.clone()),
+            Box::new(guardrail_hits.clone()),
         ] {
             registry.register(collector)?;
         }
@@ -152,7 +162,13 @@ impl Metrics {
             ledger_backlog,
             budget_warnings,
             audit_dropped,
+            guardrail_hits,
         })
+    }
+
+    /// Guardrail hits of one kind: `detected` in a request, or `redacted` from it.
+    pub fn guardrail(&self, kind: &str, action: &str, count: u32) {
+        self.guardrail_hits.with_label_values(&[kind, action]).inc_by(u64::from(count));
     }
 
     /// An audit row the full queue could not take.

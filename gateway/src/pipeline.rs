@@ -77,7 +77,7 @@ fn begin(
 ) -> Result<(Arc<Exchange>, Option<Turn>), ApiError> {
     let turn = Turn::resolve(&auth.runtime, &auth.caller, request, headers)?;
     let persona_name = turn.as_ref().map(|t| t.persona.name.as_str());
-    enforce_policies(&auth.runtime, &auth.caller, request, endpoint, persona_name)?;
+    enforce_policies(&auth.runtime, &state.metrics, &auth.caller, request, endpoint, persona_name)?;
     let (persona, context_bytes) =
         turn.as_ref().map_or((None, 0), |t| (Some(t.persona.as_ref()), t.context_bound()));
     let exchange = Exchange::begin(state, auth, request, endpoint, headers, persona, context_bytes)?;

@@ -34,6 +34,10 @@ spec:
       }
       models := {"fake-model", "claude-fake", "small-model"}
       max_tokens := 64
+
+      # Guardrails: what the detectors found in the messages, and what to take out of them.
+      deny contains "no payment card numbers, please" if input.detected.payment_card > 0
+      redact := {"email", "api_key"}
 "#;
 
 const BASE_TENANT_REMOVED: &str = "# the team tenant lives in policies.yaml\n";
@@ -106,6 +110,39 @@ async fn policies_allow_deny_restrict_models_and_cap_tokens() {
         log["data"].as_array().unwrap().iter().filter(|r| r["error_code"] == "policy_denied").count() == 4
     })
     .await;
+}
+
+#[tokio::test]
+async fn guardrails_deny_and_redact_for_a_policy() {
+    let h = start().await;
+    let card = json!({"model": "fake-model", "messages": [{"role": "user", "content": "bill my card 4111 1111 1111 1111"}]});
+    let (status, code, message) = refused(&h, &card).await;
+    assert_eq!((status, code.as_str()), (403, "policy_denied"));
+    assert!(message.ends_with("no payment card numbers, please"), "{message}");
+    // A number that fails the Luhn check is no card.
+    let not_a_card = json!({"model": "fake-model", "messages": [{"role": "user", "content": "order 4111 1111 1111 1112"}]});
+    assert_eq!(h.post("/v1/chat/completions", TEAM_KEY, &not_a_card).await.status(), 200);
+
+    let secrets = json!({"model": "fake-model", "messages": [
+        {"role": "system", "content": "escalate to ops@example.com"},
+        {"role": "user", "content": [{"type": "text", "text": "my key is sk-proj-abcdefghijklmnopqrstuvwx1234, mail grace@example.org"}]},
+    ]});
+    assert_eq!(h.post("/v1/chat/completions", TEAM_KEY, &secrets).await.status(), 200);
+    let sent = h.upstream.requests().last().unwrap().body.clone();
+    assert_eq!(sent["messages"][0]["content"], "escalate to [REDACTED:email]");
+    assert_eq!(
+        sent["messages"][1]["content"][0]["text"],
+        "my key is [REDACTED:api_key], mail [REDACTED:email]"
+    );
+    let metrics = h.metrics().await;
+    for line in [
+        "switchboard_guardrail_hits_total{action=\"redacted\",kind=\"email\"} 2",
+        "switchboard_guardrail_hits_total{action=\"redacted\",kind=\"api_key\"} 1",
+        "switchboard_guardrail_hits_total{action=\"detected\",kind=\"payment_card\"} 1",
+    ] {
+        assert!(metrics.contains(line), "no {line}");
+    }
+    assert!(!metrics.contains("grace@example.org") && !metrics.contains("sk-proj-"));
 }
 
 #[tokio::test]

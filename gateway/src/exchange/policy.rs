@@ -2,12 +2,16 @@
 //! what is asked, before any rate limit, budget or backend is touched. A policy denies (any
 //! `deny` reason, or a model outside its `models`) or caps the reply (`max_tokens`, written into
 //! the request before the estimates and the budget reservation see it). A policy that cannot be
-//! evaluated refuses the request: a policy never fails open.
+//! evaluated refuses the request: a policy never fails open. Policies see what the guardrails
+//! detect in the messages (`input.detected`, counts by kind) and may have kinds replaced before
+//! the upstream call (`redact`).
 
 use serde_json::{Map, Value, json};
 
 use super::Endpoint;
 use crate::error::ApiError;
+use crate::guardrails::{self, Kind};
+use crate::metrics::Metrics;
 use crate::serving::policies::Compiled;
 use crate::serving::runtime::{Caller, Runtime};
 use crate::usage::input_tokens_at_most;
@@ -16,6 +20,7 @@ use crate::usage::input_tokens_at_most;
 /// and applies their cap on output tokens to it.
 pub fn enforce(
     runtime: &Runtime,
+    metrics: &Metrics,
     caller: &Caller,
     request: &mut Value,
     endpoint: Endpoint,
@@ -31,7 +36,11 @@ pub fn enforce(
     if applying.peek().is_none() {
         return Ok(());
     }
-    let input = regorus::Value::from(input(caller, fields, route, endpoint, persona));
+    let detected = guardrails::detect(fields.get("messages"));
+    count(metrics, &detected, "detected");
+    let mut input = input(caller, fields, route, endpoint, persona);
+    input["detected"] = guardrails::as_input(&detected);
+    let input = regorus::Value::from(input);
     for compiled in applying {
         let decision = compiled.decide(input.clone()).map_err(|error| {
             tracing::warn!(policy = %compiled.owner, %error, "a policy could not be evaluated; the request is refused");
@@ -39,8 +48,36 @@ pub fn enforce(
         })?;
         let decision = serde_json::to_value(decision).unwrap_or_default();
         apply(compiled, &decision, fields)?;
+        let redacted = guardrails::redact(fields, &redacted_kinds(compiled, &decision)?);
+        count(metrics, &redacted, "redacted");
     }
     Ok(())
+}
+
+/// The detectors a decision's `redact` names.
+fn redacted_kinds(compiled: &Compiled, decision: &Value) -> Result<Vec<Kind>, ApiError> {
+    let names = decision["redact"].as_array().into_iter().flatten();
+    names
+        .map(|name| {
+            name.as_str().and_then(Kind::named).ok_or_else(|| {
+                let known: Vec<&str> = Kind::ALL.iter().map(|kind| kind.name()).collect();
+                let message = format!(
+                    "the policy of {} asks to redact {name}, not one of {}",
+                    compiled.owner,
+                    known.join(", ")
+                );
+                ApiError::PolicyDenied(message)
+            })
+        })
+        .collect()
+}
+
+fn count(metrics: &Metrics, counts: &guardrails::Counts, action: &str) {
+    for kind in Kind::ALL {
+        if counts[kind as usize] > 0 {
+            metrics.guardrail(kind.name(), action, counts[kind as usize]);
+        }
+    }
 }
 
 /// What a policy sees: the caller, the request's shape and its estimates; never the messages.
