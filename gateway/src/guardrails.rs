@@ -107,7 +107,7 @@ fn luhn(digits: &[char]) -> bool {
             if i % 2 == 1 { if d * 2 > 9 { d * 2 - 9 } else { d * 2 } } else { d }
         })
         .sum();
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 /// The IBAN check: the country and check digits moved to the end, letters as numbers, mod 97 = 1.
