@@ -19,6 +19,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Json, Response};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use futures::StreamExt;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -163,20 +164,26 @@ impl SignIn {
             .await
     }
 
+    /// The provider's answer, read no further than [`MAX_RESPONSE_BYTES`]; an error status with
+    /// the start of its body.
     async fn get_bounded(&self, request: reqwest::RequestBuilder) -> Result<Vec<u8>, String> {
         let response = request.send().await.map_err(|e| e.to_string())?;
         let status = response.status();
-        let body = response.bytes().await.map_err(|e| e.to_string())?;
-        if body.len() > MAX_RESPONSE_BYTES {
-            return Err(format!("the identity provider answered more than {MAX_RESPONSE_BYTES} bytes"));
+        let mut body = Vec::new();
+        let mut chunks = response.bytes_stream();
+        while let Some(chunk) = chunks.next().await {
+            let chunk = chunk.map_err(|e| e.to_string())?;
+            if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
+                return Err(format!("the identity provider answered more than {MAX_RESPONSE_BYTES} bytes"));
+            }
+            body.extend_from_slice(&chunk);
         }
         if !status.is_success() {
-            return Err(format!(
-                "the identity provider answered {status}: {}",
-                String::from_utf8_lossy(&body)
-            ));
+            let mut text = String::from_utf8_lossy(&body).into_owned();
+            crate::redact::truncate_to(&mut text, 500);
+            return Err(format!("the identity provider answered {status}: {text}"));
         }
-        Ok(body.to_vec())
+        Ok(body)
     }
 
     fn redirect_uri(&self, headers: &HeaderMap) -> String {
