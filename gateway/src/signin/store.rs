@@ -103,7 +103,12 @@ impl Store {
              VALUES ({})",
             values.join(", ")
         );
-        c.query(&sql).execute(self.db.pool()).await.map(|_| ())
+        c.query(&sql).execute(self.db.pool()).await?;
+        // Expired sessions are forgotten as new ones open.
+        let mut old = Conditions::new(self.db.dialect());
+        old.compare("expires_at_ms", "<", Bind::Int(now_ms()));
+        let sql = format!("DELETE FROM sign_in_sessions {}", old.clause());
+        old.query(&sql).execute(self.db.pool()).await.map(|_| ())
     }
 
     /// The person of an unexpired session.
