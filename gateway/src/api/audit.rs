@@ -32,13 +32,7 @@ fn filter(params: Params) -> Result<Filter, ApiError> {
             "actor" => filter.actor = Some(params::name(&name, value)?),
             "since_ms" => filter.since_ms = Some(params::integer(&name, &value)?),
             "cursor" => filter.before = Some(value.parse::<Cursor>().map_err(bad)?.0),
-            "limit" => {
-                filter.limit = value
-                    .parse()
-                    .ok()
-                    .filter(|limit| (1..=MAX_PAGE).contains(limit))
-                    .ok_or_else(|| bad(format!("limit must be 1 to {MAX_PAGE}")))?;
-            }
+            "limit" => filter.limit = params::limit(&value, MAX_PAGE)?,
             other => return Err(bad(format!("unknown parameter `{other}`"))),
         }
     }

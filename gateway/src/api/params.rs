@@ -34,6 +34,15 @@ pub fn name(parameter: &str, value: String) -> Result<String, ApiError> {
     Ok(value)
 }
 
+/// A page or series size from 1 to `max`.
+pub fn limit<T>(value: &str, max: T) -> Result<T, ApiError>
+where
+    T: std::str::FromStr + PartialOrd + From<u8> + std::fmt::Display + Copy,
+{
+    let within = |limit: &T| *limit >= T::from(1) && *limit <= max;
+    value.parse().ok().filter(within).ok_or_else(|| bad(format!("limit must be 1 to {max}")))
+}
+
 pub fn integer(parameter: &str, value: &str) -> Result<i64, ApiError> {
     value.parse().map_err(|_| bad(format!("{parameter} must be an integer")))
 }

@@ -74,13 +74,7 @@ fn filter(params: Params, own_tenant: Option<&str>) -> Result<Filter, ApiError> 
             "since_ms" => filter.since_ms = Some(params::integer(&name, &value)?),
             "until_ms" => filter.until_ms = Some(params::integer(&name, &value)?),
             "cursor" => filter.before = Some(value.parse().map_err(bad)?),
-            "limit" => {
-                filter.limit = value
-                    .parse()
-                    .ok()
-                    .filter(|limit| (1..=crate::request_log::MAX_PAGE).contains(limit))
-                    .ok_or_else(|| bad(format!("limit must be 1 to {}", crate::request_log::MAX_PAGE)))?;
-            }
+            "limit" => filter.limit = params::limit(&value, crate::request_log::MAX_PAGE)?,
             other => return Err(bad(format!("unknown parameter `{other}`"))),
         }
     }

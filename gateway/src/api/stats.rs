@@ -116,13 +116,7 @@ fn stats_query(params: Params, own_tenant: Option<&str>) -> Result<StatsQuery, A
             "model" => query.model = Some(params::name(&name, value)?),
             "route" => query.route = Some(params::name(&name, value)?),
             "persona" => query.persona = Some(params::name(&name, value)?),
-            "limit" => {
-                query.limit = value
-                    .parse()
-                    .ok()
-                    .filter(|limit| (1..=MAX_SERIES).contains(limit))
-                    .ok_or_else(|| bad(format!("limit must be 1 to {MAX_SERIES}")))?;
-            }
+            "limit" => query.limit = params::limit(&value, MAX_SERIES)?,
             other => return Err(bad(format!("unknown parameter `{other}`"))),
         }
     }

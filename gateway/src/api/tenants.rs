@@ -220,13 +220,7 @@ fn page_params(params: Params) -> Result<(String, Option<String>, usize), ApiErr
         match name.as_str() {
             "prefix" => prefix = params::name(&name, value)?,
             "cursor" => cursor = Some(params::name(&name, value)?),
-            "limit" => {
-                limit = value
-                    .parse()
-                    .ok()
-                    .filter(|limit| (1..=MAX_PAGE).contains(limit))
-                    .ok_or_else(|| bad(format!("limit must be 1 to {MAX_PAGE}")))?;
-            }
+            "limit" => limit = params::limit(&value, MAX_PAGE)?,
             other => return Err(bad(format!("unknown parameter `{other}`"))),
         }
     }

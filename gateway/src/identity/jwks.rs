@@ -171,15 +171,7 @@ impl KeyCache {
         if !status.is_success() {
             return Err(format!("GET {url}: HTTP {status}"));
         }
-        let mut body = Vec::new();
-        let mut chunks = response.bytes_stream();
-        while let Some(chunk) = chunks.next().await {
-            let chunk = chunk.map_err(|e| format!("GET {url}: {e}"))?;
-            if body.len() + chunk.len() > MAX_DOCUMENT_BYTES {
-                return Err(format!("GET {url}: larger than {MAX_DOCUMENT_BYTES} bytes"));
-            }
-            body.extend_from_slice(&chunk);
-        }
+        let body = read_bounded(response, MAX_DOCUMENT_BYTES).await.map_err(|e| format!("GET {url}: {e}"))?;
         serde_json::from_slice(&body).map_err(|e| format!("GET {url}: not JSON: {e}"))
     }
 
@@ -195,6 +187,20 @@ impl KeyCache {
         }
         serde_json::from_str(&text).map_err(|e| format!("GET {path}: not JSON: {e}"))
     }
+}
+
+/// An identity provider's answer, read no further than `max` bytes as it streams in.
+pub async fn read_bounded(response: reqwest::Response, max: usize) -> Result<Vec<u8>, String> {
+    let mut body = Vec::new();
+    let mut chunks = response.bytes_stream();
+    while let Some(chunk) = chunks.next().await {
+        let chunk = chunk.map_err(|e| e.to_string())?;
+        if body.len() + chunk.len() > max {
+            return Err(format!("larger than {max} bytes"));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 impl IssuerKeys {

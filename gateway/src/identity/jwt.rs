@@ -73,19 +73,7 @@ impl TokenVerifier {
         runtime: &Runtime,
         audience: Audience<'_>,
     ) -> Result<Arc<Caller>, ApiError> {
-        if token.len() > MAX_TOKEN_BYTES {
-            return Err(invalid(format!("longer than {MAX_TOKEN_BYTES} bytes")));
-        }
-        let header = decode_header(token).map_err(|e| {
-            invalid(format!("its header cannot be read ({e}); accepted algorithms: {}", allowed_names()))
-        })?;
-        if !ALLOWED.contains(&header.alg) {
-            return Err(invalid(format!(
-                "algorithm {:?} is not accepted; use one of {}",
-                header.alg,
-                allowed_names()
-            )));
-        }
+        let header = checked_header(token)?;
         let unverified: Map<String, Value> = jsonwebtoken::dangerous::insecure_decode_claims(token)
             .map_err(|e| invalid(format!("its claims cannot be read: {e}")))?;
         let issuer =
@@ -95,7 +83,7 @@ impl TokenVerifier {
             let source =
                 KeySource::Http { issuer: issuer.to_owned(), jwks_uri: first.issuer.jwks_uri.clone() };
             let claims = self.verified(token, &header, &source).await?;
-            return caller_of_issuer(trusting, &claims, audience).map(Arc::new);
+            return caller_of_issuer(trusting, claims, audience).map(Arc::new);
         }
         if let Some(accepted) = &self.service_account_audience
             && unverified.contains_key(KUBERNETES_CLAIM)
@@ -105,7 +93,7 @@ impl TokenVerifier {
                 Audience::OfTenant => accepted,
                 Audience::Resource(resource) => resource,
             };
-            return service_account_caller(&claims, audience, runtime).map(Arc::new);
+            return service_account_caller(claims, audience, runtime).map(Arc::new);
         }
         Err(invalid(format!("no tenant trusts its issuer {:?}", shortened(issuer))))
     }
@@ -118,13 +106,7 @@ impl TokenVerifier {
         issuer: &str,
         client_id: &str,
     ) -> Result<Map<String, Value>, ApiError> {
-        if token.len() > MAX_TOKEN_BYTES {
-            return Err(invalid(format!("longer than {MAX_TOKEN_BYTES} bytes")));
-        }
-        let header = decode_header(token).map_err(|e| invalid(format!("its header cannot be read ({e})")))?;
-        if !ALLOWED.contains(&header.alg) {
-            return Err(invalid(format!("algorithm {:?} is not accepted", header.alg)));
-        }
+        let header = checked_header(token)?;
         let source = KeySource::Http { issuer: issuer.to_owned(), jwks_uri: None };
         let claims = self.verified(token, &header, &source).await?;
         if !has_audience(&claims, client_id) {
@@ -169,21 +151,36 @@ impl TokenVerifier {
     }
 }
 
+/// The header of a token of bounded size with an allowed algorithm (never `none`, never HMAC).
+fn checked_header(token: &str) -> Result<Header, ApiError> {
+    if token.len() > MAX_TOKEN_BYTES {
+        return Err(invalid(format!("longer than {MAX_TOKEN_BYTES} bytes")));
+    }
+    let header = decode_header(token).map_err(|e| {
+        invalid(format!("its header cannot be read ({e}); accepted algorithms: {}", allowed_names()))
+    })?;
+    if !ALLOWED.contains(&header.alg) {
+        let message = format!("algorithm {:?} is not accepted; use one of {}", header.alg, allowed_names());
+        return Err(invalid(message));
+    }
+    Ok(header)
+}
+
 /// The one tenant among those trusting the issuer whose audience and required claims the token
 /// meets. None, or several, is a refusal: a token must never pick its tenant by accident.
 fn caller_of_issuer(
     trusting: &[Arc<Trust>],
-    claims: &Map<String, Value>,
+    claims: Map<String, Value>,
     audience: Audience<'_>,
 ) -> Result<Caller, ApiError> {
     if let Audience::Resource(resource) = audience
-        && !has_audience(claims, resource)
+        && !has_audience(&claims, resource)
     {
         return Err(invalid(format!("it is for another resource: its audience must include {resource:?}")));
     }
     let for_us = |trust: &Trust| match audience {
-        Audience::OfTenant => trust.issuer.audiences.iter().any(|accepted| has_audience(claims, accepted)),
-        Audience::Resource(resource) => has_audience(claims, resource),
+        Audience::OfTenant => trust.issuer.audiences.iter().any(|accepted| has_audience(&claims, accepted)),
+        Audience::Resource(resource) => has_audience(&claims, resource),
     };
     let mut matching = trusting.iter().filter(|trust| {
         for_us(trust)
@@ -213,17 +210,17 @@ fn caller_of_issuer(
             Some(checked_subject(value)?)
         }
     };
-    let claims = Some(Arc::new(claims.clone()));
-    Ok(Caller { tenant: trust.tenant.clone(), key_id: trust.issuer.name.clone(), subject, claims })
+    let (tenant, key_id) = (trust.tenant.clone(), trust.issuer.name.clone());
+    Ok(Caller { tenant, key_id, subject, claims: Some(Arc::new(claims)) })
 }
 
 /// A ServiceAccount token's caller: the tenant that lists the account's namespace.
 fn service_account_caller(
-    claims: &Map<String, Value>,
+    claims: Map<String, Value>,
     audience: &str,
     runtime: &Runtime,
 ) -> Result<Caller, ApiError> {
-    if !has_audience(claims, audience) {
+    if !has_audience(&claims, audience) {
         return Err(invalid(format!("a ServiceAccount token here must be for the audience {audience:?}")));
     }
     let kubernetes = claims.get(KUBERNETES_CLAIM);
@@ -235,8 +232,8 @@ fn service_account_caller(
     let tenant = runtime.identities.tenant_of_namespace(namespace).ok_or_else(|| {
         invalid(format!("namespace {:?} is not one of exactly one tenant's namespaces", shortened(namespace)))
     })?;
-    let key_id = format!("system:serviceaccount:{namespace}:{account}");
-    Ok(Caller { tenant: tenant.to_owned(), key_id, subject: None, claims: Some(Arc::new(claims.clone())) })
+    let (tenant, key_id) = (tenant.to_owned(), format!("system:serviceaccount:{namespace}:{account}"));
+    Ok(Caller { tenant, key_id, subject: None, claims: Some(Arc::new(claims)) })
 }
 
 fn has_audience(claims: &Map<String, Value>, audience: &str) -> bool {

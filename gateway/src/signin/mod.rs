@@ -19,7 +19,6 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Json, Response};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use futures::StreamExt;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -32,6 +31,7 @@ use crate::api::params::{self, Params};
 use crate::audit::AuditEvent;
 use crate::db::{Database, now_ms};
 use crate::error::ApiError;
+use crate::identity::jwks::read_bounded;
 use crate::state::AppState;
 
 /// The session cookie's name.
@@ -169,15 +169,9 @@ impl SignIn {
     async fn get_bounded(&self, request: reqwest::RequestBuilder) -> Result<Vec<u8>, String> {
         let response = request.send().await.map_err(|e| e.to_string())?;
         let status = response.status();
-        let mut body = Vec::new();
-        let mut chunks = response.bytes_stream();
-        while let Some(chunk) = chunks.next().await {
-            let chunk = chunk.map_err(|e| e.to_string())?;
-            if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
-                return Err(format!("the identity provider answered more than {MAX_RESPONSE_BYTES} bytes"));
-            }
-            body.extend_from_slice(&chunk);
-        }
+        let body = read_bounded(response, MAX_RESPONSE_BYTES)
+            .await
+            .map_err(|e| format!("the identity provider's answer: {e}"))?;
         if !status.is_success() {
             let mut text = String::from_utf8_lossy(&body).into_owned();
             crate::redact::truncate_to(&mut text, 500);

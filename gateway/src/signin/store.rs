@@ -45,24 +45,16 @@ impl Store {
     }
 
     pub async fn begin(&self, state: &str, pending: &Pending, expires_at_ms: i64) -> Result<(), sqlx::Error> {
-        let mut c = Conditions::new(self.db.dialect());
         let values = [
-            c.bind(Bind::Text(state.to_owned())),
-            c.bind(Bind::Text(pending.verifier.clone())),
-            c.bind(Bind::Text(pending.nonce.clone())),
-            c.bind(Bind::Text(pending.return_to.clone())),
-            c.bind(Bind::Int(expires_at_ms)),
+            Bind::Text(state.to_owned()),
+            Bind::Text(pending.verifier.clone()),
+            Bind::Text(pending.nonce.clone()),
+            Bind::Text(pending.return_to.clone()),
+            Bind::Int(expires_at_ms),
         ];
-        let sql = format!(
-            "INSERT INTO sign_in_pending (state, verifier, nonce, return_to, expires_at_ms) VALUES ({})",
-            values.join(", ")
-        );
-        c.query(&sql).execute(self.db.pool()).await?;
+        self.insert("sign_in_pending (state, verifier, nonce, return_to, expires_at_ms)", values).await?;
         // Sign-ins never finished are forgotten as others begin.
-        let mut old = Conditions::new(self.db.dialect());
-        old.compare("expires_at_ms", "<", Bind::Int(now_ms()));
-        let sql = format!("DELETE FROM sign_in_pending {}", old.clause());
-        old.query(&sql).execute(self.db.pool()).await.map(|_| ())
+        self.delete("sign_in_pending", "expires_at_ms", "<", Bind::Int(now_ms())).await.map(|_| ())
     }
 
     /// The sign-in `state` began, once: it is deleted as it is read.
@@ -72,10 +64,7 @@ impl Store {
         c.compare("expires_at_ms", ">=", Bind::Int(now_ms()));
         let sql = format!("SELECT verifier, nonce, return_to FROM sign_in_pending {}", c.clause());
         let row = c.query(&sql).fetch_optional(self.db.pool()).await?;
-        let mut delete = Conditions::new(self.db.dialect());
-        delete.compare("state", "=", Bind::Text(state.to_owned()));
-        let sql = format!("DELETE FROM sign_in_pending {}", delete.clause());
-        let deleted = delete.query(&sql).execute(self.db.pool()).await?.rows_affected();
+        let deleted = self.delete("sign_in_pending", "state", "=", Bind::Text(state.to_owned())).await?;
         match row {
             Some(row) if deleted == 1 => Ok(Some(Pending {
                 verifier: row.try_get("verifier")?,
@@ -88,27 +77,20 @@ impl Store {
 
     pub async fn open(&self, id: &str, person: &Person, expires_at_ms: i64) -> Result<(), sqlx::Error> {
         let groups = serde_json::to_string(&person.groups).unwrap_or_else(|_| "[]".into());
-        let mut c = Conditions::new(self.db.dialect());
         let values = [
-            c.bind(Bind::Text(hashed(id))),
-            c.bind(Bind::Text(person.subject.clone())),
-            c.bind(Bind::Text(person.email.clone().unwrap_or_default())),
-            c.bind(Bind::Text(groups)),
-            c.bind(Bind::Text(person.issuer.clone())),
-            c.bind(Bind::Int(now_ms())),
-            c.bind(Bind::Int(expires_at_ms)),
+            Bind::Text(hashed(id)),
+            Bind::Text(person.subject.clone()),
+            Bind::Text(person.email.clone().unwrap_or_default()),
+            Bind::Text(groups),
+            Bind::Text(person.issuer.clone()),
+            Bind::Int(now_ms()),
+            Bind::Int(expires_at_ms),
         ];
-        let sql = format!(
-            "INSERT INTO sign_in_sessions (id_sha256, subject, email, groups_json, issuer, created_at_ms, expires_at_ms) \
-             VALUES ({})",
-            values.join(", ")
-        );
-        c.query(&sql).execute(self.db.pool()).await?;
+        let into =
+            "sign_in_sessions (id_sha256, subject, email, groups_json, issuer, created_at_ms, expires_at_ms)";
+        self.insert(into, values).await?;
         // Expired sessions are forgotten as new ones open.
-        let mut old = Conditions::new(self.db.dialect());
-        old.compare("expires_at_ms", "<", Bind::Int(now_ms()));
-        let sql = format!("DELETE FROM sign_in_sessions {}", old.clause());
-        old.query(&sql).execute(self.db.pool()).await.map(|_| ())
+        self.delete("sign_in_sessions", "expires_at_ms", "<", Bind::Int(now_ms())).await.map(|_| ())
     }
 
     /// The person of an unexpired session.
@@ -129,9 +111,22 @@ impl Store {
     }
 
     pub async fn close(&self, id: &str) -> Result<(), sqlx::Error> {
+        self.delete("sign_in_sessions", "id_sha256", "=", Bind::Text(hashed(id))).await.map(|_| ())
+    }
+
+    /// `INSERT INTO <into> VALUES (values...)`.
+    async fn insert<const N: usize>(&self, into: &str, values: [Bind; N]) -> Result<(), sqlx::Error> {
         let mut c = Conditions::new(self.db.dialect());
-        c.compare("id_sha256", "=", Bind::Text(hashed(id)));
-        let sql = format!("DELETE FROM sign_in_sessions {}", c.clause());
+        let placeholders: Vec<String> = values.into_iter().map(|value| c.bind(value)).collect();
+        let sql = format!("INSERT INTO {into} VALUES ({})", placeholders.join(", "));
         c.query(&sql).execute(self.db.pool()).await.map(|_| ())
+    }
+
+    /// `DELETE FROM <table> WHERE <column> <op> value`; how many rows went.
+    async fn delete(&self, table: &str, column: &str, op: &str, value: Bind) -> Result<u64, sqlx::Error> {
+        let mut c = Conditions::new(self.db.dialect());
+        c.compare(column, op, value);
+        let sql = format!("DELETE FROM {table} {}", c.clause());
+        Ok(c.query(&sql).execute(self.db.pool()).await?.rows_affected())
     }
 }
