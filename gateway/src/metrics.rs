@@ -106,10 +106,10 @@ impl Metrics {
         let guardrail_hits = IntCounterVec::new(
             Opts::new(
                 "guardrail_hits_total",
-                "Personal data and secrets found in requests a policy applied to, by kind and action \
-                 (detected, redacted); never the text",
+                "Personal data and secrets found by the guardrails a policy applied, by side (on: \
+                 request, reply), kind and action (detected, redacted, denied); never the text",
             ),
-            &["kind", "action"],
+            &["on", "kind", "action"],
         )?;
         let budget_warnings = IntCounterVec::new(
             Opts::new(
@@ -166,9 +166,9 @@ impl Metrics {
         })
     }
 
-    /// Guardrail hits of one kind: `detected` in a request, or `redacted` from it.
-    pub fn guardrail(&self, kind: &str, action: &str, count: u32) {
-        self.guardrail_hits.with_label_values(&[kind, action]).inc_by(u64::from(count));
+    /// Guardrail hits of one kind on one side of an exchange.
+    pub fn guardrail(&self, on: &str, kind: &str, action: &str, count: u32) {
+        self.guardrail_hits.with_label_values(&[on, kind, action]).inc_by(u64::from(count));
     }
 
     /// An audit row the full queue could not take.

@@ -20,8 +20,9 @@ use crate::auth::Authenticated;
 use crate::db::now_ms;
 use crate::error::ApiError;
 use crate::exchange::{
-    Admitted, Endpoint, Exchange, Served, ServedReply, enforce_policies, refused_unrouted,
+    Admitted, Endpoint, Exchange, Served, ServedReply, Unrouted, enforce_policies, refused_unrouted,
 };
+use crate::guardrails::Hit;
 use crate::persona::memory::NewMemory;
 use crate::persona::model_extraction;
 use crate::persona::turn::Turn;
@@ -50,14 +51,16 @@ pub async fn run(
     }
     let started = Instant::now();
     let (runtime, caller) = (auth.runtime.clone(), auth.caller.clone());
-    let refused = |error: ApiError, model: Option<&str>| {
-        refused_unrouted(&state.ledger, &caller, endpoint, model, headers, started, &error);
+    let refused = |error: ApiError, model: Option<&str>, guardrails: Vec<Hit>| {
+        let refusal = Unrouted { error: &error, model, guardrails };
+        refused_unrouted(&state.ledger, &caller, endpoint, headers, started, refusal);
         error
     };
-    let mut request = request.map_err(|error| refused(error, None))?;
-    let (exchange, turn) = match begin(state, auth, &mut request, endpoint, headers) {
+    let mut request = request.map_err(|error| refused(error, None, Vec::new()))?;
+    let mut hits = Vec::new();
+    let (exchange, turn) = match begin(state, auth, &mut request, endpoint, headers, &mut hits) {
         Ok(begun) => begun,
-        Err(error) => return Err(refused(error, request.get("model").and_then(Value::as_str))),
+        Err(error) => return Err(refused(error, request.get("model").and_then(Value::as_str), hits)),
     };
     let served = serve(state, &exchange, &runtime, request, turn.as_ref()).await;
     if let (Ok(_), Some(turn)) = (&served, turn) {
@@ -68,19 +71,23 @@ pub async fn run(
 }
 
 /// Resolves the persona and begins the exchange: validated, routed, its limits and budgets known.
+/// What the policies' guardrails found is in `hits` if it is refused.
 fn begin(
     state: &AppState,
     auth: Authenticated,
     request: &mut Value,
     endpoint: Endpoint,
     headers: &HeaderMap,
+    hits: &mut Vec<Hit>,
 ) -> Result<(Arc<Exchange>, Option<Turn>), ApiError> {
     let turn = Turn::resolve(&auth.runtime, &auth.caller, request, headers)?;
     let persona_name = turn.as_ref().map(|t| t.persona.name.as_str());
-    enforce_policies(&auth.runtime, &state.metrics, &auth.caller, request, endpoint, persona_name)?;
+    let (runtime, metrics, caller) = (&auth.runtime, &state.metrics, &auth.caller);
+    let reply_guard = enforce_policies(runtime, metrics, caller, request, endpoint, persona_name, hits)?;
     let (persona, context_bytes) =
         turn.as_ref().map_or((None, 0), |t| (Some(t.persona.as_ref()), t.context_bound()));
-    let exchange = Exchange::begin(state, auth, request, endpoint, headers, persona, context_bytes)?;
+    let exchange = Exchange::begin(state, auth, request, endpoint, headers, persona, context_bytes)?
+        .guarded(std::mem::take(hits), reply_guard);
     Ok((Arc::new(exchange), turn))
 }
 

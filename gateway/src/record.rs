@@ -8,6 +8,8 @@ use sqlx::Any;
 use sqlx::any::AnyArguments;
 use sqlx::query::Query;
 
+use crate::guardrails::Hit;
+
 /// One request's record: its usage and cost (the usage ledger, when it was billed) and what
 /// the request log shows about it.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
@@ -39,6 +41,8 @@ pub struct LedgerRecord {
     pub cache_hit: bool,
     /// The W3C trace id the client sent (`traceparent`).
     pub trace_id: Option<String>,
+    /// What the guardrails of the policies that applied found and did, never the text.
+    pub guardrails: Vec<Hit>,
     /// Whether the request reached the backends or the cache, and so has a usage ledger row;
     /// refusals (limits, budgets, the queue) are in the request log only.
     pub billed: bool,

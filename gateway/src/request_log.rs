@@ -11,6 +11,7 @@ use sqlx::{Any, Row, Transaction};
 use switchboard_crds::decimal::NanoUsd;
 
 use crate::db::{Bind, Conditions, Database, Dialect, page_of, row_placeholders, shaped_chunks};
+use crate::guardrails::Hit;
 use crate::record::{Attempt, LedgerRecord, USAGE_COLUMNS, saturating};
 
 /// Rows per page at most.
@@ -19,7 +20,8 @@ pub const MAX_PAGE: u32 = 200;
 const TRIM_CHUNK: i64 = 5_000;
 
 /// The columns after the usage ledger's ([`USAGE_COLUMNS`]).
-const LOG_COLUMNS: [&str; 6] = ["subject", "attempts", "ttft_ms", "queue_ms", "cache_hit", "trace_id"];
+const LOG_COLUMNS: [&str; 7] =
+    ["subject", "attempts", "ttft_ms", "queue_ms", "cache_hit", "trace_id", "guardrails"];
 
 /// Every column, for the queries.
 fn columns() -> String {
@@ -43,6 +45,8 @@ pub(crate) async fn insert(
         let mut query = sqlx::query(&sql);
         for r in rows {
             let attempts = serde_json::to_string(&r.attempts).unwrap_or_else(|_| "[]".into());
+            let guardrails =
+                (!r.guardrails.is_empty()).then(|| serde_json::to_string(&r.guardrails).ok()).flatten();
             query = r
                 .bind_usage(query)
                 .bind(r.subject.as_deref())
@@ -50,7 +54,8 @@ pub(crate) async fn insert(
                 .bind(r.ttft_ms.map(saturating))
                 .bind(r.queue_ms.map(saturating))
                 .bind(i64::from(r.cache_hit))
-                .bind(r.trace_id.as_deref());
+                .bind(r.trace_id.as_deref())
+                .bind(guardrails);
         }
         query.execute(&mut **tx).await?;
     }
@@ -150,6 +155,8 @@ pub struct RequestRow {
     pub cost_usd: String,
     pub cache_hit: bool,
     pub trace_id: Option<String>,
+    /// What the guardrails found and did, by side, kind and action (never the text).
+    pub guardrails: Vec<Hit>,
 }
 
 /// A page of the log, newest first.
@@ -308,6 +315,10 @@ fn row(row: &AnyRow) -> Result<RequestRow, sqlx::Error> {
         cost_usd: NanoUsd(cost_nanos).to_string(),
         cache_hit: flag("cache_hit")?,
         trace_id: row.try_get("trace_id")?,
+        guardrails: row
+            .try_get::<Option<String>, _>("guardrails")?
+            .and_then(|hits| serde_json::from_str(&hits).ok())
+            .unwrap_or_default(),
     })
 }
 

@@ -2,7 +2,8 @@
 //! reason in the API's error shape, kept to the models a policy allows, and capped at its
 //! `max_tokens` (the route's cap and the tenant's together); a refusal leaves a request log row;
 //! a policy that does not compile keeps the last good config serving and says why, and
-//! `--check` finds it offline.
+//! `--check` finds it offline. Guardrails deny and redact in requests, and redact and withhold
+//! replies, whole and streamed, with their hits in the request log.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -38,6 +39,8 @@ spec:
       # Guardrails: what the detectors found in the messages, and what to take out of them.
       deny contains "no payment card numbers, please" if input.detected.payment_card > 0
       redact := {"email", "api_key"}
+      redact_reply := {"phone", "iban"}
+      deny_reply := {"private_key"}
 "#;
 
 const BASE_TENANT_REMOVED: &str = "# the team tenant lives in policies.yaml\n";
@@ -136,13 +139,117 @@ async fn guardrails_deny_and_redact_for_a_policy() {
     );
     let metrics = h.metrics().await;
     for line in [
-        "switchboard_guardrail_hits_total{action=\"redacted\",kind=\"email\"} 2",
-        "switchboard_guardrail_hits_total{action=\"redacted\",kind=\"api_key\"} 1",
-        "switchboard_guardrail_hits_total{action=\"detected\",kind=\"payment_card\"} 1",
+        "switchboard_guardrail_hits_total{action=\"redacted\",kind=\"email\",on=\"request\"} 2",
+        "switchboard_guardrail_hits_total{action=\"redacted\",kind=\"api_key\",on=\"request\"} 1",
+        "switchboard_guardrail_hits_total{action=\"detected\",kind=\"payment_card\",on=\"request\"} 1",
     ] {
         assert!(metrics.contains(line), "no {line}");
     }
     assert!(!metrics.contains("grace@example.org") && !metrics.contains("sk-proj-"));
+}
+
+/// The fake upstream answers "fake-upstream reply to: <the user's text>", streamed word by word,
+/// so what a request says comes back in the reply, split across chunks.
+const PERSONAL: &str = "call +44 20 7946 0958 or pay GB82 WEST 1234 5698 7654 32 today";
+const REDACTED: &str = "fake-upstream reply to: call [REDACTED:phone] or pay [REDACTED:iban] today";
+const PRIVATE_KEY: &str =
+    "here: -----BEGIN PRIVATE KEY----- MIIEvQIBADANBgkqhkiG9w0BAQEFAASC -----END PRIVATE KEY-----";
+
+fn said(text: &str, extra: Value) -> Value {
+    let mut body =
+        json!({"model": "fake-model", "max_tokens": 50, "messages": [{"role": "user", "content": text}]});
+    body.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+    body
+}
+
+/// The text of an OpenAI or an Anthropic stream, and its error frame if it ended with one.
+fn streamed_text(body: &str) -> (String, Option<Value>) {
+    let mut text = String::new();
+    let mut error = None;
+    for data in common::sse_data(body) {
+        let piece = data["choices"][0]["delta"]["content"].as_str().or(data["delta"]["text"].as_str());
+        text.push_str(piece.unwrap_or_default());
+        if data.get("error").is_some() {
+            error = Some(data["error"].clone());
+        }
+    }
+    (text, error)
+}
+
+#[tokio::test]
+async fn reply_guardrails_redact_and_withhold_whole_and_streamed_replies() {
+    let h = start().await;
+    // Whole: redacted in the reply, though the upstream got the request as it was.
+    let response = h.post("/v1/chat/completions", TEAM_KEY, &said(PERSONAL, json!({}))).await;
+    assert_eq!(response.status(), 200);
+    let reply: Value = response.json().await.unwrap();
+    assert_eq!(reply["choices"][0]["message"]["content"], REDACTED);
+    assert!(h.upstream.requests().last().unwrap().body.to_string().contains("7946 0958"));
+
+    // Streamed, one word per chunk: each occurrence is whole before anything of it goes out.
+    let stream = said(PERSONAL, json!({"stream": true}));
+    let body = h.post("/v1/chat/completions", TEAM_KEY, &stream).await.text().await.unwrap();
+    assert_eq!(streamed_text(&body), (REDACTED.to_owned(), None));
+    assert!(!body.contains("7946") && !body.contains("WEST"), "{body}");
+    let messages = json!({"model": "fake-model", "max_tokens": 50, "stream": true,
+        "messages": [{"role": "user", "content": PERSONAL}]});
+    let body = h.post("/v1/messages", TEAM_KEY, &messages).await.text().await.unwrap();
+    assert_eq!(streamed_text(&body).0, REDACTED);
+
+    // Withheld: a private key in the reply, whole or streamed, in each API's error shape.
+    let response = h.post("/v1/chat/completions", TEAM_KEY, &said(PRIVATE_KEY, json!({}))).await;
+    assert_eq!(response.status(), 403);
+    let refused: Value = response.json().await.unwrap();
+    assert_eq!(refused["error"]["code"], "policy_denied");
+    assert_eq!(
+        refused["error"]["message"],
+        "the reply was withheld by the policy of Tenant team: it contained private_key"
+    );
+    let stream = said(PRIVATE_KEY, json!({"stream": true}));
+    let body = h.post("/v1/chat/completions", TEAM_KEY, &stream).await.text().await.unwrap();
+    let (text, error) = streamed_text(&body);
+    assert_eq!(error.unwrap()["code"], "policy_denied", "{body}");
+    assert!(!text.contains("BEGIN") && !text.contains("MIIE"), "{text}");
+    let messages = json!({"model": "fake-model", "max_tokens": 50,
+        "messages": [{"role": "user", "content": PRIVATE_KEY}]});
+    let response = h.post("/v1/messages", TEAM_KEY, &messages).await;
+    assert_eq!(response.status(), 403);
+
+    // The request log keeps the hits (never the text); a withheld reply is charged all the same.
+    let rows = eventually_rows(&h, 6).await;
+    let hits = |row: &Value| row["guardrails"].as_array().unwrap().clone();
+    let whole = &rows[5];
+    for hit in [
+        json!({"on": "request", "kind": "phone", "action": "detected", "count": 1}),
+        json!({"on": "reply", "kind": "iban", "action": "detected", "count": 1}),
+        json!({"on": "reply", "kind": "phone", "action": "redacted", "count": 1}),
+        json!({"on": "reply", "kind": "iban", "action": "redacted", "count": 1}),
+    ] {
+        assert!(hits(whole).contains(&hit), "no {hit} in {whole}");
+    }
+    for withheld in [&rows[2], &rows[1], &rows[0]] {
+        let denied = json!({"on": "reply", "kind": "private_key", "action": "denied", "count": 1});
+        assert!(hits(withheld).contains(&denied), "{withheld}");
+        assert_eq!(withheld["error_code"], "policy_denied");
+        assert!(withheld["output_tokens"].as_i64().unwrap() > 0, "{withheld}");
+    }
+    let log = serde_json::to_string(&rows).unwrap();
+    assert!(!log.contains("7946") && !log.contains("MIIE"));
+    let metrics = h.metrics().await;
+    let line = "switchboard_guardrail_hits_total{action=\"denied\",kind=\"private_key\",on=\"reply\"} 3";
+    assert!(metrics.contains(line), "no {line}");
+}
+
+/// The request log's newest `count` rows, once they are written.
+async fn eventually_rows(h: &Harness, count: usize) -> Vec<Value> {
+    let path = format!("/admin/v1/requests?limit={count}");
+    eventually("the rows in the request log", || async {
+        let (_, log) = h.get_text(&path, ADMIN_TOKEN).await;
+        serde_json::from_str::<Value>(&log).unwrap()["data"].as_array().unwrap().len() == count
+    })
+    .await;
+    let (_, log) = h.get_text(&path, ADMIN_TOKEN).await;
+    serde_json::from_str::<Value>(&log).unwrap()["data"].as_array().unwrap().clone()
 }
 
 #[tokio::test]

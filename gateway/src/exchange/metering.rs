@@ -13,6 +13,7 @@ use switchboard_crds::decimal::NanoUsd;
 use super::{Endpoint, Exchange, lock};
 use crate::db::now_ms;
 use crate::error::ApiError;
+use crate::guardrails::Hit;
 use crate::ledger::{LedgerRecord, LedgerSender};
 use crate::providers::Completion;
 use crate::ratelimit::Dimension;
@@ -25,17 +26,27 @@ use crate::usage::{TokenUsage, estimate_tokens};
 /// The longest model name a refused request's row keeps of what the client sent.
 const MAX_LOGGED_MODEL_CHARS: usize = 200;
 
+/// A request refused before it had a route.
+pub struct Unrouted<'a> {
+    pub error: &'a ApiError,
+    /// The model as the client sent it, if it sent one.
+    pub model: Option<&'a str>,
+    /// What the guardrails found before the refusal.
+    pub guardrails: Vec<Hit>,
+}
+
 /// The request log row of a request refused before it had a route: its body was no valid request,
-/// or it named a model the caller cannot use. Nothing was spent, so there is no usage ledger row.
+/// a policy denied it, or it named a model the caller cannot use. Nothing was spent, so there is
+/// no usage ledger row.
 pub fn refused_unrouted(
     ledger: &LedgerSender,
     caller: &Caller,
     endpoint: Endpoint,
-    model: Option<&str>,
     headers: &HeaderMap,
     started: Instant,
-    error: &ApiError,
+    refused: Unrouted<'_>,
 ) {
+    let Unrouted { error, model, guardrails } = refused;
     let model = model.map_or_else(String::new, |m| m.chars().take(MAX_LOGGED_MODEL_CHARS).collect());
     ledger.record(LedgerRecord {
         id: uuid::Uuid::now_v7().to_string(),
@@ -50,6 +61,7 @@ pub fn refused_unrouted(
         latency_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
         trace_id: remote(headers).map(|client| client.trace_id.to_string()),
         subject: caller.subject.clone(),
+        guardrails,
         billed: false,
         ..LedgerRecord::default()
     });
@@ -185,6 +197,7 @@ impl Exchange {
             queue_ms: None,
             cache_hit: matches!(outcome, Outcome::CacheHit),
             trace_id: None,
+            guardrails: Vec::new(),
             billed: !matches!(outcome, Outcome::Refused),
         };
         if self.trail.sampled() && lock(&self.reservation).is_some() {

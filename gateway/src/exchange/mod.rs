@@ -19,6 +19,8 @@ use crate::budget::Reservation;
 use crate::cache::{self, CacheKey};
 use crate::drain::Deadline;
 use crate::error::ApiError;
+use crate::guardrails::Hit;
+use crate::guardrails::reply::{ReplyGuard, Tally};
 use crate::ledger::LedgerSender;
 use crate::metrics::Metrics;
 use crate::persona::turn::MODEL_PREFIX;
@@ -41,7 +43,7 @@ mod policy;
 mod stream;
 mod trail;
 
-pub use self::metering::refused_unrouted;
+pub use self::metering::{Unrouted, refused_unrouted};
 pub use self::policy::enforce as enforce_policies;
 
 use self::admission::{applies, budget_refusal, structured_output_schema};
@@ -131,6 +133,8 @@ pub struct Exchange {
     drain: Deadline,
     /// The end user, the trace id, the attempts and timings, for the request log.
     trail: Trail,
+    /// What the policies ask of the reply (guardrails), if anything.
+    reply_guard: Option<Arc<ReplyGuard>>,
 }
 
 /// How admission ended for a request it let through.
@@ -284,7 +288,14 @@ impl Exchange {
             tracer: state.tracer.clone(),
             drain: state.drain.clone(),
             trail,
+            reply_guard: None,
         })
+    }
+
+    /// The exchange with what the policies' guardrails found in the request and ask of the reply.
+    pub fn guarded(self, hits: Vec<Hit>, reply_guard: Option<Arc<ReplyGuard>>) -> Exchange {
+        self.trail.guardrails(hits);
+        Exchange { reply_guard, ..self }
     }
 
     /// Admits the request: rate limits, cache, budgets, the concurrency queue. A refusal is
@@ -357,8 +368,17 @@ impl Exchange {
         let reply = match self.dispatch(request).await {
             Err(failure) => return Err(failure.account(self)),
             Ok(Dispatched { reply: Reply::Complete(body), backend, discarded }) => {
+                let usage = self.usage_of(&body) + discarded;
+                let body = match self.guard_reply(body) {
+                    Ok(body) => body,
+                    Err(withheld) => {
+                        // Spent all the same: the upstream answered.
+                        self.account(Some(&backend), withheld.status().as_u16(), usage, withheld.code());
+                        return Err(withheld);
+                    }
+                };
                 self.trail.reply(&body);
-                self.account(Some(&backend), 200, self.usage_of(&body) + discarded, None);
+                self.account(Some(&backend), 200, usage, None);
                 if let Some((key, ttl)) = self.cache.filter(|_| !self.capped.load(Ordering::Relaxed)) {
                     state.cache.put(key, body.clone(), ttl);
                 }
@@ -520,6 +540,22 @@ impl Exchange {
                 .await
                 .unwrap_or(Err(UpstreamError::Timeout(ms))),
         }
+    }
+
+    /// A whole reply as the policies' reply guardrails let it through: redacted, or withheld.
+    fn guard_reply(&self, body: Completion) -> Result<Completion, ApiError> {
+        let Some(guard) = &self.reply_guard else { return Ok(body) };
+        let mut reply = body.to_value().map_err(UpstreamError::into_api_error)?;
+        let mut tally = Tally::default();
+        let checked = guard.complete(&mut reply, &mut tally);
+        let mut hits = Vec::new();
+        tally.record(&mut hits, &self.metrics);
+        self.trail.guardrails(hits);
+        checked.map_err(ApiError::PolicyDenied)?;
+        if !tally.redacted_any() {
+            return Ok(body);
+        }
+        Completion::from_value(&reply).map_err(UpstreamError::into_api_error)
     }
 
     /// Checks a complete reply against the requested JSON schema. A refusal passes: it is the

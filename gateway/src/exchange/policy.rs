@@ -4,20 +4,25 @@
 //! the request before the estimates and the budget reservation see it). A policy that cannot be
 //! evaluated refuses the request: a policy never fails open. Policies see what the guardrails
 //! detect in the messages (`input.detected`, counts by kind) and may have kinds replaced before
-//! the upstream call (`redact`).
+//! the upstream call (`redact`), and ask the same of the reply (`redact_reply`, `deny_reply`: see
+//! [`crate::guardrails::reply`]).
+
+use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
 
 use super::Endpoint;
 use crate::error::ApiError;
-use crate::guardrails::{self, Kind};
+use crate::guardrails::reply::ReplyGuard;
+use crate::guardrails::{self, Action, Hit, Kind, Side};
 use crate::metrics::Metrics;
 use crate::serving::policies::Compiled;
 use crate::serving::runtime::{Caller, Runtime};
 use crate::usage::input_tokens_at_most;
 
 /// Evaluates the policies that apply to `request` (the OpenAI form, persona already resolved),
-/// and applies their cap on output tokens to it.
+/// and applies their cap on output tokens and their redactions to it; returns what they ask of
+/// the reply, if anything. What the guardrails found is added to `hits`, refused or not.
 pub fn enforce(
     runtime: &Runtime,
     metrics: &Metrics,
@@ -25,22 +30,24 @@ pub fn enforce(
     request: &mut Value,
     endpoint: Endpoint,
     persona: Option<&str>,
-) -> Result<(), ApiError> {
+    hits: &mut Vec<Hit>,
+) -> Result<Option<Arc<ReplyGuard>>, ApiError> {
     if runtime.policies.is_empty() {
-        return Ok(());
+        return Ok(None);
     }
-    let Some(fields) = request.as_object_mut() else { return Ok(()) };
+    let Some(fields) = request.as_object_mut() else { return Ok(None) };
     let model = fields.get("model").and_then(Value::as_str).unwrap_or_default();
     let route = runtime.resolve(caller, model).map(|target| target.route.config.name.as_str());
     let mut applying = runtime.policies.applying(&caller.tenant, route).peekable();
     if applying.peek().is_none() {
-        return Ok(());
+        return Ok(None);
     }
     let detected = guardrails::detect(fields.get("messages"));
-    count(metrics, &detected, "detected");
+    guardrails::record(hits, metrics, Side::Request, Action::Detected, &detected);
     let mut input = input(caller, fields, route, endpoint, persona);
     input["detected"] = guardrails::as_input(&detected);
     let input = regorus::Value::from(input);
+    let mut reply = ReplyGuard::default();
     for compiled in applying {
         let decision = compiled.decide(input.clone()).map_err(|error| {
             tracing::warn!(policy = %compiled.owner, %error, "a policy could not be evaluated; the request is refused");
@@ -48,21 +55,24 @@ pub fn enforce(
         })?;
         let decision = serde_json::to_value(decision).unwrap_or_default();
         apply(compiled, &decision, fields)?;
-        let redacted = guardrails::redact(fields, &redacted_kinds(compiled, &decision)?);
-        count(metrics, &redacted, "redacted");
+        let redacted = guardrails::redact(fields, &kinds(compiled, &decision, "redact")?);
+        guardrails::record(hits, metrics, Side::Request, Action::Redacted, &redacted);
+        let (redact, deny) =
+            (kinds(compiled, &decision, "redact_reply")?, kinds(compiled, &decision, "deny_reply")?);
+        reply.add(&compiled.owner, &redact, &deny);
     }
-    Ok(())
+    Ok((!reply.is_empty()).then(|| Arc::new(reply)))
 }
 
-/// The detectors a decision's `redact` names.
-fn redacted_kinds(compiled: &Compiled, decision: &Value) -> Result<Vec<Kind>, ApiError> {
-    let names = decision["redact"].as_array().into_iter().flatten();
+/// The detectors a decision's `field` (`redact`, `redact_reply`, `deny_reply`) names.
+fn kinds(compiled: &Compiled, decision: &Value, field: &str) -> Result<Vec<Kind>, ApiError> {
+    let names = decision[field].as_array().into_iter().flatten();
     names
         .map(|name| {
             name.as_str().and_then(Kind::named).ok_or_else(|| {
                 let known: Vec<&str> = Kind::ALL.iter().map(|kind| kind.name()).collect();
                 let message = format!(
-                    "the policy of {} asks to redact {name}, not one of {}",
+                    "the policy of {} names {name} in `{field}`, not one of {}",
                     compiled.owner,
                     known.join(", ")
                 );
@@ -70,14 +80,6 @@ fn redacted_kinds(compiled: &Compiled, decision: &Value) -> Result<Vec<Kind>, Ap
             })
         })
         .collect()
-}
-
-fn count(metrics: &Metrics, counts: &guardrails::Counts, action: &str) {
-    for kind in Kind::ALL {
-        if counts[kind as usize] > 0 {
-            metrics.guardrail(kind.name(), action, counts[kind as usize]);
-        }
-    }
 }
 
 /// What a policy sees: the caller, the request's shape and its estimates; never the messages.

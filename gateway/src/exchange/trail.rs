@@ -1,5 +1,6 @@
 //! What the request log and the trace show about an exchange beyond its usage: the end user, the
-//! trace, each attempt on a backend, the time to the first token and the wait in the queue.
+//! trace, each attempt on a backend, the time to the first token, the wait in the queue and the
+//! guardrails' hits.
 
 use std::borrow::Cow;
 use std::sync::Mutex;
@@ -12,6 +13,7 @@ use opentelemetry::trace::{Event, SpanId};
 use serde_json::Value;
 
 use super::lock;
+use crate::guardrails::Hit;
 use crate::persona::turn::SUBJECT_HEADER;
 use crate::providers::{Chunk, Completion, Relayed};
 use crate::record::{Attempt, LedgerRecord};
@@ -42,6 +44,8 @@ pub struct Trail {
     content: Option<Mutex<Content>>,
     ttft_ms: AtomicU64,
     queue_ms: AtomicU64,
+    /// What the policies' guardrails found and did, on the request and the reply.
+    guardrails: Mutex<Vec<Hit>>,
 }
 
 /// What the reply said about itself, for the span.
@@ -88,6 +92,7 @@ impl Trail {
             reply: Mutex::default(),
             ttft_ms: AtomicU64::new(UNSET),
             queue_ms: AtomicU64::new(UNSET),
+            guardrails: Mutex::default(),
         }
     }
 
@@ -155,6 +160,11 @@ impl Trail {
         });
     }
 
+    /// Notes what the guardrails found and did.
+    pub fn guardrails(&self, hits: Vec<Hit>) {
+        lock(&self.guardrails).extend(hits);
+    }
+
     /// Notes a whole reply, if the request is sampled.
     pub fn reply(&self, reply: &Completion) {
         if let (Some(content), Ok(value)) = (&self.content, reply.to_value()) {
@@ -199,6 +209,7 @@ impl Trail {
         record.attempts = std::mem::take(&mut *lock(&self.attempts));
         record.ttft_ms = time(&self.ttft_ms);
         record.queue_ms = time(&self.queue_ms);
+        record.guardrails = std::mem::take(&mut *lock(&self.guardrails));
     }
 
     /// Exports the request's spans (if sampled), once its record is filled; captured content is

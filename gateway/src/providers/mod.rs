@@ -81,6 +81,9 @@ pub enum UpstreamError {
     /// Not the upstream's doing: the gateway is stopping and ends the stream (see [`crate::drain`]).
     #[error("the gateway is stopping")]
     Stopping,
+    /// Not the upstream's doing either: a policy's guardrail withholds the rest of the reply.
+    #[error("{0}")]
+    Withheld(String),
 }
 
 impl UpstreamError {
@@ -89,7 +92,7 @@ impl UpstreamError {
         match self {
             Self::Status { status, .. } => *status == 429 || *status >= 500,
             Self::Timeout(_) | Self::Connect(_) => true,
-            Self::Protocol(_) | Self::TooLarge { .. } | Self::Stopping => false,
+            Self::Protocol(_) | Self::TooLarge { .. } | Self::Stopping | Self::Withheld(_) => false,
         }
     }
 
@@ -99,7 +102,7 @@ impl UpstreamError {
         match self {
             Self::Status { status, .. } => *status == 429 || *status >= 500,
             Self::Timeout(_) | Self::Connect(_) | Self::Protocol(_) | Self::TooLarge { .. } => true,
-            Self::Stopping => false,
+            Self::Stopping | Self::Withheld(_) => false,
         }
     }
 
@@ -114,6 +117,7 @@ impl UpstreamError {
             Self::Protocol(_) => "protocol",
             Self::TooLarge { .. } => "too_large",
             Self::Stopping => "gateway_stopping",
+            Self::Withheld(_) => "policy_denied",
         }
     }
 
@@ -137,6 +141,7 @@ impl UpstreamError {
             Self::Protocol(message) => ApiError::UpstreamFailed(message),
             too_large @ Self::TooLarge { .. } => ApiError::UpstreamFailed(too_large.to_string()),
             Self::Stopping => ApiError::Stopping,
+            Self::Withheld(reason) => ApiError::PolicyDenied(reason),
         }
     }
 
@@ -149,7 +154,7 @@ impl UpstreamError {
             }
             Self::Connect(message) => Self::Connect(redactor.message(&message)),
             Self::Protocol(message) => Self::Protocol(redactor.message(&message)),
-            ours @ (Self::Timeout(_) | Self::TooLarge { .. } | Self::Stopping) => ours,
+            ours @ (Self::Timeout(_) | Self::TooLarge { .. } | Self::Stopping | Self::Withheld(_)) => ours,
         }
     }
 

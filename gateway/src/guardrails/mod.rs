@@ -1,17 +1,25 @@
 //! Guardrails: detectors for personal data and secrets in message text, which policies call
 //! (`input.detected` counts each kind in the request's messages; a policy's `redact` names the
-//! kinds replaced before the upstream sees them). A detector that needs more than a shape checks
-//! it: payment card numbers pass the Luhn check, IBANs their mod-97 check digits, phone numbers
-//! have 8 to 15 digits. The matched text is never kept, logged or counted by value.
+//! kinds replaced before the upstream sees them, and `redact_reply` / `deny_reply` what happens
+//! to a reply holding them, see [`reply`]). A detector that needs more than a shape checks it:
+//! payment card numbers pass the Luhn check, IBANs their mod-97 check digits, phone numbers have
+//! 8 to 15 digits. The matched text is never kept, logged or counted by value: what is kept is
+//! a [`Hit`], a kind and a count.
+
+pub mod reply;
 
 use std::ops::Range;
 use std::sync::LazyLock;
 
 use regex::Regex;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::metrics::Metrics;
+
 /// What a detector finds.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Kind {
     Email,
     Phone,
@@ -49,7 +57,8 @@ impl Kind {
                 r"\b\d(?:[ -]?\d){12,18}\b",
                 r"\b[A-Z]{2}\d{2}(?:[ ]?[A-Z0-9]){11,30}\b",
                 r"\b(?:sk-(?:ant-|proj-)?[A-Za-z0-9_-]{20,}|AKIA[0-9A-Z]{16}|gh[pousr]_[A-Za-z0-9]{36}|xox[abprs]-[A-Za-z0-9-]{10,}|AIza[0-9A-Za-z_-]{35})\b",
-                r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----(?:[\s\S]*?-----END (?:[A-Z0-9]+ )*PRIVATE KEY-----)?",
+                // Without its end line, a key runs to the end of the text: its body is the secret.
+                r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----(?:[\s\S]*?-----END (?:[A-Z0-9]+ )*PRIVATE KEY-----|[\s\S]*)",
             ]
             .iter()
             .map(|pattern| Regex::new(pattern).unwrap_or_else(|e| unreachable!("a guardrail pattern: {e}")))
@@ -129,8 +138,67 @@ fn iban(found: &str) -> bool {
     remainder == 1
 }
 
-/// How many of each kind a request's messages hold.
+/// How many of each kind a text holds.
 pub type Counts = [u32; Kind::ALL.len()];
+
+/// Which side of an exchange a guardrail looked at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Side {
+    Request,
+    Reply,
+}
+
+impl Side {
+    fn name(self) -> &'static str {
+        match self {
+            Side::Request => "request",
+            Side::Reply => "reply",
+        }
+    }
+}
+
+/// What a guardrail did about what it found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// Found (in a request: what the policy saw as `input.detected`).
+    Detected,
+    /// Replaced by `[REDACTED:<kind>]`.
+    Redacted,
+    /// The reason a reply was withheld.
+    Denied,
+}
+
+impl Action {
+    fn name(self) -> &'static str {
+        match self {
+            Action::Detected => "detected",
+            Action::Redacted => "redacted",
+            Action::Denied => "denied",
+        }
+    }
+}
+
+/// Occurrences of one kind on one side, and what was done: what the request log keeps.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hit {
+    pub on: Side,
+    pub kind: Kind,
+    pub action: Action,
+    pub count: u32,
+}
+
+/// Adds the non-zero `counts` to `hits` and to the metrics.
+pub fn record(hits: &mut Vec<Hit>, metrics: &Metrics, on: Side, action: Action, counts: &Counts) {
+    for kind in Kind::ALL {
+        let count = counts[kind as usize];
+        if count > 0 {
+            metrics.guardrail(on.name(), kind.name(), action.name(), count);
+            hits.push(Hit { on, kind, action, count });
+        }
+    }
+}
 
 /// Counts each kind in the text of `messages` (OpenAI form: string contents and text parts).
 pub fn detect(messages: Option<&Value>) -> Counts {
@@ -172,22 +240,26 @@ pub fn redact(fields: &mut Map<String, Value>, kinds: &[Kind]) -> Counts {
 }
 
 fn redact_text(text: &mut String, kinds: &[Kind], counts: &mut Counts) {
-    let found: Vec<_> = occurrences(text).into_iter().filter(|(kind, _)| kinds.contains(kind)).collect();
-    if found.is_empty() {
-        return;
+    let found = occurrences(text);
+    if found.iter().any(|(kind, _)| kinds.contains(kind)) {
+        *text = rewrite(text, &found, kinds, counts);
     }
+}
+
+/// `text` with the `found` occurrences of `kinds` replaced by `[REDACTED:<kind>]`, counted.
+fn rewrite(text: &str, found: &[(Kind, Range<usize>)], kinds: &[Kind], counts: &mut Counts) -> String {
     let mut out = String::with_capacity(text.len());
     let mut at = 0;
-    for (kind, range) in found {
+    for (kind, range) in found.iter().filter(|(kind, _)| kinds.contains(kind)) {
         out.push_str(&text[at..range.start]);
         out.push_str("[REDACTED:");
         out.push_str(kind.name());
         out.push(']');
         at = range.end;
-        counts[kind as usize] = counts[kind as usize].saturating_add(1);
+        counts[*kind as usize] = counts[*kind as usize].saturating_add(1);
     }
     out.push_str(&text[at..]);
-    *text = out;
+    out
 }
 
 fn texts(messages: Option<&Value>) -> impl Iterator<Item = &str> {
