@@ -632,6 +632,17 @@ grep -q -- '--oidc-issuer=https://login.example.com' <<<"$signin" && grep -q 'SW
     || die "gateway.signIn did not reach the gateway"
 grep -q 'resources: \[subjectaccessreviews\]' <<<"$signin" || die "sign-in without the SubjectAccessReview permission"
 if grep -q 'subjectaccessreviews' "$WORK/rendered-defaults.yaml"; then die "the default values grant SubjectAccessReviews"; fi
+# With a roles file: the file reaches the gateway, a change rolls it, and no SubjectAccessReviews.
+roles=$("$HELM" template "$RELEASE" "$CHART" -n "$NAMESPACE" --kube-version "$KUBERNETES_VERSION" \
+    --set gateway.signIn.issuer=https://login.example.com --set gateway.signIn.clientId=switchboard \
+    --set gateway.signIn.clientSecret.existingSecret=oidc \
+    --set 'gateway.signIn.roles.platformAdmins.groups={platform-team}' \
+    --set 'gateway.signIn.roles.tenantAdmins.payments.users={ada@example.com}')
+grep -q -- '--roles-file=/etc/switchboard/roles/roles.yaml' <<<"$roles" && grep -q 'checksum/roles:' <<<"$roles" \
+    && grep -q -- '- platform-team' <<<"$roles" || die "gateway.signIn.roles did not reach the gateway"
+if grep -q 'subjectaccessreviews' <<<"$roles"; then die "a roles file still grants SubjectAccessReviews"; fi
+refuse "a misspelt role" "platformAdmin" --set gateway.signIn.issuer=https://login.example.com \
+    --set gateway.signIn.clientSecret.existingSecret=oidc --set 'gateway.signIn.roles.platformAdmin.groups={x}'
 echo "ok: sign-in settings and their RBAC"
 # SQLite always runs one gateway replica.
 if ! "$HELM" template "$RELEASE" "$CHART" -n "$NAMESPACE" --kube-version "$KUBERNETES_VERSION" \
