@@ -293,9 +293,9 @@ def test_a_tenant_policy_decides_and_one_that_does_not_compile_is_reported(
     kubectl: Kubectl, namespace: str, gateway: Gateway
 ) -> None:
     """The operator compiles a Tenant's Rego policy when it renders: one that compiles is published and
-    the gateway enforces it (403 with the policy's reason); one that does not sets the Tenant aside with
-    `Ready=False`, reason InvalidPolicy and the compiler's message, and its key stops working (a broken
-    policy never fails open). Fixed, the Tenant is served again."""
+    the gateway enforces it (403 with the policy's reason); an edit that does not compile makes the
+    Tenant `Ready=False`, reason InvalidPolicy with the compiler's message, while its last good policy
+    keeps applying (neither open nor shut). Fixed, the Tenant is Ready again."""
     gatekeeper = tenant("gatekeeper", "gatekeeper-key")
     gatekeeper["spec"]["policy"] = {"rego": GATE_POLICY}
     kubectl.apply(namespace, secret("gatekeeper-key", GATEKEEPER_KEY), gatekeeper)
@@ -309,18 +309,20 @@ def test_a_tenant_policy_decides_and_one_that_does_not_compile_is_reported(
     message = wait_until(refused_by_policy, PROPAGATION_TIMEOUT, "the policy to be enforced")
     assert message.endswith("denied by the policy of Tenant gatekeeper: demo-echo is closed to this team"), message
 
+    def ready() -> dict[str, Any] | None:
+        return condition(kubectl.get(namespace, "tenant/gatekeeper"), "Ready")
+
     gatekeeper["spec"]["policy"] = {"rego": GATE_POLICY.replace('if input.model == "demo-echo"', "if {")}
     kubectl.apply(namespace, gatekeeper)
-    ready = wait_until(
-        lambda: (c := condition(kubectl.get(namespace, "tenant/gatekeeper"), "Ready")) and c["status"] == "False" and c,
-        CONVERGE_TIMEOUT,
-        "gatekeeper not Ready",
-    )
-    assert ready["reason"] == "InvalidPolicy", ready
-    assert "spec.policy.rego" in ready["message"] and "policy.rego:" in ready["message"], ready
-    wait_until(lambda: not gateway.key_works(GATEKEEPER_KEY), PROPAGATION_TIMEOUT, "the set-aside tenant's key to fail")
+    broken = wait_until(lambda: (c := ready()) and c["status"] == "False" and c, CONVERGE_TIMEOUT, "gatekeeper not Ready")
+    assert broken["reason"] == "InvalidPolicy", broken
+    assert "spec.policy.rego" in broken["message"] and "policy.rego:" in broken["message"], broken
+    assert "the last good policy keeps applying" in broken["message"], broken
+    # The last good policy still decides: the key is neither refused (401) nor let through.
+    assert refused_by_policy().endswith("demo-echo is closed to this team")
 
-    gatekeeper["spec"]["policy"] = {"rego": GATE_POLICY}
+    gatekeeper["spec"]["policy"] = {"rego": GATE_POLICY.replace("closed to this team", "closed, fixed")}
     kubectl.apply(namespace, gatekeeper)
-    wait_until(refused_by_policy, PROPAGATION_TIMEOUT, "the fixed policy to be enforced again")
+    wait_until(lambda: ready()["status"] == "True", CONVERGE_TIMEOUT, "gatekeeper Ready again")
+    wait_until(lambda: refused_by_policy().endswith("closed, fixed"), PROPAGATION_TIMEOUT, "the fixed policy")
     assert gateway.key_works(DEMO_KEY)

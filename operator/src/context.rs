@@ -13,6 +13,7 @@ use switchboard_crds::resources::{Budget, Persona, ProviderRoute, Tenant};
 use switchboard_crds::shards::Entry;
 
 use crate::isolate::Reported;
+use crate::last_good::LastGoodPolicies;
 use crate::metrics::Metrics;
 use crate::settings::Settings;
 use crate::traces::Traces;
@@ -50,4 +51,6 @@ pub struct Context {
     /// The fingerprint of every entry of the last config known to be published (empty at start:
     /// the first reconcile publishes or finds it published).
     pub published: Mutex<BTreeMap<Entry, u64>>,
+    /// The policy of each resource that last compiled; locked only while rendering.
+    pub last_good_policies: Mutex<LastGoodPolicies>,
 }

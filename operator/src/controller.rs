@@ -184,6 +184,7 @@ pub async fn run(
         stores,
         reported: Default::default(),
         published: Default::default(),
+        last_good_policies: Default::default(),
     };
 
     let lease = LeaseManagerBuilder::new(client, "switchboard-operator")

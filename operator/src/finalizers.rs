@@ -140,6 +140,7 @@ mod tests {
             stores,
             reported: Default::default(),
             published: Default::default(),
+            last_good_policies: Default::default(),
         };
         let tenants =
             Split { decoded: ["vanished", "live", "changed"].map(tenant).to_vec(), undecodable: Vec::new() };

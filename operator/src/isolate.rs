@@ -99,6 +99,15 @@ pub struct Outcome {
     pub problems: BTreeMap<ObjectKey, Vec<RenderError>>,
 }
 
+impl Outcome {
+    /// Adds problems of resources rendered all the same (a policy kept at its last good version).
+    pub fn report(&mut self, problems: Vec<RenderError>) {
+        for problem in problems {
+            self.problems.entry(ObjectKey::of_error(&problem)).or_default().push(problem);
+        }
+    }
+}
+
 /// Each round removes at least one resource, so this bounds pathological inputs only.
 const MAX_ROUNDS: usize = 64;
 

@@ -8,6 +8,7 @@ pub mod controller;
 pub mod enforce;
 pub mod finalizers;
 pub mod isolate;
+pub mod last_good;
 pub mod metrics;
 pub mod policies;
 pub mod publish;

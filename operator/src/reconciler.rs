@@ -76,7 +76,10 @@ pub async fn reconcile(ctx: &Context, force: bool) -> Report {
     let started = Instant::now();
     let mut span = ctx.traces.reconcile(force);
     let snapshot = Snapshot::take(&ctx.stores);
-    let outcome = render_isolated(snapshot.resources(), &snapshot.secrets);
+    let mut resources = snapshot.resources();
+    let kept = ctx.last_good_policies.lock().unwrap_or_else(PoisonError::into_inner).keep(&mut resources);
+    let mut outcome = render_isolated(resources, &snapshot.secrets);
+    outcome.report(kept);
     let rendered = started.elapsed();
     trace_render(&mut span, &snapshot, &outcome);
     let mut published_after = None;
