@@ -26,10 +26,11 @@ P99_ADDED_MAX_MS = 1.0  # added p99 over direct at c=16
 LITELLM_RATIO_MIN = 150.0  # gateway req/s over LiteLLM req/s at c=64
 OBSERVED_RATIO_MIN = 0.9  # gateway (request log + traces) req/s over gateway-bare's at c=16
 POLICY_RATIO_MIN = 0.9  # gateway-policy (a Rego policy on every request) req/s over gateway-bare's at c=16
+JWT_RATIO_MIN = 0.9  # gateway-jwt (an RS256 JWT instead of an API key) req/s over gateway-bare's at c=16
 
 # Which targets each server process serves, for the memory table.
 SERVES = {"fake-upstream": "direct (and the upstream of all)", "nginx": "nginx", "gateway": "gateway",
-          "gateway-bare": "gateway-bare", "gateway-policy": "gateway-policy", "otelcol": "gateway's traces",
+          "gateway-bare": "gateway-bare", "gateway-policy": "gateway-policy", "gateway-jwt": "gateway-jwt", "otelcol": "gateway's traces",
           "litellm": "litellm"}
 
 
@@ -95,8 +96,8 @@ def main() -> None:
         sys.exit("report: no results")
 
     mode_order = {"json": 0, "sse": 1}
-    target_order = {"direct": 0, "nginx": 1, "gateway": 2, "gateway-bare": 3, "gateway-policy": 4, "gateway-mock": 5,
-                    "litellm": 6}
+    target_order = {"direct": 0, "nginx": 1, "gateway": 2, "gateway-bare": 3, "gateway-policy": 4, "gateway-jwt": 5,
+                    "gateway-mock": 6, "litellm": 7}
     keys = sorted(runs, key=lambda k: (mode_order.get(k[0], 9), k[2], target_order.get(k[1], 9), k[1]))
 
     header = ["mode", "conc", "target", "req/s", "p50 ms", "p99 ms", "errors",
@@ -176,6 +177,11 @@ def main() -> None:
             ratio = policy[16]["rps"] / bare[16]["rps"]
             goals.append([mode, "a Rego policy on every request vs none at c=16", f"{ratio:.3f}x",
                           f">= {POLICY_RATIO_MIN}x", ratio >= POLICY_RATIO_MIN])  # fmt: skip
+        jwt = by("gateway-jwt")
+        if 16 in jwt and 16 in bare and bare[16]["rps"]:
+            ratio = jwt[16]["rps"] / bare[16]["rps"]
+            goals.append([mode, "an RS256 JWT on every request vs an API key at c=16", f"{ratio:.3f}x",
+                          f">= {JWT_RATIO_MIN}x", ratio >= JWT_RATIO_MIN])  # fmt: skip
         if 64 in core and 64 in litellm and litellm[64]["rps"]:
             ratio = core[64]["rps"] / litellm[64]["rps"]
             goals.append([mode, "req/s vs LiteLLM at c=64", f"{ratio:.1f}x", f">= {LITELLM_RATIO_MIN:.0f}x",

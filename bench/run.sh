@@ -5,7 +5,9 @@
 # `gateway` runs with everything on: the request log, and OpenTelemetry traces sampled at 1.0 and
 # exported over OTLP/gRPC with zstd to a real collector on loopback (scripts/otelcol.sh, nop exporter);
 # `gateway-bare` is a second gateway with both off, for what observability costs; `gateway-policy` is
-# gateway-bare with a Rego policy (bench/policy.rego) on the bench tenant, for what a policy costs.
+# gateway-bare with a Rego policy (bench/policy.rego) on the bench tenant, for what a policy costs;
+# `gateway-jwt` is gateway-bare with callers presenting an RS256 JWT of an issuer the bench tenant
+# trusts (bench/jwt.py, its JWKS served on loopback) instead of the API key, for what a token costs.
 #
 # Builds release binaries, starts fake-upstream (--no-record), the gateway (bench/config: rate limits
 # and a hard budget that never trigger, SQLite ledger in a temporary directory) and LiteLLM's proxy
@@ -20,7 +22,7 @@
 #   BENCH_DURATION=10s           per wrk run
 #   BENCH_CONCURRENCY="1 16 64"  connections per run
 #   BENCH_MODES="json sse"       non-streaming and/or streaming requests
-#   BENCH_TARGETS="direct nginx gateway gateway-bare gateway-policy litellm"  add gateway-mock for the gateway's built-in mock provider
+#   BENCH_TARGETS="direct nginx gateway gateway-bare gateway-policy gateway-jwt litellm"  add gateway-mock for the gateway's built-in mock provider
 #                                (no upstream hop); leave out litellm to skip its venv and startup
 #   BENCH_GATEWAY_ARGS="..."     extra gateway flags (e.g. --request-log=false, to measure what the log costs)
 #   BENCH_BUILD=0                use the release binaries already in $CARGO_TARGET_DIR, no cargo build
@@ -39,7 +41,7 @@ export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/switchboard/target}
 duration=${BENCH_DURATION:-10s}
 concurrency=${BENCH_CONCURRENCY:-1 16 64}
 modes=${BENCH_MODES:-json sse}
-targets=${BENCH_TARGETS:-direct nginx gateway gateway-bare gateway-policy litellm}
+targets=${BENCH_TARGETS:-direct nginx gateway gateway-bare gateway-policy gateway-jwt litellm}
 key=sk-switchboard-bench
 has_target() { [[ " $targets " == *" $1 "* ]]; }
 
@@ -170,7 +172,7 @@ if has_target litellm; then
     litellm_pid=$!
 fi
 
-mkdir -p "$work/config" "$work/config-policy"
+mkdir -p "$work/config" "$work/config-policy" "$work/config-jwt" "$work/idp"
 sed "s|{FAKE_BASE_URL}|http://127.0.0.1:$fake_port/v1|g" bench/config/bench.yaml >"$work/config/bench.yaml"
 # The same config with bench/policy.rego as the bench tenant's `spec.policy`.
 python3 - "$work/config/bench.yaml" bench/policy.rego >"$work/config-policy/bench.yaml" <<'PY'
@@ -181,6 +183,21 @@ assert anchor in config, "bench/config/bench.yaml: the bench tenant moved"
 block = "  policy:\n    rego: |\n" + "".join("      " + line if line.strip() else "\n" for line in rego.splitlines(True))
 print(config.replace(anchor, anchor + block, 1), end="")
 PY
+jwt_token=
+if has_target gateway-jwt; then
+    # The identity provider: its JWKS from a static server; the bench tenant trusts its issuer.
+    idp_port=$(free_port)
+    issuer="http://127.0.0.1:$idp_port"
+    jwt_token=$(python3 bench/jwt.py "$work/idp" "$issuer") || die "cannot mint the bench token (bench/jwt.py)"
+    python3 -m http.server "$idp_port" --bind 127.0.0.1 --directory "$work/idp" >"$work/idp.log" 2>&1 &
+    idp_pid=$!
+    pids+=("$idp_pid")
+    wait_ok "$issuer/jwks.json" "$idp_pid" "the identity provider"
+    anchor="  displayName: Benchmark"
+    grep -q "^$anchor\$" "$work/config/bench.yaml" || die "bench/config/bench.yaml: the bench tenant moved"
+    sed "s|^$anchor\$|$anchor\n  jwtIssuers: [{name: bench-workloads, issuer: \"$issuer\", audiences: [switchboard-bench], jwksUri: \"$issuer/jwks.json\"}]|" \
+        "$work/config/bench.yaml" >"$work/config-jwt/bench.yaml"
+fi
 mkdir -p "$work/otelcol"
 otlp_grpc=$(scripts/otelcol.sh start "$work/otelcol" nop | sed -n 's/^OTLP_GRPC=//p')
 [[ -n $otlp_grpc ]] || die "the OpenTelemetry Collector did not start (scripts/otelcol.sh)"
@@ -206,6 +223,11 @@ if has_target gateway-policy; then
     start_gateway gateway-policy policy.db config-policy --request-log=false
     policy_port=$gateway_port policy_pid=$gateway_pid
 fi
+jwt_port= jwt_pid=
+if has_target gateway-jwt; then
+    start_gateway gateway-jwt jwt.db config-jwt --request-log=false
+    jwt_port=$gateway_port jwt_pid=$gateway_pid
+fi
 # zstd, as the chart's monitoring.tracing exports by default: the least CPU on both sides.
 OTEL_EXPORTER_OTLP_COMPRESSION=zstd start_gateway gateway ledger.db config --otlp-endpoint "$otlp_grpc" --otlp-protocol grpc --trace-sampling-ratio 1
 if [[ -n $litellm_pid ]]; then
@@ -223,9 +245,15 @@ target_spec() {
         gateway-mock) echo "http://127.0.0.1:$gateway_port/v1/chat/completions bench-mock" ;;
         gateway-bare) echo "http://127.0.0.1:$bare_port/v1/chat/completions bench-model" ;;
         gateway-policy) echo "http://127.0.0.1:$policy_port/v1/chat/completions bench-model" ;;
+        gateway-jwt) echo "http://127.0.0.1:$jwt_port/v1/chat/completions bench-model" ;;
         litellm) echo "http://127.0.0.1:$litellm_port/v1/chat/completions bench-model" ;;
         *) die "unknown target $1" ;;
     esac
+}
+
+# The credential each target's clients present.
+target_key() {
+    if [[ $1 == gateway-jwt ]]; then echo "$jwt_token"; else echo "$key"; fi
 }
 
 # run_wrk OUT MODE TARGET CONNECTIONS DURATION
@@ -233,7 +261,7 @@ run_wrk() {
     local out=$1 mode=$2 target=$3 connections=$4 time=$5 url model threads
     read -r url model <<<"$(target_spec "$target")"
     threads=$((connections < 2 ? connections : 2))
-    BENCH_MODEL=$model BENCH_KEY=$key BENCH_STREAM=$([[ $mode == sse ]] && echo 1 || echo 0) \
+    BENCH_MODEL=$model BENCH_KEY=$(target_key "$target") BENCH_STREAM=$([[ $mode == sse ]] && echo 1 || echo 0) \
         wrk --latency -t "$threads" -c "$connections" -d "$time" --timeout 10s -s bench/chat.lua "$url" >"$out" 2>&1 \
         || { cat "$out" >&2; die "wrk failed for $mode $target c=$connections"; }
 }
@@ -242,7 +270,7 @@ run_wrk() {
 # load. The stream must end with its usage chunk and [DONE], as chat.lua asks for.
 for target in $targets; do
     read -r url model <<<"$(target_spec "$target")"
-    curl -fsS --max-time 10 -o /dev/null -D "$work/headers-$target.txt" -H "Authorization: Bearer $key" \
+    curl -fsS --max-time 10 -o /dev/null -D "$work/headers-$target.txt" -H "Authorization: Bearer $(target_key "$target")" \
         -H 'Content-Type: application/json' \
         -d "{\"model\":\"$model\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}" "$url" \
         || die "a request to $target ($url) failed"
@@ -250,7 +278,7 @@ for target in $targets; do
     if [[ $target == gateway* ]] && ! grep -qi '^x-ratelimit-limit-requests:' "$work/headers-$target.txt"; then
         die "the gateway sent no x-ratelimit-* headers: the bench tenant's rate limits are off (bench/config/bench.yaml)"
     fi
-    stream=$(curl -fsSN --max-time 10 -H "Authorization: Bearer $key" -H 'Content-Type: application/json' \
+    stream=$(curl -fsSN --max-time 10 -H "Authorization: Bearer $(target_key "$target")" -H 'Content-Type: application/json' \
         -d "{\"model\":\"$model\",\"stream\":true,\"stream_options\":{\"include_usage\":true},\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}" \
         "$url") || die "a stream from $target ($url) failed"
     [[ $stream == *'"usage":'*'data: [DONE]'* ]] || die "the stream from $target has no usage chunk or no [DONE]: $stream"
@@ -266,6 +294,7 @@ target_pid() {
     case $1 in
         gateway-bare) echo "$bare_pid" ;;
         gateway-policy) echo "$policy_pid" ;;
+        gateway-jwt) echo "$jwt_pid" ;;
         *) echo "$gateway_pid" ;;
     esac
 }
@@ -303,6 +332,7 @@ done
 procs=("fake-upstream=${pids[0]}" "gateway=$gateway_pid" "gateway-bare=$bare_pid" "otelcol=$(cat "$work/otelcol/otelcol.pid")")
 has_target nginx && procs+=("nginx=$nginx_pid")
 [[ -n $policy_pid ]] && procs+=("gateway-policy=$policy_pid")
+[[ -n $jwt_pid ]] && procs+=("gateway-jwt=$jwt_pid")
 [[ -n $litellm_pid ]] && procs+=("litellm=$litellm_pid")
 python3 bench/rss.py "${procs[@]}" >"$work/rss.tsv"
 
