@@ -350,3 +350,24 @@ async fn keys_rotate_and_survive_an_outage_then_fail_closed() {
     let (status, code, message) = refusal(&h, &first.sign(&never)).await;
     assert_eq!((status, code.as_str()), (503, "identity_provider_unavailable"), "{message}");
 }
+
+#[tokio::test]
+async fn a_token_that_passed_is_remembered_only_under_its_config() {
+    let (h, idp, key) = setup().await;
+    let token = key.sign(&claims(&idp, "alpha"));
+    for _ in 0..3 {
+        assert_eq!(chat(&h, &token, "demo-echo").await.0, 200);
+    }
+    // The config changes (alpha stops trusting the issuer's tokens): the token the gateway
+    // remembers as checked is refused at once, not when its memory of it runs out.
+    let untrusting = TENANTS.replace("{ISSUER}", &idp.issuer()).replacen(
+        "requiredClaims: {team: alpha}",
+        "requiredClaims: {team: nobody}",
+        1,
+    );
+    common::write_config(&h.config_dir(), "jwt.yaml", &untrusting);
+    eventually("the token refused under the new config", || async {
+        chat(&h, &token, "demo-echo").await.0 == 401
+    })
+    .await;
+}

@@ -5,12 +5,19 @@
 //! (never `none`, never HMAC, so a public key can never serve as a shared secret), a signature by
 //! a key of the issuer's current key set, `exp` (required), `nbf` and `iat` within
 //! [`LEEWAY_SECONDS`], the issuer, an accepted audience, and the tenant's required claims.
+//!
+//! A client presents the same token for as long as it is valid (a projected ServiceAccount token
+//! for up to an hour), and checking a signature again costs tens of microseconds: a token that
+//! passed is remembered by its SHA-256 for at most [`ACCEPTED_FOR_SECONDS`], never past its `exp`,
+//! and only under the config it was checked against.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, Header, Validation, decode, decode_header, get_current_timestamp};
 use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
 
 use super::jwks::{KeyCache, KeyError, KeySource};
 use crate::error::ApiError;
@@ -36,12 +43,28 @@ const ALLOWED: [Algorithm; 9] = [
 ];
 /// The claim in which Kubernetes names a ServiceAccount token's namespace and account.
 const KUBERNETES_CLAIM: &str = "kubernetes.io";
+/// How long a token that passed is taken without its checks again: a key its issuer withdraws
+/// stops being honoured within this (plus the key cache's own refresh).
+pub const ACCEPTED_FOR_SECONDS: u64 = 60;
+/// Tokens remembered at most.
+const MAX_ACCEPTED: u64 = 10_000;
 
 /// Checks bearer JWTs: the signing keys, and the audience ServiceAccount tokens must carry.
 pub struct TokenVerifier {
     keys: KeyCache,
     /// `None`: ServiceAccount tokens are not accepted.
     service_account_audience: Option<String>,
+    /// Tokens that passed, by the SHA-256 of the token and the audience asked for.
+    accepted: moka::sync::Cache<[u8; 32], Arc<Accepted>>,
+}
+
+/// A token that passed: whom it identifies, under which config, until when.
+struct Accepted {
+    caller: Arc<Caller>,
+    config_version: String,
+    /// Unix seconds: the earlier of its `exp` (with leeway) and [`ACCEPTED_FOR_SECONDS`] from when
+    /// it was checked.
+    until: u64,
 }
 
 /// Which audience a token must be for.
@@ -63,11 +86,39 @@ pub fn looks_like_jwt(credential: &str) -> bool {
 
 impl TokenVerifier {
     pub fn new(keys: KeyCache, service_account_audience: Option<String>) -> TokenVerifier {
-        TokenVerifier { keys, service_account_audience }
+        let accepted = moka::sync::Cache::builder()
+            .max_capacity(MAX_ACCEPTED)
+            .time_to_live(Duration::from_secs(ACCEPTED_FOR_SECONDS))
+            .build();
+        TokenVerifier { keys, service_account_audience, accepted }
     }
 
     /// The caller `token` identifies under `runtime`'s tenants, or why it identifies none.
     pub async fn authenticate(
+        &self,
+        token: &str,
+        runtime: &Runtime,
+        audience: Audience<'_>,
+    ) -> Result<Arc<Caller>, ApiError> {
+        let fingerprint = fingerprint(token, audience);
+        let now = get_current_timestamp();
+        if let Some(accepted) = self.accepted.get(&fingerprint)
+            && now < accepted.until
+            && accepted.config_version == runtime.config.version
+        {
+            return Ok(accepted.caller.clone());
+        }
+        let caller = self.checked(token, runtime, audience).await?;
+        let expires = caller.claims.as_ref().and_then(|c| c.get("exp")).and_then(Value::as_u64);
+        let until = remembered_until(expires, now);
+        let config_version = runtime.config.version.clone();
+        self.accepted
+            .insert(fingerprint, Arc::new(Accepted { caller: caller.clone(), config_version, until }));
+        Ok(caller)
+    }
+
+    /// `authenticate` without the memory of tokens that passed: every check.
+    async fn checked(
         &self,
         token: &str,
         runtime: &Runtime,
@@ -149,6 +200,27 @@ impl TokenVerifier {
         }
         Ok(claims)
     }
+}
+
+/// Until when a token that passed at `now` is taken without its checks: never past its `exp`
+/// (with the leeway its check allows), at most [`ACCEPTED_FOR_SECONDS`].
+fn remembered_until(expires: Option<u64>, now: u64) -> u64 {
+    let expires = expires.map_or(0, |exp| exp.saturating_add(LEEWAY_SECONDS));
+    expires.min(now.saturating_add(ACCEPTED_FOR_SECONDS))
+}
+
+/// What a token that passed is remembered by: its SHA-256 with the audience it was checked for.
+fn fingerprint(token: &str, audience: Audience<'_>) -> [u8; 32] {
+    let mut hash = Sha256::new();
+    hash.update(token.as_bytes());
+    match audience {
+        Audience::OfTenant => hash.update([0]),
+        Audience::Resource(resource) => {
+            hash.update([1]);
+            hash.update(resource.as_bytes());
+        }
+    }
+    hash.finalize().into()
 }
 
 /// The header of a token of bounded size with an allowed algorithm (never `none`, never HMAC).
@@ -274,4 +346,27 @@ fn shortened(text: &str) -> String {
 
 fn invalid(reason: impl Into<String>) -> ApiError {
     ApiError::InvalidToken(reason.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_token_is_remembered_at_most_a_minute_and_never_past_its_expiry() {
+        let now = 1_000_000;
+        assert_eq!(remembered_until(Some(now + 3600), now), now + ACCEPTED_FOR_SECONDS);
+        assert_eq!(remembered_until(Some(now + 5), now), now + 5 + LEEWAY_SECONDS);
+        assert_eq!(remembered_until(Some(u64::MAX), now), now + ACCEPTED_FOR_SECONDS);
+        assert_eq!(remembered_until(None, now), 0, "no `exp`: not remembered");
+    }
+
+    #[test]
+    fn the_memory_of_a_token_is_per_audience() {
+        let token = "eyJhbGciOiJFZERTQSJ9.e30.sig";
+        let of_tenant = fingerprint(token, Audience::OfTenant);
+        assert_ne!(of_tenant, fingerprint(token, Audience::Resource("https://llm.example.com/mcp")));
+        assert_ne!(of_tenant, fingerprint("eyJhbGciOiJFZERTQSJ9.e30.sih", Audience::OfTenant));
+        assert_eq!(of_tenant, fingerprint(token, Audience::OfTenant));
+    }
 }
