@@ -18,6 +18,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use switchboard_crds::resources::CachePolicy;
 
+use crate::chat_request::ChatRequest;
 use crate::providers::Completion;
 
 /// The request header that opts a request in or out.
@@ -129,24 +130,19 @@ pub fn ttl_for(route: Option<&CachePolicy>, headers: &HeaderMap) -> Option<Durat
 }
 
 /// The key for a deterministic, non-streamed request of `tenant`; `None` for any other request.
-pub fn key_for(tenant: &str, request: &Value) -> Option<CacheKey> {
-    let deterministic = request.get("temperature").and_then(Value::as_f64) == Some(0.0)
-        || request.get("seed").is_some_and(|seed| !seed.is_null());
-    let one_choice = request.get("n").and_then(Value::as_u64).unwrap_or(1) == 1;
-    let streamed = request.get("stream").and_then(Value::as_bool) == Some(true);
-    if !deterministic || !one_choice || streamed {
+pub fn key_for(tenant: &str, request: &ChatRequest) -> Option<CacheKey> {
+    let deterministic =
+        request.field("temperature").and_then(Value::as_f64) == Some(0.0) || request.field("seed").is_some();
+    let one_choice = request.field("n").and_then(Value::as_u64).unwrap_or(1) == 1;
+    if !deterministic || !one_choice || request.stream() {
         return None;
     }
     let mut hasher = Sha256::new();
     hasher.update(tenant.as_bytes());
     hasher.update([0]);
     // `user` labels the caller for abuse tracking; it does not change the answer.
-    let mut canonical = request.clone();
-    if let Some(fields) = canonical.as_object_mut() {
-        fields.remove("user");
-        fields.remove("stream");
-    }
-    hasher.update(canonical.to_string().as_bytes());
+    let canonical = ChatRequest { user: None, stream: None, ..request.clone() };
+    hasher.update(canonical.to_value().to_string().as_bytes());
     Some(hasher.finalize().into())
 }
 
@@ -155,6 +151,10 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    fn key_for(tenant: &str, request: &Value) -> Option<CacheKey> {
+        super::key_for(tenant, &ChatRequest::parse(request.clone()).unwrap())
+    }
 
     #[test]
     fn only_deterministic_unstreamed_single_choice_requests_have_keys() {

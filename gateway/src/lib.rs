@@ -8,6 +8,7 @@ pub mod auth;
 pub mod breaker;
 pub mod budget;
 pub mod cache;
+pub mod chat_request;
 pub mod db;
 pub mod drain;
 pub mod error;

@@ -17,6 +17,7 @@ use serde_json::Value;
 use switchboard_crds::resources::MemoryExtraction;
 
 use crate::auth::Authenticated;
+use crate::chat_request::{ChatRequest, Invalid};
 use crate::db::now_ms;
 use crate::error::ApiError;
 use crate::exchange::{
@@ -56,11 +57,13 @@ pub async fn run(
         refused_unrouted(&state.ledger, &caller, endpoint, headers, started, refusal);
         error
     };
-    let mut request = request.map_err(|error| refused(error, None, Vec::new()))?;
+    let body = request.map_err(|error| refused(error, None, Vec::new()))?;
+    let mut request = ChatRequest::parse(body)
+        .map_err(|Invalid { error, model }| refused(error, model.as_deref(), Vec::new()))?;
     let mut hits = Vec::new();
     let (exchange, turn) = match begin(state, auth, &mut request, endpoint, headers, &mut hits) {
         Ok(begun) => begun,
-        Err(error) => return Err(refused(error, request.get("model").and_then(Value::as_str), hits)),
+        Err(error) => return Err(refused(error, Some(&request.model), hits)),
     };
     let served = serve(state, &exchange, &runtime, request, turn.as_ref()).await;
     if let (Ok(_), Some(turn)) = (&served, turn) {
@@ -75,7 +78,7 @@ pub async fn run(
 fn begin(
     state: &AppState,
     auth: Authenticated,
-    request: &mut Value,
+    request: &mut ChatRequest,
     endpoint: Endpoint,
     headers: &HeaderMap,
     hits: &mut Vec<Hit>,
@@ -95,7 +98,7 @@ async fn serve(
     state: &AppState,
     exchange: &Arc<Exchange>,
     runtime: &Runtime,
-    mut request: Value,
+    mut request: ChatRequest,
     turn: Option<&Turn>,
 ) -> Result<Served, ApiError> {
     let headers = match exchange.admit(state).await? {

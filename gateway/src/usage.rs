@@ -7,6 +7,8 @@ use serde_json::Value;
 use switchboard_crds::config::Pricing;
 use switchboard_crds::decimal::NanoUsd;
 
+use crate::chat_request::{ChatRequest, Content};
+
 /// Disjoint token counts for one request.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct TokenUsage {
@@ -115,17 +117,17 @@ const TOKENS_PER_MEDIA_PART: u64 = 3_000;
 /// Byte-level tokenizers (OpenAI's, Anthropic's, Llama's) never make more tokens than the text
 /// has bytes; to that come the messages' framing, media parts, and the tool definitions, tool
 /// calls and response schema, which count as input too (measured by their JSON text).
-pub fn input_tokens_at_most(request: &serde_json::Map<String, Value>) -> u64 {
+pub fn input_tokens_at_most(request: &ChatRequest) -> u64 {
     let json_len = |value: Option<&Value>| value.map_or(0, |v| v.to_string().len() as u64);
-    let mut tokens = json_len(request.get("tools"))
-        + json_len(request.get("functions"))
-        + json_len(request.get("response_format"));
-    for message in request.get("messages").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default() {
-        tokens =
-            tokens.saturating_add(TOKENS_PER_MESSAGE).saturating_add(json_len(message.get("tool_calls")));
-        match message.get("content") {
-            Some(Value::String(text)) => tokens = tokens.saturating_add(text.len() as u64),
-            Some(Value::Array(parts)) => {
+    let mut tokens = json_len(request.field("tools"))
+        + json_len(request.field("functions"))
+        + json_len(request.field("response_format"));
+    for message in &request.messages {
+        let tool_calls = message.rest.get("tool_calls");
+        tokens = tokens.saturating_add(TOKENS_PER_MESSAGE).saturating_add(json_len(tool_calls));
+        match &message.content {
+            Some(Content::Text(text)) => tokens = tokens.saturating_add(text.len() as u64),
+            Some(Content::Parts(parts)) => {
                 for part in parts {
                     tokens = tokens.saturating_add(match part.get("text").and_then(Value::as_str) {
                         Some(text) => text.len() as u64,
@@ -133,7 +135,7 @@ pub fn input_tokens_at_most(request: &serde_json::Map<String, Value>) -> u64 {
                     });
                 }
             }
-            _ => {}
+            None => {}
         }
     }
     tokens
@@ -214,12 +216,12 @@ mod tests {
 
     #[test]
     fn the_input_bound_is_never_below_the_bytes_and_counts_media_and_tools() {
-        let request = json!({"messages": [
+        let request = json!({"model": "m", "messages": [
             {"role": "user", "content": "héllo"},
             {"role": "user", "content": [{"type": "text", "text": "abc"}, {"type": "image_url", "image_url": {"url": "x"}}]},
         ], "tools": [{"type": "function", "function": {"name": "f"}}]});
         let tools = request["tools"].to_string().len() as u64;
-        let bound = input_tokens_at_most(request.as_object().unwrap());
+        let bound = input_tokens_at_most(&ChatRequest::parse(request.clone()).unwrap());
         assert_eq!(bound, tools + 2 * TOKENS_PER_MESSAGE + "héllo".len() as u64 + 3 + TOKENS_PER_MEDIA_PART);
         assert!(bound > estimate_tokens("héllo".len() + 3));
     }

@@ -17,6 +17,13 @@ const ROLES: [&str; 6] = ["system", "developer", "user", "assistant", "tool", "f
 
 /// Checks `request`; returns the output tokens it asks for at most, if it says.
 pub fn chat_request(request: &Map<String, Value>) -> Result<Option<u64>, ApiError> {
+    match request.get("model") {
+        Some(Value::String(model)) if !model.is_empty() => {}
+        _ => return Err(invalid("`model` is required and must be a string")),
+    }
+    if request.get("stream").is_some_and(|stream| !stream.is_boolean() && !stream.is_null()) {
+        return Err(invalid("`stream` must be a boolean"));
+    }
     let messages = match request.get("messages") {
         Some(Value::Array(messages)) if !messages.is_empty() => messages,
         _ => return Err(invalid("`messages` must be a non-empty array")),
@@ -153,6 +160,7 @@ mod tests {
     use bolero::{Driver, TypeGenerator};
     use fuzz_json::{Text, Vocabulary, below, document, number, one_in, pick, raw_input};
 
+    use crate::chat_request::ChatRequest;
     use crate::usage::input_tokens_at_most;
 
     /// Real requests (the target's corpus), which generated ones start from.
@@ -231,6 +239,8 @@ mod tests {
                 };
                 match chat_request(&request) {
                     Ok(limit) => {
+                        let typed = ChatRequest::parse(Value::Object(request.clone()))
+                            .expect("a request that checks reads as a ChatRequest");
                         let messages = request["messages"].as_array().expect("`messages` is an array");
                         assert!(!messages.is_empty());
                         for message in messages {
@@ -278,7 +288,7 @@ mod tests {
                                 _ => 0,
                             })
                             .sum();
-                        assert!(input_tokens_at_most(&request) >= text_bytes);
+                        assert!(input_tokens_at_most(&typed) >= text_bytes);
                     }
                     Err(ApiError::BadRequest(message, Some("invalid_request"))) => {
                         assert!(message.starts_with('`'), "the message names the field: {message}");

@@ -9,6 +9,7 @@ use switchboard_crds::config::{BudgetConfig, PersonaConfig, TenantConfig};
 use switchboard_crds::resources::{BudgetScopeKind, RateLimits};
 
 use crate::budget::Refusal;
+use crate::chat_request::ChatRequest;
 use crate::error::ApiError;
 use crate::ratelimit::{Check, Dimension};
 use crate::serving::runtime::Caller;
@@ -109,8 +110,10 @@ pub(super) fn budget_refusal(refusal: Refusal) -> ApiError {
 
 /// The validator for `response_format: {type: json_schema, json_schema: {schema}}`; a schema
 /// that does not compile is the client's error, reported before anything is sent upstream.
-pub(super) fn structured_output_schema(request: &Value) -> Result<Option<jsonschema::Validator>, ApiError> {
-    let Some(format) = request.get("response_format") else { return Ok(None) };
+pub(super) fn structured_output_schema(
+    request: &ChatRequest,
+) -> Result<Option<jsonschema::Validator>, ApiError> {
+    let Some(format) = request.field("response_format") else { return Ok(None) };
     if format.get("type").and_then(Value::as_str) != Some("json_schema") {
         return Ok(None);
     }

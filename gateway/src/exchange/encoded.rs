@@ -2,8 +2,8 @@
 //! attempt on a backend of that format.
 
 use bytes::Bytes;
-use serde_json::Value;
 
+use crate::chat_request::ChatRequest;
 use crate::providers::{UpstreamError, WireFormat};
 
 /// The request in the wire formats of the backends tried so far: made once per format (and
@@ -15,7 +15,7 @@ impl Encoded {
     pub(super) fn body(
         &mut self,
         format: WireFormat,
-        request: &Value,
+        request: &ChatRequest,
         model: &str,
         stream: bool,
     ) -> Result<Bytes, UpstreamError> {

@@ -1,5 +1,5 @@
-//! One request's exchange with the backends: begin (validate, resolve the model, the limits and
-//! budgets that apply), admit, forward to a backend with fallback and retries, and account for
+//! One request's exchange with the backends: begin (resolve the model, the limits and budgets
+//! that apply, for a request [`crate::chat_request::ChatRequest::parse`] checked), admit, forward to a backend with fallback and retries, and account for
 //! usage and cost (ledger + metrics) exactly once. [`crate::pipeline`] runs these steps in order.
 
 use std::sync::Arc;
@@ -17,10 +17,11 @@ use serde_json::Value;
 use crate::auth::Authenticated;
 use crate::budget::Reservation;
 use crate::cache::{self, CacheKey};
+use crate::chat_request::{ChatRequest, Message};
 use crate::drain::Deadline;
 use crate::error::ApiError;
 use crate::guardrails::Hit;
-use crate::guardrails::reply::{ReplyGuard, Tally};
+use crate::guardrails::reply::ReplyGuard;
 use crate::ledger::LedgerSender;
 use crate::metrics::Metrics;
 use crate::persona::turn::MODEL_PREFIX;
@@ -32,10 +33,10 @@ use crate::serving::runtime::{BackendRuntime, Caller, Target};
 use crate::state::AppState;
 use crate::telemetry::Tracer;
 use crate::usage::{TokenUsage, estimate_tokens, input_tokens_at_most};
-use crate::validate;
 
 mod admission;
 mod assemble;
+mod checks;
 mod encoded;
 mod metering;
 mod order;
@@ -184,45 +185,30 @@ impl Exchange {
     pub fn begin(
         state: &AppState,
         auth: Authenticated,
-        request: &Value,
+        request: &ChatRequest,
         endpoint: Endpoint,
         headers: &HeaderMap,
         persona: Option<&PersonaConfig>,
         context_bytes: usize,
     ) -> Result<Exchange, ApiError> {
         let Authenticated { runtime, caller } = auth;
-        let model = match (persona, request.get("model")) {
-            (Some(persona), _) => format!("{MODEL_PREFIX}{}", persona.name),
-            (None, Some(Value::String(model))) if !model.is_empty() => model.clone(),
-            _ => {
-                return Err(ApiError::BadRequest("`model` is required and must be a string".into(), None));
-            }
+        let model = match persona {
+            Some(persona) => format!("{MODEL_PREFIX}{}", persona.name),
+            None => request.model.clone(),
         };
-        let fields = request.as_object().ok_or_else(|| {
-            ApiError::BadRequest("request body must be a JSON object".into(), Some("invalid_json"))
-        })?;
-        let asked_output = validate::chat_request(fields)?;
+        let asked_output = request.asked_output();
         let max_output = asked_output.unwrap_or(DEFAULT_OUTPUT_RESERVATION);
-        let messages = fields.get("messages").and_then(Value::as_array).map_or(&[][..], Vec::as_slice);
-        let stream = match request.get("stream") {
-            None | Some(Value::Null) => false,
-            Some(Value::Bool(stream)) => *stream,
-            Some(_) => return Err(ApiError::BadRequest("`stream` must be a boolean".into(), None)),
-        };
+        let stream = request.stream();
         let schema = structured_output_schema(request)?;
         // A persona's model is served as its owner may: the persona may be shared with the caller.
         let target = match persona {
             None => runtime.resolve(&caller, &model),
-            Some(persona) => {
-                runtime.resolve_for(&persona.tenant, request["model"].as_str().unwrap_or_default())
-            }
+            Some(persona) => runtime.resolve_for(&persona.tenant, &request.model),
         }
         .ok_or_else(|| ApiError::ModelNotFound(model.clone()))?
         .clone();
-        let include_usage =
-            request.get("stream_options").and_then(|o| o.get("include_usage")).and_then(Value::as_bool)
-                == Some(true);
-        let prompt_chars: usize = messages.iter().map(|m| crate::providers::text_len(&m["content"])).sum();
+        let include_usage = request.include_usage();
+        let prompt_chars: usize = request.messages.iter().map(Message::text_len).sum();
         // A persona's answer depends on its memories and mood, which change with every turn.
         let cache = cache::ttl_for(target.route.config.cache.as_ref(), headers)
             .filter(|_| persona.is_none())
@@ -243,7 +229,7 @@ impl Exchange {
             NanoUsd::default()
         } else {
             let context = if context_bytes > 0 { context_tokens_at_most(context_bytes) } else { 0 };
-            pricing.input.per_million_times(input_tokens_at_most(fields).saturating_add(context))
+            pricing.input.per_million_times(input_tokens_at_most(request).saturating_add(context))
                 + pricing.output.per_million_times(max_output)
         };
         let hard_budget = budgets.iter().any(|b| b.enforcement == BudgetEnforcement::Hard);
@@ -362,7 +348,7 @@ impl Exchange {
     pub async fn forward(
         self: &Arc<Self>,
         state: &AppState,
-        request: &Value,
+        request: &ChatRequest,
         headers: Vec<(HeaderName, HeaderValue)>,
     ) -> Result<Served, ApiError> {
         let reply = match self.dispatch(request).await {
@@ -394,7 +380,7 @@ impl Exchange {
     /// Sends the request to the route's backends within the route's deadline: by priority,
     /// weighted within a priority, skipping ejected backends, retrying retryable failures on the
     /// next candidate with jittered exponential backoff.
-    async fn dispatch(&self, request: &Value) -> Result<Dispatched, Failure> {
+    async fn dispatch(&self, request: &ChatRequest) -> Result<Dispatched, Failure> {
         let timeout_ms = self.target.route.config.timeout_ms;
         let failure = |error| Err(Failure { error, backend: None, discarded: TokenUsage::default() });
         tokio::select! {
@@ -405,7 +391,7 @@ impl Exchange {
         }
     }
 
-    async fn attempts(&self, request: &Value) -> Result<Dispatched, Failure> {
+    async fn attempts(&self, request: &ChatRequest) -> Result<Dispatched, Failure> {
         let route = &self.target.route;
         let candidates = candidate_order(&route.backends, &mut rand::rng());
         if candidates.is_empty() {
@@ -488,7 +474,7 @@ impl Exchange {
     async fn attempt(
         &self,
         backend: &BackendRuntime,
-        request: &Value,
+        request: &ChatRequest,
         encoded: &mut Encoded,
         trace: &[(HeaderName, HeaderValue)],
     ) -> Result<Reply, UpstreamError> {
@@ -505,7 +491,7 @@ impl Exchange {
     async fn attempt_raw(
         &self,
         backend: &BackendRuntime,
-        request: &Value,
+        request: &ChatRequest,
         encoded: &mut Encoded,
         trace: &[(HeaderName, HeaderValue)],
     ) -> Result<Reply, UpstreamError> {
@@ -539,42 +525,6 @@ impl Exchange {
             Some(ms) => tokio::time::timeout(Duration::from_millis(ms), answered)
                 .await
                 .unwrap_or(Err(UpstreamError::Timeout(ms))),
-        }
-    }
-
-    /// A whole reply as the policies' reply guardrails let it through: redacted, or withheld.
-    fn guard_reply(&self, body: Completion) -> Result<Completion, ApiError> {
-        let Some(guard) = &self.reply_guard else { return Ok(body) };
-        let mut reply = body.to_value().map_err(UpstreamError::into_api_error)?;
-        let mut tally = Tally::default();
-        let checked = guard.complete(&mut reply, &mut tally);
-        let mut hits = Vec::new();
-        tally.record(&mut hits, &self.metrics);
-        self.trail.guardrails(hits);
-        checked.map_err(ApiError::PolicyDenied)?;
-        if !tally.redacted_any() {
-            return Ok(body);
-        }
-        Completion::from_value(&reply).map_err(UpstreamError::into_api_error)
-    }
-
-    /// Checks a complete reply against the requested JSON schema. A refusal passes: it is the
-    /// model's documented way of declining, and the SDKs surface it.
-    fn check_structured(&self, body: &Completion) -> Result<(), String> {
-        let Some(schema) = &self.schema else { return Ok(()) };
-        let body = body.to_value().map_err(|e| e.to_string())?;
-        let message = body.pointer("/choices/0/message");
-        if message.and_then(|m| m.get("refusal")).is_some_and(Value::is_string) {
-            return Ok(());
-        }
-        let text = message
-            .and_then(|m| m.get("content"))
-            .and_then(Value::as_str)
-            .ok_or_else(|| "the reply has no text content".to_owned())?;
-        let reply: Value = serde_json::from_str(text).map_err(|e| format!("the reply is not JSON: {e}"))?;
-        match schema.iter_errors(&reply).next() {
-            None => Ok(()),
-            Some(error) => Err(format!("{error} (at `{}`)", error.instance_path())),
         }
     }
 }

@@ -9,9 +9,10 @@
 
 use std::sync::Arc;
 
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use super::Endpoint;
+use crate::chat_request::ChatRequest;
 use crate::error::ApiError;
 use crate::guardrails::reply::ReplyGuard;
 use crate::guardrails::{self, Action, Hit, Kind, Side};
@@ -27,7 +28,7 @@ pub fn enforce(
     runtime: &Runtime,
     metrics: &Metrics,
     caller: &Caller,
-    request: &mut Value,
+    request: &mut ChatRequest,
     endpoint: Endpoint,
     persona: Option<&str>,
     hits: &mut Vec<Hit>,
@@ -35,16 +36,14 @@ pub fn enforce(
     if runtime.policies.is_empty() {
         return Ok(None);
     }
-    let Some(fields) = request.as_object_mut() else { return Ok(None) };
-    let model = fields.get("model").and_then(Value::as_str).unwrap_or_default();
-    let route = runtime.resolve(caller, model).map(|target| target.route.config.name.as_str());
+    let route = runtime.resolve(caller, &request.model).map(|target| target.route.config.name.as_str());
     let mut applying = runtime.policies.applying(&caller.tenant, route).peekable();
     if applying.peek().is_none() {
         return Ok(None);
     }
-    let detected = guardrails::detect(fields.get("messages"));
+    let detected = guardrails::detect(&request.messages);
     guardrails::record(hits, metrics, Side::Request, Action::Detected, &detected);
-    let mut input = input(caller, fields, route, endpoint, persona);
+    let mut input = input(caller, request, route, endpoint, persona);
     input["detected"] = guardrails::as_input(&detected);
     let input = regorus::Value::from(input);
     let mut reply = ReplyGuard::default();
@@ -54,8 +53,8 @@ pub fn enforce(
             ApiError::PolicyDenied(format!("the policy of {} could not be evaluated", compiled.owner))
         })?;
         let decision = serde_json::to_value(decision).unwrap_or_default();
-        apply(compiled, &decision, fields)?;
-        let redacted = guardrails::redact(fields, &kinds(compiled, &decision, "redact")?);
+        apply(compiled, &decision, request)?;
+        let redacted = guardrails::redact(&mut request.messages, &kinds(compiled, &decision, "redact")?);
         guardrails::record(hits, metrics, Side::Request, Action::Redacted, &redacted);
         let (redact, deny) =
             (kinds(compiled, &decision, "redact_reply")?, kinds(compiled, &decision, "deny_reply")?);
@@ -85,7 +84,7 @@ fn kinds(compiled: &Compiled, decision: &Value, field: &str) -> Result<Vec<Kind>
 /// What a policy sees: the caller, the request's shape and its estimates; never the messages.
 fn input(
     caller: &Caller,
-    fields: &Map<String, Value>,
+    request: &ChatRequest,
     route: Option<&str>,
     endpoint: Endpoint,
     persona: Option<&str>,
@@ -95,25 +94,24 @@ fn input(
         (Some(_), true) => "service_account",
         (Some(_), false) => "token",
     };
-    let asked = fields.get("max_completion_tokens").or_else(|| fields.get("max_tokens"));
     json!({
         "tenant": caller.tenant,
         "key": caller.key_id,
         "identity": {"kind": kind, "subject": caller.subject, "claims": caller.claims.as_deref()},
-        "model": fields.get("model"),
+        "model": request.model,
         "route": route,
         "persona": persona,
         "endpoint": endpoint.as_str(),
-        "stream": fields.get("stream").and_then(Value::as_bool).unwrap_or(false),
-        "max_tokens": asked.and_then(Value::as_u64),
-        "estimated_input_tokens": input_tokens_at_most(fields),
-        "user": fields.get("user").and_then(Value::as_str),
-        "metadata": fields.get("metadata"),
+        "stream": request.stream(),
+        "max_tokens": request.asked_output(),
+        "estimated_input_tokens": input_tokens_at_most(request),
+        "user": request.user,
+        "metadata": request.field("metadata"),
     })
 }
 
 /// Refuses what `decision` denies, and caps the request's output at its `max_tokens`.
-fn apply(compiled: &Compiled, decision: &Value, fields: &mut Map<String, Value>) -> Result<(), ApiError> {
+fn apply(compiled: &Compiled, decision: &Value, request: &mut ChatRequest) -> Result<(), ApiError> {
     let owner = &compiled.owner;
     let reasons: Vec<&str> =
         decision["deny"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
@@ -124,7 +122,7 @@ fn apply(compiled: &Compiled, decision: &Value, fields: &mut Map<String, Value>)
         )));
     }
     if let Some(models) = decision["models"].as_array() {
-        let model = fields.get("model").and_then(Value::as_str).unwrap_or_default();
+        let model = &request.model;
         if !models.iter().any(|m| m.as_str() == Some(model)) {
             return Err(ApiError::PolicyDenied(format!(
                 "the policy of {owner} does not allow model {model:?}"
@@ -140,16 +138,12 @@ fn apply(compiled: &Compiled, decision: &Value, fields: &mut Map<String, Value>)
                 ))
             })?;
             let mut capped = false;
-            for field in ["max_completion_tokens", "max_tokens"] {
-                if let Some(asked) = fields.get_mut(field).filter(|v| !v.is_null()) {
-                    capped = true;
-                    if asked.as_u64().is_none_or(|asked| asked > cap) {
-                        *asked = Value::from(cap);
-                    }
-                }
+            for asked in [&mut request.max_completion_tokens, &mut request.max_tokens].into_iter().flatten() {
+                capped = true;
+                *asked = (*asked).min(cap);
             }
             if !capped {
-                fields.insert("max_tokens".into(), Value::from(cap));
+                request.max_tokens = Some(cap);
             }
         }
     }

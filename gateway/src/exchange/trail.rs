@@ -10,9 +10,9 @@ use std::time::{Duration, Instant, SystemTime};
 use http::{HeaderMap, HeaderName, HeaderValue};
 use opentelemetry::KeyValue;
 use opentelemetry::trace::{Event, SpanId};
-use serde_json::Value;
 
 use super::lock;
+use crate::chat_request::ChatRequest;
 use crate::guardrails::Hit;
 use crate::persona::turn::SUBJECT_HEADER;
 use crate::providers::{Chunk, Completion, Relayed};
@@ -73,7 +73,7 @@ impl Trail {
     /// `capture`: the route records prompts and replies on spans.
     /// `verified_subject`: the end user a verified token named, which no request field overrides.
     pub fn new(
-        request: &Value,
+        request: &ChatRequest,
         headers: &HeaderMap,
         verified_subject: Option<&str>,
         trace: Option<TraceContext>,
@@ -83,7 +83,9 @@ impl Trail {
         let sampled = trace.as_ref().is_some_and(|t| t.recorded && t.sampled);
         Trail {
             content: (capture && sampled).then(|| Mutex::new(Content::of_request(request))),
-            subject: verified_subject.map(str::to_owned).or_else(|| end_user(request, headers)),
+            subject: verified_subject
+                .map(str::to_owned)
+                .or_else(|| end_user(request.user.as_deref(), headers)),
             trace,
             started,
             attempts: Mutex::default(),
@@ -248,8 +250,7 @@ fn millis(duration: Duration) -> u64 {
 
 /// The OpenAI `user` field, else the subject header, if it looks like an id: printable, at most
 /// [`MAX_SUBJECT_BYTES`].
-fn end_user(request: &Value, headers: &HeaderMap) -> Option<String> {
-    let user = request.get("user").and_then(Value::as_str);
+fn end_user(user: Option<&str>, headers: &HeaderMap) -> Option<String> {
     let header = || headers.get(SUBJECT_HEADER).and_then(|v| v.to_str().ok());
     let subject = user.or_else(header)?.trim();
     let id_like =
@@ -260,7 +261,6 @@ fn end_user(request: &Value, headers: &HeaderMap) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use http::HeaderValue;
-    use serde_json::json;
 
     use super::*;
 
@@ -272,14 +272,10 @@ mod tests {
 
     #[test]
     fn the_end_user_is_the_user_field_or_the_subject_header_if_id_like() {
-        assert_eq!(end_user(&json!({"user": " u-1 "}), &HeaderMap::new()).as_deref(), Some("u-1"));
-        assert_eq!(end_user(&json!({}), &headers(SUBJECT_HEADER, "u-2")).as_deref(), Some("u-2"));
-        assert_eq!(
-            end_user(&json!({"user": "u-1"}), &headers(SUBJECT_HEADER, "u-2")).as_deref(),
-            Some("u-1")
-        );
-        assert_eq!(end_user(&json!({"user": "x".repeat(257)}), &HeaderMap::new()), None);
-        assert_eq!(end_user(&json!({"user": "a\nb"}), &HeaderMap::new()), None);
-        assert_eq!(end_user(&json!({"user": 5}), &HeaderMap::new()), None);
+        assert_eq!(end_user(Some(" u-1 "), &HeaderMap::new()).as_deref(), Some("u-1"));
+        assert_eq!(end_user(None, &headers(SUBJECT_HEADER, "u-2")).as_deref(), Some("u-2"));
+        assert_eq!(end_user(Some("u-1"), &headers(SUBJECT_HEADER, "u-2")).as_deref(), Some("u-1"));
+        assert_eq!(end_user(Some(&"x".repeat(257)), &HeaderMap::new()), None);
+        assert_eq!(end_user(Some("a\nb"), &HeaderMap::new()), None);
     }
 }

@@ -13,8 +13,9 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
+use crate::chat_request::Message;
 use crate::metrics::Metrics;
 
 /// What a detector finds.
@@ -200,10 +201,10 @@ pub fn record(hits: &mut Vec<Hit>, metrics: &Metrics, on: Side, action: Action, 
     }
 }
 
-/// Counts each kind in the text of `messages` (OpenAI form: string contents and text parts).
-pub fn detect(messages: Option<&Value>) -> Counts {
+/// Counts each kind in the text of `messages` (string contents and text parts).
+pub fn detect(messages: &[Message]) -> Counts {
     let mut counts = Counts::default();
-    for text in texts(messages) {
+    for text in messages.iter().flat_map(Message::texts) {
         for (kind, _) in occurrences(text) {
             counts[kind as usize] = counts[kind as usize].saturating_add(1);
         }
@@ -220,21 +221,10 @@ pub fn as_input(counts: &Counts) -> Value {
 
 /// Replaces every occurrence of `kinds` in the messages' text with `[REDACTED:<kind>]`; returns
 /// how many of each were replaced.
-pub fn redact(fields: &mut Map<String, Value>, kinds: &[Kind]) -> Counts {
+pub fn redact(messages: &mut [Message], kinds: &[Kind]) -> Counts {
     let mut counts = Counts::default();
-    let Some(messages) = fields.get_mut("messages").and_then(Value::as_array_mut) else { return counts };
-    for message in messages {
-        match message.get_mut("content") {
-            Some(Value::String(text)) => redact_text(text, kinds, &mut counts),
-            Some(Value::Array(parts)) => {
-                for part in parts {
-                    if let Some(Value::String(text)) = part.get_mut("text") {
-                        redact_text(text, kinds, &mut counts);
-                    }
-                }
-            }
-            _ => {}
-        }
+    for text in messages.iter_mut().flat_map(Message::texts_mut) {
+        redact_text(text, kinds, &mut counts);
     }
     counts
 }
@@ -262,23 +252,15 @@ fn rewrite(text: &str, found: &[(Kind, Range<usize>)], kinds: &[Kind], counts: &
     out
 }
 
-fn texts(messages: Option<&Value>) -> impl Iterator<Item = &str> {
-    messages.and_then(Value::as_array).into_iter().flatten().flat_map(|message| {
-        let content = message.get("content");
-        let whole = content.and_then(Value::as_str);
-        let parts = content.and_then(Value::as_array).into_iter().flatten();
-        whole.into_iter().chain(parts.filter_map(|part| part.get("text").and_then(Value::as_str)))
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use serde_json::json;
 
     use super::*;
+    use crate::chat_request::{ChatRequest, Role};
 
     fn found(text: &str) -> Vec<&'static str> {
-        let counts = detect(Some(&json!([{"role": "user", "content": text}])));
+        let counts = detect(&[Message::new(Role::User, text)]);
         Kind::ALL.iter().filter(|kind| counts[**kind as usize] > 0).map(|kind| kind.name()).collect()
     }
 
@@ -302,18 +284,17 @@ mod tests {
 
     #[test]
     fn redaction_replaces_only_the_kinds_asked_in_every_text() {
-        let mut fields = json!({"messages": [
+        let request = json!({"model": "m", "messages": [
             {"role": "system", "content": "reply to ops@example.com"},
             {"role": "user", "content": [{"type": "text", "text": "card 4111-1111-1111-1111, mail me: a@b.io"}]},
-        ]})
-        .as_object()
-        .cloned()
-        .unwrap_or_default();
-        let counts = redact(&mut fields, &[Kind::Email, Kind::PaymentCard]);
+        ]});
+        let mut request = ChatRequest::parse(request).unwrap();
+        let counts = redact(&mut request.messages, &[Kind::Email, Kind::PaymentCard]);
         assert_eq!((counts[Kind::Email as usize], counts[Kind::PaymentCard as usize]), (2, 1));
-        assert_eq!(fields["messages"][0]["content"], "reply to [REDACTED:email]");
+        let request = request.to_value();
+        assert_eq!(request["messages"][0]["content"], "reply to [REDACTED:email]");
         assert_eq!(
-            fields["messages"][1]["content"][0]["text"],
+            request["messages"][1]["content"][0]["text"],
             "card [REDACTED:payment_card], mail me: [REDACTED:email]"
         );
     }

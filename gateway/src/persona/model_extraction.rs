@@ -7,6 +7,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::memory::{MemoryKind, NewMemory};
+use crate::chat_request::{ChatRequest, Message, Role};
 
 /// Memories taken from one reply at most, and the longest memory kept, in characters.
 const MAX_MEMORIES: usize = 8;
@@ -21,20 +22,21 @@ forgotten, such as allergies or names). Answer with JSON only: {\"memories\": [{
 \"kind\": \"fact|preference|event\", \"importance\": 1-10}]}; an empty list when nothing is worth keeping.";
 
 /// The chat request that asks `model` for the memories in `message`.
-pub fn request(model: &str, message: &str) -> Value {
-    json!({
-        "model": model,
-        "messages": [
-            {"role": "system", "content": INSTRUCTION},
-            {"role": "user", "content": message},
-        ],
-        "max_tokens": MAX_TOKENS,
+pub fn request(model: &str, message: &str) -> ChatRequest {
+    let rest = json!({
         "temperature": 0,
         "response_format": {
             "type": "json_schema",
             "json_schema": {"name": "memories", "strict": true, "schema": schema()},
         },
-    })
+    });
+    ChatRequest {
+        model: model.to_owned(),
+        messages: vec![Message::new(Role::System, INSTRUCTION), Message::new(Role::User, message)],
+        max_tokens: Some(MAX_TOKENS),
+        rest: rest.as_object().cloned().unwrap_or_default(),
+        ..ChatRequest::default()
+    }
 }
 
 /// The answer's JSON schema; the exchange validates the reply against it (retrying once on
@@ -103,7 +105,7 @@ mod tests {
 
     #[test]
     fn the_request_carries_the_message_and_a_schema() {
-        let request = request("gpt-x", "I am allergic to shellfish.");
+        let request = request("gpt-x", "I am allergic to shellfish.").to_value();
         assert_eq!(request["messages"][1]["content"], "I am allergic to shellfish.");
         assert_eq!(request["response_format"]["type"], "json_schema");
         assert!(jsonschema::validator_for(&request["response_format"]["json_schema"]["schema"]).is_ok());

@@ -9,7 +9,6 @@
 use std::sync::Arc;
 
 use http::HeaderMap;
-use serde_json::{Value, json};
 use switchboard_crds::config::PersonaConfig;
 use switchboard_crds::resources::MemoryExtraction;
 
@@ -17,6 +16,7 @@ use super::affect::Quality;
 use super::memory::{NewMemory, Owner, Retention};
 use super::prompt::{Context, system_message, system_message_bound};
 use super::{Personas, extract, model_extraction, sharing};
+use crate::chat_request::{ChatRequest, Message, Role};
 use crate::error::ApiError;
 use crate::serving::runtime::{Caller, Runtime};
 
@@ -50,12 +50,10 @@ impl Turn {
     pub fn resolve(
         runtime: &Runtime,
         caller: &Arc<Caller>,
-        request: &mut Value,
+        request: &mut ChatRequest,
         headers: &HeaderMap,
     ) -> Result<Option<Turn>, ApiError> {
-        let Some(name) =
-            request.get("model").and_then(Value::as_str).and_then(|m| m.strip_prefix(MODEL_PREFIX))
-        else {
+        let Some(name) = request.model.strip_prefix(MODEL_PREFIX) else {
             return Ok(None);
         };
         let persona = runtime
@@ -73,8 +71,8 @@ impl Turn {
             .and_then(|other| runtime.config.personas.get(other))
             .filter(|other| other.tenant == persona.tenant && other.name != persona.name)
             .cloned();
-        let message = last_user_text(request);
-        request["model"] = Value::String(persona.model.clone());
+        let message = request.last_user_text();
+        request.model.clone_from(&persona.model);
         Ok(Some(Turn { persona, caller: caller.clone(), subject, partner, message }))
     }
 
@@ -89,14 +87,12 @@ impl Turn {
         &self,
         personas: &Personas,
         runtime: &Runtime,
-        request: &mut Value,
+        request: &mut ChatRequest,
         now: i64,
     ) -> usize {
         let system = self.system_message(personas, runtime, now).await;
         let added = system.len();
-        if let Some(messages) = request.get_mut("messages").and_then(Value::as_array_mut) {
-            messages.insert(0, json!({"role": "system", "content": system}));
-        }
+        request.messages.insert(0, Message::new(Role::System, system));
         added
     }
 
@@ -173,7 +169,7 @@ impl Turn {
     }
 
     /// The request that asks the persona's model for the memories in the user's message.
-    pub fn extraction_request(&self) -> Value {
+    pub fn extraction_request(&self) -> ChatRequest {
         model_extraction::request(&self.persona.model, &self.message)
     }
 
@@ -209,16 +205,11 @@ fn partner_name(persona: &PersonaConfig) -> &str {
 }
 
 /// The conversation's subject: the OpenAI `user` field, else the subject header.
-fn subject(request: &Value, headers: &HeaderMap) -> Result<Option<String>, ApiError> {
-    let from_body = match request.get("user") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(user)) => Some(user.clone()),
-        Some(_) => {
-            return Err(ApiError::BadRequest("`user` must be a string".into(), Some("invalid_request")));
-        }
-    };
-    let subject =
-        from_body.or_else(|| headers.get(SUBJECT_HEADER).and_then(|v| v.to_str().ok()).map(str::to_owned));
+fn subject(request: &ChatRequest, headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let subject = request
+        .user
+        .clone()
+        .or_else(|| headers.get(SUBJECT_HEADER).and_then(|v| v.to_str().ok()).map(str::to_owned));
     match subject.as_deref().map(str::trim) {
         None | Some("") => Ok(None),
         Some(subject) => checked_subject(subject).map(Some),
@@ -234,20 +225,4 @@ pub fn checked_subject(subject: &str) -> Result<String, ApiError> {
         return Err(ApiError::BadRequest(message, Some("invalid_subject")));
     }
     Ok(subject.to_owned())
-}
-
-/// The text of the last user message (text parts joined).
-fn last_user_text(request: &Value) -> String {
-    let messages = request.get("messages").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
-    let Some(message) = messages.iter().rev().find(|m| m.get("role").and_then(Value::as_str) == Some("user"))
-    else {
-        return String::new();
-    };
-    match message.get("content") {
-        Some(Value::String(text)) => text.clone(),
-        Some(Value::Array(parts)) => {
-            parts.iter().filter_map(|p| p.get("text").and_then(Value::as_str)).collect::<Vec<_>>().join("\n")
-        }
-        _ => String::new(),
-    }
 }

@@ -10,19 +10,20 @@ use futures::stream;
 use serde_json::{Value, json};
 
 use super::{Call, Chunk, Completion, Reply, UpstreamError};
+use crate::chat_request::{Message, Role};
 
 pub(super) fn reply(call: &Call<'_>) -> Result<Reply, UpstreamError> {
     let model = call.model;
-    let messages = call.request.get("messages").and_then(Value::as_array).cloned().unwrap_or_default();
-    let last_user = messages.iter().rev().find(|m| m["role"] == "user").map(|m| text_of(&m["content"]));
-    let has_system = messages.iter().any(|m| m["role"] == "system" || m["role"] == "developer");
+    let messages = &call.request.messages;
+    let last_user = messages.iter().rev().find(|m| m.role == Role::User).map(text_of);
+    let has_system = messages.iter().any(|m| matches!(m.role, Role::System | Role::Developer));
     let text = format!(
         "echo ({model}, {} messages, system prompt: {}): {}",
         messages.len(),
         if has_system { "yes" } else { "no" },
         last_user.unwrap_or_default()
     );
-    let prompt_tokens: u64 = messages.iter().map(|m| words(&text_of(&m["content"])) + 3).sum();
+    let prompt_tokens: u64 = messages.iter().map(|m| words(&text_of(m)) + 3).sum();
     let completion_tokens = words(&text);
     let usage = json!({
         "prompt_tokens": prompt_tokens,
@@ -65,15 +66,9 @@ pub(crate) fn text_len(content: &Value) -> usize {
     }
 }
 
-/// The text of a message's content: a string, or the text parts of an array.
-fn text_of(content: &Value) -> String {
-    match content {
-        Value::String(text) => text.clone(),
-        Value::Array(parts) => {
-            parts.iter().filter_map(|p| p.get("text").and_then(Value::as_str)).collect::<Vec<_>>().join(" ")
-        }
-        _ => String::new(),
-    }
+/// The text of a message: its string content, or its text parts joined by spaces.
+fn text_of(message: &Message) -> String {
+    message.texts().collect::<Vec<_>>().join(" ")
 }
 
 fn words(text: &str) -> u64 {
@@ -87,8 +82,9 @@ mod tests {
     use futures::StreamExt;
 
     use super::*;
+    use crate::chat_request::ChatRequest;
 
-    fn call(request: &Value, stream: bool) -> Call<'_> {
+    fn call(request: &ChatRequest, stream: bool) -> Call<'_> {
         Call {
             request,
             model: "demo-echo",
@@ -100,11 +96,12 @@ mod tests {
         }
     }
 
-    fn request() -> Value {
-        json!({"model": "alias", "messages": [
+    fn request() -> ChatRequest {
+        let request = json!({"model": "alias", "messages": [
             {"role": "system", "content": "be brief"},
             {"role": "user", "content": [{"type": "text", "text": "hello there"}]}
-        ]})
+        ]});
+        ChatRequest::parse(request).unwrap()
     }
 
     #[test]

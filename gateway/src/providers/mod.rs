@@ -36,6 +36,7 @@ use switchboard_crds::config::BackendConfig;
 use switchboard_crds::resources::{ProviderKind, ResponseLimits};
 
 use self::client::{Endpoint, HttpClient, HttpError, Sent};
+use crate::chat_request::ChatRequest;
 use crate::error::ApiError;
 use crate::redact::Redactor;
 
@@ -52,7 +53,7 @@ pub enum Reply {
 #[derive(Debug)]
 pub struct Call<'a> {
     /// The OpenAI-form request as admitted (the client's model name still in it).
-    pub request: &'a Value,
+    pub request: &'a ChatRequest,
     /// The upstream's name for the model.
     pub model: &'a str,
     /// The request in the provider's wire format ([`wire::encode`]); empty for the mock.

@@ -77,6 +77,7 @@ mod tests {
         };
         let provider = Provider::new(&backend, None).unwrap();
         let request = json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]});
+        let request = crate::chat_request::ChatRequest::parse(request).unwrap();
         let call = Call {
             request: &request,
             model: "m",

@@ -8,6 +8,7 @@ use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
 use serde_json::{Map, Value};
 
 use super::UpstreamError;
+use crate::chat_request::{ChatRequest, Content, Message};
 use crate::translate::anthropic::chat_request_to_messages;
 
 /// The wire formats upstreams speak.
@@ -17,75 +18,106 @@ pub enum WireFormat {
     AnthropicMessages,
 }
 
-/// `request` (OpenAI form) in `format`, for the upstream's `model`. A stream asks OpenAI upstreams
-/// for the usage chunk always, so that streams are costed exactly (the gateway drops that chunk
-/// again for clients that did not ask for it).
+/// `request` in `format`, for the upstream's `model`. A stream asks OpenAI upstreams for the usage
+/// chunk always, so that streams are costed exactly (the gateway drops that chunk again for
+/// clients that did not ask for it).
 pub fn encode(
     format: WireFormat,
-    request: &Value,
+    request: &ChatRequest,
     model: &str,
     stream: bool,
 ) -> Result<Bytes, UpstreamError> {
-    let fields =
-        request.as_object().ok_or_else(|| UpstreamError::Protocol("the request is not an object".into()))?;
-    let encoded =
-        match format {
-            WireFormat::OpenAiChat => serde_json::to_vec(&OpenAiChat { fields, model, stream }),
-            WireFormat::AnthropicMessages => {
-                let mut body = chat_request_to_messages(request, model).map_err(|e| {
-                    UpstreamError::Status { status: 400, message: e.to_string(), retry_after: None }
-                })?;
-                body["stream"] = Value::Bool(stream);
-                serde_json::to_vec(&body)
-            }
-        };
+    let encoded = match format {
+        WireFormat::OpenAiChat => serde_json::to_vec(&OpenAiChat { request, model, stream }),
+        WireFormat::AnthropicMessages => {
+            let mut body = chat_request_to_messages(&request.to_value(), model).map_err(|e| {
+                UpstreamError::Status { status: 400, message: e.to_string(), retry_after: None }
+            })?;
+            body["stream"] = Value::Bool(stream);
+            serde_json::to_vec(&body)
+        }
+    };
     encoded.map(Bytes::from).map_err(|e| UpstreamError::Protocol(e.to_string()))
 }
 
-/// An OpenAI-form request with the upstream's model and stream settings, without `cache_control`.
+/// A request with the upstream's model and stream settings, without `cache_control`.
 struct OpenAiChat<'a> {
-    fields: &'a Map<String, Value>,
+    request: &'a ChatRequest,
     model: &'a str,
     stream: bool,
 }
 
-/// The fields an OpenAI upstream gets whatever the client sent, in key order (the order
-/// `serde_json`'s map keeps, so the output is what a modified copy would have serialised to).
-const REPLACED: [&str; 3] = ["model", "stream", "stream_options"];
-
 impl Serialize for OpenAiChat<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let request = self.request;
         let mut map = serializer.serialize_map(None)?;
-        let mut replaced = REPLACED.iter().copied().peekable();
-        for (key, value) in self.fields {
-            while let Some(name) = replaced.next_if(|name| *name <= key.as_str()) {
-                self.replacement(name, &mut map)?;
-            }
-            // The replaced fields are written by `replacement`, the client's own included.
-            if key == "cache_control" || REPLACED.contains(&key.as_str()) {
-                continue;
-            }
-            map.serialize_entry(key, &WithoutCacheControl(value))?;
+        map.serialize_entry("model", self.model)?;
+        map.serialize_entry("messages", &Messages(&request.messages))?;
+        if self.stream {
+            map.serialize_entry("stream", &true)?;
+            map.serialize_entry("stream_options", &IncludeUsage)?;
+        } else if let Some(stream) = request.stream {
+            map.serialize_entry("stream", &stream)?;
         }
-        for name in replaced {
-            self.replacement(name, &mut map)?;
+        for (name, value) in
+            [("max_tokens", request.max_tokens), ("max_completion_tokens", request.max_completion_tokens)]
+        {
+            if let Some(value) = value {
+                map.serialize_entry(name, &value)?;
+            }
         }
+        if let Some(user) = &request.user {
+            map.serialize_entry("user", user)?;
+        }
+        // Not streaming: the client's own `stream_options`, if any, goes as it came.
+        let replaced = |key: &str| key == "stream_options" && self.stream;
+        rest(&mut map, &request.rest, replaced)?;
         map.end()
     }
 }
 
-impl OpenAiChat<'_> {
-    fn replacement<M: SerializeMap>(&self, name: &str, map: &mut M) -> Result<(), M::Error> {
-        match name {
-            "model" => map.serialize_entry("model", self.model),
-            "stream" if self.stream => map.serialize_entry("stream", &true),
-            "stream_options" if self.stream => map.serialize_entry("stream_options", &IncludeUsage),
-            // Not streaming: the client's own field, if any, is serialised in its place.
-            _ => match self.fields.get(name) {
-                Some(value) => map.serialize_entry(name, &WithoutCacheControl(value)),
-                None => Ok(()),
-            },
+/// The entries of `fields` but `cache_control` and those `replaced`, without `cache_control` inside.
+fn rest<M: SerializeMap>(
+    map: &mut M,
+    fields: &Map<String, Value>,
+    replaced: impl Fn(&str) -> bool,
+) -> Result<(), M::Error> {
+    for (key, value) in fields {
+        if key != "cache_control" && !replaced(key) {
+            map.serialize_entry(key, &WithoutCacheControl(value))?;
         }
+    }
+    Ok(())
+}
+
+struct Messages<'a>(&'a [Message]);
+
+impl Serialize for Messages<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut seq = serializer.serialize_seq(Some(self.0.len()))?;
+        for message in self.0 {
+            seq.serialize_element(&WireMessage(message))?;
+        }
+        seq.end()
+    }
+}
+
+struct WireMessage<'a>(&'a Message);
+
+impl Serialize for WireMessage<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let message = self.0;
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("role", &message.role)?;
+        match &message.content {
+            Some(Content::Text(text)) => map.serialize_entry("content", text)?,
+            Some(Content::Parts(parts)) => {
+                map.serialize_entry("content", &WithoutCacheControl::all(parts))?
+            }
+            None => {}
+        }
+        rest(&mut map, &message.rest, |_| false)?;
+        map.end()
     }
 }
 
@@ -103,23 +135,34 @@ impl Serialize for IncludeUsage {
 /// A value with every `cache_control` key left out, at any depth.
 struct WithoutCacheControl<'a>(&'a Value);
 
+impl WithoutCacheControl<'_> {
+    /// The values, as an array.
+    fn all(items: &[Value]) -> Items<'_> {
+        Items(items)
+    }
+}
+
+struct Items<'a>(&'a [Value]);
+
+impl Serialize for Items<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut seq = serializer.serialize_seq(Some(self.0.len()))?;
+        for item in self.0 {
+            seq.serialize_element(&WithoutCacheControl(item))?;
+        }
+        seq.end()
+    }
+}
+
 impl Serialize for WithoutCacheControl<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self.0 {
             Value::Object(fields) => {
                 let mut map = serializer.serialize_map(None)?;
-                for (key, value) in fields.iter().filter(|(key, _)| *key != "cache_control") {
-                    map.serialize_entry(key, &WithoutCacheControl(value))?;
-                }
+                rest(&mut map, fields, |_| false)?;
                 map.end()
             }
-            Value::Array(items) => {
-                let mut seq = serializer.serialize_seq(Some(items.len()))?;
-                for item in items {
-                    seq.serialize_element(&WithoutCacheControl(item))?;
-                }
-                seq.end()
-            }
+            Value::Array(items) => Items(items).serialize(serializer),
             scalar => scalar.serialize(serializer),
         }
     }
@@ -142,8 +185,8 @@ mod tests {
         }
     }
 
-    /// What the gateway sent before: a modified copy of the request, serialised.
-    fn copied(request: &Value, model: &str, stream: bool) -> Vec<u8> {
+    /// What the gateway sent before it had typed requests: a modified copy of the request.
+    fn copied(request: &Value, model: &str, stream: bool) -> Value {
         let mut body = request.clone();
         body["model"] = json!(model);
         if stream {
@@ -153,28 +196,35 @@ mod tests {
         if stream {
             body["stream_options"] = json!({"include_usage": true});
         }
-        serde_json::to_vec(&body).unwrap()
+        body
+    }
+
+    fn typed(request: &Value) -> ChatRequest {
+        serde_json::from_value(request.clone()).unwrap()
+    }
+
+    fn encoded(format: WireFormat, request: &Value, model: &str, stream: bool) -> Value {
+        serde_json::from_slice(&encode(format, &typed(request), model, stream).unwrap()).unwrap()
     }
 
     #[test]
-    fn openai_bodies_are_byte_for_byte_what_a_modified_copy_serialises_to() {
+    fn openai_bodies_are_what_a_modified_copy_of_the_request_was() {
         let requests = [
             json!({"model": "alias", "messages": [{"role": "user", "content": "hi"}]}),
             json!({"model": "alias", "messages": [], "stream": false, "stream_options": {"include_usage": false}}),
             json!({"a": 1, "model": "alias", "stream": true, "zz": [{"cache_control": {"type": "ephemeral"}, "b": 2}],
-                   "cache_control": {"type": "ephemeral"},
+                   "cache_control": {"type": "ephemeral"}, "max_tokens": 5, "user": "u",
                    "messages": [{"role": "user", "content": [{"type": "text", "text": "x",
-                                                              "cache_control": {"type": "ephemeral"}}]}]}),
-            json!({"messages": [{"role": "user", "content": "no model, no stream"}], "temperature": 0.5}),
-            json!({"model": "m", "stream": null, "stream_options": null, "n": 1}),
+                                                              "cache_control": {"type": "ephemeral"}}]},
+                                {"role": "assistant", "tool_calls": [{"id": "t", "cache_control": {}}]}]}),
+            json!({"model": "m", "messages": [{"role": "user", "content": "x"}], "temperature": 0.5, "n": 1}),
         ];
         for request in &requests {
             for stream in [false, true] {
-                let ours = encode(WireFormat::OpenAiChat, request, "upstream-model", stream).unwrap();
-                let theirs = copied(request, "upstream-model", stream);
+                let ours = encoded(WireFormat::OpenAiChat, request, "upstream-model", stream);
                 assert_eq!(
-                    std::str::from_utf8(&ours).unwrap(),
-                    std::str::from_utf8(&theirs).unwrap(),
+                    ours,
+                    copied(request, "upstream-model", stream),
                     "request {request}, stream {stream}"
                 );
             }
@@ -184,15 +234,14 @@ mod tests {
     #[test]
     fn openai_bodies_carry_no_cache_control_markers() {
         let request = json!({
+            "model": "alias",
             "messages": [{"role": "system", "content": [
                 {"type": "text", "text": "hi", "cache_control": {"type": "ephemeral"}}]}],
             "tools": [{"type": "function", "function": {"name": "f", "parameters": {}},
                 "cache_control": {"type": "ephemeral"}}],
         });
-        let body: Value =
-            serde_json::from_slice(&encode(WireFormat::OpenAiChat, &request, "m", false).unwrap()).unwrap();
         assert_eq!(
-            body,
+            encoded(WireFormat::OpenAiChat, &request, "m", false),
             json!({
                 "model": "m",
                 "messages": [{"role": "system", "content": [{"type": "text", "text": "hi"}]}],
@@ -206,10 +255,7 @@ mod tests {
         let request =
             json!({"model": "alias", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]});
         for stream in [false, true] {
-            let body: Value = serde_json::from_slice(
-                &encode(WireFormat::AnthropicMessages, &request, "claude", stream).unwrap(),
-            )
-            .unwrap();
+            let body = encoded(WireFormat::AnthropicMessages, &request, "claude", stream);
             assert_eq!((body["model"].as_str(), body["stream"].as_bool()), (Some("claude"), Some(stream)));
         }
     }

@@ -7,6 +7,7 @@
 use opentelemetry::KeyValue;
 use serde_json::{Value, json};
 
+use crate::chat_request::ChatRequest;
 use crate::redact::{Redactor, truncate_to};
 
 /// The most one attribute holds, after redaction.
@@ -30,11 +31,11 @@ pub struct Content {
 
 impl Content {
     /// The request's messages: system messages apart, the others as role and parts.
-    pub fn of_request(request: &Value) -> Content {
+    pub fn of_request(request: &ChatRequest) -> Content {
         let mut content = Content::default();
-        for message in request.get("messages").and_then(Value::as_array).into_iter().flatten() {
-            let role = message.get("role").and_then(Value::as_str).unwrap_or("user");
-            let parts = parts(message);
+        for message in &request.messages {
+            let role = message.role.as_str();
+            let parts = parts(&serde_json::to_value(message).unwrap_or_default());
             if matches!(role, "system" | "developer") {
                 content.system.extend(parts.as_array().into_iter().flatten().cloned());
             } else {
@@ -140,14 +141,14 @@ mod tests {
 
     #[test]
     fn messages_are_recorded_in_the_conventions_shape_without_secrets() {
-        let request = json!({"messages": [
+        let request = json!({"model": "m", "messages": [
             {"role": "system", "content": "Be brief."},
             {"role": "user", "content": [{"type": "text", "text": format!("my key is {SECRET}")},
                                          {"type": "image_url", "image_url": {"url": "data:..."}}]},
             {"role": "assistant", "content": null, "tool_calls": [{"id": "c1", "function": {"name": "f", "arguments": "{}"}}]},
             {"role": "tool", "tool_call_id": "c1", "content": "42"},
         ]});
-        let mut content = Content::of_request(&request);
+        let mut content = Content::of_request(&ChatRequest::parse(request).unwrap());
         content.complete(&json!({"choices": [{"message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}]}));
         let attributes = content.attributes(&redactor());
         let text = format!("{attributes:?}");
@@ -170,7 +171,7 @@ mod tests {
 
     #[test]
     fn a_long_stream_is_bounded_and_never_leaves_a_secret_cut_in_two() {
-        let mut content = Content::of_request(&json!({"messages": []}));
+        let mut content = Content::default();
         let chunk = |text: &str| json!({"choices": [{"delta": {"content": text}}]});
         // The secret straddles the bound: its start must not survive.
         content.chunk(&chunk(&"x".repeat(MAX_STREAMED_BYTES - 10)));
