@@ -1,6 +1,7 @@
-//! One request's exchange with the backends: begin (resolve the model, the limits and budgets
-//! that apply, for a request [`crate::chat_request::ChatRequest::parse`] checked), admit, forward to a backend with fallback and retries, and account for
-//! usage and cost (ledger + metrics) exactly once. [`crate::pipeline`] runs these steps in order.
+//! One request's exchange with the backends, for a request [`crate::chat_request::ChatRequest::parse`]
+//! checked: begin (resolve the model, the limits and budgets that apply), admit, forward to a
+//! backend with fallback and retries, and account for usage and cost (ledger + metrics) exactly
+//! once. [`crate::pipeline`] runs these steps in order.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
