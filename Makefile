@@ -16,7 +16,7 @@ SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 .DEFAULT_GOAL := help
 
-.PHONY: help build run fake-upstream test sdk-test mcp-conformance resilience schemathesis venv lint fmt crds chart-lint bench bench-stats bench-operator e2e clean
+.PHONY: help build run fake-upstream test sdk-test mcp-conformance resilience schemathesis venv lint fmt crds console chart-lint bench bench-stats bench-operator e2e clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -55,9 +55,13 @@ schemathesis: ## Fuzz the HTTP API from docs/openapi.yaml with schemathesis (pin
 venv: ## Create/update the Python venv with the pinned SDKs (tests/sdk/requirements.txt)
 	scripts/venv.sh
 
-lint: ## Check formatting and clippy (warnings are errors)
+lint: ## Check formatting and clippy (warnings are errors), and that console/dist is what console/src builds to
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	scripts/console.sh check
+
+console: ## Rebuild the console (tsc, esbuild) into console/dist, which the gateway embeds; commit the result
+	scripts/console.sh build
 
 fmt: ## Format the Rust code
 	$(CARGO) fmt --all

@@ -2,7 +2,8 @@
 # Installs the Debian packages the tests need, if any is missing: PostgreSQL and Redis (started as
 # throwaway servers by scripts/postgres.sh and scripts/redis.sh), wrk and nginx (make bench; nginx also ends
 # TLS in the SDK proxy tests), tinyproxy (the SDK proxy tests' HTTP proxy), curl, npm (the MCP conformance
-# suite's Node 22 comes from npm), openssl (e2e and SDK test certificates) and python3-venv.
+# suite's Node 22 comes from npm; the console's TypeScript build), chromium (the console's browser tests,
+# driven by Playwright), openssl (e2e and SDK test certificates) and python3-venv.
 #
 #   scripts/system-packages.sh        install what is missing (apt-get, as root or through sudo)
 #
@@ -22,6 +23,8 @@ command -v wrk >/dev/null 2>&1 || missing+=(wrk)
 [[ -x /usr/bin/tinyproxy ]] || command -v tinyproxy >/dev/null 2>&1 || missing+=(tinyproxy-bin)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
 command -v npm >/dev/null 2>&1 || missing+=(npm)
+# chromium: Debian's, for tests/sdk/test_console.py (Playwright drives it; its own browsers are not downloaded).
+[[ -x /usr/bin/chromium ]] || missing+=(chromium)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 # Debian's own python3 needs python3-venv for `python3 -m venv`; pyenv/other builds bring ensurepip.
 python3 -c 'import ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)

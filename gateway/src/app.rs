@@ -26,9 +26,9 @@ pub fn router(state: AppState) -> Router {
     finish(tenant_api, state)
 }
 
-/// The admin router.
+/// The admin router, with the console's files.
 pub fn admin_router(state: AppState) -> Router {
-    finish(admin_api(&state), state)
+    finish(admin_api(&state).merge(crate::console::router()), state)
 }
 
 fn tenant_api(state: &AppState) -> Router<AppState> {

@@ -1,0 +1,131 @@
+// The admin API, as the console reads it: the session cookie of a person signed in with the
+// identity provider, or the admin token (kept in this tab's session storage only).
+
+const TOKEN_KEY = "switchboard.adminToken";
+
+/** The API answered 401: nobody is signed in, or the token is wrong. */
+export class Unauthorized extends Error {}
+
+export function adminToken(): string | null {
+  return sessionStorage.getItem(TOKEN_KEY);
+}
+
+export function setAdminToken(token: string | null): void {
+  if (token) sessionStorage.setItem(TOKEN_KEY, token);
+  else sessionStorage.removeItem(TOKEN_KEY);
+}
+
+export type Params = Record<string, string | number | undefined>;
+
+/** GETs `path` of the gateway itself (never another host) and parses its JSON. */
+export async function get<T>(path: string, params: Params = {}): Promise<T> {
+  const url = new URL(path, window.location.origin);
+  for (const [name, value] of Object.entries(params)) {
+    if (value !== undefined && value !== "") url.searchParams.set(name, String(value));
+  }
+  const headers: Record<string, string> = { Accept: "application/json" };
+  const token = adminToken();
+  if (token) headers["Authorization"] = `Bearer ${token}`;
+  const response = await fetch(url, { headers, credentials: "same-origin" });
+  if (response.status === 401) throw new Unauthorized(await message(response));
+  if (!response.ok) throw new Error(await message(response));
+  return (await response.json()) as T;
+}
+
+async function message(response: Response): Promise<string> {
+  try {
+    const body = (await response.json()) as { error?: { message?: string } };
+    return body.error?.message ?? `HTTP ${response.status}`;
+  } catch {
+    return `HTTP ${response.status}`;
+  }
+}
+
+export interface Person {
+  subject: string;
+  email: string | null;
+  roles: { platform_admin: boolean; viewer: boolean; tenant_admin: string[] };
+}
+
+export interface Latency {
+  mean: number | null;
+  p50: number | null;
+  p95: number | null;
+  p99: number | null;
+}
+
+export interface StatsPoint {
+  t_ms?: number;
+  requests: number;
+  errors: number;
+  server_errors: number;
+  refused: number;
+  cache_hits: number;
+  latency_ms: Latency;
+  ttft_ms: Latency | null;
+  input_tokens: number;
+  output_tokens: number;
+  cost_usd: string;
+}
+
+export interface Series {
+  key: string | null;
+  total: StatsPoint;
+  points: StatsPoint[];
+}
+
+export interface Stats {
+  since_ms: number;
+  until_ms: number;
+  bucket: string;
+  group_by: string;
+  series: Series[];
+}
+
+export interface Attempt {
+  backend: string;
+  outcome: string;
+  at_ms?: number;
+  ms: number;
+}
+
+export interface GuardrailHit {
+  on: string;
+  kind: string;
+  action: string;
+  count: number;
+}
+
+export interface RequestRow {
+  id: string;
+  created_at_ms: number;
+  tenant: string;
+  api_key: string;
+  subject: string | null;
+  persona: string | null;
+  model: string;
+  route: string;
+  backend: string;
+  provider: string;
+  endpoint: string;
+  stream: boolean;
+  status: number;
+  error_code: string | null;
+  attempts: Attempt[];
+  latency_ms: number;
+  ttft_ms: number | null;
+  queue_ms: number | null;
+  input_tokens: number;
+  cached_input_tokens: number;
+  cache_write_tokens: number;
+  output_tokens: number;
+  cost_usd: string;
+  cache_hit: boolean;
+  trace_id: string | null;
+  guardrails: GuardrailHit[];
+}
+
+export interface Page<T> {
+  data: T[];
+  next_cursor: string | null;
+}

@@ -1,0 +1,91 @@
+// Traces: the request log with filters, and one request's detail (its attempts, tokens, cost,
+// guardrails and trace id), from /admin/v1/requests.
+
+import { get, type Page, type RequestRow } from "../api";
+import { errorBox, formatMs, formatNumber, formatTime, h, table } from "../dom";
+import type { View } from "./dashboard";
+
+const FILTERS = ["tenant", "model", "persona", "status"] as const;
+
+export function requests(): View {
+  const inputs = FILTERS.map((name) => h("input", { id: `filter-${name}`, name, autocomplete: "off" }));
+  const form = h(
+    "form",
+    { class: "filters", role: "search" },
+    ...FILTERS.flatMap((name, i) => [h("label", { for: `filter-${name}` }, name), inputs[i]!]),
+    h("button", { type: "submit" }, "Filter"),
+  );
+  const list = h("div", {});
+  const detail = h("section", { id: "request-detail", "aria-live": "polite" });
+  const element = h("section", { "aria-labelledby": "requests-title" }, h("h1", { id: "requests-title" }, "Traces"), form, list, detail);
+
+  const load = async (cursor?: string) => {
+    const params: Record<string, string | undefined> = { limit: "50", cursor };
+    for (const input of inputs) params[input.name] = input.value.trim();
+    try {
+      const page = await get<Page<RequestRow>>("/admin/v1/requests", params);
+      const older = page.next_cursor
+        ? h("button", { type: "button", class: "older" }, "Older requests")
+        : null;
+      older?.addEventListener("click", () => void load(page.next_cursor ?? undefined));
+      const rows = page.data.map((row) => {
+        const open = h("button", { type: "button", class: "link", "data-id": row.id }, formatTime(row.created_at_ms));
+        open.addEventListener("click", () => detail.replaceChildren(details(row)));
+        return [
+          open,
+          row.tenant,
+          row.api_key,
+          row.model,
+          h("span", { class: row.status >= 400 ? "status bad" : "status" }, row.status),
+          formatMs(row.latency_ms),
+          `${formatNumber(row.input_tokens)} / ${formatNumber(row.output_tokens)}`,
+          `$${row.cost_usd}`,
+        ];
+      });
+      const caption = page.data.length ? "Requests, newest first" : "No requests match";
+      list.replaceChildren(
+        table(caption, ["time (UTC)", "tenant", "key", "model", "status", "latency", "tokens in / out", "cost"], rows, [5, 6, 7]),
+        older ?? "",
+      );
+    } catch (error) {
+      list.replaceChildren(errorBox(error));
+    }
+  };
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    detail.replaceChildren();
+    void load();
+  });
+  void load();
+  return { element, stop: () => {} };
+}
+
+function details(row: RequestRow): HTMLElement {
+  const field = (name: string, value: string | number | null) => [h("dt", {}, name), h("dd", {}, value ?? "–")];
+  const attempts = row.attempts.map((a) => [a.backend, a.outcome, formatMs(a.at_ms), formatMs(a.ms)]);
+  const hits = row.guardrails.map((g) => [g.on, g.kind, g.action, g.count]);
+  return h(
+    "article",
+    { "aria-labelledby": "detail-title" },
+    h("h2", { id: "detail-title" }, `Request ${row.id}`),
+    h(
+      "dl",
+      { class: "fields" },
+      ...field("tenant / key", `${row.tenant} / ${row.api_key}`),
+      ...field("subject", row.subject),
+      ...field("persona", row.persona),
+      ...field("model / route / backend", `${row.model} / ${row.route || "–"} / ${row.backend || "–"}`),
+      ...field("endpoint", `${row.endpoint}${row.stream ? " (stream)" : ""}`),
+      ...field("status", row.error_code ? `${row.status} ${row.error_code}` : row.status),
+      ...field("latency / first token / queue", `${formatMs(row.latency_ms)} / ${formatMs(row.ttft_ms)} / ${formatMs(row.queue_ms)}`),
+      ...field(
+        "tokens: input / cached / cache writes / output",
+        [row.input_tokens, row.cached_input_tokens, row.cache_write_tokens, row.output_tokens].map(formatNumber).join(" / "),
+      ),
+      ...field("cost", `$${row.cost_usd}${row.cache_hit ? " (cache hit)" : ""}`),
+      ...field("trace id", row.trace_id),
+    ),
+    attempts.length ? table("Attempts, in order", ["backend", "outcome", "began after", "took"], attempts, [2, 3]) : "",
+    hits.length ? table("Guardrails", ["on", "kind", "action", "count"], hits, [3]) : "",
+  );
+}

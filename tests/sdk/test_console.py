@@ -1,0 +1,139 @@
+"""The console in real headless Chromium (Debian's package, driven by Playwright) against a real
+gateway with requests behind it, on SQLite and PostgreSQL: sign-in with the admin token, the
+dashboard's figures and the request log's rows checked against what the admin API answers, a
+request's detail, keyboard navigation, and no request leaving the gateway's origin."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from urllib.parse import urlparse
+
+import pytest
+from harness import ADMIN_TOKEN, http
+from playwright.sync_api import expect, sync_playwright
+
+CHROMIUM = os.environ.get("SWITCHBOARD_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+# Bounds for the page: a view renders well within these on this machine.
+TIMEOUT_MS = 15_000
+
+
+def admin_get(gateway, path: str) -> dict:
+    status, _, body = http("GET", f"{gateway.admin_url}{path}", headers={"authorization": f"Bearer {ADMIN_TOKEN}"})
+    assert status == 200, body
+    return json.loads(body)
+
+
+def logged(gateway, count: int) -> list[dict]:
+    """The request log's newest rows once `count` are written (the ledger writes in batches)."""
+    deadline = time.monotonic() + 15
+    while True:
+        rows = admin_get(gateway, "/admin/v1/requests?limit=50")["data"]
+        if len(rows) >= count:
+            return rows
+        assert time.monotonic() < deadline, f"{len(rows)} of {count} rows logged"
+        time.sleep(0.2)
+
+
+@pytest.fixture
+def browser():
+    if not os.path.exists(CHROMIUM):
+        pytest.fail(f"no Chromium at {CHROMIUM}: scripts/system-packages.sh installs Debian's", pytrace=False)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield browser
+        browser.close()
+
+
+@pytest.mark.parametrize("db", ["sqlite", "postgres"], indirect=True)
+def test_the_console_shows_what_the_admin_api_answers(start_gateway, browser):
+    gateway = start_gateway()
+    client = gateway.openai()
+    for text in ("first", "second", "third"):
+        client.chat.completions.create(model="demo-echo", messages=[{"role": "user", "content": text}])
+    with pytest.raises(Exception):
+        client.chat.completions.create(model="no-such-model", messages=[{"role": "user", "content": "x"}])
+    rows = logged(gateway, 4)
+
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.set_default_timeout(TIMEOUT_MS)
+    origin = urlparse(gateway.admin_url)
+    requested: list[str] = []
+    page.on("request", lambda request: requested.append(request.url))
+
+    # Nobody signed in: the sign-in form, then the admin token.
+    page.goto(f"{gateway.admin_url}/console")
+    page.get_by_label("or the admin token").fill(ADMIN_TOKEN)
+    page.keyboard.press("Enter")
+
+    # The dashboard's figures are those of /admin/v1/stats over the same range.
+    requests_tile = page.locator("[data-tile=requests]")
+    requests_tile.wait_for()
+    stats = admin_get(gateway, "/admin/v1/stats")
+    total = stats["series"][0]["total"]
+    assert requests_tile.inner_text() == f"{total['requests']:,}"
+    assert page.locator("[data-tile=spend]").inner_text() == f"${total['cost_usd']}"
+    assert page.locator("[data-tile=errors]").inner_text().startswith(f"{total['errors']:,} (")
+    assert page.locator("figure.chart canvas").count() >= 2, "the charts are drawn"
+    busiest = page.get_by_role("table", name="Busiest tenants")
+    assert "demo" in busiest.inner_text()
+
+    # Traces, by keyboard: the request log's rows as the API lists them, newest first.
+    page.get_by_role("link", name="Traces").focus()
+    page.keyboard.press("Enter")
+    table = page.get_by_role("table", name="Requests, newest first")
+    table.wait_for()
+    shown = table.locator("tbody tr")
+    assert shown.count() == len(rows)
+    for i, row in enumerate(rows):
+        cells = shown.nth(i).locator("td").all_inner_texts()
+        assert cells[1:5] == [row["tenant"], row["api_key"], row["model"], str(row["status"])], (cells, row)
+    # A filter narrows them as the API does.
+    page.get_by_label("status").fill("404")
+    page.get_by_role("button", name="Filter").click()
+    # (The page's policy forbids evaluating strings, so waits go through locators.)
+    expect(page.locator("tbody tr")).to_have_count(1)
+    assert page.locator("tbody tr td").nth(4).inner_text() == "404"
+
+    # One request's detail: its attempts and tokens.
+    page.get_by_label("status").fill("")
+    page.get_by_role("button", name="Filter").click()
+    expect(page.locator("tbody tr")).to_have_count(len(rows))
+    newest_served = next(row for row in rows if row["status"] == 200)
+    page.locator(f"button[data-id='{newest_served['id']}']").click()
+    detail = page.locator("#request-detail")
+    detail.get_by_role("heading", name=f"Request {newest_served['id']}").wait_for()
+    attempts = detail.get_by_role("table", name="Attempts, in order").inner_text()
+    assert newest_served["attempts"][0]["backend"] in attempts
+    assert f"{newest_served['output_tokens']:,}" in detail.inner_text()
+
+    # Every request the page made went to the gateway itself.
+    assert requested, "the page made requests"
+    foreign = [url for url in requested if urlparse(url).netloc != origin.netloc]
+    assert not foreign, foreign
+    page.close()
+
+
+def test_a_wrong_token_is_refused_and_the_files_forbid_other_origins(start_gateway, browser):
+    gateway = start_gateway()
+    status, headers, _ = http("GET", f"{gateway.admin_url}/console/")
+    assert status == 200
+    policy = headers.get("content-security-policy", "")
+    assert "default-src 'self'" in policy and "connect-src 'self'" in policy, policy
+    assert http("GET", f"{gateway.admin_url}/console/nope.js")[0] == 404
+    # The console is on the admin listener only.
+    assert http("GET", f"{gateway.url}/console/")[0] == 404
+
+    page = browser.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    page.goto(f"{gateway.admin_url}/console/")
+    page.get_by_text("missing API key").wait_for()
+    page.get_by_label("or the admin token").fill("not-the-admin-token")
+    page.keyboard.press("Enter")
+    # The form again, with the API's reason.
+    page.get_by_text("invalid API key").wait_for()
+    assert page.get_by_role("heading", name="Sign in").is_visible()
+    assert page.locator("[data-tile=requests]").count() == 0
+    page.close()
