@@ -46,6 +46,9 @@ redis_url=$("$root/scripts/redis.sh" start "$redisdir" | sed -n 's/^REDIS_URL=//
 export SWITCHBOARD_TEST_REDIS_URL=$redis_url
 echo "test.sh: Redis for tests at $redis_url"
 
+# The console's browser tests need axe-core and the committed bundle to be current (the gateway
+# embeds it): the console's pinned packages, installed once, and the same check as `make lint`.
+"$root/scripts/console.sh" check
 # The SDK tests run the binaries; build them first (they find them in $CARGO_TARGET_DIR/debug).
 "$cargo" build --workspace --bins
 # The tracing tests export to a real OpenTelemetry Collector, built from the Go module proxy once.

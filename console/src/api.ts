@@ -129,3 +129,83 @@ export interface Page<T> {
   data: T[];
   next_cursor: string | null;
 }
+
+export interface Backend {
+  name: string;
+  provider: string;
+  address: string | null;
+  weight: number;
+  priority: number;
+  breaker: string;
+  healthy: boolean;
+  last_5_minutes: {
+    attempts: number;
+    failures: number;
+    error_rate: number;
+    mean_latency_ms: number | null;
+    max_latency_ms: number;
+  };
+}
+
+export interface Route {
+  name: string;
+  retries: number;
+  timeout_ms: number;
+  healthy_backends: number;
+  backends: Backend[];
+  models: { name: string; upstream_model: string; usd_per_million: Record<string, string> }[];
+  last_15_minutes: { requests: number; errors: number; error_rate: number; latency_ms: Latency } | null;
+}
+
+export interface ConfigState {
+  version: string;
+  in_sync: boolean;
+  ready: boolean;
+  loaded_at_ms: number | null;
+  last_error: string | null;
+  tenants: number;
+  routes: number;
+  personas: number;
+  budgets: number;
+}
+
+export interface Usage {
+  requests: number;
+  errors: number;
+  input_tokens: number;
+  output_tokens: number;
+  cost_usd: string;
+}
+
+export interface TenantSummary {
+  name: string;
+  display_name: string | null;
+  api_keys: { name: string }[];
+  budgets_count: number;
+  personas_count: number;
+  namespaces: string[];
+  usage_this_month: Usage;
+}
+
+export interface Budget {
+  name: string;
+  scope: string;
+  period: string;
+  enforcement: string;
+  limit_usd: string;
+  spent_usd: string;
+  remaining_usd: string;
+  burn_usd_per_day: string;
+  forecast_usd: string;
+  exhausted: boolean;
+}
+
+export interface TenantDetail extends TenantSummary {
+  priority: number;
+  rate_limits: Record<string, number>;
+  models: string[];
+  budgets: Budget[];
+  personas: { name: string; display_name: string | null; model: string; memory: boolean }[];
+  jwt_issuers: { name: string; issuer: string }[];
+  usage_this_month_by_model: (Usage & { model: string })[];
+}

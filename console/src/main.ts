@@ -1,14 +1,25 @@
 // The console's shell: who is signed in, the sign-in form when nobody is, and the view the
-// address names (#/ the dashboard, #/requests the traces).
+// address names (#/ the dashboard, #/gateway, #/requests the traces, #/costs, #/tenants,
+// #/settings).
 
 import { Unauthorized, adminToken, get, setAdminToken, type Person } from "./api";
 import { errorBox, h } from "./dom";
-import { dashboard, type View } from "./views/dashboard";
+import { applyTheme } from "./theme";
+import { costs } from "./views/costs";
+import { dashboard } from "./views/dashboard";
+import { gateway } from "./views/gateway";
 import { requests } from "./views/requests";
+import { settings } from "./views/settings";
+import { tenants } from "./views/tenants";
+import type { View } from "./views/view";
 
 const VIEWS: Record<string, () => View> = {
   "#/": dashboard,
+  "#/gateway": gateway,
   "#/requests": requests,
+  "#/costs": costs,
+  "#/tenants": tenants,
+  "#/settings": settings,
 };
 
 let current: View | undefined;
@@ -76,6 +87,7 @@ function signIn(reason: string): HTMLElement {
   return form;
 }
 
+applyTheme();
 window.addEventListener("hashchange", () => void show());
 void who();
 void show();

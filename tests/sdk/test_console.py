@@ -1,7 +1,7 @@
 """The console in real headless Chromium (Debian's package, driven by Playwright) against a real
-gateway with requests behind it, on SQLite and PostgreSQL: sign-in with the admin token, the
-dashboard's figures and the request log's rows checked against what the admin API answers, a
-request's detail, keyboard navigation, and no request leaving the gateway's origin."""
+gateway with requests behind it, on SQLite and PostgreSQL: sign-in with the admin token, every
+view checked against what the admin API answers, a request's detail, keyboard navigation, no
+request leaving the gateway's origin, and axe-core's accessibility check in both themes."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import json
 import os
 import shutil
 import time
+from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
@@ -137,3 +138,94 @@ def test_a_wrong_token_is_refused_and_the_files_forbid_other_origins(start_gatew
     assert page.get_by_role("heading", name="Sign in").is_visible()
     assert page.locator("[data-tile=requests]").count() == 0
     page.close()
+
+
+ROOT = Path(__file__).resolve().parents[2]
+# axe-core, pinned in console/package-lock.json; scripts/test.sh runs scripts/console.sh, which installs it.
+AXE = ROOT / "console" / "node_modules" / "axe-core" / "axe.min.js"
+VIEWS = {
+    "dashboard": ("#/", "Dashboard"),
+    "gateway": ("#/gateway", "Gateway"),
+    "traces": ("#/requests", "Traces"),
+    "costs": ("#/costs", "Costs"),
+    "tenants": ("#/tenants", "Tenants"),
+    "settings": ("#/settings", "Settings"),
+}
+
+
+def serious_violations(page) -> list[str]:
+    """axe-core's serious and critical findings on the page as it is now."""
+    page.add_script_tag(path=str(AXE))
+    results = page.evaluate("async () => await axe.run(document, {resultTypes: ['violations']})")
+    return [
+        f"{v['id']} ({v['impact']}): {[n['target'] for n in v['nodes']][:3]}"
+        for v in results["violations"]
+        if v["impact"] in ("serious", "critical")
+    ]
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_every_view_shows_the_admin_api_and_passes_axe(start_gateway, browser, scheme):
+    """Each view against the API it reads; axe-core finds nothing serious in either theme.
+    SWITCHBOARD_CONSOLE_SCREENSHOTS=DIR keeps a screenshot of each (docs/console.md's)."""
+    assert AXE.exists(), f"{AXE} missing: scripts/console.sh check installs it"
+    gateway = start_gateway()
+    client = gateway.openai()
+    for text in ("one", "two"):
+        client.chat.completions.create(model="demo-echo", messages=[{"role": "user", "content": text}])
+    logged(gateway, 2)
+    shots = os.environ.get("SWITCHBOARD_CONSOLE_SCREENSHOTS")
+
+    # The page's own policy forbids injected scripts; axe is injected, so this context bypasses it.
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, color_scheme=scheme, bypass_csp=True)
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    page.goto(f"{gateway.admin_url}/console/")
+    page.get_by_label("or the admin token").fill(ADMIN_TOKEN)
+    page.keyboard.press("Enter")
+    page.locator("[data-tile=requests]").wait_for()
+
+    routes = admin_get(gateway, "/admin/v1/routes")["data"]
+    tenants = admin_get(gateway, "/admin/v1/tenants")["data"]
+    for name, (path, title) in VIEWS.items():
+        page.goto(f"{gateway.admin_url}/console/{path}")
+        page.get_by_role("heading", name=title, exact=True).wait_for()
+        if name == "gateway":
+            for route in routes:
+                article = page.locator(f"article[data-route='{route['name']}']")
+                for backend in route["backends"]:
+                    expect(article.get_by_role("table", name=f"Backends of {route['name']}")).to_contain_text(backend["name"])
+        elif name == "costs":
+            since = int(time.time() * 1000) - 30 * 86_400_000
+            by_tenant = admin_get(gateway, f"/admin/v1/stats?bucket=day&group_by=tenant&since_ms={since}")["series"]
+            table = page.get_by_role("table", name="Spend by tenant")
+            for series in by_tenant:
+                expect(table).to_contain_text(f"${series['total']['cost_usd']}")
+        elif name == "tenants":
+            table = page.get_by_role("table", name="Tenants")
+            expect(table.locator("tbody tr")).to_have_count(len(tenants))
+            first = tenants[0]
+            expect(table).to_contain_text(f"${first['usage_this_month']['cost_usd']}")
+            page.locator(f"button[data-tenant='{first['name']}']").click()
+            detail = admin_get(gateway, f"/admin/v1/tenants/{first['name']}")
+            budgets = page.get_by_role("table", name="Budgets")
+            for budget in detail["budgets"]:
+                expect(budgets).to_contain_text(f"of ${budget['limit_usd']}")
+        elif name == "settings":
+            expect(page.locator("[data-field=signed-in]")).to_have_text("the admin token")
+        elif name == "traces":
+            expect(page.get_by_role("table", name="Requests, newest first").locator("tbody tr")).to_have_count(2)
+        found = serious_violations(page)
+        assert not found, f"{name} ({scheme}): {found}"
+        if shots:
+            Path(shots).mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(Path(shots) / f"{name}-{scheme}.png"), full_page=False)
+
+    # The theme chosen in Settings wins over the system's.
+    other = "dark" if scheme == "light" else "light"
+    page.get_by_label("Theme").select_option(other)
+    assert page.evaluate("document.documentElement.dataset.theme") == other
+    page.reload()
+    page.get_by_role("heading", name="Settings").wait_for()
+    assert page.evaluate("document.documentElement.dataset.theme") == other, "kept across a reload"
+    context.close()

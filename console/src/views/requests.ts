@@ -3,7 +3,7 @@
 
 import { get, type Page, type RequestRow } from "../api";
 import { errorBox, formatMs, formatNumber, formatTime, h, table } from "../dom";
-import type { View } from "./dashboard";
+import type { View } from "./view";
 
 const FILTERS = ["tenant", "model", "persona", "status"] as const;
 

@@ -1,0 +1,78 @@
+// Tenants: every tenant with its keys, budgets, personas and spend this month; one tenant's
+// detail with its limits, budgets (spent, remaining, burn rate and forecast to the period's end),
+// usage by model and personas, from /admin/v1/tenants.
+
+import { get, type Page, type TenantDetail, type TenantSummary } from "../api";
+import { errorBox, formatNumber, h, table } from "../dom";
+import type { View } from "./view";
+
+export function tenants(): View {
+  const list = h("div", {});
+  const detail = h("section", { id: "tenant-detail", "aria-live": "polite" });
+  const element = h("section", { "aria-labelledby": "tenants-title" }, h("h1", { id: "tenants-title" }, "Tenants"), list, detail);
+  const load = async (cursor?: string) => {
+    try {
+      const page = await get<Page<TenantSummary>>("/admin/v1/tenants", { limit: 100, cursor });
+      const rows = page.data.map((t) => {
+        const open = h("button", { type: "button", class: "link", "data-tenant": t.name }, t.name);
+        open.addEventListener("click", () => void show(t.name, detail));
+        return [
+          open,
+          t.display_name ?? "",
+          t.api_keys.length,
+          t.budgets_count,
+          t.personas_count,
+          formatNumber(t.usage_this_month.requests),
+          `$${t.usage_this_month.cost_usd}`,
+        ];
+      });
+      const more = page.next_cursor ? h("button", { type: "button" }, "More tenants") : "";
+      if (more) more.addEventListener("click", () => void load(page.next_cursor ?? undefined));
+      list.replaceChildren(
+        table("Tenants", ["tenant", "display name", "keys", "budgets", "personas", "requests this month", "spend this month"], rows, [2, 3, 4, 5, 6]),
+        more,
+      );
+    } catch (error) {
+      list.replaceChildren(errorBox(error));
+    }
+  };
+  void load();
+  return { element, stop: () => {} };
+}
+
+async function show(name: string, into: HTMLElement): Promise<void> {
+  try {
+    const t = await get<TenantDetail>(`/admin/v1/tenants/${encodeURIComponent(name)}`);
+    const limits = Object.entries(t.rate_limits).map(([limit, value]) => [limit, formatNumber(value)]);
+    const budgets = t.budgets.map((b) => [
+      b.name,
+      `${b.scope}, ${b.period}, ${b.enforcement}`,
+      `$${b.spent_usd} of $${b.limit_usd}`,
+      `$${b.remaining_usd}`,
+      `$${b.burn_usd_per_day}`,
+      h("span", { class: b.exhausted ? "status bad" : "status" }, `$${b.forecast_usd}`),
+    ]);
+    const usage = t.usage_this_month_by_model.map((u) => [u.model, formatNumber(u.requests), formatNumber(u.errors), `$${u.cost_usd}`]);
+    const personas = t.personas.map((p) => [p.name, p.display_name ?? "", p.model, p.memory ? "yes" : "no"]);
+    into.replaceChildren(
+      h(
+        "article",
+        { "aria-labelledby": "tenant-title" },
+        h("h2", { id: "tenant-title" }, `Tenant ${t.name}`),
+        h(
+          "p",
+          { class: "muted" },
+          `keys: ${t.api_keys.map((k) => k.name).join(", ") || "none"}; namespaces: ${t.namespaces.join(", ") || "none"}; token issuers: ${t.jwt_issuers.map((i) => i.name).join(", ") || "none"}; priority ${t.priority}`,
+        ),
+        limits.length ? table("Rate limits", ["limit", "value"], limits, [1]) : "",
+        budgets.length
+          ? table("Budgets", ["budget", "scope", "spent", "remaining", "burn per day", "forecast to the period's end"], budgets, [2, 3, 4, 5])
+          : h("p", {}, "No budget."),
+        usage.length ? table("This month by model", ["model", "requests", "errors", "spend"], usage, [1, 2, 3]) : "",
+        personas.length ? table("Personas", ["persona", "display name", "model", "memory"], personas) : "",
+      ),
+    );
+  } catch (error) {
+    into.replaceChildren(errorBox(error));
+  }
+}
