@@ -1,9 +1,10 @@
-// The console's shell: who is signed in, the sign-in form when nobody is, and the view the
-// address names (#/ the dashboard, #/gateway, #/requests the traces, #/costs, #/tenants,
+// The console's shell: who is signed in (session.ts), the sign-in form when nobody is, and the
+// view the address names (#/ the dashboard, #/gateway, #/requests the traces, #/costs, #/tenants,
 // #/settings).
 
-import { Unauthorized, adminToken, get, setAdminToken, type Person } from "./api";
+import { setAdminToken } from "./api";
 import { errorBox, h } from "./dom";
+import { type Session, signedIn } from "./session";
 import { applyTheme } from "./theme";
 import { costs } from "./views/costs";
 import { dashboard } from "./views/dashboard";
@@ -13,7 +14,7 @@ import { settings } from "./views/settings";
 import { tenants } from "./views/tenants";
 import type { View } from "./views/view";
 
-const VIEWS: Record<string, () => View> = {
+const VIEWS: Record<string, (session: Session) => View> = {
   "#/": dashboard,
   "#/gateway": gateway,
   "#/requests": requests,
@@ -30,40 +31,42 @@ function main(): HTMLElement {
 
 async function show(): Promise<void> {
   current?.stop();
-  const make = VIEWS[window.location.hash] ?? dashboard;
+  current = undefined;
+  const route = VIEWS[window.location.hash] ? window.location.hash : "#/";
   for (const link of document.querySelectorAll<HTMLAnchorElement>("nav a")) {
-    const here = link.getAttribute("href") === (VIEWS[window.location.hash] ? window.location.hash : "#/");
-    if (here) link.setAttribute("aria-current", "page");
+    if (link.getAttribute("href") === route) link.setAttribute("aria-current", "page");
     else link.removeAttribute("aria-current");
   }
+  let session: Session | { reason: string };
   try {
-    await get("/admin/v1/config");
+    session = await signedIn();
   } catch (error) {
-    current = undefined;
-    main().replaceChildren(error instanceof Unauthorized ? signIn(error.message) : errorBox(error));
+    main().replaceChildren(errorBox(error));
     return;
   }
-  current = make();
+  who("reason" in session ? null : session);
+  if ("reason" in session) {
+    main().replaceChildren(signIn(session.reason));
+    return;
+  }
+  current = VIEWS[route]!(session);
   main().replaceChildren(current.element);
 }
 
-/** Who is signed in: a person's e-mail, or the admin token. */
-async function who(): Promise<void> {
+/** Who is signed in, with a way out, in the header. */
+function who(session: Session | null): void {
   const slot = document.getElementById("who") as HTMLElement;
-  let person: Person | null = null;
-  try {
-    person = await get<Person>("/auth/me");
-  } catch {
-    // Not signed in with the identity provider (or sign-in is off).
+  if (!session) {
+    slot.replaceChildren();
+    return;
   }
   const out = h("button", { type: "button" }, "Sign out");
   out.addEventListener("click", async () => {
     setAdminToken(null);
-    if (person) await fetch("/auth/logout", { method: "POST", credentials: "same-origin" });
+    if (session.person) await fetch("/auth/logout", { method: "POST", credentials: "same-origin" });
     window.location.reload();
   });
-  const name = person ? (person.email ?? person.subject) : adminToken() ? "admin token" : null;
-  slot.replaceChildren(...(name ? [h("span", {}, name), out] : []));
+  slot.replaceChildren(h("span", { "data-field": "who" }, session.name), out);
 }
 
 function signIn(reason: string): HTMLElement {
@@ -81,7 +84,6 @@ function signIn(reason: string): HTMLElement {
   form.addEventListener("submit", (event) => {
     event.preventDefault();
     setAdminToken(token.value.trim());
-    void who();
     void show();
   });
   return form;
@@ -89,5 +91,4 @@ function signIn(reason: string): HTMLElement {
 
 applyTheme();
 window.addEventListener("hashchange", () => void show());
-void who();
 void show();

@@ -125,7 +125,10 @@ def kid_of(token: str) -> str:
     return json.loads(base64.urlsafe_b64decode(header + "=" * (-len(header) % 4)))["kid"]
 
 
-def start_hydra(directory: Path) -> Hydra:
+def start_hydra(directory: Path, login_app: str = "http://127.0.0.1:9") -> Hydra:
+    """Hydra with an in-memory store; it sends people to log in and consent at `login_app`
+    (`/login`, `/consent`): by default nothing listens there, and the tests take the challenge
+    from the redirect (`Hydra.log_in`)."""
     built = subprocess.run(HYDRA_BUILD, capture_output=True, text=True, timeout=1200)
     assert built.returncode == 0, f"cannot build Hydra:\n{built.stderr}"
     binary = built.stdout.strip()
@@ -140,10 +143,9 @@ def start_hydra(directory: Path) -> Hydra:
         "SERVE_ADMIN_HOST": "127.0.0.1",
         "SERVE_ADMIN_PORT": str(admin),
         "LOG_LEVEL": "warn",
-        # Where Hydra sends a person to log in and consent: no app serves these; the tests take
-        # the challenge from the redirect and accept it through the admin API, as a login app would.
-        "URLS_LOGIN": "http://127.0.0.1:9/login",
-        "URLS_CONSENT": "http://127.0.0.1:9/consent",
+        # Where Hydra sends a person to log in and consent, the login app's job.
+        "URLS_LOGIN": f"{login_app}/login",
+        "URLS_CONSENT": f"{login_app}/consent",
     }
     process = Process("hydra", [binary, "serve", "all", "--dev", "--sqa-opt-out"], directory / "hydra.log", env)
     process.wait_ready(f"http://127.0.0.1:{admin}/health/ready")

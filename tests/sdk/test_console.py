@@ -8,12 +8,16 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import threading
 import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import urlparse
+from urllib.parse import parse_qs, urlparse
 
 import pytest
 from harness import ADMIN_TOKEN, http
+from hydra import Hydra, start_hydra
 from playwright.sync_api import expect, sync_playwright
 
 CHROMIUM = os.environ.get("SWITCHBOARD_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
@@ -229,3 +233,112 @@ def test_every_view_shows_the_admin_api_and_passes_axe(start_gateway, browser, s
     page.get_by_role("heading", name="Settings").wait_for()
     assert page.evaluate("document.documentElement.dataset.theme") == other, "kept across a reload"
     context.close()
+
+
+ROLES = """
+platformAdmins: {users: [ada@example.com]}
+tenantAdmins:
+  demo: {groups: [demo-leads]}
+"""
+
+
+class LoginApp(ThreadingHTTPServer):
+    """The login and consent app Hydra sends a browser to: it signs in whoever `person` names
+    (name and groups) at once, accepting through Hydra's admin API as a real login app would."""
+
+    hydra: Hydra
+    person: tuple[str, list[str]] = ("nobody", [])
+
+    def __init__(self) -> None:
+        app = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 (the standard library's name)
+                query = parse_qs(urlparse(self.path).query)
+                self.send_response(302)
+                self.send_header("location", app.accept(query))
+                self.end_headers()
+
+            def log_message(self, *args) -> None:
+                pass
+
+        super().__init__(("127.0.0.1", 0), Handler)
+
+    def accept(self, query: dict[str, list[str]]) -> str:
+        name, groups = self.person
+        if "login_challenge" in query:
+            challenge = query["login_challenge"][0]
+            return self.hydra.accept(f"login/accept?login_challenge={challenge}", {"subject": f"sub-{name}"})
+        challenge = query["consent_challenge"][0]
+        _, _, raw = http("GET", f"{self.hydra.admin}/admin/oauth2/auth/requests/consent?consent_challenge={challenge}")
+        asked = json.loads(raw)
+        return self.hydra.accept(
+            f"consent/accept?consent_challenge={challenge}",
+            {
+                "grant_scope": asked["requested_scope"],
+                "grant_access_token_audience": asked["requested_access_token_audience"],
+                "session": {"id_token": {"email": f"{name}@example.com", "groups": groups}},
+            },
+        )
+
+
+@pytest.fixture
+def login_app(tmp_path: Path) -> Iterator[LoginApp]:
+    """Hydra with a login app of its own: browsers go through the whole sign-in."""
+    app = LoginApp()
+    threading.Thread(target=app.serve_forever, daemon=True).start()
+    app.hydra = start_hydra(tmp_path, f"http://127.0.0.1:{app.server_address[1]}")
+    yield app
+    app.hydra.process.terminate(timeout=10)
+    app.shutdown()
+
+
+def sign_in_through(page, app: LoginApp, gateway, name: str, groups: list[str]) -> None:
+    """Signs `name` in from the console's link, through Hydra and the login app."""
+    app.person = (name, groups)
+    page.goto(f"{gateway.admin_url}/console/")
+    page.get_by_role("link", name="Sign in with your identity provider").click()
+    expect(page.locator("[data-field=who]")).to_have_text(f"{name}@example.com")
+
+
+def test_people_sign_in_through_the_identity_provider_and_see_what_their_role_allows(
+    start_gateway, browser, login_app: LoginApp, tmp_path: Path
+):
+    hydra = login_app.hydra
+    client = hydra.web_client()
+    roles = tmp_path / "roles.yaml"
+    roles.write_text(ROLES)
+    gateway = start_gateway(
+        args=["--oidc-issuer", hydra.issuer, "--oidc-client-id", client.client_id, "--roles-file", str(roles)],
+        env={"SWITCHBOARD_OIDC_CLIENT_SECRET": client.secret},
+    )
+    hydra.redirect_to(client, f"{gateway.admin_url}/auth/callback")
+    gateway.openai().chat.completions.create(model="demo-echo", messages=[{"role": "user", "content": "hi"}])
+    logged(gateway, 1)
+
+    # A tenant admin: their tenant's dashboard, traces and tenant; not the gateway's routes.
+    bob = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+    bob.set_default_timeout(TIMEOUT_MS)
+    sign_in_through(bob, login_app, gateway, "bob", ["demo-leads"])
+    bob.get_by_role("heading", name="Dashboard of demo").wait_for()
+    demo = admin_get(gateway, "/admin/v1/stats?tenant=demo")["series"][0]["total"]
+    expect(bob.locator("[data-tile=requests]")).to_have_text(f"{demo['requests']:,}")
+    bob.goto(f"{gateway.admin_url}/console/#/gateway")
+    expect(bob.get_by_text("needs the platform admin or viewer role")).to_be_visible()
+    bob.goto(f"{gateway.admin_url}/console/#/tenants")
+    expect(bob.get_by_role("table", name="Tenants").locator("tbody tr")).to_have_count(1)
+    bob.goto(f"{gateway.admin_url}/console/#/requests")
+    expect(bob.locator("#filter-tenant")).to_have_value("demo")
+    expect(bob.get_by_role("table", name="Requests, newest first").locator("tbody tr")).to_have_count(1)
+
+    # A platform admin: every tenant, and the routes.
+    ada = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+    ada.set_default_timeout(TIMEOUT_MS)
+    sign_in_through(ada, login_app, gateway, "ada", [])
+    ada.get_by_role("heading", name="Dashboard", exact=True).wait_for()
+    ada.goto(f"{gateway.admin_url}/console/#/gateway")
+    expect(ada.locator("article[data-route='demo-echo']")).to_be_visible()
+
+    # Signing out ends the session: the sign-in form again.
+    ada.get_by_role("button", name="Sign out").click()
+    ada.get_by_role("link", name="Sign in with your identity provider").wait_for()

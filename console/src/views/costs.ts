@@ -4,11 +4,13 @@
 import { adminToken, get, type Stats } from "../api";
 import { chart } from "../charts";
 import { errorBox, formatNumber, h, table } from "../dom";
+import { type Session, tenantParam } from "../session";
 import type { View } from "./view";
 
 const DAY = 86_400_000;
 
-export function costs(): View {
+export function costs(session: Session): View {
+  const tenant = tenantParam(session);
   const range = h("select", { id: "costs-range" }, h("option", { value: "7" }, "Last 7 days"), h("option", { value: "30" }, "Last 30 days"));
   range.value = "30";
   const groupBy = h(
@@ -37,7 +39,7 @@ export function costs(): View {
   );
   const bounds = () => {
     const until = Date.now();
-    return { since_ms: until - Number(range.value) * DAY, until_ms: until };
+    return { since_ms: until - Number(range.value) * DAY, until_ms: until, tenant };
   };
   const load = async () => {
     try {
@@ -70,11 +72,12 @@ function render(stats: Stats, groupBy: string): HTMLElement[] {
 }
 
 /** Downloads /admin/v1/costs as CSV (fetched with the console's credentials, then saved). */
-async function exportCsv(bounds: { since_ms: number; until_ms: number }): Promise<void> {
+async function exportCsv(bounds: { since_ms: number; until_ms: number; tenant: string | undefined }): Promise<void> {
   const url = new URL("/admin/v1/costs", window.location.origin);
   url.searchParams.set("format", "csv");
   url.searchParams.set("since_ms", String(bounds.since_ms));
   url.searchParams.set("until_ms", String(bounds.until_ms));
+  if (bounds.tenant) url.searchParams.set("tenant", bounds.tenant);
   const headers: Record<string, string> = { Accept: "text/csv" };
   const token = adminToken();
   if (token) headers["Authorization"] = `Bearer ${token}`;

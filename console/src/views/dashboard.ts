@@ -3,6 +3,7 @@
 
 import { get, type Series, type Stats, type StatsPoint } from "../api";
 import { chart } from "../charts";
+import { type Session, tenantParam } from "../session";
 import { errorBox, formatMs, formatNumber, h, table } from "../dom";
 import type { View } from "./view";
 
@@ -14,14 +15,21 @@ const RANGES: Record<string, number> = {
 };
 const REFRESH_MS = 15_000;
 
-export function dashboard(): View {
+export function dashboard(session: Session): View {
+  const tenant = tenantParam(session);
   const range = h("select", { id: "range" }, ...Object.keys(RANGES).map((label) => h("option", {}, label)));
   range.value = "Last 24 hours";
   const body = h("div", { "aria-live": "polite" });
   const element = h(
     "section",
     { "aria-labelledby": "dashboard-title" },
-    h("div", { class: "bar" }, h("h1", { id: "dashboard-title" }, "Dashboard"), h("label", { for: "range" }, "Range "), range),
+    h(
+      "div",
+      { class: "bar" },
+      h("h1", { id: "dashboard-title" }, tenant ? `Dashboard of ${tenant}` : "Dashboard"),
+      h("label", { for: "range" }, "Range "),
+      range,
+    ),
     body,
   );
   let timer: number | undefined;
@@ -30,10 +38,11 @@ export function dashboard(): View {
     const until = Date.now();
     const since = until - (RANGES[range.value] ?? RANGES["Last 24 hours"]!);
     try {
+      const range = { since_ms: since, until_ms: until, tenant };
       const [all, tenants, models] = await Promise.all([
-        get<Stats>("/admin/v1/stats", { since_ms: since, until_ms: until }),
-        get<Stats>("/admin/v1/stats", { since_ms: since, until_ms: until, group_by: "tenant", limit: 5 }),
-        get<Stats>("/admin/v1/stats", { since_ms: since, until_ms: until, group_by: "model", limit: 5 }),
+        get<Stats>("/admin/v1/stats", range),
+        get<Stats>("/admin/v1/stats", { ...range, group_by: "tenant", limit: 5 }),
+        get<Stats>("/admin/v1/stats", { ...range, group_by: "model", limit: 5 }),
       ]);
       body.replaceChildren(...render(all, tenants, models));
     } catch (error) {

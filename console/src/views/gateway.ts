@@ -4,11 +4,16 @@
 
 import { get, type ConfigState, type Page, type Route } from "../api";
 import { errorBox, formatMs, formatTime, h, table } from "../dom";
+import type { Session } from "../session";
 import type { View } from "./view";
 
-export function gateway(): View {
+export function gateway(session: Session): View {
   const body = h("div", { "aria-live": "polite" });
   const element = h("section", { "aria-labelledby": "gateway-title" }, h("h1", { id: "gateway-title" }, "Gateway"), body);
+  if (session.tenants) {
+    body.replaceChildren(h("p", { class: "muted" }, "The routes and the served config are every tenant's: reading them needs the platform admin or viewer role."));
+    return { element, stop: () => {} };
+  }
   void (async () => {
     try {
       const [config, routes] = await Promise.all([

@@ -3,12 +3,19 @@
 
 import { get, type Page, type RequestRow } from "../api";
 import { errorBox, formatMs, formatNumber, formatTime, h, table } from "../dom";
+import { type Session, tenantParam } from "../session";
 import type { View } from "./view";
 
 const FILTERS = ["tenant", "model", "persona", "status"] as const;
 
-export function requests(): View {
+export function requests(session: Session): View {
   const inputs = FILTERS.map((name) => h("input", { id: `filter-${name}`, name, autocomplete: "off" }));
+  // A tenant admin reads their tenant's requests only: the filter is set, and fixed.
+  const tenant = tenantParam(session);
+  if (tenant) {
+    inputs[0]!.value = tenant;
+    inputs[0]!.readOnly = true;
+  }
   const form = h(
     "form",
     { class: "filters", role: "search" },

@@ -3,9 +3,10 @@
 import { adminToken, get, type ConfigState, type Person } from "../api";
 import { h } from "../dom";
 import { THEMES, currentTheme, setTheme } from "../theme";
+import type { Session } from "../session";
 import type { View } from "./view";
 
-export function settings(): View {
+export function settings(session: Session): View {
   const who = h("dd", { "data-field": "signed-in" }, "…");
   const roles = h("dd", { "data-field": "roles" }, "…");
   const version = h("dd", { "data-field": "config" }, "…");
@@ -27,7 +28,7 @@ export function settings(): View {
       const names = [r.platform_admin && "platform admin", r.viewer && "viewer", ...r.tenant_admin.map((t) => `tenant admin of ${t}`)];
       roles.textContent = names.filter(Boolean).join(", ") || "none";
     } catch {
-      who.textContent = adminToken() ? "the admin token" : "nobody";
+      who.textContent = session.person ? session.name : adminToken() ? "the admin token" : "nobody";
       roles.textContent = adminToken() ? "platform admin (the admin token)" : "none";
     }
     try {

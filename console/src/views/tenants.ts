@@ -4,15 +4,19 @@
 
 import { get, type Page, type TenantDetail, type TenantSummary } from "../api";
 import { errorBox, formatNumber, h, table } from "../dom";
+import type { Session } from "../session";
 import type { View } from "./view";
 
-export function tenants(): View {
+export function tenants(session: Session): View {
   const list = h("div", {});
   const detail = h("section", { id: "tenant-detail", "aria-live": "polite" });
   const element = h("section", { "aria-labelledby": "tenants-title" }, h("h1", { id: "tenants-title" }, "Tenants"), list, detail);
   const load = async (cursor?: string) => {
     try {
-      const page = await get<Page<TenantSummary>>("/admin/v1/tenants", { limit: 100, cursor });
+      // A tenant admin may not list every tenant: their own, one by one.
+      const page: Page<TenantSummary> = session.tenants
+        ? { data: await Promise.all(session.tenants.map((name) => get<TenantSummary>(`/admin/v1/tenants/${encodeURIComponent(name)}`))), next_cursor: null }
+        : await get<Page<TenantSummary>>("/admin/v1/tenants", { limit: 100, cursor });
       const rows = page.data.map((t) => {
         const open = h("button", { type: "button", class: "link", "data-tenant": t.name }, t.name);
         open.addEventListener("click", () => void show(t.name, detail));
