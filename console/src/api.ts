@@ -167,6 +167,7 @@ export interface ConfigState {
   routes: number;
   personas: number;
   budgets: number;
+  trace_url_template: string | null;
 }
 
 export interface Usage {

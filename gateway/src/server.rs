@@ -210,6 +210,7 @@ pub async fn start(settings: &Settings) -> Result<RunningGateway, StartError> {
             .admin_token
             .as_deref()
             .map(|token| Sha256::digest(token.as_bytes()).into()),
+        trace_url_template: settings.trace_url_template.clone(),
     });
     let listener = TcpListener::bind(settings.listen).await?;
     let addr = listener.local_addr()?;

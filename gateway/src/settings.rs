@@ -155,6 +155,10 @@ pub struct Settings {
     pub audit_retention_days: u32,
     #[command(flatten)]
     pub tracing: TraceSettings,
+    /// Where the console links a request's trace: a URL of the team's tracing UI with
+    /// `{trace_id}` in it (for example `http://jaeger:16686/trace/{trace_id}`).
+    #[arg(long, env = "SWITCHBOARD_TRACE_URL_TEMPLATE", value_parser = trace_url_template)]
+    pub trace_url_template: Option<String>,
     /// Seconds to let in-flight requests finish after SIGTERM.
     #[arg(long, env = "SWITCHBOARD_SHUTDOWN_GRACE_SECONDS", default_value_t = 30)]
     pub shutdown_grace_seconds: u64,
@@ -180,4 +184,14 @@ impl Settings {
             roles_file: self.roles_file.clone(),
         })
     }
+}
+
+/// A trace link template: an http(s) URL with `{trace_id}` in it.
+fn trace_url_template(text: &str) -> Result<String, String> {
+    let url_like = text.starts_with("https://") || text.starts_with("http://");
+    if !url_like || !text.contains("{trace_id}") || text.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
+        return Err("an http(s) URL with {trace_id} in it, e.g. http://jaeger:16686/trace/{trace_id}".into());
+    }
+    Ok(text.to_owned())
 }

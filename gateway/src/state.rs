@@ -77,6 +77,8 @@ pub struct Shared {
     pub drain: Deadline,
     /// SHA-256 of the admin token, if admin endpoints are enabled.
     pub admin_token_sha256: Option<[u8; 32]>,
+    /// Where the console links a request's trace (`--trace-url-template`).
+    pub trace_url_template: Option<String>,
 }
 
 /// Request limits.

@@ -54,10 +54,16 @@ def browser():
 
 @pytest.mark.parametrize("db", ["sqlite", "postgres"], indirect=True)
 def test_the_console_shows_what_the_admin_api_answers(start_gateway, browser):
-    gateway = start_gateway()
+    gateway = start_gateway(args=["--trace-url-template", "https://traces.example.com/trace/{trace_id}"])
     client = gateway.openai()
-    for text in ("first", "second", "third"):
+    for text in ("first", "second"):
         client.chat.completions.create(model="demo-echo", messages=[{"role": "user", "content": text}])
+    traced = "4bf92f3577b34da6a3ce929d0e0e4736"
+    client.chat.completions.create(
+        model="demo-echo",
+        messages=[{"role": "user", "content": "third"}],
+        extra_headers={"traceparent": f"00-{traced}-00f067aa0ba902b7-01"},
+    )
     with pytest.raises(Exception):
         client.chat.completions.create(model="no-such-model", messages=[{"role": "user", "content": "x"}])
     rows = logged(gateway, 4)
@@ -84,6 +90,7 @@ def test_the_console_shows_what_the_admin_api_answers(start_gateway, browser):
     assert page.locator("figure.chart canvas").count() >= 2, "the charts are drawn"
     busiest = page.get_by_role("table", name="Busiest tenants")
     assert "demo" in busiest.inner_text()
+    assert "ada" not in page.get_by_role("table", name="Busiest personas").inner_text(), "no persona was asked"
 
     # Traces, by keyboard: the request log's rows as the API lists them, newest first.
     page.get_by_role("link", name="Traces").focus()
@@ -102,7 +109,7 @@ def test_the_console_shows_what_the_admin_api_answers(start_gateway, browser):
     expect(page.locator("tbody tr")).to_have_count(1)
     assert page.locator("tbody tr td").nth(4).inner_text() == "404"
 
-    # One request's detail: its attempts and tokens.
+    # One request's detail: its attempts and tokens, and its trace in the tracing UI.
     page.get_by_label("status").fill("")
     page.get_by_role("button", name="Filter").click()
     expect(page.locator("tbody tr")).to_have_count(len(rows))
@@ -113,6 +120,10 @@ def test_the_console_shows_what_the_admin_api_answers(start_gateway, browser):
     attempts = detail.get_by_role("table", name="Attempts, in order").inner_text()
     assert newest_served["attempts"][0]["backend"] in attempts
     assert f"{newest_served['output_tokens']:,}" in detail.inner_text()
+    assert newest_served["trace_id"] == traced, newest_served
+    expect(detail.get_by_role("link", name=traced)).to_have_attribute(
+        "href", f"https://traces.example.com/trace/{traced}"
+    )
 
     # Every request the page made went to the gateway itself.
     assert requested, "the page made requests"

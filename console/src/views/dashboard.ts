@@ -14,6 +14,12 @@ const RANGES: Record<string, number> = {
   "Last 7 days": 7 * 24 * 3_600_000,
 };
 const REFRESH_MS = 15_000;
+/** The busiest of each kind, side by side under the charts. */
+const GROUPS: [string, string][] = [
+  ["tenant", "Busiest tenants"],
+  ["model", "Busiest models"],
+  ["persona", "Busiest personas"],
+];
 
 export function dashboard(session: Session): View {
   const tenant = tenantParam(session);
@@ -39,12 +45,11 @@ export function dashboard(session: Session): View {
     const since = until - (RANGES[range.value] ?? RANGES["Last 24 hours"]!);
     try {
       const range = { since_ms: since, until_ms: until, tenant };
-      const [all, tenants, models] = await Promise.all([
+      const [all, ...groups] = await Promise.all([
         get<Stats>("/admin/v1/stats", range),
-        get<Stats>("/admin/v1/stats", { ...range, group_by: "tenant", limit: 5 }),
-        get<Stats>("/admin/v1/stats", { ...range, group_by: "model", limit: 5 }),
+        ...GROUPS.map(([group]) => get<Stats>("/admin/v1/stats", { ...range, group_by: group, limit: 5 })),
       ]);
-      body.replaceChildren(...render(all, tenants, models));
+      body.replaceChildren(...render(all!, groups));
     } catch (error) {
       body.replaceChildren(errorBox(error));
     }
@@ -55,7 +60,7 @@ export function dashboard(session: Session): View {
   return { element, stop: () => window.clearTimeout(timer) };
 }
 
-function render(all: Stats, tenants: Stats, models: Stats): HTMLElement[] {
+function render(all: Stats, groups: Stats[]): HTMLElement[] {
   const range: [number, number] = [all.since_ms, all.until_ms];
   const series = all.series[0];
   if (!series) return [h("p", { class: "muted" }, "No requests in this range.")];
@@ -80,7 +85,7 @@ function render(all: Stats, tenants: Stats, models: Stats): HTMLElement[] {
       ["p95", series.points.map((p) => p.latency_ms.p95)],
       ["p99", series.points.map((p) => p.latency_ms.p99)],
     ], range),
-    h("div", { class: "columns" }, top("Busiest tenants", tenants.series), top("Busiest models", models.series)),
+    h("div", { class: "columns" }, ...groups.map((stats, i) => top(GROUPS[i]![1], stats.series))),
   ];
 }
 

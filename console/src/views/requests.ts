@@ -1,7 +1,7 @@
 // Traces: the request log with filters, and one request's detail (its attempts, tokens, cost,
 // guardrails and trace id), from /admin/v1/requests.
 
-import { get, type Page, type RequestRow } from "../api";
+import { type ConfigState, get, type Page, type RequestRow } from "../api";
 import { errorBox, formatMs, formatNumber, formatTime, h, table } from "../dom";
 import { type Session, tenantParam } from "../session";
 import type { View } from "./view";
@@ -24,6 +24,13 @@ export function requests(session: Session): View {
   );
   const list = h("div", {});
   const detail = h("section", { id: "request-detail", "aria-live": "polite" });
+  // Where a trace id links to (the gateway's --trace-url-template), for whoever may read the config.
+  let traceUrl: string | null = null;
+  if (!session.tenants) {
+    get<ConfigState>("/admin/v1/config")
+      .then((config) => (traceUrl = config.trace_url_template))
+      .catch(() => {});
+  }
   const element = h("section", { "aria-labelledby": "requests-title" }, h("h1", { id: "requests-title" }, "Traces"), form, list, detail);
 
   const load = async (cursor?: string) => {
@@ -37,7 +44,7 @@ export function requests(session: Session): View {
       older?.addEventListener("click", () => void load(page.next_cursor ?? undefined));
       const rows = page.data.map((row) => {
         const open = h("button", { type: "button", class: "link", "data-id": row.id }, formatTime(row.created_at_ms));
-        open.addEventListener("click", () => detail.replaceChildren(details(row)));
+        open.addEventListener("click", () => detail.replaceChildren(details(row, traceUrl)));
         return [
           open,
           row.tenant,
@@ -67,8 +74,12 @@ export function requests(session: Session): View {
   return { element, stop: () => {} };
 }
 
-function details(row: RequestRow): HTMLElement {
-  const field = (name: string, value: string | number | null) => [h("dt", {}, name), h("dd", {}, value ?? "–")];
+function details(row: RequestRow, traceUrl: string | null): HTMLElement {
+  const field = (name: string, value: Node | string | number | null) => [h("dt", {}, name), h("dd", {}, value ?? "–")];
+  const trace =
+    row.trace_id && traceUrl
+      ? h("a", { href: traceUrl.replace("{trace_id}", encodeURIComponent(row.trace_id)), rel: "noreferrer" }, row.trace_id)
+      : row.trace_id;
   const attempts = row.attempts.map((a) => [a.backend, a.outcome, formatMs(a.at_ms), formatMs(a.ms)]);
   const hits = row.guardrails.map((g) => [g.on, g.kind, g.action, g.count]);
   return h(
@@ -90,7 +101,7 @@ function details(row: RequestRow): HTMLElement {
         [row.input_tokens, row.cached_input_tokens, row.cache_write_tokens, row.output_tokens].map(formatNumber).join(" / "),
       ),
       ...field("cost", `$${row.cost_usd}${row.cache_hit ? " (cache hit)" : ""}`),
-      ...field("trace id", row.trace_id),
+      ...field("trace", trace),
     ),
     attempts.length ? table("Attempts, in order", ["backend", "outcome", "began after", "took"], attempts, [2, 3]) : "",
     hits.length ? table("Guardrails", ["on", "kind", "action", "count"], hits, [3]) : "",

@@ -54,6 +54,7 @@ pub async fn config(State(state): State<AppState>) -> Response {
         "routes": config.routes.len(),
         "personas": config.personas.len(),
         "budgets": config.budgets.len(),
+        "trace_url_template": state.trace_url_template,
     }))
     .into_response()
 }
