@@ -101,7 +101,9 @@ admin_port=$(free_port)
 base=http://127.0.0.1:$port
 admin_base=http://127.0.0.1:$admin_port
 say "starting the gateway on 127.0.0.1:$port (admin $admin_port), database ${database_url%%://*} (log: $work/gateway.log)"
-RUST_LOG=${RUST_LOG:-warn} "$gateway" --config-dir "$root/tests/schemathesis/config" --listen "127.0.0.1:$port" \
+# A copy of the config: the admin API's changes (new tenants and keys) are written to the folder.
+cp -r "$root/tests/schemathesis/config" "$work/config"
+RUST_LOG=${RUST_LOG:-warn} "$gateway" --config-dir "$work/config" --listen "127.0.0.1:$port" \
     --admin-listen "127.0.0.1:$admin_port" \
     --database-url "$database_url" --admin-token "$SWITCHBOARD_SCHEMATHESIS_ADMIN_TOKEN" \
     >"$work/gateway.log" 2>&1 &

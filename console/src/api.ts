@@ -32,6 +32,20 @@ export async function get<T>(path: string, params: Params = {}): Promise<T> {
   return (await response.json()) as T;
 }
 
+/** Sends a change (`POST` with a JSON body, or `DELETE`) to `path`; its JSON answer, if any. */
+export async function send<T>(method: "POST" | "DELETE", path: string, body?: unknown): Promise<T | null> {
+  const headers: Record<string, string> = { Accept: "application/json" };
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  const token = adminToken();
+  if (token) headers["Authorization"] = `Bearer ${token}`;
+  const init: RequestInit = { method, headers, credentials: "same-origin" };
+  if (body !== undefined) init.body = JSON.stringify(body);
+  const response = await fetch(new URL(path, window.location.origin), init);
+  if (response.status === 401) throw new Unauthorized(await message(response));
+  if (!response.ok) throw new Error(await message(response));
+  return response.status === 204 ? null : ((await response.json()) as T);
+}
+
 async function message(response: Response): Promise<string> {
   try {
     const body = (await response.json()) as { error?: { message?: string } };
@@ -185,7 +199,8 @@ export interface TenantSummary {
   budgets_count: number;
   personas_count: number;
   namespaces: string[];
-  usage_this_month: Usage;
+  /** `null` until the tenant's first request this month. */
+  usage_this_month: Usage | null;
 }
 
 export interface Budget {
@@ -201,7 +216,15 @@ export interface Budget {
   exhausted: boolean;
 }
 
+export interface NewKey {
+  tenant: string;
+  name: string;
+  key: string;
+}
+
 export interface TenantDetail extends TenantSummary {
+  /** Whether the admin API may change it (a tenant the console created, standalone). */
+  changeable: boolean;
   priority: number;
   rate_limits: Record<string, number>;
   models: string[];

@@ -11,9 +11,11 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::middleware::from_fn_with_state;
 use axum::response::Response;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 
-use crate::api::{admin, audit, chat, health, messages, models, requests, routes, stats, subjects, tenants};
+use crate::api::{
+    admin, audit, chat, health, messages, models, requests, routes, stats, subjects, tenant_changes, tenants,
+};
 use crate::auth::{require_admin, require_tenant};
 use crate::error::{ApiError, Dialect};
 use crate::listener::read_body_within;
@@ -55,8 +57,10 @@ fn admin_api(state: &AppState) -> Router<AppState> {
         .route("/admin/v1/stats", get(stats::admin_stats))
         .route("/admin/v1/costs", get(stats::admin_costs))
         .route("/admin/v1/routes", get(routes::list))
-        .route("/admin/v1/tenants", get(tenants::list))
+        .route("/admin/v1/tenants", get(tenants::list).post(tenant_changes::create_tenant))
         .route("/admin/v1/tenants/{name}", get(tenants::admin_get))
+        .route("/admin/v1/tenants/{name}/keys", post(tenant_changes::create_key))
+        .route("/admin/v1/tenants/{name}/keys/{key}", delete(tenant_changes::revoke_key))
         .route_layer(from_fn_with_state(state.clone(), require_admin))
         // Signing in needs no credential yet.
         .route("/auth/login", get(signin::login))

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::net::SocketAddr;
 
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, Method};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
@@ -49,13 +49,14 @@ pub async fn require_tenant(State(state): State<AppState>, mut request: Request,
 /// audited, with who made it and its outcome.
 pub async fn require_admin(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let what = target(&request, true);
-    let mut event = match admin_caller(&state, request.headers(), request.uri(), what).await {
-        Ok(event) => event,
-        Err(error) => {
-            audit_refusal(&state, &request, &error);
-            return error.into_response();
-        }
-    };
+    let mut event =
+        match admin_caller(&state, request.headers(), (request.method(), request.uri()), what).await {
+            Ok(event) => event,
+            Err(error) => {
+                audit_refusal(&state, &request, &error);
+                return error.into_response();
+            }
+        };
     event.source = source(&request);
     if let Some(refusal) = event.detail.clone() {
         // Signed in, but without a role for this.
@@ -73,7 +74,7 @@ pub async fn require_admin(State(state): State<AppState>, request: Request, next
 async fn admin_caller(
     state: &AppState,
     headers: &HeaderMap,
-    uri: &http::Uri,
+    (method, uri): (&Method, &http::Uri),
     what: String,
 ) -> Result<AuditEvent, ApiError> {
     let sign_in = match &state.sign_in {
@@ -87,13 +88,27 @@ async fn admin_caller(
     let person = sign_in.person(headers).await?.ok_or(ApiError::MissingKey)?;
     let mut event = AuditEvent::new("admin.request", person.name(), &person.issuer, &what, "");
     event.subject = Some(person.subject.clone());
-    let scope = scope(uri.path(), uri.query());
-    if !sign_in.may_read(&person, &scope).await? {
-        event.outcome = "denied".into();
-        event.detail =
-            Some(format!("{} has no role that may read this ({scope:?}); see /auth/me", person.name()));
+    if method == Method::GET || method == Method::HEAD {
+        let scope = scope(uri.path(), uri.query());
+        if !sign_in.may_read(&person, &scope).await? {
+            event.outcome = "denied".into();
+            event.detail =
+                Some(format!("{} has no role that may read this ({scope:?}); see /auth/me", person.name()));
+        }
+    } else {
+        let tenant = changed_tenant(uri.path());
+        if !sign_in.may_change(&person, tenant).await? {
+            let what = tenant.map_or_else(|| "create tenants".to_owned(), |t| format!("change tenant {t}"));
+            event.outcome = "denied".into();
+            event.detail = Some(format!("{} has no role that may {what}; see /auth/me", person.name()));
+        }
     }
     Ok(event)
+}
+
+/// The tenant a change to `/admin/v1/tenants/{name}/...` is to.
+fn changed_tenant(path: &str) -> Option<&str> {
+    path.strip_prefix("/admin/v1/tenants/")?.split('/').next().filter(|name| !name.is_empty())
 }
 
 /// Audits a refused credential: what it was refused for, never the credential. A request with

@@ -25,6 +25,7 @@ use crate::ratelimit::{RateLimitError, RateLimiter};
 use crate::request_log::RequestLog;
 use crate::serving::cluster::{self, ClusterSource};
 use crate::serving::folder;
+use crate::serving::folder_edits::Folder;
 use crate::serving::live::LiveRuntime;
 use crate::serving::runtime::Runtime;
 use crate::settings::Settings;
@@ -211,6 +212,7 @@ pub async fn start(settings: &Settings) -> Result<RunningGateway, StartError> {
             .as_deref()
             .map(|token| Sha256::digest(token.as_bytes()).into()),
         trace_url_template: settings.trace_url_template.clone(),
+        folder: settings.config_dir.clone().map(Folder::new),
     });
     let listener = TcpListener::bind(settings.listen).await?;
     let addr = listener.local_addr()?;

@@ -248,6 +248,7 @@ def test_every_view_shows_the_admin_api_and_passes_axe(start_gateway, browser, s
 
 ROLES = """
 platformAdmins: {users: [ada@example.com]}
+viewers: {users: [sam@example.com]}
 tenantAdmins:
   demo: {groups: [demo-leads]}
 """
@@ -338,6 +339,9 @@ def test_people_sign_in_through_the_identity_provider_and_see_what_their_role_al
     expect(bob.get_by_text("needs the platform admin or viewer role")).to_be_visible()
     bob.goto(f"{gateway.admin_url}/console/#/tenants")
     expect(bob.get_by_role("table", name="Tenants").locator("tbody tr")).to_have_count(1)
+    assert bob.get_by_role("form", name="New tenant").count() == 0, "only admins create tenants"
+    bob.locator("button[data-tenant='demo']").click()
+    expect(bob.get_by_text("not the console's to change")).to_be_visible()
     bob.goto(f"{gateway.admin_url}/console/#/requests")
     expect(bob.locator("#filter-tenant")).to_have_value("demo")
     expect(bob.get_by_role("table", name="Requests, newest first").locator("tbody tr")).to_have_count(1)
@@ -350,6 +354,56 @@ def test_people_sign_in_through_the_identity_provider_and_see_what_their_role_al
     ada.goto(f"{gateway.admin_url}/console/#/gateway")
     expect(ada.locator("article[data-route='demo-echo']")).to_be_visible()
 
+    # A viewer reads everything and changes nothing: no form, and the API refuses.
+    sam = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+    sam.set_default_timeout(TIMEOUT_MS)
+    sign_in_through(sam, login_app, gateway, "sam", [])
+    sam.goto(f"{gateway.admin_url}/console/#/tenants")
+    expect(sam.get_by_role("table", name="Tenants")).to_be_visible()
+    assert sam.get_by_role("form", name="New tenant").count() == 0
+    refused = sam.request.post(f"{gateway.admin_url}/admin/v1/tenants", data={"name": "by-sam"})
+    assert refused.status == 403, refused.text()
+
     # Signing out ends the session: the sign-in form again.
     ada.get_by_role("button", name="Sign out").click()
     ada.get_by_role("link", name="Sign in with your identity provider").wait_for()
+
+
+def test_an_admin_creates_a_tenant_and_a_key_that_works_then_revokes_it(start_gateway, browser):
+    """Standalone: the console writes the tenant and its key to the config folder; the key works
+    on the chat API at once, and stops when revoked. A tenant from another file is left alone."""
+    import openai
+
+    gateway = start_gateway()
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.set_default_timeout(TIMEOUT_MS)
+    page.goto(f"{gateway.admin_url}/console/#/tenants")
+    page.get_by_label("or the admin token").fill(ADMIN_TOKEN)
+    page.keyboard.press("Enter")
+
+    page.get_by_role("textbox", name="New tenant").fill("payments")
+    page.get_by_label("display name").fill("Payments team")
+    page.get_by_role("button", name="Create tenant").click()
+    page.get_by_role("heading", name="Tenant payments (Payments team)").wait_for()
+    assert (gateway.config_dir / "console-tenant-payments.yaml").exists()
+
+    page.get_by_role("textbox", name="New key named").fill("ci")
+    page.get_by_role("button", name="Add key").click()
+    key = page.locator("[data-field=new-key]").inner_text()
+    assert key.startswith("sk-sb-"), key
+    # The console shows the key once it is served: the first call with it works.
+    reply = gateway.openai(key=key).chat.completions.create(
+        model="demo-echo", messages=[{"role": "user", "content": "from the new key"}]
+    )
+    assert reply.choices[0].message.content.endswith("from the new key")
+    assert admin_get(gateway, "/admin/v1/tenants/payments")["api_keys"] == [{"name": "ci", "rate_limits": {}}]
+
+    page.get_by_role("button", name="Revoke ci").click()
+    expect(page.locator("[data-revoke]")).to_have_count(0)
+    with pytest.raises(openai.AuthenticationError):
+        gateway.openai(key=key).chat.completions.create(model="demo-echo", messages=[{"role": "user", "content": "x"}])
+
+    # The samples' tenant is not the console's: no key form, and the API refuses.
+    page.locator("button[data-tenant='demo']").click()
+    expect(page.get_by_text("not the console's to change")).to_be_visible()
+    assert page.get_by_role("form", name="New key").count() == 0

@@ -1,16 +1,24 @@
 // Tenants: every tenant with its keys, budgets, personas and spend this month; one tenant's
 // detail with its limits, budgets (spent, remaining, burn rate and forecast to the period's end),
-// usage by model and personas, from /admin/v1/tenants.
+// usage by model and personas, from /admin/v1/tenants. Admins create tenants, and add and revoke
+// the keys of tenants the console created (the buttons are there only for whoever may).
 
-import { get, type Page, type TenantDetail, type TenantSummary } from "../api";
+import { get, type NewKey, type Page, send, type TenantDetail, type TenantSummary } from "../api";
 import { errorBox, formatNumber, h, table } from "../dom";
-import type { Session } from "../session";
+import { type Session, mayChange } from "../session";
 import type { View } from "./view";
 
 export function tenants(session: Session): View {
   const list = h("div", {});
   const detail = h("section", { id: "tenant-detail", "aria-live": "polite" });
-  const element = h("section", { "aria-labelledby": "tenants-title" }, h("h1", { id: "tenants-title" }, "Tenants"), list, detail);
+  const element = h(
+    "section",
+    { "aria-labelledby": "tenants-title" },
+    h("h1", { id: "tenants-title" }, "Tenants"),
+    session.admin ? newTenant((name) => void load().then(() => show(name, detail, session))) : "",
+    list,
+    detail,
+  );
   const load = async (cursor?: string) => {
     try {
       // A tenant admin may not list every tenant: their own, one by one.
@@ -19,15 +27,15 @@ export function tenants(session: Session): View {
         : await get<Page<TenantSummary>>("/admin/v1/tenants", { limit: 100, cursor });
       const rows = page.data.map((t) => {
         const open = h("button", { type: "button", class: "link", "data-tenant": t.name }, t.name);
-        open.addEventListener("click", () => void show(t.name, detail));
+        open.addEventListener("click", () => void show(t.name, detail, session));
         return [
           open,
           t.display_name ?? "",
           t.api_keys.length,
           t.budgets_count,
           t.personas_count,
-          formatNumber(t.usage_this_month.requests),
-          `$${t.usage_this_month.cost_usd}`,
+          formatNumber(t.usage_this_month?.requests ?? 0),
+          `$${t.usage_this_month?.cost_usd ?? "0"}`,
         ];
       });
       const more = page.next_cursor ? h("button", { type: "button" }, "More tenants") : "";
@@ -44,7 +52,80 @@ export function tenants(session: Session): View {
   return { element, stop: () => {} };
 }
 
-async function show(name: string, into: HTMLElement): Promise<void> {
+/** The form for a new tenant; `created` is called with its name once it is served. */
+function newTenant(created: (name: string) => void): HTMLElement {
+  const name = h("input", { id: "new-tenant-name", required: "", pattern: "[a-z0-9]([-a-z0-9]*[a-z0-9])?", maxlength: "63" });
+  const display = h("input", { id: "new-tenant-display", maxlength: "128" });
+  const status = h("p", { "aria-live": "polite" });
+  const form = h(
+    "form",
+    { class: "filters", "aria-label": "New tenant" },
+    h("label", { for: "new-tenant-name" }, "New tenant"),
+    name,
+    h("label", { for: "new-tenant-display" }, "display name"),
+    display,
+    h("button", { type: "submit" }, "Create tenant"),
+    status,
+  );
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    try {
+      await send("POST", "/admin/v1/tenants", { name: name.value, display_name: display.value || null });
+      status.replaceChildren();
+      created(name.value);
+      form.reset();
+    } catch (error) {
+      status.replaceChildren(errorBox(error));
+    }
+  });
+  return form;
+}
+
+/** Keys of a tenant the console created: add one (its value shown this once), revoke one. */
+function keys(t: TenantDetail, refresh: (notice?: HTMLElement) => void): HTMLElement[] {
+  const rows = t.api_keys.map((key) => {
+    const revoke = h("button", { type: "button", "data-revoke": key.name }, `Revoke ${key.name}`);
+    revoke.addEventListener("click", async () => {
+      try {
+        await send("DELETE", `/admin/v1/tenants/${encodeURIComponent(t.name)}/keys/${encodeURIComponent(key.name)}`);
+        refresh();
+      } catch (error) {
+        revoke.replaceWith(errorBox(error));
+      }
+    });
+    return [key.name, revoke];
+  });
+  const name = h("input", { id: "new-key-name", required: "", pattern: "[a-z0-9]([-a-z0-9]*[a-z0-9])?", maxlength: "63" });
+  const shown = h("div", { "aria-live": "polite" });
+  const form = h(
+    "form",
+    { class: "filters", "aria-label": "New key" },
+    h("label", { for: "new-key-name" }, "New key named"),
+    name,
+    h("button", { type: "submit" }, "Add key"),
+  );
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    try {
+      const created = await send<NewKey>("POST", `/admin/v1/tenants/${encodeURIComponent(t.name)}/keys`, { name: name.value });
+      // The tenant again, with the new key's value under its keys: this once.
+      refresh(
+        h(
+          "p",
+          { class: "new-key", role: "status" },
+          `Key ${created?.name}: `,
+          h("code", { "data-field": "new-key" }, created?.key ?? ""),
+          " (copy it now: it is not shown again)",
+        ),
+      );
+    } catch (error) {
+      shown.replaceChildren(errorBox(error));
+    }
+  });
+  return [table("Keys", ["key", "action"], rows), form, shown];
+}
+
+async function show(name: string, into: HTMLElement, session: Session, notice?: HTMLElement): Promise<void> {
   try {
     const t = await get<TenantDetail>(`/admin/v1/tenants/${encodeURIComponent(name)}`);
     const limits = Object.entries(t.rate_limits).map(([limit, value]) => [limit, formatNumber(value)]);
@@ -62,7 +143,7 @@ async function show(name: string, into: HTMLElement): Promise<void> {
       h(
         "article",
         { "aria-labelledby": "tenant-title" },
-        h("h2", { id: "tenant-title" }, `Tenant ${t.name}`),
+        h("h2", { id: "tenant-title" }, `Tenant ${t.name}`, t.display_name ? h("span", { class: "muted" }, ` (${t.display_name})`) : ""),
         h(
           "p",
           { class: "muted" },
@@ -74,6 +155,15 @@ async function show(name: string, into: HTMLElement): Promise<void> {
           : h("p", {}, "No budget."),
         usage.length ? table("This month by model", ["model", "requests", "errors", "spend"], usage, [1, 2, 3]) : "",
         personas.length ? table("Personas", ["persona", "display name", "model", "memory"], personas) : "",
+        h(
+          "div",
+          { id: "tenant-keys" },
+          ...(!mayChange(session, t.name)
+            ? []
+            : t.changeable
+              ? [...keys(t, (next) => void show(name, into, session, next)), notice ?? ""]
+              : [h("p", { class: "muted" }, "This tenant is not the console's to change: change it where it is defined (its file in the config folder, or its Tenant object in the cluster).")]),
+        ),
       ),
     );
   } catch (error) {

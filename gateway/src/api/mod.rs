@@ -11,6 +11,7 @@ pub mod requests;
 pub mod routes;
 pub mod stats;
 pub mod subjects;
+pub mod tenant_changes;
 pub mod tenants;
 
 use axum::http::{HeaderName, HeaderValue};

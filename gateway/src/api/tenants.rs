@@ -113,6 +113,8 @@ async fn detail(state: &AppState, name: &str) -> Response {
     item["budgets"] = Value::Array(budgets);
     item["personas"] = Value::Array(personas);
     item["models"] = json!(models);
+    // Whether the admin API may change it: a tenant the console created in the config folder.
+    item["changeable"] = json!(state.folder.as_ref().is_some_and(|folder| folder.manages(name)));
     item["usage_this_month"] = usage.get(name).map_or(Value::Null, month_usage);
     item["usage_this_month_by_model"] = Value::Array(
         by_model

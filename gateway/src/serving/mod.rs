@@ -5,6 +5,7 @@
 
 pub mod cluster;
 pub mod folder;
+pub mod folder_edits;
 pub mod identities;
 pub mod live;
 pub mod policies;

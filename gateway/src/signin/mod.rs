@@ -120,6 +120,16 @@ impl SignIn {
         }
     }
 
+    /// Whether `person` may change `tenant` (its keys), or create tenants (`None`: platform
+    /// admins only; in a cluster, Tenants are created through its API).
+    pub async fn may_change(&self, person: &Person, tenant: Option<&str>) -> Result<bool, ApiError> {
+        match (tenant, &self.authority) {
+            (Some(tenant), _) => Ok(self.access(person, tenant).await?.1),
+            (None, Authority::File(file)) => Ok(file.roles_of(person).platform_admin),
+            (None, Authority::Cluster(_)) => Ok(false),
+        }
+    }
+
     /// What `person` may do with `tenant`: read its views, change it.
     async fn access(&self, person: &Person, tenant: &str) -> Result<(bool, bool), ApiError> {
         let read = self.may_read(person, &Scope::Tenant(tenant.to_owned())).await?;

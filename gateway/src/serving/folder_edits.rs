@@ -1,0 +1,224 @@
+//! Changes the console makes to a standalone gateway's config folder: a Tenant of its own in
+//! `console-tenant-<name>.yaml`, and each API key it creates as a Secret in
+//! `console-key-<tenant>-<key>.yaml` (mode 0600). Only tenants the console created are changed:
+//! a tenant defined in another file is its author's, to change there. The hot reload applies
+//! each change. Every write is atomic (a hidden temporary file renamed into place, which the
+//! loader skips) and ordered so that every state the reload may see is whole: a key's Secret is
+//! written before the Tenant that names it, and removed after the Tenant no longer does.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use serde_json::{Value, json};
+
+/// Tenant and key names: DNS labels, as the Tenant's schema requires.
+const NAME_PATTERN: &str =
+    "1 to 63 lowercase letters, digits and '-', starting and ending with a letter or digit";
+/// Keys per tenant at most (the Tenant's schema).
+const MAX_KEYS: usize = 16;
+const HEADER: &str =
+    "# Written by the Switchboard console (docs/console.md), which rewrites this file on each change.\n";
+
+#[derive(Debug, thiserror::Error)]
+pub enum EditError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("cannot write the config folder: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// The config folder of a standalone gateway, as the console changes it. Changes are made one
+/// at a time (each reads and rewrites a tenant's file), whoever asks.
+#[derive(Clone, Debug)]
+pub struct Folder {
+    dir: PathBuf,
+    one_at_a_time: Arc<Mutex<()>>,
+}
+
+impl Folder {
+    pub fn new(dir: PathBuf) -> Folder {
+        Folder { dir, one_at_a_time: Arc::default() }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, ()> {
+        self.one_at_a_time.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn tenant_file(&self, tenant: &str) -> PathBuf {
+        self.dir.join(format!("console-tenant-{tenant}.yaml"))
+    }
+
+    fn key_file(&self, tenant: &str, key: &str) -> PathBuf {
+        self.dir.join(format!("console-key-{tenant}-{key}.yaml"))
+    }
+
+    /// Whether the console created `tenant` (and so may change it).
+    pub fn manages(&self, tenant: &str) -> bool {
+        valid_name(tenant) && self.tenant_file(tenant).is_file()
+    }
+
+    /// Writes a new Tenant; `exists` says whether the served config has one of that name.
+    pub fn create_tenant(
+        &self,
+        name: &str,
+        display_name: Option<&str>,
+        exists: bool,
+    ) -> Result<(), EditError> {
+        check_name("tenant", name)?;
+        let _one_at_a_time = self.lock();
+        if let Some(display_name) = display_name.filter(|d| d.len() > 128 || d.chars().any(char::is_control))
+        {
+            return Err(EditError::Invalid(format!(
+                "display_name must be at most 128 bytes without control characters, not {} bytes",
+                display_name.len()
+            )));
+        }
+        if exists || self.tenant_file(name).exists() {
+            return Err(EditError::Conflict(format!("Tenant {name} exists")));
+        }
+        let mut spec = json!({"apiKeys": []});
+        if let Some(display_name) = display_name {
+            spec["displayName"] = json!(display_name);
+        }
+        let tenant = json!({
+            "apiVersion": "switchboard.dev/v1alpha1", "kind": "Tenant",
+            "metadata": {"name": name}, "spec": spec,
+        });
+        self.write(&self.tenant_file(name), &tenant, false)
+    }
+
+    /// Adds an API key `key` of value `value` to a tenant the console manages.
+    pub fn add_key(&self, tenant: &str, key: &str, value: &str) -> Result<(), EditError> {
+        check_name("key", key)?;
+        let _one_at_a_time = self.lock();
+        let mut document = self.managed_tenant(tenant)?;
+        let keys = api_keys(&mut document)?;
+        if keys.iter().any(|k| k["name"] == key) {
+            return Err(EditError::Conflict(format!("Tenant {tenant} has a key named {key}")));
+        }
+        if keys.len() >= MAX_KEYS {
+            return Err(EditError::Conflict(format!("Tenant {tenant} has {MAX_KEYS} keys, the most it may")));
+        }
+        let secret = format!("console-key-{tenant}-{key}");
+        keys.push(json!({"name": key, "secretRef": {"name": secret, "key": "key"}}));
+        let secret_document = json!({
+            "apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+            "metadata": {"name": secret}, "stringData": {"key": value},
+        });
+        self.write(&self.key_file(tenant, key), &secret_document, true)?;
+        self.write(&self.tenant_file(tenant), &document, false)
+    }
+
+    /// Removes API key `key` from a tenant the console manages, then its Secret.
+    pub fn revoke_key(&self, tenant: &str, key: &str) -> Result<(), EditError> {
+        let _one_at_a_time = self.lock();
+        let mut document = self.managed_tenant(tenant)?;
+        let keys = api_keys(&mut document)?;
+        let before = keys.len();
+        keys.retain(|k| k["name"] != key);
+        if keys.len() == before {
+            return Err(EditError::NotFound(format!("Tenant {tenant} has no key named {key}")));
+        }
+        self.write(&self.tenant_file(tenant), &document, false)?;
+        match std::fs::remove_file(self.key_file(tenant, key)) {
+            Err(error) if error.kind() != std::io::ErrorKind::NotFound => Err(error.into()),
+            _ => Ok(()),
+        }
+    }
+
+    /// The Tenant document of a tenant the console manages.
+    fn managed_tenant(&self, tenant: &str) -> Result<Value, EditError> {
+        if !self.manages(tenant) {
+            return Err(EditError::Conflict(format!(
+                "Tenant {tenant} was not created by the console: change it where it is defined (the config folder's files)"
+            )));
+        }
+        let text = std::fs::read_to_string(self.tenant_file(tenant))?;
+        serde_yaml::from_str(&text).map_err(|e| EditError::Invalid(format!("Tenant {tenant}'s file: {e}")))
+    }
+
+    /// Writes `document` to `path` atomically: a hidden file beside it, renamed into place.
+    fn write(&self, path: &Path, document: &Value, secret: bool) -> Result<(), EditError> {
+        let yaml = serde_yaml::to_string(document).map_err(|e| EditError::Invalid(e.to_string()))?;
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("console.yaml");
+        let temporary = self.dir.join(format!(".{name}.tmp"));
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        if secret {
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        }
+        let mut file = options.open(&temporary)?;
+        file.write_all(HEADER.as_bytes())?;
+        file.write_all(yaml.as_bytes())?;
+        file.sync_all()?;
+        std::fs::rename(&temporary, path)?;
+        Ok(())
+    }
+}
+
+fn api_keys(document: &mut Value) -> Result<&mut Vec<Value>, EditError> {
+    document
+        .pointer_mut("/spec/apiKeys")
+        .and_then(Value::as_array_mut)
+        .ok_or_else(|| EditError::Invalid("the Tenant's file has no spec.apiKeys list".into()))
+}
+
+fn valid_name(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    let edge = |b: &u8| b.is_ascii_lowercase() || b.is_ascii_digit();
+    (1..=63).contains(&bytes.len())
+        && bytes.first().is_some_and(edge)
+        && bytes.last().is_some_and(edge)
+        && bytes.iter().all(|b| edge(b) || *b == b'-')
+}
+
+fn check_name(what: &str, name: &str) -> Result<(), EditError> {
+    if valid_name(name) {
+        Ok(())
+    } else {
+        Err(EditError::Invalid(format!("the {what} name must be {NAME_PATTERN}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_dns_labels() {
+        for good in ["a", "payments", "team-7", &"x".repeat(63)] {
+            assert!(valid_name(good), "{good}");
+        }
+        for bad in ["", "-a", "a-", "A", "a_b", "a.b", "../x", &"x".repeat(64)] {
+            assert!(!valid_name(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn keys_are_added_and_revoked_in_the_tenants_own_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let folder = Folder::new(dir.path().to_owned());
+        folder.create_tenant("payments", Some("Payments"), false).unwrap();
+        assert!(matches!(folder.create_tenant("payments", None, false), Err(EditError::Conflict(_))));
+        assert!(matches!(folder.create_tenant("demo", None, true), Err(EditError::Conflict(_))));
+        folder.add_key("payments", "ci", "sk-sb-one").unwrap();
+        assert!(matches!(folder.add_key("payments", "ci", "sk-sb-two"), Err(EditError::Conflict(_))));
+        let secret = std::fs::read_to_string(dir.path().join("console-key-payments-ci.yaml")).unwrap();
+        assert!(secret.contains("sk-sb-one"));
+        let tenant = std::fs::read_to_string(dir.path().join("console-tenant-payments.yaml")).unwrap();
+        assert!(tenant.contains("console-key-payments-ci") && !tenant.contains("sk-sb-one"));
+        folder.revoke_key("payments", "ci").unwrap();
+        assert!(!dir.path().join("console-key-payments-ci.yaml").exists());
+        assert!(matches!(folder.revoke_key("payments", "ci"), Err(EditError::NotFound(_))));
+        // A tenant from another file is not the console's to change.
+        assert!(matches!(folder.add_key("demo", "ci", "v"), Err(EditError::Conflict(_))));
+        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(left, ["console-tenant-payments.yaml"], "no temporary file left");
+    }
+}

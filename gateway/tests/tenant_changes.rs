@@ -1,0 +1,93 @@
+//! Changes through the admin API on a standalone gateway: a tenant created, a key added (its
+//! value answered once, and working when the answer arrives), revoked (refused when the answer
+//! arrives), a tenant from another file refused as not the console's, wrong names refused, the
+//! changes in the audit trail without the key, and the files they leave in the config folder.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::{ADMIN_TOKEN, Harness, TEAM_KEY, eventually};
+use serde_json::{Value, json};
+
+async fn chat_status(h: &Harness, key: &str) -> u16 {
+    let body = json!({"model": "demo-echo", "messages": [{"role": "user", "content": "hi"}]});
+    h.post("/v1/chat/completions", key, &body).await.status().as_u16()
+}
+
+#[tokio::test]
+async fn a_tenant_and_its_keys_are_created_and_revoked_through_the_admin_api() {
+    let h = Harness::start().await;
+    let created = h
+        .post("/admin/v1/tenants", ADMIN_TOKEN, &json!({"name": "payments", "display_name": "Payments"}))
+        .await;
+    assert_eq!(created.status(), 201);
+    let (status, detail) = h.get_text("/admin/v1/tenants/payments", ADMIN_TOKEN).await;
+    assert_eq!(status, 200, "served when the answer arrived: {detail}");
+    let detail: Value = serde_json::from_str(&detail).unwrap();
+    assert_eq!(
+        (detail["display_name"].as_str(), detail["changeable"].as_bool()),
+        (Some("Payments"), Some(true))
+    );
+    let again = h.post("/admin/v1/tenants", ADMIN_TOKEN, &json!({"name": "payments"})).await;
+    assert_eq!(again.status(), 409);
+
+    // A key: its value once, working as soon as the answer is here.
+    let answer = h.post("/admin/v1/tenants/payments/keys", ADMIN_TOKEN, &json!({"name": "ci"})).await;
+    assert_eq!(answer.status(), 201);
+    let answer: Value = answer.json().await.unwrap();
+    let key = answer["key"].as_str().unwrap().to_owned();
+    assert!(key.starts_with("sk-sb-") && key.len() == 54, "{key}");
+    assert_eq!(chat_status(&h, &key).await, 200);
+    let secret = std::fs::read_to_string(h.config_dir().join("console-key-payments-ci.yaml")).unwrap();
+    assert!(secret.contains(&key));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(h.config_dir().join("console-key-payments-ci.yaml"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o077, 0, "the key's file is its owner's only: {mode:o}");
+    }
+    let (_, detail) = h.get_text("/admin/v1/tenants/payments", ADMIN_TOKEN).await;
+    assert!(!detail.contains(&key), "a key's value is answered once, never again");
+
+    // Revoked: refused as soon as the answer is here.
+    let revoked = h
+        .client
+        .delete(h.url("/admin/v1/tenants/payments/keys/ci"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), 204);
+    assert_eq!(chat_status(&h, &key).await, 401);
+    assert!(!h.config_dir().join("console-key-payments-ci.yaml").exists());
+
+    // Not the console's: the harness's own tenants are defined in base.yaml.
+    let refused = h.post("/admin/v1/tenants/team/keys", ADMIN_TOKEN, &json!({"name": "ci2"})).await;
+    assert_eq!(refused.status(), 409);
+    let message = refused.json::<Value>().await.unwrap()["error"]["message"].as_str().unwrap().to_owned();
+    assert!(message.contains("not created by the console"), "{message}");
+    assert_eq!(chat_status(&h, TEAM_KEY).await, 200, "and it keeps working");
+    for (path, body) in [
+        ("/admin/v1/tenants", json!({"name": "Bad_Name"})),
+        ("/admin/v1/tenants", json!({"name": "../escape"})),
+        ("/admin/v1/tenants", json!({"name": "x", "extra": 1})),
+        ("/admin/v1/tenants/payments/keys", json!({"name": "-x"})),
+    ] {
+        assert_eq!(h.post(path, ADMIN_TOKEN, &body).await.status(), 400, "{path} {body}");
+    }
+    let wrong = h.post("/admin/v1/tenants", "not-the-admin-token", &json!({"name": "x"})).await;
+    assert_eq!(wrong.status(), 401);
+
+    // Each change is in the audit trail, with who and what, never the key.
+    eventually("the changes in the audit trail", || async {
+        let (_, audit) = h.get_text("/admin/v1/audit?limit=100", ADMIN_TOKEN).await;
+        audit.contains("POST /admin/v1/tenants/payments/keys")
+            && audit.contains("DELETE /admin/v1/tenants/payments/keys/ci")
+    })
+    .await;
+    let (_, audit) = h.get_text("/admin/v1/audit?limit=100", ADMIN_TOKEN).await;
+    assert!(!audit.contains(&key));
+}
