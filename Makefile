@@ -16,7 +16,7 @@ SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 .DEFAULT_GOAL := help
 
-.PHONY: help build run fake-upstream test sdk-test mcp-conformance resilience schemathesis venv lint fmt crds console chart-lint bench bench-stats bench-operator e2e clean
+.PHONY: help build run fake-upstream test sdk-test mcp-conformance resilience schemathesis venv lint fmt crds console chart-lint bench bench-stats bench-operator bench-console e2e clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -80,6 +80,10 @@ bench-stats: ## Time /admin/v1/stats and /admin/v1/costs over 10 million logged 
 
 bench-operator: ## Scale benchmark of the operator and the in-cluster gateway on the e2e apiserver (BENCH_ARGS='--scale 0.05' for a quick run; docs/benchmarks.md)
 	python3 bench/operator_scale $(BENCH_ARGS)
+
+bench-console: ## The console's views in headless Chromium with 10,000 tenants behind them: load times per view (BENCH_ARGS='--tenants 1000' for fewer)
+	scripts/venv.sh >/dev/null
+	$(SWITCHBOARD_VENV)/bin/python bench/console.py $(BENCH_ARGS)
 
 e2e: ## End-to-end tests on a real kube-apiserver + etcd, operator, gateway, OpenAI SDK (scripts/e2e.sh)
 	scripts/e2e.sh $(PYTEST_ARGS)

@@ -78,6 +78,8 @@ async fn a_tenant_and_its_keys_are_created_and_revoked_through_the_admin_api() {
     ] {
         assert_eq!(h.post(path, ADMIN_TOKEN, &body).await.status(), 400, "{path} {body}");
     }
+    let nobody = h.post("/admin/v1/tenants/nobody/keys", ADMIN_TOKEN, &json!({"name": "ci"})).await;
+    assert_eq!(nobody.status(), 404);
     let wrong = h.post("/admin/v1/tenants", "not-the-admin-token", &json!({"name": "x"})).await;
     assert_eq!(wrong.status(), 401);
 

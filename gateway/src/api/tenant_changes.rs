@@ -60,6 +60,7 @@ pub async fn create_key(
 ) -> Response {
     let answer = async {
         let folder = folder(&state)?;
+        known(&state, folder, &tenant)?;
         let new: NewKey = parse(body)?;
         let value = format!("sk-sb-{}", hex(&rand::random::<[u8; 24]>()));
         folder.add_key(&tenant, &new.name, &value).map_err(refusal)?;
@@ -79,6 +80,7 @@ pub async fn revoke_key(
 ) -> Response {
     let answer = async {
         let folder = folder(&state)?;
+        known(&state, folder, &tenant)?;
         folder.revoke_key(&tenant, &key).map_err(refusal)?;
         let gone = |runtime: &Runtime| {
             runtime.config.tenants.get(&tenant).is_none_or(|t| t.api_keys.iter().all(|k| k.id != key))
@@ -98,6 +100,15 @@ fn folder(state: &AppState) -> Result<&Folder, ApiError> {
                 .into(),
         )
     })
+}
+
+/// A tenant that exists: served, or written by the console (and about to be).
+fn known(state: &AppState, folder: &Folder, tenant: &str) -> Result<(), ApiError> {
+    if state.runtime.load().config.tenants.contains_key(tenant) || folder.manages(tenant) {
+        Ok(())
+    } else {
+        Err(ApiError::NotFound(format!("no tenant {tenant:?}")))
+    }
 }
 
 fn parse<T: for<'de> Deserialize<'de>>(body: Result<Bytes, BytesRejection>) -> Result<T, ApiError> {
