@@ -78,6 +78,17 @@ async fn a_tenant_and_its_keys_are_created_and_revoked_through_the_admin_api() {
     ] {
         assert_eq!(h.post(path, ADMIN_TOKEN, &body).await.status(), 400, "{path} {body}");
     }
+    // A body that is not labelled JSON (what a form of another site could send) changes nothing.
+    let form = h
+        .client
+        .post(h.url("/admin/v1/tenants"))
+        .bearer_auth(ADMIN_TOKEN)
+        .header("content-type", "text/plain")
+        .body(r#"{"name": "by-form"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(form.status(), 400);
     let nobody = h.post("/admin/v1/tenants/nobody/keys", ADMIN_TOKEN, &json!({"name": "ci"})).await;
     assert_eq!(nobody.status(), 404);
     let wrong = h.post("/admin/v1/tenants", "not-the-admin-token", &json!({"name": "x"})).await;

@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 use axum::Json;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::header::CONTENT_TYPE;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use serde::Deserialize;
@@ -38,10 +39,14 @@ struct NewKey {
     name: String,
 }
 
-pub async fn create_tenant(State(state): State<AppState>, body: Result<Bytes, BytesRejection>) -> Response {
+pub async fn create_tenant(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
     let answer = async {
         let folder = folder(&state)?;
-        let new: NewTenant = parse(body)?;
+        let new: NewTenant = parse(&headers, body)?;
         let exists = state.runtime.load().config.tenants.contains_key(&new.name);
         folder.create_tenant(&new.name, new.display_name.as_deref(), exists).map_err(refusal)?;
         applied(&state, |runtime| runtime.config.tenants.contains_key(&new.name)).await?;
@@ -56,12 +61,13 @@ pub async fn create_tenant(State(state): State<AppState>, body: Result<Bytes, By
 pub async fn create_key(
     State(state): State<AppState>,
     Path(tenant): Path<String>,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let answer = async {
         let folder = folder(&state)?;
         known(&state, folder, &tenant)?;
-        let new: NewKey = parse(body)?;
+        let new: NewKey = parse(&headers, body)?;
         let value = format!("sk-sb-{}", hex(&rand::random::<[u8; 24]>()));
         folder.add_key(&tenant, &new.name, &value).map_err(refusal)?;
         applied(&state, |runtime| runtime.authenticate(&value).is_some()).await?;
@@ -111,7 +117,22 @@ fn known(state: &AppState, folder: &Folder, tenant: &str) -> Result<(), ApiError
     }
 }
 
-fn parse<T: for<'de> Deserialize<'de>>(body: Result<Bytes, BytesRejection>) -> Result<T, ApiError> {
+/// The JSON body of a change. `Content-Type: application/json` is required: a browser sends it
+/// to another site only after a CORS preflight, which the gateway never grants, so a page of
+/// another origin cannot make a signed-in person's browser change anything (as a form could).
+fn parse<T: for<'de> Deserialize<'de>>(
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<T, ApiError> {
+    let json = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| {
+        v.split(';').next().is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"))
+    });
+    if !json {
+        return Err(ApiError::BadRequest(
+            "Content-Type must be application/json".into(),
+            Some("invalid_request"),
+        ));
+    }
     let bytes = body.map_err(|e| ApiError::BadRequest(format!("cannot read request body: {e}"), None))?;
     serde_json::from_slice(&bytes)
         .map_err(|e| ApiError::BadRequest(format!("invalid request body: {e}"), Some("invalid_request")))
