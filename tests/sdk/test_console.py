@@ -221,6 +221,15 @@ def test_every_view_shows_the_admin_api_and_passes_axe(start_gateway, browser, s
             expect(table.locator("tbody tr")).to_have_count(len(tenants))
             first = tenants[0]
             expect(table).to_contain_text(f"${first['usage_this_month']['cost_usd']}")
+            # The search narrows the list as the API's `prefix` does.
+            page.get_by_role("searchbox", name="Tenants starting with").fill("no-such-prefix")
+            page.get_by_role("button", name="Find").click()
+            expect(table.locator("tbody tr")).to_have_count(0)
+            page.get_by_role("searchbox", name="Tenants starting with").fill(first["name"][:2])
+            page.get_by_role("button", name="Find").click()
+            expect(table.locator("tbody tr")).to_have_count(
+                sum(1 for t in tenants if t["name"].startswith(first["name"][:2]))
+            )
             page.locator(f"button[data-tenant='{first['name']}']").click()
             detail = admin_get(gateway, f"/admin/v1/tenants/{first['name']}")
             budgets = page.get_by_role("table", name="Budgets")

@@ -11,11 +11,19 @@ import type { View } from "./view";
 export function tenants(session: Session): View {
   const list = h("div", {});
   const detail = h("section", { id: "tenant-detail", "aria-live": "polite" });
+  // Names starting with what is typed (the API's `prefix`), for platforms with many tenants.
+  const prefix = h("input", { id: "tenant-prefix", type: "search", autocomplete: "off" });
+  const search = h("form", { class: "filters", role: "search" }, h("label", { for: "tenant-prefix" }, "Tenants starting with"), prefix, h("button", { type: "submit" }, "Find"));
+  search.addEventListener("submit", (event) => {
+    event.preventDefault();
+    void load();
+  });
   const element = h(
     "section",
     { "aria-labelledby": "tenants-title" },
     h("h1", { id: "tenants-title" }, "Tenants"),
     session.admin ? newTenant((name) => void load().then(() => show(name, detail, session))) : "",
+    session.tenants ? "" : search,
     list,
     detail,
   );
@@ -24,7 +32,7 @@ export function tenants(session: Session): View {
       // A tenant admin may not list every tenant: their own, one by one.
       const page: Page<TenantSummary> = session.tenants
         ? { data: await Promise.all(session.tenants.map((name) => get<TenantSummary>(`/admin/v1/tenants/${encodeURIComponent(name)}`))), next_cursor: null }
-        : await get<Page<TenantSummary>>("/admin/v1/tenants", { limit: 100, cursor });
+        : await get<Page<TenantSummary>>("/admin/v1/tenants", { limit: 100, cursor, prefix: prefix.value.trim() });
       const rows = page.data.map((t) => {
         const open = h("button", { type: "button", class: "link", "data-tenant": t.name }, t.name);
         open.addEventListener("click", () => void show(t.name, detail, session));
