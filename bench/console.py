@@ -98,6 +98,19 @@ def chat(port: int, key: str) -> None:
         assert answer.status == 200
 
 
+def logged(admin: int, count: int, timeout: float = 30) -> None:
+    """Waits until the request log holds `count` rows (the ledger's writer batches them)."""
+    request = urllib.request.Request(f"http://127.0.0.1:{admin}/admin/v1/requests?limit=200",
+                                     headers={"authorization": f"Bearer {ADMIN_TOKEN}"})
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            if len(json.load(answer)["data"]) >= min(count, 200):
+                return
+        time.sleep(0.1)
+    sys.exit(f"bench/console: {count} requests not in the request log after {timeout} s")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tenants", type=int, default=10_000)
@@ -122,10 +135,12 @@ def main() -> None:
             stdout=open(work / "gateway.log", "w"), stderr=subprocess.STDOUT, env={**os.environ, "RUST_LOG": "warn"},
         )  # fmt: skip
         ready = wait_ready(f"http://127.0.0.1:{port}/readyz", process)
+        sent = 0
         for i in range(0, args.tenants, max(1, args.tenants // 50)):
             for _ in range(3):
                 chat(port, f"sk-bench-tenant-{i:05d}")
-        time.sleep(2)  # the ledger's writer batches rows
+                sent += 1
+        logged(admin, sent)
 
         times: dict[str, list[float]] = {}
         with sync_playwright() as p:

@@ -142,7 +142,7 @@ pub fn key_for(tenant: &str, request: &ChatRequest) -> Option<CacheKey> {
     hasher.update([0]);
     // `user` labels the caller for abuse tracking; it does not change the answer.
     let canonical = ChatRequest { user: None, stream: None, ..request.clone() };
-    hasher.update(canonical.to_value().to_string().as_bytes());
+    hasher.update(serde_json::to_vec(&canonical).unwrap_or_default());
     Some(hasher.finalize().into())
 }
 

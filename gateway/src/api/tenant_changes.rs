@@ -5,7 +5,7 @@
 //! hot reload serves them, so a new key works as soon as its answer arrives. In a cluster they
 //! are not built yet: Tenants and Secrets are changed with the Kubernetes API there.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::Json;
 use axum::extract::rejection::BytesRejection;
@@ -16,6 +16,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::json;
+use tokio::sync::watch;
 
 use crate::error::ApiError;
 use crate::serving::folder_edits::{EditError, Folder};
@@ -48,8 +49,9 @@ pub async fn create_tenant(
         let folder = folder(&state)?;
         let new: NewTenant = parse(&headers, body)?;
         let exists = state.runtime.load().config.tenants.contains_key(&new.name);
+        let installs = state.runtime.installs();
         folder.create_tenant(&new.name, new.display_name.as_deref(), exists).map_err(refusal)?;
-        applied(&state, |runtime| runtime.config.tenants.contains_key(&new.name)).await?;
+        applied(&state, installs, |runtime| runtime.config.tenants.contains_key(&new.name)).await?;
         Ok::<_, ApiError>((
             StatusCode::CREATED,
             Json(json!({"name": new.name, "display_name": new.display_name})),
@@ -68,9 +70,10 @@ pub async fn create_key(
         let folder = folder(&state)?;
         known(&state, folder, &tenant)?;
         let new: NewKey = parse(&headers, body)?;
-        let value = format!("sk-sb-{}", hex(&rand::random::<[u8; 24]>()));
+        let value = format!("sk-sb-{}", hex::encode(rand::random::<[u8; 24]>()));
+        let installs = state.runtime.installs();
         folder.add_key(&tenant, &new.name, &value).map_err(refusal)?;
-        applied(&state, |runtime| runtime.authenticate(&value).is_some()).await?;
+        applied(&state, installs, |runtime| runtime.authenticate(&value).is_some()).await?;
         // The key's value, this once: the gateway keeps only its Secret's file and hash.
         Ok::<_, ApiError>((
             StatusCode::CREATED,
@@ -87,11 +90,12 @@ pub async fn revoke_key(
     let answer = async {
         let folder = folder(&state)?;
         known(&state, folder, &tenant)?;
+        let installs = state.runtime.installs();
         folder.revoke_key(&tenant, &key).map_err(refusal)?;
         let gone = |runtime: &Runtime| {
             runtime.config.tenants.get(&tenant).is_none_or(|t| t.api_keys.iter().all(|k| k.id != key))
         };
-        applied(&state, gone).await?;
+        applied(&state, installs, gone).await?;
         Ok::<_, ApiError>(StatusCode::NO_CONTENT)
     };
     answer.await.into_response()
@@ -147,19 +151,28 @@ fn refusal(error: EditError) -> ApiError {
     }
 }
 
-/// Waits until the served config shows the change; a reload that refused it answers why.
-async fn applied(state: &AppState, shows: impl Fn(&Runtime) -> bool) -> Result<(), ApiError> {
-    let started = Instant::now();
-    while started.elapsed() < APPLIED_WITHIN {
+/// Waits until the served config shows the change, waking at each config the folder watch
+/// offers after the write (`installs`, subscribed before it); a reload that refuses it answers
+/// why at once.
+async fn applied(
+    state: &AppState,
+    mut installs: watch::Receiver<u64>,
+    shows: impl Fn(&Runtime) -> bool,
+) -> Result<(), ApiError> {
+    let deadline = tokio::time::Instant::now() + APPLIED_WITHIN;
+    loop {
         if shows(&state.runtime.load()) {
             return Ok(());
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        let why = match tokio::time::timeout_at(deadline, installs.changed()).await {
+            Ok(Ok(())) => match state.runtime.sync().last_error {
+                None => continue,
+                Some(refused) => refused,
+            },
+            _ => "no reload served it in time".to_owned(),
+        };
+        return Err(ApiError::Internal(format!(
+            "the change is written to the config folder but not served: {why}"
+        )));
     }
-    let why = state.runtime.sync().last_error.unwrap_or_else(|| "no reload seen".into());
-    Err(ApiError::Internal(format!("the change is written to the config folder but not served: {why}")))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -15,14 +15,19 @@ impl Exchange {
         let mut reply = body.to_value().map_err(UpstreamError::into_api_error)?;
         let mut tally = Tally::default();
         let checked = guard.complete(&mut reply, &mut tally);
-        let mut hits = Vec::new();
-        tally.record(&mut hits, &self.metrics);
-        self.trail.guardrails(hits);
+        self.reply_hits(&tally);
         checked.map_err(ApiError::PolicyDenied)?;
         if !tally.redacted_any() {
             return Ok(body);
         }
         Completion::from_value(&reply).map_err(UpstreamError::into_api_error)
+    }
+
+    /// Records what the reply guardrails found and did, in the metrics and the request log.
+    pub(super) fn reply_hits(&self, tally: &Tally) {
+        let mut hits = Vec::new();
+        tally.record(&mut hits, &self.metrics);
+        self.trail.guardrails(hits);
     }
 
     /// Checks a complete reply against the requested JSON schema. A refusal passes: it is the

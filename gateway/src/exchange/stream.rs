@@ -125,9 +125,7 @@ impl Meter {
 impl Drop for Meter {
     fn drop(&mut self) {
         if let Some(guard) = &self.guard {
-            let mut hits = Vec::new();
-            guard.tally.record(&mut hits, &self.exchange.metrics);
-            self.exchange.trail.guardrails(hits);
+            self.exchange.reply_hits(&guard.tally);
         }
         let usage = self.usage.unwrap_or_else(|| self.exchange.estimated_usage(self.output_chars));
         self.exchange.account(Some(&self.backend), 200, usage, self.outcome);

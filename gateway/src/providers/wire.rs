@@ -4,7 +4,7 @@
 //! never copied. The exchange makes it once per format and reuses it for every attempt.
 
 use bytes::Bytes;
-use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
+use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{Map, Value};
 
 use super::UpstreamError;
@@ -94,11 +94,7 @@ struct Messages<'a>(&'a [Message]);
 
 impl Serialize for Messages<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut seq = serializer.serialize_seq(Some(self.0.len()))?;
-        for message in self.0 {
-            seq.serialize_element(&WireMessage(message))?;
-        }
-        seq.end()
+        serializer.collect_seq(self.0.iter().map(WireMessage))
     }
 }
 
@@ -111,9 +107,7 @@ impl Serialize for WireMessage<'_> {
         map.serialize_entry("role", &message.role)?;
         match &message.content {
             Some(Content::Text(text)) => map.serialize_entry("content", text)?,
-            Some(Content::Parts(parts)) => {
-                map.serialize_entry("content", &WithoutCacheControl::all(parts))?
-            }
+            Some(Content::Parts(parts)) => map.serialize_entry("content", &Items(parts))?,
             None => {}
         }
         rest(&mut map, &message.rest, |_| false)?;
@@ -135,22 +129,12 @@ impl Serialize for IncludeUsage {
 /// A value with every `cache_control` key left out, at any depth.
 struct WithoutCacheControl<'a>(&'a Value);
 
-impl WithoutCacheControl<'_> {
-    /// The values, as an array.
-    fn all(items: &[Value]) -> Items<'_> {
-        Items(items)
-    }
-}
-
+/// Values, each without `cache_control`, as an array.
 struct Items<'a>(&'a [Value]);
 
 impl Serialize for Items<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut seq = serializer.serialize_seq(Some(self.0.len()))?;
-        for item in self.0 {
-            seq.serialize_element(&WithoutCacheControl(item))?;
-        }
-        seq.end()
+        serializer.collect_seq(self.0.iter().map(WithoutCacheControl))
     }
 }
 

@@ -6,8 +6,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
-
 use serde::Serialize;
+use tokio::sync::watch;
 
 use super::ConfigError;
 use super::runtime::Runtime;
@@ -31,6 +31,8 @@ pub struct LiveRuntime {
     /// False until a config has loaded (in-cluster mode starts empty).
     ready: Arc<AtomicBool>,
     sync: Arc<Mutex<ConfigSync>>,
+    /// Counts the configs offered, installed or refused: what a change waits on to be served.
+    installs: watch::Sender<u64>,
     metrics: Metrics,
 }
 
@@ -43,8 +45,14 @@ impl LiveRuntime {
                 loaded_at_ms: ready.then(now_ms),
                 ..ConfigSync::default()
             })),
+            installs: watch::Sender::new(0),
             metrics,
         }
+    }
+
+    /// Wakes at every config offered from now on, installed or refused.
+    pub fn installs(&self) -> watch::Receiver<u64> {
+        self.installs.subscribe()
     }
 
     /// A snapshot: one request uses one config from start to end.
@@ -96,5 +104,7 @@ impl LiveRuntime {
                 tracing::error!(%reason, build_ms, "config rejected; still serving the last good config");
             }
         }
+        drop(sync);
+        self.installs.send_modify(|count| *count = count.wrapping_add(1));
     }
 }
