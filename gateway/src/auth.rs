@@ -16,8 +16,10 @@ use subtle::ConstantTimeEq;
 use crate::audit::AuditEvent;
 use crate::error::{ApiError, Dialect};
 use crate::identity::{Audience, looks_like_jwt};
+use crate::serving::edits::Author;
 use crate::serving::runtime::{Caller, Runtime};
 use crate::signin::roles::scope;
+use crate::signin::store::Person;
 use crate::state::AppState;
 
 /// Set by [`require_tenant`]: the caller and the runtime snapshot it was authenticated against,
@@ -44,14 +46,30 @@ pub async fn require_tenant(State(state): State<AppState>, mut request: Request,
     }
 }
 
+/// Set by [`require_admin`]: who makes an admin request, for the handlers that act as them.
+#[derive(Clone)]
+pub enum AdminCaller {
+    AdminToken,
+    Person(Arc<Person>),
+}
+
+impl AdminCaller {
+    pub fn author(&self) -> Author<'_> {
+        match self {
+            AdminCaller::AdminToken => Author::AdminToken,
+            AdminCaller::Person(person) => Author::Person(person),
+        }
+    }
+}
+
 /// Middleware for admin routes: the admin token (compared by hash in constant time), or a
 /// signed-in person whose roles allow what the request reads. Every administrative request is
 /// audited, with who made it and its outcome.
-pub async fn require_admin(State(state): State<AppState>, request: Request, next: Next) -> Response {
+pub async fn require_admin(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
     let what = target(&request, true);
-    let mut event =
+    let (mut event, caller) =
         match admin_caller(&state, request.headers(), (request.method(), request.uri()), what).await {
-            Ok(event) => event,
+            Ok(answer) => answer,
             Err(error) => {
                 audit_refusal(&state, &request, &error);
                 return error.into_response();
@@ -63,26 +81,28 @@ pub async fn require_admin(State(state): State<AppState>, request: Request, next
         state.audit.record(event);
         return ApiError::Forbidden(refusal).into_response();
     }
+    request.extensions_mut().insert(caller);
     let response = next.run(request).await;
     event.outcome = response.status().as_u16().to_string();
     state.audit.record(event);
     response
 }
 
-/// Who is asking, as the start of their audit event: the admin token, or a signed-in person.
+/// Who is asking, and the start of their audit event: the admin token, or a signed-in person.
 /// For a person whose roles do not allow the request, the event is already `denied`, with why.
 async fn admin_caller(
     state: &AppState,
     headers: &HeaderMap,
     (method, uri): (&Method, &http::Uri),
     what: String,
-) -> Result<AuditEvent, ApiError> {
+) -> Result<(AuditEvent, AdminCaller), ApiError> {
     let sign_in = match &state.sign_in {
         // A bearer credential on the admin API is the admin token, right or wrong.
         Some(sign_in) if bearer_token(headers).is_none() => sign_in,
         _ => {
             admin(state, headers)?;
-            return Ok(AuditEvent::new("admin.request", "admin-token", "admin_token", &what, ""));
+            let event = AuditEvent::new("admin.request", "admin-token", "admin_token", &what, "");
+            return Ok((event, AdminCaller::AdminToken));
         }
     };
     let person = sign_in.person(headers).await?.ok_or(ApiError::MissingKey)?;
@@ -103,7 +123,7 @@ async fn admin_caller(
             event.detail = Some(format!("{} has no role that may {what}; see /auth/me", person.name()));
         }
     }
-    Ok(event)
+    Ok((event, AdminCaller::Person(Arc::new(person))))
 }
 
 /// The tenant a change to `/admin/v1/tenants/{name}/...` is to.

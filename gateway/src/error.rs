@@ -51,8 +51,6 @@ pub enum ApiError {
     /// A change that contradicts what is there (a tenant that exists, one the console does not manage).
     #[error("{0}")]
     Conflict(String),
-    #[error("{0}")]
-    NotImplemented(String),
     /// A tenant's or route's Rego policy refused the request.
     #[error("{0}")]
     PolicyDenied(String),
@@ -109,7 +107,6 @@ impl ApiError {
             Self::ModelNotFound(_) | Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Forbidden(_) | Self::PolicyDenied(_) | Self::AdminDisabled => StatusCode::FORBIDDEN,
             Self::Conflict(_) => StatusCode::CONFLICT,
-            Self::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
             Self::UpstreamRateLimited { .. }
             | Self::RateLimited { .. }
             | Self::BudgetExceeded { .. }
@@ -146,7 +143,6 @@ impl ApiError {
             Self::NotFound(_) => Some("not_found"),
             Self::Forbidden(_) => Some("forbidden"),
             Self::Conflict(_) => Some("conflict"),
-            Self::NotImplemented(_) => Some("not_implemented"),
             Self::PolicyDenied(_) => Some("policy_denied"),
             Self::UpstreamRateLimited { .. } => Some("upstream_rate_limited"),
             Self::UpstreamRejected { .. } => Some("upstream_rejected"),

@@ -25,12 +25,15 @@ use crate::ratelimit::{RateLimitError, RateLimiter};
 use crate::request_log::RequestLog;
 use crate::serving::cluster::{self, ClusterSource};
 use crate::serving::folder;
-use crate::serving::folder_edits::Folder;
+use crate::serving::edits::Edits;
+use crate::serving::edits::cluster::ClusterEdits;
+use crate::serving::edits::folder::Folder;
 use crate::serving::live::LiveRuntime;
 use crate::serving::runtime::Runtime;
 use crate::settings::Settings;
 use crate::signin::SignIn;
 use crate::signin::cluster_roles::ClusterRoles;
+use crate::signin::kube_user::KubeNaming;
 use crate::state::{AppState, Limits, Shared};
 use crate::stats::Stats;
 use crate::status;
@@ -97,13 +100,18 @@ pub async fn start(settings: &Settings) -> Result<RunningGateway, StartError> {
     let live = LiveRuntime::new(Runtime::empty(), false, metrics.clone());
     let mut background = Vec::new();
     let mut cluster = None;
-    match &settings.config_dir {
+    let naming = KubeNaming {
+        user_prefix: settings.kubernetes_user_prefix.clone(),
+        group_prefix: settings.kubernetes_group_prefix.clone(),
+    };
+    let edits = match &settings.config_dir {
         Some(dir) => {
             // Standalone: a folder that does not load is a startup error, not a silent empty config.
             let started = std::time::Instant::now();
             let runtime = folder::load_dir(dir, &live.load()).map_err(StartError::Config)?;
             live.install(Ok(runtime), started.elapsed());
             background.push(Background::FolderWatch(folder::watch(dir.clone(), live.clone())?));
+            Edits::Folder(Folder::new(dir.clone()))
         }
         None => {
             let source = ClusterSource {
@@ -117,11 +125,13 @@ pub async fn start(settings: &Settings) -> Result<RunningGateway, StartError> {
                 provider_keys = %source.provider_keys,
                 "in-cluster mode"
             );
-            let client = kube::Client::try_default().await?;
+            let config = kube::Config::infer().await.map_err(kube::Error::InferConfig)?;
+            let client = kube::Client::try_from(config.clone())?;
             background.push(Background::Task(cluster::watch(client.clone(), source, live.clone())));
             cluster = Some(client);
+            Edits::Cluster(ClusterEdits::new(config, settings.namespace.clone(), naming.clone()))
         }
-    }
+    };
     // ServiceAccount tokens are checked with the keys of the API server the gateway runs against
     // (in cluster mode, the one it watches; standalone, the one of its environment or kubeconfig).
     let api_server = match (&cluster, &settings.service_account_audience) {
@@ -169,11 +179,8 @@ pub async fn start(settings: &Settings) -> Result<RunningGateway, StartError> {
     }
     let sign_in = match settings.sign_in() {
         Some(sign_in) => {
-            let cluster_roles = cluster.clone().map(|client| {
-                let prefixes =
-                    (settings.kubernetes_user_prefix.clone(), settings.kubernetes_group_prefix.clone());
-                ClusterRoles::new(client, settings.namespace.clone(), prefixes.0, prefixes.1)
-            });
+            let cluster_roles =
+                cluster.clone().map(|client| ClusterRoles::new(client, settings.namespace.clone(), naming));
             Some(Arc::new(SignIn::new(sign_in, db.clone(), cluster_roles).map_err(StartError::SignIn)?))
         }
         None => None,
@@ -212,7 +219,7 @@ pub async fn start(settings: &Settings) -> Result<RunningGateway, StartError> {
             .as_deref()
             .map(|token| Sha256::digest(token.as_bytes()).into()),
         trace_url_template: settings.trace_url_template.clone(),
-        folder: settings.config_dir.clone().map(Folder::new),
+        edits,
     });
     let listener = TcpListener::bind(settings.listen).await?;
     let addr = listener.local_addr()?;

@@ -17,7 +17,7 @@ use crate::persona::Personas;
 use crate::queue::Scheduler;
 use crate::ratelimit::RateLimiter;
 use crate::request_log::RequestLog;
-use crate::serving::folder_edits::Folder;
+use crate::serving::edits::Edits;
 use crate::serving::live::LiveRuntime;
 use crate::signin::SignIn;
 
@@ -80,8 +80,8 @@ pub struct Shared {
     pub admin_token_sha256: Option<[u8; 32]>,
     /// Where the console links a request's trace (`--trace-url-template`).
     pub trace_url_template: Option<String>,
-    /// The config folder the admin API's changes are written to (standalone only).
-    pub folder: Option<Folder>,
+    /// Where the admin API's changes are written: the config folder, or the cluster.
+    pub edits: Edits,
 }
 
 /// Request limits.

@@ -38,12 +38,12 @@ async fn a_tenant_and_its_keys_are_created_and_revoked_through_the_admin_api() {
     let key = answer["key"].as_str().unwrap().to_owned();
     assert!(key.starts_with("sk-sb-") && key.len() == 54, "{key}");
     assert_eq!(chat_status(&h, &key).await, 200);
-    let secret = std::fs::read_to_string(h.config_dir().join("console-key-payments-ci.yaml")).unwrap();
+    let secret = std::fs::read_to_string(h.config_dir().join("console-key.payments.ci.yaml")).unwrap();
     assert!(secret.contains(&key));
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(h.config_dir().join("console-key-payments-ci.yaml"))
+        let mode = std::fs::metadata(h.config_dir().join("console-key.payments.ci.yaml"))
             .unwrap()
             .permissions()
             .mode();
@@ -62,13 +62,17 @@ async fn a_tenant_and_its_keys_are_created_and_revoked_through_the_admin_api() {
         .unwrap();
     assert_eq!(revoked.status(), 204);
     assert_eq!(chat_status(&h, &key).await, 401);
-    assert!(!h.config_dir().join("console-key-payments-ci.yaml").exists());
+    assert!(!h.config_dir().join("console-key.payments.ci.yaml").exists());
 
     // Not the console's: the harness's own tenants are defined in base.yaml.
     let refused = h.post("/admin/v1/tenants/team/keys", ADMIN_TOKEN, &json!({"name": "ci2"})).await;
     assert_eq!(refused.status(), 409);
     let message = refused.json::<Value>().await.unwrap()["error"]["message"].as_str().unwrap().to_owned();
     assert!(message.contains("not created by the console"), "{message}");
+    let (_, detail) = h.get_text("/admin/v1/tenants/team", ADMIN_TOKEN).await;
+    let detail: Value = serde_json::from_str(&detail).unwrap();
+    assert_eq!(detail["changeable"], false);
+    assert!(detail["read_only_reason"].as_str().unwrap().contains("config folder's files"), "{detail}");
     assert_eq!(chat_status(&h, TEAM_KEY).await, 200, "and it keeps working");
     for (path, body) in [
         ("/admin/v1/tenants", json!({"name": "Bad_Name"})),

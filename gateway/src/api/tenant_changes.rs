@@ -1,13 +1,11 @@
 //! Changes to tenants through the admin API, as the console makes them: `POST /admin/v1/tenants`
 //! (a new tenant), `POST /admin/v1/tenants/{name}/keys` (a new API key, its value answered once
-//! and never again) and `DELETE /admin/v1/tenants/{name}/keys/{key}` (a key revoked). Standalone,
-//! they are written to the config folder ([`crate::serving::folder_edits`]) and answered once the
-//! hot reload serves them, so a new key works as soon as its answer arrives. In a cluster they
-//! are not built yet: Tenants and Secrets are changed with the Kubernetes API there.
+//! and never again) and `DELETE /admin/v1/tenants/{name}/keys/{key}` (a key revoked), written
+//! where the truth lives ([`crate::serving::edits`]) and answered once the gateway serves them,
+//! so a new key works as soon as its answer arrives. A change written but not served in time
+//! (the operator slow to reconcile) is answered 202, with the key all the same.
 
-use std::time::Duration;
-
-use axum::Json;
+use axum::{Extension, Json};
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::header::CONTENT_TYPE;
@@ -18,13 +16,11 @@ use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::watch;
 
+use crate::auth::AdminCaller;
 use crate::error::ApiError;
-use crate::serving::folder_edits::{EditError, Folder};
+use crate::serving::edits::rules::EditError;
 use crate::serving::runtime::Runtime;
 use crate::state::AppState;
-
-/// How long a change may take to be served after it is written (the folder watch and a build).
-const APPLIED_WITHIN: Duration = Duration::from_secs(10);
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -42,83 +38,68 @@ struct NewKey {
 
 pub async fn create_tenant(
     State(state): State<AppState>,
+    Extension(caller): Extension<AdminCaller>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let answer = async {
-        let folder = folder(&state)?;
         let new: NewTenant = parse(&headers, body)?;
         let exists = state.runtime.load().config.tenants.contains_key(&new.name);
         let installs = state.runtime.installs();
-        folder.create_tenant(&new.name, new.display_name.as_deref(), exists).map_err(refusal)?;
-        applied(&state, installs, |runtime| runtime.config.tenants.contains_key(&new.name)).await?;
-        Ok::<_, ApiError>((
-            StatusCode::CREATED,
-            Json(json!({"name": new.name, "display_name": new.display_name})),
-        ))
+        let edits = &state.edits;
+        edits.create_tenant(caller.author(), &new.name, new.display_name.as_deref(), exists).await.map_err(refusal)?;
+        let served = applied(&state, installs, |runtime| runtime.config.tenants.contains_key(&new.name)).await?;
+        Ok::<_, ApiError>((status(served), Json(json!({"name": new.name, "display_name": new.display_name}))))
     };
     answer.await.into_response()
 }
 
 pub async fn create_key(
     State(state): State<AppState>,
+    Extension(caller): Extension<AdminCaller>,
     Path(tenant): Path<String>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let answer = async {
-        let folder = folder(&state)?;
-        known(&state, folder, &tenant)?;
+        known(&state, &tenant)?;
         let new: NewKey = parse(&headers, body)?;
         let value = format!("sk-sb-{}", hex::encode(rand::random::<[u8; 24]>()));
         let installs = state.runtime.installs();
-        folder.add_key(&tenant, &new.name, &value).map_err(refusal)?;
-        applied(&state, installs, |runtime| runtime.authenticate(&value).is_some()).await?;
-        // The key's value, this once: the gateway keeps only its Secret's file and hash.
-        Ok::<_, ApiError>((
-            StatusCode::CREATED,
-            Json(json!({"tenant": tenant, "name": new.name, "key": value})),
-        ))
+        state.edits.add_key(caller.author(), &tenant, &new.name, &value).await.map_err(refusal)?;
+        let served = applied(&state, installs, |runtime| runtime.authenticate(&value).is_some()).await?;
+        // The key's value, this once: the gateway keeps only its hash, the Secret its value.
+        Ok::<_, ApiError>((status(served), Json(json!({"tenant": tenant, "name": new.name, "key": value}))))
     };
     answer.await.into_response()
 }
 
 pub async fn revoke_key(
     State(state): State<AppState>,
+    Extension(caller): Extension<AdminCaller>,
     Path((tenant, key)): Path<(String, String)>,
 ) -> Response {
     let answer = async {
-        let folder = folder(&state)?;
-        known(&state, folder, &tenant)?;
+        known(&state, &tenant)?;
         let installs = state.runtime.installs();
-        folder.revoke_key(&tenant, &key).map_err(refusal)?;
+        state.edits.revoke_key(caller.author(), &tenant, &key).await.map_err(refusal)?;
         let gone = |runtime: &Runtime| {
             runtime.config.tenants.get(&tenant).is_none_or(|t| t.api_keys.iter().all(|k| k.id != key))
         };
-        applied(&state, installs, gone).await?;
-        Ok::<_, ApiError>(StatusCode::NO_CONTENT)
+        let served = applied(&state, installs, gone).await?;
+        Ok::<_, ApiError>(if served { StatusCode::NO_CONTENT } else { StatusCode::ACCEPTED })
     };
     answer.await.into_response()
 }
 
-/// The config folder, or why there is none to change.
-fn folder(state: &AppState) -> Result<&Folder, ApiError> {
-    state.folder.as_ref().ok_or_else(|| {
-        ApiError::NotImplemented(
-            "changes through the admin API are built for a standalone gateway (--config-dir) only; \
-             in a cluster, change the Tenant and Secret objects (kubectl, GitOps)"
-                .into(),
-        )
-    })
+fn known(state: &AppState, tenant: &str) -> Result<(), ApiError> {
+    let served = state.runtime.load().config.tenants.contains_key(tenant);
+    state.edits.check_known(tenant, served).map_err(refusal)
 }
 
-/// A tenant that exists: served, or written by the console (and about to be).
-fn known(state: &AppState, folder: &Folder, tenant: &str) -> Result<(), ApiError> {
-    if state.runtime.load().config.tenants.contains_key(tenant) || folder.manages(tenant) {
-        Ok(())
-    } else {
-        Err(ApiError::NotFound(format!("no tenant {tenant:?}")))
-    }
+/// 201 for a change served, 202 for one written and still on its way.
+fn status(served: bool) -> StatusCode {
+    if served { StatusCode::CREATED } else { StatusCode::ACCEPTED }
 }
 
 /// The JSON body of a change. `Content-Type: application/json` is required: a browser sends it
@@ -147,32 +128,33 @@ fn refusal(error: EditError) -> ApiError {
         EditError::Invalid(message) => ApiError::BadRequest(message, Some("invalid_request")),
         EditError::Conflict(message) => ApiError::Conflict(message),
         EditError::NotFound(message) => ApiError::NotFound(message),
+        EditError::Forbidden(message) => ApiError::Forbidden(message),
+        EditError::Unavailable(message) => ApiError::NotReady(message),
         EditError::Io(error) => ApiError::Internal(format!("cannot write the config folder: {error}")),
     }
 }
 
-/// Waits until the served config shows the change, waking at each config the folder watch
-/// offers after the write (`installs`, subscribed before it); a reload that refuses it answers
-/// why at once.
+/// Waits until the served config shows the change, waking at each config its source offers
+/// after the write (`installs`, subscribed before it): `true` once served, `false` if not yet
+/// within [`crate::serving::edits::Edits::applied_within`]. A config the gateway refuses
+/// answers why at once: the change is written, but something in it (or beside it) is wrong.
 async fn applied(
     state: &AppState,
     mut installs: watch::Receiver<u64>,
     shows: impl Fn(&Runtime) -> bool,
-) -> Result<(), ApiError> {
-    let deadline = tokio::time::Instant::now() + APPLIED_WITHIN;
+) -> Result<bool, ApiError> {
+    let deadline = tokio::time::Instant::now() + state.edits.applied_within();
     loop {
         if shows(&state.runtime.load()) {
-            return Ok(());
+            return Ok(true);
         }
-        let why = match tokio::time::timeout_at(deadline, installs.changed()).await {
-            Ok(Ok(())) => match state.runtime.sync().last_error {
-                None => continue,
-                Some(refused) => refused,
-            },
-            _ => "no reload served it in time".to_owned(),
-        };
-        return Err(ApiError::Internal(format!(
-            "the change is written to the config folder but not served: {why}"
-        )));
+        match tokio::time::timeout_at(deadline, installs.changed()).await {
+            Ok(Ok(())) => {
+                if let Some(refused) = state.runtime.sync().last_error {
+                    return Err(ApiError::Internal(format!("the change is written but not served: {refused}")));
+                }
+            }
+            _ => return Ok(false),
+        }
     }
 }

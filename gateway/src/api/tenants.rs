@@ -16,7 +16,7 @@ use switchboard_crds::decimal::NanoUsd;
 use switchboard_crds::resources::BudgetPeriod;
 
 use super::params::{self, Params, bad};
-use crate::auth::Authenticated;
+use crate::auth::{AdminCaller, Authenticated};
 use crate::budget::{period_end, period_start};
 use crate::error::ApiError;
 use crate::ledger::{LedgerError, Scope};
@@ -62,21 +62,36 @@ pub async fn list(State(state): State<AppState>, params: Params) -> Response {
     Json(json!({"data": data, "next_cursor": next_cursor})).into_response()
 }
 
-pub async fn admin_get(State(state): State<AppState>, Path(name): Path<String>) -> Response {
-    detail(&state, &name).await
+/// The detail, and whether the admin API may change the tenant (roles permitting), or why not.
+pub async fn admin_get(
+    State(state): State<AppState>,
+    Extension(caller): Extension<AdminCaller>,
+    Path(name): Path<String>,
+) -> Response {
+    let mut item = match detail(&state, &name).await {
+        Ok(item) => item,
+        Err(refusal) => return refusal,
+    };
+    let read_only = match state.edits.read_only(caller.author(), &name).await {
+        Ok(read_only) => read_only,
+        Err(error) => Some(format!("Cannot tell whether it may be changed here: {error}")),
+    };
+    item["changeable"] = json!(read_only.is_none());
+    item["read_only_reason"] = json!(read_only);
+    Json(item).into_response()
 }
 
 pub async fn tenant_get(
     State(state): State<AppState>,
     Extension(auth): Extension<Authenticated>,
 ) -> Response {
-    detail(&state, &auth.caller.tenant).await
+    detail(&state, &auth.caller.tenant).await.map_or_else(|refusal| refusal, |item| Json(item).into_response())
 }
 
-async fn detail(state: &AppState, name: &str) -> Response {
+async fn detail(state: &AppState, name: &str) -> Result<Value, Response> {
     let runtime = state.runtime.load();
     let Some(tenant) = runtime.config.tenants.get(name) else {
-        return ApiError::NotFound(format!("no tenant {name:?}")).into_response();
+        return Err(ApiError::NotFound(format!("no tenant {name:?}")).into_response());
     };
     let now = Timestamp::now();
     let mut budgets = Vec::new();
@@ -85,7 +100,7 @@ async fn detail(state: &AppState, name: &str) -> Response {
             Ok(status) => budgets.push(status),
             Err(error) => {
                 tracing::error!(%error, "cannot total the ledger");
-                return ApiError::Internal("the ledger is unavailable; retry later".into()).into_response();
+                return Err(ApiError::Internal("the ledger is unavailable; retry later".into()).into_response());
             }
         }
     }
@@ -97,7 +112,7 @@ async fn detail(state: &AppState, name: &str) -> Response {
         state.stats.series(&by_model_query(name, month, now.as_millisecond())).await,
     ) {
         (Ok(usage), Ok(by_model)) => (usage, by_model),
-        (Err(error), _) | (_, Err(error)) => return params::unavailable("request statistics", &error),
+        (Err(error), _) | (_, Err(error)) => return Err(params::unavailable("request statistics", &error)),
     };
     let personas: Vec<Value> = runtime
         .config
@@ -113,8 +128,6 @@ async fn detail(state: &AppState, name: &str) -> Response {
     item["budgets"] = Value::Array(budgets);
     item["personas"] = Value::Array(personas);
     item["models"] = json!(models);
-    // Whether the admin API may change it: a tenant the console created in the config folder.
-    item["changeable"] = json!(state.folder.as_ref().is_some_and(|folder| folder.manages(name)));
     item["usage_this_month"] = usage.get(name).map_or(Value::Null, month_usage);
     item["usage_this_month_by_model"] = Value::Array(
         by_model
@@ -126,7 +139,7 @@ async fn detail(state: &AppState, name: &str) -> Response {
             })
             .collect(),
     );
-    Json(item).into_response()
+    Ok(item)
 }
 
 /// What the list and the detail both show.

@@ -5,7 +5,7 @@
 
 pub mod cluster;
 pub mod folder;
-pub mod folder_edits;
+pub mod edits;
 pub mod identities;
 pub mod live;
 pub mod policies;

@@ -6,9 +6,8 @@
 //! - one tenant's views: `get tenants.switchboard.dev/<name>`; changing it: `update`;
 //! - the audit trail: `get audit.switchboard.dev` (a resource name for RBAC rules only).
 //!
-//! The person is the user named by their e-mail (or subject), with `--kubernetes-user-prefix`,
-//! and their groups with `--kubernetes-group-prefix`, as the API server's own OIDC flags name
-//! them. Answers are cached for a few seconds per person and question.
+//! The person is named as [`KubeNaming`] says. Answers are cached for a few seconds per person
+//! and question.
 
 use std::time::Duration;
 
@@ -16,6 +15,7 @@ use k8s_openapi::api::authorization::v1::{ResourceAttributes, SubjectAccessRevie
 use kube::Api;
 use kube::api::PostParams;
 
+use super::kube_user::KubeNaming;
 use super::roles::Scope;
 use super::store::Person;
 use crate::error::ApiError;
@@ -26,8 +26,7 @@ const CACHE_FOR: Duration = Duration::from_secs(10);
 pub struct ClusterRoles {
     client: kube::Client,
     namespace: String,
-    user_prefix: String,
-    group_prefix: String,
+    naming: KubeNaming,
     answers: moka::sync::Cache<(String, String), bool>,
 }
 
@@ -39,14 +38,9 @@ struct Question<'a> {
 }
 
 impl ClusterRoles {
-    pub fn new(
-        client: kube::Client,
-        namespace: String,
-        user_prefix: String,
-        group_prefix: String,
-    ) -> ClusterRoles {
+    pub fn new(client: kube::Client, namespace: String, naming: KubeNaming) -> ClusterRoles {
         let answers = moka::sync::Cache::builder().max_capacity(10_000).time_to_live(CACHE_FOR).build();
-        ClusterRoles { client, namespace, user_prefix, group_prefix, answers }
+        ClusterRoles { client, namespace, naming, answers }
     }
 
     /// Whether `person` may read what `scope` covers.
@@ -72,10 +66,11 @@ impl ClusterRoles {
         if let Some(allowed) = self.answers.get(&key) {
             return Ok(allowed);
         }
+        let user = self.naming.user_of(person)?;
         let review = SubjectAccessReview {
             spec: SubjectAccessReviewSpec {
-                user: Some(format!("{}{}", self.user_prefix, person.name())),
-                groups: Some(person.groups.iter().map(|g| format!("{}{g}", self.group_prefix)).collect()),
+                user: Some(user.user),
+                groups: Some(user.groups),
                 resource_attributes: Some(ResourceAttributes {
                     group: Some(switchboard_crds::GROUP.to_owned()),
                     resource: Some(question.resource.to_owned()),

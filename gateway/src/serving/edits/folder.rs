@@ -1,6 +1,6 @@
 //! Changes the console makes to a standalone gateway's config folder: a Tenant of its own in
 //! `console-tenant-<name>.yaml`, and each API key it creates as a Secret in
-//! `console-key-<tenant>-<key>.yaml` (mode 0600). Only tenants the console created are changed:
+//! `console-key.<tenant>.<key>.yaml` (mode 0600). Only tenants the console created are changed:
 //! a tenant defined in another file is its author's, to change there. The hot reload applies
 //! each change. Every write is atomic (a hidden temporary file renamed into place, which the
 //! loader skips) and ordered so that every state the reload may see is whole: a key's Secret is
@@ -12,25 +12,10 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use serde_json::{Value, json};
 
-/// Tenant and key names: DNS labels, as the Tenant's schema requires.
-const NAME_PATTERN: &str =
-    "1 to 63 lowercase letters, digits and '-', starting and ending with a letter or digit";
-/// Keys per tenant at most (the Tenant's schema).
-const MAX_KEYS: usize = 16;
+use super::rules::{EditError, MAX_KEYS, check_display_name, check_name, key_secret_name, valid_name};
+
 const HEADER: &str =
     "# Written by the Switchboard console (docs/console.md), which rewrites this file on each change.\n";
-
-#[derive(Debug, thiserror::Error)]
-pub enum EditError {
-    #[error("{0}")]
-    Invalid(String),
-    #[error("{0}")]
-    Conflict(String),
-    #[error("{0}")]
-    NotFound(String),
-    #[error("cannot write the config folder: {0}")]
-    Io(#[from] std::io::Error),
-}
 
 /// The config folder of a standalone gateway, as the console changes it. Changes are made one
 /// at a time (each reads and rewrites a tenant's file), whoever asks.
@@ -54,7 +39,7 @@ impl Folder {
     }
 
     fn key_file(&self, tenant: &str, key: &str) -> PathBuf {
-        self.dir.join(format!("console-key-{tenant}-{key}.yaml"))
+        self.dir.join(format!("{}.yaml", key_secret_name(tenant, key)))
     }
 
     /// Whether the console created `tenant` (and so may change it).
@@ -70,14 +55,8 @@ impl Folder {
         exists: bool,
     ) -> Result<(), EditError> {
         check_name("tenant", name)?;
+        check_display_name(display_name)?;
         let _one_at_a_time = self.lock();
-        if let Some(display_name) = display_name.filter(|d| d.len() > 128 || d.chars().any(char::is_control))
-        {
-            return Err(EditError::Invalid(format!(
-                "display_name must be at most 128 bytes without control characters, not {} bytes",
-                display_name.len()
-            )));
-        }
         if exists || self.tenant_file(name).exists() {
             return Err(EditError::Conflict(format!("Tenant {name} exists")));
         }
@@ -104,7 +83,7 @@ impl Folder {
         if keys.len() >= MAX_KEYS {
             return Err(EditError::Conflict(format!("Tenant {tenant} has {MAX_KEYS} keys, the most it may")));
         }
-        let secret = format!("console-key-{tenant}-{key}");
+        let secret = key_secret_name(tenant, key);
         keys.push(json!({"name": key, "secretRef": {"name": secret, "key": "key"}}));
         let secret_document = json!({
             "apiVersion": "v1", "kind": "Secret", "type": "Opaque",
@@ -169,36 +148,9 @@ fn api_keys(document: &mut Value) -> Result<&mut Vec<Value>, EditError> {
         .ok_or_else(|| EditError::Invalid("the Tenant's file has no spec.apiKeys list".into()))
 }
 
-fn valid_name(name: &str) -> bool {
-    let bytes = name.as_bytes();
-    let edge = |b: &u8| b.is_ascii_lowercase() || b.is_ascii_digit();
-    (1..=63).contains(&bytes.len())
-        && bytes.first().is_some_and(edge)
-        && bytes.last().is_some_and(edge)
-        && bytes.iter().all(|b| edge(b) || *b == b'-')
-}
-
-fn check_name(what: &str, name: &str) -> Result<(), EditError> {
-    if valid_name(name) {
-        Ok(())
-    } else {
-        Err(EditError::Invalid(format!("the {what} name must be {NAME_PATTERN}")))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn names_are_dns_labels() {
-        for good in ["a", "payments", "team-7", &"x".repeat(63)] {
-            assert!(valid_name(good), "{good}");
-        }
-        for bad in ["", "-a", "a-", "A", "a_b", "a.b", "../x", &"x".repeat(64)] {
-            assert!(!valid_name(bad), "{bad}");
-        }
-    }
 
     #[test]
     fn keys_are_added_and_revoked_in_the_tenants_own_files() {
@@ -209,12 +161,12 @@ mod tests {
         assert!(matches!(folder.create_tenant("demo", None, true), Err(EditError::Conflict(_))));
         folder.add_key("payments", "ci", "sk-sb-one").unwrap();
         assert!(matches!(folder.add_key("payments", "ci", "sk-sb-two"), Err(EditError::Conflict(_))));
-        let secret = std::fs::read_to_string(dir.path().join("console-key-payments-ci.yaml")).unwrap();
+        let secret = std::fs::read_to_string(dir.path().join("console-key.payments.ci.yaml")).unwrap();
         assert!(secret.contains("sk-sb-one"));
         let tenant = std::fs::read_to_string(dir.path().join("console-tenant-payments.yaml")).unwrap();
-        assert!(tenant.contains("console-key-payments-ci") && !tenant.contains("sk-sb-one"));
+        assert!(tenant.contains("console-key.payments.ci") && !tenant.contains("sk-sb-one"));
         folder.revoke_key("payments", "ci").unwrap();
-        assert!(!dir.path().join("console-key-payments-ci.yaml").exists());
+        assert!(!dir.path().join("console-key.payments.ci.yaml").exists());
         assert!(matches!(folder.revoke_key("payments", "ci"), Err(EditError::NotFound(_))));
         // A tenant from another file is not the console's to change.
         assert!(matches!(folder.add_key("demo", "ci", "v"), Err(EditError::Conflict(_))));
