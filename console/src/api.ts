@@ -59,6 +59,7 @@ export interface Person {
   subject: string;
   email: string | null;
   roles: { platform_admin: boolean; viewer: boolean; tenant_admin: string[] };
+  may_create_tenants: boolean;
 }
 
 export interface Latency {
@@ -225,6 +226,8 @@ export interface NewKey {
 export interface TenantDetail extends TenantSummary {
   /** Whether the admin API may change it (a tenant the console created, standalone). */
   changeable: boolean;
+  /** Why it may not be changed here (kept in Git, defined in another file). */
+  read_only_reason: string | null;
   priority: number;
   rate_limits: Record<string, number>;
   models: string[];

@@ -9,8 +9,8 @@ export interface Session {
   name: string;
   /** The tenants they may read; `null`: every tenant (platform admin, viewer, the admin token). */
   tenants: string[] | null;
-  /** Whether they may create tenants and change any (a platform admin, the admin token). */
-  admin: boolean;
+  /** Whether they may create tenants (a platform admin, RBAC's `create tenants`, the admin token). */
+  creates: boolean;
   /** Whether they sign out of the identity provider's session (else: forget the token). */
   person: boolean;
 }
@@ -21,13 +21,13 @@ export async function signedIn(): Promise<Session | { reason: string }> {
     const person = await get<Person>("/auth/me");
     const { platform_admin, viewer, tenant_admin } = person.roles;
     const tenants = platform_admin || viewer ? null : tenant_admin;
-    return { name: person.email ?? person.subject, tenants, admin: platform_admin, person: true };
+    return { name: person.email ?? person.subject, tenants, creates: person.may_create_tenants, person: true };
   } catch {
     // Nobody signed in with the identity provider (or sign-in is off): the admin token, if any.
   }
   try {
     await get("/admin/v1/config");
-    return { name: adminToken() ? "admin token" : "signed in", tenants: null, admin: true, person: false };
+    return { name: adminToken() ? "admin token" : "signed in", tenants: null, creates: true, person: false };
   } catch (error) {
     if (error instanceof Unauthorized) return { reason: error.message };
     throw error;
@@ -39,7 +39,9 @@ export function tenantParam(session: Session): string | undefined {
   return session.tenants?.[0];
 }
 
-/** Whether the session may change `tenant` (its keys): an admin, or the tenant's own admin. */
-export function mayChange(session: Session, tenant: string): boolean {
-  return session.admin || (session.tenants?.includes(tenant) ?? false);
+/** Whether the session may change `tenant` (its keys), as the gateway answers for a person (their
+ * roles, or the cluster's RBAC); the admin token may. */
+export async function mayChange(session: Session, tenant: string): Promise<boolean> {
+  if (!session.person) return true;
+  return (await get<{ update: boolean }>("/auth/access", { tenant })).update;
 }

@@ -32,6 +32,8 @@ CONTROLPLANE = ROOT / "e2e" / "controlplane.sh"
 CRDS = ROOT / "charts" / "switchboard" / "templates" / "crds"
 CHART = ROOT / "charts" / "switchboard"
 SAMPLES = ROOT / "config" / "samples"
+# The Kubernetes version of the e2e control plane (e2e/controlplane/go.mod), for `helm template`.
+KUBE_VERSION = "1.35.4"
 TARGET_DIR = Path(os.environ.get("CARGO_TARGET_DIR") or Path.home() / ".cache" / "switchboard" / "target")
 PROFILE = os.environ.get("SWITCHBOARD_TEST_PROFILE", "debug")
 
@@ -542,3 +544,15 @@ class Gateway:
             return True
         except openai.AuthenticationError:
             return False
+
+
+def helm_template(helm: str, release: str, namespace: str, templates: list[str], *values: str) -> str:
+    """The chart's `templates`, rendered as `helm install` would with `values` (`--set a=b`, ...)."""
+    for template in templates:
+        assert (CHART / template).is_file(), f"the chart has no {template}"
+    argv = [helm, "template", release, str(CHART), "--namespace", namespace, "--kube-version", KUBE_VERSION, *values]
+    for template in templates:
+        argv += ["--show-only", template]
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, f"{' '.join(argv)}:\n{result.stderr}"
+    return result.stdout

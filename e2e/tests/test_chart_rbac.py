@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 import urllib.error
 import urllib.request
 import uuid
@@ -26,7 +25,6 @@ import pytest
 
 from e2e_harness import (
     API_VERSION,
-    CHART,
     CONVERGE_TIMEOUT,
     DEMO_KEY,
     FINALIZER,
@@ -38,6 +36,7 @@ from e2e_harness import (
     Gateway,
     Kubectl,
     Operator,
+    helm_template,
     is_ready,
     published_config,
     secret,
@@ -46,8 +45,6 @@ from e2e_harness import (
     wait_until,
 )
 
-# The Kubernetes version of the e2e control plane (e2e/controlplane/go.mod), for `helm template`.
-KUBE_VERSION = "1.35.4"
 SAMPLE_RESOURCES = ["tenant/demo", "persona/ada", "providerroute/demo-echo", "providerroute/local-model", "budget/demo-monthly"]
 RBAC_TEMPLATES = [
     "templates/operator/serviceaccount.yaml",
@@ -70,18 +67,6 @@ class Release:
     @property
     def configmap(self) -> str:
         return f"{self.name}-gateway-config"
-
-
-def helm_template(helm: str, release: str, namespace: str, templates: list[str]) -> str:
-    for template in templates:
-        if not (CHART / template).is_file():
-            pytest.fail(f"the chart has no {template}: the chart RBAC test needs it", pytrace=False)
-    argv = [helm, "template", release, str(CHART), "--namespace", namespace, "--kube-version", KUBE_VERSION]
-    for template in templates:
-        argv += ["--show-only", template]
-    result = subprocess.run(argv, capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0, f"{' '.join(argv)}:\n{result.stderr}"
-    return result.stdout
 
 
 def container_args(kubectl: Kubectl, helm: str, release: str, namespace: str, template: str) -> list[str]:
@@ -288,12 +273,8 @@ def test_gateway_reads_only_the_provider_keys_secret(kubectl: Kubectl, release: 
 
 
 def rbac_kinds(kubectl: Kubectl, helm: str, *values: str) -> dict[str, list[dict[str, Any]]]:
-    argv = [helm, "template", "sb", str(CHART), "--namespace", "sb", "--kube-version", KUBE_VERSION, *values]
-    argv += ["--show-only", "templates/operator/rbac.yaml"]
-    result = subprocess.run(argv, capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0, result.stderr
     out: dict[str, list[dict[str, Any]]] = {}
-    for obj in kubectl.to_json(result.stdout):
+    for obj in kubectl.to_json(helm_template(helm, "sb", "sb", ["templates/operator/rbac.yaml"], *values)):
         out.setdefault(obj["kind"], []).append(obj)
     return out
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
-import subprocess
 import uuid
 from typing import Any
 
@@ -18,11 +17,11 @@ import pytest
 
 from e2e_harness import (
     API_VERSION,
-    CHART,
     CONVERGE_TIMEOUT,
     MANAGED_BY,
     SAMPLES,
     Kubectl,
+    helm_template,
     is_ready,
     secret,
     summary,
@@ -45,8 +44,6 @@ GATEWAY_SELECTOR = {"app.kubernetes.io/name": "switchboard", "app.kubernetes.io/
 DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 METADATA = [ipaddress.ip_address(a) for a in ("169.254.169.254", "fd00:ec2::254", "100.100.100.200")]
-# The e2e control plane's version, for `helm template`.
-KUBE_VERSION = "1.35.4"
 
 ROUTE = {
     "apiVersion": API_VERSION,
@@ -214,11 +211,7 @@ def test_default_deny_without_tenant_namespaces(kubectl: Kubectl, start_operator
 
 
 def chart_policy(kubectl: Kubectl, helm: str, *values: str) -> dict[str, Any]:
-    argv = [helm, "template", "sb", str(CHART), "--namespace", "sb", "--kube-version", KUBE_VERSION, *values]
-    argv += ["--show-only", "templates/gateway/networkpolicy.yaml"]
-    result = subprocess.run(argv, capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0, result.stderr
-    (policy,) = kubectl.to_json(result.stdout)
+    (policy,) = kubectl.to_json(helm_template(helm, "sb", "sb", ["templates/gateway/networkpolicy.yaml"], *values))
     return policy
 
 

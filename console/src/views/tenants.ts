@@ -22,7 +22,7 @@ export function tenants(session: Session): View {
     "section",
     { "aria-labelledby": "tenants-title" },
     h("h1", { id: "tenants-title" }, "Tenants"),
-    session.admin ? newTenant((name) => void load().then(() => show(name, detail, session))) : "",
+    session.creates ? newTenant((name) => void load().then(() => show(name, detail, session))) : "",
     session.tenants ? "" : search,
     list,
     detail,
@@ -135,7 +135,7 @@ function keys(t: TenantDetail, refresh: (notice?: HTMLElement) => void): HTMLEle
 
 async function show(name: string, into: HTMLElement, session: Session, notice?: HTMLElement): Promise<void> {
   try {
-    const t = await get<TenantDetail>(`/admin/v1/tenants/${encodeURIComponent(name)}`);
+    const [t, mayUpdate] = await Promise.all([get<TenantDetail>(`/admin/v1/tenants/${encodeURIComponent(name)}`), mayChange(session, name)]);
     const limits = Object.entries(t.rate_limits).map(([limit, value]) => [limit, formatNumber(value)]);
     const budgets = t.budgets.map((b) => [
       b.name,
@@ -166,11 +166,11 @@ async function show(name: string, into: HTMLElement, session: Session, notice?: 
         h(
           "div",
           { id: "tenant-keys" },
-          ...(!mayChange(session, t.name)
+          ...(!mayUpdate
             ? []
             : t.changeable
               ? [...keys(t, (next) => void show(name, into, session, next)), notice ?? ""]
-              : [h("p", { class: "muted" }, "This tenant is not the console's to change: change it where it is defined (its file in the config folder, or its Tenant object in the cluster).")]),
+              : [h("p", { class: "muted", "data-field": "read-only" }, `Read only. ${t.read_only_reason ?? ""}`)]),
         ),
       ),
     );

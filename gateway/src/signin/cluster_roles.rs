@@ -3,7 +3,9 @@
 //! admin request amounts to, so that Kubernetes RBAC is the one place access is granted:
 //!
 //! - every tenant's views: `list tenants.switchboard.dev` in the gateway's namespace;
-//! - one tenant's views: `get tenants.switchboard.dev/<name>`; changing it: `update`;
+//! - one tenant's views: `get tenants.switchboard.dev/<name>`; changing it: `update`; creating
+//!   tenants: `create` (the console offers what these allow; the writes themselves are the API
+//!   server's to allow, made as the person);
 //! - the audit trail: `get audit.switchboard.dev` (a resource name for RBAC rules only).
 //!
 //! The person is named as [`KubeNaming`] says. Answers are cached for a few seconds per person
@@ -56,6 +58,11 @@ impl ClusterRoles {
     /// Whether `person` may change `tenant`.
     pub async fn may_update(&self, person: &Person, tenant: &str) -> Result<bool, ApiError> {
         self.ask(person, &Question { verb: "update", resource: "tenants", name: Some(tenant) }).await
+    }
+
+    /// Whether `person` may create Tenants.
+    pub async fn may_create(&self, person: &Person) -> Result<bool, ApiError> {
+        self.ask(person, &Question { verb: "create", resource: "tenants", name: None }).await
     }
 
     async fn ask(&self, person: &Person, question: &Question<'_>) -> Result<bool, ApiError> {

@@ -133,6 +133,15 @@ impl SignIn {
         }
     }
 
+    /// Whether `person` may create tenants: a platform admin's right from a roles file; RBAC's
+    /// `create tenants` in a cluster.
+    async fn may_create_tenants(&self, person: &Person, roles: &Roles) -> Result<bool, ApiError> {
+        match &self.authority {
+            Authority::File(_) => Ok(roles.platform_admin),
+            Authority::Cluster(cluster) => cluster.may_create(person).await,
+        }
+    }
+
     /// What `person` may do with `tenant`: read its views, change it.
     async fn access(&self, person: &Person, tenant: &str) -> Result<(bool, bool), ApiError> {
         let read = self.may_read(person, &Scope::Tenant(tenant.to_owned())).await?;
@@ -364,9 +373,10 @@ pub async fn me(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let answer = async {
         let (sign_in, person) = signed_in(&state, &headers).await?;
         let roles = sign_in.roles(&person).await?;
+        let may_create_tenants = sign_in.may_create_tenants(&person, &roles).await?;
         Ok::<_, ApiError>(json!({
             "subject": person.subject, "email": person.email, "groups": person.groups,
-            "issuer": person.issuer, "roles": roles,
+            "issuer": person.issuer, "roles": roles, "may_create_tenants": may_create_tenants,
         }))
     };
     answer.await.map_or_else(IntoResponse::into_response, |body| Json(body).into_response())
