@@ -6,9 +6,11 @@ request leaving the gateway's origin, and axe-core's accessibility check in both
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlparse
 
 import pytest
 from browser import TIMEOUT_MS, LoginApp, chromium, serving_login_app, sign_in_through
