@@ -33,7 +33,7 @@ export async function get<T>(path: string, params: Params = {}): Promise<T> {
 }
 
 /** Sends a change (`POST` with a JSON body, or `DELETE`) to `path`; its JSON answer, if any. */
-export async function send<T>(method: "POST" | "DELETE", path: string, body?: unknown): Promise<T | null> {
+export async function send<T>(method: "POST" | "PUT" | "DELETE", path: string, body?: unknown): Promise<T | null> {
   const headers: Record<string, string> = { Accept: "application/json" };
   if (body !== undefined) headers["Content-Type"] = "application/json";
   const token = adminToken();

@@ -11,10 +11,10 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::middleware::from_fn_with_state;
 use axum::response::Response;
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, post, put};
 
 use crate::api::{
-    admin, audit, chat, health, messages, models, requests, routes, stats, subjects, tenant_changes, tenants,
+    admin, audit, chat, health, messages, models, requests, routes, stats, subjects, tenant_changes, tenant_limits, tenants,
 };
 use crate::auth::{require_admin, require_tenant};
 use crate::error::{ApiError, Dialect};
@@ -61,6 +61,11 @@ fn admin_api(state: &AppState) -> Router<AppState> {
         .route("/admin/v1/tenants/{name}", get(tenants::admin_get))
         .route("/admin/v1/tenants/{name}/keys", post(tenant_changes::create_key))
         .route("/admin/v1/tenants/{name}/keys/{key}", delete(tenant_changes::revoke_key))
+        .route("/admin/v1/tenants/{name}/rate_limits", put(tenant_limits::put_rate_limits))
+        .route(
+            "/admin/v1/tenants/{name}/default_budget",
+            put(tenant_limits::put_default_budget).delete(tenant_limits::delete_default_budget),
+        )
         .route_layer(from_fn_with_state(state.clone(), require_admin))
         // Signing in needs no credential yet.
         .route("/auth/login", get(signin::login))

@@ -118,7 +118,7 @@ async fn admin_caller(
     } else {
         let tenant = changed_tenant(uri.path());
         if !sign_in.may_change(&person, tenant).await? {
-            let what = tenant.map_or_else(|| "create tenants".to_owned(), |t| format!("change tenant {t}"));
+            let what = tenant.map_or_else(|| "make this change".to_owned(), |t| format!("change tenant {t}"));
             event.outcome = "denied".into();
             event.detail = Some(format!("{} has no role that may {what}; see /auth/me", person.name()));
         }
@@ -126,9 +126,13 @@ async fn admin_caller(
     Ok((event, AdminCaller::Person(Arc::new(person))))
 }
 
-/// The tenant a change to `/admin/v1/tenants/{name}/...` is to.
+/// The tenant a change to `/admin/v1/tenants/{name}/...` is to, which its own admins may make;
+/// `None` for a change only platform admins make: creating tenants, and setting a tenant's rate
+/// limits (its admins must not lift their own).
 fn changed_tenant(path: &str) -> Option<&str> {
-    path.strip_prefix("/admin/v1/tenants/")?.split('/').next().filter(|name| !name.is_empty())
+    let rest = path.strip_prefix("/admin/v1/tenants/")?;
+    let (name, what) = rest.split_once('/').unwrap_or((rest, ""));
+    (!name.is_empty() && what != "rate_limits").then_some(name)
 }
 
 /// Audits a refused credential: what it was refused for, never the credential. A request with

@@ -108,3 +108,69 @@ async fn a_tenant_and_its_keys_are_created_and_revoked_through_the_admin_api() {
     let (_, audit) = h.get_text("/admin/v1/audit?limit=100", ADMIN_TOKEN).await;
     assert!(!audit.contains(&key));
 }
+
+async fn put(h: &Harness, path: &str, body: &Value) -> (u16, Value) {
+    let response = h.client.put(h.url(path)).bearer_auth(ADMIN_TOKEN).json(body).send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn a_tenants_rate_limits_and_default_budget_are_set_and_enforced_when_answered() {
+    let h = Harness::start().await;
+    let created = h.post("/admin/v1/tenants", ADMIN_TOKEN, &json!({"name": "payments"})).await;
+    assert_eq!(created.status(), 201);
+    let answer = h.post("/admin/v1/tenants/payments/keys", ADMIN_TOKEN, &json!({"name": "ci"})).await;
+    let key = answer.json::<Value>().await.unwrap()["key"].as_str().unwrap().to_owned();
+
+    // One request a minute: the second is refused as soon as the answer is here.
+    let (status, body) = put(&h, "/admin/v1/tenants/payments/rate_limits", &json!({"requestsPerMinute": 1})).await;
+    assert_eq!((status, &body["rate_limits"]), (200, &json!({"requestsPerMinute": 1})));
+    assert_eq!(chat_status(&h, &key).await, 200);
+    assert_eq!(chat_status(&h, &key).await, 429);
+    let (_, detail) = h.get_text("/admin/v1/tenants/payments", ADMIN_TOKEN).await;
+    let detail: Value = serde_json::from_str(&detail).unwrap();
+    assert_eq!(detail["rate_limits"], json!({"requestsPerMinute": 1}), "what GET shows is what PUT takes");
+    let (status, _) = put(&h, "/admin/v1/tenants/payments/rate_limits", &json!({})).await;
+    assert_eq!(status, 200);
+    assert_eq!(chat_status(&h, &key).await, 200, "no limit any more");
+
+    // A default budget, served with its limit when answered; removed again.
+    let budget = json!({"limitUsd": "12.50", "period": "Weekly", "enforcement": "Soft"});
+    let (status, _) = put(&h, "/admin/v1/tenants/payments/default_budget", &budget).await;
+    assert_eq!(status, 200);
+    let (_, detail) = h.get_text("/admin/v1/tenants/payments", ADMIN_TOKEN).await;
+    let detail: Value = serde_json::from_str(&detail).unwrap();
+    let served = &detail["budgets"][0];
+    assert_eq!(
+        (&served["name"], &served["limit_usd"], &served["period"], &served["enforcement"]),
+        (&json!("payments/default"), &json!("12.5"), &json!("Weekly"), &json!("Soft")),
+        "{detail}"
+    );
+    let removed = h
+        .client
+        .delete(h.url("/admin/v1/tenants/payments/default_budget"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(removed.status(), 204);
+    let (_, detail) = h.get_text("/admin/v1/tenants/payments", ADMIN_TOKEN).await;
+    assert_eq!(serde_json::from_str::<Value>(&detail).unwrap()["budgets"], json!([]));
+
+    // Out of the schema's range, unknown fields, a zero budget, another file's tenant: refused.
+    for (path, body, expected) in [
+        ("rate_limits", json!({"requestsPerMinute": 0}), 400),
+        ("rate_limits", json!({"tokensPerMinute": 60_000_001}), 400),
+        ("rate_limits", json!({"requestsPerMinute": -1}), 400),
+        ("rate_limits", json!({"requests_per_minute": 5}), 400),
+        ("default_budget", json!({"limitUsd": "0", "period": "Monthly"}), 400),
+        ("default_budget", json!({"limitUsd": "1e9", "period": "Monthly"}), 400),
+        ("default_budget", json!({"limitUsd": "5", "period": "Hourly"}), 400),
+    ] {
+        let (status, answer) = put(&h, &format!("/admin/v1/tenants/payments/{path}"), &body).await;
+        assert_eq!(status, expected, "{path} {body}: {answer}");
+    }
+    let (status, _) = put(&h, "/admin/v1/tenants/team/rate_limits", &json!({"requestsPerMinute": 5})).await;
+    assert_eq!(status, 409, "the harness's tenants are base.yaml's");
+}

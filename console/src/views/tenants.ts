@@ -1,11 +1,12 @@
 // Tenants: every tenant with its keys, budgets, personas and spend this month; one tenant's
 // detail with its limits, budgets (spent, remaining, burn rate and forecast to the period's end),
-// usage by model and personas, from /admin/v1/tenants. Admins create tenants, and add and revoke
-// the keys of tenants the console created (the buttons are there only for whoever may).
+// usage by model and personas, from /admin/v1/tenants. Whoever may also changes them
+// (./tenant_changes): the forms are there only for them.
 
-import { get, type NewKey, type Page, send, type TenantDetail, type TenantSummary } from "../api";
+import { get, type Page, type TenantDetail, type TenantSummary } from "../api";
 import { errorBox, formatNumber, h, table } from "../dom";
 import { type Session, mayChange } from "../session";
+import { budgetForm, keys, limitsForm, newTenant } from "./tenant_changes";
 import type { View } from "./view";
 
 export function tenants(session: Session): View {
@@ -60,81 +61,9 @@ export function tenants(session: Session): View {
   return { element, stop: () => {} };
 }
 
-/** The form for a new tenant; `created` is called with its name once it is served. */
-function newTenant(created: (name: string) => void): HTMLElement {
-  const name = h("input", { id: "new-tenant-name", required: "", pattern: "[a-z0-9]([-a-z0-9]*[a-z0-9])?", maxlength: "63" });
-  const display = h("input", { id: "new-tenant-display", maxlength: "128" });
-  const status = h("p", { "aria-live": "polite" });
-  const form = h(
-    "form",
-    { class: "filters", "aria-label": "New tenant" },
-    h("label", { for: "new-tenant-name" }, "New tenant"),
-    name,
-    h("label", { for: "new-tenant-display" }, "display name"),
-    display,
-    h("button", { type: "submit" }, "Create tenant"),
-    status,
-  );
-  form.addEventListener("submit", async (event) => {
-    event.preventDefault();
-    try {
-      await send("POST", "/admin/v1/tenants", { name: name.value, display_name: display.value || null });
-      status.replaceChildren();
-      created(name.value);
-      form.reset();
-    } catch (error) {
-      status.replaceChildren(errorBox(error));
-    }
-  });
-  return form;
-}
-
-/** Keys of a tenant the console created: add one (its value shown this once), revoke one. */
-function keys(t: TenantDetail, refresh: (notice?: HTMLElement) => void): HTMLElement[] {
-  const rows = t.api_keys.map((key) => {
-    const revoke = h("button", { type: "button", "data-revoke": key.name }, `Revoke ${key.name}`);
-    revoke.addEventListener("click", async () => {
-      try {
-        await send("DELETE", `/admin/v1/tenants/${encodeURIComponent(t.name)}/keys/${encodeURIComponent(key.name)}`);
-        refresh();
-      } catch (error) {
-        revoke.replaceWith(errorBox(error));
-      }
-    });
-    return [key.name, revoke];
-  });
-  const name = h("input", { id: "new-key-name", required: "", pattern: "[a-z0-9]([-a-z0-9]*[a-z0-9])?", maxlength: "63" });
-  const shown = h("div", { "aria-live": "polite" });
-  const form = h(
-    "form",
-    { class: "filters", "aria-label": "New key" },
-    h("label", { for: "new-key-name" }, "New key named"),
-    name,
-    h("button", { type: "submit" }, "Add key"),
-  );
-  form.addEventListener("submit", async (event) => {
-    event.preventDefault();
-    try {
-      const created = await send<NewKey>("POST", `/admin/v1/tenants/${encodeURIComponent(t.name)}/keys`, { name: name.value });
-      // The tenant again, with the new key's value under its keys: this once.
-      refresh(
-        h(
-          "p",
-          { class: "new-key", role: "status" },
-          `Key ${created?.name}: `,
-          h("code", { "data-field": "new-key" }, created?.key ?? ""),
-          " (copy it now: it is not shown again)",
-        ),
-      );
-    } catch (error) {
-      shown.replaceChildren(errorBox(error));
-    }
-  });
-  return [table("Keys", ["key", "action"], rows), form, shown];
-}
-
 async function show(name: string, into: HTMLElement, session: Session, notice?: HTMLElement): Promise<void> {
   try {
+    const refresh = (next?: HTMLElement) => void show(name, into, session, next);
     const [t, mayUpdate] = await Promise.all([get<TenantDetail>(`/admin/v1/tenants/${encodeURIComponent(name)}`), mayChange(session, name)]);
     const limits = Object.entries(t.rate_limits).map(([limit, value]) => [limit, formatNumber(value)]);
     const budgets = t.budgets.map((b) => [
@@ -169,7 +98,13 @@ async function show(name: string, into: HTMLElement, session: Session, notice?: 
           ...(!mayUpdate
             ? []
             : t.changeable
-              ? [...keys(t, (next) => void show(name, into, session, next)), notice ?? ""]
+              ? [
+                  ...keys(t, refresh),
+                  notice ?? "",
+                  // Rate limits are a platform admin's: a tenant's own admins must not lift theirs.
+                  session.creates ? limitsForm(t, refresh) : "",
+                  budgetForm(t, refresh),
+                ]
               : [h("p", { class: "muted", "data-field": "read-only" }, `Read only. ${t.read_only_reason ?? ""}`)]),
         ),
       ),

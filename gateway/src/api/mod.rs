@@ -12,6 +12,7 @@ pub mod routes;
 pub mod stats;
 pub mod subjects;
 pub mod tenant_changes;
+pub mod tenant_limits;
 pub mod tenants;
 
 use axum::http::{HeaderName, HeaderValue};

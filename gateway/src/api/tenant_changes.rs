@@ -92,7 +92,7 @@ pub async fn revoke_key(
     answer.await.into_response()
 }
 
-fn known(state: &AppState, tenant: &str) -> Result<(), ApiError> {
+pub(super) fn known(state: &AppState, tenant: &str) -> Result<(), ApiError> {
     let served = state.runtime.load().config.tenants.contains_key(tenant);
     state.edits.check_known(tenant, served).map_err(refusal)
 }
@@ -105,7 +105,7 @@ fn status(served: bool) -> StatusCode {
 /// The JSON body of a change. `Content-Type: application/json` is required: a browser sends it
 /// to another site only after a CORS preflight, which the gateway never grants, so a page of
 /// another origin cannot make a signed-in person's browser change anything (as a form could).
-fn parse<T: for<'de> Deserialize<'de>>(
+pub(super) fn parse<T: for<'de> Deserialize<'de>>(
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<T, ApiError> {
@@ -123,7 +123,7 @@ fn parse<T: for<'de> Deserialize<'de>>(
         .map_err(|e| ApiError::BadRequest(format!("invalid request body: {e}"), Some("invalid_request")))
 }
 
-fn refusal(error: EditError) -> ApiError {
+pub(super) fn refusal(error: EditError) -> ApiError {
     match error {
         EditError::Invalid(message) => ApiError::BadRequest(message, Some("invalid_request")),
         EditError::Conflict(message) => ApiError::Conflict(message),
@@ -138,7 +138,7 @@ fn refusal(error: EditError) -> ApiError {
 /// after the write (`installs`, subscribed before it): `true` once served, `false` if not yet
 /// within [`crate::serving::edits::Edits::applied_within`]. A config the gateway refuses
 /// answers why at once: the change is written, but something in it (or beside it) is wrong.
-async fn applied(
+pub(super) async fn applied(
     state: &AppState,
     mut installs: watch::Receiver<u64>,
     shows: impl Fn(&Runtime) -> bool,

@@ -121,8 +121,8 @@ impl SignIn {
         }
     }
 
-    /// Whether `person` may change `tenant` (its keys), or create tenants (`None`: platform
-    /// admins only). With roles from the cluster's RBAC, the API server decides as it takes the
+    /// Whether `person` may change `tenant` (its keys, its budget), or make a change only
+    /// platform admins make (`None`: creating tenants, setting rate limits). With roles from the cluster's RBAC, the API server decides as it takes the
     /// change, which the gateway makes as the person ([`crate::serving::edits::cluster`]), and a
     /// refusal is in its words.
     pub async fn may_change(&self, person: &Person, tenant: Option<&str>) -> Result<bool, ApiError> {

@@ -154,6 +154,25 @@ impl ClusterEdits {
         added
     }
 
+    /// Sets (or with `None` removes) `spec.<field>` of `tenant`.
+    pub async fn set_spec(
+        &self,
+        person: &Person,
+        tenant: &str,
+        field: &str,
+        value: Option<Value>,
+    ) -> Result<(), EditError> {
+        update(&self.tenants(person)?, tenant, |object| {
+            let spec = spec_of(object)?;
+            match &value {
+                Some(value) => spec.insert(field.to_owned(), value.clone()),
+                None => spec.remove(field),
+            };
+            Ok(())
+        })
+        .await
+    }
+
     /// Removes key `key` from `tenant`, then its Secret if the console created it.
     pub async fn revoke_key(&self, person: &Person, tenant: &str, key: &str) -> Result<(), EditError> {
         let tenants = self.tenants(person)?;
@@ -193,12 +212,16 @@ fn writable(object: &DynamicObject) -> Result<(), EditError> {
     }
 }
 
-fn keys_of(object: &mut DynamicObject) -> Result<&mut Vec<Value>, EditError> {
+fn spec_of(object: &mut DynamicObject) -> Result<&mut serde_json::Map<String, Value>, EditError> {
     let spec = object.data.as_object_mut().and_then(|data| {
         data.entry("spec").or_insert_with(|| json!({})).as_object_mut()
     });
-    let spec = spec.ok_or_else(|| EditError::Invalid("the Tenant's spec is not an object".into()))?;
-    spec.entry("apiKeys")
+    spec.ok_or_else(|| EditError::Invalid("the Tenant's spec is not an object".into()))
+}
+
+fn keys_of(object: &mut DynamicObject) -> Result<&mut Vec<Value>, EditError> {
+    spec_of(object)?
+        .entry("apiKeys")
         .or_insert_with(|| json!([]))
         .as_array_mut()
         .ok_or_else(|| EditError::Invalid("the Tenant's spec.apiKeys is not a list".into()))

@@ -110,6 +110,21 @@ impl Folder {
         }
     }
 
+    /// Sets (or with `None` removes) `spec.<field>` of a tenant the console manages.
+    pub fn set_spec(&self, tenant: &str, field: &str, value: Option<Value>) -> Result<(), EditError> {
+        let _one_at_a_time = self.lock();
+        let mut document = self.managed_tenant(tenant)?;
+        let spec = document
+            .get_mut("spec")
+            .and_then(Value::as_object_mut)
+            .ok_or_else(|| EditError::Invalid("the Tenant's file has no spec".into()))?;
+        match value {
+            Some(value) => spec.insert(field.to_owned(), value),
+            None => spec.remove(field),
+        };
+        self.write(&self.tenant_file(tenant), &document, false)
+    }
+
     /// The Tenant document of a tenant the console manages.
     fn managed_tenant(&self, tenant: &str) -> Result<Value, EditError> {
         if !self.manages(tenant) {
@@ -165,6 +180,12 @@ mod tests {
         assert!(secret.contains("sk-sb-one"));
         let tenant = std::fs::read_to_string(dir.path().join("console-tenant-payments.yaml")).unwrap();
         assert!(tenant.contains("console-key.payments.ci") && !tenant.contains("sk-sb-one"));
+        folder.set_spec("payments", "rateLimits", Some(json!({"requestsPerMinute": 60}))).unwrap();
+        let tenant = std::fs::read_to_string(dir.path().join("console-tenant-payments.yaml")).unwrap();
+        assert!(tenant.contains("requestsPerMinute: 60") && tenant.contains("console-key.payments.ci"));
+        folder.set_spec("payments", "rateLimits", None).unwrap();
+        let tenant = std::fs::read_to_string(dir.path().join("console-tenant-payments.yaml")).unwrap();
+        assert!(!tenant.contains("rateLimits"));
         folder.revoke_key("payments", "ci").unwrap();
         assert!(!dir.path().join("console-key.payments.ci.yaml").exists());
         assert!(matches!(folder.revoke_key("payments", "ci"), Err(EditError::NotFound(_))));

@@ -82,6 +82,20 @@ impl Edits {
         }
     }
 
+    /// Sets (or with `None` removes) `spec.<field>` of `tenant`: its limits, its default budget.
+    pub async fn set_spec(
+        &self,
+        by: Author<'_>,
+        tenant: &str,
+        field: &str,
+        value: Option<serde_json::Value>,
+    ) -> Result<(), EditError> {
+        match self {
+            Edits::Folder(folder) => folder.set_spec(tenant, field, value),
+            Edits::Cluster(cluster) => cluster.set_spec(person(by)?, tenant, field, value).await,
+        }
+    }
+
     pub async fn revoke_key(&self, by: Author<'_>, tenant: &str, key: &str) -> Result<(), EditError> {
         match self {
             Edits::Folder(folder) => folder.revoke_key(tenant, key),
