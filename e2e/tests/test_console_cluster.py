@@ -138,6 +138,13 @@ def test_changes_are_made_as_the_signed_in_person_and_rbac_decides(
         )
         assert reply.choices[0].message.content.endswith("from a key made in the console")
 
+        # A default budget, written into the Tenant as alice.
+        alice.get_by_label("Default budget, USD").fill("40")
+        alice.get_by_role("button", name="Set budget").click()
+        expect(alice.get_by_role("table", name="Budgets")).to_contain_text("payments/default")
+        spec = kubectl.get(namespace, "tenant", "payments")["spec"]
+        assert spec["defaultBudget"] == {"limitUsd": "40", "period": "Monthly", "enforcement": "Hard"}, spec
+
         # Kept in Git by Argo CD: read-only here, and the API refuses to change it.
         alice.locator("button[data-tenant='gitops']").click()
         expect(alice.locator("[data-field=read-only]")).to_contain_text("Managed by Argo CD: change it in Git")

@@ -320,7 +320,8 @@ def test_an_admin_creates_a_tenant_and_a_key_that_works_then_revokes_it(start_ga
     import openai
 
     gateway = start_gateway()
-    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    # axe is injected below, past the page's own policy (which forbids injected scripts).
+    page = browser.new_context(viewport={"width": 1280, "height": 900}, bypass_csp=True).new_page()
     page.set_default_timeout(TIMEOUT_MS)
     page.goto(f"{gateway.admin_url}/console/#/tenants")
     page.get_by_label("or the admin token").fill(ADMIN_TOKEN)
@@ -342,6 +343,21 @@ def test_an_admin_creates_a_tenant_and_a_key_that_works_then_revokes_it(start_ga
     )
     assert reply.choices[0].message.content.endswith("from the new key")
     assert admin_get(gateway, "/admin/v1/tenants/payments")["api_keys"] == [{"name": "ci", "rate_limits": {}}]
+
+    # Limits and a default budget, set from the tenant's page: served when shown.
+    page.get_by_label("requests per minute").fill("600")
+    page.get_by_role("button", name="Set limits").click()
+    expect(page.get_by_role("table", name="Rate limits")).to_contain_text("600")
+    assert admin_get(gateway, "/admin/v1/tenants/payments")["rate_limits"] == {"requestsPerMinute": 600}
+    page.get_by_label("Default budget, USD").fill("25")
+    page.get_by_label("per", exact=True).select_option("Weekly")
+    page.get_by_role("button", name="Set budget").click()
+    expect(page.get_by_role("table", name="Budgets")).to_contain_text("payments/default")
+    assert serious_violations(page) == [], "the change forms pass axe too"
+    (budget,) = admin_get(gateway, "/admin/v1/tenants/payments")["budgets"]
+    assert (budget["limit_usd"], budget["period"], budget["enforcement"]) == ("25", "Weekly", "Hard")
+    page.get_by_role("button", name="Remove budget").click()
+    expect(page.get_by_text("No budget.")).to_be_visible()
 
     page.get_by_role("button", name="Revoke ci").click()
     expect(page.locator("[data-revoke]")).to_have_count(0)
