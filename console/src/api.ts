@@ -162,14 +162,48 @@ export interface Backend {
   };
 }
 
+/** A condition the operator wrote on a resource (in a cluster). */
+export interface Condition {
+  type: string;
+  status: string;
+  reason: string | null;
+  message: string | null;
+  last_transition_time: string | null;
+  /** Written before the resource's latest change was seen. */
+  stale: boolean;
+}
+
 export interface Route {
   name: string;
+  /** `null` standalone. */
+  conditions: Condition[] | null;
   retries: number;
   timeout_ms: number;
   healthy_backends: number;
   backends: Backend[];
   models: { name: string; upstream_model: string; usd_per_million: Record<string, string> }[];
   last_15_minutes: { requests: number; errors: number; error_rate: number; latency_ms: Latency } | null;
+}
+
+export interface Persona {
+  name: string;
+  tenant: string;
+  display_name: string | null;
+  model: string;
+  memory: { enabled: boolean; extraction: string; maxMemoriesPerSubject: number; retentionDays: number };
+  shared_with_tenants: string[];
+  relationships: string[];
+  memory_count: number;
+  mood: { valence: number; arousal: number; description: string } | null;
+  interactions: number;
+  last_interaction_ms: number | null;
+  conditions: Condition[] | null;
+}
+
+/** A list with the operator's conditions, and why they could not be read. */
+export interface WithConditions<T> {
+  data: T[];
+  conditions_error: string | null;
 }
 
 export interface ConfigState {
@@ -228,6 +262,8 @@ export interface TenantDetail extends TenantSummary {
   changeable: boolean;
   /** Why it may not be changed here (kept in Git, defined in another file). */
   read_only_reason: string | null;
+  conditions: Condition[] | null;
+  conditions_error: string | null;
   priority: number;
   rate_limits: Record<string, number>;
   models: string[];

@@ -23,6 +23,7 @@ from e2e_harness import (
     Cluster,
     Gateway,
     Kubectl,
+    condition,
     helm_template,
     secret,
     tenant,
@@ -180,3 +181,13 @@ def test_changes_are_made_as_the_signed_in_person_and_rbac_decides(
             return False
 
         wait_until(refused_now, CONVERGE_TIMEOUT, "the revoked key refused")
+
+        # The operator's conditions as kubectl shows them: on a tenant's page, and in the Gateway view.
+        alice.locator("button[data-tenant='demo']").click()
+        ready = condition(kubectl.get(namespace, "tenant", "demo"), "Ready")
+        assert ready and ready["status"] == "True", ready
+        expect(alice.get_by_role("table", name="Conditions of Tenant demo")).to_contain_text(f"ReadyTrue{ready['reason']}")
+        alice.goto(f"{admin_url}/console/#/gateway")
+        route = condition(kubectl.get(namespace, "providerroute", "demo-echo"), "Ready")
+        expect(alice.get_by_role("table", name="Conditions of ProviderRoute demo-echo")).to_contain_text(f"ReadyTrue{route['reason']}")
+        expect(alice.get_by_role("table", name="Personas")).to_contain_text("ada")

@@ -25,6 +25,7 @@ use crate::ratelimit::{RateLimitError, RateLimiter};
 use crate::request_log::RequestLog;
 use crate::serving::cluster::{self, ClusterSource};
 use crate::serving::folder;
+use crate::serving::conditions::Conditions;
 use crate::serving::edits::Edits;
 use crate::serving::edits::cluster::ClusterEdits;
 use crate::serving::edits::folder::Folder;
@@ -220,6 +221,7 @@ pub async fn start(settings: &Settings) -> Result<RunningGateway, StartError> {
             .map(|token| Sha256::digest(token.as_bytes()).into()),
         trace_url_template: settings.trace_url_template.clone(),
         edits,
+        conditions: cluster.clone().map(|client| Conditions::new(client, settings.namespace.clone())),
     });
     let listener = TcpListener::bind(settings.listen).await?;
     let addr = listener.local_addr()?;

@@ -17,6 +17,7 @@ use crate::persona::Personas;
 use crate::queue::Scheduler;
 use crate::ratelimit::RateLimiter;
 use crate::request_log::RequestLog;
+use crate::serving::conditions::Conditions;
 use crate::serving::edits::Edits;
 use crate::serving::live::LiveRuntime;
 use crate::signin::SignIn;
@@ -82,6 +83,8 @@ pub struct Shared {
     pub trace_url_template: Option<String>,
     /// Where the admin API's changes are written: the config folder, or the cluster.
     pub edits: Edits,
+    /// The operator's conditions on each resource (in a cluster only).
+    pub conditions: Option<Conditions>,
 }
 
 /// Request limits.

@@ -20,6 +20,16 @@ spec:
   enforcement: Hard
 "#;
 
+const PERSONA: &str = r#"
+apiVersion: switchboard.dev/v1alpha1
+kind: Persona
+metadata: {name: sage}
+spec:
+  tenant: team
+  systemPrompt: You are Sage.
+  model: fake-model
+"#;
+
 async fn get(h: &Harness, path: &str, key: &str) -> (u16, Value) {
     let (status, text) = h.get_text(path, key).await;
     assert!(!text.contains(UPSTREAM_KEY) && !text.contains(TEAM_KEY) && !text.contains("sha256"), "{text}");
@@ -27,7 +37,7 @@ async fn get(h: &Harness, path: &str, key: &str) -> (u16, Value) {
 }
 
 async fn views(mut h: Harness) {
-    h.restart_with("extra.yaml", &format!("{OTHER_TENANT}---\n{BUDGET}")).await;
+    h.restart_with("extra.yaml", &format!("{OTHER_TENANT}---\n{BUDGET}---\n{PERSONA}")).await;
     let ask = json!({"model": "fake-model", "messages": [{"role": "user", "content": "hello there"}]});
     for key in [TEAM_KEY, TEAM_KEY, OTHER_KEY] {
         assert_eq!(h.post("/v1/chat/completions", key, &ask).await.status(), 200);
@@ -92,6 +102,28 @@ async fn views(mut h: Harness) {
     let idle =
         routes["data"].as_array().unwrap().iter().find(|r| r["name"] == "hanging-route").unwrap().clone();
     assert_eq!(idle["last_15_minutes"], Value::Null);
+    // Standalone there is no operator: no conditions, and no error reading them.
+    assert_eq!((&route["conditions"], &routes["conditions_error"]), (&Value::Null, &Value::Null));
+    assert_eq!((&team["conditions"], &team["conditions_error"]), (&Value::Null, &Value::Null));
+
+    // Personas: settings, what they remember, their mood after a conversation.
+    let (_, before) = get(&h, "/admin/v1/personas", ADMIN_TOKEN).await;
+    assert_eq!((&before["data"][0]["interactions"], &before["data"][0]["mood"]), (&json!(0), &Value::Null));
+    let turn = json!({"model": "persona/sage", "user": "ada", "messages": [{"role": "user", "content": "I love hiking in the Alps, thank you so much!"}]});
+    assert_eq!(h.post("/v1/chat/completions", TEAM_KEY, &turn).await.status(), 200);
+    // The memory is written after the reply, off the request's path.
+    eventually("sage remembers", || async {
+        get(&h, "/admin/v1/personas", ADMIN_TOKEN).await.1["data"][0]["memory_count"].as_i64() >= Some(1)
+    })
+    .await;
+    let (status, personas) = get(&h, "/admin/v1/personas", ADMIN_TOKEN).await;
+    assert_eq!(status, 200, "{personas}");
+    let sage = &personas["data"][0];
+    assert_eq!((&sage["name"], &sage["tenant"], &sage["model"]), (&json!("sage"), &json!("team"), &json!("fake-model")));
+    assert_eq!((&sage["memory"]["enabled"], &sage["memory"]["extraction"]), (&json!(true), &json!("Rules")));
+    assert_eq!(sage["interactions"], 1, "{sage}");
+    assert!(sage["mood"]["description"].is_string(), "{sage}");
+    assert_eq!(get(&h, "/admin/v1/personas", TEAM_KEY).await.0, 401);
     // The admin API lives on its own listener only; tenant APIs are not there.
     let on_tenant_port =
         h.client.get(h.tenant_url("/admin/v1/tenants")).bearer_auth(ADMIN_TOKEN).send().await.unwrap();

@@ -199,6 +199,14 @@ def test_every_view_shows_the_admin_api_and_passes_axe(start_gateway, browser, s
                 article = page.locator(f"article[data-route='{route['name']}']")
                 for backend in route["backends"]:
                     expect(article.get_by_role("table", name=f"Backends of {route['name']}")).to_contain_text(backend["name"])
+            personas = admin_get(gateway, "/admin/v1/personas")["data"]
+            assert personas, "the samples have a persona"
+            table = page.get_by_role("table", name="Personas")
+            expect(table.locator("tbody tr")).to_have_count(len(personas))
+            for persona in personas:
+                row = table.locator("tbody tr", has_text=persona["name"])
+                expect(row).to_contain_text(f"{persona['tenant']}{persona['model']}")
+                expect(row.locator("td").nth(4)).to_have_text(f"{persona['memory_count']:,}")
         elif name == "costs":
             since = int(time.time() * 1000) - 30 * 86_400_000
             by_tenant = admin_get(gateway, f"/admin/v1/stats?bucket=day&group_by=tenant&since_ms={since}")["series"]

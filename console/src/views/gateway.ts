@@ -1,10 +1,13 @@
-// Gateway: the served config (version, in sync, counts) and each ProviderRoute with its models,
+// Gateway: the served config (version, in sync, counts), each ProviderRoute with its models,
 // prices and backends, with their live health (breaker, error rate and latency over the last
-// 5 minutes on this replica), from /admin/v1/config and /admin/v1/routes.
+// 5 minutes on this replica), and the Personas with their memory and mood; in a cluster, each
+// resource's conditions as the operator wrote them. From /admin/v1/config, /admin/v1/routes and
+// /admin/v1/personas.
 
-import { get, type ConfigState, type Page, type Route } from "../api";
-import { errorBox, formatMs, formatTime, h, table } from "../dom";
+import { get, type ConfigState, type Persona, type Route, type WithConditions } from "../api";
+import { errorBox, formatMs, formatNumber, formatTime, h, table } from "../dom";
 import type { Session } from "../session";
+import { conditionsTable, readiness } from "./conditions";
 import type { View } from "./view";
 
 export function gateway(session: Session): View {
@@ -16,11 +19,17 @@ export function gateway(session: Session): View {
   }
   void (async () => {
     try {
-      const [config, routes] = await Promise.all([
+      const [config, routes, personas] = await Promise.all([
         get<ConfigState>("/admin/v1/config"),
-        get<Page<Route>>("/admin/v1/routes"),
+        get<WithConditions<Route>>("/admin/v1/routes"),
+        get<WithConditions<Persona>>("/admin/v1/personas"),
       ]);
-      body.replaceChildren(summary(config), ...routes.data.map(route));
+      body.replaceChildren(
+        summary(config),
+        routes.conditions_error ? conditionsTable("the routes", null, routes.conditions_error) : "",
+        ...routes.data.map(route),
+        personaList(personas),
+      );
     } catch (error) {
       body.replaceChildren(errorBox(error));
     }
@@ -74,5 +83,29 @@ function route(route: Route): HTMLElement {
       backends,
       [5, 6],
     ),
+    conditionsTable(`ProviderRoute ${route.name}`, route.conditions),
+  );
+}
+
+function personaList(personas: WithConditions<Persona>): HTMLElement {
+  const rows = personas.data.map((p) => [
+    p.name,
+    p.tenant,
+    p.model,
+    p.memory.enabled ? `${p.memory.extraction}, up to ${formatNumber(p.memory.maxMemoriesPerSubject)} a person` : "off",
+    formatNumber(p.memory_count),
+    p.mood ? `${p.mood.description} (valence ${p.mood.valence}, arousal ${p.mood.arousal})` : "–",
+    formatNumber(p.interactions),
+    p.shared_with_tenants.join(", ") || "–",
+    readiness(p.conditions),
+  ]);
+  return h(
+    "article",
+    { "aria-labelledby": "personas-title" },
+    h("h2", { id: "personas-title" }, "Personas"),
+    personas.conditions_error ? conditionsTable("the personas", null, personas.conditions_error) : "",
+    rows.length
+      ? table("Personas", ["persona", "tenant", "model", "memory", "memories", "mood", "interactions", "shared with", "ready"], rows, [4, 6])
+      : h("p", { class: "muted" }, "No personas."),
   );
 }

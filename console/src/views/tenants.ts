@@ -6,6 +6,7 @@
 import { get, type Page, type TenantDetail, type TenantSummary } from "../api";
 import { errorBox, formatNumber, h, table } from "../dom";
 import { type Session, mayChange } from "../session";
+import { conditionsTable } from "./conditions";
 import { budgetForm, keys, limitsForm, newTenant } from "./tenant_changes";
 import type { View } from "./view";
 
@@ -92,6 +93,7 @@ async function show(name: string, into: HTMLElement, session: Session, notice?: 
           : h("p", {}, "No budget."),
         usage.length ? table("This month by model", ["model", "requests", "errors", "spend"], usage, [1, 2, 3]) : "",
         personas.length ? table("Personas", ["persona", "display name", "model", "memory"], personas) : "",
+        conditionsTable(`Tenant ${t.name}`, t.conditions, t.conditions_error),
         h(
           "div",
           { id: "tenant-keys" },

@@ -7,6 +7,7 @@ pub mod health;
 pub mod messages;
 pub mod models;
 pub mod params;
+pub mod personas;
 pub mod requests;
 pub mod routes;
 pub mod stats;

@@ -1,7 +1,8 @@
 //! `GET /admin/v1/routes`: every ProviderRoute with its models and prices, its backends with their
 //! live health on this replica (circuit-breaker state; attempts, backend failures and latency over
 //! the last five minutes), and the route's last 15 minutes from the request statistics (requests,
-//! errors, latency and time-to-first-token percentiles, all replicas).
+//! errors, latency and time-to-first-token percentiles, all replicas), and in a cluster the
+//! conditions the operator wrote on each.
 
 use std::time::Instant;
 
@@ -9,8 +10,11 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Json, Response};
 use serde_json::{Value, json};
 
+use switchboard_crds::ProviderRoute;
+
 use super::params;
 use crate::db::now_ms;
+use crate::serving::conditions::Listed;
 use crate::state::AppState;
 use crate::stats::{GroupBy, Resolution, StatsQuery};
 
@@ -26,6 +30,7 @@ pub async fn list(State(state): State<AppState>) -> Response {
         limit: u32::try_from(routes.len()).unwrap_or(u32::MAX).max(1),
         ..StatsQuery::new(now - RECENT_MS, now + 1, Resolution::Minute, GroupBy::Route)
     };
+    let conditions = Listed::read::<ProviderRoute>(state.conditions.as_ref()).await;
     let recent = match state.stats.series(&recent).await {
         Ok(series) => series,
         Err(error) => return params::unavailable("request statistics", &error),
@@ -70,8 +75,9 @@ pub async fn list(State(state): State<AppState>) -> Response {
                 "retries": config.retries.attempts,
                 "timeout_ms": config.timeout_ms,
                 "last_15_minutes": last,
+                "conditions": conditions.of(&config.name),
             })
         })
         .collect();
-    Json(json!({"data": data})).into_response()
+    Json(json!({"data": data, "conditions_error": conditions.error})).into_response()
 }

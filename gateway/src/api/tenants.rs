@@ -13,6 +13,7 @@ use k8s_openapi::jiff::Timestamp;
 use serde_json::{Value, json};
 use switchboard_crds::config::{BudgetConfig, TenantConfig};
 use switchboard_crds::decimal::NanoUsd;
+use switchboard_crds::Tenant;
 use switchboard_crds::resources::BudgetPeriod;
 
 use super::params::{self, Params, bad};
@@ -20,6 +21,7 @@ use crate::auth::{AdminCaller, Authenticated};
 use crate::budget::{period_end, period_start};
 use crate::error::ApiError;
 use crate::ledger::{LedgerError, Scope};
+use crate::serving::conditions::Listed;
 use crate::serving::runtime::{Caller, Runtime};
 use crate::state::AppState;
 use crate::stats::GroupBy;
@@ -78,6 +80,9 @@ pub async fn admin_get(
     };
     item["changeable"] = json!(read_only.is_none());
     item["read_only_reason"] = json!(read_only);
+    let (conditions, error) = Listed::one::<Tenant>(state.conditions.as_ref(), &name).await;
+    item["conditions"] = conditions;
+    item["conditions_error"] = json!(error);
     Json(item).into_response()
 }
 

@@ -4,6 +4,7 @@
 //! one being served; [`ConfigError`] says why, naming the file, ConfigMap or resource.
 
 pub mod cluster;
+pub mod conditions;
 pub mod folder;
 pub mod edits;
 pub mod identities;
