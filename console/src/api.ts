@@ -185,6 +185,14 @@ export interface Route {
   last_15_minutes: { requests: number; errors: number; error_rate: number; latency_ms: Latency } | null;
 }
 
+/** Who has access to a tenant, and through what. */
+export interface TenantMembers {
+  tenant: string;
+  source: string;
+  members: { access: "change" | "read"; kind: string; name: string; through: string }[];
+  note: string | null;
+}
+
 export interface Persona {
   name: string;
   tenant: string;

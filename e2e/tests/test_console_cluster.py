@@ -95,7 +95,19 @@ def gateway(cluster: Cluster, kubectl: Kubectl, helm: str, namespace: str, start
         role("tenant-reader", [("switchboard.dev", "tenants", ["get", "list"])]),
         binding("alice-authors-tenants", "tenant-author", "alice@example.com"),
         binding("bob-reads-tenants", "tenant-reader", "bob@example.com"),
+        role("rbac-reader", [(RBAC, "roles", ["list"]), (RBAC, "rolebindings", ["list"])]),
+        binding("alice-reads-rbac", "rbac-reader", "alice@example.com"),
     )
+    # Reading who has access needs the cluster-wide bindings too.
+    cluster_wide = f"{namespace}-alice-reads-cluster-rbac"
+    kubectl.apply(namespace, {
+        "apiVersion": f"{RBAC}/v1", "kind": "ClusterRole", "metadata": {"name": cluster_wide},
+        "rules": [{"apiGroups": [RBAC], "resources": ["clusterroles", "clusterrolebindings"], "verbs": ["list"]}],
+    }, {
+        "apiVersion": f"{RBAC}/v1", "kind": "ClusterRoleBinding", "metadata": {"name": cluster_wide},
+        "roleRef": {"apiGroup": RBAC, "kind": "ClusterRole", "name": cluster_wide},
+        "subjects": [{"apiGroup": RBAC, "kind": "User", "name": "alice@example.com"}],
+    })  # fmt: skip
     keys = ["--configmap", CONFIGMAP, "--provider-keys-secret", provider_keys]
     start_operator(namespace, args=keys)
     kubectl("wait", "-n", namespace, "--for=condition=Ready", "--timeout=60s", "tenant/demo", "tenant/gitops", timeout=90)
@@ -146,6 +158,11 @@ def test_changes_are_made_as_the_signed_in_person_and_rbac_decides(
         spec = kubectl.get(namespace, "tenant", "payments")["spec"]
         assert spec["defaultBudget"] == {"limitUsd": "40", "period": "Monthly", "enforcement": "Hard"}, spec
 
+        # Who has access, from RBAC as alice reads it: her binding and bob's.
+        members = alice.get_by_role("table", name="Members of payments (from the cluster's RBAC)")
+        expect(members).to_contain_text("changeUseralice@example.comRoleBinding alice-authors-tenants (Role tenant-author)")
+        expect(members).to_contain_text("readUserbob@example.comRoleBinding bob-reads-tenants (Role tenant-reader)")
+
         # Kept in Git by Argo CD: read-only here, and the API refuses to change it.
         alice.locator("button[data-tenant='gitops']").click()
         expect(alice.locator("[data-field=read-only]")).to_contain_text("Managed by Argo CD: change it in Git")
@@ -160,6 +177,8 @@ def test_changes_are_made_as_the_signed_in_person_and_rbac_decides(
         bob.goto(f"{admin_url}/console/#/tenants")
         expect(bob.get_by_role("table", name="Tenants")).to_be_visible()
         assert bob.get_by_role("form", name="New tenant").count() == 0
+        bob.locator("button[data-tenant='payments']").click()
+        expect(bob.locator("[data-field=members-note]")).to_contain_text("cannot be read as you")
         refused = bob.request.post(f"{admin_url}/admin/v1/tenants", data={"name": "by-bob"})
         assert refused.status == 403, refused.text()
         message = refused.json()["error"]["message"]

@@ -14,7 +14,7 @@ use axum::response::Response;
 use axum::routing::{delete, get, post, put};
 
 use crate::api::{
-    admin, audit, chat, health, messages, models, personas, requests, routes, stats, subjects, tenant_changes, tenant_limits, tenants,
+    admin, audit, chat, health, members, messages, models, personas, requests, routes, stats, subjects, tenant_changes, tenant_limits, tenants,
 };
 use crate::auth::{require_admin, require_tenant};
 use crate::error::{ApiError, Dialect};
@@ -60,6 +60,7 @@ fn admin_api(state: &AppState) -> Router<AppState> {
         .route("/admin/v1/personas", get(personas::list))
         .route("/admin/v1/tenants", get(tenants::list).post(tenant_changes::create_tenant))
         .route("/admin/v1/tenants/{name}", get(tenants::admin_get))
+        .route("/admin/v1/tenants/{name}/members", get(members::list))
         .route("/admin/v1/tenants/{name}/keys", post(tenant_changes::create_key))
         .route("/admin/v1/tenants/{name}/keys/{key}", delete(tenant_changes::revoke_key))
         .route("/admin/v1/tenants/{name}/rate_limits", put(tenant_limits::put_rate_limits))

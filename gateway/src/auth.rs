@@ -54,6 +54,13 @@ pub enum AdminCaller {
 }
 
 impl AdminCaller {
+    pub fn person(&self) -> Option<&Person> {
+        match self {
+            AdminCaller::AdminToken => None,
+            AdminCaller::Person(person) => Some(person),
+        }
+    }
+
     pub fn author(&self) -> Author<'_> {
         match self {
             AdminCaller::AdminToken => Author::AdminToken,

@@ -34,7 +34,7 @@ use crate::serving::runtime::Runtime;
 use crate::settings::Settings;
 use crate::signin::SignIn;
 use crate::signin::cluster_roles::ClusterRoles;
-use crate::signin::kube_user::KubeNaming;
+use crate::signin::kube_user::{Impersonator, KubeNaming};
 use crate::state::{AppState, Limits, Shared};
 use crate::stats::Stats;
 use crate::status;
@@ -101,10 +101,8 @@ pub async fn start(settings: &Settings) -> Result<RunningGateway, StartError> {
     let live = LiveRuntime::new(Runtime::empty(), false, metrics.clone());
     let mut background = Vec::new();
     let mut cluster = None;
-    let naming = KubeNaming {
-        user_prefix: settings.kubernetes_user_prefix.clone(),
-        group_prefix: settings.kubernetes_group_prefix.clone(),
-    };
+    // In a cluster: acting as signed-in people, for the console's changes and reading RBAC.
+    let mut people = None;
     let edits = match &settings.config_dir {
         Some(dir) => {
             // Standalone: a folder that does not load is a startup error, not a silent empty config.
@@ -130,7 +128,13 @@ pub async fn start(settings: &Settings) -> Result<RunningGateway, StartError> {
             let client = kube::Client::try_from(config.clone())?;
             background.push(Background::Task(cluster::watch(client.clone(), source, live.clone())));
             cluster = Some(client);
-            Edits::Cluster(ClusterEdits::new(config, settings.namespace.clone(), naming.clone()))
+            let naming = KubeNaming {
+                user_prefix: settings.kubernetes_user_prefix.clone(),
+                group_prefix: settings.kubernetes_group_prefix.clone(),
+            };
+            let impersonator = Impersonator::new(config, naming);
+            people = Some(impersonator.clone());
+            Edits::Cluster(ClusterEdits::new(impersonator, settings.namespace.clone()))
         }
     };
     // ServiceAccount tokens are checked with the keys of the API server the gateway runs against
@@ -180,8 +184,10 @@ pub async fn start(settings: &Settings) -> Result<RunningGateway, StartError> {
     }
     let sign_in = match settings.sign_in() {
         Some(sign_in) => {
-            let cluster_roles =
-                cluster.clone().map(|client| ClusterRoles::new(client, settings.namespace.clone(), naming));
+            let cluster_roles = cluster
+                .clone()
+                .zip(people)
+                .map(|(client, people)| ClusterRoles::new(client, settings.namespace.clone(), people));
             Some(Arc::new(SignIn::new(sign_in, db.clone(), cluster_roles).map_err(StartError::SignIn)?))
         }
         None => None,

@@ -295,6 +295,14 @@ def test_people_sign_in_through_the_identity_provider_and_see_what_their_role_al
     assert bob.get_by_role("form", name="New tenant").count() == 0, "only admins create tenants"
     bob.locator("button[data-tenant='demo']").click()
     expect(bob.locator("[data-field=read-only]")).to_contain_text("not by the console")
+    # Who has access to demo, from the roles file, as the API lists it.
+    members = admin_get(gateway, "/admin/v1/tenants/demo/members")
+    assert {(m["access"], m["kind"], m["name"]) for m in members["members"]} >= {
+        ("change", "Group", "demo-leads"), ("change", "User", "ada@example.com"), ("read", "User", "sam@example.com")
+    }, members
+    table = bob.get_by_role("table", name="Members of demo (from the roles file)")
+    expect(table.locator("tbody tr")).to_have_count(len(members["members"]))
+    expect(table).to_contain_text("tenantAdmins.demo")
     bob.goto(f"{gateway.admin_url}/console/#/requests")
     expect(bob.locator("#filter-tenant")).to_have_value("demo")
     expect(bob.get_by_role("table", name="Requests, newest first").locator("tbody tr")).to_have_count(1)

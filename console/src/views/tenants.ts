@@ -3,7 +3,7 @@
 // usage by model and personas, from /admin/v1/tenants. Whoever may also changes them
 // (./tenant_changes): the forms are there only for them.
 
-import { get, type Page, type TenantDetail, type TenantSummary } from "../api";
+import { get, type Page, type TenantDetail, type TenantMembers, type TenantSummary } from "../api";
 import { errorBox, formatNumber, h, table } from "../dom";
 import { type Session, mayChange } from "../session";
 import { conditionsTable } from "./conditions";
@@ -65,7 +65,8 @@ export function tenants(session: Session): View {
 async function show(name: string, into: HTMLElement, session: Session, notice?: HTMLElement): Promise<void> {
   try {
     const refresh = (next?: HTMLElement) => void show(name, into, session, next);
-    const [t, mayUpdate] = await Promise.all([get<TenantDetail>(`/admin/v1/tenants/${encodeURIComponent(name)}`), mayChange(session, name)]);
+    const path = `/admin/v1/tenants/${encodeURIComponent(name)}`;
+    const [t, mayUpdate, members] = await Promise.all([get<TenantDetail>(path), mayChange(session, name), get<TenantMembers>(`${path}/members`)]);
     const limits = Object.entries(t.rate_limits).map(([limit, value]) => [limit, formatNumber(value)]);
     const budgets = t.budgets.map((b) => [
       b.name,
@@ -94,6 +95,7 @@ async function show(name: string, into: HTMLElement, session: Session, notice?: 
         usage.length ? table("This month by model", ["model", "requests", "errors", "spend"], usage, [1, 2, 3]) : "",
         personas.length ? table("Personas", ["persona", "display name", "model", "memory"], personas) : "",
         conditionsTable(`Tenant ${t.name}`, t.conditions, t.conditions_error),
+        memberList(members),
         h(
           "div",
           { id: "tenant-keys" },
@@ -114,4 +116,15 @@ async function show(name: string, into: HTMLElement, session: Session, notice?: 
   } catch (error) {
     into.replaceChildren(errorBox(error));
   }
+}
+
+/** Who may read or change the tenant, from the roles file or the cluster's RBAC. */
+function memberList(members: TenantMembers): HTMLElement {
+  const rows = members.members.map((m) => [m.access, m.kind, m.name, m.through]);
+  return h(
+    "div",
+    {},
+    rows.length ? table(`Members of ${members.tenant} (from ${members.source})`, ["access", "kind", "name", "through"], rows) : h("p", { class: "muted" }, `No members in ${members.source}.`),
+    members.note ? h("p", { class: "muted", "data-field": "members-note" }, members.note) : "",
+  );
 }

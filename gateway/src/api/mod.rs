@@ -4,6 +4,7 @@ pub mod admin;
 pub mod audit;
 pub mod chat;
 pub mod health;
+pub mod members;
 pub mod messages;
 pub mod models;
 pub mod params;

@@ -8,7 +8,7 @@
 //!   server's to allow, made as the person);
 //! - the audit trail: `get audit.switchboard.dev` (a resource name for RBAC rules only).
 //!
-//! The person is named as [`KubeNaming`] says. Answers are cached for a few seconds per person
+//! The person is named as [`super::kube_user::KubeNaming`] says. Answers are cached for a few seconds per person
 //! and question.
 
 use std::time::Duration;
@@ -17,7 +17,8 @@ use k8s_openapi::api::authorization::v1::{ResourceAttributes, SubjectAccessRevie
 use kube::Api;
 use kube::api::PostParams;
 
-use super::kube_user::KubeNaming;
+use super::kube_user::Impersonator;
+use super::members::{self, Members};
 use super::roles::Scope;
 use super::store::Person;
 use crate::error::ApiError;
@@ -28,7 +29,7 @@ const CACHE_FOR: Duration = Duration::from_secs(10);
 pub struct ClusterRoles {
     client: kube::Client,
     namespace: String,
-    naming: KubeNaming,
+    people: Impersonator,
     answers: moka::sync::Cache<(String, String), bool>,
 }
 
@@ -40,9 +41,9 @@ struct Question<'a> {
 }
 
 impl ClusterRoles {
-    pub fn new(client: kube::Client, namespace: String, naming: KubeNaming) -> ClusterRoles {
+    pub fn new(client: kube::Client, namespace: String, people: Impersonator) -> ClusterRoles {
         let answers = moka::sync::Cache::builder().max_capacity(10_000).time_to_live(CACHE_FOR).build();
-        ClusterRoles { client, namespace, naming, answers }
+        ClusterRoles { client, namespace, people, answers }
     }
 
     /// Whether `person` may read what `scope` covers.
@@ -65,6 +66,12 @@ impl ClusterRoles {
         self.ask(person, &Question { verb: "create", resource: "tenants", name: None }).await
     }
 
+    /// Who RBAC gives access to `tenant`, read as `person` (who must be allowed to read RBAC).
+    pub async fn members(&self, person: &Person, tenant: &str) -> Result<Members, ApiError> {
+        let client = self.people.client_as(person)?;
+        Ok(members::from_rbac(client, &self.namespace, tenant).await)
+    }
+
     async fn ask(&self, person: &Person, question: &Question<'_>) -> Result<bool, ApiError> {
         let key = (
             person.subject.clone(),
@@ -73,7 +80,7 @@ impl ClusterRoles {
         if let Some(allowed) = self.answers.get(&key) {
             return Ok(allowed);
         }
-        let user = self.naming.user_of(person)?;
+        let user = self.people.naming().user_of(person)?;
         let review = SubjectAccessReview {
             spec: SubjectAccessReviewSpec {
                 user: Some(user.user),

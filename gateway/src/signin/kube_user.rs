@@ -7,10 +7,14 @@
 //! identity provider's `system:masters` group would otherwise be the cluster's): such a name is
 //! refused, such a group dropped.
 
+use std::time::Duration;
+
 use super::store::Person;
 use crate::error::ApiError;
 
 const RESERVED: &str = "system:";
+/// How long a client acting as one person is kept.
+const CLIENT_FOR: Duration = Duration::from_secs(300);
 
 /// How people and their groups are named to the API server.
 #[derive(Clone, Debug, Default)]
@@ -41,6 +45,42 @@ impl KubeNaming {
             .filter(|group| !group.starts_with(RESERVED))
             .collect();
         Ok(KubeUser { user, groups })
+    }
+}
+
+/// Kubernetes API clients that act as signed-in people (`Impersonate-User`, `Impersonate-Group`)
+/// on top of the gateway's own connection, so that the API server authorizes what they do, and
+/// its audit log names them with the gateway as the impersonator.
+#[derive(Clone)]
+pub struct Impersonator {
+    config: kube::Config,
+    naming: KubeNaming,
+    clients: moka::sync::Cache<KubeUser, kube::Client>,
+}
+
+impl Impersonator {
+    pub fn new(config: kube::Config, naming: KubeNaming) -> Impersonator {
+        let clients = moka::sync::Cache::builder().max_capacity(1_000).time_to_live(CLIENT_FOR).build();
+        Impersonator { config, naming, clients }
+    }
+
+    pub fn naming(&self) -> &KubeNaming {
+        &self.naming
+    }
+
+    /// A client that acts as `person`.
+    pub fn client_as(&self, person: &Person) -> Result<kube::Client, ApiError> {
+        let user = self.naming.user_of(person)?;
+        if let Some(client) = self.clients.get(&user) {
+            return Ok(client);
+        }
+        let mut config = self.config.clone();
+        config.auth_info.impersonate = Some(user.user.clone());
+        config.auth_info.impersonate_groups = Some(user.groups.clone());
+        let client = kube::Client::try_from(config)
+            .map_err(|e| ApiError::NotReady(format!("cannot act as {}: {e}", user.user)))?;
+        self.clients.insert(user, client.clone());
+        Ok(client)
     }
 }
 

@@ -6,6 +6,7 @@
 
 pub mod cluster_roles;
 pub mod kube_user;
+pub mod members;
 pub mod roles;
 pub mod store;
 
@@ -26,6 +27,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::OnceCell;
 
 use self::cluster_roles::ClusterRoles;
+use self::members::Members;
 use self::roles::{Roles, RolesFile, Scope};
 use self::store::{Pending, Person, Store};
 use crate::api::params::{self, Params};
@@ -130,6 +132,20 @@ impl SignIn {
             (_, Authority::Cluster(_)) => Ok(true),
             (Some(tenant), Authority::File(_)) => Ok(self.access(person, tenant).await?.1),
             (None, Authority::File(file)) => Ok(file.roles_of(person).platform_admin),
+        }
+    }
+
+    /// Who has access to `tenant`: from the roles file; in a cluster from RBAC, read as the
+    /// signed-in `person` (nobody to read it as with the admin token).
+    pub async fn members(&self, person: Option<&Person>, tenant: &str) -> Result<Members, ApiError> {
+        match (&self.authority, person) {
+            (Authority::File(file), _) => Ok(file.members_of(tenant)),
+            (Authority::Cluster(cluster), Some(person)) => cluster.members(person, tenant).await,
+            (Authority::Cluster(_), None) => Ok(Members::new(
+                "the cluster's RBAC",
+                Vec::new(),
+                Some("Sign in to see who has access: in a cluster it is read from RBAC as you.".into()),
+            )),
         }
     }
 

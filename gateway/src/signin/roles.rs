@@ -11,6 +11,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use super::members::{self, Access, listed};
 use super::store::Person;
 
 /// The roles file (`--roles-file`), YAML.
@@ -18,24 +19,24 @@ use super::store::Person;
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RolesFile {
     #[serde(default)]
-    platform_admins: Members,
+    platform_admins: People,
     #[serde(default)]
-    viewers: Members,
+    viewers: People,
     /// By tenant name.
     #[serde(default)]
-    tenant_admins: BTreeMap<String, Members>,
+    tenant_admins: BTreeMap<String, People>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Members {
+struct People {
     #[serde(default)]
     users: Vec<String>,
     #[serde(default)]
     groups: Vec<String>,
 }
 
-impl Members {
+impl People {
     fn include(&self, person: &Person) -> bool {
         self.users.iter().any(|user| user == person.name() || *user == person.subject)
             || self.groups.iter().any(|group| person.groups.contains(group))
@@ -70,6 +71,18 @@ impl RolesFile {
                 .collect(),
         }
     }
+
+    /// Who may read or change `tenant`: platform admins and its tenant admins change it, viewers
+    /// read it.
+    pub fn members_of(&self, tenant: &str) -> members::Members {
+        let admins = &self.platform_admins;
+        let mut found = listed(Access::Change, &admins.users, &admins.groups, "platformAdmins");
+        if let Some(own) = self.tenant_admins.get(tenant) {
+            found.extend(listed(Access::Change, &own.users, &own.groups, &format!("tenantAdmins.{tenant}")));
+        }
+        found.extend(listed(Access::Read, &self.viewers.users, &self.viewers.groups, "viewers"));
+        members::Members::new("the roles file", found, None)
+    }
 }
 
 /// Whose data an admin request reads.
@@ -88,7 +101,8 @@ pub fn scope(path: &str, query: Option<&str>) -> Scope {
     if path.starts_with("/admin/v1/audit") {
         return Scope::Platform;
     }
-    if let Some(name) = path.strip_prefix("/admin/v1/tenants/").filter(|name| !name.contains('/')) {
+    // A tenant's detail, and what hangs under it (its members).
+    if let Some(name) = path.strip_prefix("/admin/v1/tenants/").and_then(|rest| rest.split('/').next()) {
         return Scope::Tenant(name.to_owned());
     }
     let filters_by_tenant = ["/admin/v1/requests", "/admin/v1/stats", "/admin/v1/costs"].contains(&path);

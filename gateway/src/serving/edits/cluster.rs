@@ -1,6 +1,6 @@
 //! Changes to tenants in a cluster, written where the truth lives: Tenant and Secret objects in
 //! the gateway's namespace, through the Kubernetes API **as the signed-in person** (the gateway
-//! impersonates them, named as [`KubeNaming`] says). So the cluster's RBAC decides each write,
+//! impersonates them: [`Impersonator`]). So the cluster's RBAC decides each write,
 //! the API server's audit log names the person, and a refusal is the API server's own message.
 //! The operator then reconciles the objects into the config the gateway serves.
 //!
@@ -9,7 +9,6 @@
 //! console's, and deleted when the key is revoked.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
@@ -19,7 +18,8 @@ use serde_json::{Value, json};
 use switchboard_crds::Tenant;
 
 use super::rules::{EditError, MAX_KEYS, check_display_name, check_name, key_secret_name};
-use crate::signin::kube_user::{KubeNaming, KubeUser};
+use crate::error::ApiError;
+use crate::signin::kube_user::Impersonator;
 use crate::signin::store::Person;
 
 /// The label and value marking what the console created.
@@ -28,16 +28,11 @@ const TENANT_LABEL: &str = "switchboard.dev/tenant";
 const CREATED_BY: &str = "switchboard.dev/created-by";
 /// How often a change is tried again when the Tenant changed between reading and writing it.
 const ATTEMPTS: usize = 3;
-/// How long a client acting as one person is kept.
-const CLIENT_FOR: Duration = Duration::from_secs(300);
 
 /// Writes as signed-in people to the gateway's namespace.
 pub struct ClusterEdits {
-    /// The gateway's own connection to the API server, which impersonation builds on.
-    config: kube::Config,
+    people: Impersonator,
     namespace: String,
-    naming: KubeNaming,
-    clients: moka::sync::Cache<KubeUser, kube::Client>,
 }
 
 /// The tool keeping an object in Git, from the marks it leaves: Argo CD's tracking annotation
@@ -60,24 +55,15 @@ pub fn managed_in_git(meta: &ObjectMeta) -> Option<&'static str> {
 }
 
 impl ClusterEdits {
-    pub fn new(config: kube::Config, namespace: String, naming: KubeNaming) -> ClusterEdits {
-        let clients = moka::sync::Cache::builder().max_capacity(1_000).time_to_live(CLIENT_FOR).build();
-        ClusterEdits { config, namespace, naming, clients }
+    pub fn new(people: Impersonator, namespace: String) -> ClusterEdits {
+        ClusterEdits { people, namespace }
     }
 
-    /// A client that acts as `person`.
     fn client_as(&self, person: &Person) -> Result<kube::Client, EditError> {
-        let user = self.naming.user_of(person).map_err(|e| EditError::Forbidden(e.to_string()))?;
-        if let Some(client) = self.clients.get(&user) {
-            return Ok(client);
-        }
-        let mut config = self.config.clone();
-        config.auth_info.impersonate = Some(user.user.clone());
-        config.auth_info.impersonate_groups = Some(user.groups.clone());
-        let client = kube::Client::try_from(config)
-            .map_err(|e| EditError::Unavailable(format!("cannot act as {}: {e}", user.user)))?;
-        self.clients.insert(user, client.clone());
-        Ok(client)
+        self.people.client_as(person).map_err(|error| match error {
+            ApiError::Forbidden(message) => EditError::Forbidden(message),
+            other => EditError::Unavailable(other.to_string()),
+        })
     }
 
     fn tenants(&self, person: &Person) -> Result<Api<DynamicObject>, EditError> {
