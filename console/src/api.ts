@@ -248,14 +248,19 @@ export interface TenantSummary {
 
 export interface Budget {
   name: string;
+  tenant: string;
   scope: string;
+  persona: string | null;
+  api_key: string | null;
   period: string;
   enforcement: string;
   limit_usd: string;
   spent_usd: string;
   remaining_usd: string;
   burn_usd_per_day: string;
-  forecast_usd: string;
+  forecast_usd: string | null;
+  period_start_ms: number;
+  period_end_ms: number | null;
   exhausted: boolean;
 }
 

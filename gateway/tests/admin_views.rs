@@ -78,6 +78,16 @@ async fn views(mut h: Harness) {
     assert_eq!(team["usage_this_month_by_model"][0]["requests"], 2);
     assert!(team["models"].as_array().unwrap().contains(&json!("fake-model")));
     assert_eq!(get(&h, "/admin/v1/tenants/nope", ADMIN_TOKEN).await.0, 404);
+    // Every budget the same way, by name; one tenant's.
+    let (status, budgets) = get(&h, "/admin/v1/budgets", ADMIN_TOKEN).await;
+    assert_eq!(status, 200, "{budgets}");
+    assert_eq!(budgets["data"][0]["name"], "team-monthly");
+    assert_eq!(budgets["data"][0]["spent_usd"], budget["spent_usd"]);
+    assert_eq!(budgets["data"][0]["tenant"], "team");
+    assert!(budgets["data"][0]["period_end_ms"].as_i64() > budgets["data"][0]["period_start_ms"].as_i64());
+    let (_, other) = get(&h, "/admin/v1/budgets?tenant=other", ADMIN_TOKEN).await;
+    assert_eq!(other, json!({"data": [], "next_cursor": null}));
+    assert_eq!(get(&h, "/admin/v1/budgets?limit=501", ADMIN_TOKEN).await.0, 400);
 
     // A tenant key: its own tenant, and no admin view.
     let (status, own) = get(&h, "/v1/usage/tenant", OTHER_KEY).await;

@@ -194,7 +194,12 @@ def test_every_view_shows_the_admin_api_and_passes_axe(start_gateway, browser, s
     for name, (path, title) in VIEWS.items():
         page.goto(f"{gateway.admin_url}/console/{path}")
         page.get_by_role("heading", name=title, exact=True).wait_for()
-        if name == "gateway":
+        if name == "dashboard":
+            budgets = admin_get(gateway, "/admin/v1/budgets")["data"]
+            table = page.get_by_role("table", name="Spend against budgets, nearest their limits")
+            expect(table.locator("tbody tr")).to_have_count(min(5, len(budgets)))
+            expect(table).to_contain_text(f"${budgets[0]['spent_usd']} of ${budgets[0]['limit_usd']}")
+        elif name == "gateway":
             for route in routes:
                 article = page.locator(f"article[data-route='{route['name']}']")
                 for backend in route["backends"]:
@@ -213,6 +218,15 @@ def test_every_view_shows_the_admin_api_and_passes_axe(start_gateway, browser, s
             table = page.get_by_role("table", name="Spend by tenant")
             for series in by_tenant:
                 expect(table).to_contain_text(f"${series['total']['cost_usd']}")
+            # Every budget with its spend this period, and the burn-down of the one nearest its limit.
+            budgets = admin_get(gateway, "/admin/v1/budgets")["data"]
+            assert budgets, "the samples have a budget"
+            table = page.get_by_role("table", name="Budgets this period")
+            expect(table.locator("tbody tr")).to_have_count(len(budgets))
+            for budget in budgets:
+                expect(table).to_contain_text(f"${budget['spent_usd']} of ${budget['limit_usd']}")
+            expect(page.locator("figure.chart figcaption", has_text="Burn-down of")).to_be_visible()
+            expect(page.locator("figure.chart", has_text="Burn-down of").locator("canvas")).to_have_count(1)
         elif name == "tenants":
             table = page.get_by_role("table", name="Tenants")
             expect(table.locator("tbody tr")).to_have_count(len(tenants))

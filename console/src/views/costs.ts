@@ -1,10 +1,12 @@
 // Costs: spend per day by tenant, model or persona over the last 7 or 30 days, with each one's
-// total, and the CSV export of /admin/v1/costs for the same range.
+// total, and the CSV export of /admin/v1/costs for the same range; the budgets with their
+// burn-down (./budgets).
 
 import { adminToken, get, type Stats } from "../api";
 import { chart } from "../charts";
 import { errorBox, formatNumber, h, table } from "../dom";
 import { type Session, tenantParam } from "../session";
+import { budgetsSection } from "./budgets";
 import type { View } from "./view";
 
 const DAY = 86_400_000;
@@ -36,6 +38,7 @@ export function costs(session: Session): View {
       download,
     ),
     body,
+    budgetsSection(session),
   );
   const bounds = () => {
     const until = Date.now();

@@ -1,10 +1,12 @@
-// Dashboard: requests, errors, latency and spend over a chosen range, and the busiest tenants and
-// models, from /admin/v1/stats; refreshed while it is shown.
+// Dashboard: requests, errors, latency and spend over a chosen range, the busiest tenants, models
+// and personas, from /admin/v1/stats, and the spend against the budgets nearest their limits;
+// refreshed while it is shown.
 
 import { get, type Series, type Stats, type StatsPoint } from "../api";
 import { chart } from "../charts";
 import { type Session, tenantParam } from "../session";
 import { errorBox, formatMs, formatNumber, h, table } from "../dom";
+import { budgetsNearLimit } from "./budgets";
 import type { View } from "./view";
 
 const RANGES: Record<string, number> = {
@@ -45,11 +47,14 @@ export function dashboard(session: Session): View {
     const since = until - (RANGES[range.value] ?? RANGES["Last 24 hours"]!);
     try {
       const range = { since_ms: since, until_ms: until, tenant };
-      const [all, ...groups] = await Promise.all([
-        get<Stats>("/admin/v1/stats", range),
-        ...GROUPS.map(([group]) => get<Stats>("/admin/v1/stats", { ...range, group_by: group, limit: 5 })),
+      const [budgets, [all, ...groups]] = await Promise.all([
+        budgetsNearLimit(session),
+        Promise.all([
+          get<Stats>("/admin/v1/stats", range),
+          ...GROUPS.map(([group]) => get<Stats>("/admin/v1/stats", { ...range, group_by: group, limit: 5 })),
+        ]),
       ]);
-      body.replaceChildren(...render(all!, groups));
+      body.replaceChildren(...render(all!, groups), budgets);
     } catch (error) {
       body.replaceChildren(errorBox(error));
     }

@@ -11,16 +11,15 @@ use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Json, Response};
 use k8s_openapi::jiff::Timestamp;
 use serde_json::{Value, json};
-use switchboard_crds::config::{BudgetConfig, TenantConfig};
-use switchboard_crds::decimal::NanoUsd;
+use switchboard_crds::config::TenantConfig;
 use switchboard_crds::Tenant;
 use switchboard_crds::resources::BudgetPeriod;
 
+use super::budgets;
 use super::params::{self, Params, bad};
 use crate::auth::{AdminCaller, Authenticated};
-use crate::budget::{period_end, period_start};
+use crate::budget::period_start;
 use crate::error::ApiError;
-use crate::ledger::{LedgerError, Scope};
 use crate::serving::conditions::Listed;
 use crate::serving::runtime::{Caller, Runtime};
 use crate::state::AppState;
@@ -29,7 +28,6 @@ use crate::stats::GroupBy;
 /// Tenants per page unless `limit` says otherwise, and at most.
 const DEFAULT_PAGE: usize = 100;
 const MAX_PAGE: usize = 1_000;
-const DAY_MS: f64 = 86_400_000.0;
 
 pub async fn list(State(state): State<AppState>, params: Params) -> Response {
     let (prefix, after, limit) = match page_params(params) {
@@ -101,7 +99,7 @@ async fn detail(state: &AppState, name: &str) -> Result<Value, Response> {
     let now = Timestamp::now();
     let mut budgets = Vec::new();
     for budget in runtime.budgets_of(name) {
-        match budget_status(state, budget, now).await {
+        match budgets::status(state, budget, now).await {
             Ok(status) => budgets.push(status),
             Err(error) => {
                 tracing::error!(%error, "cannot total the ledger");
@@ -193,44 +191,6 @@ fn by_model_query(tenant: &str, since_ms: i64, until_ms: i64) -> crate::stats::S
         limit: 100,
         ..crate::stats::StatsQuery::new(range.0, range.1, crate::stats::Resolution::Day, GroupBy::Model)
     }
-}
-
-/// A budget with its spend this period (from the usage ledger, as the status writer reads it),
-/// what remains, the burn rate so far and the spend forecast at the period's end at that rate.
-async fn budget_status(
-    state: &AppState,
-    budget: &BudgetConfig,
-    now: Timestamp,
-) -> Result<Value, LedgerError> {
-    let start = period_start(budget.period, now);
-    let scope = Scope {
-        tenant: &budget.tenant,
-        persona: budget.persona.as_deref(),
-        api_key: budget.api_key.as_deref(),
-    };
-    let spent = state.ledger_reader.totals(&scope, start.as_millisecond()).await?.cost_nanos;
-    // At least an hour, so that the first minutes of a period do not make a wild rate.
-    let elapsed_days = ((now.as_millisecond() - start.as_millisecond()) as f64).max(DAY_MS / 24.0) / DAY_MS;
-    let per_day = (spent as f64 / elapsed_days).round();
-    let forecast = period_end(budget.period, now).map(|end| {
-        let left_days = (end.as_millisecond() - now.as_millisecond()).max(0) as f64 / DAY_MS;
-        NanoUsd(spent.saturating_add((per_day * left_days) as i64)).to_string()
-    });
-    Ok(json!({
-        "name": budget.name,
-        "scope": budget.scope,
-        "persona": budget.persona,
-        "api_key": budget.api_key,
-        "period": budget.period,
-        "enforcement": budget.enforcement,
-        "limit_usd": budget.limit.to_string(),
-        "spent_usd": NanoUsd(spent).to_string(),
-        "remaining_usd": NanoUsd((budget.limit.0 - spent).max(0)).to_string(),
-        "burn_usd_per_day": NanoUsd(per_day as i64).to_string(),
-        "forecast_usd": forecast,
-        "period_start_ms": start.as_millisecond(),
-        "exhausted": spent >= budget.limit.0,
-    }))
 }
 
 /// `prefix`, `cursor` (the last name of the previous page) and `limit`.

@@ -105,7 +105,8 @@ pub fn scope(path: &str, query: Option<&str>) -> Scope {
     if let Some(name) = path.strip_prefix("/admin/v1/tenants/").and_then(|rest| rest.split('/').next()) {
         return Scope::Tenant(name.to_owned());
     }
-    let filters_by_tenant = ["/admin/v1/requests", "/admin/v1/stats", "/admin/v1/costs"].contains(&path);
+    let filters_by_tenant =
+        ["/admin/v1/requests", "/admin/v1/stats", "/admin/v1/costs", "/admin/v1/budgets"].contains(&path);
     let tenant = query
         .into_iter()
         .flat_map(|q| form_urlencoded::parse(q.as_bytes()))
