@@ -17,16 +17,22 @@ function spentOf(b: Budget): HTMLElement {
   return h("span", { class: b.exhausted ? "status bad" : "status" }, `$${b.spent_usd} of $${b.limit_usd} (${(100 * used(b)).toFixed(0)}%)`);
 }
 
-async function budgets(session: Session): Promise<Budget[]> {
-  return (await get<Page<Budget>>("/admin/v1/budgets", { tenant: tenantParam(session), limit: 500 })).data;
+/** Budgets per page: each is a ledger query. */
+const PAGE = 100;
+
+function budgets(session: Session, cursor?: string): Promise<Page<Budget>> {
+  return get<Page<Budget>>("/admin/v1/budgets", { tenant: tenantParam(session), limit: PAGE, cursor });
 }
 
-/** The Dashboard's part: the five budgets that have spent the most of their limits. */
+/** The Dashboard's part: the five budgets that have spent the most of their limits (of the
+ * first page: a platform with more budgets finds them all in Costs). */
 export async function budgetsNearLimit(session: Session): Promise<HTMLElement> {
-  const nearest = (await budgets(session)).sort((a, b) => used(b) - used(a)).slice(0, 5);
+  const page = await budgets(session);
+  const nearest = page.data.sort((a, b) => used(b) - used(a)).slice(0, 5);
   const rows = nearest.map((b) => [b.name, b.tenant, spentOf(b), b.forecast_usd ? `$${b.forecast_usd}` : "–"]);
+  const of = page.next_cursor ? ` (of the first ${PAGE} by name; Costs lists them all)` : "";
   return rows.length
-    ? table("Spend against budgets, nearest their limits", ["budget", "tenant", "spent this period", "forecast to the period's end"], rows, [2, 3])
+    ? table(`Spend against budgets, nearest their limits${of}`, ["budget", "tenant", "spent this period", "forecast to the period's end"], rows, [2, 3])
     : h("p", { class: "muted" }, "No budgets.");
 }
 
@@ -35,24 +41,30 @@ export function budgetsSection(session: Session): HTMLElement {
   const chartBox = h("div", { "aria-live": "polite" });
   const body = h("div", {});
   const section = h("section", { "aria-labelledby": "budgets-title" }, h("h2", { id: "budgets-title" }, "Budgets"), body, chartBox);
-  void (async () => {
+  const rows: (string | HTMLElement)[][] = [];
+  const load = async (cursor?: string) => {
     try {
-      const all = await budgets(session);
-      const rows = all.map((b) => {
+      const page = await budgets(session, cursor);
+      for (const b of page.data) {
         const show = h("button", { type: "button", class: "link", "data-budget": b.name }, b.name);
         show.addEventListener("click", () => void burnDown(b, chartBox));
-        return [show, b.tenant, `${b.scope}, ${b.period}, ${b.enforcement}`, spentOf(b), `$${b.burn_usd_per_day}`, b.forecast_usd ? `$${b.forecast_usd}` : "–"];
-      });
+        rows.push([show, b.tenant, `${b.scope}, ${b.period}, ${b.enforcement}`, spentOf(b), `$${b.burn_usd_per_day}`, b.forecast_usd ? `$${b.forecast_usd}` : "–"]);
+      }
+      const more = page.next_cursor ? h("button", { type: "button" }, "More budgets") : "";
+      if (more) more.addEventListener("click", () => void load(page.next_cursor ?? undefined));
       body.replaceChildren(
         rows.length
           ? table("Budgets this period", ["budget", "tenant", "scope", "spent", "burn per day", "forecast to the period's end"], rows, [3, 4, 5])
           : h("p", { class: "muted" }, "No budgets."),
+        more,
       );
-      if (all[0]) await burnDown(all.sort((a, b) => used(b) - used(a))[0]!, chartBox);
+      const nearest = page.data.sort((a, b) => used(b) - used(a))[0];
+      if (!cursor && nearest) await burnDown(nearest, chartBox);
     } catch (error) {
       body.replaceChildren(errorBox(error));
     }
-  })();
+  };
+  void load();
   return section;
 }
 
