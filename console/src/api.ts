@@ -225,6 +225,8 @@ export interface ConfigState {
   personas: number;
   budgets: number;
   trace_url_template: string | null;
+  /** The gateway's version and the flags it runs with (never a secret). */
+  gateway: { version: string; flags: Record<string, string | number | boolean | null> };
 }
 
 export interface Usage {

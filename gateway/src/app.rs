@@ -14,7 +14,8 @@ use axum::response::Response;
 use axum::routing::{delete, get, post, put};
 
 use crate::api::{
-    admin, audit, budgets, chat, health, members, messages, models, personas, requests, routes, stats, subjects, tenant_changes, tenant_limits, tenants,
+    admin, audit, budgets, chat, health, members, messages, models, personas, requests, routes, stats,
+    subjects, tenant_changes, tenant_limits, tenants,
 };
 use crate::auth::{require_admin, require_tenant};
 use crate::error::{ApiError, Dialect};

@@ -24,11 +24,11 @@ use crate::queue::{QueueSettings, Scheduler};
 use crate::ratelimit::{RateLimitError, RateLimiter};
 use crate::request_log::RequestLog;
 use crate::serving::cluster::{self, ClusterSource};
-use crate::serving::folder;
 use crate::serving::conditions::Conditions;
 use crate::serving::edits::Edits;
 use crate::serving::edits::cluster::ClusterEdits;
 use crate::serving::edits::folder::Folder;
+use crate::serving::folder;
 use crate::serving::live::LiveRuntime;
 use crate::serving::runtime::Runtime;
 use crate::settings::Settings;
@@ -226,6 +226,7 @@ pub async fn start(settings: &Settings) -> Result<RunningGateway, StartError> {
             .as_deref()
             .map(|token| Sha256::digest(token.as_bytes()).into()),
         trace_url_template: settings.trace_url_template.clone(),
+        flags: settings.shown(),
         edits,
         conditions: cluster.clone().map(|client| Conditions::new(client, settings.namespace.clone())),
     });

@@ -195,3 +195,91 @@ fn trace_url_template(text: &str) -> Result<String, String> {
     }
     Ok(text.to_owned())
 }
+
+impl Settings {
+    /// The flags as the console's Settings view shows them: every one but the secrets, which
+    /// show only whether they are set; URLs without their passwords.
+    pub fn shown(&self) -> serde_json::Value {
+        let path = |p: &Option<PathBuf>| p.as_ref().map(|p| p.display().to_string());
+        let set = |secret: &Option<String>| secret.as_ref().map(|_| "(set, not shown)");
+        serde_json::json!({
+            "config-dir": path(&self.config_dir),
+            "namespace": self.namespace,
+            "configmap": self.configmap,
+            "provider-keys-secret": self.provider_keys_secret,
+            "status-interval-seconds": self.status_interval_seconds,
+            "listen": self.listen.to_string(),
+            "admin-listen": self.admin_listen.to_string(),
+            "database-url": without_password(&self.database_url),
+            "redis-url": self.redis_url.as_deref().map(without_password),
+            "admin-token": set(&self.admin_token),
+            "mcp-resource": self.mcp_resource,
+            "service-account-audience": self.service_account_audience,
+            "max-connections": self.max_connections,
+            "header-timeout-seconds": self.header_timeout_seconds,
+            "body-timeout-seconds": self.body_timeout_seconds,
+            "max-request-bytes": self.max_request_bytes,
+            "max-in-flight": self.max_in_flight,
+            "queue-capacity": self.queue_capacity,
+            "queue-timeout-ms": self.queue_timeout_ms,
+            "cache-max-mib": self.cache_max_mib,
+            "request-log": self.request_log,
+            "request-log-retention-days": self.request_log_retention_days,
+            "ledger-max-backlog": self.ledger_max_backlog,
+            "oidc-issuer": self.oidc_issuer,
+            "oidc-client-id": self.oidc_client_id,
+            "oidc-client-secret": set(&self.oidc_client_secret),
+            "roles-file": path(&self.roles_file),
+            "kubernetes-user-prefix": self.kubernetes_user_prefix,
+            "kubernetes-group-prefix": self.kubernetes_group_prefix,
+            "audit-retention-days": self.audit_retention_days,
+            "otlp-endpoint": self.tracing.endpoint.as_deref().map(without_password),
+            "trace-sampling-ratio": self.tracing.sampling_ratio,
+            "trace-url-template": self.trace_url_template,
+            "shutdown-grace-seconds": self.shutdown_grace_seconds,
+        })
+    }
+}
+
+/// A URL without its password (`postgres://user:secret@host/db` -> `postgres://user@host/db`);
+/// what does not parse as one is not shown at all.
+fn without_password(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut parsed) => {
+            if parsed.password().is_some() {
+                let _ = parsed.set_password(None);
+            }
+            parsed.to_string()
+        }
+        Err(_) => "(set, not shown)".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[test]
+    fn flags_are_shown_without_secrets() {
+        let settings = Settings::parse_from([
+            "switchboard-gateway",
+            "--database-url",
+            "postgres://ledger:hunter2@db:5432/switchboard",
+            "--admin-token",
+            "sk-admin-secret",
+            "--redis-url",
+            "redis://:redispass@cache:6379",
+        ]);
+        let shown = settings.shown().to_string();
+        for secret in ["hunter2", "sk-admin-secret", "redispass"] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+        let shown = settings.shown();
+        assert_eq!(shown["database-url"], "postgres://ledger@db:5432/switchboard");
+        assert_eq!(shown["admin-token"], "(set, not shown)");
+        assert_eq!(shown["oidc-client-secret"], serde_json::Value::Null);
+        assert_eq!(without_password("not a url"), "(set, not shown)");
+    }
+}

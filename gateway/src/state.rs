@@ -79,6 +79,8 @@ pub struct Shared {
     pub drain: Deadline,
     /// SHA-256 of the admin token, if admin endpoints are enabled.
     pub admin_token_sha256: Option<[u8; 32]>,
+    /// The flags the gateway runs with, as the admin API shows them (never a secret).
+    pub flags: serde_json::Value,
     /// Where the console links a request's trace (`--trace-url-template`).
     pub trace_url_template: Option<String>,
     /// Where the admin API's changes are written: the config folder, or the cluster.

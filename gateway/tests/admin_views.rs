@@ -129,7 +129,10 @@ async fn views(mut h: Harness) {
     let (status, personas) = get(&h, "/admin/v1/personas", ADMIN_TOKEN).await;
     assert_eq!(status, 200, "{personas}");
     let sage = &personas["data"][0];
-    assert_eq!((&sage["name"], &sage["tenant"], &sage["model"]), (&json!("sage"), &json!("team"), &json!("fake-model")));
+    assert_eq!(
+        (&sage["name"], &sage["tenant"], &sage["model"]),
+        (&json!("sage"), &json!("team"), &json!("fake-model"))
+    );
     assert_eq!((&sage["memory"]["enabled"], &sage["memory"]["extraction"]), (&json!(true), &json!("Rules")));
     assert_eq!(sage["interactions"], 1, "{sage}");
     assert!(sage["mood"]["description"].is_string(), "{sage}");

@@ -124,7 +124,8 @@ async fn a_tenants_rate_limits_and_default_budget_are_set_and_enforced_when_answ
     let key = answer.json::<Value>().await.unwrap()["key"].as_str().unwrap().to_owned();
 
     // One request a minute: the second is refused as soon as the answer is here.
-    let (status, body) = put(&h, "/admin/v1/tenants/payments/rate_limits", &json!({"requestsPerMinute": 1})).await;
+    let (status, body) =
+        put(&h, "/admin/v1/tenants/payments/rate_limits", &json!({"requestsPerMinute": 1})).await;
     assert_eq!((status, &body["rate_limits"]), (200, &json!({"requestsPerMinute": 1})));
     assert_eq!(chat_status(&h, &key).await, 200);
     assert_eq!(chat_status(&h, &key).await, 429);

@@ -248,6 +248,13 @@ def test_every_view_shows_the_admin_api_and_passes_axe(start_gateway, browser, s
                 expect(budgets).to_contain_text(f"of ${budget['limit_usd']}")
         elif name == "settings":
             expect(page.locator("[data-field=signed-in]")).to_have_text("the admin token")
+            config = admin_get(gateway, "/admin/v1/config")
+            expect(page.locator("[data-field=gateway-version]")).to_have_text(config["gateway"]["version"])
+            flags = page.get_by_role("table", name="The gateway's flags")
+            expect(flags.locator("tbody tr")).to_have_count(len(config["gateway"]["flags"]))
+            expect(flags).to_contain_text(f"--config-dir{config['gateway']['flags']['config-dir']}")
+            expect(flags).to_contain_text("--admin-token(set, not shown)")
+            expect(flags).not_to_contain_text(ADMIN_TOKEN)
         elif name == "traces":
             expect(page.get_by_role("table", name="Requests, newest first").locator("tbody tr")).to_have_count(2)
         found = serious_violations(page)

@@ -55,6 +55,7 @@ pub async fn config(State(state): State<AppState>) -> Response {
         "personas": config.personas.len(),
         "budgets": config.budgets.len(),
         "trace_url_template": state.trace_url_template,
+        "gateway": {"version": env!("CARGO_PKG_VERSION"), "flags": state.flags},
     }))
     .into_response()
 }

@@ -24,8 +24,14 @@ pub async fn list(
             Ok(members) => members,
             Err(error) => return error.into_response(),
         },
-        None => Members::new("the admin token", Vec::new(), Some("Nobody signs in here: only the admin token has access.".into())),
+        None => Members::new(
+            "the admin token",
+            Vec::new(),
+            Some("Nobody signs in here: only the admin token has access.".into()),
+        ),
     };
-    Json(json!({"tenant": tenant, "source": members.source, "members": members.members, "note": members.note}))
-        .into_response()
+    Json(
+        json!({"tenant": tenant, "source": members.source, "members": members.members, "note": members.note}),
+    )
+    .into_response()
 }

@@ -21,7 +21,9 @@ pub async fn list(State(state): State<AppState>) -> Response {
     let stores = &state.personas;
     let (counts, states) = match (stores.memories.counts().await, stores.feelings.states(now).await) {
         (Ok(counts), Ok(states)) => (counts, states),
-        (Err(error), _) | (_, Err(error)) => return params::unavailable("persona memories and moods", &error),
+        (Err(error), _) | (_, Err(error)) => {
+            return params::unavailable("persona memories and moods", &error);
+        }
     };
     let counts: HashMap<String, i64> = counts.into_iter().collect();
     let conditions = Listed::read::<Persona>(state.conditions.as_ref()).await;

@@ -5,12 +5,12 @@
 //! so a new key works as soon as its answer arrives. A change written but not served in time
 //! (the operator slow to reconcile) is answered 202, with the key all the same.
 
-use axum::{Extension, Json};
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::json;
@@ -47,8 +47,12 @@ pub async fn create_tenant(
         let exists = state.runtime.load().config.tenants.contains_key(&new.name);
         let installs = state.runtime.installs();
         let edits = &state.edits;
-        edits.create_tenant(caller.author(), &new.name, new.display_name.as_deref(), exists).await.map_err(refusal)?;
-        let served = applied(&state, installs, |runtime| runtime.config.tenants.contains_key(&new.name)).await?;
+        edits
+            .create_tenant(caller.author(), &new.name, new.display_name.as_deref(), exists)
+            .await
+            .map_err(refusal)?;
+        let served =
+            applied(&state, installs, |runtime| runtime.config.tenants.contains_key(&new.name)).await?;
         Ok::<_, ApiError>((status(served), Json(json!({"name": new.name, "display_name": new.display_name}))))
     };
     answer.await.into_response()
@@ -151,7 +155,9 @@ pub(super) async fn applied(
         match tokio::time::timeout_at(deadline, installs.changed()).await {
             Ok(Ok(())) => {
                 if let Some(refused) = state.runtime.sync().last_error {
-                    return Err(ApiError::Internal(format!("the change is written but not served: {refused}")));
+                    return Err(ApiError::Internal(format!(
+                        "the change is written but not served: {refused}"
+                    )));
                 }
             }
             _ => return Ok(false),

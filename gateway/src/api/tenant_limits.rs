@@ -74,14 +74,21 @@ pub async fn put_default_budget(
     let answer = async {
         known(&state, &tenant)?;
         let budget: DefaultBudget = parse(&headers, body)?;
-        let limit = NanoUsd::parse(&budget.limit_usd)
-            .ok()
-            .filter(|limit| limit.0 > 0)
-            .ok_or_else(|| bad(format!("limitUsd must be a positive decimal such as \"25\" or \"12.50\", not {:?}", budget.limit_usd)))?;
+        let limit = NanoUsd::parse(&budget.limit_usd).ok().filter(|limit| limit.0 > 0).ok_or_else(|| {
+            bad(format!(
+                "limitUsd must be a positive decimal such as \"25\" or \"12.50\", not {:?}",
+                budget.limit_usd
+            ))
+        })?;
         overridden(&state.runtime.load(), &tenant)?;
-        let value = json!({"limitUsd": budget.limit_usd, "period": budget.period, "enforcement": budget.enforcement});
+        let value =
+            json!({"limitUsd": budget.limit_usd, "period": budget.period, "enforcement": budget.enforcement});
         let installs = state.runtime.installs();
-        state.edits.set_spec(caller.author(), &tenant, "defaultBudget", Some(value.clone())).await.map_err(refusal)?;
+        state
+            .edits
+            .set_spec(caller.author(), &tenant, "defaultBudget", Some(value.clone()))
+            .await
+            .map_err(refusal)?;
         let shows = |runtime: &Runtime| {
             default_budget(runtime, &tenant).is_some_and(|b| {
                 (b.limit, b.period, b.enforcement) == (limit, budget.period, budget.enforcement)
@@ -165,7 +172,10 @@ mod tests {
             max_concurrent: concurrent,
         };
         let ok = checked(limits(Some(600), Some(60_000_000), None)).unwrap();
-        assert_eq!((ok.requests_per_minute, ok.tokens_per_minute, ok.max_concurrent), (Some(600), Some(60_000_000), None));
+        assert_eq!(
+            (ok.requests_per_minute, ok.tokens_per_minute, ok.max_concurrent),
+            (Some(600), Some(60_000_000), None)
+        );
         for wrong in [
             limits(Some(0), None, None),
             limits(None, Some(60_000_001), None),

@@ -11,8 +11,8 @@ use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Json, Response};
 use k8s_openapi::jiff::Timestamp;
 use serde_json::{Value, json};
-use switchboard_crds::config::TenantConfig;
 use switchboard_crds::Tenant;
+use switchboard_crds::config::TenantConfig;
 use switchboard_crds::resources::BudgetPeriod;
 
 use super::budgets;
@@ -88,7 +88,9 @@ pub async fn tenant_get(
     State(state): State<AppState>,
     Extension(auth): Extension<Authenticated>,
 ) -> Response {
-    detail(&state, &auth.caller.tenant).await.map_or_else(|refusal| refusal, |item| Json(item).into_response())
+    detail(&state, &auth.caller.tenant)
+        .await
+        .map_or_else(|refusal| refusal, |item| Json(item).into_response())
 }
 
 async fn detail(state: &AppState, name: &str) -> Result<Value, Response> {
@@ -103,7 +105,9 @@ async fn detail(state: &AppState, name: &str) -> Result<Value, Response> {
             Ok(status) => budgets.push(status),
             Err(error) => {
                 tracing::error!(%error, "cannot total the ledger");
-                return Err(ApiError::Internal("the ledger is unavailable; retry later".into()).into_response());
+                return Err(
+                    ApiError::Internal("the ledger is unavailable; retry later".into()).into_response()
+                );
             }
         }
     }

@@ -29,7 +29,9 @@ impl Conditions {
     }
 
     /// Every object of kind `K` by name, with its conditions.
-    pub async fn of_kind<K: Resource<DynamicType = ()>>(&self) -> Result<BTreeMap<String, Value>, kube::Error> {
+    pub async fn of_kind<K: Resource<DynamicType = ()>>(
+        &self,
+    ) -> Result<BTreeMap<String, Value>, kube::Error> {
         let objects = self.api::<K>().list(&ListParams::default().limit(MAX_OBJECTS)).await?;
         Ok(objects.items.iter().map(|object| (object.name_any(), conditions(object))).collect())
     }
@@ -111,11 +113,11 @@ mod tests {
     #[test]
     fn conditions_are_shown_with_whether_they_are_about_the_current_spec() {
         let mut object = DynamicObject::new("a", &ApiResource::erase::<Tenant>(&())).data(json!({"status": {
-            "conditions": [
-                {"type": "Ready", "status": "True", "reason": "Reconciled", "message": "ok",
-                 "lastTransitionTime": "2026-12-07T00:00:00Z", "observedGeneration": 1},
-                {"type": "Accepted", "status": "True", "observedGeneration": 2},
-            ]}}));
+        "conditions": [
+            {"type": "Ready", "status": "True", "reason": "Reconciled", "message": "ok",
+             "lastTransitionTime": "2026-12-07T00:00:00Z", "observedGeneration": 1},
+            {"type": "Accepted", "status": "True", "observedGeneration": 2},
+        ]}}));
         object.metadata.generation = Some(2);
         let shown = conditions(&object);
         assert_eq!(shown[0]["stale"], true);

@@ -5,8 +5,8 @@
 
 pub mod cluster;
 pub mod conditions;
-pub mod folder;
 pub mod edits;
+pub mod folder;
 pub mod identities;
 pub mod live;
 pub mod policies;

@@ -61,7 +61,10 @@ fn access(rules: &[PolicyRule], tenant: &str) -> Option<Access> {
         .filter(|rule| {
             rule.api_groups.as_ref().is_some_and(|groups| groups.iter().any(|g| g == GROUP || g == "*"))
                 && rule.resources.as_ref().is_some_and(|r| r.iter().any(|r| r == "tenants" || r == "*"))
-                && rule.resource_names.as_ref().is_none_or(|names| names.is_empty() || names.iter().any(|n| n == tenant))
+                && rule
+                    .resource_names
+                    .as_ref()
+                    .is_none_or(|names| names.is_empty() || names.iter().any(|n| n == tenant))
         })
         .filter_map(|rule| {
             let verbs = Some(rule.verbs.clone());
@@ -84,7 +87,9 @@ fn members_of(subjects: Option<&Vec<Subject>>, access: Access, through: &str) ->
             access,
             kind: subject.kind.clone(),
             name: match &subject.namespace {
-                Some(namespace) if subject.kind == "ServiceAccount" => format!("{namespace}/{}", subject.name),
+                Some(namespace) if subject.kind == "ServiceAccount" => {
+                    format!("{namespace}/{}", subject.name)
+                }
                 _ => subject.name.clone(),
             },
             through: through.to_owned(),
@@ -106,12 +111,20 @@ pub async fn from_rbac(client: kube::Client, namespace: &str, tenant: &str) -> M
     let (roles, cluster_roles, bindings, cluster_bindings) = match read.await {
         Ok(lists) => lists,
         Err(error) => {
-            return Members::new(SOURCE, Vec::new(), Some(format!("Who has access cannot be read as you: {error}")));
+            return Members::new(
+                SOURCE,
+                Vec::new(),
+                Some(format!("Who has access cannot be read as you: {error}")),
+            );
         }
     };
     let rules = |kind: &str, name: &str| -> Vec<PolicyRule> {
         let found = match kind {
-            "Role" => roles.items.iter().find(|r| r.metadata.name.as_deref() == Some(name)).and_then(|r| r.rules.clone()),
+            "Role" => roles
+                .items
+                .iter()
+                .find(|r| r.metadata.name.as_deref() == Some(name))
+                .and_then(|r| r.rules.clone()),
             _ => cluster_roles
                 .items
                 .iter()
@@ -121,7 +134,8 @@ pub async fn from_rbac(client: kube::Client, namespace: &str, tenant: &str) -> M
         found.unwrap_or_default()
     };
     let mut members = Vec::new();
-    let bound = bindings.items.iter().map(|b| ("RoleBinding", &b.metadata.name, &b.role_ref, b.subjects.as_ref()));
+    let bound =
+        bindings.items.iter().map(|b| ("RoleBinding", &b.metadata.name, &b.role_ref, b.subjects.as_ref()));
     let cluster_bound = cluster_bindings
         .items
         .iter()
@@ -163,7 +177,10 @@ mod tests {
 
     #[test]
     fn rules_give_read_or_change_of_a_tenant_by_name_or_for_all() {
-        assert_eq!(access(&[rule(&["tenants"], &["payments"], &["get", "update"])], "payments"), Some(Access::Change));
+        assert_eq!(
+            access(&[rule(&["tenants"], &["payments"], &["get", "update"])], "payments"),
+            Some(Access::Change)
+        );
         assert_eq!(access(&[rule(&["tenants"], &["payments"], &["get"])], "payments"), Some(Access::Read));
         assert_eq!(access(&[rule(&["tenants"], &["payments"], &["get"])], "other"), None);
         assert_eq!(access(&[rule(&["tenants"], &[], &["list"])], "any"), Some(Access::Read));

@@ -42,7 +42,8 @@ pub fn managed_in_git(meta: &ObjectMeta) -> Option<&'static str> {
     let label = |name: &str| meta.labels.as_ref().and_then(|l| l.get(name)).map(String::as_str);
     if annotated("argocd.argoproj.io/tracking-id") {
         Some("Argo CD")
-    } else if label("kustomize.toolkit.fluxcd.io/name").is_some() || label("helm.toolkit.fluxcd.io/name").is_some()
+    } else if label("kustomize.toolkit.fluxcd.io/name").is_some()
+        || label("helm.toolkit.fluxcd.io/name").is_some()
     {
         Some("Flux")
     } else if label("app.kubernetes.io/managed-by") == Some("Helm") {
@@ -94,7 +95,8 @@ impl ClusterEdits {
         if let Some(display_name) = display_name {
             spec["displayName"] = json!(display_name);
         }
-        let mut tenant = DynamicObject::new(name, &resource).within(&self.namespace).data(json!({"spec": spec}));
+        let mut tenant =
+            DynamicObject::new(name, &resource).within(&self.namespace).data(json!({"spec": spec}));
         tenant.metadata.labels = Some(BTreeMap::from([(MANAGED_BY.0.into(), MANAGED_BY.1.into())]));
         tenant.metadata.annotations = Some(BTreeMap::from([(CREATED_BY.into(), person.name().into())]));
         self.tenants(person)?.create(&PostParams::default(), &tenant).await.map_err(refusal)?;
@@ -103,7 +105,13 @@ impl ClusterEdits {
 
     /// Adds key `key` of value `value` to `tenant`: its Secret first, then the Tenant's entry
     /// naming it (the Secret is removed again if the Tenant cannot be changed).
-    pub async fn add_key(&self, person: &Person, tenant: &str, key: &str, value: &str) -> Result<(), EditError> {
+    pub async fn add_key(
+        &self,
+        person: &Person,
+        tenant: &str,
+        key: &str,
+        value: &str,
+    ) -> Result<(), EditError> {
         check_name("key", key)?;
         let tenants = self.tenants(person)?;
         let current = tenants.get(tenant).await.map_err(refusal)?;
@@ -165,9 +173,10 @@ impl ClusterEdits {
         let mut secret_name = None;
         update(&tenants, tenant, |object| {
             let keys = keys_of(object)?;
-            let position = keys.iter().position(|k| k["name"] == key).ok_or_else(|| {
-                EditError::NotFound(format!("Tenant {tenant} has no key named {key}"))
-            })?;
+            let position = keys
+                .iter()
+                .position(|k| k["name"] == key)
+                .ok_or_else(|| EditError::NotFound(format!("Tenant {tenant} has no key named {key}")))?;
             secret_name = keys.remove(position)["secretRef"]["name"].as_str().map(str::to_owned);
             Ok(())
         })
@@ -199,9 +208,10 @@ fn writable(object: &DynamicObject) -> Result<(), EditError> {
 }
 
 fn spec_of(object: &mut DynamicObject) -> Result<&mut serde_json::Map<String, Value>, EditError> {
-    let spec = object.data.as_object_mut().and_then(|data| {
-        data.entry("spec").or_insert_with(|| json!({})).as_object_mut()
-    });
+    let spec = object
+        .data
+        .as_object_mut()
+        .and_then(|data| data.entry("spec").or_insert_with(|| json!({})).as_object_mut());
     spec.ok_or_else(|| EditError::Invalid("the Tenant's spec is not an object".into()))
 }
 
@@ -287,7 +297,8 @@ mod tests {
         assert_eq!(managed_in_git(&argo), Some("Argo CD"));
         assert_eq!(managed_in_git(&meta(&[("app.kubernetes.io/instance", "app")], &[])), Some("Argo CD"));
         assert_eq!(managed_in_git(&meta(&[("kustomize.toolkit.fluxcd.io/name", "x")], &[])), Some("Flux"));
-        let helm = meta(&[("app.kubernetes.io/instance", "r"), ("app.kubernetes.io/managed-by", "Helm")], &[]);
+        let helm =
+            meta(&[("app.kubernetes.io/instance", "r"), ("app.kubernetes.io/managed-by", "Helm")], &[]);
         assert_eq!(managed_in_git(&helm), Some("Helm"));
         assert_eq!(managed_in_git(&meta(&[(MANAGED_BY.0, MANAGED_BY.1)], &[])), None);
         assert_eq!(managed_in_git(&ObjectMeta::default()), None);

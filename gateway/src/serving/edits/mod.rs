@@ -40,9 +40,9 @@ impl Edits {
     pub async fn read_only(&self, by: Author<'_>, tenant: &str) -> Result<Option<String>, EditError> {
         match self {
             Edits::Folder(folder) if folder.manages(tenant) => Ok(None),
-            Edits::Folder(_) => Ok(Some(
-                "Defined in the config folder's files, not by the console: change it there.".into(),
-            )),
+            Edits::Folder(_) => {
+                Ok(Some("Defined in the config folder's files, not by the console: change it there.".into()))
+            }
             Edits::Cluster(cluster) => match by {
                 Author::Person(person) => cluster.read_only(person, tenant).await,
                 Author::AdminToken => Ok(Some(AS_A_PERSON.into())),
@@ -75,7 +75,13 @@ impl Edits {
         }
     }
 
-    pub async fn add_key(&self, by: Author<'_>, tenant: &str, key: &str, value: &str) -> Result<(), EditError> {
+    pub async fn add_key(
+        &self,
+        by: Author<'_>,
+        tenant: &str,
+        key: &str,
+        value: &str,
+    ) -> Result<(), EditError> {
         match self {
             Edits::Folder(folder) => folder.add_key(tenant, key, value),
             Edits::Cluster(cluster) => cluster.add_key(person(by)?, tenant, key, value).await,
