@@ -88,6 +88,11 @@ async function burnDown(b: Budget, into: HTMLElement): Promise<void> {
     const times = points.map((p) => p.t_ms ?? 0);
     const spent: (number | null)[] = points.map((p) => (total += Number(p.cost_usd)));
     const end = b.period_end_ms ?? now;
+    // Nothing spent when the period began, so that the lines span all of it.
+    if ((times[0] ?? now) > b.period_start_ms) {
+      times.unshift(b.period_start_ms);
+      spent.unshift(0);
+    }
     times.push(now, end);
     spent.push(Number(b.spent_usd), null);
     const limit = times.map(() => Number(b.limit_usd));

@@ -105,7 +105,7 @@ function personaList(personas: WithConditions<Persona>): HTMLElement {
     h("h2", { id: "personas-title" }, "Personas"),
     personas.conditions_error ? conditionsTable("the personas", null, personas.conditions_error) : "",
     rows.length
-      ? table("Personas", ["persona", "tenant", "model", "memory", "memories", "mood", "interactions", "shared with", "ready"], rows, [4, 6])
+      ? table("Personas: memory, mood and readiness", ["persona", "tenant", "model", "memory", "memories", "mood", "interactions", "shared with", "ready"], rows, [4, 6])
       : h("p", { class: "muted" }, "No personas."),
   );
 }
