@@ -33,7 +33,8 @@ VIEWS = {
     "dashboard": ("#/", "[data-tile=requests]"),
     "gateway": ("#/gateway", "article.route"),
     "traces": ("#/requests", "table tbody tr"),
-    "costs": ("#/costs", "figure.chart canvas"),
+    # The budgets' burn-down is the last part of Costs to arrive.
+    "costs": ("#/costs", "figure.chart:has-text('Burn-down') canvas"),
     "tenants": ("#/tenants", "table tbody tr"),
     "settings": ("#/settings", "[data-field=config]:not(:has-text('…'))"),
 }

@@ -73,6 +73,8 @@ pub struct Filter {
     pub status: Option<StatusFilter>,
     pub since_ms: Option<i64>,
     pub until_ms: Option<i64>,
+    /// Text the error code contains (lowercase): `budget`, `timeout`, ...
+    pub error: Option<String>,
     /// Rows older than this one (the previous page's `next_cursor`).
     pub before: Option<Cursor>,
     pub limit: u32,
@@ -194,6 +196,12 @@ impl RequestLog {
                 conditions.compare("status", "<", Bind::Int(i64::from(class) * 100 + 100));
             }
             None => {}
+        }
+        if let Some(text) = &filter.error {
+            // The text literally: `%`, `_` and the escape itself escaped.
+            let escaped = text.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+            let pattern = conditions.bind(Bind::Text(format!("%{escaped}%")));
+            conditions.push(format!("LOWER(error_code) LIKE {pattern} ESCAPE '\\'"));
         }
         // Times select by when the request began, through its id (the primary key).
         if let Some(since) = filter.since_ms {

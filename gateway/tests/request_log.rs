@@ -177,6 +177,12 @@ async fn the_request_log_answers_what_happened(mut h: Harness) {
     let invalid = all_pages(&h, "&status=400", 50).await;
     assert_eq!((invalid.len(), invalid[0]["error_code"].as_str()), (1, Some("invalid_json")), "{invalid:?}");
     assert_eq!(all_pages(&h, "&model=fallback-model", 50).await.len(), 1);
+    // Free text on the error: what the code contains, case aside; `_` and `%` as themselves.
+    let limited = all_pages(&h, "&error=RATE_LIMIT", 50).await;
+    assert_eq!((limited.len(), limited[0]["error_code"].as_str()), (1, Some("rate_limit_exceeded")));
+    assert_eq!(all_pages(&h, "&error=not_found", 50).await.len(), 1);
+    assert_eq!(all_pages(&h, "&error=%25", 50).await.len(), 0, "a % is no wildcard");
+    assert_eq!(all_pages(&h, "&error=model_", 50).await.len(), 1);
     assert_eq!(all_pages(&h, "&tenant=team&route=openai-route", 50).await.len(), 3);
     let later = switchboard_gateway::db::now_ms() + 1_000;
     assert_eq!(all_pages(&h, &format!("&since_ms={later}"), 50).await.len(), 0);
@@ -198,7 +204,7 @@ async fn the_request_log_answers_what_happened(mut h: Harness) {
 
     // Bad parameters get clear errors; the admin log needs the admin token.
     for bad in
-        ["status=abc", "cursor=garbage", "limit=0", "limit=201", "since_ms=x", "colour=red", "model=a%00b"]
+        ["status=abc", "cursor=garbage", "limit=0", "limit=201", "since_ms=x", "colour=red", "model=a%00b", "error=", "error=a%0Ab"]
     {
         let (status, body) = get(&h, &format!("/admin/v1/requests?{bad}"), ADMIN_TOKEN).await;
         assert_eq!(status, 400, "{bad}: {body}");

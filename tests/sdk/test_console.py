@@ -98,8 +98,20 @@ def test_the_console_shows_what_the_admin_api_answers(start_gateway, browser):
     expect(page.locator("tbody tr")).to_have_count(1)
     assert page.locator("tbody tr td").nth(4).inner_text() == "404"
 
-    # One request's detail: its attempts and tokens, and its trace in the tracing UI.
     page.get_by_label("status").fill("")
+    page.get_by_label("error contains").fill("NOT_FOUND")
+    page.get_by_role("button", name="Filter").click()
+    matching = admin_get(gateway, "/admin/v1/requests?error=not_found")["data"]
+    assert matching, rows
+    expect(page.locator("tbody tr")).to_have_count(len(matching))
+    # A time range before any request: none.
+    page.get_by_label("error contains").fill("")
+    page.get_by_label("to (UTC)").fill("2020-01-01T00:00")
+    page.get_by_role("button", name="Filter").click()
+    expect(page.get_by_role("table", name="No requests match")).to_be_visible()
+
+    # One request's detail: its attempts and tokens, and its trace in the tracing UI.
+    page.get_by_label("to (UTC)").fill("")
     page.get_by_role("button", name="Filter").click()
     expect(page.locator("tbody tr")).to_have_count(len(rows))
     newest_served = next(row for row in rows if row["status"] == 200)

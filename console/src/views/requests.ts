@@ -1,4 +1,5 @@
-// Traces: the request log with filters, and one request's detail (its attempts, tokens, cost,
+// Traces: the request log with filters (tenant, model, persona, status, text in the error code, a
+// time range), and one request's detail (its attempts, tokens, cost,
 // guardrails and trace id), from /admin/v1/requests.
 
 import { type ConfigState, get, type Page, type RequestRow } from "../api";
@@ -6,10 +7,22 @@ import { errorBox, formatMs, formatNumber, formatTime, h, table } from "../dom";
 import { type Session, tenantParam } from "../session";
 import type { View } from "./view";
 
-const FILTERS = ["tenant", "model", "persona", "status"] as const;
+const FILTERS = ["tenant", "model", "persona", "status", "error"] as const;
+/** The time range, in UTC as the table shows times: `since_ms` and `until_ms`. */
+const TIMES = [
+  ["since_ms", "from (UTC)"],
+  ["until_ms", "to (UTC)"],
+] as const;
+
+/** A `datetime-local` value read as UTC, in ms since the epoch. */
+function utcMs(value: string): string | undefined {
+  const ms = Date.parse(`${value}Z`);
+  return value && Number.isFinite(ms) ? String(ms) : undefined;
+}
 
 export function requests(session: Session): View {
   const inputs = FILTERS.map((name) => h("input", { id: `filter-${name}`, name, autocomplete: "off" }));
+  const times = TIMES.map(([name]) => h("input", { id: `filter-${name}`, name, type: "datetime-local" }));
   // A tenant admin reads their tenant's requests only: the filter is set, and fixed.
   const tenant = tenantParam(session);
   if (tenant) {
@@ -19,7 +32,8 @@ export function requests(session: Session): View {
   const form = h(
     "form",
     { class: "filters", role: "search" },
-    ...FILTERS.flatMap((name, i) => [h("label", { for: `filter-${name}` }, name), inputs[i]!]),
+    ...FILTERS.flatMap((name, i) => [h("label", { for: `filter-${name}` }, name === "error" ? "error contains" : name), inputs[i]!]),
+    ...TIMES.flatMap(([name, label], i) => [h("label", { for: `filter-${name}` }, label), times[i]!]),
     h("button", { type: "submit" }, "Filter"),
   );
   const list = h("div", {});
@@ -36,6 +50,7 @@ export function requests(session: Session): View {
   const load = async (cursor?: string) => {
     const params: Record<string, string | undefined> = { limit: "50", cursor };
     for (const input of inputs) params[input.name] = input.value.trim();
+    for (const input of times) params[input.name] = utcMs(input.value);
     try {
       const page = await get<Page<RequestRow>>("/admin/v1/requests", params);
       const older = page.next_cursor

@@ -73,6 +73,7 @@ fn filter(params: Params, own_tenant: Option<&str>) -> Result<Filter, ApiError> 
             "status" => filter.status = Some(value.parse().map_err(bad)?),
             "since_ms" => filter.since_ms = Some(params::integer(&name, &value)?),
             "until_ms" => filter.until_ms = Some(params::integer(&name, &value)?),
+            "error" => filter.error = Some(error_text(value)?),
             "cursor" => filter.before = Some(value.parse().map_err(bad)?),
             "limit" => filter.limit = params::limit(&value, crate::request_log::MAX_PAGE)?,
             other => return Err(bad(format!("unknown parameter `{other}`"))),
@@ -80,4 +81,12 @@ fn filter(params: Params, own_tenant: Option<&str>) -> Result<Filter, ApiError> 
     }
     filter.tenant = params::tenant(filter.tenant, own_tenant, "requests")?;
     Ok(filter)
+}
+
+/// The text an `error` filter looks for in error codes: at most 64 characters, no control ones.
+fn error_text(value: String) -> Result<String, ApiError> {
+    if value.is_empty() || value.chars().count() > 64 || value.chars().any(char::is_control) {
+        return Err(bad("`error` must be 1 to 64 characters without control characters".into()));
+    }
+    Ok(value.to_lowercase())
 }

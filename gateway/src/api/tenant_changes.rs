@@ -14,7 +14,6 @@ use axum::{Extension, Json};
 use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::json;
-use tokio::sync::watch;
 
 use crate::auth::AdminCaller;
 use crate::error::ApiError;
@@ -45,14 +44,8 @@ pub async fn create_tenant(
     let answer = async {
         let new: NewTenant = parse(&headers, body)?;
         let exists = state.runtime.load().config.tenants.contains_key(&new.name);
-        let installs = state.runtime.installs();
-        let edits = &state.edits;
-        edits
-            .create_tenant(caller.author(), &new.name, new.display_name.as_deref(), exists)
-            .await
-            .map_err(refusal)?;
-        let served =
-            applied(&state, installs, |runtime| runtime.config.tenants.contains_key(&new.name)).await?;
+        let edit = state.edits.create_tenant(caller.author(), &new.name, new.display_name.as_deref(), exists);
+        let served = served(&state, edit, |runtime| runtime.config.tenants.contains_key(&new.name)).await?;
         Ok::<_, ApiError>((status(served), Json(json!({"name": new.name, "display_name": new.display_name}))))
     };
     answer.await.into_response()
@@ -69,9 +62,8 @@ pub async fn create_key(
         known(&state, &tenant)?;
         let new: NewKey = parse(&headers, body)?;
         let value = format!("sk-sb-{}", hex::encode(rand::random::<[u8; 24]>()));
-        let installs = state.runtime.installs();
-        state.edits.add_key(caller.author(), &tenant, &new.name, &value).await.map_err(refusal)?;
-        let served = applied(&state, installs, |runtime| runtime.authenticate(&value).is_some()).await?;
+        let edit = state.edits.add_key(caller.author(), &tenant, &new.name, &value);
+        let served = served(&state, edit, |runtime| runtime.authenticate(&value).is_some()).await?;
         // The key's value, this once: the gateway keeps only its hash, the Secret its value.
         Ok::<_, ApiError>((status(served), Json(json!({"tenant": tenant, "name": new.name, "key": value}))))
     };
@@ -85,12 +77,10 @@ pub async fn revoke_key(
 ) -> Response {
     let answer = async {
         known(&state, &tenant)?;
-        let installs = state.runtime.installs();
-        state.edits.revoke_key(caller.author(), &tenant, &key).await.map_err(refusal)?;
         let gone = |runtime: &Runtime| {
             runtime.config.tenants.get(&tenant).is_none_or(|t| t.api_keys.iter().all(|k| k.id != key))
         };
-        let served = applied(&state, installs, gone).await?;
+        let served = served(&state, state.edits.revoke_key(caller.author(), &tenant, &key), gone).await?;
         Ok::<_, ApiError>(if served { StatusCode::NO_CONTENT } else { StatusCode::ACCEPTED })
     };
     answer.await.into_response()
@@ -127,7 +117,7 @@ pub(super) fn parse<T: for<'de> Deserialize<'de>>(
         .map_err(|e| ApiError::BadRequest(format!("invalid request body: {e}"), Some("invalid_request")))
 }
 
-pub(super) fn refusal(error: EditError) -> ApiError {
+fn refusal(error: EditError) -> ApiError {
     match error {
         EditError::Invalid(message) => ApiError::BadRequest(message, Some("invalid_request")),
         EditError::Conflict(message) => ApiError::Conflict(message),
@@ -138,15 +128,17 @@ pub(super) fn refusal(error: EditError) -> ApiError {
     }
 }
 
-/// Waits until the served config shows the change, waking at each config its source offers
-/// after the write (`installs`, subscribed before it): `true` once served, `false` if not yet
-/// within [`crate::serving::edits::Edits::applied_within`]. A config the gateway refuses
+/// Makes the change `edit` and waits until the served config shows it, waking at each config its
+/// source offers after the write (subscribed to before it): `true` once served, `false` if not
+/// yet within [`crate::serving::edits::Edits::applied_within`]. A config the gateway refuses
 /// answers why at once: the change is written, but something in it (or beside it) is wrong.
-pub(super) async fn applied(
+pub(super) async fn served(
     state: &AppState,
-    mut installs: watch::Receiver<u64>,
+    edit: impl Future<Output = Result<(), EditError>>,
     shows: impl Fn(&Runtime) -> bool,
 ) -> Result<bool, ApiError> {
+    let mut installs = state.runtime.installs();
+    edit.await.map_err(refusal)?;
     let deadline = tokio::time::Instant::now() + state.edits.applied_within();
     loop {
         if shows(&state.runtime.load()) {

@@ -17,7 +17,7 @@ use switchboard_crds::config::BudgetConfig;
 use switchboard_crds::decimal::NanoUsd;
 use switchboard_crds::resources::{BudgetEnforcement, BudgetPeriod, BudgetScopeKind, RateLimits};
 
-use super::tenant_changes::{applied, known, parse, refusal};
+use super::tenant_changes::{known, parse, served};
 use crate::auth::AdminCaller;
 use crate::error::ApiError;
 use crate::serving::runtime::Runtime;
@@ -55,10 +55,9 @@ pub async fn put_rate_limits(
         known(&state, &tenant)?;
         let limits = checked(parse(&headers, body)?)?;
         let value = (limits != RateLimits::default()).then(|| json!(limits));
-        let installs = state.runtime.installs();
-        state.edits.set_spec(caller.author(), &tenant, "rateLimits", value).await.map_err(refusal)?;
+        let edit = state.edits.set_spec(caller.author(), &tenant, "rateLimits", value);
         let shows = |runtime: &Runtime| runtime.tenant(&tenant).is_some_and(|t| t.rate_limits == limits);
-        let served = applied(&state, installs, shows).await?;
+        let served = served(&state, edit, shows).await?;
         Ok::<_, ApiError>((served_status(served), Json(json!({"tenant": tenant, "rate_limits": limits}))))
     };
     answer.await.into_response()
@@ -83,18 +82,13 @@ pub async fn put_default_budget(
         overridden(&state.runtime.load(), &tenant)?;
         let value =
             json!({"limitUsd": budget.limit_usd, "period": budget.period, "enforcement": budget.enforcement});
-        let installs = state.runtime.installs();
-        state
-            .edits
-            .set_spec(caller.author(), &tenant, "defaultBudget", Some(value.clone()))
-            .await
-            .map_err(refusal)?;
+        let edit = state.edits.set_spec(caller.author(), &tenant, "defaultBudget", Some(value.clone()));
         let shows = |runtime: &Runtime| {
             default_budget(runtime, &tenant).is_some_and(|b| {
                 (b.limit, b.period, b.enforcement) == (limit, budget.period, budget.enforcement)
             })
         };
-        let served = applied(&state, installs, shows).await?;
+        let served = served(&state, edit, shows).await?;
         Ok::<_, ApiError>((served_status(served), Json(json!({"tenant": tenant, "default_budget": value}))))
     };
     answer.await.into_response()
@@ -107,9 +101,8 @@ pub async fn delete_default_budget(
 ) -> Response {
     let answer = async {
         known(&state, &tenant)?;
-        let installs = state.runtime.installs();
-        state.edits.set_spec(caller.author(), &tenant, "defaultBudget", None).await.map_err(refusal)?;
-        let served = applied(&state, installs, |runtime| default_budget(runtime, &tenant).is_none()).await?;
+        let edit = state.edits.set_spec(caller.author(), &tenant, "defaultBudget", None);
+        let served = served(&state, edit, |runtime| default_budget(runtime, &tenant).is_none()).await?;
         Ok::<_, ApiError>(if served { StatusCode::NO_CONTENT } else { StatusCode::ACCEPTED })
     };
     answer.await.into_response()
