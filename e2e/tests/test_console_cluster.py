@@ -91,6 +91,7 @@ def gateway(cluster: Cluster, kubectl: Kubectl, helm: str, namespace: str, start
         secret("gitops-key", "sk-kept-in-git-0123456789"),
         argo,
         role("tenant-author", [("switchboard.dev", "tenants", ["get", "list", "create", "update"]),
+                               ("switchboard.dev", "budgets", ["get", "create", "update", "delete"]),
                                ("", "secrets", ["get", "create", "delete"])]),  # fmt: skip
         role("tenant-reader", [("switchboard.dev", "tenants", ["get", "list"])]),
         binding("alice-authors-tenants", "tenant-author", "alice@example.com"),
@@ -163,6 +164,17 @@ def test_changes_are_made_as_the_signed_in_person_and_rbac_decides(
         expect(members).to_contain_text("changeUseralice@example.comRoleBinding alice-authors-tenants (Role tenant-author)")
         expect(members).to_contain_text("readUserbob@example.comRoleBinding bob-reads-tenants (Role tenant-reader)")
 
+        # A Budget object for the tenant, created as alice and removed again.
+        cap = {"scope": {"kind": "Tenant", "tenant": "payments"}, "limitUsd": "75", "period": "Weekly"}
+        made = alice.request.put(f"{admin_url}/admin/v1/budgets/payments-weekly", data=cap)
+        assert made.status in (200, 202), made.text()
+        budget = kubectl.get(namespace, "budget", "payments-weekly")
+        assert budget["metadata"]["annotations"]["switchboard.dev/created-by"] == "alice@example.com"
+        assert budget["spec"]["limitUsd"] == "75" and budget["spec"]["period"] == "Weekly", budget["spec"]
+        gone = alice.request.delete(f"{admin_url}/admin/v1/budgets/payments-weekly")
+        assert gone.status in (202, 204), gone.text()
+        assert kubectl.get_or_none(namespace, "budget", "payments-weekly") is None
+
         # Kept in Git by Argo CD: read-only here, and the API refuses to change it.
         alice.locator("button[data-tenant='gitops']").click()
         expect(alice.locator("[data-field=read-only]")).to_contain_text("Managed by Argo CD: change it in Git")
@@ -184,6 +196,8 @@ def test_changes_are_made_as_the_signed_in_person_and_rbac_decides(
         message = refused.json()["error"]["message"]
         assert 'User "bob@example.com" cannot create resource "tenants"' in message, message
         assert kubectl.get_or_none(namespace, "tenant", "by-bob") is None
+        refused = bob.request.put(f"{admin_url}/admin/v1/budgets/by-bob", data=cap)
+        assert refused.status == 403 and 'cannot get resource "budgets"' in refused.text(), refused.text()
 
         # alice revokes the key: its Secret goes, and the key stops working.
         alice.locator("button[data-tenant='payments']").click()

@@ -14,8 +14,8 @@ use axum::response::Response;
 use axum::routing::{delete, get, post, put};
 
 use crate::api::{
-    admin, audit, budgets, chat, health, members, messages, models, personas, requests, routes, stats,
-    subjects, tenant_changes, tenant_limits, tenants,
+    admin, audit, budget_changes, budgets, chat, health, members, messages, models, personas, requests,
+    routes, stats, subjects, tenant_changes, tenant_limits, tenants,
 };
 use crate::auth::{require_admin, require_tenant};
 use crate::error::{ApiError, Dialect};
@@ -59,6 +59,7 @@ fn admin_api(state: &AppState) -> Router<AppState> {
         .route("/admin/v1/costs", get(stats::admin_costs))
         .route("/admin/v1/routes", get(routes::list))
         .route("/admin/v1/budgets", get(budgets::list))
+        .route("/admin/v1/budgets/{name}", put(budget_changes::put).delete(budget_changes::delete))
         .route("/admin/v1/personas", get(personas::list))
         .route("/admin/v1/tenants", get(tenants::list).post(tenant_changes::create_tenant))
         .route("/admin/v1/tenants/{name}", get(tenants::admin_get))

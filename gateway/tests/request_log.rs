@@ -203,9 +203,17 @@ async fn the_request_log_answers_what_happened(mut h: Harness) {
     assert_eq!(get(&h, "/v1/usage/requests?tenant=other", TEAM_KEY).await.0, 403);
 
     // Bad parameters get clear errors; the admin log needs the admin token.
-    for bad in
-        ["status=abc", "cursor=garbage", "limit=0", "limit=201", "since_ms=x", "colour=red", "model=a%00b", "error=", "error=a%0Ab"]
-    {
+    for bad in [
+        "status=abc",
+        "cursor=garbage",
+        "limit=0",
+        "limit=201",
+        "since_ms=x",
+        "colour=red",
+        "model=a%00b",
+        "error=",
+        "error=a%0Ab",
+    ] {
         let (status, body) = get(&h, &format!("/admin/v1/requests?{bad}"), ADMIN_TOKEN).await;
         assert_eq!(status, 400, "{bad}: {body}");
         assert!(body["error"]["message"].is_string(), "{bad}: {body}");

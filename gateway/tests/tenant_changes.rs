@@ -175,3 +175,58 @@ async fn a_tenants_rate_limits_and_default_budget_are_set_and_enforced_when_answ
     let (status, _) = put(&h, "/admin/v1/tenants/team/rate_limits", &json!({"requestsPerMinute": 5})).await;
     assert_eq!(status, 409, "the harness's tenants are base.yaml's");
 }
+
+#[tokio::test]
+async fn budget_objects_are_made_enforced_and_removed_through_the_admin_api() {
+    let h = Harness::start().await;
+    // A Budget of a nano-dollar for tenant team (base.yaml's): its next request is refused.
+    let tiny = json!({"scope": {"kind": "Tenant", "tenant": "team"}, "limitUsd": "0.000000001", "period": "Monthly"});
+    let (status, answer) = put(&h, "/admin/v1/budgets/team-cap", &tiny).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["spec"]["scope"], json!({"kind": "Tenant", "tenant": "team"}));
+    assert_eq!(chat_status(&h, TEAM_KEY).await, 429, "enforced when answered");
+    let written = std::fs::read_to_string(h.config_dir().join("console-budget-team-cap.yaml")).unwrap();
+    assert!(written.contains("kind: Budget") && written.contains("0.000000001"), "{written}");
+    let (_, listed) = h.get_text("/admin/v1/budgets?tenant=team", ADMIN_TOKEN).await;
+    assert!(listed.contains("\"team-cap\""), "{listed}");
+
+    // A new spec for it: a hundred dollars, and the tenant is served again.
+    let roomy = json!({"scope": {"kind": "Tenant", "tenant": "team"}, "limitUsd": "100", "period": "Daily", "enforcement": "Soft"});
+    assert_eq!(put(&h, "/admin/v1/budgets/team-cap", &roomy).await.0, 200);
+    assert_eq!(chat_status(&h, TEAM_KEY).await, 200);
+    let removed =
+        h.client.delete(h.url("/admin/v1/budgets/team-cap")).bearer_auth(ADMIN_TOKEN).send().await.unwrap();
+    assert_eq!(removed.status(), 204);
+    assert!(!h.config_dir().join("console-budget-team-cap.yaml").exists());
+    let again =
+        h.client.delete(h.url("/admin/v1/budgets/team-cap")).bearer_auth(ADMIN_TOKEN).send().await.unwrap();
+    assert_eq!(again.status(), 404);
+
+    // What the schema or the served config would refuse is refused before anything is written.
+    for (body, expected) in [
+        (json!({"scope": {"kind": "Persona", "tenant": "team"}, "limitUsd": "5", "period": "Monthly"}), 400),
+        (
+            json!({"scope": {"kind": "Persona", "tenant": "team", "persona": "nobody"}, "limitUsd": "5", "period": "Monthly"}),
+            400,
+        ),
+        (
+            json!({"scope": {"kind": "ApiKey", "tenant": "team", "apiKey": "no-such-key"}, "limitUsd": "5", "period": "Monthly"}),
+            400,
+        ),
+        (json!({"scope": {"kind": "Tenant", "tenant": "team"}, "limitUsd": "0", "period": "Monthly"}), 400),
+        (
+            json!({"scope": {"kind": "Tenant", "tenant": "team"}, "limitUsd": "5", "period": "Monthly", "warnAtPercent": 0}),
+            400,
+        ),
+        (json!({"scope": {"kind": "Tenant", "tenant": "nobody"}, "limitUsd": "5", "period": "Monthly"}), 404),
+        (
+            json!({"scope": {"kind": "Tenant", "tenant": "team"}, "limitUsd": "5", "period": "Monthly", "extra": 1}),
+            400,
+        ),
+    ] {
+        let (status, answer) = put(&h, "/admin/v1/budgets/refused", &body).await;
+        assert_eq!(status, expected, "{body}: {answer}");
+    }
+    assert!(!h.config_dir().join("console-budget-refused.yaml").exists());
+    assert_eq!(put(&h, "/admin/v1/budgets/Bad_Name", &roomy).await.0, 400);
+}

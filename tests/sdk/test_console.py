@@ -407,6 +407,17 @@ def test_an_admin_creates_a_tenant_and_a_key_that_works_then_revokes_it(start_ga
     assert (budget["limit_usd"], budget["period"], budget["enforcement"]) == ("25", "Weekly", "Hard")
     page.get_by_role("button", name="Remove budget").click()
     expect(page.get_by_text("No budget.")).to_be_visible()
+    # A Budget object for the tenant: made from the page, listed by the API, removed again.
+    page.get_by_label("New Budget named").fill("payments-weekly")
+    page.get_by_label("USD", exact=True).fill("30")
+    page.get_by_label("each").select_option("Weekly")
+    page.get_by_role("button", name="Create Budget").click()
+    expect(page.get_by_role("table", name="Budgets")).to_contain_text("payments-weekly")
+    (made,) = admin_get(gateway, "/admin/v1/budgets?tenant=payments")["data"]
+    assert (made["name"], made["limit_usd"], made["period"]) == ("payments-weekly", "30", "Weekly"), made
+    page.get_by_role("button", name="Remove payments-weekly").click()
+    expect(page.get_by_text("No budget.")).to_be_visible()
+    assert admin_get(gateway, "/admin/v1/budgets?tenant=payments")["data"] == []
 
     page.get_by_role("button", name="Revoke ci").click()
     expect(page.locator("[data-revoke]")).to_have_count(0)

@@ -1,5 +1,5 @@
 // Changes to tenants, for whoever may make them: a new tenant, its keys (a new key's value shown
-// this once), its rate limits and its default budget. Each form sends one admin API request and
+// this once), its rate limits, its default budget and Budget objects for it. Each form sends one admin API request and
 // shows the API's refusal (a role missing, the API server's RBAC, a tenant kept in Git) as it is.
 
 import { type Budget, type NewKey, send, type TenantDetail } from "../api";
@@ -153,4 +153,46 @@ export function budgetForm(t: TenantDetail, refresh: Refresh): HTMLElement {
     form.append(remove);
   }
   return form;
+}
+
+/** Budget objects for the tenant, its personas or its keys: a new one, or one removed. */
+export function budgetObjects(t: TenantDetail, refresh: Refresh): HTMLElement[] {
+  const removable = t.budgets.filter((b) => b.name !== `${t.name}/default`);
+  const removes = removable.map((b) => {
+    const remove = h("button", { type: "button", "data-remove-budget": b.name }, `Remove ${b.name}`);
+    remove.addEventListener("click", async () => {
+      try {
+        await send("DELETE", `/admin/v1/budgets/${encodeURIComponent(b.name)}`);
+        refresh();
+      } catch (error) {
+        remove.replaceWith(errorBox(error));
+      }
+    });
+    return remove;
+  });
+  const name = h("input", { id: "budget-name", required: "", pattern: "[a-z0-9]([-a-z0-9]*[a-z0-9])?", maxlength: "63" });
+  const kinds = h("select", { id: "budget-kind" }, ...["Tenant", "Persona", "ApiKey"].map((k) => h("option", { value: k }, k)));
+  const target = h("input", { id: "budget-target", maxlength: "253" });
+  const limit = h("input", { id: "budget-object-limit", required: "", pattern: "[0-9]{1,9}([.][0-9]{1,9})?" });
+  const period = h("select", { id: "budget-object-period" }, ...["Monthly", "Weekly", "Daily", "Total"].map((p) => h("option", { value: p }, p)));
+  const fields = [
+    h("label", { for: "budget-name" }, "New Budget named"),
+    name,
+    h("label", { for: "budget-kind" }, "for the"),
+    kinds,
+    h("label", { for: "budget-target" }, "persona or key"),
+    target,
+    h("label", { for: "budget-object-limit" }, "USD"),
+    limit,
+    h("label", { for: "budget-object-period" }, "each"),
+    period,
+  ];
+  const form = changeForm("New Budget", fields, "Create Budget", async () => {
+    const scope: Record<string, string> = { kind: kinds.value, tenant: t.name };
+    if (kinds.value === "Persona") scope["persona"] = target.value;
+    if (kinds.value === "ApiKey") scope["apiKey"] = target.value;
+    await send("PUT", `/admin/v1/budgets/${encodeURIComponent(name.value)}`, { scope, limitUsd: limit.value, period: period.value });
+    refresh();
+  });
+  return [...(removes.length ? [h("p", {}, ...removes)] : []), form];
 }

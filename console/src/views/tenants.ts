@@ -7,7 +7,7 @@ import { get, type Page, type TenantDetail, type TenantMembers, type TenantSumma
 import { errorBox, formatNumber, h, table } from "../dom";
 import { type Session, mayChange } from "../session";
 import { conditionsTable } from "./conditions";
-import { budgetForm, keys, limitsForm, newTenant } from "./tenant_changes";
+import { budgetForm, budgetObjects, keys, limitsForm, newTenant } from "./tenant_changes";
 import type { View } from "./view";
 
 export function tenants(session: Session): View {
@@ -110,6 +110,8 @@ async function show(name: string, into: HTMLElement, session: Session, notice?: 
                   budgetForm(t, refresh),
                 ]
               : [h("p", { class: "muted", "data-field": "read-only" }, `Read only. ${t.read_only_reason ?? ""}`)]),
+          // Budget objects are objects of their own: whoever may create them, whoever defined the Tenant.
+          ...(mayUpdate && session.creates ? budgetObjects(t, refresh) : []),
         ),
       ),
     );

@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod audit;
+pub mod budget_changes;
 pub mod budgets;
 pub mod chat;
 pub mod health;

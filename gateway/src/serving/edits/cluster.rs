@@ -15,7 +15,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference}
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, PostParams};
 use kube::{Resource, ResourceExt};
 use serde_json::{Value, json};
-use switchboard_crds::Tenant;
+use switchboard_crds::{Budget, Tenant};
 
 use super::rules::{EditError, MAX_KEYS, check_display_name, check_name, key_secret_name};
 use crate::error::ApiError;
@@ -69,6 +69,11 @@ impl ClusterEdits {
 
     fn tenants(&self, person: &Person) -> Result<Api<DynamicObject>, EditError> {
         let resource = ApiResource::erase::<Tenant>(&());
+        Ok(Api::namespaced_with(self.client_as(person)?, &self.namespace, &resource))
+    }
+
+    fn budgets(&self, person: &Person) -> Result<Api<DynamicObject>, EditError> {
+        let resource = ApiResource::erase::<Budget>(&());
         Ok(Api::namespaced_with(self.client_as(person)?, &self.namespace, &resource))
     }
 
@@ -146,6 +151,46 @@ impl ClusterEdits {
             let _ = secrets.delete(&secret_name, &DeleteParams::default()).await;
         }
         added
+    }
+
+    /// Creates Budget `name` with `spec`, or gives an existing one (not kept in Git) that spec.
+    pub async fn put_budget(&self, person: &Person, name: &str, spec: &Value) -> Result<(), EditError> {
+        check_name("budget", name)?;
+        let budgets = self.budgets(person)?;
+        for attempt in 1..=ATTEMPTS {
+            let written = match budgets.get_opt(name).await.map_err(refusal)? {
+                None => {
+                    let resource = ApiResource::erase::<Budget>(&());
+                    let mut budget = DynamicObject::new(name, &resource)
+                        .within(&self.namespace)
+                        .data(json!({"spec": spec}));
+                    budget.metadata.labels =
+                        Some(BTreeMap::from([(MANAGED_BY.0.into(), MANAGED_BY.1.into())]));
+                    budget.metadata.annotations =
+                        Some(BTreeMap::from([(CREATED_BY.into(), person.name().into())]));
+                    budgets.create(&PostParams::default(), &budget).await
+                }
+                Some(mut budget) => {
+                    writable(&budget)?;
+                    budget.data["spec"] = spec.clone();
+                    budgets.replace(name, &PostParams::default(), &budget).await
+                }
+            };
+            match written {
+                Ok(_) => return Ok(()),
+                Err(kube::Error::Api(status)) if status.is_conflict() && attempt < ATTEMPTS => continue,
+                Err(error) => return Err(refusal(error)),
+            }
+        }
+        Err(EditError::Conflict(format!("Budget {name} kept changing; try again")))
+    }
+
+    /// Deletes Budget `name`, unless it is kept in Git.
+    pub async fn delete_budget(&self, person: &Person, name: &str) -> Result<(), EditError> {
+        let budgets = self.budgets(person)?;
+        writable(&budgets.get(name).await.map_err(refusal)?)?;
+        budgets.delete(name, &DeleteParams::default()).await.map_err(refusal)?;
+        Ok(())
     }
 
     /// Sets (or with `None` removes) `spec.<field>` of `tenant`.

@@ -1,6 +1,6 @@
 //! Changes the console makes to a standalone gateway's config folder: a Tenant of its own in
-//! `console-tenant-<name>.yaml`, and each API key it creates as a Secret in
-//! `console-key.<tenant>.<key>.yaml` (mode 0600). Only tenants the console created are changed:
+//! `console-tenant-<name>.yaml`, each API key it creates as a Secret in
+//! `console-key.<tenant>.<key>.yaml` (mode 0600), each Budget in `console-budget-<name>.yaml`. Only tenants the console created are changed:
 //! a tenant defined in another file is its author's, to change there. The hot reload applies
 //! each change. Every write is atomic (a hidden temporary file renamed into place, which the
 //! loader skips) and ordered so that every state the reload may see is whole: a key's Secret is
@@ -40,6 +40,10 @@ impl Folder {
 
     fn key_file(&self, tenant: &str, key: &str) -> PathBuf {
         self.dir.join(format!("{}.yaml", key_secret_name(tenant, key)))
+    }
+
+    fn budget_file(&self, name: &str) -> PathBuf {
+        self.dir.join(format!("console-budget-{name}.yaml"))
     }
 
     /// Whether the console created `tenant` (and so may change it).
@@ -123,6 +127,40 @@ impl Folder {
             None => spec.remove(field),
         };
         self.write(&self.tenant_file(tenant), &document, false)
+    }
+
+    /// Writes Budget `name` with `spec`: a new one, or one the console wrote; `served`: whether
+    /// the served config has a Budget of that name.
+    pub fn put_budget(&self, name: &str, spec: &Value, served: bool) -> Result<(), EditError> {
+        check_name("budget", name)?;
+        let _one_at_a_time = self.lock();
+        self.console_budget(name, served, true)?;
+        let budget = json!({
+            "apiVersion": "switchboard.dev/v1alpha1", "kind": "Budget",
+            "metadata": {"name": name}, "spec": spec,
+        });
+        self.write(&self.budget_file(name), &budget, false)
+    }
+
+    /// Removes Budget `name`, one the console wrote.
+    pub fn delete_budget(&self, name: &str, served: bool) -> Result<(), EditError> {
+        let _one_at_a_time = self.lock();
+        self.console_budget(name, served, false)?;
+        std::fs::remove_file(self.budget_file(name))?;
+        Ok(())
+    }
+
+    /// Refuses a Budget defined in another file; one that is nowhere, unless it is to be made.
+    fn console_budget(&self, name: &str, served: bool, new_is_fine: bool) -> Result<(), EditError> {
+        let ours = valid_name(name) && self.budget_file(name).is_file();
+        match (ours, served) {
+            (true, _) => Ok(()),
+            (false, true) => Err(EditError::Conflict(format!(
+                "Budget {name} was not created by the console: change it where it is defined (the config folder's files)"
+            ))),
+            (false, false) if new_is_fine => Ok(()),
+            (false, false) => Err(EditError::NotFound(format!("no Budget {name:?}"))),
+        }
     }
 
     /// The Tenant document of a tenant the console manages.

@@ -1,6 +1,6 @@
-//! Changes to tenants through the admin API (the console's forms), written where the truth
-//! lives: standalone, manifests in the config folder ([`folder`]); in a cluster, Tenant and
-//! Secret objects through the Kubernetes API as the signed-in person ([`cluster`]). Either way
+//! Changes to tenants and Budgets through the admin API (the console's forms), written where the
+//! truth lives: standalone, manifests in the config folder ([`folder`]); in a cluster, Tenant,
+//! Budget and Secret objects through the Kubernetes API as the signed-in person ([`cluster`]). Either way
 //! the gateway serves a change only once its config source does (hot reload, or the operator).
 
 pub mod cluster;
@@ -99,6 +99,27 @@ impl Edits {
         match self {
             Edits::Folder(folder) => folder.set_spec(tenant, field, value),
             Edits::Cluster(cluster) => cluster.set_spec(person(by)?, tenant, field, value).await,
+        }
+    }
+
+    /// Writes Budget `name` with `spec`; `served`: whether the served config has one of that name.
+    pub async fn put_budget(
+        &self,
+        by: Author<'_>,
+        name: &str,
+        spec: &serde_json::Value,
+        served: bool,
+    ) -> Result<(), EditError> {
+        match self {
+            Edits::Folder(folder) => folder.put_budget(name, spec, served),
+            Edits::Cluster(cluster) => cluster.put_budget(person(by)?, name, spec).await,
+        }
+    }
+
+    pub async fn delete_budget(&self, by: Author<'_>, name: &str, served: bool) -> Result<(), EditError> {
+        match self {
+            Edits::Folder(folder) => folder.delete_budget(name, served),
+            Edits::Cluster(cluster) => cluster.delete_budget(person(by)?, name).await,
         }
     }
 
