@@ -197,7 +197,8 @@ def test_changes_are_made_as_the_signed_in_person_and_rbac_decides(
         assert 'User "bob@example.com" cannot create resource "tenants"' in message, message
         assert kubectl.get_or_none(namespace, "tenant", "by-bob") is None
         refused = bob.request.put(f"{admin_url}/admin/v1/budgets/by-bob", data=cap)
-        assert refused.status == 403 and 'cannot get resource "budgets"' in refused.text(), refused.text()
+        assert refused.status == 403, refused.text()
+        assert 'User "bob@example.com" cannot get resource "budgets"' in refused.json()["error"]["message"]
 
         # alice revokes the key: its Secret goes, and the key stops working.
         alice.locator("button[data-tenant='payments']").click()
