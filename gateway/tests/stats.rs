@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use switchboard_gateway::db::Database;
 use switchboard_gateway::ledger::{Ledger, LedgerRecord};
 use switchboard_gateway::stats::costs::CostQuery;
-use switchboard_gateway::stats::{GroupBy, Resolution, Stats, StatsQuery};
+use switchboard_gateway::stats::{GroupBy, RankBy, Resolution, Stats, StatsQuery};
 
 const MINUTE: i64 = 60_000;
 /// 2026-12-07T00:00:00Z.
@@ -61,7 +61,7 @@ async fn statistics_add_up(url: &str) {
         record(DAY + MINUTE + 2, "a", "m1", 429, 1),
         record(DAY + 3_600_000, "b", "m2", 200, 10),
         record(DAY + 3_600_000 + 1, "b", "m2", 200, 10),
-        record(DAY + 3_600_000 + 2, "b", "m2", 200, 10),
+        LedgerRecord { cost_nanos: 1_000_000, ..record(DAY + 3_600_000 + 2, "b", "m2", 200, 10) },
     ];
     ledger.insert(&first).await.unwrap();
     ledger.insert(&second).await.unwrap();
@@ -102,6 +102,18 @@ async fn statistics_add_up(url: &str) {
     top.limit = 1;
     let top = stats.series(&top).await.unwrap();
     assert_eq!((top.len(), top[0].key.as_deref()), (1, Some("m1")));
+    // The top group by spend or by errors instead: b spent the most, a failed the most.
+    let mut top = query(Resolution::Day, GroupBy::Model);
+    top.limit = 1;
+    top.rank_by = RankBy::Cost;
+    let by_cost = stats.series(&top).await.unwrap();
+    assert_eq!(by_cost.iter().map(|s| s.key.as_deref()).collect::<Vec<_>>(), [Some("m2")]);
+    let mut by_tenant_cost = query(Resolution::Day, GroupBy::Tenant);
+    by_tenant_cost.rank_by = RankBy::Cost;
+    let keys: Vec<_> = stats.series(&by_tenant_cost).await.unwrap().into_iter().map(|s| s.key).collect();
+    assert_eq!(keys, [Some("b".to_owned()), Some("a".to_owned())], "ordered by spend too");
+    top.rank_by = RankBy::Errors;
+    assert_eq!(stats.series(&top).await.unwrap()[0].key.as_deref(), Some("m1"));
     let mut ada = query(Resolution::Hour, GroupBy::Persona);
     ada.persona = Some("ada".into());
     let ada = stats.series(&ada).await.unwrap();
@@ -181,9 +193,15 @@ async fn the_views_are_scoped_to_the_caller(mut h: Harness) {
     assert!(lines.iter().any(|l| l.contains(",other,fake-model,,1,")), "{csv}");
 
     // Bad parameters are 400s in the API's shape.
-    for bad in
-        ["bucket=week", "group_by=key", "since_ms=5&until_ms=4", "bucket=minute&since_ms=0", "limit=0", "x=1"]
-    {
+    for bad in [
+        "bucket=week",
+        "group_by=key",
+        "since_ms=5&until_ms=4",
+        "bucket=minute&since_ms=0",
+        "limit=0",
+        "x=1",
+        "rank_by=latency",
+    ] {
         let (status, body) = h.get_text(&format!("/admin/v1/stats?{bad}"), ADMIN_TOKEN).await;
         assert_eq!(status, 400, "{bad}: {body}");
         assert_eq!(

@@ -80,6 +80,12 @@ def test_the_console_shows_what_the_admin_api_answers(start_gateway, browser):
     busiest = page.get_by_role("table", name="Busiest tenants")
     assert "demo" in busiest.inner_text()
     assert "ada" not in page.get_by_role("table", name="Busiest personas").inner_text(), "no persona was asked"
+    # Ranked by spend or by errors instead, as the API ranks them.
+    page.get_by_label("top by").select_option("errors")
+    failing = admin_get(gateway, "/admin/v1/stats?group_by=model&rank_by=errors&limit=5")["series"]
+    expect(page.get_by_role("table", name="Most failing models").locator("tbody tr").first).to_contain_text(failing[0]["key"] or "(none)")
+    page.get_by_label("top by").select_option("cost")
+    expect(page.get_by_role("table", name="Costliest tenants")).to_contain_text("demo")
 
     # Traces, by keyboard: the request log's rows as the API lists them, newest first.
     page.get_by_role("link", name="Traces").focus()

@@ -1,5 +1,5 @@
-// Dashboard: requests, errors, latency and spend over a chosen range, the busiest tenants, models
-// and personas, from /admin/v1/stats, and the spend against the budgets nearest their limits;
+// Dashboard: requests, errors, latency and spend over a chosen range, the top tenants, models and
+// personas by requests, spend or errors, from /admin/v1/stats, and the spend against the budgets nearest their limits;
 // refreshed while it is shown.
 
 import { get, type Series, type Stats, type StatsPoint } from "../api";
@@ -16,17 +16,20 @@ const RANGES: Record<string, number> = {
   "Last 7 days": 7 * 24 * 3_600_000,
 };
 const REFRESH_MS = 15_000;
-/** The busiest of each kind, side by side under the charts. */
+/** The top five of each kind, side by side under the charts. */
 const GROUPS: [string, string][] = [
-  ["tenant", "Busiest tenants"],
-  ["model", "Busiest models"],
-  ["persona", "Busiest personas"],
+  ["tenant", "tenants"],
+  ["model", "models"],
+  ["persona", "personas"],
 ];
+/** What makes the top five: the API's `rank_by`, and how the captions say it. */
+const RANKS: Record<string, string> = { requests: "Busiest", cost: "Costliest", errors: "Most failing" };
 
 export function dashboard(session: Session): View {
   const tenant = tenantParam(session);
   const range = h("select", { id: "range" }, ...Object.keys(RANGES).map((label) => h("option", {}, label)));
   range.value = "Last 24 hours";
+  const rank = h("select", { id: "rank" }, ...Object.keys(RANKS).map((by) => h("option", { value: by }, by)));
   const body = h("div", { "aria-live": "polite" });
   const element = h(
     "section",
@@ -37,6 +40,8 @@ export function dashboard(session: Session): View {
       h("h1", { id: "dashboard-title" }, tenant ? `Dashboard of ${tenant}` : "Dashboard"),
       h("label", { for: "range" }, "Range "),
       range,
+      h("label", { for: "rank" }, "top by "),
+      rank,
     ),
     body,
   );
@@ -51,21 +56,22 @@ export function dashboard(session: Session): View {
         budgetsNearLimit(session),
         Promise.all([
           get<Stats>("/admin/v1/stats", range),
-          ...GROUPS.map(([group]) => get<Stats>("/admin/v1/stats", { ...range, group_by: group, limit: 5 })),
+          ...GROUPS.map(([group]) => get<Stats>("/admin/v1/stats", { ...range, group_by: group, limit: 5, rank_by: rank.value })),
         ]),
       ]);
-      body.replaceChildren(...render(all!, groups), budgets);
+      body.replaceChildren(...render(all!, groups, RANKS[rank.value] ?? "Busiest"), budgets);
     } catch (error) {
       body.replaceChildren(errorBox(error));
     }
     timer = window.setTimeout(refresh, REFRESH_MS);
   };
   range.addEventListener("change", refresh);
+  rank.addEventListener("change", refresh);
   void refresh();
   return { element, stop: () => window.clearTimeout(timer) };
 }
 
-function render(all: Stats, groups: Stats[]): HTMLElement[] {
+function render(all: Stats, groups: Stats[], ranked: string): HTMLElement[] {
   const range: [number, number] = [all.since_ms, all.until_ms];
   const series = all.series[0];
   if (!series) return [h("p", { class: "muted" }, "No requests in this range.")];
@@ -90,7 +96,7 @@ function render(all: Stats, groups: Stats[]): HTMLElement[] {
       ["p95", series.points.map((p) => p.latency_ms.p95)],
       ["p99", series.points.map((p) => p.latency_ms.p99)],
     ], range),
-    h("div", { class: "columns" }, ...groups.map((stats, i) => top(GROUPS[i]![1], stats.series))),
+    h("div", { class: "columns" }, ...groups.map((stats, i) => top(`${ranked} ${GROUPS[i]![1]}`, stats.series))),
   ];
 }
 

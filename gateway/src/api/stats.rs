@@ -117,6 +117,7 @@ fn stats_query(params: Params, own_tenant: Option<&str>) -> Result<StatsQuery, A
             "route" => query.route = Some(params::name(&name, value)?),
             "persona" => query.persona = Some(params::name(&name, value)?),
             "limit" => query.limit = params::limit(&value, MAX_SERIES)?,
+            "rank_by" => query.rank_by = enum_value(&name, &value, "requests, cost or errors")?,
             other => return Err(bad(format!("unknown parameter `{other}`"))),
         }
     }

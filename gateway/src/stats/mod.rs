@@ -15,7 +15,7 @@ pub mod histogram;
 pub mod query;
 pub mod rollup;
 
-pub use self::query::{GroupBy, Point, Series, StatsQuery};
+pub use self::query::{GroupBy, Point, RankBy, Series, StatsQuery};
 
 /// How long one statistics row covers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]

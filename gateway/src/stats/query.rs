@@ -25,6 +25,34 @@ pub enum GroupBy {
     Persona,
 }
 
+/// What makes a group one of the top ones: its requests, its spend or its errors.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RankBy {
+    #[default]
+    Requests,
+    Cost,
+    Errors,
+}
+
+impl RankBy {
+    fn column(self) -> &'static str {
+        match self {
+            RankBy::Requests => "requests",
+            RankBy::Cost => "cost_nanos",
+            RankBy::Errors => "errors",
+        }
+    }
+
+    fn of(self, point: &Point) -> i64 {
+        match self {
+            RankBy::Requests => point.requests,
+            RankBy::Cost => point.cost_nanos,
+            RankBy::Errors => point.errors,
+        }
+    }
+}
+
 impl GroupBy {
     /// The slice keeping only this name.
     fn slice(self) -> Slice {
@@ -60,8 +88,9 @@ pub struct StatsQuery {
     pub route: Option<String>,
     /// `""` selects requests without a persona.
     pub persona: Option<String>,
-    /// Series at most (the groups with the most requests).
+    /// Series at most (the top groups by `rank_by`).
     pub limit: u32,
+    pub rank_by: RankBy,
 }
 
 impl StatsQuery {
@@ -78,6 +107,7 @@ impl StatsQuery {
             route: None,
             persona: None,
             limit: 10,
+            rank_by: RankBy::Requests,
         }
     }
 
@@ -234,7 +264,8 @@ impl Stats {
                 points: buckets.iter().map(|(t, b)| b.point(Some(*t))).collect(),
             })
             .collect();
-        series.sort_by(|a, b| b.total.requests.cmp(&a.total.requests).then_with(|| a.key.cmp(&b.key)));
+        let rank = query.rank_by;
+        series.sort_by(|a, b| rank.of(&b.total).cmp(&rank.of(&a.total)).then_with(|| a.key.cmp(&b.key)));
         Ok(series)
     }
 
@@ -309,12 +340,13 @@ impl Stats {
         conditions
     }
 
-    /// The `limit` groups with the most requests in the range.
+    /// The `limit` groups with the most requests (spend, errors: `rank_by`) in the range.
     async fn top_groups(&self, query: &StatsQuery, column: &str) -> Result<Vec<String>, sqlx::Error> {
         let conditions = self.conditions(query);
         let sql = format!(
-            "SELECT {column}, CAST(SUM(requests) AS BIGINT) AS n FROM request_stats {} \
+            "SELECT {column}, CAST(SUM({}) AS BIGINT) AS n FROM request_stats {} \
              GROUP BY {column} ORDER BY n DESC, {column} LIMIT {}",
+            query.rank_by.column(),
             conditions.clause(),
             query.limit.max(1),
         );
