@@ -134,7 +134,7 @@ pub async fn start(settings: &Settings) -> Result<RunningGateway, StartError> {
             };
             let impersonator = Impersonator::new(config, naming);
             people = Some(impersonator.clone());
-            Edits::Cluster(ClusterEdits::new(impersonator, settings.namespace.clone()))
+            Edits::Cluster(Box::new(ClusterEdits::new(impersonator, settings.namespace.clone())))
         }
     };
     // ServiceAccount tokens are checked with the keys of the API server the gateway runs against

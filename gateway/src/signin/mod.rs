@@ -74,7 +74,7 @@ enum Authority {
     /// `--roles-file`.
     File(RolesFile),
     /// The cluster's RBAC, through SubjectAccessReviews (in cluster mode without a roles file).
-    Cluster(ClusterRoles),
+    Cluster(Box<ClusterRoles>),
 }
 
 pub struct SignIn {
@@ -95,7 +95,7 @@ impl SignIn {
     ) -> Result<SignIn, String> {
         let authority = match (&settings.roles_file, cluster) {
             (Some(path), _) => Authority::File(RolesFile::load(path)?),
-            (None, Some(cluster)) => Authority::Cluster(cluster),
+            (None, Some(cluster)) => Authority::Cluster(Box::new(cluster)),
             (None, None) => {
                 tracing::warn!("sign-in without --roles-file: signed-in people have no role");
                 Authority::File(RolesFile::default())

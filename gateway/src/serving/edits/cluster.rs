@@ -1,5 +1,5 @@
-//! Changes to tenants in a cluster, written where the truth lives: Tenant and Secret objects in
-//! the gateway's namespace, through the Kubernetes API **as the signed-in person** (the gateway
+//! Changes to tenants in a cluster, written where the truth lives: Tenant, Budget and Secret
+//! objects in the gateway's namespace, through the Kubernetes API **as the signed-in person** (the gateway
 //! impersonates them: [`Impersonator`]). So the cluster's RBAC decides each write,
 //! the API server's audit log names the person, and a refusal is the API server's own message.
 //! The operator then reconciles the objects into the config the gateway serves.
@@ -67,13 +67,12 @@ impl ClusterEdits {
         })
     }
 
-    fn tenants(&self, person: &Person) -> Result<Api<DynamicObject>, EditError> {
-        let resource = ApiResource::erase::<Tenant>(&());
-        Ok(Api::namespaced_with(self.client_as(person)?, &self.namespace, &resource))
-    }
-
-    fn budgets(&self, person: &Person) -> Result<Api<DynamicObject>, EditError> {
-        let resource = ApiResource::erase::<Budget>(&());
+    /// Objects of kind `K` (Tenants, Budgets), as `person`.
+    fn objects<K: Resource<DynamicType = ()>>(
+        &self,
+        person: &Person,
+    ) -> Result<Api<DynamicObject>, EditError> {
+        let resource = ApiResource::erase::<K>(&());
         Ok(Api::namespaced_with(self.client_as(person)?, &self.namespace, &resource))
     }
 
@@ -83,7 +82,7 @@ impl ClusterEdits {
 
     /// Why `tenant` is not to be changed here (`None`: it may be, RBAC permitting).
     pub async fn read_only(&self, person: &Person, tenant: &str) -> Result<Option<String>, EditError> {
-        let object = self.tenants(person)?.get(tenant).await.map_err(refusal)?;
+        let object = self.objects::<Tenant>(person)?.get(tenant).await.map_err(refusal)?;
         Ok(managed_in_git(&object.metadata).map(in_git))
     }
 
@@ -104,7 +103,7 @@ impl ClusterEdits {
             DynamicObject::new(name, &resource).within(&self.namespace).data(json!({"spec": spec}));
         tenant.metadata.labels = Some(BTreeMap::from([(MANAGED_BY.0.into(), MANAGED_BY.1.into())]));
         tenant.metadata.annotations = Some(BTreeMap::from([(CREATED_BY.into(), person.name().into())]));
-        self.tenants(person)?.create(&PostParams::default(), &tenant).await.map_err(refusal)?;
+        self.objects::<Tenant>(person)?.create(&PostParams::default(), &tenant).await.map_err(refusal)?;
         Ok(())
     }
 
@@ -118,7 +117,7 @@ impl ClusterEdits {
         value: &str,
     ) -> Result<(), EditError> {
         check_name("key", key)?;
-        let tenants = self.tenants(person)?;
+        let tenants = self.objects::<Tenant>(person)?;
         let current = tenants.get(tenant).await.map_err(refusal)?;
         writable(&current)?;
         check_new_key(&current, tenant, key)?;
@@ -156,7 +155,7 @@ impl ClusterEdits {
     /// Creates Budget `name` with `spec`, or gives an existing one (not kept in Git) that spec.
     pub async fn put_budget(&self, person: &Person, name: &str, spec: &Value) -> Result<(), EditError> {
         check_name("budget", name)?;
-        let budgets = self.budgets(person)?;
+        let budgets = self.objects::<Budget>(person)?;
         for attempt in 1..=ATTEMPTS {
             let written = match budgets.get_opt(name).await.map_err(refusal)? {
                 None => {
@@ -187,7 +186,7 @@ impl ClusterEdits {
 
     /// Deletes Budget `name`, unless it is kept in Git.
     pub async fn delete_budget(&self, person: &Person, name: &str) -> Result<(), EditError> {
-        let budgets = self.budgets(person)?;
+        let budgets = self.objects::<Budget>(person)?;
         writable(&budgets.get(name).await.map_err(refusal)?)?;
         budgets.delete(name, &DeleteParams::default()).await.map_err(refusal)?;
         Ok(())
@@ -201,7 +200,7 @@ impl ClusterEdits {
         field: &str,
         value: Option<Value>,
     ) -> Result<(), EditError> {
-        update(&self.tenants(person)?, tenant, |object| {
+        update(&self.objects::<Tenant>(person)?, tenant, |object| {
             let spec = spec_of(object)?;
             match &value {
                 Some(value) => spec.insert(field.to_owned(), value.clone()),
@@ -214,7 +213,7 @@ impl ClusterEdits {
 
     /// Removes key `key` from `tenant`, then its Secret if the console created it.
     pub async fn revoke_key(&self, person: &Person, tenant: &str, key: &str) -> Result<(), EditError> {
-        let tenants = self.tenants(person)?;
+        let tenants = self.objects::<Tenant>(person)?;
         let mut secret_name = None;
         update(&tenants, tenant, |object| {
             let keys = keys_of(object)?;

@@ -23,7 +23,7 @@ pub enum Author<'a> {
 
 pub enum Edits {
     Folder(Folder),
-    Cluster(ClusterEdits),
+    Cluster(Box<ClusterEdits>),
 }
 
 impl Edits {
