@@ -39,6 +39,7 @@ fn tenant_api(state: &AppState) -> Router<AppState> {
         .route("/v1/chat/completions", post(chat::chat_completions))
         .route("/v1/messages", post(messages::messages))
         .route("/v1/models", get(models::list))
+        .route("/v1/models/{*id}", get(models::get))
         .route("/v1/subjects/{subject}/memories", get(subjects::export).delete(subjects::forget))
         .route("/v1/usage/requests", get(requests::tenant_list))
         .route("/v1/usage/requests/{id}", get(requests::tenant_get))

@@ -33,7 +33,7 @@ pub struct Authenticated {
 /// Middleware for every tenant route: rejects requests without a valid key, in the error
 /// shape of the API being called.
 pub async fn require_tenant(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
-    let dialect = Dialect::of_path(request.uri().path());
+    let dialect = Dialect::of_request(request.uri().path(), request.headers());
     match authenticate(&state, request.headers(), Audience::OfTenant).await {
         Ok(authenticated) => {
             request.extensions_mut().insert(authenticated);

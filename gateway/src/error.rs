@@ -19,6 +19,12 @@ impl Dialect {
     pub fn of_path(path: &str) -> Dialect {
         if path.starts_with("/v1/messages") { Dialect::Anthropic } else { Dialect::OpenAi }
     }
+
+    /// The dialect of a request: its path's, or Anthropic's for a path both APIs share
+    /// (`/v1/models`) when the caller sends `anthropic-version`, as Anthropic's SDKs do.
+    pub fn of_request(path: &str, headers: &http::HeaderMap) -> Dialect {
+        if headers.contains_key("anthropic-version") { Dialect::Anthropic } else { Dialect::of_path(path) }
+    }
 }
 
 /// Everything that can go wrong serving a request.

@@ -61,3 +61,24 @@ def test_messages_create_and_stream_leave_one_priced_ledger_row_each(start_gatew
     rows = gateway.ledger()
     assert_ledger(rows, expected, started_ms)
     assert_ids_are_request_ids(rows, expected)
+
+
+def test_models_list_and_retrieve_in_anthropics_shape(start_gateway):
+    """Anthropic's SDK calls the same /v1/models as OpenAI's, and gets its own shape and paging."""
+    import anthropic
+
+    gateway = start_gateway()
+    client = gateway.anthropic()
+    every = [m.id for m in client.models.list(limit=1)]  # one a page: the SDK follows after_id
+    openai_ids = [m.id for m in gateway.openai().models.list()]
+    assert every == openai_ids, (every, openai_ids)
+    model = client.models.retrieve("demo-echo")
+    assert (model.type, model.id, model.display_name) == ("model", "demo-echo", "demo-echo")
+    first = client.models.list(limit=2)
+    assert (first.has_more, first.first_id, first.last_id) == (len(every) > 2, every[0], every[1])
+    with pytest.raises(anthropic.NotFoundError) as refused:
+        client.models.retrieve("no-such-model")
+    assert refused.value.body["error"]["type"] == "not_found_error", refused.value.body
+    with pytest.raises(anthropic.AuthenticationError) as refused:
+        gateway.anthropic(key="sk-wrong").models.list()
+    assert refused.value.body["type"] == "error", "refused in Anthropic's shape"

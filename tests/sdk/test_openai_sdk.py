@@ -106,7 +106,16 @@ def test_chat_completions_and_streams_leave_one_priced_ledger_row_each(start_gat
     assert not problems, "\n".join(problems)
 
 
-def test_models_lists_the_tenants_models(start_gateway):
+def test_models_lists_and_retrieves_the_tenants_models(start_gateway):
+    import openai
+
     gateway = start_gateway()
-    ids = {m.id for m in gateway.openai().models.list()}
-    assert {"demo-echo", "local-model"} <= ids, ids
+    client = gateway.openai()
+    listed = {m.id: m for m in client.models.list()}
+    assert {"demo-echo", "local-model", "persona/ada"} <= set(listed), listed
+    model = client.models.retrieve("demo-echo")
+    assert (model.id, model.object, model.owned_by) == ("demo-echo", "model", listed["demo-echo"].owned_by)
+    assert client.models.retrieve("persona/ada").id == "persona/ada", "an id with a slash"
+    with pytest.raises(openai.NotFoundError) as refused:
+        client.models.retrieve("no-such-model")
+    assert refused.value.code == "model_not_found"
