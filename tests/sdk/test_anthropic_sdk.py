@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
-
+from harness import DEMO_KEY, http
 from ledger import (
     FAKE_REPLY_PREFIX,
     Expected,
@@ -82,3 +83,6 @@ def test_models_list_and_retrieve_in_anthropics_shape(start_gateway):
     with pytest.raises(anthropic.AuthenticationError) as refused:
         gateway.anthropic(key="sk-wrong").models.list()
     assert refused.value.body["type"] == "error", "refused in Anthropic's shape"
+    # A key as `x-api-key` alone (curl after Anthropic's docs) gets Anthropic's shape too.
+    status, _, body = http("GET", f"{gateway.url}/v1/models/demo-echo", headers={"x-api-key": DEMO_KEY})
+    assert status == 200 and json.loads(body)["type"] == "model", body

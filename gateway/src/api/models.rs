@@ -1,7 +1,7 @@
 //! `GET /v1/models` and `GET /v1/models/{id}`: the models the caller's tenant may use, then the
 //! personas it may talk to (`persona/<name>`), in OpenAI's shape, or in Anthropic's when the
-//! caller sends `anthropic-version` (both SDKs call the same paths), with Anthropic's paging
-//! (`limit`, `after_id`, `before_id`).
+//! caller speaks Anthropic's API ([`dialect`]: both SDKs call the same paths), with Anthropic's
+//! paging (`limit`, `after_id`, `before_id`).
 
 use axum::Extension;
 use axum::extract::Path;
@@ -56,9 +56,16 @@ fn models(auth: &Authenticated) -> Vec<Model> {
     models
 }
 
+/// Anthropic's when the caller sends `anthropic-version` (its SDKs do, and its API requires it),
+/// or its key as `x-api-key` with no `Authorization`; OpenAI's otherwise.
+fn dialect(headers: &HeaderMap) -> Dialect {
+    let anthropic_key = headers.contains_key("x-api-key") && !headers.contains_key("authorization");
+    if anthropic_key { Dialect::Anthropic } else { Dialect::of_request("/v1/models", headers) }
+}
+
 pub async fn list(Extension(auth): Extension<Authenticated>, headers: HeaderMap, params: Params) -> Response {
     let all = models(&auth);
-    match Dialect::of_request("/v1/models", &headers) {
+    match dialect(&headers) {
         Dialect::OpenAi => {
             let data: Vec<Value> = all.iter().map(|m| m.shown(Dialect::OpenAi)).collect();
             Json(json!({"object": "list", "data": data})).into_response()
@@ -75,7 +82,7 @@ pub async fn get(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    let dialect = Dialect::of_request("/v1/models", &headers);
+    let dialect = dialect(&headers);
     match models(&auth).iter().find(|m| m.id == id) {
         Some(model) => Json(model.shown(dialect)).into_response(),
         // Unknown and forbidden models look the same, as everywhere.
