@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::decimal::NanoUsd;
 use crate::resources::{
     BudgetEnforcement, BudgetFailureMode, BudgetPeriod, BudgetScopeKind, CachePolicy, CircuitBreakerPolicy,
-    JwtIssuer, MemoryPolicy, ProviderKind, RateLimits, Relationship, ResponseLimits, RetryPolicy,
+    JwtIssuer, MemoryPolicy, ModelKind, ProviderKind, RateLimits, Relationship, ResponseLimits, RetryPolicy,
 };
 
 /// Everything the gateway needs to serve, keyed by resource name. Entries are shared (`Arc`, the
@@ -96,6 +96,8 @@ pub struct RouteConfig {
 pub struct ModelConfig {
     pub name: String,
     pub upstream_model: String,
+    #[serde(default, skip_serializing_if = "ModelKind::is_chat")]
+    pub kind: ModelKind,
     pub pricing: Pricing,
 }
 

@@ -17,7 +17,7 @@ use crate::config::{
 };
 use crate::decimal::NanoUsd;
 use crate::resources::{
-    Budget, BudgetFailureMode, BudgetScopeKind, MemorySharingScope, Persona, Policy, ProviderKind,
+    Budget, BudgetFailureMode, BudgetScopeKind, MemorySharingScope, ModelKind, Persona, Policy, ProviderKind,
     ProviderRoute, SecretKeyRef, Tenant,
 };
 pub use crate::secret_store::{SecretLookupError, SecretStore};
@@ -280,7 +280,8 @@ impl<'a> Renderer<'a> {
                     },
                 };
                 let upstream_model = model.upstream_model.clone().unwrap_or_else(|| model.name.clone());
-                models.push(ModelConfig { name: model.name.clone(), upstream_model, pricing });
+                let kind = model.kind;
+                models.push(ModelConfig { name: model.name.clone(), upstream_model, kind, pricing });
             }
             let mut backends = Vec::new();
             for (i, backend) in route.spec.backends.iter().enumerate() {
@@ -321,6 +322,15 @@ impl<'a> Renderer<'a> {
             if !backends.is_empty() && backends.iter().all(|b| b.weight == 0) {
                 let message = "at least one backend needs a weight above zero".to_owned();
                 self.error(&at, "spec.backends", RenderErrorReason::InvalidSpec, message);
+            }
+            let embeds = models.iter().position(|m| m.kind == ModelKind::Embedding);
+            let chat_only = backends.iter().find(|b| b.provider == ProviderKind::Anthropic);
+            if let (Some(i), Some(backend)) = (embeds, chat_only) {
+                let message = format!(
+                    "backend {} speaks Anthropic's Messages API, which has no embeddings: serve embedding models from a route of openai or mock backends",
+                    backend.name
+                );
+                self.error(&at, format!("spec.models[{i}].kind"), RenderErrorReason::InvalidSpec, message);
             }
             let config = RouteConfig {
                 name: at.name.to_owned(),
@@ -443,10 +453,18 @@ impl<'a> Renderer<'a> {
                 self.error(&at, "spec.tenant", RenderErrorReason::UnknownReference, message);
             }
             let route = routes.values().find(|r| r.models.iter().any(|m| m.name == spec.model));
+            let embedding = route
+                .and_then(|r| r.models.iter().find(|m| m.name == spec.model))
+                .is_some_and(|m| m.kind == ModelKind::Embedding);
             match (route, owner) {
                 (None, _) => {
                     let message = format!("no ProviderRoute serves model {:?}", spec.model);
                     self.error(&at, "spec.model", RenderErrorReason::UnknownReference, message);
+                }
+                (Some(_), _) if embedding => {
+                    let message =
+                        format!("model {:?} is an embedding model; a persona needs a chat model", spec.model);
+                    self.error(&at, "spec.model", RenderErrorReason::InvalidSpec, message);
                 }
                 (Some(route), Some(owner)) if !owner.may_use_route(&route.name) => {
                     let message = format!(

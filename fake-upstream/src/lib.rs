@@ -12,6 +12,7 @@
 //! - `POST /v1/messages`: Anthropic; `max_tokens` is required, `system` may be a string or an array
 //!   of text blocks; streams have an `event:` line on every frame.
 //! - `GET /v1/models`: OpenAI's list shape (Anthropic's when `anthropic-version` is sent).
+//! - `POST /v1/embeddings`: OpenAI, floats or base64, `dimensions` honoured (see `embeddings`).
 //! - `GET /healthz`; `GET /_fake/requests` (recorded requests as JSON) and `DELETE /_fake/requests`
 //!   (forget them and reset the count); `PUT /_fake/behavior` (body: a behaviour name, applied to
 //!   every request without the header) and `DELETE /_fake/behavior`. These control routes are
@@ -62,6 +63,7 @@
 
 mod anthropic;
 mod behavior;
+mod embeddings;
 mod errors;
 mod faults;
 mod openai;

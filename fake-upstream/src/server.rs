@@ -31,6 +31,7 @@ use tokio::sync::watch;
 use crate::{
     anthropic,
     behavior::Behavior,
+    embeddings,
     errors::{self, Api},
     openai,
     recording::{self, Recorder},
@@ -85,6 +86,7 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
     let api = Router::new()
         .route("/v1/chat/completions", post(openai::chat_completions))
         .route("/v1/models", get(openai::models))
+        .route("/v1/embeddings", post(embeddings::embeddings))
         .route("/v1/messages", post(anthropic::messages))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), recording::record));

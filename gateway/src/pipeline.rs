@@ -7,7 +7,8 @@
 //! route, the limits and budgets that apply) -> admit ([`Exchange::admit`]: rate limits, cache,
 //! budget reservation, queue) -> the persona's context ([`Turn::add_context`]: the database, read
 //! only once admitted) -> forward ([`Exchange::forward`]: backends, retries, fallbacks, metering)
-//! -> learn (after a served persona turn, off the request path).
+//! -> learn (after a served persona turn, off the request path). Embeddings ([`embed`]) take the
+//! same steps without the persona's.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -19,15 +20,17 @@ use switchboard_crds::resources::MemoryExtraction;
 use crate::auth::Authenticated;
 use crate::chat_request::{ChatRequest, Invalid};
 use crate::db::now_ms;
+use crate::embeddings_request::EmbeddingsRequest;
 use crate::error::ApiError;
 use crate::exchange::{
     Admitted, Endpoint, Exchange, Served, ServedReply, Unrouted, enforce_policies, refused_unrouted,
 };
 use crate::guardrails::Hit;
+use crate::payload::Payload;
 use crate::persona::memory::NewMemory;
 use crate::persona::model_extraction;
 use crate::persona::turn::Turn;
-use crate::serving::runtime::Runtime;
+use crate::serving::runtime::{Caller, Runtime};
 use crate::state::AppState;
 
 /// A request that began: its exchange (id, model, usage) and what it served, or why not.
@@ -44,26 +47,14 @@ pub async fn run(
     endpoint: Endpoint,
     headers: &HeaderMap,
 ) -> Result<Ran, ApiError> {
-    // The ledger cannot keep up: refuse before anything is spent, without a row for the refusal
-    // (the metric counts it), so that the backlog stops growing.
-    if let Some(rows) = state.ledger.behind() {
-        state.metrics.refusal(&auth.caller.tenant, "ledger_behind");
-        return Err(ApiError::LedgerBehind(rows));
-    }
-    let started = Instant::now();
-    let (runtime, caller) = (auth.runtime.clone(), auth.caller.clone());
-    let refused = |error: ApiError, model: Option<&str>, guardrails: Vec<Hit>| {
-        let refusal = Unrouted { error: &error, model, guardrails };
-        refused_unrouted(&state.ledger, &caller, endpoint, headers, started, refusal);
-        error
-    };
-    let body = request.map_err(|error| refused(error, None, Vec::new()))?;
-    let mut request = ChatRequest::parse(body)
-        .map_err(|Invalid { error, model }| refused(error, model.as_deref(), Vec::new()))?;
+    let caller = auth.caller.clone();
+    let refusals = Refusals { state, caller: &caller, endpoint, headers, started: Instant::now() };
+    let mut request = refusals.checked(request, ChatRequest::parse)?;
+    let runtime = auth.runtime.clone();
     let mut hits = Vec::new();
     let (exchange, turn) = match begin(state, auth, &mut request, endpoint, headers, &mut hits) {
         Ok(begun) => begun,
-        Err(error) => return Err(refused(error, Some(&request.model), hits)),
+        Err(error) => return Err(refusals.refuse(error, Some(&request.model), hits)),
     };
     let served = serve(state, &exchange, &runtime, request, turn.as_ref()).await;
     if let (Ok(_), Some(turn)) = (&served, turn) {
@@ -71,6 +62,69 @@ pub async fn run(
         tokio::spawn(async move { learn(&state, turn).await });
     }
     Ok((exchange, served))
+}
+
+/// Runs one embeddings request as [`run`] runs a chat, without persona or cache. Policies apply
+/// (their redactions to the text inputs); reply guardrails do not: a vector carries no text.
+pub async fn embed(
+    state: &AppState,
+    auth: Authenticated,
+    request: Result<Value, ApiError>,
+    headers: &HeaderMap,
+) -> Result<Ran, ApiError> {
+    let endpoint = Endpoint::Embeddings;
+    let (runtime, caller) = (auth.runtime.clone(), auth.caller.clone());
+    let refusals = Refusals { state, caller: &caller, endpoint, headers, started: Instant::now() };
+    let mut request = refusals.checked(request, EmbeddingsRequest::parse)?;
+    let mut hits = Vec::new();
+    let begun = enforce_policies(&runtime, &state.metrics, &caller, &mut request, endpoint, None, &mut hits)
+        .and_then(|_| {
+            Exchange::begin(state, auth, Payload::Embeddings(&request), endpoint, headers, None, 0)
+        });
+    let exchange = match begun {
+        Ok(exchange) => Arc::new(exchange.guarded(hits, None)),
+        Err(error) => return Err(refusals.refuse(error, Some(&request.model), hits)),
+    };
+    let served = match exchange.admit(state).await {
+        Ok(Admitted::Forward(headers)) => {
+            exchange.forward(state, Payload::Embeddings(&request), headers).await
+        }
+        Ok(Admitted::Cached(served)) => Ok(served),
+        Err(error) => Err(error),
+    };
+    Ok((exchange, served))
+}
+
+/// How a request that never began is refused: with its request log row (and no row while the
+/// ledger is behind, so that the backlog stops growing; the metric counts it).
+struct Refusals<'a> {
+    state: &'a AppState,
+    caller: &'a Caller,
+    endpoint: Endpoint,
+    headers: &'a HeaderMap,
+    started: Instant,
+}
+
+impl Refusals<'_> {
+    /// The request read by `parse`, or its refusal; none while the ledger cannot keep up.
+    fn checked<T>(
+        &self,
+        request: Result<Value, ApiError>,
+        parse: fn(Value) -> Result<T, Invalid>,
+    ) -> Result<T, ApiError> {
+        if let Some(rows) = self.state.ledger.behind() {
+            self.state.metrics.refusal(&self.caller.tenant, "ledger_behind");
+            return Err(ApiError::LedgerBehind(rows));
+        }
+        let body = request.map_err(|error| self.refuse(error, None, Vec::new()))?;
+        parse(body).map_err(|Invalid { error, model }| self.refuse(error, model.as_deref(), Vec::new()))
+    }
+
+    fn refuse(&self, error: ApiError, model: Option<&str>, guardrails: Vec<Hit>) -> ApiError {
+        let refusal = Unrouted { error: &error, model, guardrails };
+        refused_unrouted(&self.state.ledger, self.caller, self.endpoint, self.headers, self.started, refusal);
+        error
+    }
 }
 
 /// Resolves the persona and begins the exchange: validated, routed, its limits and budgets known.
@@ -89,7 +143,8 @@ fn begin(
     let reply_guard = enforce_policies(runtime, metrics, caller, request, endpoint, persona_name, hits)?;
     let (persona, context_bytes) =
         turn.as_ref().map_or((None, 0), |t| (Some(t.persona.as_ref()), t.context_bound()));
-    let exchange = Exchange::begin(state, auth, request, endpoint, headers, persona, context_bytes)?
+    let chat = Payload::Chat(request);
+    let exchange = Exchange::begin(state, auth, chat, endpoint, headers, persona, context_bytes)?
         .guarded(std::mem::take(hits), reply_guard);
     Ok((Arc::new(exchange), turn))
 }
@@ -109,7 +164,7 @@ async fn serve(
         let added = turn.add_context(&state.personas, runtime, &mut request, now_ms()).await;
         exchange.count_context(added);
     }
-    exchange.forward(state, &request, headers).await
+    exchange.forward(state, Payload::Chat(&request), headers).await
 }
 
 /// After a persona answered: its mood and bond move, and what the user's message says worth
@@ -136,9 +191,16 @@ async fn extract_with_model(state: &AppState, turn: &Turn) -> Result<Vec<NewMemo
     let runtime = state.runtime.load();
     let auth = Authenticated { runtime: runtime.clone(), caller: turn.caller.clone() };
     let endpoint = Endpoint::MemoryExtraction;
-    let exchange =
-        Exchange::begin(state, auth, &request, endpoint, &HeaderMap::new(), Some(&turn.persona), 0)
-            .map_err(|e| e.to_string())?;
+    let exchange = Exchange::begin(
+        state,
+        auth,
+        Payload::Chat(&request),
+        endpoint,
+        &HeaderMap::new(),
+        Some(&turn.persona),
+        0,
+    )
+    .map_err(|e| e.to_string())?;
     match serve(state, &Arc::new(exchange), &runtime, request, None).await {
         Ok(Served { reply: ServedReply::Complete(body), .. }) => {
             let reply = body.to_value().map_err(|e| e.to_string())?;

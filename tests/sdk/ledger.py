@@ -24,11 +24,13 @@ class Pricing:
 
 
 # The sample routes' prices (config/samples/route-*.yaml); `check_sample_prices` guards against drift.
-# `fake-claude` is test_anthropic_upstream.py's route.
+# `fake-claude` is test_anthropic_upstream.py's route, `fake-embed` test_embeddings.py's.
 PRICES = {
     "demo-echo": Pricing(Decimal("0.15"), Decimal("0.60")),
     "local-model": Pricing(Decimal("0.10"), Decimal("0.40")),
     "fake-claude": Pricing(Decimal("3"), Decimal("15"), Decimal("0.30"), Decimal("3.75")),
+    "demo-embed": Pricing(Decimal("0.02"), Decimal("0")),
+    "fake-embed": Pricing(Decimal("0.50"), Decimal("0")),
 }
 
 # route, provider and backend names of the routes, as the ledger must name them.
@@ -36,6 +38,8 @@ ROUTES = {
     "demo-echo": {"route": "demo-echo", "provider": "mock", "backend": "mock"},
     "local-model": {"route": "local-model", "provider": "openai", "backend": "llama-cpp"},
     "fake-claude": {"route": "fake-claude", "provider": "anthropic", "backend": "claude"},
+    "demo-embed": {"route": "demo-echo", "provider": "mock", "backend": "mock"},
+    "fake-embed": {"route": "fake-embed", "provider": "openai", "backend": "embedder"},
 }
 
 

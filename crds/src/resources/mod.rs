@@ -21,8 +21,8 @@ pub use persona::{
     PersonaStatus, Relationship,
 };
 pub use provider_route::{
-    Backend, CachePolicy, CircuitBreakerPolicy, ModelPricing, ModelSpec, ProviderKind, ProviderRoute,
-    ProviderRouteSpec, ProviderRouteStatus, ResponseLimits, RetryPolicy,
+    Backend, CachePolicy, CircuitBreakerPolicy, ModelKind, ModelPricing, ModelSpec, ProviderKind,
+    ProviderRoute, ProviderRouteSpec, ProviderRouteStatus, ResponseLimits, RetryPolicy,
 };
 pub use tenant::{ApiKeyRef, DefaultBudget, JwtIssuer, RateLimits, Tenant, TenantSpec, TenantStatus};
 

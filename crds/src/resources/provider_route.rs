@@ -208,9 +208,30 @@ pub struct ModelSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 256))]
     pub upstream_model: Option<String>,
+    /// What the model does: `Chat` (Chat Completions, Messages, personas) or `Embedding`
+    /// (`/v1/embeddings`, priced per input token). A request to the other API is refused with a
+    /// 400 that says which one to call.
+    #[serde(default, skip_serializing_if = "ModelKind::is_chat")]
+    pub kind: ModelKind,
     /// Prices per million tokens, in US dollars.
     #[serde(default)]
     pub pricing: ModelPricing,
+}
+
+/// The API a model serves.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+pub enum ModelKind {
+    /// A chat model: Chat Completions, Messages, the MCP `chat` tool, personas.
+    #[default]
+    Chat,
+    /// An embedding model: `/v1/embeddings` on OpenAI-type and mock backends.
+    Embedding,
+}
+
+impl ModelKind {
+    pub fn is_chat(&self) -> bool {
+        *self == ModelKind::Chat
+    }
 }
 
 /// Prices per million tokens as decimal strings (`"0.15"`), so money never goes through floats.

@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 
-use crate::chat_request::ChatRequest;
+use crate::payload::Payload;
 use crate::providers::{UpstreamError, WireFormat};
 
 /// The request in the wire formats of the backends tried so far: made once per format (and
@@ -15,7 +15,7 @@ impl Encoded {
     pub(super) fn body(
         &mut self,
         format: WireFormat,
-        request: &ChatRequest,
+        request: Payload<'_>,
         model: &str,
         stream: bool,
     ) -> Result<Bytes, UpstreamError> {

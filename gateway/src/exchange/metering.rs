@@ -206,7 +206,7 @@ impl Exchange {
         }
         self.trail.fill(&mut record);
         self.metrics.genai(&Observed {
-            operation: "chat",
+            operation: self.endpoint.operation(),
             provider,
             model: &self.model,
             tokens: record.billed.then(|| (usage.input_total(), usage.output)),
@@ -215,7 +215,7 @@ impl Exchange {
             error: error_code,
         });
         let facts = RequestFacts {
-            operation: "chat",
+            operation: self.endpoint.operation(),
             response_model: &self.target.model.upstream_model,
             max_tokens: self.asked_output,
             finish_reasons: &[],

@@ -18,13 +18,13 @@ use serde_json::Value;
 use crate::auth::Authenticated;
 use crate::budget::Reservation;
 use crate::cache::{self, CacheKey};
-use crate::chat_request::{ChatRequest, Message};
 use crate::drain::Deadline;
 use crate::error::ApiError;
 use crate::guardrails::Hit;
 use crate::guardrails::reply::ReplyGuard;
 use crate::ledger::LedgerSender;
 use crate::metrics::Metrics;
+use crate::payload::Payload;
 use crate::persona::turn::MODEL_PREFIX;
 use crate::providers::{Call, ChunkStream, Completion, Reply, UpstreamError};
 use crate::queue::Permit;
@@ -33,7 +33,7 @@ use crate::redact::Redactor;
 use crate::serving::runtime::{BackendRuntime, Caller, Target};
 use crate::state::AppState;
 use crate::telemetry::Tracer;
-use crate::usage::{TokenUsage, estimate_tokens, input_tokens_at_most};
+use crate::usage::{TokenUsage, estimate_tokens};
 
 mod admission;
 mod assemble;
@@ -68,6 +68,7 @@ pub enum Endpoint {
     Mcp,
     /// A persona's model extracting memories from a conversation (`extraction: Model`).
     MemoryExtraction,
+    Embeddings,
 }
 
 impl Endpoint {
@@ -77,6 +78,15 @@ impl Endpoint {
             Self::Messages => "messages",
             Self::Mcp => "mcp",
             Self::MemoryExtraction => "memory_extraction",
+            Self::Embeddings => "embeddings",
+        }
+    }
+
+    /// The OpenTelemetry GenAI operation (`gen_ai.operation.name`).
+    pub fn operation(self) -> &'static str {
+        match self {
+            Self::Embeddings => "embeddings",
+            Self::ChatCompletions | Self::Messages | Self::Mcp | Self::MemoryExtraction => "chat",
         }
     }
 }
@@ -180,13 +190,14 @@ pub fn parse_json(
 }
 
 impl Exchange {
-    /// Validates an OpenAI-form chat request and resolves its model for the caller. A request
-    /// that speaks as `persona` gets the persona's context only once admitted: `context_bytes`
-    /// is the most it adds to the prompt, which the estimates and the budget reservation count.
+    /// Resolves a checked request's model for the caller, and the limits and budgets that apply.
+    /// A request that speaks as `persona` gets the persona's context only once admitted:
+    /// `context_bytes` is the most it adds to the prompt, which the estimates and the budget
+    /// reservation count.
     pub fn begin(
         state: &AppState,
         auth: Authenticated,
-        request: &ChatRequest,
+        request: Payload<'_>,
         endpoint: Endpoint,
         headers: &HeaderMap,
         persona: Option<&PersonaConfig>,
@@ -195,25 +206,26 @@ impl Exchange {
         let Authenticated { runtime, caller } = auth;
         let model = match persona {
             Some(persona) => format!("{MODEL_PREFIX}{}", persona.name),
-            None => request.model.clone(),
+            None => request.model().to_owned(),
         };
         let asked_output = request.asked_output();
-        let max_output = asked_output.unwrap_or(DEFAULT_OUTPUT_RESERVATION);
+        let max_output = request.reserved_output();
         let stream = request.stream();
-        let schema = structured_output_schema(request)?;
+        let schema = request.chat().map(structured_output_schema).transpose()?.flatten();
         // A persona's model is served as its owner may: the persona may be shared with the caller.
         let target = match persona {
             None => runtime.resolve(&caller, &model),
-            Some(persona) => runtime.resolve_for(&persona.tenant, &request.model),
+            Some(persona) => runtime.resolve_for(&persona.tenant, request.model()),
         }
         .ok_or_else(|| ApiError::ModelNotFound(model.clone()))?
         .clone();
+        request.check_kind(target.model.kind)?;
         let include_usage = request.include_usage();
-        let prompt_chars: usize = request.messages.iter().map(Message::text_len).sum();
+        let prompt_chars = request.prompt_chars();
         // A persona's answer depends on its memories and mood, which change with every turn.
         let cache = cache::ttl_for(target.route.config.cache.as_ref(), headers)
             .filter(|_| persona.is_none())
-            .and_then(|ttl| Some((cache::key_for(&caller.tenant, request)?, ttl)));
+            .and_then(|ttl| Some((cache::key_for(&caller.tenant, request.chat()?)?, ttl)));
         let tenant = runtime.tenant(&caller.tenant);
         let estimated_input = estimate_tokens(prompt_chars.saturating_add(context_bytes));
         let estimated_tokens = estimated_input.saturating_add(max_output);
@@ -230,7 +242,7 @@ impl Exchange {
             NanoUsd::default()
         } else {
             let context = if context_bytes > 0 { context_tokens_at_most(context_bytes) } else { 0 };
-            pricing.input.per_million_times(input_tokens_at_most(request).saturating_add(context))
+            pricing.input.per_million_times(request.input_tokens_at_most().saturating_add(context))
                 + pricing.output.per_million_times(max_output)
         };
         let hard_budget = budgets.iter().any(|b| b.enforcement == BudgetEnforcement::Hard);
@@ -239,7 +251,7 @@ impl Exchange {
         });
         let rate_checks = rate_checks(tenant, &caller, persona, estimated_tokens);
         let started = Instant::now();
-        let trace = state.tracer.start(headers, "chat");
+        let trace = state.tracer.start(headers, endpoint.operation());
         let capture = target.route.config.capture_content;
         let trail = Trail::new(request, headers, caller.subject.as_deref(), trace, started, capture);
         Ok(Exchange {
@@ -349,7 +361,7 @@ impl Exchange {
     pub async fn forward(
         self: &Arc<Self>,
         state: &AppState,
-        request: &ChatRequest,
+        request: Payload<'_>,
         headers: Vec<(HeaderName, HeaderValue)>,
     ) -> Result<Served, ApiError> {
         let reply = match self.dispatch(request).await {
@@ -381,7 +393,7 @@ impl Exchange {
     /// Sends the request to the route's backends within the route's deadline: by priority,
     /// weighted within a priority, skipping ejected backends, retrying retryable failures on the
     /// next candidate with jittered exponential backoff.
-    async fn dispatch(&self, request: &ChatRequest) -> Result<Dispatched, Failure> {
+    async fn dispatch(&self, request: Payload<'_>) -> Result<Dispatched, Failure> {
         let timeout_ms = self.target.route.config.timeout_ms;
         let failure = |error| Err(Failure { error, backend: None, discarded: TokenUsage::default() });
         tokio::select! {
@@ -392,7 +404,7 @@ impl Exchange {
         }
     }
 
-    async fn attempts(&self, request: &ChatRequest) -> Result<Dispatched, Failure> {
+    async fn attempts(&self, request: Payload<'_>) -> Result<Dispatched, Failure> {
         let route = &self.target.route;
         let candidates = candidate_order(&route.backends, &mut rand::rng());
         if candidates.is_empty() {
@@ -475,7 +487,7 @@ impl Exchange {
     async fn attempt(
         &self,
         backend: &BackendRuntime,
-        request: &ChatRequest,
+        request: Payload<'_>,
         encoded: &mut Encoded,
         trace: &[(HeaderName, HeaderValue)],
     ) -> Result<Reply, UpstreamError> {
@@ -492,7 +504,7 @@ impl Exchange {
     async fn attempt_raw(
         &self,
         backend: &BackendRuntime,
-        request: &ChatRequest,
+        request: Payload<'_>,
         encoded: &mut Encoded,
         trace: &[(HeaderName, HeaderValue)],
     ) -> Result<Reply, UpstreamError> {
@@ -501,7 +513,7 @@ impl Exchange {
         let limits = self.target.route.config.response_limits;
         let overruns = backend.overruns_max_tokens.load(Ordering::Relaxed);
         let stream = self.stream || (self.output_cap.is_some() && overruns);
-        let body = match backend.provider.wire_format() {
+        let body = match backend.provider.wire_format(request) {
             None => Bytes::new(),
             Some(format) => encoded.body(format, request, model, stream)?,
         };
@@ -563,9 +575,6 @@ impl Failure {
 fn context_tokens_at_most(bytes: usize) -> u64 {
     u64::try_from(bytes).unwrap_or(u64::MAX).saturating_add(crate::usage::TOKENS_PER_MESSAGE)
 }
-
-/// Output tokens reserved against budgets and token limits when a request sets no `max_tokens`.
-const DEFAULT_OUTPUT_RESERVATION: u64 = 4096;
 
 /// Waits for a stream's first chunk and puts it back in front.
 async fn first_chunk(mut chunks: ChunkStream) -> Result<ChunkStream, UpstreamError> {

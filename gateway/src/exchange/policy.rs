@@ -12,23 +12,23 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 
 use super::Endpoint;
-use crate::chat_request::ChatRequest;
 use crate::error::ApiError;
 use crate::guardrails::reply::ReplyGuard;
 use crate::guardrails::{self, Action, Hit, Kind, Side};
 use crate::metrics::Metrics;
+use crate::payload::Governed;
 use crate::serving::policies::Compiled;
 use crate::serving::runtime::{Caller, Runtime};
-use crate::usage::input_tokens_at_most;
 
-/// Evaluates the policies that apply to `request` (the OpenAI form, persona already resolved),
-/// and applies their cap on output tokens and their redactions to it; returns what they ask of
-/// the reply, if anything. What the guardrails found is added to `hits`, refused or not.
+/// Evaluates the policies that apply to `request` (a chat in the OpenAI form, persona already
+/// resolved, or an embedding), and applies their cap on output tokens and their redactions to it;
+/// returns what they ask of the reply, if anything. What the guardrails found is added to `hits`,
+/// refused or not.
 pub fn enforce(
     runtime: &Runtime,
     metrics: &Metrics,
     caller: &Caller,
-    request: &mut ChatRequest,
+    request: &mut dyn Governed,
     endpoint: Endpoint,
     persona: Option<&str>,
     hits: &mut Vec<Hit>,
@@ -36,12 +36,13 @@ pub fn enforce(
     if runtime.policies.is_empty() {
         return Ok(None);
     }
-    let route = runtime.resolve(caller, &request.model).map(|target| target.route.config.name.as_str());
+    let route =
+        runtime.resolve(caller, request.payload().model()).map(|target| target.route.config.name.as_str());
     let mut applying = runtime.policies.applying(&caller.tenant, route).peekable();
     if applying.peek().is_none() {
         return Ok(None);
     }
-    let detected = guardrails::detect(&request.messages);
+    let detected = guardrails::detect(request.texts_mut().into_iter().map(|text| text.as_str()));
     guardrails::record(hits, metrics, Side::Request, Action::Detected, &detected);
     let mut input = input(caller, request, route, endpoint, persona);
     input["detected"] = guardrails::as_input(&detected);
@@ -54,7 +55,7 @@ pub fn enforce(
         })?;
         let decision = serde_json::to_value(decision).unwrap_or_default();
         apply(compiled, &decision, request)?;
-        let redacted = guardrails::redact(&mut request.messages, &kinds(compiled, &decision, "redact")?);
+        let redacted = guardrails::redact(request.texts_mut(), &kinds(compiled, &decision, "redact")?);
         guardrails::record(hits, metrics, Side::Request, Action::Redacted, &redacted);
         let (redact, deny) =
             (kinds(compiled, &decision, "redact_reply")?, kinds(compiled, &decision, "deny_reply")?);
@@ -84,7 +85,7 @@ fn kinds(compiled: &Compiled, decision: &Value, field: &str) -> Result<Vec<Kind>
 /// What a policy sees: the caller, the request's shape and its estimates; never the messages.
 fn input(
     caller: &Caller,
-    request: &ChatRequest,
+    request: &dyn Governed,
     route: Option<&str>,
     endpoint: Endpoint,
     persona: Option<&str>,
@@ -94,24 +95,25 @@ fn input(
         (Some(_), true) => "service_account",
         (Some(_), false) => "token",
     };
+    let request = request.payload();
     json!({
         "tenant": caller.tenant,
         "key": caller.key_id,
         "identity": {"kind": kind, "subject": caller.subject, "claims": caller.claims.as_deref()},
-        "model": request.model,
+        "model": request.model(),
         "route": route,
         "persona": persona,
         "endpoint": endpoint.as_str(),
         "stream": request.stream(),
         "max_tokens": request.asked_output(),
-        "estimated_input_tokens": input_tokens_at_most(request),
-        "user": request.user,
-        "metadata": request.field("metadata"),
+        "estimated_input_tokens": request.input_tokens_at_most(),
+        "user": request.user(),
+        "metadata": request.metadata(),
     })
 }
 
 /// Refuses what `decision` denies, and caps the request's output at its `max_tokens`.
-fn apply(compiled: &Compiled, decision: &Value, request: &mut ChatRequest) -> Result<(), ApiError> {
+fn apply(compiled: &Compiled, decision: &Value, request: &mut dyn Governed) -> Result<(), ApiError> {
     let owner = &compiled.owner;
     let reasons: Vec<&str> =
         decision["deny"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
@@ -122,7 +124,7 @@ fn apply(compiled: &Compiled, decision: &Value, request: &mut ChatRequest) -> Re
         )));
     }
     if let Some(models) = decision["models"].as_array() {
-        let model = &request.model;
+        let model = request.payload().model();
         if !models.iter().any(|m| m.as_str() == Some(model)) {
             return Err(ApiError::PolicyDenied(format!(
                 "the policy of {owner} does not allow model {model:?}"
@@ -137,14 +139,7 @@ fn apply(compiled: &Compiled, decision: &Value, request: &mut ChatRequest) -> Re
                     "the policy of {owner} set `max_tokens` to {cap}, not a positive integer"
                 ))
             })?;
-            let mut capped = false;
-            for asked in [&mut request.max_completion_tokens, &mut request.max_tokens].into_iter().flatten() {
-                capped = true;
-                *asked = (*asked).min(cap);
-            }
-            if !capped {
-                request.max_tokens = Some(cap);
-            }
+            request.cap_output(cap);
         }
     }
     Ok(())

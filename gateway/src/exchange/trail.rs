@@ -12,8 +12,8 @@ use opentelemetry::KeyValue;
 use opentelemetry::trace::{Event, SpanId};
 
 use super::lock;
-use crate::chat_request::ChatRequest;
 use crate::guardrails::Hit;
+use crate::payload::Payload;
 use crate::persona::turn::SUBJECT_HEADER;
 use crate::providers::{Chunk, Completion, Relayed};
 use crate::record::{Attempt, LedgerRecord};
@@ -73,7 +73,7 @@ impl Trail {
     /// `capture`: the route records prompts and replies on spans.
     /// `verified_subject`: the end user a verified token named, which no request field overrides.
     pub fn new(
-        request: &ChatRequest,
+        request: Payload<'_>,
         headers: &HeaderMap,
         verified_subject: Option<&str>,
         trace: Option<TraceContext>,
@@ -82,10 +82,11 @@ impl Trail {
     ) -> Trail {
         let sampled = trace.as_ref().is_some_and(|t| t.recorded && t.sampled);
         Trail {
-            content: (capture && sampled).then(|| Mutex::new(Content::of_request(request))),
-            subject: verified_subject
-                .map(str::to_owned)
-                .or_else(|| end_user(request.user.as_deref(), headers)),
+            content: request
+                .chat()
+                .filter(|_| capture && sampled)
+                .map(|chat| Mutex::new(Content::of_request(chat))),
+            subject: verified_subject.map(str::to_owned).or_else(|| end_user(request.user(), headers)),
             trace,
             started,
             attempts: Mutex::default(),

@@ -15,7 +15,6 @@ use regex::Regex;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::chat_request::Message;
 use crate::metrics::Metrics;
 
 /// What a detector finds.
@@ -201,10 +200,10 @@ pub fn record(hits: &mut Vec<Hit>, metrics: &Metrics, on: Side, action: Action, 
     }
 }
 
-/// Counts each kind in the text of `messages` (string contents and text parts).
-pub fn detect(messages: &[Message]) -> Counts {
+/// Counts each kind in `texts` (a request's string contents and text parts, or its inputs).
+pub fn detect<'a>(texts: impl IntoIterator<Item = &'a str>) -> Counts {
     let mut counts = Counts::default();
-    for text in messages.iter().flat_map(Message::texts) {
+    for text in texts {
         for (kind, _) in occurrences(text) {
             counts[kind as usize] = counts[kind as usize].saturating_add(1);
         }
@@ -219,11 +218,11 @@ pub fn as_input(counts: &Counts) -> Value {
     )
 }
 
-/// Replaces every occurrence of `kinds` in the messages' text with `[REDACTED:<kind>]`; returns
-/// how many of each were replaced.
-pub fn redact(messages: &mut [Message], kinds: &[Kind]) -> Counts {
+/// Replaces every occurrence of `kinds` in `texts` with `[REDACTED:<kind>]`; returns how many of
+/// each were replaced.
+pub fn redact<'a>(texts: impl IntoIterator<Item = &'a mut String>, kinds: &[Kind]) -> Counts {
     let mut counts = Counts::default();
-    for text in messages.iter_mut().flat_map(Message::texts_mut) {
+    for text in texts {
         redact_text(text, kinds, &mut counts);
     }
     counts
@@ -257,10 +256,10 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::chat_request::{ChatRequest, Role};
+    use crate::chat_request::{ChatRequest, Message};
 
     fn found(text: &str) -> Vec<&'static str> {
-        let counts = detect(&[Message::new(Role::User, text)]);
+        let counts = detect([text]);
         Kind::ALL.iter().filter(|kind| counts[**kind as usize] > 0).map(|kind| kind.name()).collect()
     }
 
@@ -289,7 +288,8 @@ mod tests {
             {"role": "user", "content": [{"type": "text", "text": "card 4111-1111-1111-1111, mail me: a@b.io"}]},
         ]});
         let mut request = ChatRequest::parse(request).unwrap();
-        let counts = redact(&mut request.messages, &[Kind::Email, Kind::PaymentCard]);
+        let texts = request.messages.iter_mut().flat_map(Message::texts_mut);
+        let counts = redact(texts, &[Kind::Email, Kind::PaymentCard]);
         assert_eq!((counts[Kind::Email as usize], counts[Kind::PaymentCard as usize]), (2, 1));
         let request = request.to_value();
         assert_eq!(request["messages"][0]["content"], "reply to [REDACTED:email]");

@@ -3,18 +3,26 @@
 //!
 //! Reply: `echo (<model>, <n> messages, system prompt: yes|no): <last user text>`.
 //! Usage: prompt = words of every message + 3 per message; completion = words of the reply.
+//! Embeddings: see [`super::mock_embeddings`].
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use futures::stream;
 use serde_json::{Value, json};
 
-use super::{Call, Chunk, Completion, Reply, UpstreamError};
-use crate::chat_request::{Message, Role};
+use super::{Call, Chunk, Completion, Reply, UpstreamError, mock_embeddings};
+use crate::chat_request::{ChatRequest, Message, Role};
+use crate::payload::Payload;
 
 pub(super) fn reply(call: &Call<'_>) -> Result<Reply, UpstreamError> {
-    let model = call.model;
-    let messages = &call.request.messages;
+    match call.request {
+        Payload::Chat(request) => chat(request, call.model, call.stream),
+        Payload::Embeddings(request) => mock_embeddings::reply(request, call.model).map(Reply::Complete),
+    }
+}
+
+fn chat(request: &ChatRequest, model: &str, stream: bool) -> Result<Reply, UpstreamError> {
+    let messages = &request.messages;
     let last_user = messages.iter().rev().find(|m| m.role == Role::User).map(text_of);
     let has_system = messages.iter().any(|m| matches!(m.role, Role::System | Role::Developer));
     let text = format!(
@@ -33,7 +41,7 @@ pub(super) fn reply(call: &Call<'_>) -> Result<Reply, UpstreamError> {
     });
     let created = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     let id = format!("chatcmpl-mock-{}", uuid::Uuid::new_v4().simple());
-    if !call.stream {
+    if !stream {
         let body = json!({
             "id": id, "object": "chat.completion", "created": created, "model": model,
             "choices": [{"index": 0, "message": {"role": "assistant", "content": text, "refusal": null},
@@ -82,11 +90,10 @@ mod tests {
     use futures::StreamExt;
 
     use super::*;
-    use crate::chat_request::ChatRequest;
 
     fn call(request: &ChatRequest, stream: bool) -> Call<'_> {
         Call {
-            request,
+            request: Payload::Chat(request),
             model: "demo-echo",
             body: Default::default(),
             stream,

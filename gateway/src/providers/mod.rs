@@ -10,6 +10,7 @@ mod chunk;
 mod client;
 mod completion;
 mod mock;
+mod mock_embeddings;
 mod openai;
 mod relayed;
 mod sse;
@@ -36,8 +37,8 @@ use switchboard_crds::config::BackendConfig;
 use switchboard_crds::resources::{ProviderKind, ResponseLimits};
 
 use self::client::{Endpoint, HttpClient, HttpError, Sent};
-use crate::chat_request::ChatRequest;
 use crate::error::ApiError;
+use crate::payload::Payload;
 use crate::redact::Redactor;
 
 /// A stream of `chat.completion.chunk` objects.
@@ -52,8 +53,8 @@ pub enum Reply {
 /// One call to a provider.
 #[derive(Debug)]
 pub struct Call<'a> {
-    /// The OpenAI-form request as admitted (the client's model name still in it).
-    pub request: &'a ChatRequest,
+    /// The request as admitted (the client's model name still in it).
+    pub request: Payload<'a>,
     /// The upstream's name for the model.
     pub model: &'a str,
     /// The request in the provider's wire format ([`wire::encode`]); empty for the mock.
@@ -264,12 +265,10 @@ impl Provider {
                 if let Some(key) = &api_key {
                     headers.insert(AUTHORIZATION, secret_header(&format!("Bearer {key}"))?);
                 }
-                Provider::OpenAi(openai::OpenAi(Upstream::new(
-                    backend,
-                    "/chat/completions",
-                    api_key,
-                    headers,
-                )?))
+                Provider::OpenAi(openai::OpenAi {
+                    chat: Upstream::new(backend, "/chat/completions", api_key.clone(), headers.clone())?,
+                    embeddings: Box::new(Upstream::new(backend, "/embeddings", api_key, headers)?),
+                })
             }
             ProviderKind::Anthropic => {
                 let mut headers = HeaderMap::new();
@@ -291,7 +290,7 @@ impl Provider {
     pub fn api_key(&self) -> Option<&str> {
         match self {
             Self::Mock => None,
-            Self::OpenAi(provider) => provider.0.api_key.as_deref(),
+            Self::OpenAi(provider) => provider.chat.api_key.as_deref(),
             Self::Anthropic(provider) => provider.0.api_key.as_deref(),
         }
     }
@@ -308,18 +307,19 @@ impl Provider {
     pub fn address(&self) -> Option<&str> {
         match self {
             Self::Mock => None,
-            Self::OpenAi(provider) => Some(provider.0.endpoint.authority()),
+            Self::OpenAi(provider) => Some(provider.chat.endpoint.authority()),
             Self::Anthropic(provider) => Some(provider.0.endpoint.authority()),
         }
     }
 
-    /// The wire format the provider's upstream speaks; `None` for the mock, which reads the
-    /// request itself.
-    pub fn wire_format(&self) -> Option<WireFormat> {
-        match self {
-            Self::Mock => None,
-            Self::OpenAi(_) => Some(WireFormat::OpenAiChat),
-            Self::Anthropic(_) => Some(WireFormat::AnthropicMessages),
+    /// The wire format the provider's upstream takes `request` in; `None` for the mock, which
+    /// reads the request itself.
+    pub fn wire_format(&self, request: Payload<'_>) -> Option<WireFormat> {
+        match (self, request) {
+            (Self::Mock, _) => None,
+            (Self::OpenAi(_), Payload::Chat(_)) => Some(WireFormat::OpenAiChat),
+            (Self::OpenAi(_), Payload::Embeddings(_)) => Some(WireFormat::OpenAiEmbeddings),
+            (Self::Anthropic(_), _) => Some(WireFormat::AnthropicMessages),
         }
     }
 

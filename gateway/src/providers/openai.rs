@@ -1,14 +1,26 @@
-//! OpenAI-compatible Chat Completions upstreams: OpenAI, llama.cpp, vLLM and the like.
+//! OpenAI-compatible upstreams (OpenAI, llama.cpp, vLLM and the like): Chat Completions and
+//! embeddings.
 
 use futures::StreamExt;
 
 use super::{Call, Chunk, ChunkStream, Completion, Reply, Upstream, UpstreamError, body_bytes, sse};
+use crate::payload::Payload;
 
-pub struct OpenAi(pub(super) Upstream);
+pub struct OpenAi {
+    pub(super) chat: Upstream,
+    /// Boxed: rarely used, and an upstream's headers are large.
+    pub(super) embeddings: Box<Upstream>,
+}
 
 impl OpenAi {
+    /// Sends a chat (whole or streamed) or an embeddings request. An embeddings reply is relayed
+    /// as it came, read for its `usage` like a chat reply.
     pub(super) async fn send(&self, call: Call<'_>) -> Result<Reply, UpstreamError> {
-        let response = self.0.post(&call).await?;
+        let upstream = match call.request {
+            Payload::Chat(_) => &self.chat,
+            Payload::Embeddings(_) => &self.embeddings,
+        };
+        let response = upstream.post(&call).await?;
         if !call.stream {
             let body = body_bytes(response, &call).await?;
             return Completion::parse(body).map(Reply::Complete);
@@ -38,6 +50,7 @@ mod tests {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     use super::super::{Call, Provider, Reply, WireFormat, encode};
+    use crate::payload::Payload;
 
     /// Key order, number spelling and escapes that a parse into a `Value` and back would change.
     const BODY: &str = r#"{"usage":{"prompt_tokens":7,"completion_tokens":2},"id":"c1","choices":[{"message":{"content":"caf\u00e9 ok","role":"assistant"},"logprobs":{"content":[{"logprob":-1.0e-7}]}}]}"#;
@@ -78,10 +91,11 @@ mod tests {
         let provider = Provider::new(&backend, None).unwrap();
         let request = json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]});
         let request = crate::chat_request::ChatRequest::parse(request).unwrap();
+        let request = Payload::Chat(&request);
         let call = Call {
-            request: &request,
+            request,
             model: "m",
-            body: encode(WireFormat::OpenAiChat, &request, "m", false).unwrap(),
+            body: encode(WireFormat::OpenAiChat, request, "m", false).unwrap(),
             stream: false,
             timeout: Duration::from_secs(5),
             limits: Default::default(),

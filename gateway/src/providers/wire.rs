@@ -9,6 +9,8 @@ use serde_json::{Map, Value};
 
 use super::UpstreamError;
 use crate::chat_request::{ChatRequest, Content, Message};
+use crate::embeddings_request::EmbeddingsRequest;
+use crate::payload::Payload;
 use crate::translate::anthropic::chat_request_to_messages;
 
 /// The wire formats upstreams speak.
@@ -16,6 +18,7 @@ use crate::translate::anthropic::chat_request_to_messages;
 pub enum WireFormat {
     OpenAiChat,
     AnthropicMessages,
+    OpenAiEmbeddings,
 }
 
 /// `request` in `format`, for the upstream's `model`. A stream asks OpenAI upstreams for the usage
@@ -23,18 +26,28 @@ pub enum WireFormat {
 /// clients that did not ask for it).
 pub fn encode(
     format: WireFormat,
-    request: &ChatRequest,
+    request: Payload<'_>,
     model: &str,
     stream: bool,
 ) -> Result<Bytes, UpstreamError> {
-    let encoded = match format {
-        WireFormat::OpenAiChat => serde_json::to_vec(&OpenAiChat { request, model, stream }),
-        WireFormat::AnthropicMessages => {
+    let encoded = match (format, request) {
+        (WireFormat::OpenAiChat, Payload::Chat(request)) => {
+            serde_json::to_vec(&OpenAiChat { request, model, stream })
+        }
+        (WireFormat::OpenAiEmbeddings, Payload::Embeddings(request)) => {
+            serde_json::to_vec(&EmbeddingsRequest { model: model.to_owned(), ..request.clone() })
+        }
+        (WireFormat::AnthropicMessages, Payload::Chat(request)) => {
             let mut body = chat_request_to_messages(&request.to_value(), model).map_err(|e| {
                 UpstreamError::Status { status: 400, message: e.to_string(), retry_after: None }
             })?;
             body["stream"] = Value::Bool(stream);
             serde_json::to_vec(&body)
+        }
+        (format, request) => {
+            let message =
+                format!("an upstream speaking {format:?} serves no {} requests", request.operation());
+            return Err(UpstreamError::Protocol(message));
         }
     };
     encoded.map(Bytes::from).map_err(|e| UpstreamError::Protocol(e.to_string()))
@@ -188,7 +201,8 @@ mod tests {
     }
 
     fn encoded(format: WireFormat, request: &Value, model: &str, stream: bool) -> Value {
-        serde_json::from_slice(&encode(format, &typed(request), model, stream).unwrap()).unwrap()
+        let request = typed(request);
+        serde_json::from_slice(&encode(format, Payload::Chat(&request), model, stream).unwrap()).unwrap()
     }
 
     #[test]

@@ -1,0 +1,42 @@
+//! `POST /v1/embeddings`: OpenAI's embeddings API, on the models a route declares as
+//! `kind: Embedding`, metered per input token like any other request.
+
+use axum::Extension;
+use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
+use axum::http::header::CONTENT_TYPE;
+use axum::http::{HeaderMap, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+
+use super::{with_headers, with_ids};
+use crate::auth::Authenticated;
+use crate::exchange::{Served, ServedReply, parse_json};
+use crate::pipeline;
+use crate::state::AppState;
+
+pub async fn embeddings(
+    State(state): State<AppState>,
+    Extension(auth): Extension<Authenticated>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let request = parse_json(body, state.limits.max_request_bytes);
+    let (exchange, served) = match pipeline::embed(&state, auth, request, &headers).await {
+        Ok(ran) => ran,
+        Err(error) => return error.into_response(),
+    };
+    let response = match served {
+        Err(error) => error.into_response(),
+        Ok(Served { reply: ServedReply::Complete(body), headers }) => {
+            let json = ([(CONTENT_TYPE, HeaderValue::from_static("application/json"))], body.json().clone());
+            with_headers(json.into_response(), headers)
+        }
+        // An embeddings request never streams; an upstream that streams anyway is a protocol fault.
+        Ok(Served { reply: ServedReply::Stream(_), .. }) => {
+            crate::error::ApiError::UpstreamFailed("the upstream streamed an embeddings reply".into())
+                .into_response()
+        }
+    };
+    with_ids(response, &exchange)
+}

@@ -1,0 +1,160 @@
+//! What an exchange carries: the request of one of the model APIs, read the same way by
+//! admission (estimates, budgets, policies) whichever API it is.
+
+use serde_json::Value;
+use switchboard_crds::resources::ModelKind;
+
+use crate::chat_request::{ChatRequest, Message};
+use crate::embeddings_request::EmbeddingsRequest;
+use crate::error::ApiError;
+use crate::usage::input_tokens_at_most;
+
+/// Output tokens reserved against budgets and token limits when a chat request sets no `max_tokens`.
+const DEFAULT_OUTPUT_RESERVATION: u64 = 4096;
+
+/// A request as admitted: a chat (Chat Completions, Messages, MCP, personas) or an embedding.
+#[derive(Clone, Copy, Debug)]
+pub enum Payload<'a> {
+    Chat(&'a ChatRequest),
+    Embeddings(&'a EmbeddingsRequest),
+}
+
+impl<'a> Payload<'a> {
+    /// The GenAI operation the request asks for.
+    pub fn operation(&self) -> &'static str {
+        match self {
+            Self::Chat(_) => "chat",
+            Self::Embeddings(_) => "embeddings",
+        }
+    }
+
+    pub fn model(&self) -> &'a str {
+        match self {
+            Self::Chat(request) => &request.model,
+            Self::Embeddings(request) => &request.model,
+        }
+    }
+
+    pub fn stream(&self) -> bool {
+        matches!(self, Self::Chat(request) if request.stream())
+    }
+
+    pub fn include_usage(&self) -> bool {
+        matches!(self, Self::Chat(request) if request.include_usage())
+    }
+
+    /// The output tokens the client asked for at most, if it said.
+    pub fn asked_output(&self) -> Option<u64> {
+        match self {
+            Self::Chat(request) => request.asked_output(),
+            Self::Embeddings(_) => None,
+        }
+    }
+
+    /// Output tokens reserved against budgets and token limits: what the client asked for, or a
+    /// default; none for an embedding, which has no output tokens.
+    pub fn reserved_output(&self) -> u64 {
+        match self {
+            Self::Chat(request) => request.asked_output().unwrap_or(DEFAULT_OUTPUT_RESERVATION),
+            Self::Embeddings(_) => 0,
+        }
+    }
+
+    /// Bytes of prompt text, for estimates.
+    pub fn prompt_chars(&self) -> usize {
+        match self {
+            Self::Chat(request) => request.messages.iter().map(Message::text_len).sum(),
+            Self::Embeddings(request) => request.text_len(),
+        }
+    }
+
+    /// The most input tokens the request can be charged for (the budget reservation).
+    pub fn input_tokens_at_most(&self) -> u64 {
+        match self {
+            Self::Chat(request) => input_tokens_at_most(request),
+            Self::Embeddings(request) => request.tokens_at_most(),
+        }
+    }
+
+    /// The end user, as the client names them.
+    pub fn user(&self) -> Option<&'a str> {
+        match self {
+            Self::Chat(request) => request.user.as_deref(),
+            Self::Embeddings(request) => request.user.as_deref(),
+        }
+    }
+
+    /// The client's `metadata`, for policies.
+    pub fn metadata(&self) -> Option<&'a Value> {
+        match self {
+            Self::Chat(request) => request.field("metadata"),
+            Self::Embeddings(request) => request.rest.get("metadata").filter(|value| !value.is_null()),
+        }
+    }
+
+    /// The chat request, when it is one (structured outputs, the cache, captured content).
+    pub fn chat(&self) -> Option<&'a ChatRequest> {
+        match self {
+            Self::Chat(request) => Some(request),
+            Self::Embeddings(_) => None,
+        }
+    }
+
+    /// Refuses a model of the other kind, saying which API serves it.
+    pub fn check_kind(&self, kind: ModelKind) -> Result<(), ApiError> {
+        let model = self.model();
+        let problem = match (self, kind) {
+            (Self::Chat(_), ModelKind::Embedding) => {
+                format!("model {model:?} is an embedding model: call POST /v1/embeddings")
+            }
+            (Self::Embeddings(_), ModelKind::Chat) => {
+                format!("model {model:?} is a chat model, not an embedding model")
+            }
+            _ => return Ok(()),
+        };
+        Err(ApiError::BadRequest(problem, Some("model_not_supported")))
+    }
+}
+
+/// A request the policies govern: read as a [`Payload`], its text redacted in place, its output
+/// capped.
+pub trait Governed {
+    fn payload(&self) -> Payload<'_>;
+    fn texts_mut(&mut self) -> Vec<&mut String>;
+    /// Lowers the output the request asks for to `cap` tokens at most.
+    fn cap_output(&mut self, cap: u64);
+}
+
+impl Governed for ChatRequest {
+    fn payload(&self) -> Payload<'_> {
+        Payload::Chat(self)
+    }
+
+    fn texts_mut(&mut self) -> Vec<&mut String> {
+        self.messages.iter_mut().flat_map(Message::texts_mut).collect()
+    }
+
+    fn cap_output(&mut self, cap: u64) {
+        let mut capped = false;
+        for asked in [&mut self.max_completion_tokens, &mut self.max_tokens].into_iter().flatten() {
+            capped = true;
+            *asked = (*asked).min(cap);
+        }
+        if !capped {
+            self.max_tokens = Some(cap);
+        }
+    }
+}
+
+impl Governed for EmbeddingsRequest {
+    fn payload(&self) -> Payload<'_> {
+        Payload::Embeddings(self)
+    }
+
+    fn texts_mut(&mut self) -> Vec<&mut String> {
+        EmbeddingsRequest::texts_mut(self).collect()
+    }
+
+    /// An embedding has no output to cap.
+    fn cap_output(&mut self, _cap: u64) {}
+}
