@@ -7,6 +7,12 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+/// Anthropic's "overloaded" status, which OpenAI's SDKs also retry (as any 5xx).
+const OVERLOADED: StatusCode = match StatusCode::from_u16(529) {
+    Ok(status) => status,
+    Err(_) => StatusCode::SERVICE_UNAVAILABLE,
+};
+
 /// Which API's error shape to render.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Dialect {
@@ -66,6 +72,9 @@ pub enum ApiError {
     UpstreamRejected { status: StatusCode, message: String },
     #[error("upstream error: {0}")]
     UpstreamFailed(String),
+    /// The upstream said it is overloaded (Anthropic's 529): passed on as 529 `overloaded_error`.
+    #[error("upstream overloaded: {0}")]
+    UpstreamOverloaded(String),
     #[error("upstream unavailable: {0}")]
     UpstreamUnavailable(String),
     #[error("upstream timed out after {0} ms")]
@@ -122,6 +131,7 @@ impl ApiError {
                 StatusCode::BAD_GATEWAY
             }
             Self::UpstreamTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            Self::UpstreamOverloaded(_) => OVERLOADED,
             Self::NoBackend
             | Self::BackendsEjected { .. }
             | Self::BudgetUnavailable(_)
@@ -153,6 +163,7 @@ impl ApiError {
             Self::UpstreamRateLimited { .. } => Some("upstream_rate_limited"),
             Self::UpstreamRejected { .. } => Some("upstream_rejected"),
             Self::UpstreamFailed(_) => Some("upstream_error"),
+            Self::UpstreamOverloaded(_) => Some("upstream_overloaded"),
             Self::UpstreamUnavailable(_) => Some("upstream_unavailable"),
             Self::UpstreamTimeout(_) => Some("upstream_timeout"),
             Self::NoBackend => Some("no_backend"),
@@ -193,7 +204,7 @@ impl ApiError {
             StatusCode::NOT_FOUND => "not_found_error",
             StatusCode::PAYLOAD_TOO_LARGE => "request_too_large",
             StatusCode::TOO_MANY_REQUESTS => "rate_limit_error",
-            StatusCode::SERVICE_UNAVAILABLE | StatusCode::GATEWAY_TIMEOUT => "overloaded_error",
+            StatusCode::SERVICE_UNAVAILABLE | StatusCode::GATEWAY_TIMEOUT | OVERLOADED => "overloaded_error",
             s if s.is_client_error() => "invalid_request_error",
             _ => "api_error",
         }
@@ -212,6 +223,7 @@ impl ApiError {
             self,
             Self::UpstreamRateLimited { .. }
                 | Self::UpstreamFailed(_)
+                | Self::UpstreamOverloaded(_)
                 | Self::UpstreamUnavailable(_)
                 | Self::UpstreamTimeout(_)
                 | Self::NoBackend
@@ -319,5 +331,19 @@ mod tests {
         assert_eq!(response.headers()["x-should-retry"], "true");
         let response = ApiError::InvalidKey.into_response_for(Dialect::OpenAi);
         assert_eq!(response.headers()["x-should-retry"], "false");
+    }
+
+    #[test]
+    fn an_upstream_529_stays_529_overloaded_error() {
+        let error = crate::providers::UpstreamError::Status {
+            status: 529,
+            message: "Overloaded".into(),
+            retry_after: None,
+        };
+        assert!(error.retryable());
+        let error = error.into_api_error();
+        assert_eq!(error.status().as_u16(), 529);
+        assert_eq!(error.body(Dialect::Anthropic)["error"]["type"], "overloaded_error");
+        assert_eq!(error.body(Dialect::OpenAi)["error"]["code"], "upstream_overloaded");
     }
 }

@@ -70,6 +70,36 @@ async fn upstream_500_is_retried_then_502_and_recorded() {
 }
 
 #[tokio::test]
+async fn an_upstream_529_reaches_anthropic_clients_as_529_overloaded_error() {
+    let mut h = Harness::start().await;
+    let route = r#"
+apiVersion: switchboard.dev/v1alpha1
+kind: ProviderRoute
+metadata: {name: busy-route}
+spec:
+  models: [{name: busy-claude, upstreamModel: error-529}]
+  backends: [{name: claude, provider: anthropic, baseUrl: "{UPSTREAM}"}]
+  retries: {attempts: 1, backoffMs: 1}
+"#;
+    h.restart_with("busy.yaml", route).await;
+    let request = json!({"model": "busy-claude", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]});
+    let response = h
+        .client
+        .post(h.url("/v1/messages"))
+        .header("x-api-key", TEAM_KEY)
+        .header("anthropic-version", "2023-06-01")
+        .json(&request)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["x-should-retry"], "true");
+    let (status, body) = error_of(response).await;
+    assert_eq!((status, body["type"].as_str()), (529, Some("error")));
+    assert_eq!(body["error"]["type"], "overloaded_error", "{body}");
+    assert_eq!(h.upstream.request_count(), 2, "retried once, as a 5xx is");
+}
+
+#[tokio::test]
 async fn upstream_400_is_passed_through_without_retry() {
     let h = Harness::start().await;
     let (status, body) =

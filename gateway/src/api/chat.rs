@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 
-use super::{with_headers, with_ids};
+use super::{whole_reply, with_headers, with_ids};
 use crate::auth::Authenticated;
 use crate::error::Dialect;
 use crate::exchange::{Endpoint, Served, ServedReply, parse_json};
@@ -34,10 +34,7 @@ pub async fn chat_completions(
     };
     let response = match served {
         Err(error) => error.into_response(),
-        Ok(Served { reply: ServedReply::Complete(body), headers }) => {
-            let json = ([(CONTENT_TYPE, HeaderValue::from_static("application/json"))], body.json().clone());
-            with_headers(json.into_response(), headers)
-        }
+        Ok(Served { reply: ServedReply::Complete(body), headers }) => whole_reply(&body, headers),
         Ok(Served { reply: ServedReply::Stream(chunks), headers }) => {
             with_headers(event_stream(chunks, exchange.include_usage), headers)
         }

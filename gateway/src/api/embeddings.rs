@@ -4,12 +4,11 @@
 use axum::Extension;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
-use axum::http::header::CONTENT_TYPE;
-use axum::http::{HeaderMap, HeaderValue};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 
-use super::{with_headers, with_ids};
+use super::{whole_reply, with_ids};
 use crate::auth::Authenticated;
 use crate::exchange::{Served, ServedReply, parse_json};
 use crate::pipeline;
@@ -28,10 +27,7 @@ pub async fn embeddings(
     };
     let response = match served {
         Err(error) => error.into_response(),
-        Ok(Served { reply: ServedReply::Complete(body), headers }) => {
-            let json = ([(CONTENT_TYPE, HeaderValue::from_static("application/json"))], body.json().clone());
-            with_headers(json.into_response(), headers)
-        }
+        Ok(Served { reply: ServedReply::Complete(body), headers }) => whole_reply(&body, headers),
         // An embeddings request never streams; an upstream that streams anyway is a protocol fault.
         Ok(Served { reply: ServedReply::Stream(_), .. }) => {
             crate::error::ApiError::UpstreamFailed("the upstream streamed an embeddings reply".into())

@@ -20,10 +20,12 @@ pub mod tenant_changes;
 pub mod tenant_limits;
 pub mod tenants;
 
+use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderName, HeaderValue};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 
 use crate::exchange::Exchange;
+use crate::providers::Completion;
 
 /// Adds the request id headers both SDKs read (`x-request-id` for OpenAI, `request-id` for Anthropic)
 /// and, when the request is traced, `traceresponse`.
@@ -42,4 +44,10 @@ fn with_ids(mut response: Response, exchange: &Exchange) -> Response {
 fn with_headers(mut response: Response, headers: Vec<(HeaderName, HeaderValue)>) -> Response {
     response.headers_mut().extend(headers);
     response
+}
+
+/// A whole reply, as the upstream sent it, with the headers computed while serving.
+fn whole_reply(body: &Completion, headers: Vec<(HeaderName, HeaderValue)>) -> Response {
+    let json = ([(CONTENT_TYPE, HeaderValue::from_static("application/json"))], body.json().clone());
+    with_headers(json.into_response(), headers)
 }

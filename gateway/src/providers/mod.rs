@@ -128,6 +128,7 @@ impl UpstreamError {
             Self::Status { status: 429, message, retry_after } => {
                 ApiError::UpstreamRateLimited { message, retry_after }
             }
+            Self::Status { status: 529, message, .. } => ApiError::UpstreamOverloaded(message),
             Self::Status { status, message, .. } if (400..500).contains(&status) => {
                 ApiError::UpstreamRejected {
                     status: axum::http::StatusCode::from_u16(status)
