@@ -18,6 +18,30 @@ use crate::{
     server::{self, AppState, Parsed},
 };
 
+/// `POST /v1/messages/count_tokens`: `{"input_tokens": n}`, the input tokens `/v1/messages`
+/// would bill for the same messages and system prompt. Like Anthropic's, it takes no `max_tokens`.
+pub(crate) async fn count_tokens(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    raw: Bytes,
+) -> Response {
+    let Parsed { body, .. } = match server::preflight(&state, Api::Anthropic, &headers, &raw).await {
+        Ok(parsed) => parsed,
+        Err(response) => return response,
+    };
+    if body.get("model").and_then(Value::as_str).is_none() {
+        return Api::Anthropic.invalid_request("model: Field required", None);
+    }
+    let Some(messages) = body.get("messages").and_then(Value::as_array) else {
+        return Api::Anthropic.invalid_request("messages: Field required", None);
+    };
+    if body.get("max_tokens").is_some() {
+        return Api::Anthropic.invalid_request("max_tokens: Extra inputs are not permitted", None);
+    }
+    let system = body.get("system").filter(|s| !s.is_null());
+    server::json_response(Api::Anthropic, &json!({"input_tokens": prompt::prompt_tokens(messages, system)}))
+}
+
 /// Frames before the first content delta: message_start, content_block_start, ping.
 const FRAMES_BEFORE_CONTENT: usize = 3;
 

@@ -11,6 +11,7 @@
 //!   `"choices": []` carries the usage, before `data: [DONE]`.
 //! - `POST /v1/messages`: Anthropic; `max_tokens` is required, `system` may be a string or an array
 //!   of text blocks; streams have an `event:` line on every frame.
+//! - `POST /v1/messages/count_tokens`: Anthropic; the input tokens `/v1/messages` would bill.
 //! - `GET /v1/models`: OpenAI's list shape (Anthropic's when `anthropic-version` is sent).
 //! - `POST /v1/embeddings`: OpenAI, floats or base64, `dimensions` honoured (see `embeddings`).
 //! - `GET /healthz`; `GET /_fake/requests` (recorded requests as JSON) and `DELETE /_fake/requests`

@@ -14,8 +14,8 @@ use axum::response::Response;
 use axum::routing::{delete, get, post, put};
 
 use crate::api::{
-    admin, audit, budget_changes, budgets, chat, embeddings, health, members, messages, models, personas,
-    requests, routes, stats, subjects, tenant_changes, tenant_limits, tenants,
+    admin, audit, budget_changes, budgets, chat, count_tokens, embeddings, health, members, messages, models,
+    personas, requests, routes, stats, subjects, tenant_changes, tenant_limits, tenants,
 };
 use crate::auth::{require_admin, require_tenant};
 use crate::error::{ApiError, Dialect};
@@ -38,6 +38,7 @@ fn tenant_api(state: &AppState) -> Router<AppState> {
     Router::new()
         .route("/v1/chat/completions", post(chat::chat_completions))
         .route("/v1/messages", post(messages::messages))
+        .route("/v1/messages/count_tokens", post(count_tokens::count_tokens))
         .route("/v1/embeddings", post(embeddings::embeddings))
         .route("/v1/models", get(models::list))
         .route("/v1/models/{*id}", get(models::get))

@@ -82,7 +82,8 @@ spec:
   retries: {attempts: 1, backoffMs: 1}
 "#;
     h.restart_with("busy.yaml", route).await;
-    let request = json!({"model": "busy-claude", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]});
+    let request =
+        json!({"model": "busy-claude", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]});
     let response = h
         .client
         .post(h.url("/v1/messages"))

@@ -95,3 +95,22 @@ def test_openai_and_anthropic_clients_on_an_anthropic_upstream(start_gateway, fa
         assert DEMO_KEY not in json.dumps(r["headers"]), "the tenant's API key was forwarded upstream"
         assert headers.get("x-api-key") == UPSTREAM_KEY, f"upstream auth header missing: {r['headers']}"
         assert "anthropic-version" in headers, r["headers"]
+
+
+def test_messages_count_tokens_is_anthropics_own_count_and_unmetered(start_gateway, fake_upstream):
+    """The Anthropic SDK's messages.count_tokens: asked of the Anthropic upstream (the input the same
+    messages are then billed for), the samples' mock counting as it bills, and no ledger row."""
+    fake_upstream.clear()
+    gateway = start_gateway({"route-fake-claude.yaml": ANTHROPIC_ROUTE})
+    client = gateway.anthropic()
+    messages = [{"role": "user", "content": "How many tokens is this question?"}]
+    for model in (MODEL, "demo-echo"):
+        counted = client.messages.with_raw_response.count_tokens(model=model, system="Be brief.", messages=messages)
+        assert counted.headers["x-switchboard-token-count"] == "exact"
+        sent = client.messages.create(model=model, max_tokens=32, system="Be brief.", messages=messages)
+        assert counted.parse().input_tokens == sent.usage.input_tokens, model
+    counts = [r for r in fake_upstream.requests() if r["path"] == "/v1/messages/count_tokens"]
+    assert len(counts) == 1, counts
+    assert [value for name, value in counts[0]["headers"] if name.lower() == "x-api-key"] == [UPSTREAM_KEY]
+    gateway.stop()
+    assert [row["endpoint"] for row in gateway.ledger()] == ["messages", "messages"], "counting is free"

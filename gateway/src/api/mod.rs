@@ -5,6 +5,7 @@ pub mod audit;
 pub mod budget_changes;
 pub mod budgets;
 pub mod chat;
+pub mod count_tokens;
 pub mod embeddings;
 pub mod health;
 pub mod members;

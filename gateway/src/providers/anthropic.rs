@@ -3,18 +3,41 @@
 use futures::StreamExt;
 use serde_json::Value;
 
-use super::{Call, Chunk, ChunkStream, Completion, Reply, Upstream, UpstreamError, body_bytes, sse};
+use super::{
+    Call, Chunk, ChunkStream, Completion, Reply, TokenCount, Upstream, UpstreamError, body, body_bytes, sse,
+};
 use crate::translate::anthropic::{MessagesToChatStream, messages_response_to_chat};
 
 /// The API version header Anthropic requires.
 pub(super) const ANTHROPIC_VERSION: &str = "2023-06-01";
 
-pub struct Anthropic(pub(super) Upstream);
+pub struct Anthropic {
+    pub(super) messages: Upstream,
+    /// Boxed: rarely used, and an upstream's headers are large.
+    pub(super) count_tokens: Box<Upstream>,
+}
+
+/// The most an answer of `count_tokens` may hold: `{"input_tokens": n}` and little else.
+const MAX_COUNT_BYTES: usize = 4096;
 
 impl Anthropic {
+    /// Anthropic's count of the request's input tokens.
+    pub(super) async fn count_tokens(&self, count: TokenCount<'_>) -> Result<u64, UpstreamError> {
+        let TokenCount { anthropic_body, timeout, limits, .. } = count;
+        let response = self.count_tokens.post_body(anthropic_body, timeout, limits, &[]).await?;
+        let bytes = body::read_limited(response, MAX_COUNT_BYTES, timeout).await?;
+        #[derive(serde::Deserialize)]
+        struct Counted {
+            input_tokens: u64,
+        }
+        let counted: Counted = serde_json::from_slice(&bytes)
+            .map_err(|e| UpstreamError::Protocol(format!("invalid token count: {e}")))?;
+        Ok(counted.input_tokens.min(crate::usage::MAX_TOKENS))
+    }
+
     pub(super) async fn send(&self, call: Call<'_>) -> Result<Reply, UpstreamError> {
         let model = call.model.to_owned();
-        let response = self.0.post(&call).await?;
+        let response = self.messages.post(&call).await?;
         if !call.stream {
             let body = body_bytes(response, &call).await?;
             let message: Value = serde_json::from_slice(&body)

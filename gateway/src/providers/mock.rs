@@ -31,7 +31,7 @@ fn chat(request: &ChatRequest, model: &str, stream: bool) -> Result<Reply, Upstr
         if has_system { "yes" } else { "no" },
         last_user.unwrap_or_default()
     );
-    let prompt_tokens: u64 = messages.iter().map(|m| words(&text_of(m)) + 3).sum();
+    let prompt_tokens = prompt_tokens(messages);
     let completion_tokens = words(&text);
     let usage = json!({
         "prompt_tokens": prompt_tokens,
@@ -61,6 +61,11 @@ fn chat(request: &ChatRequest, model: &str, stream: bool) -> Result<Reply, Upstr
     chunks.push(json!({"id": id, "object": "chat.completion.chunk", "created": created, "model": model,
                        "choices": [], "usage": usage}));
     Ok(Reply::Stream(Box::pin(stream::iter(chunks.iter().map(Chunk::from_value).collect::<Vec<_>>()))))
+}
+
+/// The prompt tokens the mock bills: words of every message, and 3 per message.
+pub(super) fn prompt_tokens(messages: &[Message]) -> u64 {
+    messages.iter().map(|m| words(&text_of(m)) + 3).sum()
 }
 
 /// The length in bytes of a message's text, without copying it (for usage estimates).

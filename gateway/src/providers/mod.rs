@@ -37,6 +37,7 @@ use switchboard_crds::config::BackendConfig;
 use switchboard_crds::resources::{ProviderKind, ResponseLimits};
 
 use self::client::{Endpoint, HttpClient, HttpError, Sent};
+use crate::chat_request::ChatRequest;
 use crate::error::ApiError;
 use crate::payload::Payload;
 use crate::redact::Redactor;
@@ -212,19 +213,29 @@ impl Upstream {
         Ok(Upstream { client, endpoint, api_key })
     }
 
-    /// POSTs `body`; a non-success status becomes [`UpstreamError::Status`] with the provider's
-    /// own message (from at most the route's error body limit) and `retry-after`.
+    /// POSTs the call's body; a non-success status becomes [`UpstreamError::Status`] with the
+    /// provider's own message (from at most the route's error body limit) and `retry-after`.
     async fn post(&self, call: &Call<'_>) -> Result<Sent, UpstreamError> {
+        self.post_body(call.body.clone(), call.timeout, call.limits, call.trace).await
+    }
+
+    async fn post_body(
+        &self,
+        body: Bytes,
+        timeout: Duration,
+        limits: ResponseLimits,
+        trace: &[(HeaderName, HeaderValue)],
+    ) -> Result<Sent, UpstreamError> {
         let sent = self
             .client
-            .post(&self.endpoint, call.body.clone(), call.timeout, call.trace)
+            .post(&self.endpoint, body, timeout, trace)
             .await
-            .map_err(|e| UpstreamError::from_http(e, call.timeout))?;
+            .map_err(|e| UpstreamError::from_http(e, timeout))?;
         if sent.status.is_success() {
             return Ok(sent);
         }
         let retry_after = retry_after(&sent.headers);
-        let (_, max_error, _, _) = call.limits.bytes();
+        let (_, max_error, _, _) = limits.bytes();
         let body = body::read_prefix(sent.body, max_error).await;
         let message = error_message(&String::from_utf8_lossy(&body));
         Err(UpstreamError::Status { status: sent.status.as_u16(), message, retry_after })
@@ -277,12 +288,15 @@ impl Provider {
                 if let Some(key) = &api_key {
                     headers.insert("x-api-key", secret_header(key)?);
                 }
-                Provider::Anthropic(anthropic::Anthropic(Upstream::new(
-                    backend,
-                    "/messages",
-                    api_key,
-                    headers,
-                )?))
+                Provider::Anthropic(anthropic::Anthropic {
+                    messages: Upstream::new(backend, "/messages", api_key.clone(), headers.clone())?,
+                    count_tokens: Box::new(Upstream::new(
+                        backend,
+                        "/messages/count_tokens",
+                        api_key,
+                        headers,
+                    )?),
+                })
             }
         })
     }
@@ -292,7 +306,7 @@ impl Provider {
         match self {
             Self::Mock => None,
             Self::OpenAi(provider) => provider.chat.api_key.as_deref(),
-            Self::Anthropic(provider) => provider.0.api_key.as_deref(),
+            Self::Anthropic(provider) => provider.messages.api_key.as_deref(),
         }
     }
 
@@ -309,7 +323,7 @@ impl Provider {
         match self {
             Self::Mock => None,
             Self::OpenAi(provider) => Some(provider.chat.endpoint.authority()),
-            Self::Anthropic(provider) => Some(provider.0.endpoint.authority()),
+            Self::Anthropic(provider) => Some(provider.messages.endpoint.authority()),
         }
     }
 
@@ -321,6 +335,17 @@ impl Provider {
             (Self::OpenAi(_), Payload::Chat(_)) => Some(WireFormat::OpenAiChat),
             (Self::OpenAi(_), Payload::Embeddings(_)) => Some(WireFormat::OpenAiEmbeddings),
             (Self::Anthropic(_), _) => Some(WireFormat::AnthropicMessages),
+        }
+    }
+
+    /// The input tokens of a request as this backend counts them: Anthropic's own count
+    /// (`/v1/messages/count_tokens`), the mock's rule; `None` where the API has no count.
+    /// Errors carry the upstream's text as it came, for the caller to redact.
+    pub async fn count_tokens(&self, count: TokenCount<'_>) -> Option<Result<u64, UpstreamError>> {
+        match self {
+            Self::Mock => Some(Ok(mock::prompt_tokens(&count.request.messages))),
+            Self::OpenAi(_) => None,
+            Self::Anthropic(provider) => Some(provider.count_tokens(count).await),
         }
     }
 
@@ -339,6 +364,16 @@ impl Provider {
 async fn body_bytes(response: Sent, call: &Call<'_>) -> Result<bytes::Bytes, UpstreamError> {
     let (max_body, ..) = call.limits.bytes();
     body::read_limited(response, max_body, call.timeout).await
+}
+
+/// A request's input tokens, as [`Provider::count_tokens`] counts them.
+pub struct TokenCount<'a> {
+    /// The request in Anthropic's form, for the upstream's own count (the upstream's model in it).
+    pub anthropic_body: Bytes,
+    /// The same request in the canonical form, for the mock's count.
+    pub request: &'a ChatRequest,
+    pub timeout: Duration,
+    pub limits: ResponseLimits,
 }
 
 /// The message of a provider's JSON error body, or its raw text (cut to length only once it
