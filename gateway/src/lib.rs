@@ -38,6 +38,7 @@ pub mod signin;
 pub mod state;
 pub mod stats;
 pub mod status;
+pub mod stored_responses;
 pub mod telemetry;
 pub mod translate;
 pub mod usage;

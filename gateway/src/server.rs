@@ -38,6 +38,7 @@ use crate::signin::kube_user::{Impersonator, KubeNaming};
 use crate::state::{AppState, Limits, Shared};
 use crate::stats::Stats;
 use crate::status;
+use crate::stored_responses::StoredResponses;
 use crate::telemetry::Tracer;
 
 #[derive(Debug, thiserror::Error)]
@@ -171,6 +172,8 @@ pub async fn start(settings: &Settings) -> Result<RunningGateway, StartError> {
     let (drain, drain_deadline) = crate::drain::deadline();
     let personas = Personas::new(&db);
     background.push(Background::Task(personas.spawn_expiry(live.clone())));
+    let responses = StoredResponses::new(&db);
+    background.push(Background::Task(responses.spawn_retention()));
     let request_log = RequestLog::new(db.clone());
     let stats = Stats::new(db.clone());
     background.push(Background::Task(stats.spawn_retention()));
@@ -200,6 +203,7 @@ pub async fn start(settings: &Settings) -> Result<RunningGateway, StartError> {
         audit,
         sign_in,
         personas,
+        responses,
         runtime: live,
         ledger: sender,
         ledger_reader: ledger,

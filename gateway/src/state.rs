@@ -21,6 +21,7 @@ use crate::serving::conditions::Conditions;
 use crate::serving::edits::Edits;
 use crate::serving::live::LiveRuntime;
 use crate::signin::SignIn;
+use crate::stored_responses::StoredResponses;
 
 /// Cheap to clone: one reference count. Axum clones the state for every extractor and middleware
 /// of every request, so a struct of a dozen handles cloned field by field showed up in profiles.
@@ -73,6 +74,8 @@ pub struct Shared {
     pub mcp_hosts: HostPolicy,
     /// Persona memories, moods and relationships.
     pub personas: Personas,
+    /// Responses API objects kept for `GET`, `DELETE` and `previous_response_id`.
+    pub responses: StoredResponses,
     /// OpenTelemetry spans (nothing when tracing is off).
     pub tracer: Tracer,
     /// When in-flight requests must end during a graceful stop.

@@ -14,6 +14,7 @@ pub mod models;
 pub mod params;
 pub mod personas;
 pub mod requests;
+pub mod responses;
 pub mod routes;
 pub mod stats;
 pub mod subjects;

@@ -69,6 +69,8 @@ pub enum Endpoint {
     /// A persona's model extracting memories from a conversation (`extraction: Model`).
     MemoryExtraction,
     Embeddings,
+    /// OpenAI's Responses API, served as a chat.
+    Responses,
 }
 
 impl Endpoint {
@@ -79,6 +81,7 @@ impl Endpoint {
             Self::Mcp => "mcp",
             Self::MemoryExtraction => "memory_extraction",
             Self::Embeddings => "embeddings",
+            Self::Responses => "responses",
         }
     }
 
@@ -86,7 +89,9 @@ impl Endpoint {
     pub fn operation(self) -> &'static str {
         match self {
             Self::Embeddings => "embeddings",
-            Self::ChatCompletions | Self::Messages | Self::Mcp | Self::MemoryExtraction => "chat",
+            Self::ChatCompletions | Self::Messages | Self::Mcp | Self::MemoryExtraction | Self::Responses => {
+                "chat"
+            }
         }
     }
 }

@@ -5,3 +5,4 @@
 //! request and response bodies (and on each streamed event) without caring how they arrived.
 
 pub mod anthropic;
+pub mod responses;
