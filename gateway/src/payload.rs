@@ -51,11 +51,27 @@ impl<'a> Payload<'a> {
         }
     }
 
-    /// Output tokens reserved against budgets and token limits: what the client asked for, or a
-    /// default; none for an embedding, which has no output tokens.
+    /// How many answers the request asks for (`n`): each may be as long as the output limit.
+    pub fn choices(&self) -> u64 {
+        match self {
+            Self::Chat(request) => request.field("n").and_then(Value::as_u64).unwrap_or(1).max(1),
+            Self::Embeddings(_) => 1,
+        }
+    }
+
+    /// The most output tokens the request may produce in all answers together, if it set a limit.
+    pub fn total_output(&self) -> Option<u64> {
+        self.asked_output().map(|tokens| tokens.saturating_mul(self.choices()))
+    }
+
+    /// Output tokens reserved against budgets and token limits: what the client asked for (or a
+    /// default) in every answer it asked for; none for an embedding, which has no output tokens.
     pub fn reserved_output(&self) -> u64 {
         match self {
-            Self::Chat(request) => request.asked_output().unwrap_or(DEFAULT_OUTPUT_RESERVATION),
+            Self::Chat(request) => {
+                let per_answer = request.asked_output().unwrap_or(DEFAULT_OUTPUT_RESERVATION);
+                per_answer.saturating_mul(self.choices())
+            }
             Self::Embeddings(_) => 0,
         }
     }
@@ -157,4 +173,27 @@ impl Governed for EmbeddingsRequest {
 
     /// An embedding has no output to cap.
     fn cap_output(&mut self, _cap: u64) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn every_answer_asked_for_is_reserved() {
+        let request = |extra: Value| {
+            let mut body = json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]});
+            body.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+            ChatRequest::parse(body).unwrap()
+        };
+        let one = request(json!({"max_tokens": 10}));
+        let many = request(json!({"max_tokens": 10, "n": 4}));
+        let unlimited = request(json!({"n": 3}));
+        assert_eq!(Payload::Chat(&one).reserved_output(), 10);
+        assert_eq!((Payload::Chat(&many).reserved_output(), Payload::Chat(&many).total_output()), (40, Some(40)));
+        assert_eq!(Payload::Chat(&unlimited).reserved_output(), 3 * DEFAULT_OUTPUT_RESERVATION);
+        assert_eq!(Payload::Chat(&unlimited).total_output(), None);
+    }
 }

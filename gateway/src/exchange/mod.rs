@@ -129,7 +129,8 @@ pub struct Exchange {
     /// Budgets that apply, and the amount reserved against them.
     budgets: Vec<Arc<BudgetConfig>>,
     reserve: NanoUsd,
-    /// The client's output limit (`max_completion_tokens` or `max_tokens`), if it set one.
+    /// The client's output limit (`max_completion_tokens` or `max_tokens`) times the answers it
+    /// asked for (`n`), if it set one.
     asked_output: Option<u64>,
     /// Text bytes past which the reply is ended (see [`stream::CAPPED_BYTES_PER_TOKEN`]): set when
     /// a hard budget applies and the client set an output limit. A reply the client wants whole
@@ -213,7 +214,8 @@ impl Exchange {
             Some(persona) => format!("{MODEL_PREFIX}{}", persona.name),
             None => request.model().to_owned(),
         };
-        let asked_output = request.asked_output();
+        // All answers together (`n`): what budgets reserve, the cap and an overrun are judged on.
+        let asked_output = request.total_output();
         let max_output = request.reserved_output();
         let stream = request.stream();
         let schema = request.chat().map(structured_output_schema).transpose()?.flatten();
