@@ -1,4 +1,5 @@
-//! A deterministic fake of the OpenAI Chat Completions and Anthropic Messages APIs.
+//! A deterministic fake of the OpenAI (Chat Completions, legacy completions, embeddings) and
+//! Anthropic Messages APIs.
 //!
 //! It plays the upstream model server in three places: the gateway's integration tests (in-process,
 //! through [`FakeUpstream::spawn`]), the Python SDK tests and `make run` demos (the `fake-upstream`
@@ -14,6 +15,7 @@
 //! - `POST /v1/messages/count_tokens`: Anthropic; the input tokens `/v1/messages` would bill.
 //! - `GET /v1/models`: OpenAI's list shape (Anthropic's when `anthropic-version` is sent).
 //! - `POST /v1/embeddings`: OpenAI, floats or base64, `dimensions` honoured (see `embeddings`).
+//! - `POST /v1/completions`: OpenAI's legacy completions, streaming too (see `completions`).
 //! - `GET /healthz`; `GET /_fake/requests` (recorded requests as JSON) and `DELETE /_fake/requests`
 //!   (forget them and reset the count); `PUT /_fake/behavior` (body: a behaviour name, applied to
 //!   every request without the header) and `DELETE /_fake/behavior`. These control routes are
@@ -64,6 +66,7 @@
 
 mod anthropic;
 mod behavior;
+mod completions;
 mod embeddings;
 mod errors;
 mod faults;

@@ -31,7 +31,7 @@ use tokio::sync::watch;
 use crate::{
     anthropic,
     behavior::Behavior,
-    embeddings,
+    completions, embeddings,
     errors::{self, Api},
     openai,
     recording::{self, Recorder},
@@ -87,6 +87,7 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .route("/v1/chat/completions", post(openai::chat_completions))
         .route("/v1/models", get(openai::models))
         .route("/v1/embeddings", post(embeddings::embeddings))
+        .route("/v1/completions", post(completions::completions))
         .route("/v1/messages", post(anthropic::messages))
         .route("/v1/messages/count_tokens", post(anthropic::count_tokens))
         .fallback(not_found)

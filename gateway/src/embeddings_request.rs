@@ -30,7 +30,7 @@ pub struct EmbeddingsRequest {
     pub rest: Map<String, Value>,
 }
 
-/// What to embed: one text, several, or pre-tokenised inputs.
+/// Texts or pre-tokenised inputs: what to embed, or a legacy completion's prompts.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum Input {
@@ -84,7 +84,28 @@ impl EmbeddingsRequest {
 
     /// How many inputs are embedded.
     pub fn count(&self) -> usize {
-        match &self.input {
+        self.input.count()
+    }
+
+    /// Bytes of input text, for the usage estimate of a reply without usage.
+    pub fn text_len(&self) -> usize {
+        self.input.text_len()
+    }
+
+    /// The most input tokens the request can be charged for.
+    pub fn tokens_at_most(&self) -> u64 {
+        self.input.tokens_at_most()
+    }
+
+    pub fn encoding(&self) -> Encoding {
+        self.encoding_format.unwrap_or(Encoding::Float)
+    }
+}
+
+impl Input {
+    /// How many inputs there are.
+    pub fn count(&self) -> usize {
+        match self {
             Input::Text(_) | Input::Tokens(_) => 1,
             Input::Texts(texts) => texts.len(),
             Input::TokenLists(lists) => lists.len(),
@@ -93,7 +114,7 @@ impl EmbeddingsRequest {
 
     /// The text inputs (none for pre-tokenised ones).
     pub fn texts(&self) -> impl Iterator<Item = &str> {
-        let texts: &[String] = match &self.input {
+        let texts: &[String] = match self {
             Input::Text(text) => std::slice::from_ref(text),
             Input::Texts(texts) => texts,
             Input::Tokens(_) | Input::TokenLists(_) => &[],
@@ -103,7 +124,7 @@ impl EmbeddingsRequest {
 
     /// The same text, to change in place (guardrails' redaction).
     pub fn texts_mut(&mut self) -> impl Iterator<Item = &mut String> {
-        let texts: &mut [String] = match &mut self.input {
+        let texts: &mut [String] = match self {
             Input::Text(text) => std::slice::from_mut(text),
             Input::Texts(texts) => texts,
             Input::Tokens(_) | Input::TokenLists(_) => &mut [],
@@ -111,34 +132,30 @@ impl EmbeddingsRequest {
         texts.iter_mut()
     }
 
-    /// Bytes of input text, for the usage estimate of a reply without usage.
+    /// Bytes of text and token ids, for estimates.
     pub fn text_len(&self) -> usize {
         self.texts().map(str::len).sum::<usize>().saturating_add(self.token_count())
     }
 
-    /// The most input tokens the request can be charged for: a token is at least a byte of
-    /// text, and a pre-tokenised input is exactly its tokens.
+    /// The most tokens the input can be charged for: a token is at least a byte of text, and a
+    /// pre-tokenised input is exactly its tokens.
     pub fn tokens_at_most(&self) -> u64 {
         let texts = self.texts().map(|text| text.len() as u64).fold(0, u64::saturating_add);
         texts.saturating_add(self.token_count() as u64)
     }
 
     fn token_count(&self) -> usize {
-        match &self.input {
+        match self {
             Input::Tokens(tokens) => tokens.len(),
             Input::TokenLists(lists) => lists.iter().map(Vec::len).sum(),
             Input::Text(_) | Input::Texts(_) => 0,
         }
     }
-
-    pub fn encoding(&self) -> Encoding {
-        self.encoding_format.unwrap_or(Encoding::Float)
-    }
 }
 
 /// `input`: a non-empty string, or 1 to [`MAX_INPUTS`] non-empty strings, token ids, or lists
 /// of token ids.
-fn check_input(input: Option<&Value>) -> Result<(), String> {
+pub(crate) fn check_input(input: Option<&Value>) -> Result<(), String> {
     let items = match input {
         Some(Value::String(text)) if !text.is_empty() => return Ok(()),
         Some(Value::Array(items)) if (1..=MAX_INPUTS).contains(&items.len()) => items,

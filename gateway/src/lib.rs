@@ -9,6 +9,7 @@ pub mod breaker;
 pub mod budget;
 pub mod cache;
 pub mod chat_request;
+pub mod completions_request;
 pub mod console;
 pub mod db;
 pub mod drain;

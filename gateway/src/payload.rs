@@ -5,6 +5,7 @@ use serde_json::Value;
 use switchboard_crds::resources::ModelKind;
 
 use crate::chat_request::{ChatRequest, Message};
+use crate::completions_request::CompletionsRequest;
 use crate::embeddings_request::EmbeddingsRequest;
 use crate::error::ApiError;
 use crate::usage::input_tokens_at_most;
@@ -12,10 +13,12 @@ use crate::usage::input_tokens_at_most;
 /// Output tokens reserved against budgets and token limits when a chat request sets no `max_tokens`.
 const DEFAULT_OUTPUT_RESERVATION: u64 = 4096;
 
-/// A request as admitted: a chat (Chat Completions, Messages, MCP, personas) or an embedding.
+/// A request as admitted: a chat (Chat Completions, Messages, Responses, MCP, personas), a
+/// legacy completion, or an embedding.
 #[derive(Clone, Copy, Debug)]
 pub enum Payload<'a> {
     Chat(&'a ChatRequest),
+    Completions(&'a CompletionsRequest),
     Embeddings(&'a EmbeddingsRequest),
 }
 
@@ -24,6 +27,7 @@ impl<'a> Payload<'a> {
     pub fn operation(&self) -> &'static str {
         match self {
             Self::Chat(_) => "chat",
+            Self::Completions(_) => "text_completion",
             Self::Embeddings(_) => "embeddings",
         }
     }
@@ -31,22 +35,33 @@ impl<'a> Payload<'a> {
     pub fn model(&self) -> &'a str {
         match self {
             Self::Chat(request) => &request.model,
+            Self::Completions(request) => &request.model,
             Self::Embeddings(request) => &request.model,
         }
     }
 
     pub fn stream(&self) -> bool {
-        matches!(self, Self::Chat(request) if request.stream())
+        match self {
+            Self::Chat(request) => request.stream(),
+            Self::Completions(request) => request.stream(),
+            Self::Embeddings(_) => false,
+        }
     }
 
     pub fn include_usage(&self) -> bool {
-        matches!(self, Self::Chat(request) if request.include_usage())
+        let options = match self {
+            Self::Chat(request) => request.field("stream_options"),
+            Self::Completions(request) => request.field("stream_options"),
+            Self::Embeddings(_) => None,
+        };
+        options.and_then(|o| o.get("include_usage")).and_then(Value::as_bool) == Some(true)
     }
 
     /// The output tokens the client asked for at most, if it said.
     pub fn asked_output(&self) -> Option<u64> {
         match self {
             Self::Chat(request) => request.asked_output(),
+            Self::Completions(request) => Some(request.max_tokens()),
             Self::Embeddings(_) => None,
         }
     }
@@ -55,6 +70,7 @@ impl<'a> Payload<'a> {
     pub fn choices(&self) -> u64 {
         match self {
             Self::Chat(request) => request.field("n").and_then(Value::as_u64).unwrap_or(1).max(1),
+            Self::Completions(request) => request.choices(),
             Self::Embeddings(_) => 1,
         }
     }
@@ -72,6 +88,7 @@ impl<'a> Payload<'a> {
                 let per_answer = request.asked_output().unwrap_or(DEFAULT_OUTPUT_RESERVATION);
                 per_answer.saturating_mul(self.choices())
             }
+            Self::Completions(request) => request.max_tokens().saturating_mul(self.choices()),
             Self::Embeddings(_) => 0,
         }
     }
@@ -80,6 +97,7 @@ impl<'a> Payload<'a> {
     pub fn prompt_chars(&self) -> usize {
         match self {
             Self::Chat(request) => request.messages.iter().map(Message::text_len).sum(),
+            Self::Completions(request) => request.prompt.text_len(),
             Self::Embeddings(request) => request.text_len(),
         }
     }
@@ -88,6 +106,10 @@ impl<'a> Payload<'a> {
     pub fn input_tokens_at_most(&self) -> u64 {
         match self {
             Self::Chat(request) => input_tokens_at_most(request),
+            Self::Completions(request) => {
+                let suffix = request.field("suffix").and_then(Value::as_str).map_or(0, str::len) as u64;
+                request.prompt.tokens_at_most().saturating_add(suffix)
+            }
             Self::Embeddings(request) => request.tokens_at_most(),
         }
     }
@@ -96,6 +118,7 @@ impl<'a> Payload<'a> {
     pub fn user(&self) -> Option<&'a str> {
         match self {
             Self::Chat(request) => request.user.as_deref(),
+            Self::Completions(request) => request.user.as_deref(),
             Self::Embeddings(request) => request.user.as_deref(),
         }
     }
@@ -104,6 +127,7 @@ impl<'a> Payload<'a> {
     pub fn metadata(&self) -> Option<&'a Value> {
         match self {
             Self::Chat(request) => request.field("metadata"),
+            Self::Completions(request) => request.field("metadata"),
             Self::Embeddings(request) => request.rest.get("metadata").filter(|value| !value.is_null()),
         }
     }
@@ -112,7 +136,7 @@ impl<'a> Payload<'a> {
     pub fn chat(&self) -> Option<&'a ChatRequest> {
         match self {
             Self::Chat(request) => Some(request),
-            Self::Embeddings(_) => None,
+            Self::Completions(_) | Self::Embeddings(_) => None,
         }
     }
 
@@ -120,7 +144,7 @@ impl<'a> Payload<'a> {
     pub fn check_kind(&self, kind: ModelKind) -> Result<(), ApiError> {
         let model = self.model();
         let problem = match (self, kind) {
-            (Self::Chat(_), ModelKind::Embedding) => {
+            (Self::Chat(_) | Self::Completions(_), ModelKind::Embedding) => {
                 format!("model {model:?} is an embedding model: call POST /v1/embeddings")
             }
             (Self::Embeddings(_), ModelKind::Chat) => {
@@ -129,6 +153,20 @@ impl<'a> Payload<'a> {
             _ => return Ok(()),
         };
         Err(ApiError::BadRequest(problem, Some("model_not_supported")))
+    }
+}
+
+impl Governed for CompletionsRequest {
+    fn payload(&self) -> Payload<'_> {
+        Payload::Completions(self)
+    }
+
+    fn texts_mut(&mut self) -> Vec<&mut String> {
+        self.prompt.texts_mut().collect()
+    }
+
+    fn cap_output(&mut self, cap: u64) {
+        self.max_tokens = Some(self.max_tokens().min(cap));
     }
 }
 
@@ -168,7 +206,7 @@ impl Governed for EmbeddingsRequest {
     }
 
     fn texts_mut(&mut self) -> Vec<&mut String> {
-        EmbeddingsRequest::texts_mut(self).collect()
+        self.input.texts_mut().collect()
     }
 
     /// An embedding has no output to cap.
@@ -192,7 +230,10 @@ mod tests {
         let many = request(json!({"max_tokens": 10, "n": 4}));
         let unlimited = request(json!({"n": 3}));
         assert_eq!(Payload::Chat(&one).reserved_output(), 10);
-        assert_eq!((Payload::Chat(&many).reserved_output(), Payload::Chat(&many).total_output()), (40, Some(40)));
+        assert_eq!(
+            (Payload::Chat(&many).reserved_output(), Payload::Chat(&many).total_output()),
+            (40, Some(40))
+        );
         assert_eq!(Payload::Chat(&unlimited).reserved_output(), 3 * DEFAULT_OUTPUT_RESERVATION);
         assert_eq!(Payload::Chat(&unlimited).total_output(), None);
     }

@@ -7,8 +7,8 @@
 //! route, the limits and budgets that apply) -> admit ([`Exchange::admit`]: rate limits, cache,
 //! budget reservation, queue) -> the persona's context ([`Turn::add_context`]: the database, read
 //! only once admitted) -> forward ([`Exchange::forward`]: backends, retries, fallbacks, metering)
-//! -> learn (after a served persona turn, off the request path). Embeddings ([`embed`]) take the
-//! same steps without the persona's.
+//! -> learn (after a served persona turn, off the request path). Embeddings and legacy
+//! completions ([`run_direct`]) take the same steps without the persona's.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -20,13 +20,12 @@ use switchboard_crds::resources::MemoryExtraction;
 use crate::auth::Authenticated;
 use crate::chat_request::{ChatRequest, Invalid};
 use crate::db::now_ms;
-use crate::embeddings_request::EmbeddingsRequest;
 use crate::error::ApiError;
 use crate::exchange::{
     Admitted, Endpoint, Exchange, Served, ServedReply, Unrouted, enforce_policies, refused_unrouted,
 };
 use crate::guardrails::Hit;
-use crate::payload::Payload;
+use crate::payload::{Governed, Payload};
 use crate::persona::memory::NewMemory;
 use crate::persona::model_extraction;
 use crate::persona::turn::Turn;
@@ -64,31 +63,36 @@ pub async fn run(
     Ok((exchange, served))
 }
 
-/// Runs one embeddings request as [`run`] runs a chat, without persona or cache. Policies apply
-/// (their redactions to the text inputs); reply guardrails do not: a vector carries no text.
-pub async fn embed(
+/// Runs a request the chat machinery serves without persona or cache (embeddings, legacy
+/// completions), read by `parse`, as [`run`] runs a chat. Policies apply, their redactions to the
+/// text inputs; their reply guardrails read chat replies only, so a completion a policy wants
+/// guarded is refused (never served unguarded), and an embedding, which holds no text, is served.
+pub async fn run_direct<R: Governed>(
     state: &AppState,
     auth: Authenticated,
     request: Result<Value, ApiError>,
+    endpoint: Endpoint,
     headers: &HeaderMap,
+    parse: fn(Value) -> Result<R, Invalid>,
 ) -> Result<Ran, ApiError> {
-    let endpoint = Endpoint::Embeddings;
     let (runtime, caller) = (auth.runtime.clone(), auth.caller.clone());
     let refusals = Refusals { state, caller: &caller, endpoint, headers, started: Instant::now() };
-    let mut request = refusals.checked(request, EmbeddingsRequest::parse)?;
+    let mut request = refusals.checked(request, parse)?;
     let mut hits = Vec::new();
-    let begun = enforce_policies(&runtime, &state.metrics, &caller, &mut request, endpoint, None, &mut hits)
-        .and_then(|_| {
-            Exchange::begin(state, auth, Payload::Embeddings(&request), endpoint, headers, None, 0)
-        });
+    let guard = enforce_policies(&runtime, &state.metrics, &caller, &mut request, endpoint, None, &mut hits);
+    let begun = guard.and_then(|guard| match (guard, request.payload()) {
+        (Some(_), Payload::Completions(_)) => Err(ApiError::PolicyDenied(
+            "a policy guards replies, which it cannot read in legacy completions: use /v1/chat/completions"
+                .into(),
+        )),
+        (_, payload) => Exchange::begin(state, auth, payload, endpoint, headers, None, 0),
+    });
     let exchange = match begun {
         Ok(exchange) => Arc::new(exchange.guarded(hits, None)),
-        Err(error) => return Err(refusals.refuse(error, Some(&request.model), hits)),
+        Err(error) => return Err(refusals.refuse(error, Some(request.payload().model()), hits)),
     };
     let served = match exchange.admit(state).await {
-        Ok(Admitted::Forward(headers)) => {
-            exchange.forward(state, Payload::Embeddings(&request), headers).await
-        }
+        Ok(Admitted::Forward(headers)) => exchange.forward(state, request.payload(), headers).await,
         Ok(Admitted::Cached(served)) => Ok(served),
         Err(error) => Err(error),
     };

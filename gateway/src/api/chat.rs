@@ -45,11 +45,12 @@ pub async fn chat_completions(
 /// Chunks ready together leave as one write.
 const MAX_CHUNKS_PER_WRITE: usize = 64;
 
-/// The chunks as OpenAI's `text/event-stream`: each chunk's JSON as the upstream sent it, then
+/// The chunks (chat or legacy completion) as OpenAI's `text/event-stream`: each chunk's JSON as
+/// the upstream sent it, then
 /// `data: [DONE]`. The usage chunk goes only to clients that asked for it. A failure mid-stream
 /// ends it with a top-level `error` frame, which makes the OpenAI SDKs raise instead of
 /// returning a silently truncated answer.
-fn event_stream(chunks: ChunkStream, include_usage: bool) -> Response {
+pub(super) fn event_stream(chunks: ChunkStream, include_usage: bool) -> Response {
     let frames = async_stream::stream! {
         let mut batches = chunks.ready_chunks(MAX_CHUNKS_PER_WRITE);
         while let Some(batch) = batches.next().await {

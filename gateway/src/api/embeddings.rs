@@ -10,7 +10,8 @@ use bytes::Bytes;
 
 use super::{whole_reply, with_ids};
 use crate::auth::Authenticated;
-use crate::exchange::{Served, ServedReply, parse_json};
+use crate::embeddings_request::EmbeddingsRequest;
+use crate::exchange::{Endpoint, Served, ServedReply, parse_json};
 use crate::pipeline;
 use crate::state::AppState;
 
@@ -21,7 +22,9 @@ pub async fn embeddings(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let request = parse_json(body, state.limits.max_request_bytes);
-    let (exchange, served) = match pipeline::embed(&state, auth, request, &headers).await {
+    let ran =
+        pipeline::run_direct(&state, auth, request, Endpoint::Embeddings, &headers, EmbeddingsRequest::parse);
+    let (exchange, served) = match ran.await {
         Ok(ran) => ran,
         Err(error) => return error.into_response(),
     };

@@ -5,6 +5,7 @@ pub mod audit;
 pub mod budget_changes;
 pub mod budgets;
 pub mod chat;
+pub mod completions;
 pub mod count_tokens;
 pub mod embeddings;
 pub mod health;

@@ -71,6 +71,8 @@ pub enum Endpoint {
     Embeddings,
     /// OpenAI's Responses API, served as a chat.
     Responses,
+    /// OpenAI's legacy completions.
+    Completions,
 }
 
 impl Endpoint {
@@ -82,6 +84,7 @@ impl Endpoint {
             Self::MemoryExtraction => "memory_extraction",
             Self::Embeddings => "embeddings",
             Self::Responses => "responses",
+            Self::Completions => "completions",
         }
     }
 
@@ -89,6 +92,7 @@ impl Endpoint {
     pub fn operation(self) -> &'static str {
         match self {
             Self::Embeddings => "embeddings",
+            Self::Completions => "text_completion",
             Self::ChatCompletions | Self::Messages | Self::Mcp | Self::MemoryExtraction | Self::Responses => {
                 "chat"
             }
@@ -227,6 +231,14 @@ impl Exchange {
         .ok_or_else(|| ApiError::ModelNotFound(model.clone()))?
         .clone();
         request.check_kind(target.model.kind)?;
+        if !target.route.backends.iter().any(|backend| backend.provider.serves(request)) {
+            let message = format!(
+                "model {:?} is served by Anthropic's Messages API, which has no {} API: use /v1/chat/completions or /v1/messages",
+                request.model(),
+                endpoint.as_str()
+            );
+            return Err(ApiError::BadRequest(message, Some("model_not_supported")));
+        }
         let include_usage = request.include_usage();
         let prompt_chars = request.prompt_chars();
         // A persona's answer depends on its memories and mood, which change with every turn.
@@ -253,7 +265,8 @@ impl Exchange {
                 + pricing.output.per_million_times(max_output)
         };
         let hard_budget = budgets.iter().any(|b| b.enforcement == BudgetEnforcement::Hard);
-        let output_cap = asked_output.filter(|_| hard_budget).map(|tokens| {
+        // The cap ends a reply as a chat ends (`finish_reason: length`): chats only.
+        let output_cap = asked_output.filter(|_| hard_budget && request.chat().is_some()).map(|tokens| {
             usize::try_from(tokens).unwrap_or(usize::MAX).saturating_mul(stream::CAPPED_BYTES_PER_TOKEN)
         });
         let rate_checks = rate_checks(tenant, &caller, persona, estimated_tokens);
@@ -413,7 +426,8 @@ impl Exchange {
 
     async fn attempts(&self, request: Payload<'_>) -> Result<Dispatched, Failure> {
         let route = &self.target.route;
-        let candidates = candidate_order(&route.backends, &mut rand::rng());
+        let mut candidates = candidate_order(&route.backends, &mut rand::rng());
+        candidates.retain(|backend| backend.provider.serves(request));
         if candidates.is_empty() {
             return Err(Failure {
                 error: ApiError::NoBackend,

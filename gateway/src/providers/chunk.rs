@@ -1,4 +1,5 @@
-//! A streamed `chat.completion.chunk`: which of its fields the gateway reads.
+//! A streamed `chat.completion.chunk` (or a legacy `text_completion` chunk): which of its fields
+//! the gateway reads.
 
 use std::borrow::Cow;
 
@@ -31,6 +32,9 @@ struct Fields<'a> {
 struct Choice<'a> {
     #[serde(default, borrow)]
     delta: Option<Delta<'a>>,
+    /// A legacy `text_completion` chunk's text.
+    #[serde(default, borrow)]
+    text: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
     finish_reason: Option<Cow<'a, str>>,
 }
@@ -55,8 +59,10 @@ impl Shape for ChunkShape {
         let content_len = choices
             .unwrap_or_default()
             .iter()
-            .filter_map(|choice| choice.delta.as_ref()?.content.as_deref())
-            .map(str::len)
+            .map(|choice| {
+                let delta = choice.delta.as_ref().and_then(|delta| delta.content.as_deref());
+                delta.map_or(0, str::len) + choice.text.as_deref().map_or(0, str::len)
+            })
             .sum();
         let usage = fields.usage.as_ref().and_then(TokenUsage::from_openai);
         let finish_reason = choices

@@ -1,4 +1,5 @@
-//! A complete `chat.completion`: which of its fields the gateway reads.
+//! A complete `chat.completion` (or a legacy `text_completion`, or an embeddings list, read for
+//! its usage alone): which of its fields the gateway reads.
 
 use serde::Deserialize;
 use serde_json::Value;
@@ -27,6 +28,9 @@ struct Fields {
 struct Choice {
     #[serde(default)]
     message: Option<Message>,
+    /// A legacy `text_completion`'s text.
+    #[serde(default)]
+    text: Option<String>,
     #[serde(default)]
     finish_reason: Option<String>,
 }
@@ -45,8 +49,10 @@ impl Shape for CompletionShape {
         let content_len = fields
             .choices
             .iter()
-            .filter_map(|choice| choice.message.as_ref()?.content.as_ref())
-            .map(text_len)
+            .map(|choice| {
+                let message = choice.message.as_ref().and_then(|m| m.content.as_ref()).map_or(0, text_len);
+                message + choice.text.as_deref().map_or(0, str::len)
+            })
             .sum();
         let usage = fields.usage.as_ref().and_then(TokenUsage::from_openai);
         let finish_reason =

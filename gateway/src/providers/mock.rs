@@ -3,6 +3,7 @@
 //!
 //! Reply: `echo (<model>, <n> messages, system prompt: yes|no): <last user text>`.
 //! Usage: prompt = words of every message + 3 per message; completion = words of the reply.
+//! Legacy completions: `echo (<model>): <prompt>` for each prompt, `n` times; usage as above.
 //! Embeddings: see [`super::mock_embeddings`].
 
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -12,11 +13,14 @@ use serde_json::{Value, json};
 
 use super::{Call, Chunk, Completion, Reply, UpstreamError, mock_embeddings};
 use crate::chat_request::{ChatRequest, Message, Role};
+use crate::completions_request::CompletionsRequest;
+use crate::embeddings_request::Input;
 use crate::payload::Payload;
 
 pub(super) fn reply(call: &Call<'_>) -> Result<Reply, UpstreamError> {
     match call.request {
         Payload::Chat(request) => chat(request, call.model, call.stream),
+        Payload::Completions(request) => completions(request, call.model, call.stream),
         Payload::Embeddings(request) => mock_embeddings::reply(request, call.model).map(Reply::Complete),
     }
 }
@@ -60,6 +64,50 @@ fn chat(request: &ChatRequest, model: &str, stream: bool) -> Result<Reply, Upstr
     chunks.push(chunk(json!({}), json!("stop")));
     chunks.push(json!({"id": id, "object": "chat.completion.chunk", "created": created, "model": model,
                        "choices": [], "usage": usage}));
+    Ok(Reply::Stream(Box::pin(stream::iter(chunks.iter().map(Chunk::from_value).collect::<Vec<_>>()))))
+}
+
+/// A legacy completion of each prompt (`n` of each), whole or as `text_completion` chunks.
+fn completions(request: &CompletionsRequest, model: &str, stream: bool) -> Result<Reply, UpstreamError> {
+    let prompts: Vec<String> = match &request.prompt {
+        Input::Tokens(tokens) => vec![format!("{} tokens", tokens.len())],
+        Input::TokenLists(lists) => lists.iter().map(|l| format!("{} tokens", l.len())).collect(),
+        prompt => prompt.texts().map(str::to_owned).collect(),
+    };
+    let n = request.field("n").and_then(Value::as_u64).unwrap_or(1).clamp(1, 128) as usize;
+    let texts: Vec<String> = prompts
+        .iter()
+        .flat_map(|prompt| std::iter::repeat_n(format!("echo ({model}): {prompt}"), n))
+        .collect();
+    let prompt_tokens: u64 = prompts.iter().map(|p| words(p)).sum();
+    let completion_tokens: u64 = texts.iter().map(|t| words(t)).sum();
+    let usage = json!({"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                       "total_tokens": prompt_tokens + completion_tokens});
+    let created = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let id = format!("cmpl-mock-{}", uuid::Uuid::new_v4().simple());
+    let object = |choices: Value| json!({"id": id, "object": "text_completion", "created": created, "model": model, "choices": choices});
+    if !stream {
+        let choices: Vec<Value> = texts
+            .iter()
+            .enumerate()
+            .map(|(index, text)| json!({"index": index, "text": text, "logprobs": null, "finish_reason": "stop"}))
+            .collect();
+        let mut body = object(json!(choices));
+        body["usage"] = usage;
+        return Completion::from_value(&body).map(Reply::Complete);
+    }
+    let mut chunks = Vec::new();
+    for (index, text) in texts.iter().enumerate() {
+        for piece in text.split_inclusive(' ') {
+            chunks.push(object(
+                json!([{"index": index, "text": piece, "logprobs": null, "finish_reason": null}]),
+            ));
+        }
+        chunks.push(object(json!([{"index": index, "text": "", "logprobs": null, "finish_reason": "stop"}])));
+    }
+    let mut last = object(json!([]));
+    last["usage"] = usage;
+    chunks.push(last);
     Ok(Reply::Stream(Box::pin(stream::iter(chunks.iter().map(Chunk::from_value).collect::<Vec<_>>()))))
 }
 

@@ -279,7 +279,13 @@ impl Provider {
                 }
                 Provider::OpenAi(openai::OpenAi {
                     chat: Upstream::new(backend, "/chat/completions", api_key.clone(), headers.clone())?,
-                    embeddings: Box::new(Upstream::new(backend, "/embeddings", api_key, headers)?),
+                    embeddings: Box::new(Upstream::new(
+                        backend,
+                        "/embeddings",
+                        api_key.clone(),
+                        headers.clone(),
+                    )?),
+                    completions: Box::new(Upstream::new(backend, "/completions", api_key, headers)?),
                 })
             }
             ProviderKind::Anthropic => {
@@ -327,6 +333,12 @@ impl Provider {
         }
     }
 
+    /// Whether the provider's API has `request`'s operation (Anthropic's has neither legacy
+    /// completions nor embeddings).
+    pub fn serves(&self, request: Payload<'_>) -> bool {
+        !matches!((self, request), (Self::Anthropic(_), Payload::Completions(_) | Payload::Embeddings(_)))
+    }
+
     /// The wire format the provider's upstream takes `request` in; `None` for the mock, which
     /// reads the request itself.
     pub fn wire_format(&self, request: Payload<'_>) -> Option<WireFormat> {
@@ -334,6 +346,7 @@ impl Provider {
             (Self::Mock, _) => None,
             (Self::OpenAi(_), Payload::Chat(_)) => Some(WireFormat::OpenAiChat),
             (Self::OpenAi(_), Payload::Embeddings(_)) => Some(WireFormat::OpenAiEmbeddings),
+            (Self::OpenAi(_), Payload::Completions(_)) => Some(WireFormat::OpenAiCompletions),
             (Self::Anthropic(_), _) => Some(WireFormat::AnthropicMessages),
         }
     }

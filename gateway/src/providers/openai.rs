@@ -1,5 +1,5 @@
-//! OpenAI-compatible upstreams (OpenAI, llama.cpp, vLLM and the like): Chat Completions and
-//! embeddings.
+//! OpenAI-compatible upstreams (OpenAI, llama.cpp, vLLM and the like): Chat Completions, legacy
+//! completions and embeddings.
 
 use futures::StreamExt;
 
@@ -10,15 +10,17 @@ pub struct OpenAi {
     pub(super) chat: Upstream,
     /// Boxed: rarely used, and an upstream's headers are large.
     pub(super) embeddings: Box<Upstream>,
+    pub(super) completions: Box<Upstream>,
 }
 
 impl OpenAi {
-    /// Sends a chat (whole or streamed) or an embeddings request. An embeddings reply is relayed
-    /// as it came, read for its `usage` like a chat reply.
+    /// Sends a chat or a legacy completion (whole or streamed), or an embeddings request. Replies
+    /// and chunks of every kind are relayed as they came, read for their usage and text length.
     pub(super) async fn send(&self, call: Call<'_>) -> Result<Reply, UpstreamError> {
         let upstream = match call.request {
             Payload::Chat(_) => &self.chat,
             Payload::Embeddings(_) => &self.embeddings,
+            Payload::Completions(_) => &self.completions,
         };
         let response = upstream.post(&call).await?;
         if !call.stream {

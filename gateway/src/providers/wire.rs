@@ -9,6 +9,7 @@ use serde_json::{Map, Value};
 
 use super::UpstreamError;
 use crate::chat_request::{ChatRequest, Content, Message};
+use crate::completions_request::CompletionsRequest;
 use crate::embeddings_request::EmbeddingsRequest;
 use crate::payload::Payload;
 use crate::translate::anthropic::chat_request_to_messages;
@@ -19,6 +20,7 @@ pub enum WireFormat {
     OpenAiChat,
     AnthropicMessages,
     OpenAiEmbeddings,
+    OpenAiCompletions,
 }
 
 /// `request` in `format`, for the upstream's `model`. A stream asks OpenAI upstreams for the usage
@@ -36,6 +38,14 @@ pub fn encode(
         }
         (WireFormat::OpenAiEmbeddings, Payload::Embeddings(request)) => {
             serde_json::to_vec(&EmbeddingsRequest { model: model.to_owned(), ..request.clone() })
+        }
+        (WireFormat::OpenAiCompletions, Payload::Completions(request)) => {
+            let mut body = CompletionsRequest { model: model.to_owned(), ..request.clone() };
+            if stream {
+                body.stream = Some(true);
+                body.rest.insert("stream_options".into(), serde_json::json!({"include_usage": true}));
+            }
+            serde_json::to_vec(&body)
         }
         (WireFormat::AnthropicMessages, Payload::Chat(request)) => {
             let mut body = chat_request_to_messages(&request.to_value(), model).map_err(|e| {
