@@ -16,6 +16,7 @@ use crate::{
     openai::CUT_AFTER_CHUNKS,
     prompt::{self, Usage},
     server::{self, AppState, Parsed},
+    tool_use,
 };
 
 /// `POST /v1/messages/count_tokens`: `{"input_tokens": n}`, the input tokens `/v1/messages`
@@ -70,13 +71,16 @@ pub(crate) async fn messages(State(state): State<Arc<AppState>>, headers: Header
     if system.is_some_and(|s| !s.is_string() && !s.is_array()) {
         return Api::Anthropic.invalid_request("system: Input should be a valid string or list", None);
     }
-    let text = match behavior {
-        Behavior::EchoRequest => prompt::compact_json(&raw),
-        _ => prompt::reply_text(messages),
+    let tool = tool_use::forced(&body);
+    let text = match (&tool, behavior) {
+        (Some((_, input)), _) => input.to_string(),
+        (None, Behavior::EchoRequest) => prompt::compact_json(&raw),
+        (None, _) => prompt::reply_text(messages),
     };
     let usage = Usage::new(&headers, prompt::prompt_tokens(messages, system), &text, true);
     let usage = (behavior != Behavior::NoUsage).then_some(usage);
-    let reply = Reply { id: server::new_id("msg_"), model, text: &text };
+    let tool = tool.map(|(name, input)| (server::new_id("toolu_"), name, input));
+    let reply = Reply { id: server::new_id("msg_"), model, text: &text, tool };
     if body.get("stream").and_then(Value::as_bool) == Some(true) {
         let cut = behavior == Behavior::StreamCut;
         server::sse_response(Api::Anthropic, reply.events(usage, cut), cut)
@@ -88,13 +92,22 @@ pub(crate) async fn messages(State(state): State<Arc<AppState>>, headers: Header
 struct Reply<'a> {
     id: String,
     model: &'a str,
+    /// The text, or the forced tool call's input as JSON text.
     text: &'a str,
+    /// A forced tool call: its id, name and input.
+    tool: Option<(String, String, Value)>,
 }
 
 impl Reply<'_> {
     /// The non-streaming `message` object; `usage` is left out for `no-usage`.
     fn message(&self, usage: Option<Usage>) -> Value {
-        let mut message = self.shell(json!([{"type": "text", "text": self.text}]), json!("end_turn"));
+        let (content, stop_reason) = match &self.tool {
+            Some((id, name, input)) => {
+                (json!([{"type": "tool_use", "id": id, "name": name, "input": input}]), "tool_use")
+            }
+            None => (json!([{"type": "text", "text": self.text}]), "end_turn"),
+        };
+        let mut message = self.shell(content, json!(stop_reason));
         if let (Some(usage), Some(object)) = (usage, message.as_object_mut()) {
             object.insert("usage".to_owned(), usage_json(usage, usage.completion));
         }
@@ -111,13 +124,26 @@ impl Reply<'_> {
             object.insert("usage".to_owned(), usage_json(usage, 1));
         }
         frames.push(event("message_start", &json!({"type": "message_start", "message": start})));
-        let block =
-            json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}});
-        frames.push(event("content_block_start", &block));
+        let (block, stop_reason) = match &self.tool {
+            Some((id, name, _)) => {
+                (json!({"type": "tool_use", "id": id, "name": name, "input": {}}), "tool_use")
+            }
+            None => (json!({"type": "text", "text": ""}), "end_turn"),
+        };
+        frames.push(event(
+            "content_block_start",
+            &json!({"type": "content_block_start", "index": 0, "content_block": block}),
+        ));
         frames.push(event("ping", &json!({"type": "ping"})));
         for piece in &pieces {
-            let delta = json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": piece}});
-            frames.push(event("content_block_delta", &delta));
+            let delta = match self.tool {
+                Some(_) => json!({"type": "input_json_delta", "partial_json": piece}),
+                None => json!({"type": "text_delta", "text": piece}),
+            };
+            frames.push(event(
+                "content_block_delta",
+                &json!({"type": "content_block_delta", "index": 0, "delta": delta}),
+            ));
         }
         if cut {
             frames.truncate(FRAMES_BEFORE_CONTENT + CUT_AFTER_CHUNKS);
@@ -125,7 +151,7 @@ impl Reply<'_> {
         }
         frames.push(event("content_block_stop", &json!({"type": "content_block_stop", "index": 0})));
         let mut delta =
-            json!({"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": null}});
+            json!({"type": "message_delta", "delta": {"stop_reason": stop_reason, "stop_sequence": null}});
         if let (Some(usage), Some(object)) = (usage, delta.as_object_mut()) {
             object.insert("usage".to_owned(), json!({"output_tokens": usage.completion}));
         }

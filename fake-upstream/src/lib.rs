@@ -74,6 +74,7 @@ mod openai;
 mod prompt;
 mod recording;
 mod server;
+mod tool_use;
 
 use std::{io, net::SocketAddr, sync::Arc};
 

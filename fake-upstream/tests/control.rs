@@ -76,11 +76,11 @@ async fn without_recording_only_counts() {
 #[tokio::test]
 async fn unknown_paths_are_404_in_api_shape() {
     let fake = spawn().await;
-    let response = reqwest::get(format!("{}/embeddings", fake.base_url())).await.unwrap();
+    let response = reqwest::get(format!("{}/audio/speech", fake.base_url())).await.unwrap();
     assert_eq!(response.status(), 404);
     let error: Value = response.json().await.unwrap();
     assert_eq!(error["error"]["type"], "invalid_request_error");
-    assert_eq!(fake.requests()[0].path, "/v1/embeddings");
+    assert_eq!(fake.requests()[0].path, "/v1/audio/speech");
 }
 
 #[tokio::test]

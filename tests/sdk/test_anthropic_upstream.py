@@ -114,3 +114,30 @@ def test_messages_count_tokens_is_anthropics_own_count_and_unmetered(start_gatew
     assert [value for name, value in counts[0]["headers"] if name.lower() == "x-api-key"] == [UPSTREAM_KEY]
     gateway.stop()
     assert [row["endpoint"] for row in gateway.ledger()] == ["messages", "messages"], "counting is free"
+
+
+def test_structured_outputs_parse_on_an_anthropic_route(start_gateway, fake_upstream):
+    """chat.completions.parse (whole and streamed) on an Anthropic upstream: the schema goes up as a
+    forced tool, and the tool's input comes back as the JSON reply the SDK parses."""
+    from pydantic import BaseModel
+
+    class Sky(BaseModel):
+        colour: str
+        clouds: int
+
+    fake_upstream.clear()
+    gateway = start_gateway({"route-fake-claude.yaml": ANTHROPIC_ROUTE})
+    client = gateway.openai()
+    messages = [{"role": "user", "content": "Describe the sky."}]
+    parsed = client.chat.completions.parse(model=MODEL, messages=messages, response_format=Sky)
+    assert parsed.choices[0].message.parsed == Sky(colour="fake", clouds=0)
+    assert parsed.choices[0].finish_reason == "stop"
+    with client.chat.completions.stream(model=MODEL, messages=messages, response_format=Sky) as stream:
+        for _ in stream:
+            pass
+        final = stream.get_final_completion()
+    assert final.choices[0].message.parsed == Sky(colour="fake", clouds=0)
+    sent = [r["body"] for r in fake_upstream.requests() if r["path"] == "/v1/messages"]
+    sent = [json.loads(b) if isinstance(b, str) else b for b in sent]
+    assert [b["tool_choice"] for b in sent] == [{"type": "tool", "name": "switchboard_structured_output"}] * 2
+    assert sent[0]["tools"][0]["input_schema"]["required"] == ["colour", "clouds"]

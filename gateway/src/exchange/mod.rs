@@ -39,12 +39,14 @@ mod admission;
 mod assemble;
 mod checks;
 mod encoded;
+mod endpoint;
 mod metering;
 mod order;
 mod policy;
 mod stream;
 mod trail;
 
+pub use self::endpoint::Endpoint;
 pub use self::metering::{Unrouted, refused_unrouted};
 pub use self::policy::enforce as enforce_policies;
 
@@ -58,47 +60,6 @@ pub use self::stream::metered;
 use switchboard_crds::config::{BudgetConfig, PersonaConfig};
 use switchboard_crds::decimal::NanoUsd;
 use switchboard_crds::resources::BudgetEnforcement;
-
-/// Which public API the request came through.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Endpoint {
-    ChatCompletions,
-    Messages,
-    /// The MCP server's `chat` tool.
-    Mcp,
-    /// A persona's model extracting memories from a conversation (`extraction: Model`).
-    MemoryExtraction,
-    Embeddings,
-    /// OpenAI's Responses API, served as a chat.
-    Responses,
-    /// OpenAI's legacy completions.
-    Completions,
-}
-
-impl Endpoint {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::ChatCompletions => "chat_completions",
-            Self::Messages => "messages",
-            Self::Mcp => "mcp",
-            Self::MemoryExtraction => "memory_extraction",
-            Self::Embeddings => "embeddings",
-            Self::Responses => "responses",
-            Self::Completions => "completions",
-        }
-    }
-
-    /// The OpenTelemetry GenAI operation (`gen_ai.operation.name`).
-    pub fn operation(self) -> &'static str {
-        match self {
-            Self::Embeddings => "embeddings",
-            Self::Completions => "text_completion",
-            Self::ChatCompletions | Self::Messages | Self::Mcp | Self::MemoryExtraction | Self::Responses => {
-                "chat"
-            }
-        }
-    }
-}
 
 /// An authenticated, parsed and routed request.
 pub struct Exchange {
@@ -480,11 +441,14 @@ impl Exchange {
                     attempts = attempts.max(attempt + 1);
                 }
                 Err(error) => {
-                    self.metrics.upstream_error(&route.config.name, &backend.config.name, error.kind());
-                    tracing::warn!(
-                        request_id = %self.id, route = %route.config.name, backend = %backend.config.name,
-                        attempt, %error, "upstream attempt failed"
-                    );
+                    // The gateway's own translator refusing the request is no upstream's failure.
+                    if !matches!(error, UpstreamError::Untranslatable(_)) {
+                        self.metrics.upstream_error(&route.config.name, &backend.config.name, error.kind());
+                        tracing::warn!(
+                            request_id = %self.id, route = %route.config.name, backend = %backend.config.name,
+                            attempt, %error, "upstream attempt failed"
+                        );
+                    }
                     let retry = error.retryable();
                     last = Some((error.into_api_error(), backend));
                     if !retry {

@@ -87,6 +87,10 @@ pub enum UpstreamError {
     /// Not the upstream's doing either: a policy's guardrail withholds the rest of the reply.
     #[error("{0}")]
     Withheld(String),
+    /// Nor this: the request cannot be said in the backend's wire format (the gateway's own
+    /// translator refused it before anything was sent).
+    #[error("{0}")]
+    Untranslatable(String),
 }
 
 impl UpstreamError {
@@ -95,7 +99,11 @@ impl UpstreamError {
         match self {
             Self::Status { status, .. } => *status == 429 || *status >= 500,
             Self::Timeout(_) | Self::Connect(_) => true,
-            Self::Protocol(_) | Self::TooLarge { .. } | Self::Stopping | Self::Withheld(_) => false,
+            Self::Protocol(_)
+            | Self::TooLarge { .. }
+            | Self::Stopping
+            | Self::Withheld(_)
+            | Self::Untranslatable(_) => false,
         }
     }
 
@@ -105,7 +113,7 @@ impl UpstreamError {
         match self {
             Self::Status { status, .. } => *status == 429 || *status >= 500,
             Self::Timeout(_) | Self::Connect(_) | Self::Protocol(_) | Self::TooLarge { .. } => true,
-            Self::Stopping | Self::Withheld(_) => false,
+            Self::Stopping | Self::Withheld(_) | Self::Untranslatable(_) => false,
         }
     }
 
@@ -121,6 +129,7 @@ impl UpstreamError {
             Self::TooLarge { .. } => "too_large",
             Self::Stopping => "gateway_stopping",
             Self::Withheld(_) => "policy_denied",
+            Self::Untranslatable(_) => "unsupported_parameter",
         }
     }
 
@@ -146,6 +155,7 @@ impl UpstreamError {
             too_large @ Self::TooLarge { .. } => ApiError::UpstreamFailed(too_large.to_string()),
             Self::Stopping => ApiError::Stopping,
             Self::Withheld(reason) => ApiError::PolicyDenied(reason),
+            Self::Untranslatable(reason) => ApiError::BadRequest(reason, Some("unsupported_parameter")),
         }
     }
 
@@ -158,7 +168,11 @@ impl UpstreamError {
             }
             Self::Connect(message) => Self::Connect(redactor.message(&message)),
             Self::Protocol(message) => Self::Protocol(redactor.message(&message)),
-            ours @ (Self::Timeout(_) | Self::TooLarge { .. } | Self::Stopping | Self::Withheld(_)) => ours,
+            ours @ (Self::Timeout(_)
+            | Self::TooLarge { .. }
+            | Self::Stopping
+            | Self::Withheld(_)
+            | Self::Untranslatable(_)) => ours,
         }
     }
 

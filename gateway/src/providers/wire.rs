@@ -48,16 +48,15 @@ pub fn encode(
             serde_json::to_vec(&body)
         }
         (WireFormat::AnthropicMessages, Payload::Chat(request)) => {
-            let mut body = chat_request_to_messages(&request.to_value(), model).map_err(|e| {
-                UpstreamError::Status { status: 400, message: e.to_string(), retry_after: None }
-            })?;
+            let mut body = chat_request_to_messages(&request.to_value(), model)
+                .map_err(|e| UpstreamError::Untranslatable(e.to_string()))?;
             body["stream"] = Value::Bool(stream);
             serde_json::to_vec(&body)
         }
         (format, request) => {
             let message =
                 format!("an upstream speaking {format:?} serves no {} requests", request.operation());
-            return Err(UpstreamError::Protocol(message));
+            return Err(UpstreamError::Untranslatable(message));
         }
     };
     encoded.map(Bytes::from).map_err(|e| UpstreamError::Protocol(e.to_string()))

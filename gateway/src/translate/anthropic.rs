@@ -21,6 +21,7 @@ use serde_json::{Map, Value, json};
 
 mod stream_to_chat;
 mod stream_to_messages;
+mod structured;
 mod to_chat_request;
 mod to_chat_response;
 mod to_messages_request;

@@ -4,7 +4,9 @@ use std::collections::HashMap;
 
 use serde_json::{Value, json};
 
-use super::{TokenUsage, TranslateError, chat_id_from_message_id, finish_reason_from_stop, now_unix};
+use super::{
+    TokenUsage, TranslateError, chat_id_from_message_id, finish_reason_from_stop, now_unix, structured,
+};
 
 /// What an Anthropic content block index turned into on the chat side.
 #[derive(Debug, Clone, Copy)]
@@ -12,6 +14,8 @@ enum Block {
     Text,
     /// A tool call, with its index in OpenAI's `tool_calls` array.
     Tool(u64),
+    /// A structured output's forced tool call: its input is the reply's text.
+    Answer,
     Thinking,
     Other,
 }
@@ -87,7 +91,13 @@ impl MessagesToChatStream {
                 let stop_reason =
                     data.get("delta").and_then(|d| d.get("stop_reason")).and_then(Value::as_str);
                 self.start(&mut out);
-                out.push(self.chunk(json!({}), Some(finish_reason_from_stop(stop_reason))));
+                let answered =
+                    self.next_tool_index == 0 && self.blocks.values().any(|b| matches!(b, Block::Answer));
+                let finish = match finish_reason_from_stop(stop_reason) {
+                    "tool_calls" if answered => "stop",
+                    reason => reason,
+                };
+                out.push(self.chunk(json!({}), Some(finish)));
             }
             "message_stop" => out.push(self.usage_chunk()),
             "error" => {
@@ -131,6 +141,14 @@ impl MessagesToChatStream {
                 self.push_reasoning(str_field("thinking"), out);
                 Block::Thinking
             }
+            Some("tool_use") if structured::is_answer(block) => {
+                if let Some(Value::Object(input)) =
+                    block.get("input").filter(|i| i.as_object().is_some_and(|o| !o.is_empty()))
+                {
+                    self.push_text(&Value::Object(input.clone()).to_string(), out);
+                }
+                Block::Answer
+            }
             Some("tool_use") => {
                 let tool_index = self.next_tool_index;
                 self.next_tool_index += 1;
@@ -162,10 +180,13 @@ impl MessagesToChatStream {
             Some("thinking_delta") => self.push_reasoning(str_field("thinking"), out),
             Some("input_json_delta") => {
                 let partial = str_field("partial_json");
-                if let (Some(Block::Tool(tool_index)), false) = (self.blocks.get(&index), partial.is_empty())
-                {
-                    let call = json!({"index": tool_index, "function": {"arguments": partial}});
-                    out.push(self.chunk(json!({"tool_calls": [call]}), None));
+                match (self.blocks.get(&index), partial.is_empty()) {
+                    (Some(Block::Tool(tool_index)), false) => {
+                        let call = json!({"index": tool_index, "function": {"arguments": partial}});
+                        out.push(self.chunk(json!({"tool_calls": [call]}), None));
+                    }
+                    (Some(Block::Answer), false) => self.push_text(partial, out),
+                    _ => {}
                 }
             }
             // signature_delta, citations_delta: nothing in chat completions carries them.

@@ -2,13 +2,14 @@
 
 use serde_json::{Map, Value, json};
 
-use super::{TokenUsage, chat_id_from_message_id, finish_reason_from_stop, now_unix};
+use super::{TokenUsage, chat_id_from_message_id, finish_reason_from_stop, now_unix, structured};
 
 /// Translates an Anthropic Messages response into a canonical chat completion, so an Anthropic
 /// route answers like every other. `model` is the client-facing model name.
 ///
 /// Text blocks are concatenated into `content`, `tool_use` blocks become `tool_calls` (input
-/// serialised to the JSON `arguments` string), thinking becomes `reasoning_content`, server-tool
+/// serialised to the JSON `arguments` string) but for a structured output's forced tool, whose
+/// input is the reply's text; thinking becomes `reasoning_content`, server-tool
 /// blocks are dropped. Usage: `prompt_tokens` = input + cache reads + cache writes,
 /// `prompt_tokens_details.cached_tokens` = cache reads, and the raw `cache_read_input_tokens` /
 /// `cache_creation_input_tokens` are kept under `usage` so the gateway can price cache writes.
@@ -21,6 +22,8 @@ pub(super) fn messages_response_to_chat_at(message: &Value, model: &str, created
     let mut text: Option<String> = None;
     let mut reasoning = String::new();
     let mut tool_calls = Vec::new();
+    // The forced tool of a structured output was called: its input is the reply.
+    let mut answered = false;
     for block in message.get("content").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default() {
         match block.get("type").and_then(Value::as_str) {
             Some("text") => {
@@ -29,6 +32,11 @@ pub(super) fn messages_response_to_chat_at(message: &Value, model: &str, created
             }
             Some("thinking") => {
                 reasoning.push_str(block.get("thinking").and_then(Value::as_str).unwrap_or_default());
+            }
+            Some("tool_use") if structured::is_answer(block) => {
+                answered = true;
+                let input = block.get("input").cloned().unwrap_or_else(|| json!({}));
+                text.get_or_insert_with(String::new).push_str(&input.to_string());
             }
             Some("tool_use") => tool_calls.push(json!({
                 "id": block.get("id").and_then(Value::as_str).unwrap_or_default(),
@@ -42,6 +50,7 @@ pub(super) fn messages_response_to_chat_at(message: &Value, model: &str, created
         }
     }
 
+    let called = !tool_calls.is_empty();
     let mut out_message = Map::new();
     out_message.insert("role".into(), json!("assistant"));
     let content = match text {
@@ -57,7 +66,10 @@ pub(super) fn messages_response_to_chat_at(message: &Value, model: &str, created
     if !reasoning.is_empty() {
         out_message.insert("reasoning_content".into(), Value::String(reasoning));
     }
-    let finish_reason = finish_reason_from_stop(message.get("stop_reason").and_then(Value::as_str));
+    let finish_reason = match finish_reason_from_stop(message.get("stop_reason").and_then(Value::as_str)) {
+        "tool_calls" if answered && !called => "stop",
+        reason => reason,
+    };
     let usage = TokenUsage::from_anthropic(message.get("usage").unwrap_or(&Value::Null));
     json!({
         "id": id,

@@ -2,7 +2,7 @@
 
 use serde_json::{Map, Value, json};
 
-use super::{TranslateError, invalid, parse_data_url, parse_tool_arguments};
+use super::{TranslateError, invalid, parse_data_url, parse_tool_arguments, structured};
 
 /// Anthropic requires `max_tokens`; OpenAI does not. This is what a chat request without one gets.
 pub const DEFAULT_MAX_TOKENS: u64 = 4096;
@@ -15,8 +15,9 @@ pub const DEFAULT_MAX_TOKENS: u64 = 4096;
 /// same role are merged (Anthropic requires alternation) with tool results first. `max_tokens` comes
 /// from `max_completion_tokens`, then `max_tokens`, else [`DEFAULT_MAX_TOKENS`]; `stop` ->
 /// `stop_sequences`; `user` -> `metadata.user_id`; `temperature` is clamped to Anthropic's 0..=1.
-/// OpenAI-only fields (`stream_options`, `n`, penalties, `seed`, `logprobs`, `response_format`, ...)
-/// are dropped; `n > 1` and parts Anthropic cannot take (audio, file ids) are rejected.
+/// `response_format` asking for JSON becomes a forced tool ([`structured`]). OpenAI-only fields
+/// (`stream_options`, `n`, penalties, `seed`, `logprobs`, ...) are dropped; `n > 1` and parts
+/// Anthropic cannot take (audio, file ids) are rejected.
 pub fn chat_request_to_messages(chat: &Value, upstream_model: &str) -> Result<Value, TranslateError> {
     let req = chat.as_object().ok_or_else(|| invalid("request body must be a JSON object"))?;
     let messages = match req.get("messages") {
@@ -108,7 +109,10 @@ pub fn chat_request_to_messages(chat: &Value, upstream_model: &str) -> Result<Va
         }
         Some(_) => return Err(invalid("`tools` must be an array")),
     };
-    if !tools.is_empty() {
+    if let Some((tool, choice)) = structured::forced(req.get("response_format"), !tools.is_empty())? {
+        out.insert("tools".into(), json!([tool]));
+        out.insert("tool_choice".into(), choice);
+    } else if !tools.is_empty() {
         out.insert("tools".into(), Value::Array(tools));
         let parallel = req.get("parallel_tool_calls").and_then(Value::as_bool);
         if let Some(choice) = tool_choice(req.get("tool_choice"), parallel)? {

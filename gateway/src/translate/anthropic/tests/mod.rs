@@ -15,6 +15,7 @@ mod requests_to_chat;
 mod requests_to_messages;
 mod responses;
 mod roundtrip;
+mod structured_outputs;
 
 /// Builds the event list like an SSE reader would hand it over: (event name, data).
 fn events(list: &[(&'static str, Value)]) -> Vec<(&'static str, Value)> {
