@@ -141,3 +141,27 @@ def test_structured_outputs_parse_on_an_anthropic_route(start_gateway, fake_upst
     sent = [json.loads(b) if isinstance(b, str) else b for b in sent]
     assert [b["tool_choice"] for b in sent] == [{"type": "tool", "name": "switchboard_structured_output"}] * 2
     assert sent[0]["tools"][0]["input_schema"]["required"] == ["colour", "clouds"]
+
+
+def test_thinking_and_output_formats_from_the_anthropic_sdk(start_gateway, fake_upstream):
+    """`thinking` reaches an Anthropic upstream as sent and an OpenAI-type one as `reasoning_effort`;
+    `output_format` comes back as JSON text on an Anthropic route."""
+    fake_upstream.clear()
+    gateway = start_gateway({"route-fake-claude.yaml": ANTHROPIC_ROUTE})
+    client = gateway.anthropic()
+    thinking = {"type": "enabled", "budget_tokens": 2048}
+    messages = [{"role": "user", "content": "Think first."}]
+    for model in (MODEL, "local-model"):
+        client.messages.create(model=model, max_tokens=4096, thinking=thinking, messages=messages)
+    sent = [json.loads(r["body"]) if isinstance(r["body"], str) else r["body"] for r in fake_upstream.requests()]
+    to_anthropic = next(b for b in sent if b.get("model") == "claude-upstream")
+    to_openai = next(b for b in sent if b.get("model") == "local-model")
+    assert to_anthropic["thinking"] == thinking
+    assert to_openai["reasoning_effort"] == "low" and "thinking" not in to_openai, to_openai
+
+    schema = {"type": "object", "properties": {"answer": {"type": "string"}}, "required": ["answer"]}
+    reply = client.messages.create(
+        model=MODEL, max_tokens=256, messages=messages, extra_body={"output_format": {"type": "json_schema", "schema": schema}}
+    )
+    assert json.loads(reply.content[0].text) == {"answer": "fake"}
+    assert reply.stop_reason == "end_turn"

@@ -91,8 +91,9 @@ impl Serialize for OpenAiChat<'_> {
         if let Some(user) = &request.user {
             map.serialize_entry("user", user)?;
         }
-        // Not streaming: the client's own `stream_options`, if any, goes as it came.
-        let replaced = |key: &str| key == "stream_options" && self.stream;
+        // Not streaming: the client's own `stream_options`, if any, goes as it came. `thinking`
+        // (an Anthropic client's, kept for Anthropic upstreams) is `reasoning_effort` here.
+        let replaced = |key: &str| (key == "stream_options" && self.stream) || key == "thinking";
         rest(&mut map, &request.rest, replaced)?;
         map.end()
     }

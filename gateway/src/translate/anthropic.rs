@@ -19,6 +19,7 @@
 
 use serde_json::{Map, Value, json};
 
+mod reasoning;
 mod stream_to_chat;
 mod stream_to_messages;
 mod structured;

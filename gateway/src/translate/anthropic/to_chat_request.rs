@@ -2,7 +2,7 @@
 
 use serde_json::{Map, Value, json};
 
-use super::{TranslateError, invalid};
+use super::{TranslateError, invalid, reasoning};
 
 /// Translates an Anthropic Messages request into the gateway's canonical chat request, so a request
 /// from an Anthropic SDK can be routed like any other.
@@ -10,7 +10,8 @@ use super::{TranslateError, invalid};
 /// `system` becomes a leading system message; `tool_result` blocks become `tool` messages placed
 /// before the rest of their user turn (OpenAI requires them right after the assistant's tool calls);
 /// images become `image_url` parts (base64 as a data URL); `stop_sequences` -> `stop`;
-/// `metadata.user_id` -> `user`; streaming requests ask for the final usage chunk. Missing or
+/// `metadata.user_id` -> `user`; `thinking`, `output_format`, `output_config` and top-level
+/// `cache_control` as [`reasoning::to_chat`] says; streaming requests ask for the final usage chunk. Missing or
 /// invalid `model`, `messages` or `max_tokens`, and blocks chat cannot express (server tools, Files
 /// API sources), are rejected with [`TranslateError::InvalidRequest`] naming the field.
 pub fn messages_request_to_chat(body: &Value) -> Result<Value, TranslateError> {
@@ -105,6 +106,7 @@ pub fn messages_request_to_chat(body: &Value) -> Result<Value, TranslateError> {
             }
         }
     }
+    reasoning::to_chat(req, &mut out)?;
     Ok(Value::Object(out))
 }
 

@@ -2,7 +2,7 @@
 
 use serde_json::{Map, Value, json};
 
-use super::{TranslateError, invalid, parse_data_url, parse_tool_arguments, structured};
+use super::{TranslateError, invalid, parse_data_url, parse_tool_arguments, reasoning, structured};
 
 /// Anthropic requires `max_tokens`; OpenAI does not. This is what a chat request without one gets.
 pub const DEFAULT_MAX_TOKENS: u64 = 4096;
@@ -15,7 +15,8 @@ pub const DEFAULT_MAX_TOKENS: u64 = 4096;
 /// same role are merged (Anthropic requires alternation) with tool results first. `max_tokens` comes
 /// from `max_completion_tokens`, then `max_tokens`, else [`DEFAULT_MAX_TOKENS`]; `stop` ->
 /// `stop_sequences`; `user` -> `metadata.user_id`; `temperature` is clamped to Anthropic's 0..=1.
-/// `response_format` asking for JSON becomes a forced tool ([`structured`]). OpenAI-only fields
+/// `response_format` asking for JSON becomes a forced tool ([`structured`]); thinking and
+/// `cache_control` go as [`reasoning::to_messages`] says. OpenAI-only fields
 /// (`stream_options`, `n`, penalties, `seed`, `logprobs`, ...) are dropped; `n > 1` and parts
 /// Anthropic cannot take (audio, file ids) are rejected.
 pub fn chat_request_to_messages(chat: &Value, upstream_model: &str) -> Result<Value, TranslateError> {
@@ -109,7 +110,9 @@ pub fn chat_request_to_messages(chat: &Value, upstream_model: &str) -> Result<Va
         }
         Some(_) => return Err(invalid("`tools` must be an array")),
     };
-    if let Some((tool, choice)) = structured::forced(req.get("response_format"), !tools.is_empty())? {
+    let forced = structured::forced(req.get("response_format"), !tools.is_empty())?;
+    reasoning::to_messages(req, &mut out, max_tokens(req)?, forced.is_some())?;
+    if let Some((tool, choice)) = forced {
         out.insert("tools".into(), json!([tool]));
         out.insert("tool_choice".into(), choice);
     } else if !tools.is_empty() {

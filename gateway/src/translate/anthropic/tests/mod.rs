@@ -11,6 +11,7 @@ mod fuzz;
 mod fuzz_json;
 mod helpers;
 mod provider_stream;
+mod reasoning_and_caching;
 mod requests_to_chat;
 mod requests_to_messages;
 mod responses;
