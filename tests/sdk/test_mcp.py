@@ -351,6 +351,37 @@ def test_persona_resources_list_and_read(start_gateway):
     run(scenario)
 
 
+@pytest.mark.parametrize("mode", ["auto", "legacy"])
+def test_personas_are_prompts_with_the_subjects_memories_and_completion(start_gateway, mode):
+    from mcp.types import PromptReference
+
+    gateway = start_gateway(MANIFESTS)
+
+    async def scenario():
+        async with connect(gateway, mode=mode) as client:
+            names = {p.name: p for p in (await client.list_prompts()).prompts}
+            assert {"ada", "linus", "carol"} <= set(names) and "bob" not in names, names
+            assert [a.name for a in names["ada"].arguments] == ["subject", "topic"]
+            await call(client, "remember", {"persona": "ada", "subject": "grace-prompt", "content": TEA})
+            await call(client, "remember", {"persona": "ada", "subject": "grant-prompt", "content": NOISE[0]})
+            prompt = await client.get_prompt("ada", {"subject": "grace-prompt", "topic": "what does she drink"})
+            text = prompt.messages[0].content.text
+            assert prompt.messages[0].role == "user"
+            assert "You are Ada" in text and TEA in text and NOISE[0] not in text, text
+            bare = (await client.get_prompt("ada")).messages[0].content.text
+            assert "You are Ada" in bare and TEA not in bare
+            done = await client.complete(PromptReference(type="ref/prompt", name="ada"), {"name": "subject", "value": "gra"})
+            assert done.completion.values == ["grace-prompt", "grant-prompt"]
+            with pytest.raises(MCPError) as unknown:
+                await client.get_prompt("bob")
+            assert unknown.value.error.code == -32602
+        async with connect(gateway, key=OTHER_KEY, mode=mode) as other:
+            done = await other.complete(PromptReference(type="ref/prompt", name="carol"), {"name": "subject", "value": "gra"})
+            assert done.completion.values == [], "another tenant's subjects never show"
+
+    run(scenario)
+
+
 def test_tool_calls_count_against_the_tenant_rate_limit(start_gateway):
     gateway = start_gateway(extra_manifests=MANIFESTS)
 

@@ -22,6 +22,7 @@ mod chat;
 mod errors;
 pub mod host;
 mod outcome;
+mod prompts;
 pub mod protected_resource;
 mod resources;
 pub mod server;

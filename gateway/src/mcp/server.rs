@@ -1,5 +1,6 @@
-//! The MCP request handler: capabilities, protocol versions, and the dispatch of `tools/*` and
-//! `resources/*` to [`super::calls`], [`super::chat`] and [`super::resources`].
+//! The MCP request handler: capabilities, protocol versions, and the dispatch of `tools/*`,
+//! `resources/*`, `prompts/*` and `completion/complete` to [`super::calls`], [`super::chat`],
+//! [`super::resources`] and [`super::prompts`].
 //!
 //! The handler holds no per-client state: every request carries its tenant key and (from
 //! 2026-07-28) its protocol metadata, and everything a tool reads or writes is in the ledger's
@@ -13,9 +14,11 @@ use http::HeaderMap;
 use http::request::Parts;
 use opentelemetry::KeyValue;
 use rmcp::model::{
-    CacheScope, CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
-    ListResourcesResult, ListToolsResult, PaginatedRequestParams, ProtocolVersion, ReadResourceRequestParams,
-    ReadResourceResponse, ReadResourceResult, ServerCapabilities, ServerConfig, Tool,
+    CacheScope, CallToolRequestParams, CallToolResponse, CallToolResult, CompleteRequestParams,
+    CompleteResult, CompletionInfo, ContentBlock, GetPromptRequestParams, GetPromptResponse, Implementation,
+    ListPromptsResult, ListResourcesResult, ListToolsResult, PaginatedRequestParams, ProtocolVersion,
+    ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult, Reference, ServerCapabilities,
+    ServerConfig, Tool,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler};
@@ -37,7 +40,8 @@ const TOOLS_TTL_MS: u64 = 60_000;
 
 const INSTRUCTIONS: &str = "Switchboard personas: named assistants that remember the people they talk with. \
 Call `list_personas` (or read the `persona://<name>` resources) to see who is available, `chat` to talk \
-to one, and `remember`/`recall`/`forget` to manage what a persona knows about a subject (an end-user id).";
+to one, and `remember`/`recall`/`forget` to manage what a persona knows about a subject (an end-user id). \
+Each persona is also a prompt: its system message with what it remembers about a subject, for your own model.";
 
 #[derive(Clone)]
 pub struct McpServer {
@@ -77,7 +81,12 @@ async fn counted(
 
 impl ServerHandler for McpServer {
     fn get_info(&self) -> ServerConfig {
-        let capabilities = ServerCapabilities::builder().enable_tools().enable_resources().build();
+        let capabilities = ServerCapabilities::builder()
+            .enable_tools()
+            .enable_resources()
+            .enable_prompts()
+            .enable_completions()
+            .build();
         let server = Implementation::new("switchboard-gateway", env!("CARGO_PKG_VERSION"))
             .with_title("Switchboard personas");
         ServerConfig::new(capabilities).with_server_info(server).with_instructions(INSTRUCTIONS)
@@ -195,6 +204,58 @@ impl ServerHandler for McpServer {
             .with_cache_scope(CacheScope::Private))
     }
 
+    async fn list_prompts(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListPromptsResult, ErrorData> {
+        let (auth, _) = authenticated(&context)?;
+        let call = Call { state: &self.state, auth: &auth, started: Instant::now() };
+        // Per tenant; the personas change only with the config.
+        Ok(ListPromptsResult::with_all_items(call.prompts())
+            .with_ttl_ms(TOOLS_TTL_MS)
+            .with_cache_scope(CacheScope::Private))
+    }
+
+    async fn get_prompt(
+        &self,
+        request: GetPromptRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<GetPromptResponse, ErrorData> {
+        let (auth, parts) = authenticated(&context)?;
+        let call = Call { state: &self.state, auth: &auth, started: Instant::now() };
+        let span = self.state.tracer.open(&parts.headers, format!("{PROMPTS_GET} {}", request.name));
+        let result = match admit(&call).await {
+            Ok(()) => call.prompt(&request.name, request.arguments.as_ref()).await,
+            Err(refused) => Err(ErrorData::invalid_request(refused.to_string(), None)),
+        };
+        if let Some(span) = span {
+            let mut attributes = mcp_attributes(PROMPTS_GET, &auth, &parts.headers);
+            attributes.push(KeyValue::new("gen_ai.prompt.name", request.name.clone()));
+            span.end(&self.state.tracer, attributes, result.as_ref().err().map(|_| "prompt_error"));
+        }
+        Ok(result?.into())
+    }
+
+    async fn complete(
+        &self,
+        request: CompleteRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CompleteResult, ErrorData> {
+        let (auth, _) = authenticated(&context)?;
+        let call = Call { state: &self.state, auth: &auth, started: Instant::now() };
+        let completion = match (&request.r#ref, request.argument.name.as_str()) {
+            (Reference::Prompt(prompt), "subject") => {
+                admit(&call)
+                    .await
+                    .map_err(|refused| ErrorData::invalid_request(refused.to_string(), None))?;
+                call.complete_subject(&prompt.name, &request.argument.value).await?
+            }
+            _ => CompletionInfo::default(),
+        };
+        Ok(CompleteResult::new(completion))
+    }
+
     async fn read_resource(
         &self,
         request: ReadResourceRequestParams,
@@ -267,6 +328,7 @@ fn mcp_attributes(method: &'static str, auth: &Authenticated, headers: &HeaderMa
 /// The MCP methods traced.
 const TOOLS_CALL: &str = "tools/call";
 const RESOURCES_READ: &str = "resources/read";
+const PROMPTS_GET: &str = "prompts/get";
 
 /// `chat` answers with the reply as text, and the reply with usage as structured content.
 fn chat_result(value: Value) -> CallToolResult {

@@ -235,6 +235,36 @@ impl MemoryStore {
     }
 
     /// Every memory of `subject` in `tenant`, oldest first: a subject's data export.
+    /// Up to `limit` subjects of `tenant` that `personas` remember, by name, starting with `prefix`
+    /// (for completing a subject argument).
+    pub async fn subjects(
+        &self,
+        tenant: &str,
+        personas: &[&str],
+        prefix: &str,
+        limit: usize,
+    ) -> Result<Vec<String>, sqlx::Error> {
+        if personas.is_empty() {
+            return Ok(Vec::new());
+        }
+        let escaped: String = prefix
+            .chars()
+            .flat_map(|c| if matches!(c, '%' | '_' | '\\') { vec!['\\', c] } else { vec![c] })
+            .collect();
+        let sql = format!(
+            "SELECT DISTINCT subject FROM persona_memories WHERE tenant = $1 AND subject LIKE $2 ESCAPE '\\' \
+             AND persona IN ({}) ORDER BY subject LIMIT {limit}",
+            placeholders(3, personas.len())
+        );
+        let query = sqlx::query(&sql).bind(tenant.to_owned()).bind(format!("{escaped}%"));
+        let rows = personas
+            .iter()
+            .fold(query, |query, persona| query.bind((*persona).to_owned()))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(|row| row.try_get::<String, _>(0)).collect()
+    }
+
     pub async fn export(&self, tenant: &str, subject: &str) -> Result<Vec<Memory>, sqlx::Error> {
         let sql = format!(
             "SELECT {COLUMNS} FROM persona_memories m WHERE m.tenant = $1 AND m.subject = $2 \
