@@ -79,7 +79,7 @@ async fn refusals_before_the_handler_speak_the_dialect_of_the_path() {
         json_of(h.client.put(h.url("/v1/models")).bearer_auth(TEAM_KEY).send().await.unwrap()).await;
     assert_eq!((status, body["error"]["code"].as_str()), (405, Some("method_not_allowed")), "{body}");
     // Under /v1/messages, Anthropic's shape: an unknown path, and a body over the limit.
-    let unknown = h.client.post(h.url("/v1/messages/count_tokens")).header("x-api-key", TEAM_KEY).body("{}");
+    let unknown = h.client.post(h.url("/v1/messages/batches")).header("x-api-key", TEAM_KEY).body("{}");
     let (status, body) = json_of(unknown.send().await.unwrap()).await;
     assert_eq!((status, body["type"].as_str()), (404, Some("error")), "{body}");
     let huge = h.client.post(h.url("/v1/messages")).header("x-api-key", TEAM_KEY).body("a".repeat(100_000));
