@@ -16,7 +16,7 @@ SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 .DEFAULT_GOAL := help
 
-.PHONY: help build run fake-upstream test sdk-test mcp-conformance resilience schemathesis venv lint fmt crds console chart-lint bench bench-stats bench-operator bench-console e2e clean
+.PHONY: help build run fake-upstream test sdk-test mcp-conformance resilience schemathesis venv lint fmt crds docs-tables console chart-lint bench bench-stats bench-operator bench-console e2e clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -59,6 +59,9 @@ lint: ## Check formatting and clippy (warnings are errors), and that console/dis
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	scripts/console.sh check
+
+docs-tables: ## Regenerate docs/api.md's field compatibility table from the translation's tables
+	UPDATE_DOCS=1 $(CARGO) test -p switchboard-gateway --lib the_docs_table_is_made_from_these_tables
 
 console: ## Rebuild the console (tsc, esbuild) into console/dist, which the gateway embeds; commit the result
 	scripts/console.sh build

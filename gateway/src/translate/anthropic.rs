@@ -19,6 +19,7 @@
 
 use serde_json::{Map, Value, json};
 
+mod fields;
 mod reasoning;
 mod stream_to_chat;
 mod stream_to_messages;
@@ -28,6 +29,7 @@ mod to_chat_response;
 mod to_messages_request;
 mod to_messages_response;
 
+pub use fields::markdown as field_table;
 pub use stream_to_chat::MessagesToChatStream;
 pub use stream_to_messages::ChatToMessagesStream;
 pub use to_chat_request::messages_request_to_chat;

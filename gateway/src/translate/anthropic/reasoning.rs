@@ -15,23 +15,10 @@ const MIN_BUDGET: u64 = 1024;
 
 /// Client side: `req`'s Anthropic-only features into the chat request `out`.
 pub(super) fn to_chat(req: &Map<String, Value>, out: &mut Map<String, Value>) -> Result<(), TranslateError> {
-    match req.get("thinking").filter(|t| !t.is_null()) {
-        None => {}
-        Some(thinking) => match thinking.get("type").and_then(Value::as_str) {
-            Some("disabled") => {}
-            Some("enabled") => {
-                let budget = thinking.get("budget_tokens").and_then(Value::as_u64).ok_or_else(|| {
-                    invalid("`thinking.budget_tokens` is required and must be a positive integer")
-                })?;
-                out.insert("thinking".into(), thinking.clone());
-                out.insert("reasoning_effort".into(), json!(effort_of(budget)));
-            }
-            Some("adaptive") => {
-                out.insert("thinking".into(), thinking.clone());
-                out.insert("reasoning_effort".into(), json!("medium"));
-            }
-            _ => return Err(invalid("`thinking.type` must be enabled, disabled or adaptive")),
-        },
+    if let Some((thinking, budget)) = checked_thinking(req.get("thinking"))? {
+        out.insert("thinking".into(), thinking.clone());
+        let effort = budget.map_or("medium", effort_of);
+        out.insert("reasoning_effort".into(), json!(effort));
     }
     let config = match req.get("output_config").filter(|c| !c.is_null()) {
         None => &Map::new(),
@@ -82,8 +69,8 @@ pub(super) fn to_messages(
     max_tokens: u64,
     forced: bool,
 ) -> Result<(), TranslateError> {
-    let thinking = match (req.get("thinking").filter(|t| !t.is_null()), req.get("reasoning_effort")) {
-        (Some(thinking), _) => Some(thinking.clone()),
+    let thinking = match (checked_thinking(req.get("thinking"))?, req.get("reasoning_effort")) {
+        (Some((thinking, _)), _) => Some(thinking.clone()),
         (None, None | Some(Value::Null)) => None,
         (None, Some(effort)) => match effort.as_str() {
             Some("none") => None,
@@ -102,7 +89,7 @@ pub(super) fn to_messages(
             None => return Err(invalid("`reasoning_effort` must be a string")),
         },
     };
-    if let Some(thinking) = thinking.filter(|t| t.get("type").and_then(Value::as_str) != Some("disabled")) {
+    if let Some(thinking) = thinking {
         if forced {
             return Err(invalid(
                 "`response_format` cannot be combined with thinking (`reasoning_effort`) on this model's provider",
@@ -114,6 +101,23 @@ pub(super) fn to_messages(
         out.insert("cache_control".into(), cache_control.clone());
     }
     Ok(())
+}
+
+/// `thinking` when it asks for thinking, with its budget (none for `adaptive`); `None` when absent
+/// or disabled; a 400 when it is no thinking setting.
+fn checked_thinking(thinking: Option<&Value>) -> Result<Option<(&Value, Option<u64>)>, TranslateError> {
+    let Some(thinking) = thinking.filter(|t| !t.is_null()) else { return Ok(None) };
+    match thinking.get("type").and_then(Value::as_str) {
+        Some("disabled") => Ok(None),
+        Some("adaptive") => Ok(Some((thinking, None))),
+        Some("enabled") => match thinking.get("budget_tokens").and_then(Value::as_u64) {
+            Some(budget) if budget >= MIN_BUDGET => Ok(Some((thinking, Some(budget)))),
+            _ => Err(invalid(format!(
+                "`thinking.budget_tokens` is required and must be at least {MIN_BUDGET}"
+            ))),
+        },
+        _ => Err(invalid("`thinking.type` must be enabled, disabled or adaptive")),
+    }
 }
 
 /// The reasoning effort nearest a thinking budget.

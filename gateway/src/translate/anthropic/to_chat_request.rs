@@ -2,7 +2,7 @@
 
 use serde_json::{Map, Value, json};
 
-use super::{TranslateError, invalid, reasoning};
+use super::{TranslateError, fields, invalid, reasoning};
 
 /// Translates an Anthropic Messages request into the gateway's canonical chat request, so a request
 /// from an Anthropic SDK can be routed like any other.
@@ -16,6 +16,7 @@ use super::{TranslateError, invalid, reasoning};
 /// API sources), are rejected with [`TranslateError::InvalidRequest`] naming the field.
 pub fn messages_request_to_chat(body: &Value) -> Result<Value, TranslateError> {
     let req = body.as_object().ok_or_else(|| invalid("request body must be a JSON object"))?;
+    fields::check(req, fields::MESSAGES_TO_CHAT, "by this gateway's Messages API")?;
     let model = match req.get("model") {
         Some(Value::String(m)) if !m.is_empty() => m.clone(),
         None | Some(Value::Null) => return Err(invalid("`model` is required")),

@@ -2,7 +2,7 @@
 
 use serde_json::{Map, Value, json};
 
-use super::{TranslateError, invalid, parse_data_url, parse_tool_arguments, reasoning, structured};
+use super::{TranslateError, fields, invalid, parse_data_url, parse_tool_arguments, reasoning, structured};
 
 /// Anthropic requires `max_tokens`; OpenAI does not. This is what a chat request without one gets.
 pub const DEFAULT_MAX_TOKENS: u64 = 4096;
@@ -16,11 +16,12 @@ pub const DEFAULT_MAX_TOKENS: u64 = 4096;
 /// from `max_completion_tokens`, then `max_tokens`, else [`DEFAULT_MAX_TOKENS`]; `stop` ->
 /// `stop_sequences`; `user` -> `metadata.user_id`; `temperature` is clamped to Anthropic's 0..=1.
 /// `response_format` asking for JSON becomes a forced tool ([`structured`]); thinking and
-/// `cache_control` go as [`reasoning::to_messages`] says. OpenAI-only fields
-/// (`stream_options`, `n`, penalties, `seed`, `logprobs`, ...) are dropped; `n > 1` and parts
-/// Anthropic cannot take (audio, file ids) are rejected.
+/// `cache_control` go as [`reasoning::to_messages`] says. OpenAI-only fields that ask for
+/// something Anthropic cannot do (`n > 1`, penalties, `seed`, `logprobs`, ...), unknown fields and
+/// parts Anthropic cannot take (audio, file ids) are refused ([`fields::CHAT_ON_ANTHROPIC`]).
 pub fn chat_request_to_messages(chat: &Value, upstream_model: &str) -> Result<Value, TranslateError> {
     let req = chat.as_object().ok_or_else(|| invalid("request body must be a JSON object"))?;
+    fields::check(req, fields::CHAT_ON_ANTHROPIC, "by this model's provider (Anthropic)")?;
     let messages = match req.get("messages") {
         Some(Value::Array(messages)) => messages,
         None | Some(Value::Null) => return Err(invalid("`messages` is required")),
