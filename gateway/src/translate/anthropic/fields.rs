@@ -39,7 +39,11 @@ pub const CHAT_ON_ANTHROPIC: &[Field] = &[
     ("stream", Same, "true"),
     ("stream_options", Gateway("usage is always read from the stream"), r#"{"include_usage": true}"#),
     ("user", As("`metadata.user_id`"), r#""u""#),
-    ("tools", Same, r#"[{"type": "function", "function": {"name": "f"}}]"#),
+    (
+        "tools",
+        As("`tools` (`name`, `description`, `input_schema`)"),
+        r#"[{"type": "function", "function": {"name": "f"}}]"#,
+    ),
     (
         "tool_choice",
         As("`tool_choice` with `tools` (`required`: `any`, a function: a `tool`); nothing without"),
@@ -84,7 +88,11 @@ pub const MESSAGES_TO_CHAT: &[Field] = &[
     ("stop_sequences", As("`stop`"), r#"["END"]"#),
     ("stream", Same, "true"),
     ("metadata", As("`metadata.user_id`: `user`"), r#"{"user_id": "u"}"#),
-    ("tools", Same, r#"[{"name": "f", "input_schema": {"type": "object"}}]"#),
+    (
+        "tools",
+        As("function `tools` (`parameters` from `input_schema`)"),
+        r#"[{"name": "f", "input_schema": {"type": "object"}}]"#,
+    ),
     (
         "tool_choice",
         As("`tool_choice` with `tools` (`any`: `required`, a `tool`: a function); nothing without"),
