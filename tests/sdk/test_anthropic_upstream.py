@@ -165,3 +165,20 @@ def test_thinking_and_output_formats_from_the_anthropic_sdk(start_gateway, fake_
     )
     assert json.loads(reply.content[0].text) == {"answer": "fake"}
     assert reply.stop_reason == "end_turn"
+
+
+def test_langchain_with_structured_output_on_an_anthropic_route(start_gateway, fake_upstream):
+    """LangChain's ChatOpenAI.with_structured_output on an Anthropic upstream, both of its methods:
+    a JSON schema (the gateway forces a tool) and function calling (the client forces one)."""
+    from langchain_openai import ChatOpenAI
+    from pydantic import BaseModel
+
+    class Sky(BaseModel):
+        colour: str
+        clouds: int
+
+    gateway = start_gateway({"route-fake-claude.yaml": ANTHROPIC_ROUTE})
+    chat = ChatOpenAI(model=MODEL, base_url=f"{gateway.url}/v1", api_key=DEMO_KEY, max_retries=0, timeout=30)
+    for method in ("json_schema", "function_calling"):
+        sky = chat.with_structured_output(Sky, method=method).invoke("Describe the sky.")
+        assert sky == Sky(colour="fake", clouds=0), method
