@@ -324,10 +324,12 @@ impl<'a> Renderer<'a> {
                 self.error(&at, "spec.backends", RenderErrorReason::InvalidSpec, message);
             }
             let embeds = models.iter().position(|m| m.kind == ModelKind::Embedding);
-            let chat_only = backends.iter().find(|b| b.provider == ProviderKind::Anthropic);
+            let chat_only = backends
+                .iter()
+                .find(|b| matches!(b.provider, ProviderKind::Anthropic | ProviderKind::Gemini));
             if let (Some(i), Some(backend)) = (embeds, chat_only) {
                 let message = format!(
-                    "backend {} speaks Anthropic's Messages API, which has no embeddings: serve embedding models from a route of openai or mock backends",
+                    "backend {} speaks a chat-only API: serve embedding models from a route of openai or mock backends",
                     backend.name
                 );
                 self.error(&at, format!("spec.models[{i}].kind"), RenderErrorReason::InvalidSpec, message);

@@ -1,5 +1,5 @@
-//! A deterministic fake of the OpenAI (Chat Completions, legacy completions, embeddings) and
-//! Anthropic Messages APIs.
+//! A deterministic fake of the OpenAI (Chat Completions, legacy completions, embeddings),
+//! Anthropic Messages and Google Gemini APIs.
 //!
 //! It plays the upstream model server in three places: the gateway's integration tests (in-process,
 //! through [`FakeUpstream::spawn`]), the Python SDK tests and `make run` demos (the `fake-upstream`
@@ -16,6 +16,8 @@
 //! - `GET /v1/models`: OpenAI's list shape (Anthropic's when `anthropic-version` is sent).
 //! - `POST /v1/embeddings`: OpenAI, floats or base64, `dimensions` honoured (see `embeddings`).
 //! - `POST /v1/completions`: OpenAI's legacy completions, streaming too (see `completions`).
+//! - `POST /v1beta/models/{model}:generateContent` and `:streamGenerateContent?alt=sse`: Google
+//!   Gemini, forced function calls included (see `gemini`).
 //! - `GET /healthz`; `GET /_fake/requests` (recorded requests as JSON) and `DELETE /_fake/requests`
 //!   (forget them and reset the count); `PUT /_fake/behavior` (body: a behaviour name, applied to
 //!   every request without the header) and `DELETE /_fake/behavior`. These control routes are
@@ -70,6 +72,7 @@ mod completions;
 mod embeddings;
 mod errors;
 mod faults;
+mod gemini;
 mod openai;
 mod prompt;
 mod recording;

@@ -33,7 +33,7 @@ use crate::{
     behavior::Behavior,
     completions, embeddings,
     errors::{self, Api},
-    openai,
+    gemini, openai,
     recording::{self, Recorder},
 };
 
@@ -88,6 +88,7 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .route("/v1/models", get(openai::models))
         .route("/v1/embeddings", post(embeddings::embeddings))
         .route("/v1/completions", post(completions::completions))
+        .route("/v1beta/models/{*target}", post(gemini::generate))
         .route("/v1/messages", post(anthropic::messages))
         .route("/v1/messages/count_tokens", post(anthropic::count_tokens))
         .fallback(not_found)

@@ -18,7 +18,7 @@ pub(crate) fn forced(body: &Value) -> Option<(String, Value)> {
 }
 
 /// A value `schema` accepts, for the schemas tools use; nesting is bounded.
-fn example(schema: &Value, depth: usize) -> Value {
+pub(crate) fn example(schema: &Value, depth: usize) -> Value {
     if let Some(value) = schema.get("const").or_else(|| schema.get("enum").and_then(|e| e.get(0))) {
         return value.clone();
     }

@@ -280,6 +280,9 @@ pub enum ProviderKind {
     Openai,
     /// Anthropic's Messages API.
     Anthropic,
+    /// Google's Gemini API (`generateContent` and `streamGenerateContent`), e.g.
+    /// `https://generativelanguage.googleapis.com/v1beta`; the key goes in `x-goog-api-key`.
+    Gemini,
     /// Built into the gateway: a deterministic reply that reveals what it received. Works offline.
     Mock,
 }
@@ -294,7 +297,8 @@ pub struct Backend {
     pub name: String,
     /// Wire protocol.
     pub provider: ProviderKind,
-    /// Base URL including the version prefix, e.g. `https://api.openai.com/v1`.
+    /// Base URL including the version prefix, e.g. `https://api.openai.com/v1`,
+    /// `https://generativelanguage.googleapis.com/v1beta`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(pattern(r"^https?://[^\s]+$"))]
     pub base_url: Option<String>,

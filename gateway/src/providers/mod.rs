@@ -9,6 +9,7 @@ mod body;
 mod chunk;
 mod client;
 mod completion;
+mod gemini;
 mod mock;
 mod mock_embeddings;
 mod openai;
@@ -269,6 +270,7 @@ pub enum Provider {
     Mock,
     OpenAi(openai::OpenAi),
     Anthropic(anthropic::Anthropic),
+    Gemini(gemini::Gemini),
 }
 
 impl fmt::Debug for Provider {
@@ -278,6 +280,7 @@ impl fmt::Debug for Provider {
             Self::Mock => "Provider::Mock",
             Self::OpenAi(_) => "Provider::OpenAi",
             Self::Anthropic(_) => "Provider::Anthropic",
+            Self::Gemini(_) => "Provider::Gemini",
         })
     }
 }
@@ -318,6 +321,7 @@ impl Provider {
                     )?),
                 })
             }
+            ProviderKind::Gemini => Provider::Gemini(gemini::Gemini::new(backend, api_key)?),
         })
     }
 
@@ -327,6 +331,7 @@ impl Provider {
             Self::Mock => None,
             Self::OpenAi(provider) => provider.chat.api_key.as_deref(),
             Self::Anthropic(provider) => provider.messages.api_key.as_deref(),
+            Self::Gemini(provider) => provider.base.api_key.as_deref(),
         }
     }
 
@@ -335,6 +340,7 @@ impl Provider {
             Self::Mock => "mock",
             Self::OpenAi(_) => "openai",
             Self::Anthropic(_) => "anthropic",
+            Self::Gemini(_) => "gemini",
         }
     }
 
@@ -344,13 +350,14 @@ impl Provider {
             Self::Mock => None,
             Self::OpenAi(provider) => Some(provider.chat.endpoint.authority()),
             Self::Anthropic(provider) => Some(provider.messages.endpoint.authority()),
+            Self::Gemini(provider) => Some(provider.base.endpoint.authority()),
         }
     }
 
-    /// Whether the provider's API has `request`'s operation (Anthropic's has neither legacy
-    /// completions nor embeddings).
+    /// Whether the provider's API has `request`'s operation (Anthropic's and Gemini's have
+    /// neither legacy completions nor embeddings here).
     pub fn serves(&self, request: Payload<'_>) -> bool {
-        !matches!((self, request), (Self::Anthropic(_), Payload::Completions(_) | Payload::Embeddings(_)))
+        matches!((self, request), (Self::Mock | Self::OpenAi(_), _) | (_, Payload::Chat(_)))
     }
 
     /// The wire format the provider's upstream takes `request` in; `None` for the mock, which
@@ -362,6 +369,7 @@ impl Provider {
             (Self::OpenAi(_), Payload::Embeddings(_)) => Some(WireFormat::OpenAiEmbeddings),
             (Self::OpenAi(_), Payload::Completions(_)) => Some(WireFormat::OpenAiCompletions),
             (Self::Anthropic(_), _) => Some(WireFormat::AnthropicMessages),
+            (Self::Gemini(_), _) => Some(WireFormat::GeminiGenerateContent),
         }
     }
 
@@ -371,7 +379,7 @@ impl Provider {
     pub async fn count_tokens(&self, count: TokenCount<'_>) -> Option<Result<u64, UpstreamError>> {
         match self {
             Self::Mock => Some(Ok(mock::prompt_tokens(&count.request.messages))),
-            Self::OpenAi(_) => None,
+            Self::OpenAi(_) | Self::Gemini(_) => None,
             Self::Anthropic(provider) => Some(provider.count_tokens(count).await),
         }
     }
@@ -383,6 +391,7 @@ impl Provider {
             Self::Mock => mock::reply(&call),
             Self::OpenAi(provider) => provider.send(call).await,
             Self::Anthropic(provider) => provider.send(call).await,
+            Self::Gemini(provider) => provider.send(call).await,
         }
     }
 }

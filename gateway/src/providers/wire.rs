@@ -13,6 +13,7 @@ use crate::completions_request::CompletionsRequest;
 use crate::embeddings_request::EmbeddingsRequest;
 use crate::payload::Payload;
 use crate::translate::anthropic::chat_request_to_messages;
+use crate::translate::gemini::chat_request_to_gemini;
 
 /// The wire formats upstreams speak.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -21,6 +22,7 @@ pub enum WireFormat {
     AnthropicMessages,
     OpenAiEmbeddings,
     OpenAiCompletions,
+    GeminiGenerateContent,
 }
 
 /// `request` in `format`, for the upstream's `model`. A stream asks OpenAI upstreams for the usage
@@ -35,6 +37,11 @@ pub fn encode(
     let encoded = match (format, request) {
         (WireFormat::OpenAiChat, Payload::Chat(request)) => {
             serde_json::to_vec(&OpenAiChat { request, model, stream })
+        }
+        (WireFormat::GeminiGenerateContent, Payload::Chat(request)) => {
+            let body = chat_request_to_gemini(&request.to_value())
+                .map_err(|e| UpstreamError::Untranslatable(e.to_string()))?;
+            serde_json::to_vec(&body)
         }
         (WireFormat::OpenAiEmbeddings, Payload::Embeddings(request)) => {
             serde_json::to_vec(&EmbeddingsRequest { model: model.to_owned(), ..request.clone() })

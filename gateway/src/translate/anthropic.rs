@@ -29,7 +29,6 @@ mod to_chat_response;
 mod to_messages_request;
 mod to_messages_response;
 
-pub use fields::markdown as field_table;
 pub use stream_to_chat::MessagesToChatStream;
 pub use stream_to_messages::ChatToMessagesStream;
 pub use to_chat_request::messages_request_to_chat;

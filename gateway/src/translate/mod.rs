@@ -5,4 +5,5 @@
 //! request and response bodies (and on each streamed event) without caring how they arrived.
 
 pub mod anthropic;
+pub mod gemini;
 pub mod responses;

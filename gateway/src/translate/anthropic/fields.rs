@@ -142,8 +142,10 @@ pub(super) fn check(request: &Map<String, Value>, fields: &[Field], api: &str) -
     Ok(())
 }
 
-/// The compatibility table docs/api.md shows, from [`CHAT_ON_ANTHROPIC`] and [`MESSAGES_TO_CHAT`].
-pub fn markdown() -> String {
+/// The compatibility table docs/api.md shows, from [`CHAT_ON_ANTHROPIC`] and [`MESSAGES_TO_CHAT`]
+/// (written by the test that checks it).
+#[cfg(test)]
+fn markdown() -> String {
     let mut text = String::from(
         "Chat Completions requests (`/v1/chat/completions`, and `/v1/responses` after its own translation) on an Anthropic route; on an OpenAI-type route every field passes unchanged:\n\n| Field | On an Anthropic upstream |\n|---|---|\n",
     );
@@ -160,6 +162,7 @@ pub fn markdown() -> String {
     text
 }
 
+#[cfg(test)]
 fn describe(treatment: Treatment) -> String {
     match treatment {
         Same => "sent as it is".to_owned(),
