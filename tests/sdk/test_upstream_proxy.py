@@ -417,7 +417,14 @@ def test_https_upstream_through_connect_tunnel_trusting_ssl_cert_file(
 
     proxy.wait_for_request(rf"CONNECT localhost:{tls_upstream.port} HTTP/1\.1")
     assert all(r.startswith("CONNECT ") for r in proxy.requests()), proxy.requests()
-    assert len(tls_upstream.requests()) - before == 3, f"nginx answered: {tls_upstream.requests()[before:]}"
+    # nginx logs a request once it has sent the whole answer, so a stream's line may come a moment after
+    # the client has read it.
+    wait_for(
+        "nginx to log the 3 calls",
+        lambda: len(tls_upstream.requests()) - before == 3,
+        5.0,
+        lambda: f"nginx answered: {tls_upstream.requests()[before:]}",
+    )
     for headers in recorded_headers(fake_upstream, prompt):
         assert headers.get("authorization") == f"Bearer {UPSTREAM_KEY}", headers
         assert "proxy-authorization" not in headers, headers
