@@ -32,9 +32,9 @@ struct Fields<'a> {
 struct Choice<'a> {
     #[serde(default, borrow)]
     delta: Option<Delta<'a>>,
-    /// A legacy `text_completion` chunk's text.
-    #[serde(default, borrow)]
-    text: Option<Cow<'a, str>>,
+    /// A legacy `text_completion` chunk's text (anything else there is no text).
+    #[serde(default)]
+    text: Option<Value>,
     #[serde(default, borrow)]
     finish_reason: Option<Cow<'a, str>>,
 }
@@ -61,7 +61,7 @@ impl Shape for ChunkShape {
             .iter()
             .map(|choice| {
                 let delta = choice.delta.as_ref().and_then(|delta| delta.content.as_deref());
-                delta.map_or(0, str::len) + choice.text.as_deref().map_or(0, str::len)
+                delta.map_or(0, str::len) + choice.text.as_ref().and_then(Value::as_str).map_or(0, str::len)
             })
             .sum();
         let usage = fields.usage.as_ref().and_then(TokenUsage::from_openai);
@@ -232,8 +232,14 @@ mod tests {
                         let content_len: usize = choices
                             .into_iter()
                             .flatten()
-                            .filter_map(|choice| choice.get("delta")?.get("content")?.as_str())
-                            .map(str::len)
+                            .map(|choice| {
+                                let delta = choice
+                                    .get("delta")
+                                    .and_then(|d| d.get("content"))
+                                    .and_then(Value::as_str);
+                                delta.map_or(0, str::len)
+                                    + choice.get("text").and_then(Value::as_str).map_or(0, str::len)
+                            })
                             .sum();
                         assert_eq!(chunk.content_len(), content_len);
                         assert_eq!(chunk.usage(), value.get("usage").and_then(TokenUsage::from_openai));

@@ -28,9 +28,9 @@ struct Fields {
 struct Choice {
     #[serde(default)]
     message: Option<Message>,
-    /// A legacy `text_completion`'s text.
+    /// A legacy `text_completion`'s text (anything else there is no text).
     #[serde(default)]
-    text: Option<String>,
+    text: Option<Value>,
     #[serde(default)]
     finish_reason: Option<String>,
 }
@@ -51,7 +51,7 @@ impl Shape for CompletionShape {
             .iter()
             .map(|choice| {
                 let message = choice.message.as_ref().and_then(|m| m.content.as_ref()).map_or(0, text_len);
-                message + choice.text.as_deref().map_or(0, str::len)
+                message + choice.text.as_ref().and_then(Value::as_str).map_or(0, str::len)
             })
             .sum();
         let usage = fields.usage.as_ref().and_then(TokenUsage::from_openai);
@@ -221,8 +221,13 @@ mod tests {
                         let content_len: usize = choices
                             .into_iter()
                             .flatten()
-                            .filter_map(|choice| choice.get("message")?.get("content"))
-                            .map(text_bytes)
+                            .map(|choice| {
+                                let message = choice
+                                    .get("message")
+                                    .and_then(|m| m.get("content"))
+                                    .map_or(0, text_bytes);
+                                message + choice.get("text").and_then(Value::as_str).map_or(0, str::len)
+                            })
                             .sum();
                         assert_eq!(completion.content_len(), content_len);
                         assert_eq!(completion.usage(), value.get("usage").and_then(TokenUsage::from_openai));
