@@ -4,7 +4,8 @@
 //! when `toolConfig` forces one function (`mode: ANY` naming one, or one declared), a
 //! `functionCall` with an example of its parameters. `usageMetadata` counts words: the prompt's
 //! text (system instruction included) and the reply's. Streams send one chunk per word, the last
-//! with `finishReason` and the usage.
+//! with `finishReason` and the usage. `:countTokens` answers the prompt's count as
+//! `generateContent` would bill it.
 
 use std::sync::Arc;
 
@@ -35,22 +36,21 @@ pub(crate) async fn generate(
         Ok(parsed) => parsed,
         Err(response) => return response,
     };
-    let stream = match target.rsplit_once(':') {
-        Some((_, "generateContent")) => false,
-        Some((_, "streamGenerateContent")) => true,
+    let (stream, body) = match target.rsplit_once(':') {
+        Some((_, "generateContent")) => (false, body),
+        Some((_, "streamGenerateContent")) => (true, body),
+        // The input tokens `generateContent` would bill for the same request.
+        Some((_, "countTokens")) => {
+            let request = body.get("generateContentRequest").cloned().unwrap_or(body);
+            return server::json_response(Api::OpenAi, &json!({"totalTokens": prompt_tokens(&request)}));
+        }
         _ => return Api::OpenAi.invalid_request("unknown method: expected generateContent", None),
     };
     let Some(contents) = body.get("contents").and_then(Value::as_array).filter(|c| !c.is_empty()) else {
         return Api::OpenAi
             .invalid_request("* GenerateContentRequest.contents: contents is not specified", None);
     };
-    let texts = |parts: &Value| -> Vec<String> {
-        parts.as_array().into_iter().flatten().filter_map(|p| p["text"].as_str()).map(str::to_owned).collect()
-    };
-    let mut prompt_tokens: u64 =
-        texts(&body["systemInstruction"]["parts"]).iter().map(|t| prompt::tokens(t)).sum();
-    prompt_tokens +=
-        contents.iter().flat_map(|c| texts(&c["parts"])).map(|t| prompt::tokens(&t)).sum::<u64>();
+    let prompt_tokens = prompt_tokens(&body);
     let last_user = contents
         .iter()
         .rev()
@@ -101,6 +101,18 @@ pub(crate) async fn generate(
         })
         .collect();
     server::sse_response(Api::OpenAi, frames, false)
+}
+
+/// The text parts of `parts`.
+fn texts(parts: &Value) -> Vec<String> {
+    parts.as_array().into_iter().flatten().filter_map(|p| p["text"].as_str()).map(str::to_owned).collect()
+}
+
+/// Words of a request's text: its system instruction and contents.
+fn prompt_tokens(request: &Value) -> u64 {
+    let mut all = texts(&request["systemInstruction"]["parts"]);
+    all.extend(request["contents"].as_array().into_iter().flatten().flat_map(|c| texts(&c["parts"])));
+    all.iter().map(|t| prompt::tokens(t)).sum()
 }
 
 /// The function `toolConfig` forces, with an example of its parameters.

@@ -1,6 +1,6 @@
 """Both SDKs against a route whose upstream speaks Google Gemini's API (the fake's generateContent):
-chat and the Responses API with the OpenAI SDK, Messages with the Anthropic SDK, streamed and not,
-a forced tool call, and one priced ledger row per request."""
+chat and the Responses API with the OpenAI SDK, Messages and Gemini's own token count with the
+Anthropic SDK, streamed and not, a forced tool call, and one priced ledger row per request."""
 
 from __future__ import annotations
 
@@ -50,6 +50,9 @@ def test_both_clients_on_a_gemini_upstream(start_gateway, fake_upstream):
     assert message.content[0].text == expected_text and message.stop_reason == "end_turn"
     with anthropic_client.messages.stream(model=MODEL, max_tokens=64, messages=[{"role": "user", "content": prompt}]) as s:
         assert s.get_final_text() == expected_text
+    counted = anthropic_client.messages.with_raw_response.count_tokens(model=MODEL, messages=[{"role": "user", "content": prompt}])
+    assert counted.headers["x-switchboard-token-count"] == "exact", "Gemini's own countTokens"
+    assert counted.parse().input_tokens == message.usage.input_tokens
 
     tools = [{"type": "function", "function": {"name": "weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}]
     called = openai_client.chat.completions.create(
@@ -59,7 +62,7 @@ def test_both_clients_on_a_gemini_upstream(start_gateway, fake_upstream):
     assert (call.function.name, json.loads(call.function.arguments)) == ("weather", {"city": "fake"})
 
     sent = [r for r in fake_upstream.requests() if r["path"].startswith("/v1beta/models/gemini-2.5-flash:")]
-    assert len(sent) == 6
+    assert len(sent) == 7 and sent[5]["path"].endswith(":countTokens")
     for r in sent:
         headers = {name.lower(): value for name, value in r["headers"]}
         assert headers.get("x-goog-api-key") == "fake-gemini-secret", "the route's key, never the tenant's"

@@ -1,6 +1,6 @@
 //! `POST /v1/messages/count_tokens`: Anthropic's token counting, for any chat model the tenant
-//! may use. Exact where the route's first backend can count (an Anthropic upstream is asked; the
-//! mock counts as it bills), an estimate otherwise (about four bytes of text a token, three per
+//! may use. Exact where the route's first backend can count (an Anthropic or Gemini upstream is
+//! asked; the mock counts as it bills), an estimate otherwise (about four bytes of text a token, three per
 //! message); `x-switchboard-token-count: exact | estimate` says which. Free and unmetered, as
 //! Anthropic's own is: no ledger row, no rate limit, no budget.
 
@@ -70,7 +70,8 @@ async fn count(
     let anthropic_body = Bytes::from(body.to_string());
     let timeout = Duration::from_millis(backend.config.request_timeout_ms);
     let limits = target.route.config.response_limits;
-    let count = TokenCount { anthropic_body, request: &request, timeout, limits };
+    let model = &target.model.upstream_model;
+    let count = TokenCount { anthropic_body, request: &request, model, timeout, limits };
     match backend.provider.count_tokens(count).await {
         None => Ok((estimate(&request), "estimate")),
         Some(Ok(tokens)) => Ok((tokens, "exact")),

@@ -4,7 +4,8 @@ use futures::StreamExt;
 use serde_json::Value;
 
 use super::{
-    Call, Chunk, ChunkStream, Completion, Reply, TokenCount, Upstream, UpstreamError, body, body_bytes, sse,
+    Call, Chunk, ChunkStream, Completion, MAX_COUNT_BYTES, Reply, TokenCount, Upstream, UpstreamError, body,
+    body_bytes, sse,
 };
 use crate::translate::anthropic::{MessagesToChatStream, messages_response_to_chat};
 
@@ -16,9 +17,6 @@ pub struct Anthropic {
     /// Boxed: rarely used, and an upstream's headers are large.
     pub(super) count_tokens: Box<Upstream>,
 }
-
-/// The most an answer of `count_tokens` may hold: `{"input_tokens": n}` and little else.
-const MAX_COUNT_BYTES: usize = 4096;
 
 impl Anthropic {
     /// Anthropic's count of the request's input tokens.

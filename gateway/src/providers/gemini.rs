@@ -9,9 +9,10 @@ use serde_json::Value;
 use switchboard_crds::config::BackendConfig;
 
 use super::{
-    Call, Chunk, ChunkStream, Completion, Reply, Upstream, UpstreamError, body_bytes, secret_header, sse,
+    Call, Chunk, ChunkStream, Completion, MAX_COUNT_BYTES, Reply, TokenCount, Upstream, UpstreamError, body,
+    body_bytes, secret_header, sse,
 };
-use crate::translate::gemini::{GeminiToChatStream, gemini_response_to_chat};
+use crate::translate::gemini::{GeminiToChatStream, chat_request_to_gemini, gemini_response_to_chat};
 
 pub struct Gemini {
     /// The API's base (`…/v1beta`): its client, key and authority; calls go to `…/models/<model>:<method>`.
@@ -31,13 +32,12 @@ impl Gemini {
         Ok(Gemini { base, url, headers })
     }
 
-    /// The endpoint of `model`'s method; a model name that is not a plain path segment is refused.
-    fn upstream_for(&self, model: &str, stream: bool) -> Result<Upstream, UpstreamError> {
+    /// The endpoint of `model`'s `method`; a model name that is not a plain path segment is refused.
+    fn upstream_for(&self, model: &str, method: &str) -> Result<Upstream, UpstreamError> {
         let plain = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_');
         if model.is_empty() || !model.chars().all(plain) {
             return Err(UpstreamError::Untranslatable(format!("{model:?} is not a Gemini model name")));
         }
-        let method = if stream { "streamGenerateContent?alt=sse" } else { "generateContent" };
         let url = format!("{}/models/{model}:{method}", self.url);
         let endpoint = self
             .base
@@ -47,8 +47,34 @@ impl Gemini {
         Ok(Upstream { client: self.base.client.clone(), endpoint, api_key: None })
     }
 
+    /// Gemini's own count of the request's input tokens (`countTokens`).
+    pub(super) async fn count_tokens(&self, count: TokenCount<'_>) -> Result<u64, UpstreamError> {
+        let model = count.model;
+        let mut request = chat_request_to_gemini(&count.request.to_value())
+            .map_err(|e| UpstreamError::Untranslatable(e.to_string()))?;
+        // `countTokens` takes the contents, instruction and tools of a generate request, not its config.
+        if let Some(object) = request.as_object_mut() {
+            object.remove("generationConfig");
+            object.remove("toolConfig");
+            object.insert("model".into(), Value::String(format!("models/{model}")));
+        }
+        let body = Bytes::from(serde_json::json!({"generateContentRequest": request}).to_string());
+        let upstream = self.upstream_for(model, "countTokens")?;
+        let response = upstream.post_body(body, count.timeout, count.limits, &[]).await?;
+        let bytes = body::read_limited(response, MAX_COUNT_BYTES, count.timeout).await?;
+        #[derive(serde::Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Counted {
+            total_tokens: u64,
+        }
+        let counted: Counted = serde_json::from_slice(&bytes)
+            .map_err(|e| UpstreamError::Protocol(format!("invalid token count: {e}")))?;
+        Ok(counted.total_tokens.min(crate::usage::MAX_TOKENS))
+    }
+
     pub(super) async fn send(&self, call: Call<'_>) -> Result<Reply, UpstreamError> {
-        let response = self.upstream_for(call.model, call.stream)?.post(&call).await?;
+        let method = if call.stream { "streamGenerateContent?alt=sse" } else { "generateContent" };
+        let response = self.upstream_for(call.model, method)?.post(&call).await?;
         let id = format!("chatcmpl-{}", uuid::Uuid::new_v4().simple());
         let created = crate::db::now_ms().max(0) as u64 / 1000;
         let model = call.model.to_owned();

@@ -374,12 +374,14 @@ impl Provider {
     }
 
     /// The input tokens of a request as this backend counts them: Anthropic's own count
-    /// (`/v1/messages/count_tokens`), the mock's rule; `None` where the API has no count.
+    /// (`/v1/messages/count_tokens`), Gemini's (`countTokens`), the mock's rule; `None` where the
+    /// API has no count.
     /// Errors carry the upstream's text as it came, for the caller to redact.
     pub async fn count_tokens(&self, count: TokenCount<'_>) -> Option<Result<u64, UpstreamError>> {
         match self {
             Self::Mock => Some(Ok(mock::prompt_tokens(&count.request.messages))),
-            Self::OpenAi(_) | Self::Gemini(_) => None,
+            Self::OpenAi(_) => None,
+            Self::Gemini(provider) => Some(provider.count_tokens(count).await),
             Self::Anthropic(provider) => Some(provider.count_tokens(count).await),
         }
     }
@@ -402,12 +404,17 @@ async fn body_bytes(response: Sent, call: &Call<'_>) -> Result<bytes::Bytes, Ups
     body::read_limited(response, max_body, call.timeout).await
 }
 
+/// The most an upstream's token count may hold: a number and little else.
+const MAX_COUNT_BYTES: usize = 4096;
+
 /// A request's input tokens, as [`Provider::count_tokens`] counts them.
 pub struct TokenCount<'a> {
     /// The request in Anthropic's form, for the upstream's own count (the upstream's model in it).
     pub anthropic_body: Bytes,
-    /// The same request in the canonical form, for the mock's count.
+    /// The same request in the canonical form, for the mock's and Gemini's counts.
     pub request: &'a ChatRequest,
+    /// The upstream's name for the model.
+    pub model: &'a str,
     pub timeout: Duration,
     pub limits: ResponseLimits,
 }
