@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The test run behind `make test` and `make sdk-test`.
 #
-#   scripts/test.sh all [PYTEST_ARGS...]   cargo test --workspace, the MCP conformance suite
+#   scripts/test.sh all [PYTEST_ARGS...]   cargo test --workspace (every test binary, failing or not), the MCP conformance suite
 #                                          (scripts/mcp-conformance.sh), the resilience suite
 #                                          (tests/resilience/run.py), schemathesis against the OpenAPI
 #                                          document (scripts/schemathesis.sh), then the SDK tests
@@ -58,7 +58,7 @@ echo "test.sh: Redis for tests at $redis_url"
 
 status=0
 if [[ $mode == all ]]; then
-    "$cargo" test --workspace || status=$?
+    "$cargo" test --workspace --no-fail-fast || status=$?
     "$root/scripts/mcp-conformance.sh" || status=$?
     "$venv/bin/python" "$root/tests/resilience/run.py" || status=$?
     # On PostgreSQL, which refuses what SQLite stores (NUL in text).
