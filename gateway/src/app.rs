@@ -14,9 +14,8 @@ use axum::response::Response;
 use axum::routing::{delete, get, post, put};
 
 use crate::api::{
-    admin, audit, budget_changes, budgets, chat, completions, count_tokens, embeddings, health, members,
-    messages, models, personas, requests, responses, routes, stats, subjects, tenant_changes, tenant_limits,
-    tenants,
+    admin, audit, budget_changes, budgets, chat, count_tokens, direct, health, members, messages, models,
+    personas, requests, responses, routes, stats, subjects, tenant_changes, tenant_limits, tenants,
 };
 use crate::auth::{require_admin, require_tenant};
 use crate::error::{ApiError, Dialect};
@@ -40,8 +39,8 @@ fn tenant_api(state: &AppState) -> Router<AppState> {
         .route("/v1/chat/completions", post(chat::chat_completions))
         .route("/v1/messages", post(messages::messages))
         .route("/v1/messages/count_tokens", post(count_tokens::count_tokens))
-        .route("/v1/embeddings", post(embeddings::embeddings))
-        .route("/v1/completions", post(completions::completions))
+        .route("/v1/embeddings", post(direct::embeddings))
+        .route("/v1/completions", post(direct::completions))
         .route("/v1/responses", post(responses::create))
         .route("/v1/responses/{id}", get(responses::get).delete(responses::delete))
         .route("/v1/models", get(models::list))

@@ -38,6 +38,25 @@ pub struct Invalid {
     pub model: Option<String>,
 }
 
+impl Invalid {
+    /// `error`, for the request `body`.
+    pub fn of(body: &Value, error: ApiError) -> Invalid {
+        Invalid { error, model: body.get("model").and_then(Value::as_str).map(str::to_owned) }
+    }
+}
+
+/// The fields of a request body, which must be a JSON object naming a model.
+pub fn fields_of(body: &Value) -> Result<&Map<String, Value>, Invalid> {
+    let fields = body.as_object().ok_or_else(|| {
+        Invalid::of(
+            body,
+            ApiError::BadRequest("request body must be a JSON object".into(), Some("invalid_json")),
+        )
+    })?;
+    validate::model(fields).map_err(|error| Invalid::of(body, error))?;
+    Ok(fields)
+}
+
 /// One message of the conversation.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Message {

@@ -4,10 +4,9 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::chat_request::Invalid;
-use crate::embeddings_request::{self, Input};
-use crate::error::ApiError;
-use crate::validate::MAX_OUTPUT_TOKENS;
+use crate::chat_request::{Invalid, fields_of};
+use crate::embeddings_request::{self, Input, bad};
+use crate::validate::{self, MAX_OUTPUT_TOKENS};
 
 /// OpenAI's default output limit of a completion, when the request sets none.
 pub const DEFAULT_MAX_TOKENS: u64 = 16;
@@ -32,42 +31,24 @@ pub struct CompletionsRequest {
 impl CompletionsRequest {
     /// Checks a request body: a 400 naming the field for anything malformed or out of range.
     pub fn parse(body: Value) -> Result<CompletionsRequest, Invalid> {
-        let model = body.get("model").and_then(Value::as_str).map(str::to_owned);
-        let invalid = |message: String| Invalid {
-            error: ApiError::BadRequest(message, Some("invalid_request")),
-            model: model.clone(),
-        };
-        let Some(fields) = body.as_object() else {
-            return Err(invalid("request body must be a JSON object".into()));
-        };
-        if !matches!(fields.get("model"), Some(Value::String(m)) if !m.is_empty()) {
-            return Err(invalid("`model` is required and must be a string".into()));
-        }
+        let fields = fields_of(&body)?;
+        let invalid = |error| Invalid::of(&body, error);
         embeddings_request::check_input(fields.get("prompt"))
-            .map_err(|p| invalid(format!("`prompt` {p}")))?;
+            .map_err(|problem| invalid(bad(format!("`prompt` {problem}"))))?;
         let ranges: [(&str, u64, u64); 4] =
             [("max_tokens", 1, MAX_OUTPUT_TOKENS), ("n", 1, 128), ("best_of", 1, 128), ("logprobs", 0, 20)];
         for (field, min, max) in ranges {
-            match fields.get(field) {
-                None | Some(Value::Null) => {}
-                Some(value) if value.as_u64().is_some_and(|n| (min..=max).contains(&n)) => {}
-                Some(_) => return Err(invalid(format!("`{field}` must be an integer from {min} to {max}"))),
-            }
+            validate::integer(fields, field, min, max).map_err(invalid)?;
         }
-        for (field, min, max) in [("temperature", 0.0, 2.0), ("top_p", 0.0, 1.0)] {
-            match fields.get(field) {
-                None | Some(Value::Null) => {}
-                Some(value) if value.as_f64().is_some_and(|x| (min..=max).contains(&x)) => {}
-                Some(_) => return Err(invalid(format!("`{field}` must be a number from {min} to {max}"))),
-            }
-        }
+        validate::number(fields, "temperature", 0.0, 2.0).map_err(invalid)?;
+        validate::number(fields, "top_p", 0.0, 1.0).map_err(invalid)?;
+        validate::user(fields).map_err(invalid)?;
         if fields.get("stream").is_some_and(|s| !s.is_boolean() && !s.is_null()) {
-            return Err(invalid("`stream` must be a boolean".into()));
+            return Err(invalid(bad("`stream` must be a boolean".into())));
         }
-        if fields.get("user").is_some_and(|user| !user.is_string() && !user.is_null()) {
-            return Err(invalid("`user` must be a string".into()));
-        }
-        serde_json::from_value(body).map_err(|e| invalid(format!("invalid request: {e}")))
+        let model = fields.get("model").and_then(Value::as_str).map(str::to_owned);
+        serde_json::from_value(body)
+            .map_err(|e| Invalid { error: bad(format!("invalid request: {e}")), model })
     }
 
     pub fn stream(&self) -> bool {

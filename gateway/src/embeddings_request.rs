@@ -4,8 +4,9 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::chat_request::Invalid;
+use crate::chat_request::{Invalid, fields_of};
 use crate::error::ApiError;
+use crate::validate;
 
 /// The most inputs one request may embed (OpenAI's own limit).
 pub const MAX_INPUTS: usize = 2048;
@@ -52,34 +53,20 @@ pub enum Encoding {
 impl EmbeddingsRequest {
     /// Checks a request body: a 400 naming the field for anything malformed or out of range.
     pub fn parse(body: Value) -> Result<EmbeddingsRequest, Invalid> {
-        let model = body.get("model").and_then(Value::as_str).map(str::to_owned);
-        let invalid = |message: String| Invalid {
-            error: ApiError::BadRequest(message, Some("invalid_request")),
-            model: model.clone(),
-        };
-        let Some(fields) = body.as_object() else {
-            return Err(invalid("request body must be a JSON object".into()));
-        };
-        if !matches!(fields.get("model"), Some(Value::String(m)) if !m.is_empty()) {
-            return Err(invalid("`model` is required and must be a string".into()));
-        }
+        let fields = fields_of(&body)?;
+        let invalid = |message: String| Invalid::of(&body, bad(message));
         check_input(fields.get("input")).map_err(|problem| invalid(format!("`input` {problem}")))?;
         match fields.get("encoding_format") {
             None | Some(Value::Null) => {}
             Some(Value::String(format)) if format == "float" || format == "base64" => {}
             Some(_) => return Err(invalid("`encoding_format` must be \"float\" or \"base64\"".into())),
         }
-        match fields.get("dimensions") {
-            None | Some(Value::Null) => {}
-            Some(value) if value.as_u64().is_some_and(|d| (1..=MAX_DIMENSIONS).contains(&d)) => {}
-            Some(_) => {
-                return Err(invalid(format!("`dimensions` must be an integer from 1 to {MAX_DIMENSIONS}")));
-            }
-        }
-        if fields.get("user").is_some_and(|user| !user.is_string() && !user.is_null()) {
-            return Err(invalid("`user` must be a string".into()));
-        }
-        serde_json::from_value(body).map_err(|e| invalid(format!("invalid request: {e}")))
+        validate::integer(fields, "dimensions", 1, MAX_DIMENSIONS)
+            .map_err(|error| Invalid::of(&body, error))?;
+        validate::user(fields).map_err(|error| Invalid::of(&body, error))?;
+        let model = fields.get("model").and_then(Value::as_str).map(str::to_owned);
+        serde_json::from_value(body)
+            .map_err(|e| Invalid { error: bad(format!("invalid request: {e}")), model })
     }
 
     /// How many inputs are embedded.
@@ -151,6 +138,11 @@ impl Input {
             Input::Text(_) | Input::Texts(_) => 0,
         }
     }
+}
+
+/// A 400 `invalid_request` with `message`.
+pub(crate) fn bad(message: String) -> ApiError {
+    ApiError::BadRequest(message, Some("invalid_request"))
 }
 
 /// `input`: a non-empty string, or 1 to [`MAX_INPUTS`] non-empty strings, token ids, or lists

@@ -17,10 +17,7 @@ const ROLES: [&str; 6] = ["system", "developer", "user", "assistant", "tool", "f
 
 /// Checks `request`; returns the output tokens it asks for at most, if it says.
 pub fn chat_request(request: &Map<String, Value>) -> Result<Option<u64>, ApiError> {
-    match request.get("model") {
-        Some(Value::String(model)) if !model.is_empty() => {}
-        _ => return Err(invalid("`model` is required and must be a string")),
-    }
+    model(request)?;
     if request.get("stream").is_some_and(|stream| !stream.is_boolean() && !stream.is_null()) {
         return Err(invalid("`stream` must be a boolean"));
     }
@@ -37,9 +34,7 @@ pub fn chat_request(request: &Map<String, Value>) -> Result<Option<u64>, ApiErro
     number(request, "frequency_penalty", -2.0, 2.0)?;
     integer(request, "n", 1, 128)?;
     integer(request, "seed", i64::MIN, i64::MAX)?;
-    if request.get("user").is_some_and(|user| !user.is_string() && !user.is_null()) {
-        return Err(invalid("`user` must be a string"));
-    }
+    user(request)?;
     let completion = integer(request, "max_completion_tokens", 1, MAX_OUTPUT_TOKENS)?;
     let tokens = integer(request, "max_tokens", 1, MAX_OUTPUT_TOKENS)?;
     Ok(completion.or(tokens))
@@ -61,8 +56,24 @@ fn message_ok(message: &Value) -> Result<(), String> {
     }
 }
 
+/// `model`: required, a non-empty string.
+pub fn model(request: &Map<String, Value>) -> Result<(), ApiError> {
+    match request.get("model") {
+        Some(Value::String(model)) if !model.is_empty() => Ok(()),
+        _ => Err(invalid("`model` is required and must be a string")),
+    }
+}
+
+/// `user`: absent, or a string.
+pub fn user(request: &Map<String, Value>) -> Result<(), ApiError> {
+    match request.get("user") {
+        None | Some(Value::Null | Value::String(_)) => Ok(()),
+        Some(_) => Err(invalid("`user` must be a string")),
+    }
+}
+
 /// An optional number within `min..=max`.
-fn number(request: &Map<String, Value>, field: &str, min: f64, max: f64) -> Result<(), ApiError> {
+pub fn number(request: &Map<String, Value>, field: &str, min: f64, max: f64) -> Result<(), ApiError> {
     match request.get(field) {
         None | Some(Value::Null) => Ok(()),
         Some(value) => match value.as_f64() {
@@ -73,7 +84,7 @@ fn number(request: &Map<String, Value>, field: &str, min: f64, max: f64) -> Resu
 }
 
 /// An optional integer within `min..=max`, as u64 when it is not negative.
-fn integer<T>(request: &Map<String, Value>, field: &str, min: T, max: T) -> Result<Option<u64>, ApiError>
+pub fn integer<T>(request: &Map<String, Value>, field: &str, min: T, max: T) -> Result<Option<u64>, ApiError>
 where
     T: Into<i128> + Copy + std::fmt::Display,
 {
