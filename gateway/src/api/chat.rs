@@ -14,9 +14,9 @@ use futures::StreamExt;
 
 use super::{whole_reply, with_headers, with_ids};
 use crate::auth::Authenticated;
-use crate::error::Dialect;
+use crate::error::{ApiError, Dialect};
 use crate::exchange::{Endpoint, Served, ServedReply, parse_json};
-use crate::pipeline;
+use crate::pipeline::{self, Ran};
 use crate::providers::ChunkStream;
 use crate::state::AppState;
 
@@ -27,7 +27,12 @@ pub async fn chat_completions(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let request = parse_json(body, state.limits.max_request_bytes);
-    let ran = pipeline::run(&state, auth, request, Endpoint::ChatCompletions, &headers).await;
+    answer(pipeline::run(&state, auth, request, Endpoint::ChatCompletions, &headers).await)
+}
+
+/// The answer in OpenAI's shape: the upstream's reply as it came, or its chunks as events (chat
+/// and legacy completions alike), with the request's ids.
+pub(super) fn answer(ran: Result<Ran, ApiError>) -> Response {
     let (exchange, served) = match ran {
         Ok(ran) => ran,
         Err(error) => return error.into_response(),
@@ -50,7 +55,7 @@ const MAX_CHUNKS_PER_WRITE: usize = 64;
 /// `data: [DONE]`. The usage chunk goes only to clients that asked for it. A failure mid-stream
 /// ends it with a top-level `error` frame, which makes the OpenAI SDKs raise instead of
 /// returning a silently truncated answer.
-pub(super) fn event_stream(chunks: ChunkStream, include_usage: bool) -> Response {
+fn event_stream(chunks: ChunkStream, include_usage: bool) -> Response {
     let frames = async_stream::stream! {
         let mut batches = chunks.ready_chunks(MAX_CHUNKS_PER_WRITE);
         while let Some(batch) = batches.next().await {

@@ -6,17 +6,16 @@ use axum::Extension;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
 use axum::http::HeaderMap;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use bytes::Bytes;
 use serde_json::Value;
 
-use super::chat::event_stream;
-use super::{whole_reply, with_headers, with_ids};
+use super::chat::answer;
 use crate::auth::Authenticated;
 use crate::chat_request::Invalid;
 use crate::completions_request::CompletionsRequest;
 use crate::embeddings_request::EmbeddingsRequest;
-use crate::exchange::{Endpoint, Served, ServedReply, parse_json};
+use crate::exchange::{Endpoint, parse_json};
 use crate::payload::Governed;
 use crate::pipeline;
 use crate::state::AppState;
@@ -39,7 +38,7 @@ pub async fn completions(
     serve(&state, auth, &headers, body, Endpoint::Completions, CompletionsRequest::parse).await
 }
 
-/// Runs the request and answers with the upstream's reply as it came, or its chunks.
+/// Runs the request; the answer is shaped as chat's is.
 async fn serve<R: Governed>(
     state: &AppState,
     auth: Authenticated,
@@ -49,17 +48,5 @@ async fn serve<R: Governed>(
     parse: fn(Value) -> Result<R, Invalid>,
 ) -> Response {
     let request = parse_json(body, state.limits.max_request_bytes);
-    let (exchange, served) = match pipeline::run_direct(state, auth, request, endpoint, headers, parse).await
-    {
-        Ok(ran) => ran,
-        Err(error) => return error.into_response(),
-    };
-    let response = match served {
-        Err(error) => error.into_response(),
-        Ok(Served { reply: ServedReply::Complete(body), headers }) => whole_reply(&body, headers),
-        Ok(Served { reply: ServedReply::Stream(chunks), headers }) => {
-            with_headers(event_stream(chunks, exchange.include_usage), headers)
-        }
-    };
-    with_ids(response, &exchange)
+    answer(pipeline::run_direct(state, auth, request, endpoint, headers, parse).await)
 }
