@@ -187,49 +187,44 @@ mod tests {
     }
 
     /// Every row does what it says: refused fields are refused by name (their default passes),
-    /// the others translate, and those sent as they are arrive under their name.
-    #[test]
-    fn every_chat_field_does_on_anthropic_what_the_table_says() {
-        let base = json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]});
-        for (name, treatment, sample) in CHAT_ON_ANTHROPIC {
+    /// the others translate, and those sent as they are arrive under their name; a field nobody
+    /// knows is refused.
+    fn check_rows(
+        fields: &[Field],
+        base: &Value,
+        translate: impl Fn(&Value) -> Result<Value, TranslateError>,
+    ) {
+        for (name, treatment, sample) in fields {
             if ["model", "messages"].contains(name) {
                 continue;
             }
-            let sent = chat_request_to_messages(&with(base.clone(), name, sample), "claude");
+            let sent = translate(&with(base.clone(), name, sample));
             match treatment {
                 RefusedUnless(default) => {
                     let error = sent.unwrap_err().to_string();
                     assert!(error.contains(&format!("`{name}`")), "{name}: {error}");
-                    let default = chat_request_to_messages(&with(base.clone(), name, default), "claude");
+                    let default = translate(&with(base.clone(), name, default));
                     assert!(default.is_ok(), "{name} = {default:?}");
                 }
                 Same => assert!(sent.unwrap().get(*name).is_some(), "{name} is sent as it is"),
                 As(_) | Gateway(_) => assert!(sent.is_ok(), "{name}: {sent:?}"),
             }
         }
-        let unknown = chat_request_to_messages(&with(base, "frobnicate", "1"), "claude").unwrap_err();
+        let unknown = translate(&with(base.clone(), "frobnicate", "1")).unwrap_err();
         assert!(unknown.to_string().contains("`frobnicate`"), "a field nobody knows is refused: {unknown}");
+    }
+
+    #[test]
+    fn every_chat_field_does_on_anthropic_what_the_table_says() {
+        let base = json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]});
+        check_rows(CHAT_ON_ANTHROPIC, &base, |request| chat_request_to_messages(request, "claude"));
     }
 
     #[test]
     fn every_messages_field_does_in_chat_what_the_table_says() {
         let base =
             json!({"model": "m", "max_tokens": 100000, "messages": [{"role": "user", "content": "hi"}]});
-        for (name, treatment, sample) in MESSAGES_TO_CHAT {
-            let chat = messages_request_to_chat(&with(base.clone(), name, sample));
-            match treatment {
-                RefusedUnless(default) => {
-                    let error = chat.unwrap_err().to_string();
-                    assert!(error.contains(&format!("`{name}`")), "{name}: {error}");
-                    let default = messages_request_to_chat(&with(base.clone(), name, default));
-                    assert!(default.is_ok(), "{name} = {default:?}");
-                }
-                Same => assert!(chat.unwrap().get(*name).is_some(), "{name} is kept as it is"),
-                As(_) | Gateway(_) => assert!(chat.is_ok(), "{name}: {chat:?}"),
-            }
-        }
-        let unknown = messages_request_to_chat(&with(base, "frobnicate", "1")).unwrap_err();
-        assert!(unknown.to_string().contains("`frobnicate`"), "{unknown}");
+        check_rows(MESSAGES_TO_CHAT, &base, messages_request_to_chat);
     }
 
     /// docs/api.md shows the tables as they are here (`UPDATE_DOCS=1` rewrites them).
