@@ -129,14 +129,20 @@ pub const MESSAGES_TO_CHAT: &[Field] = &[
 pub(super) fn check(request: &Map<String, Value>, fields: &[Field], api: &str) -> Result<(), TranslateError> {
     for (name, value) in request {
         let refused = match fields.iter().find(|(known, ..)| known == name) {
-            None => !value.is_null(),
+            None => (!value.is_null()).then_some("null"),
             Some((_, RefusedUnless(default), _)) => {
-                !value.is_null() && serde_json::from_str::<Value>(default).ok().as_ref() != Some(value)
+                let asks =
+                    !value.is_null() && serde_json::from_str::<Value>(default).ok().as_ref() != Some(value);
+                asks.then_some(*default)
             }
-            Some(_) => false,
+            Some(_) => None,
         };
-        if refused {
-            return Err(invalid(format!("`{name}` is not supported {api}")));
+        match refused {
+            None => {}
+            Some("null") => return Err(invalid(format!("`{name}` is not supported {api}"))),
+            Some(default) => {
+                return Err(invalid(format!("`{name}` other than {default} is not supported {api}")));
+            }
         }
     }
     Ok(())

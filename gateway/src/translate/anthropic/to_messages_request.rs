@@ -27,9 +27,6 @@ pub fn chat_request_to_messages(chat: &Value, upstream_model: &str) -> Result<Va
         None | Some(Value::Null) => return Err(invalid("`messages` is required")),
         Some(_) => return Err(invalid("`messages` must be an array")),
     };
-    if req.get("n").and_then(Value::as_u64).is_some_and(|n| n > 1) {
-        return Err(invalid("`n` greater than 1 is not supported by this model's provider"));
-    }
 
     let mut system = Vec::new();
     let mut turns: Vec<(&'static str, Value)> = Vec::new();
