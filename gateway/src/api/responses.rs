@@ -122,7 +122,7 @@ async fn translated(
             return Err(ApiError::BadRequest(message, Some("invalid_request")));
         }
     };
-    if Value::from(history.clone()).to_string().len() > MAX_CONVERSATION_BYTES {
+    if serde_json::to_vec(&history).map_or(0, |text| text.len()) > MAX_CONVERSATION_BYTES {
         let message = format!("the conversation is over {MAX_CONVERSATION_BYTES} bytes: start a new one");
         return Err(ApiError::BadRequest(message, Some("conversation_too_long")));
     }
