@@ -89,7 +89,7 @@ def test_samples_apply_and_get_shows_printer_columns(kubectl: Kubectl, samples: 
     # The columns show useful values, not just headers.
     assert row["demo"]["DISPLAY"] == "Demo team" and row["demo"]["KEYS"] == "1", row["demo"]
     assert row["ada"]["TENANT"] == "demo" and row["ada"]["MODEL"] == "demo-echo", row["ada"]
-    assert row["demo-echo"]["MODELS"] == "demo-echo,demo-embed" and row["demo-echo"]["BACKENDS"] == "mock", row["demo-echo"]
+    assert row["demo-echo"]["MODELS"] == "demo-echo" and row["demo-echo"]["BACKENDS"] == "mock", row["demo-echo"]
     assert row["local-model"]["BACKENDS"] == "llama-cpp", row["local-model"]
     budget = row["demo-monthly"]
     assert (budget["TENANT"], budget["SCOPE"], budget["LIMIT"], budget["PERIOD"]) == ("demo", "Tenant", "100", "Monthly")

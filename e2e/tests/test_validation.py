@@ -40,7 +40,7 @@ CASES = [
             "bad-provider",
             {"models": [{"name": "m", "pricing": PRICING}], "backends": [{"name": "a", "provider": "azure"}]},
         ),
-        ['spec.backends[0].provider: Unsupported value: "azure"', '"openai", "anthropic", "mock"'],
+        ['spec.backends[0].provider: Unsupported value: "azure"', '"openai", "anthropic", "gemini", "mock"'],
         id="bad-enum-provider",
     ),
     pytest.param(
