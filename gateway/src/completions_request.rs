@@ -5,7 +5,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::chat_request::{Invalid, fields_of};
-use crate::embeddings_request::{self, Input, bad};
+use crate::embeddings_request::{self, Input};
+use crate::error::ApiError;
 use crate::validate::{self, MAX_OUTPUT_TOKENS};
 
 /// OpenAI's default output limit of a completion, when the request sets none.
@@ -34,7 +35,7 @@ impl CompletionsRequest {
         let fields = fields_of(&body)?;
         let invalid = |error| Invalid::of(&body, error);
         embeddings_request::check_input(fields.get("prompt"))
-            .map_err(|problem| invalid(bad(format!("`prompt` {problem}"))))?;
+            .map_err(|problem| invalid(ApiError::invalid_request(format!("`prompt` {problem}"))))?;
         let ranges: [(&str, u64, u64); 4] =
             [("max_tokens", 1, MAX_OUTPUT_TOKENS), ("n", 1, 128), ("best_of", 1, 128), ("logprobs", 0, 20)];
         for (field, min, max) in ranges {
@@ -44,11 +45,11 @@ impl CompletionsRequest {
         validate::number(fields, "top_p", 0.0, 1.0).map_err(invalid)?;
         validate::user(fields).map_err(invalid)?;
         if fields.get("stream").is_some_and(|s| !s.is_boolean() && !s.is_null()) {
-            return Err(invalid(bad("`stream` must be a boolean".into())));
+            return Err(invalid(ApiError::invalid_request("`stream` must be a boolean".into())));
         }
         let model = fields.get("model").and_then(Value::as_str).map(str::to_owned);
         serde_json::from_value(body)
-            .map_err(|e| Invalid { error: bad(format!("invalid request: {e}")), model })
+            .map_err(|e| Invalid { error: ApiError::invalid_request(format!("invalid request: {e}")), model })
     }
 
     pub fn stream(&self) -> bool {

@@ -54,7 +54,7 @@ impl EmbeddingsRequest {
     /// Checks a request body: a 400 naming the field for anything malformed or out of range.
     pub fn parse(body: Value) -> Result<EmbeddingsRequest, Invalid> {
         let fields = fields_of(&body)?;
-        let invalid = |message: String| Invalid::of(&body, bad(message));
+        let invalid = |message: String| Invalid::of(&body, ApiError::invalid_request(message));
         check_input(fields.get("input")).map_err(|problem| invalid(format!("`input` {problem}")))?;
         match fields.get("encoding_format") {
             None | Some(Value::Null) => {}
@@ -66,7 +66,7 @@ impl EmbeddingsRequest {
         validate::user(fields).map_err(|error| Invalid::of(&body, error))?;
         let model = fields.get("model").and_then(Value::as_str).map(str::to_owned);
         serde_json::from_value(body)
-            .map_err(|e| Invalid { error: bad(format!("invalid request: {e}")), model })
+            .map_err(|e| Invalid { error: ApiError::invalid_request(format!("invalid request: {e}")), model })
     }
 
     /// How many inputs are embedded.
@@ -138,11 +138,6 @@ impl Input {
             Input::Text(_) | Input::Texts(_) => 0,
         }
     }
-}
-
-/// A 400 `invalid_request` with `message`.
-pub(crate) fn bad(message: String) -> ApiError {
-    ApiError::BadRequest(message, Some("invalid_request"))
 }
 
 /// `input`: a non-empty string, or 1 to [`MAX_INPUTS`] non-empty strings, token ids, or lists

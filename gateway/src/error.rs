@@ -112,6 +112,11 @@ pub enum ApiError {
 }
 
 impl ApiError {
+    /// A 400 `invalid_request` saying what is wrong with the request.
+    pub fn invalid_request(message: String) -> ApiError {
+        ApiError::BadRequest(message, Some("invalid_request"))
+    }
+
     pub fn status(&self) -> StatusCode {
         match self {
             Self::MissingKey | Self::InvalidKey | Self::InvalidToken(_) => StatusCode::UNAUTHORIZED,

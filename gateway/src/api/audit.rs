@@ -4,7 +4,7 @@
 use axum::extract::State;
 use axum::response::{IntoResponse, Json, Response};
 
-use super::params::{self, Params, bad};
+use super::params::{self, Params};
 use crate::audit::{Filter, MAX_PAGE};
 use crate::error::ApiError;
 use crate::request_log::Cursor;
@@ -31,9 +31,9 @@ fn filter(params: Params) -> Result<Filter, ApiError> {
             "action" => filter.action = Some(params::name(&name, value)?),
             "actor" => filter.actor = Some(params::name(&name, value)?),
             "since_ms" => filter.since_ms = Some(params::integer(&name, &value)?),
-            "cursor" => filter.before = Some(value.parse::<Cursor>().map_err(bad)?.0),
+            "cursor" => filter.before = Some(value.parse::<Cursor>().map_err(ApiError::invalid_request)?.0),
             "limit" => filter.limit = params::limit(&value, MAX_PAGE)?,
-            other => return Err(bad(format!("unknown parameter `{other}`"))),
+            other => return Err(ApiError::invalid_request(format!("unknown parameter `{other}`"))),
         }
     }
     Ok(filter)

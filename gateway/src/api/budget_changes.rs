@@ -18,7 +18,7 @@ use switchboard_crds::config::BudgetConfig;
 use switchboard_crds::decimal::NanoUsd;
 use switchboard_crds::resources::{BudgetEnforcement, BudgetFailureMode, BudgetPeriod, BudgetScopeKind};
 
-use super::tenant_changes::{parse, served};
+use super::tenant_changes::{answered, parse, served};
 use crate::auth::AdminCaller;
 use crate::error::ApiError;
 use crate::serving::runtime::Runtime;
@@ -80,7 +80,7 @@ pub async fn put(
             })
         };
         let served = served(&state, edit, shows).await?;
-        let status = if served { StatusCode::OK } else { StatusCode::ACCEPTED };
+        let status = answered(served, StatusCode::OK);
         Ok::<_, ApiError>((status, Json(json!({"name": name, "spec": value}))))
     };
     answer.await.into_response()
@@ -95,7 +95,7 @@ pub async fn delete(
         let exists = budget(&state.runtime.load(), &name).is_some();
         let edit = state.edits.delete_budget(caller.author(), &name, exists);
         let served = served(&state, edit, |runtime| budget(runtime, &name).is_none()).await?;
-        Ok::<_, ApiError>(if served { StatusCode::NO_CONTENT } else { StatusCode::ACCEPTED })
+        Ok::<_, ApiError>(answered(served, StatusCode::NO_CONTENT))
     };
     answer.await.into_response()
 }
@@ -105,18 +105,24 @@ fn budget<'a>(runtime: &'a Runtime, name: &str) -> Option<&'a BudgetConfig> {
     runtime.config.budgets.iter().map(AsRef::as_ref).find(|b| b.name == name && !b.is_tenant_default())
 }
 
-fn bad(message: String) -> ApiError {
-    ApiError::BadRequest(message, Some("invalid_request"))
+/// A budget's limit: a positive decimal amount of US dollars.
+pub(super) fn positive_usd(text: &str) -> Result<NanoUsd, ApiError> {
+    NanoUsd::parse(text).ok().filter(|limit| limit.0 > 0).ok_or_else(|| {
+        ApiError::invalid_request(format!(
+            "limitUsd must be a positive decimal such as \"25\" or \"12.50\", not {text:?}"
+        ))
+    })
 }
 
 /// The limit, once the spec is what the CRD's schema allows and names what is served: a config
 /// naming a tenant, persona or key that is not there would be refused whole.
 fn checked(spec: &Spec, runtime: &Runtime) -> Result<NanoUsd, ApiError> {
-    let limit = NanoUsd::parse(&spec.limit_usd).ok().filter(|limit| limit.0 > 0).ok_or_else(|| {
-        bad(format!("limitUsd must be a positive decimal such as \"25\", not {:?}", spec.limit_usd))
-    })?;
+    let limit = positive_usd(&spec.limit_usd)?;
     if !(1..=100).contains(&spec.warn_at_percent) {
-        return Err(bad(format!("warnAtPercent must be from 1 to 100, not {}", spec.warn_at_percent)));
+        return Err(ApiError::invalid_request(format!(
+            "warnAtPercent must be from 1 to 100, not {}",
+            spec.warn_at_percent
+        )));
     }
     let scope = &spec.scope;
     let tenant = runtime
@@ -126,15 +132,15 @@ fn checked(spec: &Spec, runtime: &Runtime) -> Result<NanoUsd, ApiError> {
         (BudgetScopeKind::Tenant, None, None) => Ok(limit),
         (BudgetScopeKind::Persona, Some(persona), None) => match runtime.config.personas.get(persona) {
             Some(found) if found.tenant == tenant.name => Ok(limit),
-            _ => Err(bad(format!("tenant {} has no persona {persona:?}", tenant.name))),
+            _ => Err(ApiError::invalid_request(format!("tenant {} has no persona {persona:?}", tenant.name))),
         },
         (BudgetScopeKind::ApiKey, None, Some(key)) if tenant.api_keys.iter().any(|k| k.id == *key) => {
             Ok(limit)
         }
         (BudgetScopeKind::ApiKey, None, Some(key)) => {
-            Err(bad(format!("tenant {} has no API key named {key:?}", tenant.name)))
+            Err(ApiError::invalid_request(format!("tenant {} has no API key named {key:?}", tenant.name)))
         }
-        (kind, _, _) => Err(bad(format!(
+        (kind, _, _) => Err(ApiError::invalid_request(format!(
             "scope.kind {kind:?} takes {}",
             match kind {
                 BudgetScopeKind::Tenant => "neither scope.persona nor scope.apiKey",

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use switchboard_crds::config::BudgetConfig;
 use switchboard_crds::decimal::NanoUsd;
 
-use super::params::{self, Params, bad};
+use super::params::{self, Params};
 use crate::budget::{period_end, period_start};
 use crate::error::ApiError;
 use crate::ledger::{LedgerError, Scope};
@@ -98,7 +98,7 @@ fn page_params(params: Params) -> Result<(Option<String>, Option<String>, usize)
             // Budget names: a Budget's, or `<tenant>/default`.
             "cursor" => cursor = Some(value),
             "limit" => limit = params::limit(&value, MAX_PAGE)?,
-            other => return Err(bad(format!("unknown parameter `{other}`"))),
+            other => return Err(ApiError::invalid_request(format!("unknown parameter `{other}`"))),
         }
     }
     Ok((tenant, cursor, limit))

@@ -9,7 +9,7 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Json, Response};
 use serde_json::{Value, json};
 
-use super::params::{self, Params, bad};
+use super::params::{self, Params};
 use crate::auth::Authenticated;
 use crate::error::{ApiError, Dialect};
 use crate::persona::turn::MODEL_PREFIX;
@@ -99,12 +99,14 @@ fn anthropic_page(all: &[Model], params: Params) -> Result<Value, ApiError> {
             "limit" => limit = params::limit(&value, MAX_PAGE)?,
             "after_id" => after = Some(value),
             "before_id" => before = Some(value),
-            other => return Err(bad(format!("unknown parameter `{other}`"))),
+            other => return Err(ApiError::invalid_request(format!("unknown parameter `{other}`"))),
         }
     }
     let position = |id: &String| all.iter().position(|m| m.id == *id);
     let (start, end) = match (&after, &before) {
-        (Some(_), Some(_)) => return Err(bad("`after_id` and `before_id` go one at a time".into())),
+        (Some(_), Some(_)) => {
+            return Err(ApiError::invalid_request("`after_id` and `before_id` go one at a time".into()));
+        }
         (Some(id), None) => (position(id).map_or(all.len(), |i| i + 1), all.len()),
         (None, Some(id)) => {
             let end = position(id).unwrap_or(0);

@@ -19,15 +19,11 @@ pub fn parse(params: Params) -> Result<HashMap<String, String>, ApiError> {
     params.map(|Query(params)| params).map_err(|rejection| ApiError::BadRequest(rejection.body_text(), None))
 }
 
-pub fn bad(message: String) -> ApiError {
-    ApiError::BadRequest(message, Some("invalid_request"))
-}
-
 /// A name to filter by: no control characters (PostgreSQL refuses NUL in text, and no name has
 /// one) and a bounded length.
 pub fn name(parameter: &str, value: String) -> Result<String, ApiError> {
     if value.len() > MAX_NAME_BYTES || value.chars().any(char::is_control) {
-        return Err(bad(format!(
+        return Err(ApiError::invalid_request(format!(
             "{parameter} must be a name: at most {MAX_NAME_BYTES} bytes, no control characters"
         )));
     }
@@ -40,11 +36,15 @@ where
     T: std::str::FromStr + PartialOrd + From<u8> + std::fmt::Display + Copy,
 {
     let within = |limit: &T| *limit >= T::from(1) && *limit <= max;
-    value.parse().ok().filter(within).ok_or_else(|| bad(format!("limit must be 1 to {max}")))
+    value
+        .parse()
+        .ok()
+        .filter(within)
+        .ok_or_else(|| ApiError::invalid_request(format!("limit must be 1 to {max}")))
 }
 
 pub fn integer(parameter: &str, value: &str) -> Result<i64, ApiError> {
-    value.parse().map_err(|_| bad(format!("{parameter} must be an integer")))
+    value.parse().map_err(|_| ApiError::invalid_request(format!("{parameter} must be an integer")))
 }
 
 /// The tenant a caller may read: a tenant key (`own`) its own only, the admin any or all.

@@ -6,7 +6,7 @@ use axum::Extension;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Json, Response};
 
-use super::params::{self, Params, bad};
+use super::params::{self, Params};
 use crate::auth::Authenticated;
 use crate::error::ApiError;
 use crate::request_log::{Filter, RequestLog};
@@ -70,13 +70,13 @@ fn filter(params: Params, own_tenant: Option<&str>) -> Result<Filter, ApiError> 
             "model" => filter.model = Some(params::name(&name, value)?),
             "persona" => filter.persona = Some(params::name(&name, value)?),
             "route" => filter.route = Some(params::name(&name, value)?),
-            "status" => filter.status = Some(value.parse().map_err(bad)?),
+            "status" => filter.status = Some(value.parse().map_err(ApiError::invalid_request)?),
             "since_ms" => filter.since_ms = Some(params::integer(&name, &value)?),
             "until_ms" => filter.until_ms = Some(params::integer(&name, &value)?),
             "error" => filter.error = Some(error_text(value)?),
-            "cursor" => filter.before = Some(value.parse().map_err(bad)?),
+            "cursor" => filter.before = Some(value.parse().map_err(ApiError::invalid_request)?),
             "limit" => filter.limit = params::limit(&value, crate::request_log::MAX_PAGE)?,
-            other => return Err(bad(format!("unknown parameter `{other}`"))),
+            other => return Err(ApiError::invalid_request(format!("unknown parameter `{other}`"))),
         }
     }
     filter.tenant = params::tenant(filter.tenant, own_tenant, "requests")?;
@@ -86,7 +86,9 @@ fn filter(params: Params, own_tenant: Option<&str>) -> Result<Filter, ApiError> 
 /// The text an `error` filter looks for in error codes: at most 64 characters, no control ones.
 fn error_text(value: String) -> Result<String, ApiError> {
     if value.is_empty() || value.chars().count() > 64 || value.chars().any(char::is_control) {
-        return Err(bad("`error` must be 1 to 64 characters without control characters".into()));
+        return Err(ApiError::invalid_request(
+            "`error` must be 1 to 64 characters without control characters".into(),
+        ));
     }
     Ok(value.to_lowercase())
 }

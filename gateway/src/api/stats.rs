@@ -8,7 +8,7 @@ use axum::http::{HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Json, Response};
 use serde_json::json;
 
-use super::params::{self, Params, bad};
+use super::params::{self, Params};
 use crate::auth::Authenticated;
 use crate::db::now_ms;
 use crate::error::ApiError;
@@ -95,7 +95,7 @@ fn range(since: Option<i64>, until: Option<i64>, default_range: i64) -> Result<(
     let until = until.unwrap_or_else(now_ms);
     let since = since.unwrap_or(until.saturating_sub(default_range));
     if since < 0 || since >= until {
-        return Err(bad("since_ms must be at least 0 and before until_ms".into()));
+        return Err(ApiError::invalid_request("since_ms must be at least 0 and before until_ms".into()));
     }
     Ok((since, until))
 }
@@ -118,7 +118,7 @@ fn stats_query(params: Params, own_tenant: Option<&str>) -> Result<StatsQuery, A
             "persona" => query.persona = Some(params::name(&name, value)?),
             "limit" => query.limit = params::limit(&value, MAX_SERIES)?,
             "rank_by" => query.rank_by = enum_value(&name, &value, "requests, cost or errors")?,
-            other => return Err(bad(format!("unknown parameter `{other}`"))),
+            other => return Err(ApiError::invalid_request(format!("unknown parameter `{other}`"))),
         }
     }
     (query.since_ms, query.until_ms) = range(since, until, DEFAULT_STATS_RANGE_MS)?;
@@ -131,7 +131,9 @@ fn stats_query(params: Params, own_tenant: Option<&str>) -> Result<StatsQuery, A
         Resolution::Day
     });
     if span / query.bucket.ms() > MAX_POINTS {
-        return Err(bad(format!("at most {MAX_POINTS} buckets: choose a larger bucket or a shorter range")));
+        return Err(ApiError::invalid_request(format!(
+            "at most {MAX_POINTS} buckets: choose a larger bucket or a shorter range"
+        )));
     }
     query.tenant = params::tenant(tenant, own_tenant, "statistics")?;
     Ok(query)
@@ -153,14 +155,14 @@ fn cost_query(
             "persona" => query.persona = Some(params::name(&name, value)?),
             "format" => match value.as_str() {
                 "csv" | "json" => format = Some(value),
-                _ => return Err(bad("format must be csv or json".into())),
+                _ => return Err(ApiError::invalid_request("format must be csv or json".into())),
             },
-            other => return Err(bad(format!("unknown parameter `{other}`"))),
+            other => return Err(ApiError::invalid_request(format!("unknown parameter `{other}`"))),
         }
     }
     (query.since_ms, query.until_ms) = range(since, until, DEFAULT_COSTS_RANGE_MS)?;
     if query.until_ms - query.since_ms > MAX_COSTS_RANGE_MS {
-        return Err(bad("at most 366 days of costs at once".into()));
+        return Err(ApiError::invalid_request("at most 366 days of costs at once".into()));
     }
     query.tenant = params::tenant(tenant, own_tenant, "costs")?;
     let accepts_csv = headers
@@ -174,5 +176,5 @@ fn cost_query(
 /// A lower-case enum value, or a 400 listing the allowed ones.
 fn enum_value<T: serde::de::DeserializeOwned>(name: &str, value: &str, allowed: &str) -> Result<T, ApiError> {
     serde_json::from_value(serde_json::Value::String(value.to_owned()))
-        .map_err(|_| bad(format!("{name} must be {allowed}")))
+        .map_err(|_| ApiError::invalid_request(format!("{name} must be {allowed}")))
 }

@@ -46,7 +46,10 @@ pub async fn create_tenant(
         let exists = state.runtime.load().config.tenants.contains_key(&new.name);
         let edit = state.edits.create_tenant(caller.author(), &new.name, new.display_name.as_deref(), exists);
         let served = served(&state, edit, |runtime| runtime.config.tenants.contains_key(&new.name)).await?;
-        Ok::<_, ApiError>((status(served), Json(json!({"name": new.name, "display_name": new.display_name}))))
+        Ok::<_, ApiError>((
+            answered(served, StatusCode::CREATED),
+            Json(json!({"name": new.name, "display_name": new.display_name})),
+        ))
     };
     answer.await.into_response()
 }
@@ -65,7 +68,10 @@ pub async fn create_key(
         let edit = state.edits.add_key(caller.author(), &tenant, &new.name, &value);
         let served = served(&state, edit, |runtime| runtime.authenticate(&value).is_some()).await?;
         // The key's value, this once: the gateway keeps only its hash, the Secret its value.
-        Ok::<_, ApiError>((status(served), Json(json!({"tenant": tenant, "name": new.name, "key": value}))))
+        Ok::<_, ApiError>((
+            answered(served, StatusCode::CREATED),
+            Json(json!({"tenant": tenant, "name": new.name, "key": value})),
+        ))
     };
     answer.await.into_response()
 }
@@ -81,7 +87,7 @@ pub async fn revoke_key(
             runtime.config.tenants.get(&tenant).is_none_or(|t| t.api_keys.iter().all(|k| k.id != key))
         };
         let served = served(&state, state.edits.revoke_key(caller.author(), &tenant, &key), gone).await?;
-        Ok::<_, ApiError>(if served { StatusCode::NO_CONTENT } else { StatusCode::ACCEPTED })
+        Ok::<_, ApiError>(answered(served, StatusCode::NO_CONTENT))
     };
     answer.await.into_response()
 }
@@ -91,9 +97,9 @@ pub(super) fn known(state: &AppState, tenant: &str) -> Result<(), ApiError> {
     state.edits.check_known(tenant, served).map_err(refusal)
 }
 
-/// 201 for a change served, 202 for one written and still on its way.
-fn status(served: bool) -> StatusCode {
-    if served { StatusCode::CREATED } else { StatusCode::ACCEPTED }
+/// `done` for a change served, 202 for one written and still on its way.
+pub(super) fn answered(served: bool, done: StatusCode) -> StatusCode {
+    if served { done } else { StatusCode::ACCEPTED }
 }
 
 /// The JSON body of a change. `Content-Type: application/json` is required: a browser sends it

@@ -14,10 +14,10 @@ use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::json;
 use switchboard_crds::config::BudgetConfig;
-use switchboard_crds::decimal::NanoUsd;
 use switchboard_crds::resources::{BudgetEnforcement, BudgetPeriod, BudgetScopeKind, RateLimits};
 
-use super::tenant_changes::{known, parse, served};
+use super::budget_changes::positive_usd;
+use super::tenant_changes::{answered, known, parse, served};
 use crate::auth::AdminCaller;
 use crate::error::ApiError;
 use crate::serving::runtime::Runtime;
@@ -58,7 +58,10 @@ pub async fn put_rate_limits(
         let edit = state.edits.set_spec(caller.author(), &tenant, "rateLimits", value);
         let shows = |runtime: &Runtime| runtime.tenant(&tenant).is_some_and(|t| t.rate_limits == limits);
         let served = served(&state, edit, shows).await?;
-        Ok::<_, ApiError>((served_status(served), Json(json!({"tenant": tenant, "rate_limits": limits}))))
+        Ok::<_, ApiError>((
+            answered(served, StatusCode::OK),
+            Json(json!({"tenant": tenant, "rate_limits": limits})),
+        ))
     };
     answer.await.into_response()
 }
@@ -73,12 +76,7 @@ pub async fn put_default_budget(
     let answer = async {
         known(&state, &tenant)?;
         let budget: DefaultBudget = parse(&headers, body)?;
-        let limit = NanoUsd::parse(&budget.limit_usd).ok().filter(|limit| limit.0 > 0).ok_or_else(|| {
-            bad(format!(
-                "limitUsd must be a positive decimal such as \"25\" or \"12.50\", not {:?}",
-                budget.limit_usd
-            ))
-        })?;
+        let limit = positive_usd(&budget.limit_usd)?;
         overridden(&state.runtime.load(), &tenant)?;
         let value =
             json!({"limitUsd": budget.limit_usd, "period": budget.period, "enforcement": budget.enforcement});
@@ -89,7 +87,10 @@ pub async fn put_default_budget(
             })
         };
         let served = served(&state, edit, shows).await?;
-        Ok::<_, ApiError>((served_status(served), Json(json!({"tenant": tenant, "default_budget": value}))))
+        Ok::<_, ApiError>((
+            answered(served, StatusCode::OK),
+            Json(json!({"tenant": tenant, "default_budget": value})),
+        ))
     };
     answer.await.into_response()
 }
@@ -103,24 +104,17 @@ pub async fn delete_default_budget(
         known(&state, &tenant)?;
         let edit = state.edits.set_spec(caller.author(), &tenant, "defaultBudget", None);
         let served = served(&state, edit, |runtime| default_budget(runtime, &tenant).is_none()).await?;
-        Ok::<_, ApiError>(if served { StatusCode::NO_CONTENT } else { StatusCode::ACCEPTED })
+        Ok::<_, ApiError>(answered(served, StatusCode::NO_CONTENT))
     };
     answer.await.into_response()
-}
-
-/// 200 for a change served, 202 for one written and still on its way.
-fn served_status(served: bool) -> StatusCode {
-    if served { StatusCode::OK } else { StatusCode::ACCEPTED }
-}
-
-fn bad(message: String) -> ApiError {
-    ApiError::BadRequest(message, Some("invalid_request"))
 }
 
 /// The limits, range-checked as the Tenant's schema does.
 fn checked(limits: Limits) -> Result<RateLimits, ApiError> {
     let within = |name: &str, value: Option<u64>, max: u64| match value {
-        Some(n) if n == 0 || n > max => Err(bad(format!("{name} must be from 1 to {max}, not {n}"))),
+        Some(n) if n == 0 || n > max => {
+            Err(ApiError::invalid_request(format!("{name} must be from 1 to {max}, not {n}")))
+        }
         _ => Ok(value),
     };
     let narrow = |name: &str, value: Option<u64>, max: u64| {

@@ -16,7 +16,7 @@ use switchboard_crds::config::TenantConfig;
 use switchboard_crds::resources::BudgetPeriod;
 
 use super::budgets;
-use super::params::{self, Params, bad};
+use super::params::{self, Params};
 use crate::auth::{AdminCaller, Authenticated};
 use crate::budget::period_start;
 use crate::error::ApiError;
@@ -205,7 +205,7 @@ fn page_params(params: Params) -> Result<(String, Option<String>, usize), ApiErr
             "prefix" => prefix = params::name(&name, value)?,
             "cursor" => cursor = Some(params::name(&name, value)?),
             "limit" => limit = params::limit(&value, MAX_PAGE)?,
-            other => return Err(bad(format!("unknown parameter `{other}`"))),
+            other => return Err(ApiError::invalid_request(format!("unknown parameter `{other}`"))),
         }
     }
     Ok((prefix, cursor, limit))

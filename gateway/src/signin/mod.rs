@@ -403,7 +403,9 @@ pub async fn me(State(state): State<AppState>, headers: HeaderMap) -> Response {
 pub async fn access(State(state): State<AppState>, headers: HeaderMap, params: Params) -> Response {
     let answer = async {
         let mut params = params::parse(params)?;
-        let tenant = params.remove("tenant").ok_or_else(|| params::bad("`tenant` is required".into()))?;
+        let tenant = params
+            .remove("tenant")
+            .ok_or_else(|| ApiError::invalid_request("`tenant` is required".into()))?;
         let tenant = params::name("tenant", tenant)?;
         let (sign_in, person) = signed_in(&state, &headers).await?;
         let (read, update) = sign_in.access(&person, &tenant).await?;
