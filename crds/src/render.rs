@@ -348,28 +348,16 @@ impl<'a> Renderer<'a> {
                 let message = format!("Tenant {:?} does not exist", spec.tenant);
                 self.error(&at, "spec.tenant", RenderErrorReason::UnknownReference, message);
             }
-            let route = routes.values().find(|r| r.models.iter().any(|m| m.name == spec.model));
-            let embedding = route
-                .and_then(|r| r.models.iter().find(|m| m.name == spec.model))
-                .is_some_and(|m| m.kind == ModelKind::Embedding);
-            match (route, owner) {
-                (None, _) => {
-                    let message = format!("no ProviderRoute serves model {:?}", spec.model);
-                    self.error(&at, "spec.model", RenderErrorReason::UnknownReference, message);
-                }
-                (Some(_), _) if embedding => {
-                    let message =
-                        format!("model {:?} is an embedding model; a persona needs a chat model", spec.model);
-                    self.error(&at, "spec.model", RenderErrorReason::InvalidSpec, message);
-                }
-                (Some(route), Some(owner)) if !owner.may_use_route(&route.name) => {
-                    let message = format!(
-                        "Tenant {} may not use ProviderRoute {} that serves model {:?}",
-                        owner.name, route.name, spec.model
-                    );
-                    self.error(&at, "spec.model", RenderErrorReason::InvalidSpec, message);
-                }
-                _ => {}
+            self.persona_model(&at, "spec.model", &spec.model, ModelKind::Chat, owner, routes);
+            if let Some(model) = &spec.memory.embedding_model {
+                self.persona_model(
+                    &at,
+                    "spec.memory.embeddingModel",
+                    model,
+                    ModelKind::Embedding,
+                    owner,
+                    routes,
+                );
             }
             for (i, tenant) in spec.shared_with_tenants.iter().enumerate() {
                 if !tenants.contains_key(tenant) {
@@ -418,6 +406,48 @@ impl<'a> Renderer<'a> {
             out.insert(at.name.to_owned(), config);
         }
         out
+    }
+
+    /// Checks that `model` (a persona's `field`) is served by a route its `owner` may use, as a
+    /// model of the `kind` the persona needs.
+    fn persona_model(
+        &mut self,
+        at: &Origin<'_>,
+        field: &str,
+        model: &str,
+        kind: ModelKind,
+        owner: Option<&TenantConfig>,
+        routes: &BTreeMap<String, RouteConfig>,
+    ) {
+        let route = routes.values().find(|r| r.models.iter().any(|m| m.name == model));
+        let served = route.and_then(|r| r.models.iter().find(|m| m.name == model)).map(|m| m.kind);
+        match (route, owner) {
+            (None, _) => {
+                let message = format!("no ProviderRoute serves model {model:?}");
+                self.error(at, field, RenderErrorReason::UnknownReference, message);
+            }
+            (Some(_), _) if served != Some(kind) => {
+                let message = match kind {
+                    ModelKind::Chat => {
+                        format!("model {model:?} is an embedding model; a persona needs a chat model")
+                    }
+                    ModelKind::Embedding => {
+                        format!(
+                            "model {model:?} is a chat model; memory embeddings need a model of kind Embedding"
+                        )
+                    }
+                };
+                self.error(at, field, RenderErrorReason::InvalidSpec, message);
+            }
+            (Some(route), Some(owner)) if !owner.may_use_route(&route.name) => {
+                let message = format!(
+                    "Tenant {} may not use ProviderRoute {} that serves model {model:?}",
+                    owner.name, route.name
+                );
+                self.error(at, field, RenderErrorReason::InvalidSpec, message);
+            }
+            _ => {}
+        }
     }
 
     fn budgets(

@@ -24,6 +24,7 @@ pub mod mcp;
 pub mod metrics;
 pub mod payload;
 pub mod persona;
+pub mod persona_calls;
 pub mod pipeline;
 pub mod providers;
 pub mod queue;

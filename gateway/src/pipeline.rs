@@ -7,7 +7,8 @@
 //! route, the limits and budgets that apply) -> admit ([`Exchange::admit`]: rate limits, cache,
 //! budget reservation, queue) -> the persona's context ([`Turn::add_context`]: the database, read
 //! only once admitted) -> forward ([`Exchange::forward`]: backends, retries, fallbacks, metering)
-//! -> learn (after a served persona turn, off the request path). Embeddings and legacy
+//! -> learn (after a served persona turn, off the request path; the gateway's own calls for it
+//! are in [`crate::persona_calls`]). Embeddings and legacy
 //! completions ([`run_direct`]) take the same steps without the persona's.
 
 use std::sync::Arc;
@@ -21,14 +22,11 @@ use crate::auth::Authenticated;
 use crate::chat_request::{ChatRequest, Invalid};
 use crate::db::now_ms;
 use crate::error::ApiError;
-use crate::exchange::{
-    Admitted, Endpoint, Exchange, Served, ServedReply, Unrouted, enforce_policies, refused_unrouted,
-};
+use crate::exchange::{Admitted, Endpoint, Exchange, Served, Unrouted, enforce_policies, refused_unrouted};
 use crate::guardrails::Hit;
 use crate::payload::{Governed, Payload};
-use crate::persona::memory::NewMemory;
-use crate::persona::model_extraction;
 use crate::persona::turn::Turn;
+use crate::persona_calls;
 use crate::serving::runtime::{Caller, Runtime};
 use crate::state::AppState;
 
@@ -165,7 +163,12 @@ async fn serve(
         Admitted::Forward(headers) => headers,
     };
     if let Some(turn) = turn {
-        let added = turn.add_context(&state.personas, runtime, &mut request, now_ms()).await;
+        let meaning = match turn.recalls() {
+            true => persona_calls::query_meaning(state, &turn.caller, &turn.persona, &turn.message).await,
+            false => None,
+        };
+        let added =
+            turn.add_context(&state.personas, runtime, &mut request, meaning.as_ref(), now_ms()).await;
         exchange.count_context(added);
     }
     exchange.forward(state, Payload::Chat(&request), headers).await
@@ -179,38 +182,14 @@ async fn learn(state: &AppState, turn: Turn) {
     turn.feel(&state.personas, now).await;
     let found = match turn.extraction() {
         None => return,
-        Some(MemoryExtraction::Model) => extract_with_model(state, &turn).await.unwrap_or_else(|problem| {
+        Some(MemoryExtraction::Model) => persona_calls::extract(state, &turn).await.unwrap_or_else(|problem| {
             tracing::warn!(persona = %turn.persona.name, %problem, "model memory extraction failed; using the rules");
             turn.memories_by_rules()
         }),
         Some(_) => turn.memories_by_rules(),
     };
     turn.remember(&state.personas, found, now).await;
-}
-
-/// Asks the persona's model for the memories in the user's message, as the caller: an ordinary
-/// exchange (endpoint `memory_extraction`) with the caller's limits, budgets and ledger row.
-async fn extract_with_model(state: &AppState, turn: &Turn) -> Result<Vec<NewMemory>, String> {
-    let request = turn.extraction_request();
-    let runtime = state.runtime.load();
-    let auth = Authenticated { runtime: runtime.clone(), caller: turn.caller.clone() };
-    let endpoint = Endpoint::MemoryExtraction;
-    let exchange = Exchange::begin(
-        state,
-        auth,
-        Payload::Chat(&request),
-        endpoint,
-        &HeaderMap::new(),
-        Some(&turn.persona),
-        0,
-    )
-    .map_err(|e| e.to_string())?;
-    match serve(state, &Arc::new(exchange), &runtime, request, None).await {
-        Ok(Served { reply: ServedReply::Complete(body), .. }) => {
-            let reply = body.to_value().map_err(|e| e.to_string())?;
-            model_extraction::memories_in_reply(&reply)
-        }
-        Ok(Served { reply: ServedReply::Stream(_), .. }) => Err("the model answered with a stream".into()),
-        Err(error) => Err(error.to_string()),
+    if let Some(subject) = &turn.subject {
+        persona_calls::embed_new(state, &turn.caller, &turn.persona, subject).await;
     }
 }

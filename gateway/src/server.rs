@@ -234,6 +234,7 @@ pub async fn start(settings: &Settings) -> Result<RunningGateway, StartError> {
         edits,
         conditions: cluster.clone().map(|client| Conditions::new(client, settings.namespace.clone())),
     });
+    background.push(Background::Task(crate::persona_calls::spawn_reembedding(state.clone())));
     let listener = TcpListener::bind(settings.listen).await?;
     let addr = listener.local_addr()?;
     let admin_listener = TcpListener::bind(settings.admin_listen).await?;

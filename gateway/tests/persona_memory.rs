@@ -6,11 +6,13 @@
 
 mod common;
 
-use switchboard_crds::resources::{MemorySharingScope, Relationship};
+use switchboard_crds::resources::{MemorySharingScope, RecallWeights, Relationship};
 use switchboard_gateway::db::Database;
 use switchboard_gateway::persona::Personas;
 use switchboard_gateway::persona::affect::{BOND_HALF_LIFE_MS, MOOD_HALF_LIFE_MS, Quality};
 use switchboard_gateway::persona::memory::{MemoryKind, NewMemory, Owner, Retention};
+use switchboard_gateway::persona::recall::Query;
+use switchboard_gateway::persona::vectors::{Meaning, Scope};
 
 const DAY: i64 = 86_400_000;
 const NOW: i64 = 1_800_000_000_000;
@@ -25,6 +27,18 @@ async fn both() -> Vec<(&'static str, Personas, tempfile::TempDir)> {
         ("sqlite", Personas::new(&sqlite), dir),
         ("postgres", Personas::new(&postgres), tempfile::tempdir().unwrap()),
     ]
+}
+
+const WEIGHTS: RecallWeights = RecallWeights {
+    meaning_weight: 70,
+    importance_weight: 50,
+    recency_weight: 40,
+    recency_half_life_days: 30,
+};
+
+/// A recall by words alone, with the default weights.
+fn words(text: &str) -> Query<'_> {
+    Query { text, meaning: None, weights: &WEIGHTS }
 }
 
 fn fact(content: &str, importance: u8) -> NewMemory {
@@ -144,7 +158,7 @@ async fn expected_memories_rank_in_the_top_five() {
         assert!(count >= 200, "{db}: the corpus has {count} memories");
         let mut misses = Vec::new();
         for (content, query) in TARGETS {
-            let found = store.recall("demo", "grace", &["ada"], query, 5, NOW).await.unwrap();
+            let found = store.recall("demo", "grace", &["ada"], &words(query), 5, NOW).await.unwrap();
             if !found.iter().any(|m| m.content == *content) {
                 misses.push((query, found.iter().map(|m| m.content.clone()).collect::<Vec<_>>()));
             }
@@ -214,13 +228,13 @@ async fn memories_never_cross_tenants_and_a_subject_can_be_forgotten() {
         let acme = Owner { tenant: "acme", persona: "ada", subject: "grace" };
         store.remember(acme, &fact("My cat is called Hopper.", 6), NOW).await.unwrap();
 
-        let found = store.recall("demo", "grace", &["ada"], "cat name", 5, NOW).await.unwrap();
+        let found = store.recall("demo", "grace", &["ada"], &words("cat name"), 5, NOW).await.unwrap();
         assert_eq!(
             found.iter().map(|m| m.content.as_str()).collect::<Vec<_>>(),
             ["My cat is called Turing."],
             "{db}"
         );
-        let other = store.recall("acme", "grace", &["ada"], "cat name", 5, NOW).await.unwrap();
+        let other = store.recall("acme", "grace", &["ada"], &words("cat name"), 5, NOW).await.unwrap();
         assert_eq!(other.len(), 1, "{db}");
         assert_eq!(other[0].content, "My cat is called Hopper.", "{db}");
 
@@ -262,7 +276,7 @@ async fn sharing_policy_decides_whose_memories_are_recalled() {
             let readable: Vec<String> = readable.into_iter().map(str::to_owned).collect();
             async move {
                 let names: Vec<&str> = readable.iter().map(String::as_str).collect();
-                let found = store.recall("demo", "sam", &names, "bees", 5, NOW).await.unwrap();
+                let found = store.recall("demo", "sam", &names, &words("bees"), 5, NOW).await.unwrap();
                 let mut owners: Vec<String> = found.into_iter().map(|m| m.persona).collect();
                 owners.sort();
                 owners
@@ -271,6 +285,78 @@ async fn sharing_policy_decides_whose_memories_are_recalled() {
         // grace shares with the tenant, so ada reads both; ada is private, so grace reads only hers.
         assert_eq!(recall("ada").await, ["ada", "grace"], "{db}");
         assert_eq!(recall("grace").await, ["grace"], "{db}");
+    }
+}
+
+/// A unit vector along axis `i` of 4, tilted towards axis `j` by `tilt`.
+fn axis(i: usize, j: usize, tilt: f32, model: &str) -> Meaning {
+    let mut vector = vec![0.0f32; 4];
+    vector[i] = 1.0;
+    vector[j] += tilt;
+    Meaning::new(model, vector).unwrap()
+}
+
+#[tokio::test]
+async fn recall_by_meaning_finds_what_shares_no_word_and_stays_within_tenant_subject_and_model() {
+    for (db, personas, _dir) in both().await {
+        let store = &personas.memories;
+        let mut ids = Vec::new();
+        for (owner, content, vector) in [
+            (owner("ada", "grace"), "I am allergic to peanuts.", axis(0, 1, 0.0, "mini")),
+            (owner("ada", "grace"), "My uncle has a house in Lyon.", axis(1, 0, 0.0, "mini")),
+            (owner("ada", "grace"), "I drive a red Toyota.", axis(2, 0, 0.0, "mini")),
+            // The same fact in another tenant, another subject, and under another model: none is
+            // recalled for demo's grace by mini's vectors.
+            (
+                Owner { tenant: "acme", persona: "ada", subject: "grace" },
+                "I am allergic to shellfish.",
+                axis(0, 1, 0.0, "mini"),
+            ),
+            (owner("ada", "linus"), "I am allergic to pollen.", axis(0, 1, 0.0, "mini")),
+            (owner("ada", "grace"), "Bees sting me badly.", axis(0, 1, 0.0, "other")),
+        ] {
+            let stored = store.remember(owner, &fact(content, 5), NOW).await.unwrap();
+            store.set_embedding(&stored.id, &vector).await.unwrap();
+            ids.push(stored.id);
+        }
+        // "What food should I avoid?" shares no word with the allergy: by words nothing is found,
+        // by meaning (a vector near the allergy's) it comes first.
+        let question = "What food should I avoid?";
+        let found = store.recall("demo", "grace", &["ada"], &words(question), 5, NOW).await.unwrap();
+        assert!(found.is_empty(), "{db}: {found:?}");
+        let near = axis(0, 1, 0.3, "mini");
+        let query = Query { text: question, meaning: Some(&near), weights: &WEIGHTS };
+        let found = store.recall("demo", "grace", &["ada"], &query, 5, NOW).await.unwrap();
+        let contents: Vec<&str> = found.iter().map(|m| m.content.as_str()).collect();
+        assert_eq!(contents[0], "I am allergic to peanuts.", "{db}");
+        assert_eq!(contents[1], "My uncle has a house in Lyon.", "{db}: the next nearest");
+        assert!(
+            !contents.iter().any(|c| c.contains("shellfish") || c.contains("pollen")),
+            "{db}: {contents:?}"
+        );
+        assert!(!contents.contains(&"Bees sting me badly."), "{db}: another model's vector is not compared");
+        assert!(found[0].score > found[1].score, "{db}");
+
+        // Words still count: where meaning tells nothing apart, the words decide.
+        let neutral = axis(3, 3, 0.0, "mini");
+        let query = Query { text: "red Toyota", meaning: Some(&neutral), weights: &WEIGHTS };
+        let found = store.recall("demo", "grace", &["ada"], &query, 1, NOW).await.unwrap();
+        assert_eq!(found[0].content, "I drive a red Toyota.", "{db}");
+
+        // What a change of model leaves to re-embed: every memory of the persona not by "mini".
+        let waiting = store.unembedded(Scope { persona: "ada", subject: None }, "mini", 10).await.unwrap();
+        assert_eq!(
+            waiting.iter().map(|m| m.content.as_str()).collect::<Vec<_>>(),
+            ["Bees sting me badly."],
+            "{db}"
+        );
+        assert_eq!(store.count_unembedded("ada", "next").await.unwrap(), 6, "{db}");
+        let scope = Scope { persona: "ada", subject: Some(("acme", "grace")) };
+        let theirs = store.unembedded(scope, "next", 10).await.unwrap();
+        assert_eq!(theirs.len(), 1, "{db}");
+        assert_eq!(theirs[0].tenant, "acme", "{db}");
+        store.set_embedding(&ids[5], &axis(3, 0, 0.0, "mini")).await.unwrap();
+        assert_eq!(store.count_unembedded("ada", "mini").await.unwrap(), 0, "{db}");
     }
 }
 

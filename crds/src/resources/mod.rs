@@ -18,7 +18,7 @@ pub use budget::{
 pub use common::{Condition, Policy, SecretKeyRef};
 pub use persona::{
     MemoryExtraction, MemoryPolicy, MemorySharing, MemorySharingScope, MoodStatus, Persona, PersonaSpec,
-    PersonaStatus, Relationship,
+    PersonaStatus, RecallWeights, Relationship,
 };
 pub use provider_route::{
     Backend, CachePolicy, CircuitBreakerPolicy, ModelKind, ModelPricing, ModelSpec, ProviderKind,

@@ -96,6 +96,66 @@ pub struct MemoryPolicy {
     /// Who else may read this persona's memories.
     #[serde(default)]
     pub sharing: MemorySharing,
+    /// A model of kind `Embedding` (served to this persona's tenant) that turns memories and
+    /// queries into vectors, so that recall finds memories by meaning as well as by words. The
+    /// calls are metered like any other (endpoint `memory_embedding`); a change of model
+    /// re-embeds the stored memories in the background. Without it, recall is by words only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 128))]
+    pub embedding_model: Option<String>,
+    /// How recall ranks memories.
+    #[serde(default)]
+    pub recall: RecallWeights,
+}
+
+/// How recall ranks a subject's memories: relevance (by meaning and by words) scaled by
+/// importance and by recency of use. Weights are percentages.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RecallWeights {
+    /// The share of relevance that comes from meaning (vector similarity) when an
+    /// `embeddingModel` is set; the rest comes from the words' full-text score.
+    #[serde(default = "default_meaning_weight")]
+    #[schemars(range(min = 0, max = 100))]
+    pub meaning_weight: u8,
+    /// How much importance (1 to 10) scales the score: 0 ignores it, 100 makes a memory of
+    /// importance 1 worth a tenth of one of importance 10.
+    #[serde(default = "default_importance_weight")]
+    #[schemars(range(min = 0, max = 100))]
+    pub importance_weight: u8,
+    /// How much recency of use scales the score: 0 ignores it, 100 lets an unused memory fade
+    /// to nothing.
+    #[serde(default = "default_recency_weight")]
+    #[schemars(range(min = 0, max = 100))]
+    pub recency_weight: u8,
+    /// Recency halves every this many days since a memory was last used.
+    #[serde(default = "default_recency_half_life")]
+    #[schemars(range(min = 1, max = 3650))]
+    pub recency_half_life_days: u16,
+}
+
+impl Default for RecallWeights {
+    fn default() -> Self {
+        Self {
+            meaning_weight: default_meaning_weight(),
+            importance_weight: default_importance_weight(),
+            recency_weight: default_recency_weight(),
+            recency_half_life_days: default_recency_half_life(),
+        }
+    }
+}
+
+fn default_meaning_weight() -> u8 {
+    70
+}
+fn default_importance_weight() -> u8 {
+    50
+}
+fn default_recency_weight() -> u8 {
+    40
+}
+fn default_recency_half_life() -> u16 {
+    30
 }
 
 impl Default for MemoryPolicy {
@@ -107,6 +167,8 @@ impl Default for MemoryPolicy {
             retention_days: 0,
             max_injected_tokens: default_injection_tokens(),
             sharing: MemorySharing::default(),
+            embedding_model: None,
+            recall: RecallWeights::default(),
         }
     }
 }

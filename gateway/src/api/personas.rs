@@ -1,7 +1,8 @@
 //! `GET /admin/v1/personas`: every Persona with its model, memory settings, sharing and
 //! relationships, how many memories it keeps, its mood now (decayed to this moment) and how many
-//! interactions it has had, and in a cluster the conditions the operator wrote on it. What a
-//! Persona's status shows, for every persona at once.
+//! interactions it has had, how many memories wait for a vector by its embedding model, and in a
+//! cluster the conditions the operator wrote on it. What a Persona's status shows, for every
+//! persona at once.
 
 use std::collections::HashMap;
 
@@ -26,6 +27,15 @@ pub async fn list(State(state): State<AppState>) -> Response {
         }
     };
     let counts: HashMap<String, i64> = counts.into_iter().collect();
+    let mut unembedded = HashMap::new();
+    for persona in runtime.config.personas.values() {
+        if let Some(model) = &persona.memory.embedding_model {
+            match stores.memories.count_unembedded(&persona.name, model).await {
+                Ok(count) => unembedded.insert(persona.name.as_str(), count),
+                Err(error) => return params::unavailable("persona memories", &error),
+            };
+        }
+    }
     let conditions = Listed::read::<Persona>(state.conditions.as_ref()).await;
     let data: Vec<Value> = runtime
         .config
@@ -43,6 +53,7 @@ pub async fn list(State(state): State<AppState>) -> Response {
                 "shared_with_tenants": persona.shared_with_tenants,
                 "relationships": persona.relationships.iter().map(|r| &r.persona).collect::<Vec<_>>(),
                 "memory_count": counts.get(&persona.name).copied().unwrap_or(0),
+                "memories_without_vector": unembedded.get(persona.name.as_str()),
                 "mood": state.map(|s| json!({"valence": round(s.mood.valence), "arousal": round(s.mood.arousal),
                     "description": s.mood.describe()})),
                 "interactions": state.map_or(0, |s| s.interactions),

@@ -10,6 +10,8 @@ pub enum Endpoint {
     Mcp,
     /// A persona's model extracting memories from a conversation (`extraction: Model`).
     MemoryExtraction,
+    /// The vectors of a persona's memories and of the queries that recall them.
+    MemoryEmbedding,
     Embeddings,
     /// OpenAI's Responses API, served as a chat.
     Responses,
@@ -24,6 +26,7 @@ impl Endpoint {
             Self::Messages => "messages",
             Self::Mcp => "mcp",
             Self::MemoryExtraction => "memory_extraction",
+            Self::MemoryEmbedding => "memory_embedding",
             Self::Embeddings => "embeddings",
             Self::Responses => "responses",
             Self::Completions => "completions",
@@ -33,7 +36,7 @@ impl Endpoint {
     /// The OpenTelemetry GenAI operation (`gen_ai.operation.name`).
     pub fn operation(self) -> &'static str {
         match self {
-            Self::Embeddings => "embeddings",
+            Self::Embeddings | Self::MemoryEmbedding => "embeddings",
             Self::Completions => "text_completion",
             Self::ChatCompletions | Self::Messages | Self::Mcp | Self::MemoryExtraction | Self::Responses => {
                 "chat"

@@ -18,7 +18,9 @@ use crate::auth::Authenticated;
 use crate::db::now_ms;
 use crate::persona::affect::compatibility;
 use crate::persona::memory::{NewMemory, Owner, Retention};
+use crate::persona::recall::Query;
 use crate::persona::sharing::readable_by;
+use crate::persona_calls;
 use crate::state::AppState;
 
 /// One tool call's caller and the runtime snapshot it was authenticated against.
@@ -88,6 +90,7 @@ impl<'a> Call<'a> {
             days: persona.memory.retention_days,
         };
         memories.prune(owner, retention, now).await?;
+        persona_calls::embed_new(self.state, &self.auth.caller, persona, &subject).await;
         Ok(json!({
             "id": stored.id,
             "created": stored.created,
@@ -103,10 +106,11 @@ impl<'a> Call<'a> {
         let subject = required(ToolName::Recall, "subject", &args.subject)?;
         let readable = readable_by(&self.auth.runtime.config.personas, persona);
         let memories = &self.state.personas.memories;
+        let meaning = persona_calls::query_meaning(self.state, &self.auth.caller, persona, &args.query).await;
+        let query = Query { text: &args.query, meaning: meaning.as_ref(), weights: &persona.memory.recall };
         let now = now_ms();
-        let found = memories
-            .recall(self.tenant(), &subject, &readable, &args.query, usize::from(args.limit), now)
-            .await?;
+        let found =
+            memories.recall(self.tenant(), &subject, &readable, &query, usize::from(args.limit), now).await?;
         let ids: Vec<&str> = found.iter().map(|m| m.id.as_str()).collect();
         memories.touch(&ids, now).await?;
         let listed: Vec<Value> = found

@@ -11,8 +11,10 @@ use serde_json::{Map, Value, json};
 use super::calls::Call;
 use crate::db::now_ms;
 use crate::persona::prompt::{Context, system_message};
+use crate::persona::recall::Query;
 use crate::persona::sharing::readable_by;
 use crate::persona::turn::checked_subject;
+use crate::persona_calls;
 
 /// Memories recalled for a prompt, as for a chat turn (the persona's token budget then decides).
 const RECALLED: usize = 12;
@@ -70,14 +72,11 @@ impl Call<'_> {
             (Some(subject), true) => {
                 let readable = readable_by(&self.auth.runtime.config.personas, persona);
                 let topic = text("topic").unwrap_or_default();
-                let recalled = personas.memories.recall(
-                    &self.auth.caller.tenant,
-                    subject,
-                    &readable,
-                    topic,
-                    RECALLED,
-                    now,
-                );
+                let caller = &self.auth.caller;
+                let meaning = persona_calls::query_meaning(self.state, caller, persona, topic).await;
+                let query = Query { text: topic, meaning: meaning.as_ref(), weights: &persona.memory.recall };
+                let recalled =
+                    personas.memories.recall(&caller.tenant, subject, &readable, &query, RECALLED, now);
                 recalled.await.map_err(|error| {
                     tracing::warn!(%error, "MCP prompt could not read the persona's memories");
                     ErrorData::internal_error("the persona's memories cannot be read right now", None)

@@ -3,19 +3,12 @@
 //!
 //! Memories belong to a tenant, a persona and a subject. Every query is bound to one tenant, so
 //! memories never cross tenants; which personas' memories a persona may read is decided by the
-//! caller ([`super::sharing`]) and passed in. Recall ranks the full-text candidates by
-//! relevance x importance x recency ([`score`]), so the database's own ranking only picks the
-//! candidates and the final order is the same on both databases.
+//! caller ([`super::sharing`]) and passed in. Recall is in [`super::recall`], vectors in
+//! [`super::vectors`].
 
 use serde::{Deserialize, Serialize};
 use sqlx::any::AnyRow;
 use sqlx::{AnyPool, Row};
-
-/// Full-text candidates fetched before re-ranking.
-const CANDIDATES: i64 = 100;
-/// Recency halves a memory's weight every this many days since it was last used.
-const RECENCY_HALF_LIFE_DAYS: f64 = 30.0;
-const DAY_MS: f64 = 86_400_000.0;
 
 /// What a memory records.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -101,11 +94,12 @@ pub struct Retention {
 
 #[derive(Clone, Debug)]
 pub struct MemoryStore {
-    pool: AnyPool,
-    postgres: bool,
+    pub(super) pool: AnyPool,
+    pub(super) postgres: bool,
 }
 
-const COLUMNS: &str = "m.id, m.persona, m.subject, m.kind, m.content, m.importance, m.created_at_ms, m.last_used_at_ms, m.use_count";
+/// The columns [`decode`] reads, in its order.
+pub(super) const COLUMNS: &str = "m.id, m.persona, m.subject, m.kind, m.content, m.importance, m.created_at_ms, m.last_used_at_ms, m.use_count";
 
 impl MemoryStore {
     pub fn new(pool: AnyPool, postgres: bool) -> MemoryStore {
@@ -142,79 +136,6 @@ impl MemoryStore {
         .await?;
         let stored: String = row.try_get(0)?;
         Ok(Remembered { created: stored == id, id: stored })
-    }
-
-    /// The `limit` best memories of `subject` in `tenant`, from the memories of `personas`, for
-    /// `query` (all memories rank by importance and recency alone when the query has no words).
-    pub async fn recall(
-        &self,
-        tenant: &str,
-        subject: &str,
-        personas: &[&str],
-        query: &str,
-        limit: usize,
-        now_ms: i64,
-    ) -> Result<Vec<Memory>, sqlx::Error> {
-        if personas.is_empty() || limit == 0 {
-            return Ok(Vec::new());
-        }
-        let words = terms(query);
-        let in_list = placeholders(3, personas.len());
-        let search = format!("${}", 3 + personas.len());
-        let filter = format!("m.tenant = $1 AND m.subject = $2 AND m.persona IN ({in_list})");
-        let sql = match (words.is_empty(), self.postgres) {
-            (true, _) => format!(
-                "SELECT {COLUMNS}, 1.0 FROM persona_memories m WHERE {filter} \
-                 ORDER BY m.importance DESC, m.last_used_at_ms DESC LIMIT {CANDIDATES}"
-            ),
-            (false, false) => format!(
-                "SELECT {COLUMNS}, -bm25(persona_memories_fts) FROM persona_memories_fts \
-                 JOIN persona_memories m ON m.seq = persona_memories_fts.rowid \
-                 WHERE persona_memories_fts MATCH {search} AND {filter} \
-                 ORDER BY bm25(persona_memories_fts) LIMIT {CANDIDATES}"
-            ),
-            (false, true) => format!(
-                "SELECT {COLUMNS}, CAST(ts_rank(m.search, q) AS DOUBLE PRECISION) AS rank \
-                 FROM persona_memories m, to_tsquery('english', {search}) q WHERE m.search @@ q \
-                 AND {filter} ORDER BY rank DESC LIMIT {CANDIDATES}"
-            ),
-        };
-        let mut statement = sqlx::query(&sql).bind(tenant.to_owned()).bind(subject.to_owned());
-        for persona in personas {
-            statement = statement.bind((*persona).to_owned());
-        }
-        if !words.is_empty() {
-            // Each word as the stemmer sees it, and long words by prefix too, which covers
-            // inflections the stemmers miss ("allergies", "allergic"). Quoted for FTS5 so that
-            // words like NEAR or AND are never operators.
-            let mut search = Vec::new();
-            for word in &words {
-                search.push(if self.postgres { word.clone() } else { format!("\"{word}\"") });
-                if let Some(p) = prefix(word) {
-                    search.push(if self.postgres { format!("{p}:*") } else { format!("\"{p}\"*") });
-                }
-            }
-            statement = statement.bind(search.join(if self.postgres { " | " } else { " OR " }));
-        }
-        let rows = statement.fetch_all(&self.pool).await?;
-        let mut found = Vec::with_capacity(rows.len());
-        let mut best = 0.0f64;
-        for row in &rows {
-            let relevance: f64 = row.try_get(9)?;
-            best = best.max(relevance);
-            found.push((decode(row)?, relevance));
-        }
-        let mut ranked: Vec<Memory> = found
-            .into_iter()
-            .map(|(mut memory, relevance)| {
-                let relevance = if best > 0.0 { relevance / best } else { 1.0 };
-                memory.score = Some(score(relevance, memory.importance, memory.last_used_at_ms, now_ms));
-                memory
-            })
-            .collect();
-        ranked.sort_by(|a, b| b.score.partial_cmp(&a.score).unwrap_or(std::cmp::Ordering::Equal));
-        ranked.truncate(limit);
-        Ok(ranked)
     }
 
     /// Marks memories as used now (they were injected into a prompt or recalled).
@@ -375,7 +296,7 @@ impl MemoryStore {
     }
 }
 
-fn decode(row: &AnyRow) -> Result<Memory, sqlx::Error> {
+pub(super) fn decode(row: &AnyRow) -> Result<Memory, sqlx::Error> {
     let kind: String = row.try_get(3)?;
     let importance: i64 = row.try_get(5)?;
     Ok(Memory {
@@ -393,18 +314,8 @@ fn decode(row: &AnyRow) -> Result<Memory, sqlx::Error> {
 }
 
 /// `$first, $first+1, ...` for an `IN (...)` list of `count` values.
-fn placeholders(first: usize, count: usize) -> String {
+pub(super) fn placeholders(first: usize, count: usize) -> String {
     (first..first + count).map(|n| format!("${n}")).collect::<Vec<_>>().join(", ")
-}
-
-/// The ranking: relevance (0..1, against the best candidate) weighted by importance and by
-/// recency of use. Weights have floors so that relevance decides among memories about the topic
-/// while an important, recent memory still beats a trivial, stale one of equal relevance.
-pub fn score(relevance: f64, importance: u8, last_used_at_ms: i64, now_ms: i64) -> f64 {
-    let age_days = ((now_ms - last_used_at_ms) as f64 / DAY_MS).max(0.0);
-    let recency = 0.5f64.powf(age_days / RECENCY_HALF_LIFE_DAYS);
-    let importance = f64::from(importance.clamp(1, 10));
-    relevance * (0.5 + importance / 20.0) * (0.6 + 0.4 * recency)
 }
 
 /// Lowercase words of a text without punctuation, joined by single spaces: two memories with the
@@ -413,72 +324,18 @@ pub fn content_key(text: &str) -> String {
     words(text).collect::<Vec<_>>().join(" ")
 }
 
-/// The search terms of a query: its words minus common English stop words, deduplicated, at
-/// most 32 (only letters and digits, so they are safe inside FTS5 and tsquery syntax).
-pub fn terms(query: &str) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    for word in words(query) {
-        if word.len() > 1 && !STOP_WORDS.contains(&word.as_str()) && !out.contains(&word) {
-            out.push(word);
-        }
-        if out.len() == 32 {
-            break;
-        }
-    }
-    out
-}
-
-/// The prefix a long word is searched by: it drops the last three letters (at most), which
-/// covers English inflections the stemmers miss. Short words are searched whole.
-fn prefix(word: &str) -> Option<String> {
-    let letters = word.chars().count();
-    (letters >= 6).then(|| word.chars().take((letters - 3).max(5)).collect())
-}
-
-fn words(text: &str) -> impl Iterator<Item = String> + '_ {
+/// The lowercase words of a text.
+pub(super) fn words(text: &str) -> impl Iterator<Item = String> + '_ {
     text.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).map(str::to_lowercase)
 }
-
-const STOP_WORDS: &[&str] = &[
-    "a", "about", "after", "all", "am", "an", "and", "any", "are", "as", "at", "be", "been", "but", "by",
-    "can", "could", "did", "do", "does", "for", "from", "had", "has", "have", "how", "i", "if", "in", "into",
-    "is", "it", "its", "just", "me", "my", "of", "on", "or", "our", "so", "that", "the", "their", "them",
-    "then", "there", "these", "they", "this", "to", "tell", "us", "was", "we", "were", "what", "when",
-    "where", "which", "who", "why", "will", "with", "would", "you", "your", "know", "remember",
-];
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    const DAY: i64 = 86_400_000;
-
-    #[test]
-    fn relevance_dominates_and_importance_and_recency_break_ties() {
-        let now = 1000 * DAY;
-        assert!(score(1.0, 3, now, now) > score(0.4, 10, now, now));
-        assert!(score(0.8, 9, now, now) > score(0.8, 2, now, now));
-        assert!(score(0.8, 5, now, now) > score(0.8, 5, now - 90 * DAY, now));
-        let half = score(1.0, 5, now - 30 * DAY, now) / score(1.0, 5, now, now);
-        assert!((half - 0.8 / 1.0).abs() < 1e-9, "one half-life of recency: {half}");
-    }
-
     #[test]
     fn keys_ignore_case_and_punctuation() {
         assert_eq!(content_key("I love  Jazz!"), content_key("i love jazz"));
         assert_ne!(content_key("I love jazz"), content_key("I love rock"));
-    }
-
-    #[test]
-    fn long_words_are_searched_by_prefix() {
-        assert_eq!(prefix("allergies").as_deref(), Some("allerg"));
-        assert_eq!(prefix("sailing").as_deref(), Some("saili"));
-        assert_eq!(prefix("lives"), None);
-    }
-
-    #[test]
-    fn terms_drop_stop_words_and_syntax() {
-        assert_eq!(terms("What is my favourite \"food\"? (AND) NEAR*"), ["favourite", "food", "near"]);
-        assert!(terms("what is it").is_empty());
     }
 }

@@ -12,8 +12,10 @@ pub mod feelings;
 pub mod memory;
 pub mod model_extraction;
 pub mod prompt;
+pub mod recall;
 pub mod sharing;
 pub mod turn;
+pub mod vectors;
 
 use std::time::Duration;
 

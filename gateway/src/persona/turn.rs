@@ -15,6 +15,8 @@ use switchboard_crds::resources::MemoryExtraction;
 use super::affect::Quality;
 use super::memory::{NewMemory, Owner, Retention};
 use super::prompt::{Context, system_message, system_message_bound};
+use super::recall::Query;
+use super::vectors::Meaning;
 use super::{Personas, extract, model_extraction, sharing};
 use crate::chat_request::{ChatRequest, Message, Role};
 use crate::error::ApiError;
@@ -81,22 +83,35 @@ impl Turn {
         system_message_bound(&self.persona, self.partner.as_deref().map(partner_name))
     }
 
+    /// Whether this turn recalls memories: it has a subject and the persona keeps memories.
+    pub fn recalls(&self) -> bool {
+        self.subject.is_some() && self.persona.memory.enabled
+    }
+
     /// Once admitted: puts the persona's system message first, with its mood, its bond with the
-    /// partner and the subject's most relevant memories (which count as used). Returns its length.
+    /// partner and the subject's most relevant memories (which count as used), recalled by
+    /// `meaning` (the message's vector) as well as by words. Returns its length.
     pub async fn add_context(
         &self,
         personas: &Personas,
         runtime: &Runtime,
         request: &mut ChatRequest,
+        meaning: Option<&Meaning>,
         now: i64,
     ) -> usize {
-        let system = self.system_message(personas, runtime, now).await;
+        let system = self.system_message(personas, runtime, meaning, now).await;
         let added = system.len();
         request.messages.insert(0, Message::new(Role::System, system));
         added
     }
 
-    async fn system_message(&self, personas: &Personas, runtime: &Runtime, now: i64) -> String {
+    async fn system_message(
+        &self,
+        personas: &Personas,
+        runtime: &Runtime,
+        meaning: Option<&Meaning>,
+        now: i64,
+    ) -> String {
         let persona = &self.persona;
         let mood = match personas.feelings.state(&persona.tenant, &persona.name, now).await {
             Ok(state) => Some(state.mood),
@@ -118,9 +133,10 @@ impl Turn {
         let mut memories = Vec::new();
         if let (Some(subject), true) = (&self.subject, persona.memory.enabled) {
             let readable = sharing::readable_by(&runtime.config.personas, persona);
+            let query = Query { text: &self.message, meaning, weights: &persona.memory.recall };
             match personas
                 .memories
-                .recall(&self.caller.tenant, subject, &readable, &self.message, RECALLED, now)
+                .recall(&self.caller.tenant, subject, &readable, &query, RECALLED, now)
                 .await
             {
                 Ok(found) => memories = found,

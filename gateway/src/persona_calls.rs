@@ -1,0 +1,240 @@
+//! The gateway's own model calls for personas, each an ordinary exchange billed to the caller
+//! whose conversation it serves (rate limits, budgets, ledger row and request log as for any
+//! request): memory extraction by the persona's model (endpoint `memory_extraction`), and the
+//! vectors of memories and queries by the persona's embedding model (`memory_embedding`), which
+//! recall by meaning reads ([`crate::persona::recall`]).
+//!
+//! Embeddings are best effort: a failing embedding model leaves recall to words (logged), never
+//! fails a conversation. Memories left without a vector (a failure, a new `embeddingModel`) are
+//! embedded by [`spawn_reembedding`], a few per tick, from what the database says is missing, so
+//! the work resumes wherever it stopped, on any replica.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::HeaderMap;
+use serde::Deserialize;
+use serde_json::Map;
+use switchboard_crds::config::PersonaConfig;
+use tokio::task::JoinHandle;
+
+use crate::auth::Authenticated;
+use crate::embeddings_request::{EmbeddingsRequest, Input};
+use crate::error::ApiError;
+use crate::exchange::{Admitted, Endpoint, Exchange, Served, ServedReply};
+use crate::payload::Payload;
+use crate::persona::memory::NewMemory;
+use crate::persona::model_extraction;
+use crate::persona::turn::Turn;
+use crate::persona::vectors::{Meaning, Scope, Unembedded};
+use crate::serving::runtime::Caller;
+use crate::state::AppState;
+
+/// Memories embedded in one request.
+const BATCH: usize = 32;
+/// How often the background embedder looks for memories without a vector: at most [`BATCH`]
+/// memories per persona per tick, so a change of model re-embeds at a bounded rate.
+const REEMBED_TICK: Duration = Duration::from_secs(2);
+/// The key name the background embedder's calls are metered under, in the memory's tenant (no
+/// API key can be named so: key names are Kubernetes names).
+pub const BACKGROUND_KEY: &str = "switchboard:memory-embedding";
+
+/// Runs one of the gateway's own requests for `persona` as `caller`: begun, admitted and
+/// forwarded like a client's request, with the persona's model resolved for its owner.
+async fn call(
+    state: &AppState,
+    caller: &Arc<Caller>,
+    persona: &PersonaConfig,
+    payload: Payload<'_>,
+    endpoint: Endpoint,
+) -> Result<Served, ApiError> {
+    let auth = Authenticated { runtime: state.runtime.load(), caller: caller.clone() };
+    let exchange = Exchange::begin(state, auth, payload, endpoint, &HeaderMap::new(), Some(persona), 0)?;
+    let exchange = Arc::new(exchange);
+    match exchange.admit(state).await? {
+        Admitted::Cached(served) => Ok(served),
+        Admitted::Forward(headers) => exchange.forward(state, payload, headers).await,
+    }
+}
+
+/// Asks the persona's model for the memories in the user's message of `turn`.
+pub async fn extract(state: &AppState, turn: &Turn) -> Result<Vec<NewMemory>, String> {
+    let request = turn.extraction_request();
+    let served =
+        call(state, &turn.caller, &turn.persona, Payload::Chat(&request), Endpoint::MemoryExtraction);
+    match served.await.map_err(|e| e.to_string())?.reply {
+        ServedReply::Complete(body) => {
+            model_extraction::memories_in_reply(&body.to_value().map_err(|e| e.to_string())?)
+        }
+        ServedReply::Stream(_) => Err("the model answered with a stream".into()),
+    }
+}
+
+/// The vectors of `texts` by the persona's embedding model, in their order.
+pub async fn embed(
+    state: &AppState,
+    caller: &Arc<Caller>,
+    persona: &PersonaConfig,
+    texts: Vec<String>,
+) -> Result<Vec<Meaning>, String> {
+    let model = persona.memory.embedding_model.as_deref().ok_or("the persona has no embedding model")?;
+    let count = texts.len();
+    let request = EmbeddingsRequest {
+        model: model.to_owned(),
+        input: Input::Texts(texts),
+        encoding_format: None,
+        dimensions: None,
+        user: None,
+        rest: Map::new(),
+    };
+    let served = call(state, caller, persona, Payload::Embeddings(&request), Endpoint::MemoryEmbedding);
+    match served.await.map_err(|e| e.to_string())?.reply {
+        ServedReply::Complete(body) => vectors_in(body.json(), model, count),
+        ServedReply::Stream(_) => Err("the embedding model answered with a stream".into()),
+    }
+}
+
+/// The vector of a recall's query text, if the persona has an embedding model; `None` (recall by
+/// words alone, with a warning) if the model fails.
+pub async fn query_meaning(
+    state: &AppState,
+    caller: &Arc<Caller>,
+    persona: &PersonaConfig,
+    text: &str,
+) -> Option<Meaning> {
+    persona.memory.embedding_model.as_ref()?;
+    let text = text.trim();
+    if text.is_empty() {
+        return None;
+    }
+    match embed(state, caller, persona, vec![text.to_owned()]).await {
+        Ok(mut meanings) => meanings.pop(),
+        Err(problem) => {
+            tracing::warn!(persona = %persona.name, %problem, "memory embedding failed; recalling by words");
+            None
+        }
+    }
+}
+
+/// Embeds the memories `caller`'s tenant keeps about `subject` that have no vector by the
+/// persona's model yet (what was just remembered), as `caller`. Best effort: what fails is
+/// left to [`spawn_reembedding`].
+pub async fn embed_new(state: &AppState, caller: &Arc<Caller>, persona: &PersonaConfig, subject: &str) {
+    let Some(model) = &persona.memory.embedding_model else { return };
+    let scope = Scope { persona: &persona.name, subject: Some((&caller.tenant, subject)) };
+    match state.personas.memories.unembedded(scope, model, BATCH).await {
+        Ok(waiting) if !waiting.is_empty() => {
+            if let Err(problem) = embed_and_store(state, caller, persona, waiting).await {
+                tracing::warn!(persona = %persona.name, %problem, "cannot embed new memories; will retry");
+            }
+        }
+        Ok(_) => {}
+        Err(error) => tracing::warn!(persona = %persona.name, %error, "cannot read memories to embed"),
+    }
+}
+
+async fn embed_and_store(
+    state: &AppState,
+    caller: &Arc<Caller>,
+    persona: &PersonaConfig,
+    memories: Vec<Unembedded>,
+) -> Result<(), String> {
+    let (ids, texts): (Vec<String>, Vec<String>) = memories.into_iter().map(|m| (m.id, m.content)).unzip();
+    let meanings = embed(state, caller, persona, texts).await?;
+    for (id, meaning) in ids.iter().zip(&meanings) {
+        state.personas.memories.set_embedding(id, meaning).await.map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+/// Starts the background embedder: every tick, for each persona with an embedding model, up to
+/// [`BATCH`] of its memories without a vector by that model are embedded, billed to the tenant
+/// whose memories they are under [`BACKGROUND_KEY`].
+pub fn spawn_reembedding(state: AppState) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(REEMBED_TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let runtime = state.runtime.load();
+            for persona in runtime.config.personas.values() {
+                if let Some(model) = &persona.memory.embedding_model {
+                    reembed(&state, persona, model).await;
+                }
+            }
+        }
+    })
+}
+
+async fn reembed(state: &AppState, persona: &PersonaConfig, model: &str) {
+    let scope = Scope { persona: &persona.name, subject: None };
+    let mut waiting = match state.personas.memories.unembedded(scope, model, BATCH).await {
+        Ok(waiting) => waiting,
+        Err(error) => {
+            tracing::warn!(persona = %persona.name, %error, "cannot read memories to embed");
+            return;
+        }
+    };
+    waiting.sort_by(|a, b| a.tenant.cmp(&b.tenant));
+    for theirs in waiting.chunk_by(|a, b| a.tenant == b.tenant) {
+        let tenant = theirs[0].tenant.clone();
+        let caller = Arc::new(Caller { tenant, key_id: BACKGROUND_KEY.into(), subject: None, claims: None });
+        if let Err(problem) = embed_and_store(state, &caller, persona, theirs.to_vec()).await {
+            tracing::warn!(persona = %persona.name, tenant = %caller.tenant, %problem, "cannot embed memories; will retry");
+        }
+    }
+}
+
+/// The vectors of an OpenAI embeddings list answering `count` inputs, in input order: one per
+/// input (by `index`), all of one dimension, each checked and of unit length.
+fn vectors_in(json: &[u8], model: &str, count: usize) -> Result<Vec<Meaning>, String> {
+    #[derive(Deserialize)]
+    struct List {
+        data: Vec<Item>,
+    }
+    #[derive(Deserialize)]
+    struct Item {
+        index: usize,
+        embedding: Vec<f32>,
+    }
+    let list: List = serde_json::from_slice(json)
+        .map_err(|e| format!("the embedding model's answer is not a list of vectors: {e}"))?;
+    let mut vectors: Vec<Option<Vec<f32>>> = vec![None; count];
+    for item in list.data {
+        let slot =
+            vectors.get_mut(item.index).ok_or("the embedding model answered an input it was not sent")?;
+        if slot.replace(item.embedding).is_some() {
+            return Err("the embedding model answered one input twice".into());
+        }
+    }
+    let vectors: Vec<Vec<f32>> =
+        vectors.into_iter().collect::<Option<_>>().ok_or("the embedding model left an input unanswered")?;
+    if vectors.windows(2).any(|pair| pair[0].len() != pair[1].len()) {
+        return Err("the embedding model answered vectors of different lengths".into());
+    }
+    vectors.into_iter().map(|vector| Meaning::new(model, vector)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vectors_come_back_in_input_order_and_checked() {
+        let json = br#"{"data":[{"index":1,"embedding":[0,2]},{"index":0,"embedding":[3,4]}]}"#;
+        let meanings = vectors_in(json, "m", 2).unwrap();
+        assert_eq!(meanings[0].vector, [0.6, 0.8]);
+        assert_eq!(meanings[1].vector, [0.0, 1.0]);
+        for (json, problem) in [
+            (&br#"{"data":[{"index":0,"embedding":[1]}]}"#[..], "unanswered"),
+            (br#"{"data":[{"index":0,"embedding":[1]},{"index":0,"embedding":[1]}]}"#, "twice"),
+            (br#"{"data":[{"index":0,"embedding":[1]},{"index":2,"embedding":[1]}]}"#, "not sent"),
+            (br#"{"data":[{"index":0,"embedding":[1]},{"index":1,"embedding":[1,2]}]}"#, "different lengths"),
+            (br#"{"data":[{"index":0,"embedding":[0]},{"index":1,"embedding":[1]}]}"#, "zeros"),
+            (br#"{"data":"no"}"#, "not a list"),
+        ] {
+            let error = vectors_in(json, "m", 2).unwrap_err();
+            assert!(error.contains(problem), "{error}");
+        }
+    }
+}
