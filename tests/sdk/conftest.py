@@ -6,6 +6,8 @@ Nothing is built here: `make test` builds the binaries first (see harness.py for
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -42,6 +44,26 @@ def fake_upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeUpst
         "fake-upstream", lambda port: [str(path), "--listen", f"127.0.0.1:{port}"], "/healthz", log
     )
     yield FakeUpstream(process, port)
+    process.terminate(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def embedder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real sentence-embedding model (all-MiniLM-L6-v2, tests/embedder/server.py) behind OpenAI's
+    /v1/embeddings; yields its base URL. scripts/minilm.sh fetches the model once."""
+    root = Path(__file__).resolve().parents[2]
+    fetched = subprocess.run([str(root / "scripts/minilm.sh")], capture_output=True, text=True, timeout=900)
+    assert fetched.returncode == 0, fetched.stderr
+    model_dir = fetched.stdout.strip().splitlines()[-1]
+    server = root / "tests/embedder/server.py"
+    log = tmp_path_factory.mktemp("embedder") / "embedder.log"
+    process, port = start_server(
+        "embedder",
+        lambda port: [sys.executable, str(server), "--model-dir", model_dir, "--port", str(port)],
+        "/health",
+        log,
+    )
+    yield f"http://127.0.0.1:{port}/v1"
     process.terminate(timeout=10)
 
 
