@@ -16,7 +16,7 @@ SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 .DEFAULT_GOAL := help
 
-.PHONY: help build run fake-upstream test sdk-test mcp-conformance resilience schemathesis venv lint fmt crds docs-tables console chart-lint bench bench-stats bench-operator bench-console e2e clean
+.PHONY: help build run fake-upstream test sdk-test mcp-conformance resilience schemathesis venv lint fmt crds docs-tables console chart-lint bench bench-stats bench-operator bench-console bench-memory e2e clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -87,6 +87,10 @@ bench-operator: ## Scale benchmark of the operator and the in-cluster gateway on
 bench-console: ## The console's views in headless Chromium with 10,000 tenants behind them: load times per view (BENCH_ARGS='--tenants 1000' for fewer)
 	scripts/venv.sh >/dev/null
 	$(SWITCHBOARD_VENV)/bin/python bench/console.py $(BENCH_ARGS)
+
+bench-memory: ## Persona memory retrieval with a real embedding model: Recall@5 by meaning and by words, recall latency at 10,000 memories (BENCH_ARGS='--db sqlite --crowd 1000' for less; docs/personas.md)
+	scripts/venv.sh >/dev/null
+	$(SWITCHBOARD_VENV)/bin/python bench/memory/run.py $(BENCH_ARGS)
 
 e2e: ## End-to-end tests on a real kube-apiserver + etcd, operator, gateway, OpenAI SDK (scripts/e2e.sh)
 	scripts/e2e.sh $(PYTEST_ARGS)

@@ -1,43 +1,49 @@
 //! The gateway's own model calls for personas, each an ordinary exchange billed to the caller
 //! whose conversation it serves (rate limits, budgets, ledger row and request log as for any
-//! request): memory extraction by the persona's model (endpoint `memory_extraction`), and the
-//! vectors of memories and queries by the persona's embedding model (`memory_embedding`), which
-//! recall by meaning reads ([`crate::persona::recall`]).
+//! request): memory extraction and conversation summaries by the persona's model (endpoints
+//! `memory_extraction` and `memory_summary`), and the vectors of memories and queries by the
+//! persona's embedding model (`memory_embedding`), which recall by meaning reads
+//! ([`crate::persona::recall`]).
 //!
-//! Embeddings are best effort: a failing embedding model leaves recall to words (logged), never
-//! fails a conversation. Memories left without a vector (a failure, a new `embeddingModel`) are
-//! embedded by [`spawn_reembedding`], a few per tick, from what the database says is missing, so
-//! the work resumes wherever it stopped, on any replica.
+//! All of it is best effort: a failing embedding model leaves recall to words (logged), and
+//! nothing here fails a conversation. [`spawn_upkeep`] does, a few at a time, what no request
+//! waits for: memories left without a vector (a failure, a new `embeddingModel`) and summaries of
+//! conversations gone idle, found from the database's state, so the work resumes wherever it
+//! stopped, on any replica.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use http::HeaderMap;
 use serde::Deserialize;
-use serde_json::Map;
+use serde_json::{Map, Value};
 use switchboard_crds::config::PersonaConfig;
 use tokio::task::JoinHandle;
 
 use crate::auth::Authenticated;
+use crate::chat_request::ChatRequest;
+use crate::db::now_ms;
 use crate::embeddings_request::{EmbeddingsRequest, Input};
 use crate::error::ApiError;
 use crate::exchange::{Admitted, Endpoint, Exchange, Served, ServedReply};
 use crate::payload::Payload;
-use crate::persona::memory::NewMemory;
-use crate::persona::model_extraction;
+use crate::persona::memory::{NewMemory, Owner};
 use crate::persona::turn::Turn;
 use crate::persona::vectors::{Meaning, Scope, Unembedded};
+use crate::persona::{model_extraction, summary};
 use crate::serving::runtime::Caller;
 use crate::state::AppState;
 
 /// Memories embedded in one request.
 const BATCH: usize = 32;
-/// How often the background embedder looks for memories without a vector: at most [`BATCH`]
-/// memories per persona per tick, so a change of model re-embeds at a bounded rate.
-const REEMBED_TICK: Duration = Duration::from_secs(2);
-/// The key name the background embedder's calls are metered under, in the memory's tenant (no
+/// How often the upkeep looks for work: at most [`BATCH`] memories to embed and [`IDLE_BATCH`]
+/// conversations to summarise per persona per tick, so a change of model re-embeds at a bounded
+/// rate.
+const UPKEEP_TICK: Duration = Duration::from_secs(2);
+const IDLE_BATCH: usize = 8;
+/// The key name the upkeep's calls are metered under, in the tenant whose memories they are (no
 /// API key can be named so: key names are Kubernetes names).
-pub const BACKGROUND_KEY: &str = "switchboard:memory-embedding";
+pub const BACKGROUND_KEY: &str = "switchboard:persona-memory";
 
 /// Runs one of the gateway's own requests for `persona` as `caller`: begun, admitted and
 /// forwarded like a client's request, with the persona's model resolved for its owner.
@@ -60,12 +66,74 @@ async fn call(
 /// Asks the persona's model for the memories in the user's message of `turn`.
 pub async fn extract(state: &AppState, turn: &Turn) -> Result<Vec<NewMemory>, String> {
     let request = turn.extraction_request();
-    let served =
-        call(state, &turn.caller, &turn.persona, Payload::Chat(&request), Endpoint::MemoryExtraction);
-    match served.await.map_err(|e| e.to_string())?.reply {
-        ServedReply::Complete(body) => {
-            model_extraction::memories_in_reply(&body.to_value().map_err(|e| e.to_string())?)
+    let reply = chat(state, &turn.caller, &turn.persona, &request, Endpoint::MemoryExtraction).await?;
+    model_extraction::memories_in_reply(&reply)
+}
+
+/// After a turn: counts it and, once the persona's `summaries.everyTurns` are reached, has the
+/// persona's model summarise the conversation into a memory.
+pub async fn summarize_if_due(state: &AppState, turn: &Turn) {
+    let (Some(subject), Some(transcript)) = (&turn.subject, &turn.transcript) else { return };
+    let persona = &turn.persona;
+    let owner = Owner { tenant: &turn.caller.tenant, persona: &persona.name, subject };
+    let now = now_ms();
+    let every = i64::from(persona.memory.summaries.every_turns);
+    match state.personas.conversations.record_turn(owner, transcript, now).await {
+        Ok(turns) if every > 0 && turns >= every => {
+            summarize(state, &turn.caller, persona, subject, transcript, now).await;
         }
+        Ok(_) => {}
+        Err(error) => tracing::warn!(persona = %persona.name, %error, "cannot count the conversation's turn"),
+    }
+}
+
+/// Has the persona's model summarise `transcript` (its conversation with `subject` up to its turn
+/// at `turn_at_ms`) into a memory of kind `summary`, embedded like any other, as `caller`.
+async fn summarize(
+    state: &AppState,
+    caller: &Arc<Caller>,
+    persona: &PersonaConfig,
+    subject: &str,
+    transcript: &str,
+    turn_at_ms: i64,
+) {
+    let request = summary::request(&persona.model, transcript);
+    let found = chat(state, caller, persona, &request, Endpoint::MemorySummary).await;
+    let memory = match found.and_then(|reply| summary::summary_in_reply(&reply)) {
+        Ok(memory) => memory,
+        Err(problem) => {
+            tracing::warn!(persona = %persona.name, %problem, "conversation summary failed; will retry");
+            return;
+        }
+    };
+    let owner = Owner { tenant: &caller.tenant, persona: &persona.name, subject };
+    let personas = &state.personas;
+    let stored = personas.memories.remember(owner, &memory, now_ms()).await;
+    match stored {
+        Ok(_) => {
+            if let Err(error) = personas.conversations.summarized(owner, turn_at_ms).await {
+                tracing::warn!(persona = %persona.name, %error, "cannot mark the conversation summarised");
+            }
+            embed_new(state, caller, persona, subject).await;
+        }
+        Err(error) => tracing::warn!(persona = %persona.name, %error, "cannot store a conversation summary"),
+    }
+}
+
+/// Runs one of the gateway's own chats and returns its reply.
+async fn chat(
+    state: &AppState,
+    caller: &Arc<Caller>,
+    persona: &PersonaConfig,
+    request: &ChatRequest,
+    endpoint: Endpoint,
+) -> Result<Value, String> {
+    match call(state, caller, persona, Payload::Chat(request), endpoint)
+        .await
+        .map_err(|e| e.to_string())?
+        .reply
+    {
+        ServedReply::Complete(body) => body.to_value().map_err(|e| e.to_string()),
         ServedReply::Stream(_) => Err("the model answered with a stream".into()),
     }
 }
@@ -118,7 +186,7 @@ pub async fn query_meaning(
 
 /// Embeds the memories `caller`'s tenant keeps about `subject` that have no vector by the
 /// persona's model yet (what was just remembered), as `caller`. Best effort: what fails is
-/// left to [`spawn_reembedding`].
+/// left to [`spawn_upkeep`].
 pub async fn embed_new(state: &AppState, caller: &Arc<Caller>, persona: &PersonaConfig, subject: &str) {
     let Some(model) = &persona.memory.embedding_model else { return };
     let scope = Scope { persona: &persona.name, subject: Some((&caller.tenant, subject)) };
@@ -147,12 +215,13 @@ async fn embed_and_store(
     Ok(())
 }
 
-/// Starts the background embedder: every tick, for each persona with an embedding model, up to
-/// [`BATCH`] of its memories without a vector by that model are embedded, billed to the tenant
-/// whose memories they are under [`BACKGROUND_KEY`].
-pub fn spawn_reembedding(state: AppState) -> JoinHandle<()> {
+/// Starts the upkeep: every tick, for each persona with an embedding model, up to [`BATCH`] of
+/// its memories without a vector by that model are embedded, and for each persona with
+/// `summaries.idleMinutes`, up to [`IDLE_BATCH`] conversations idle that long are summarised;
+/// each billed to the tenant whose memories they are, under [`BACKGROUND_KEY`].
+pub fn spawn_upkeep(state: AppState) -> JoinHandle<()> {
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(REEMBED_TICK);
+        let mut tick = tokio::time::interval(UPKEEP_TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
@@ -161,9 +230,32 @@ pub fn spawn_reembedding(state: AppState) -> JoinHandle<()> {
                 if let Some(model) = &persona.memory.embedding_model {
                     reembed(&state, persona, model).await;
                 }
+                if persona.memory.summaries.idle_minutes > 0 {
+                    summarize_idle(&state, persona).await;
+                }
             }
         }
     })
+}
+
+/// The caller the upkeep's calls for `tenant`'s memories are billed to.
+fn background_caller(tenant: String) -> Arc<Caller> {
+    Arc::new(Caller { tenant, key_id: BACKGROUND_KEY.into(), subject: None, claims: None })
+}
+
+async fn summarize_idle(state: &AppState, persona: &PersonaConfig) {
+    let idle = i64::from(persona.memory.summaries.idle_minutes) * 60_000;
+    let idle_before = now_ms().saturating_sub(idle);
+    match state.personas.conversations.idle(&persona.name, idle_before, IDLE_BATCH).await {
+        Ok(pending) => {
+            for conversation in pending {
+                let caller = background_caller(conversation.tenant);
+                let (subject, at) = (&conversation.subject, conversation.last_turn_at_ms);
+                summarize(state, &caller, persona, subject, &conversation.transcript, at).await;
+            }
+        }
+        Err(error) => tracing::warn!(persona = %persona.name, %error, "cannot read idle conversations"),
+    }
 }
 
 async fn reembed(state: &AppState, persona: &PersonaConfig, model: &str) {
@@ -177,8 +269,7 @@ async fn reembed(state: &AppState, persona: &PersonaConfig, model: &str) {
     };
     waiting.sort_by(|a, b| a.tenant.cmp(&b.tenant));
     for theirs in waiting.chunk_by(|a, b| a.tenant == b.tenant) {
-        let tenant = theirs[0].tenant.clone();
-        let caller = Arc::new(Caller { tenant, key_id: BACKGROUND_KEY.into(), subject: None, claims: None });
+        let caller = background_caller(theirs[0].tenant.clone());
         if let Err(problem) = embed_and_store(state, &caller, persona, theirs.to_vec()).await {
             tracing::warn!(persona = %persona.name, tenant = %caller.tenant, %problem, "cannot embed memories; will retry");
         }

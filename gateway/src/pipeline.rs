@@ -174,22 +174,23 @@ async fn serve(
     exchange.forward(state, Payload::Chat(&request), headers).await
 }
 
-/// After a persona answered: its mood and bond move, and what the user's message says worth
+/// After a persona answered: its mood and bond move, what the user's message says worth
 /// remembering is stored (found by the rules, or by the persona's model, falling back to the
-/// rules when the model's answer is unusable).
+/// rules when the model's answer is unusable) and embedded, and the conversation is summarised
+/// when its turn has come.
 async fn learn(state: &AppState, turn: Turn) {
     let now = now_ms();
     turn.feel(&state.personas, now).await;
-    let found = match turn.extraction() {
-        None => return,
-        Some(MemoryExtraction::Model) => persona_calls::extract(state, &turn).await.unwrap_or_else(|problem| {
-            tracing::warn!(persona = %turn.persona.name, %problem, "model memory extraction failed; using the rules");
-            turn.memories_by_rules()
-        }),
-        Some(_) => turn.memories_by_rules(),
-    };
-    turn.remember(&state.personas, found, now).await;
-    if let Some(subject) = &turn.subject {
+    if let (Some(extraction), Some(subject)) = (turn.extraction(), &turn.subject) {
+        let found = match extraction {
+            MemoryExtraction::Model => persona_calls::extract(state, &turn).await.unwrap_or_else(|problem| {
+                tracing::warn!(persona = %turn.persona.name, %problem, "model memory extraction failed; using the rules");
+                turn.memories_by_rules()
+            }),
+            _ => turn.memories_by_rules(),
+        };
+        turn.remember(&state.personas, found, now).await;
         persona_calls::embed_new(state, &turn.caller, &turn.persona, subject).await;
     }
+    persona_calls::summarize_if_due(state, &turn).await;
 }

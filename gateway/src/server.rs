@@ -246,7 +246,7 @@ pub async fn start(settings: &Settings) -> Result<RunningGateway, StartError> {
     // The last part of the grace period is for ending what still runs and writing its rows.
     let last_words = (grace / 5).min(Duration::from_secs(3));
     let (shutdown, stop) = oneshot::channel::<()>();
-    let reembedding = crate::persona_calls::spawn_reembedding(state.clone());
+    let upkeep = crate::persona_calls::spawn_upkeep(state.clone());
     let admin_app = crate::app::admin_router(state.clone());
     let app = crate::app::router(state);
     let task = tokio::spawn(async move {
@@ -273,10 +273,10 @@ pub async fn start(settings: &Settings) -> Result<RunningGateway, StartError> {
         if tokio::time::timeout(last_words, admin).await.is_err() {
             tracing::warn!("admin connections still open at the end of the grace period");
         }
-        // The background embedder holds a ledger sender too; a call it had begun is accounted
+        // The persona memory upkeep holds a ledger sender too; a call it had begun is accounted
         // as it is dropped.
-        reembedding.abort();
-        let _ = reembedding.await;
+        upkeep.abort();
+        let _ = upkeep.await;
         // Budget settlements of the last requests are written before the runtime goes.
         budgets.drain().await;
         // Every ledger sender lived in the router and in-flight requests; with them gone the

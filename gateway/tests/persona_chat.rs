@@ -14,11 +14,15 @@ use common::*;
 use serde_json::{Value, json};
 
 /// An OpenAI-compatible upstream that answers memory-extraction requests (those with a
-/// `response_format`) with `extraction`, and chats with a short reply; it keeps every body.
+/// `response_format`) with `extraction`, summary requests with [`SUMMARY`], and chats with a
+/// short reply; it keeps every body.
 struct Extractor {
     base_url: String,
     requests: Arc<Mutex<Vec<Value>>>,
 }
+
+const SUMMARY: &str =
+    r#"{"summary": "Kim paddles a kayak at dawn and is planning a trip to Norway.", "importance": 7}"#;
 
 async fn extractor(extraction: &'static str) -> Extractor {
     let requests = Arc::new(Mutex::new(Vec::new()));
@@ -27,7 +31,11 @@ async fn extractor(extraction: &'static str) -> Extractor {
         .route(
             "/v1/chat/completions",
             post(move |State(seen): State<Arc<Mutex<Vec<Value>>>>, Json(body): Json<Value>| async move {
-                let content = if body.get("response_format").is_some() { extraction } else { "Noted." };
+                let content = match body.pointer("/response_format/json_schema/name").and_then(Value::as_str) {
+                    Some("summary") => SUMMARY,
+                    Some(_) => extraction,
+                    None => "Noted.",
+                };
                 seen.lock().unwrap().push(body);
                 Json(json!({
                     "id": "chatcmpl-1", "object": "chat.completion", "created": 0, "model": "extractor",
@@ -80,8 +88,7 @@ async fn say(h: &Harness, subject: &str, text: &str) -> reqwest::Response {
 
 #[tokio::test]
 async fn the_persona_model_extracts_memories_and_its_cost_is_in_the_ledger() {
-    let answer =
-        r#"{"memories": [{"content": "Shellfish makes them ill", "kind": "fact", "importance": 10}]}"#;
+    let answer = r#"{"memories": [{"content": "Shellfish makes them ill", "kind": "fact", "importance": 10, "slot": null}]}"#;
     let upstream = extractor(answer).await;
     let mut h = Harness::start().await;
     h.restart_with("sage.yaml", &persona_config(&upstream.base_url, "Model", "")).await;
@@ -198,4 +205,76 @@ spec:
         statuses.push(say(&h, "pat", &format!("again {i}")).await.status().as_u16());
     }
     assert_eq!(statuses, [200, 200, 429]);
+}
+
+#[tokio::test]
+async fn the_persona_model_summarises_a_conversation_every_few_turns_and_when_it_goes_idle() {
+    let upstream = extractor("{}").await;
+    let mut h = Harness::start().await;
+    let config = persona_config(&upstream.base_url, "Off", "").replace(
+        "  memory: {extraction: Off}\n",
+        "  memory: {extraction: Off, summaries: {everyTurns: 3, idleMinutes: 1}}\n",
+    );
+    h.restart_with("sage.yaml", &config).await;
+    let mut history = Vec::new();
+    for said in ["I kayak at dawn.", "Norway next summer, I think.", "Fjords, mostly."] {
+        history.push(json!({"role": "user", "content": said}));
+        let request = json!({"model": "persona/sage", "user": "kim", "max_tokens": 10, "messages": history});
+        assert_eq!(h.post("/v1/chat/completions", TEAM_KEY, &request).await.status(), 200);
+        history.push(json!({"role": "assistant", "content": "Noted."}));
+    }
+    // The third turn brings the summary, written by the persona's model from the conversation.
+    eventually("the summary", || {
+        let h = &h;
+        async move { memories(h, "kim").await.iter().any(|m| m["kind"] == "summary") }
+    })
+    .await;
+    let found = memories(&h, "kim").await;
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(
+        (found[0]["content"].as_str(), found[0]["importance"].as_u64()),
+        (Some("Kim paddles a kayak at dawn and is planning a trip to Norway."), Some(7))
+    );
+    let bodies = upstream.requests.lock().unwrap().clone();
+    let asked = bodies
+        .iter()
+        .find(|b| b.pointer("/response_format/json_schema/name") == Some(&json!("summary")))
+        .unwrap();
+    let transcript = asked["messages"][1]["content"].as_str().unwrap();
+    assert!(
+        transcript.starts_with("user: I kayak at dawn.\nassistant: Noted.\nuser: Norway next summer"),
+        "{transcript}"
+    );
+    assert!(transcript.ends_with("user: Fjords, mostly.\n"), "{transcript}");
+
+    // One more turn, then silence: once it is a minute old the upkeep summarises it, billed to
+    // the tenant under its own key name. (The turn's time is moved back rather than waited for.)
+    history.push(json!({"role": "user", "content": "Bergen first."}));
+    let request = json!({"model": "persona/sage", "user": "kim", "max_tokens": 10, "messages": history});
+    assert_eq!(h.post("/v1/chat/completions", TEAM_KEY, &request).await.status(), 200);
+    let pool = sqlx::AnyPool::connect(&h.database_url).await.unwrap();
+    eventually("the turn to be counted", || {
+        let pool = pool.clone();
+        async move {
+            let moved = sqlx::query("UPDATE persona_conversations SET last_turn_at_ms = last_turn_at_ms - 120000 WHERE subject = 'kim' AND turns = 1")
+                .execute(&pool).await.unwrap();
+            moved.rows_affected() == 1
+        }
+    })
+    .await;
+    eventually("the idle summary", || {
+        let h = &h;
+        async move {
+            memories(h, "kim").await.len() == 1
+                && h.ledger_rows().await.iter().filter(|r| r["endpoint"] == "memory_summary").count() == 2
+        }
+    })
+    .await;
+    h.stop_gateway().await;
+    let rows = h.ledger_rows().await;
+    let summaries: Vec<&Value> = rows.iter().filter(|r| r["endpoint"] == "memory_summary").collect();
+    assert_eq!(summaries.len(), 2, "{rows:?}");
+    assert_eq!(summaries[0]["api_key"], "ci", "the turn's own caller: {rows:?}");
+    assert_eq!(summaries[1]["api_key"], "switchboard:persona-memory", "{rows:?}");
+    assert!(summaries.iter().all(|r| r["tenant"] == "team" && r["cost_nanos"] == 80_000), "{rows:?}");
 }

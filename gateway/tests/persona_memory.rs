@@ -42,7 +42,7 @@ fn words(text: &str) -> Query<'_> {
 }
 
 fn fact(content: &str, importance: u8) -> NewMemory {
-    NewMemory { kind: MemoryKind::Fact, content: content.into(), importance }
+    NewMemory { kind: MemoryKind::Fact, content: content.into(), importance, slot: None }
 }
 
 fn owner<'a>(persona: &'a str, subject: &'a str) -> Owner<'a> {
@@ -357,6 +357,72 @@ async fn recall_by_meaning_finds_what_shares_no_word_and_stays_within_tenant_sub
         assert_eq!(theirs[0].tenant, "acme", "{db}");
         store.set_embedding(&ids[5], &axis(3, 0, 0.0, "mini")).await.unwrap();
         assert_eq!(store.count_unembedded("ada", "mini").await.unwrap(), 0, "{db}");
+    }
+}
+
+#[tokio::test]
+async fn a_newer_memory_of_the_same_slot_supersedes_the_old_one_which_stays_as_history() {
+    let home = |content: &str| NewMemory { slot: Some("home".into()), ..fact(content, 6) };
+    for (db, personas, _dir) in both().await {
+        let store = &personas.memories;
+        let leeds =
+            store.remember(owner("ada", "grace"), &home("I live in Leeds."), NOW - 10 * DAY).await.unwrap();
+        assert_eq!(leeds.superseded, 0, "{db}");
+        store.set_embedding(&leeds.id, &axis(0, 0, 0.0, "mini")).await.unwrap();
+        // Another subject's, another tenant's and another persona's homes are theirs.
+        for other in [
+            owner("ada", "linus"),
+            owner("bob", "grace"),
+            Owner { tenant: "acme", persona: "ada", subject: "grace" },
+        ] {
+            store.remember(other, &home("I live in Oslo."), NOW - 5 * DAY).await.unwrap();
+        }
+        let york = store.remember(owner("ada", "grace"), &home("I moved to York."), NOW).await.unwrap();
+        assert_eq!(york.superseded, 1, "{db}");
+        store.set_embedding(&york.id, &axis(0, 1, 0.1, "mini")).await.unwrap();
+
+        // Recall, by words or by meaning, returns what is true now.
+        let near = axis(0, 0, 0.0, "mini");
+        for query in
+            [words("live Leeds York moved"), Query { text: "home", meaning: Some(&near), weights: &WEIGHTS }]
+        {
+            let found = store.recall("demo", "grace", &["ada"], &query, 5, NOW).await.unwrap();
+            let contents: Vec<&str> = found.iter().map(|m| m.content.as_str()).collect();
+            assert_eq!(contents, ["I moved to York."], "{db}");
+        }
+        // The export keeps the history, with when and by which memory it was superseded.
+        let exported = store.export("demo", "grace").await.unwrap();
+        let old = exported.iter().find(|m| m.content == "I live in Leeds.").unwrap();
+        assert_eq!(
+            (old.superseded_at_ms, old.superseded_by.as_deref()),
+            (Some(NOW), Some(york.id.as_str())),
+            "{db}"
+        );
+        assert_eq!(old.slot.as_deref(), Some("home"), "{db}");
+        assert!(
+            store
+                .unembedded(Scope { persona: "ada", subject: None }, "next", 10)
+                .await
+                .unwrap()
+                .iter()
+                .all(|m| m.id != leeds.id),
+            "{db}: history is not re-embedded"
+        );
+        assert_eq!(store.export("demo", "linus").await.unwrap()[0].superseded_at_ms, None, "{db}");
+        assert_eq!(store.export("acme", "grace").await.unwrap()[0].superseded_at_ms, None, "{db}");
+
+        // Saying the old thing again makes it current again, and supersedes the newer one.
+        let back = store.remember(owner("ada", "grace"), &home("I live in Leeds!"), NOW + DAY).await.unwrap();
+        assert_eq!((back.id.as_str(), back.created, back.superseded), (leeds.id.as_str(), false, 1), "{db}");
+        let found = store
+            .recall("demo", "grace", &["ada"], &words("live Leeds York moved"), 5, NOW + DAY)
+            .await
+            .unwrap();
+        assert_eq!(
+            found.iter().map(|m| m.content.as_str()).collect::<Vec<_>>(),
+            ["I live in Leeds."],
+            "{db}"
+        );
     }
 }
 

@@ -100,15 +100,18 @@ class MiniLM:
 
 
 def gelu(x):
-    """BERT's exact GELU, with the error function NumPy lacks as a ufunc."""
+    """BERT's exact GELU."""
     return 0.5 * x * (1.0 + erf(x / math.sqrt(2.0)))
 
 
-_erf = np.frompyfunc(math.erf, 1, 1)
-
-
 def erf(x):
-    return _erf(x).astype(x.dtype)
+    """The error function, vectorised (NumPy has none): Abramowitz and Stegun 7.1.26, within
+    1.5e-7 of it everywhere, below float32's own precision at these magnitudes."""
+    sign = np.sign(x)
+    x = np.abs(x)
+    t = 1.0 / (1.0 + 0.3275911 * x)
+    poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))))
+    return (sign * (1.0 - poly * np.exp(-x * x))).astype(x.dtype)
 
 
 class Handler(BaseHTTPRequestHandler):

@@ -185,7 +185,7 @@ def test_a_new_embedding_model_re_embeds_every_memory_in_the_background(start_ga
     assert recalled(client, fake_upstream, "meaning", "What food should I avoid?")[0] == FACTS[0]
 
     gateway.stop()
-    background = [r for r in gateway.ledger() if r["api_key"] == "switchboard:memory-embedding"]
+    background = [r for r in gateway.ledger() if r["api_key"] == "switchboard:persona-memory"]
     assert background and all(r["endpoint"] == "memory_embedding" and r["tenant"] == "demo" for r in background)
     assert sum(r["input_tokens"] for r in background) > 0
 
@@ -220,3 +220,24 @@ def test_a_failing_embedding_model_leaves_recall_to_words(start_gateway, fake_up
     gateway.stop()
     failed = [r for r in gateway.ledger() if r["endpoint"] == "memory_embedding"]
     assert failed and all(r["status"] >= 500 and r["cost_nanos"] == 0 for r in failed), failed
+
+
+def test_a_new_fact_supersedes_the_old_one_and_recall_returns_what_is_true_now(start_gateway, fake_upstream, embedder, db):
+    gateway = start_gateway(extra_manifests=manifests(embedder))
+    client = gateway.openai()
+    for said in ("I live in Leeds. My car is a red Toyota.", "I moved to York. My car is a blue Volvo."):
+        client.chat.completions.create(model="persona/meaning", messages=[{"role": "user", "content": said}], user="grace")
+    wait_until("the memories", lambda: memory_count(gateway, "grace") == 4 and without_vector(gateway, "meaning") == 0)
+    remembered = recalled(client, fake_upstream, "meaning", "Where is my home and what do I drive?")
+    assert "I moved to York." in remembered and "My car is a blue Volvo." in remembered, remembered
+    assert "I live in Leeds." not in remembered and "My car is a red Toyota." not in remembered, remembered
+    # The old facts are history: exported with when, and by which memory, they were superseded.
+    status, _, body = http(
+        "GET", f"{gateway.url}/v1/subjects/grace/memories", headers={"authorization": f"Bearer {DEMO_KEY}"}
+    )
+    exported = {m["content"]: m for m in json.loads(body)["memories"]}
+    by_id = {m["id"]: m["content"] for m in exported.values()}
+    assert by_id[exported["I live in Leeds."]["supersededBy"]] == "I moved to York."
+    assert by_id[exported["My car is a red Toyota."]["supersededBy"]] == "My car is a blue Volvo."
+    assert exported["I live in Leeds."]["supersededAtMs"] >= exported["I live in Leeds."]["createdAtMs"]
+    assert "supersededAtMs" not in exported["I moved to York."] and exported["I moved to York."]["slot"] == "home"

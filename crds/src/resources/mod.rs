@@ -17,8 +17,8 @@ pub use budget::{
 };
 pub use common::{Condition, Policy, SecretKeyRef};
 pub use persona::{
-    MemoryExtraction, MemoryPolicy, MemorySharing, MemorySharingScope, MoodStatus, Persona, PersonaSpec,
-    PersonaStatus, RecallWeights, Relationship,
+    ConversationSummaries, MemoryExtraction, MemoryPolicy, MemorySharing, MemorySharingScope, MoodStatus,
+    Persona, PersonaSpec, PersonaStatus, RecallWeights, Relationship,
 };
 pub use provider_route::{
     Backend, CachePolicy, CircuitBreakerPolicy, ModelKind, ModelPricing, ModelSpec, ProviderKind,

@@ -106,6 +106,32 @@ pub struct MemoryPolicy {
     /// How recall ranks memories.
     #[serde(default)]
     pub recall: RecallWeights,
+    /// When the persona's model writes a summary memory of a conversation.
+    #[serde(default)]
+    pub summaries: ConversationSummaries,
+}
+
+/// When the persona's model summarises a conversation with a subject into a memory (kind
+/// `summary`, recalled like any other), off the request path and metered like any call. Both
+/// off by default: each summary is a model call.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ConversationSummaries {
+    /// After this many turns since the last summary. 0: never by count.
+    #[serde(default)]
+    #[schemars(range(min = 0, max = 1000))]
+    pub every_turns: u32,
+    /// When the conversation has been idle this many minutes since its last turn (and has turns
+    /// not summarised yet). 0: never by idle time.
+    #[serde(default)]
+    #[schemars(range(min = 0, max = 10080))]
+    pub idle_minutes: u32,
+}
+
+impl ConversationSummaries {
+    pub fn enabled(&self) -> bool {
+        self.every_turns > 0 || self.idle_minutes > 0
+    }
 }
 
 /// How recall ranks a subject's memories: relevance (by meaning and by words) scaled by
@@ -169,6 +195,7 @@ impl Default for MemoryPolicy {
             sharing: MemorySharing::default(),
             embedding_model: None,
             recall: RecallWeights::default(),
+            summaries: ConversationSummaries::default(),
         }
     }
 }

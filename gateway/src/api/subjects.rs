@@ -54,7 +54,7 @@ pub async fn forget(
         return ApiError::BadRequest(message, Some("invalid_request")).into_response();
     }
     let persona = filter.persona.as_deref();
-    match state.personas.memories.forget(&auth.caller.tenant, &subject, persona, None).await {
+    match state.personas.forget(&auth.caller.tenant, &subject, persona, None).await {
         Ok(deleted) => Json(json!({"subject": subject, "deleted": deleted})).into_response(),
         Err(error) => store_error(&error).into_response(),
     }

@@ -12,6 +12,8 @@ pub enum Endpoint {
     MemoryExtraction,
     /// The vectors of a persona's memories and of the queries that recall them.
     MemoryEmbedding,
+    /// A persona's model summarising a conversation into a memory (`summaries`).
+    MemorySummary,
     Embeddings,
     /// OpenAI's Responses API, served as a chat.
     Responses,
@@ -27,6 +29,7 @@ impl Endpoint {
             Self::Mcp => "mcp",
             Self::MemoryExtraction => "memory_extraction",
             Self::MemoryEmbedding => "memory_embedding",
+            Self::MemorySummary => "memory_summary",
             Self::Embeddings => "embeddings",
             Self::Responses => "responses",
             Self::Completions => "completions",
@@ -38,9 +41,12 @@ impl Endpoint {
         match self {
             Self::Embeddings | Self::MemoryEmbedding => "embeddings",
             Self::Completions => "text_completion",
-            Self::ChatCompletions | Self::Messages | Self::Mcp | Self::MemoryExtraction | Self::Responses => {
-                "chat"
-            }
+            Self::ChatCompletions
+            | Self::Messages
+            | Self::Mcp
+            | Self::MemoryExtraction
+            | Self::MemorySummary
+            | Self::Responses => "chat",
         }
     }
 }

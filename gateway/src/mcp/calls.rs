@@ -82,7 +82,8 @@ impl<'a> Call<'a> {
         let content = required(tool, "content", &args.content)?;
         let memories = &self.state.personas.memories;
         let owner = Owner { tenant: self.tenant(), persona: &persona.name, subject: &subject };
-        let memory = NewMemory { kind: args.kind.into(), content, importance: args.importance };
+        let memory =
+            NewMemory { kind: args.kind.into(), content, importance: args.importance, slot: args.slot };
         let now = now_ms();
         let stored = memories.remember(owner, &memory, now).await?;
         let retention = Retention {
@@ -94,6 +95,7 @@ impl<'a> Call<'a> {
         Ok(json!({
             "id": stored.id,
             "created": stored.created,
+            "superseded": stored.superseded,
             "persona": persona.name,
             "subject": subject,
             "kind": memory.kind.as_str(),
@@ -136,8 +138,8 @@ impl<'a> Call<'a> {
         let subject = required(ToolName::Forget, "subject", &args.subject)?;
         let persona = args.persona.as_deref().map(|name| self.persona(name)).transpose()?;
         let id = args.memory_id.as_deref().map(str::trim).filter(|id| !id.is_empty());
-        let memories = &self.state.personas.memories;
-        let deleted = memories.forget(self.tenant(), &subject, persona.map(|p| p.name.as_str()), id).await?;
+        let personas = &self.state.personas;
+        let deleted = personas.forget(self.tenant(), &subject, persona.map(|p| p.name.as_str()), id).await?;
         Ok(json!({"subject": subject, "persona": persona.map(|p| &p.name), "deleted": deleted}))
     }
 

@@ -72,7 +72,7 @@ impl ToolName {
                 "Store a memory a persona keeps about a subject (an end user). An equivalent memory (same words) is refreshed instead of duplicated."
             }
             Self::Recall => {
-                "Search what a persona remembers about a subject (its own memories and those other personas share with it), best first, ranked by relevance x importance x recency. Recalled memories count as used."
+                "Search what a persona remembers about a subject (its own memories and those other personas share with it), best first, ranked by relevance (by words, and by meaning when the persona has an embedding model) x importance x recency. Recalled memories count as used."
             }
             Self::Forget => {
                 "Delete memories about a subject: all of them, only one persona's, or one memory by id. Returns how many were deleted."
@@ -182,6 +182,11 @@ pub struct RememberArgs {
     #[serde(default = "default_importance")]
     #[schemars(range(min = 1, max = 10))]
     pub importance: u8,
+    /// The single-valued attribute the memory states, such as `home`, `job` or `car`: a newer
+    /// memory of the same slot supersedes it (kept as history, no longer recalled).
+    #[serde(default)]
+    #[schemars(length(max = 64))]
+    pub slot: Option<String>,
 }
 
 fn default_importance() -> u8 {
@@ -218,7 +223,8 @@ pub struct RecallArgs {
     /// Whom the memories are about.
     #[schemars(length(min = 1, max = 256))]
     pub subject: String,
-    /// What to look for, in words. Without searchable words, memories rank by importance and recency.
+    /// What to look for: a question or words, matched by meaning too when the persona has an embedding
+    /// model. Without either, memories rank by importance and recency.
     #[schemars(length(max = 4000))]
     pub query: String,
     /// How many memories to return at most.

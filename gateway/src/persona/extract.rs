@@ -6,7 +6,7 @@
 //! memories; questions and chatter do not. What is stored is the speaker's own sentence, so
 //! nothing is invented.
 
-use super::memory::{MemoryKind, NewMemory, content_key};
+use super::memory::{MemoryKind, NewMemory, content_key, slot_key};
 
 /// Longest sentence kept as a memory, in characters.
 const MAX_SENTENCE: usize = 300;
@@ -114,6 +114,8 @@ const RULES: &[(MemoryKind, u8, &[&str])] = &[
             "i'm ",
             "i work ",
             "i live ",
+            "i now live ",
+            "i moved to ",
             "i have ",
             "i've got ",
             "i was born ",
@@ -131,12 +133,12 @@ fn classify(sentence: &str) -> Option<NewMemory> {
     }
     let lower = sentence.to_lowercase();
     let lower = lower.trim_end_matches(['.', '!', ';']);
-    let (kind, base, content) = match REQUESTS.iter().find_map(|p| lower.strip_prefix(p)) {
-        Some(rest) => (MemoryKind::Fact, REQUESTED, tail(sentence, rest)),
+    let (kind, base, content, stated) = match REQUESTS.iter().find_map(|p| lower.strip_prefix(p)) {
+        Some(rest) => (MemoryKind::Fact, REQUESTED, tail(sentence, rest), rest),
         None => {
             let (kind, base, _) =
                 RULES.iter().find(|(_, _, openings)| openings.iter().any(|o| lower.starts_with(o)))?;
-            (*kind, *base, sentence.to_owned())
+            (*kind, *base, sentence.to_owned(), lower)
         }
     };
     // A bare "I am." or "My cat." says nothing.
@@ -146,7 +148,34 @@ fn classify(sentence: &str) -> Option<NewMemory> {
     let emphasis =
         EMPHASIS.iter().any(|word| lower.split(|c: char| !c.is_alphanumeric()).any(|w| w == *word));
     let importance = if emphasis { base + 2 } else { base };
-    Some(NewMemory { kind, content, importance: importance.min(10) })
+    Some(NewMemory { kind, content, importance: importance.min(10), slot: slot_of(stated) })
+}
+
+/// Openings that state an attribute the speaker has one of at a time, and its slot.
+const SLOTS: &[(&str, &str)] = &[
+    ("my name is ", "name"),
+    ("call me ", "name"),
+    ("i go by ", "name"),
+    ("i live in ", "home"),
+    ("i live at ", "home"),
+    ("i now live ", "home"),
+    ("i moved to ", "home"),
+    ("i work as ", "job"),
+    ("i work at ", "job"),
+    ("i work for ", "job"),
+];
+
+/// The slot of a lowercase statement: a known opening's, or the one to three words of "my ... is"
+/// or "my ... are" ("my car is ...": `car`; "my favourite colour is ...": `favourite colour`), so
+/// that "My car is a Volvo" later supersedes "My car is a Toyota". Other statements (an allergy, a
+/// liking) may hold many values at once and have none.
+fn slot_of(statement: &str) -> Option<String> {
+    if let Some((_, slot)) = SLOTS.iter().find(|(opening, _)| statement.starts_with(opening)) {
+        return Some((*slot).to_owned());
+    }
+    let words: Vec<&str> = statement.strip_prefix("my ")?.split_whitespace().collect();
+    let verb = words.iter().position(|w| *w == "is" || *w == "are")?;
+    (1..=3).contains(&verb).then(|| slot_key(&words[..verb].join(" "))).flatten()
 }
 
 /// The part of `sentence` (original case) that `rest` (a suffix of its lowercase form) covers,
@@ -198,6 +227,29 @@ mod tests {
     fn questions_and_chatter_are_not_remembered() {
         assert!(memories_in("What is my name? Tell me a joke. Sure.").is_empty());
         assert!(memories_in("I am.").is_empty());
+    }
+
+    #[test]
+    fn single_valued_statements_name_their_slot() {
+        let slots = |message: &str| -> Vec<Option<String>> {
+            memories_in(message).into_iter().map(|m| m.slot).collect()
+        };
+        let some = |slot: &str| Some(slot.to_owned());
+        assert_eq!(
+            slots("I live in Leeds. I moved to York last spring. My car is a red Toyota. I work as a nurse."),
+            [some("home"), some("home"), some("car"), some("job")]
+        );
+        assert_eq!(
+            slots("My favourite colour is green. My name is Grace."),
+            [some("favourite colour"), some("name")]
+        );
+        assert_eq!(slots("Remember that my dentist is Dr. Ruiz."), [some("dentist")]);
+        // Many values at once, or no "is" close enough: no slot.
+        assert_eq!(
+            slots("I am allergic to peanuts. I love jazz. My uncle has a house in Lyon."),
+            [None, None, None]
+        );
+        assert_eq!(slots("My old friend from the navy is visiting."), [None]);
     }
 
     #[test]

@@ -11,9 +11,10 @@ use sqlx::any::AnyRow;
 use sqlx::{AnyPool, Row};
 
 /// What a memory records.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum MemoryKind {
+    #[default]
     Fact,
     Preference,
     Event,
@@ -42,12 +43,26 @@ impl MemoryKind {
 }
 
 /// A memory to store.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct NewMemory {
     pub kind: MemoryKind,
     pub content: String,
     /// 1 (trivia) to 10 (never forget).
     pub importance: u8,
+    /// The single-valued attribute the memory states ("home", "job"), if any: a newer memory of
+    /// the same slot supersedes it.
+    pub slot: Option<String>,
+}
+
+/// The longest slot name kept, in characters.
+pub const MAX_SLOT: usize = 64;
+
+/// A slot as stored: lowercase words joined by single spaces, at most [`MAX_SLOT`] characters;
+/// `None` when nothing is left.
+pub fn slot_key(slot: &str) -> Option<String> {
+    let key: String = content_key(slot).chars().take(MAX_SLOT).collect();
+    let key = key.trim_end().to_owned();
+    (!key.is_empty()).then_some(key)
 }
 
 /// A stored memory.
@@ -63,6 +78,13 @@ pub struct Memory {
     pub created_at_ms: i64,
     pub last_used_at_ms: i64,
     pub use_count: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub slot: Option<String>,
+    /// When a newer memory of the same slot replaced this one (history, never recalled).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub superseded_at_ms: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub superseded_by: Option<String>,
     /// The recall score, for memories that came from [`MemoryStore::recall`].
     #[serde(skip_serializing_if = "Option::is_none")]
     pub score: Option<f64>,
@@ -82,6 +104,8 @@ pub struct Remembered {
     pub id: String,
     /// False when an equivalent memory existed: it was refreshed instead.
     pub created: bool,
+    /// How many memories of the same slot it superseded.
+    pub superseded: u64,
 }
 
 /// How many memories to keep (see the Persona's `memory` policy).
@@ -99,7 +123,12 @@ pub struct MemoryStore {
 }
 
 /// The columns [`decode`] reads, in its order.
-pub(super) const COLUMNS: &str = "m.id, m.persona, m.subject, m.kind, m.content, m.importance, m.created_at_ms, m.last_used_at_ms, m.use_count";
+pub(super) const COLUMNS: &str = "m.id, m.persona, m.subject, m.kind, m.content, m.importance, m.created_at_ms, \
+    m.last_used_at_ms, m.use_count, m.slot, m.superseded_at_ms, m.superseded_by";
+/// How many columns [`COLUMNS`] names: a query's own columns follow them.
+pub(super) const COLUMN_COUNT: usize = 12;
+/// The condition that keeps history out of recall.
+pub(super) const CURRENT: &str = "m.superseded_at_ms IS NULL";
 
 impl MemoryStore {
     pub fn new(pool: AnyPool, postgres: bool) -> MemoryStore {
@@ -107,7 +136,9 @@ impl MemoryStore {
     }
 
     /// Stores a memory, or refreshes an equivalent one (same words, case and punctuation aside):
-    /// its importance becomes the higher of the two and it counts as just used.
+    /// its importance becomes the higher of the two and it counts as just used (and current
+    /// again, if a newer memory had superseded it). A memory with a slot supersedes the current
+    /// memories of that slot, in the same transaction.
     pub async fn remember(
         &self,
         owner: Owner<'_>,
@@ -115,13 +146,17 @@ impl MemoryStore {
         now_ms: i64,
     ) -> Result<Remembered, sqlx::Error> {
         let id = uuid::Uuid::now_v7().to_string();
+        let slot = memory.slot.as_deref().and_then(slot_key);
+        let mut transaction = self.pool.begin().await?;
         let row = sqlx::query(
             "INSERT INTO persona_memories (id, tenant, persona, subject, kind, content, content_key, \
-             importance, created_at_ms, last_used_at_ms, use_count) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, 0) \
+             importance, created_at_ms, last_used_at_ms, use_count, slot) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, 0, $10) \
              ON CONFLICT (tenant, persona, subject, content_key) DO UPDATE SET \
              importance = CASE WHEN excluded.importance > persona_memories.importance \
              THEN excluded.importance ELSE persona_memories.importance END, \
-             last_used_at_ms = excluded.last_used_at_ms RETURNING id",
+             last_used_at_ms = excluded.last_used_at_ms, slot = COALESCE(excluded.slot, persona_memories.slot), \
+             superseded_at_ms = NULL, superseded_by = NULL RETURNING id",
         )
         .bind(id.clone())
         .bind(owner.tenant.to_owned())
@@ -132,10 +167,28 @@ impl MemoryStore {
         .bind(content_key(&memory.content))
         .bind(i64::from(memory.importance.clamp(1, 10)))
         .bind(now_ms)
-        .fetch_one(&self.pool)
+        .bind(slot.clone())
+        .fetch_one(&mut *transaction)
         .await?;
         let stored: String = row.try_get(0)?;
-        Ok(Remembered { created: stored == id, id: stored })
+        let mut superseded = 0;
+        if let Some(slot) = slot {
+            superseded = sqlx::query(
+                "UPDATE persona_memories SET superseded_at_ms = $1, superseded_by = $2 WHERE tenant = $3 \
+                 AND persona = $4 AND subject = $5 AND slot = $6 AND id <> $2 AND superseded_at_ms IS NULL",
+            )
+            .bind(now_ms)
+            .bind(stored.clone())
+            .bind(owner.tenant.to_owned())
+            .bind(owner.persona.to_owned())
+            .bind(owner.subject.to_owned())
+            .bind(slot)
+            .execute(&mut *transaction)
+            .await?
+            .rows_affected();
+        }
+        transaction.commit().await?;
+        Ok(Remembered { created: stored == id, id: stored, superseded })
     }
 
     /// Marks memories as used now (they were injected into a prompt or recalled).
@@ -221,8 +274,8 @@ impl MemoryStore {
     }
 
     /// Applies a retention policy to one subject's memories of one persona: drops those unused
-    /// for longer than `days`, then the least valuable (lowest importance, then least recently
-    /// used) beyond `max_per_subject`. Returns how many were deleted.
+    /// for longer than `days`, then beyond `max_per_subject` history first, then the least
+    /// valuable (lowest importance, then least recently used). Returns how many were deleted.
     pub async fn prune(
         &self,
         owner: Owner<'_>,
@@ -248,7 +301,8 @@ impl MemoryStore {
         let offset = if self.postgres { "OFFSET $4" } else { "LIMIT -1 OFFSET $4" };
         let sql = format!(
             "DELETE FROM persona_memories WHERE id IN (SELECT id FROM persona_memories WHERE tenant = $1 \
-             AND persona = $2 AND subject = $3 ORDER BY importance DESC, last_used_at_ms DESC, id DESC {offset})"
+             AND persona = $2 AND subject = $3 ORDER BY CASE WHEN superseded_at_ms IS NULL THEN 0 ELSE 1 END, \
+             importance DESC, last_used_at_ms DESC, id DESC {offset})"
         );
         deleted += sqlx::query(&sql)
             .bind(owner.tenant.to_owned())
@@ -309,6 +363,9 @@ pub(super) fn decode(row: &AnyRow) -> Result<Memory, sqlx::Error> {
         created_at_ms: row.try_get(6)?,
         last_used_at_ms: row.try_get(7)?,
         use_count: row.try_get(8)?,
+        slot: row.try_get(9)?,
+        superseded_at_ms: row.try_get(10)?,
+        superseded_by: row.try_get(11)?,
         score: None,
     })
 }

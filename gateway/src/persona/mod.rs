@@ -1,12 +1,14 @@
 //! Personas: named assistants that remember the people they talk with, have a mood, and relate
 //! to the other personas of their tenant.
 //!
-//! [`turn`] is the request path (rewrite the request, learn afterwards); [`memory`] and
-//! [`feelings`] are the stores, in the ledger's database so that every replica shares them;
-//! [`extract`], [`model_extraction`], [`sharing`], [`prompt`] and [`affect`] are pure rules and
-//! math.
+//! [`turn`] is the request path (rewrite the request, learn afterwards); [`memory`] (with
+//! [`recall`] and [`vectors`]), [`feelings`] and [`conversations`] are the stores, in the
+//! ledger's database so that every replica shares them; [`extract`], [`model_extraction`],
+//! [`summary`], [`sharing`], [`prompt`] and [`affect`] are pure rules and math. The gateway's own
+//! model calls for personas are in [`crate::persona_calls`].
 
 pub mod affect;
+pub mod conversations;
 pub mod extract;
 pub mod feelings;
 pub mod memory;
@@ -14,6 +16,7 @@ pub mod model_extraction;
 pub mod prompt;
 pub mod recall;
 pub mod sharing;
+pub mod summary;
 pub mod turn;
 pub mod vectors;
 
@@ -23,6 +26,7 @@ use tokio::task::JoinHandle;
 
 use crate::db::Database;
 use crate::serving::live::LiveRuntime;
+use conversations::ConversationStore;
 use feelings::FeelingStore;
 use memory::MemoryStore;
 
@@ -31,6 +35,7 @@ use memory::MemoryStore;
 pub struct Personas {
     pub memories: MemoryStore,
     pub feelings: FeelingStore,
+    pub conversations: ConversationStore,
 }
 
 impl Personas {
@@ -40,7 +45,27 @@ impl Personas {
         Personas {
             memories: MemoryStore::new(db.pool().clone(), postgres),
             feelings: FeelingStore::new(db.pool().clone(), postgres),
+            conversations: ConversationStore::new(db.pool().clone()),
         }
+    }
+}
+
+impl Personas {
+    /// Forgets `subject` in `tenant`: its memories (all, one persona's, or the memory `id`) and,
+    /// unless one memory is named, the conversations kept for its summaries. Returns how many
+    /// memories were deleted.
+    pub async fn forget(
+        &self,
+        tenant: &str,
+        subject: &str,
+        persona: Option<&str>,
+        id: Option<&str>,
+    ) -> Result<u64, sqlx::Error> {
+        let deleted = self.memories.forget(tenant, subject, persona, id).await?;
+        if id.is_none() {
+            self.conversations.forget(tenant, subject, persona).await?;
+        }
+        Ok(deleted)
     }
 }
 

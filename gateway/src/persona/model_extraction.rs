@@ -6,7 +6,7 @@
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::memory::{MemoryKind, NewMemory};
+use super::memory::{MemoryKind, NewMemory, slot_key};
 use crate::chat_request::{ChatRequest, Message, Role};
 
 /// Memories taken from one reply at most, and the longest memory kept, in characters.
@@ -18,8 +18,12 @@ const MAX_TOKENS: u64 = 400;
 const INSTRUCTION: &str = "You extract long-term memories about the user from the user's message. \
 Keep only durable, specific statements about the user (facts, preferences, notable events), each as \
 one short sentence in the user's own words. Score importance from 1 (trivia) to 10 (must never be \
-forgotten, such as allergies or names). Answer with JSON only: {\"memories\": [{\"content\": \"...\", \
-\"kind\": \"fact|preference|event\", \"importance\": 1-10}]}; an empty list when nothing is worth keeping.";
+forgotten, such as allergies or names). When a statement gives the value of an attribute the user has \
+only one of at a time (where they live, their job, their car, a favourite), name that attribute in \
+\"slot\" (\"home\", \"job\", \"car\", \"favourite colour\"), so that it replaces the old value; \
+otherwise null. Answer with JSON only: {\"memories\": [{\"content\": \"...\", \"kind\": \
+\"fact|preference|event\", \"importance\": 1-10, \"slot\": \"...\" or null}]}; an empty list when \
+nothing is worth keeping.";
 
 /// The chat request that asks `model` for the memories in `message`.
 pub fn request(model: &str, message: &str) -> ChatRequest {
@@ -49,11 +53,12 @@ fn schema() -> Value {
         "properties": {"memories": {"type": "array", "maxItems": 20, "items": {
             "type": "object",
             "additionalProperties": false,
-            "required": ["content", "kind", "importance"],
+            "required": ["content", "kind", "importance", "slot"],
             "properties": {
                 "content": {"type": "string", "minLength": 1},
                 "kind": {"type": "string", "enum": ["fact", "preference", "event"]},
                 "importance": {"type": "integer", "minimum": 1, "maximum": 10},
+                "slot": {"type": ["string", "null"], "maxLength": 64},
             },
         }}},
     })
@@ -69,6 +74,8 @@ struct Item {
     content: String,
     kind: String,
     importance: u8,
+    #[serde(default)]
+    slot: Option<String>,
 }
 
 /// The memories in a chat completion answering [`request`], or why there are none.
@@ -89,6 +96,7 @@ pub fn memories_in_reply(body: &Value) -> Result<Vec<NewMemory>, String> {
                 kind,
                 content: content.to_owned(),
                 importance: item.importance.clamp(1, 10),
+                slot: item.slot.as_deref().and_then(slot_key),
             })
         })
         .take(MAX_MEMORIES)
@@ -115,8 +123,9 @@ mod tests {
     fn valid_items_are_kept_and_odd_ones_dropped() {
         let body = reply(
             r#"{"memories": [
-                {"content": " I am allergic to shellfish. ", "kind": "fact", "importance": 10},
+                {"content": " I am allergic to shellfish. ", "kind": "fact", "importance": 10, "slot": null},
                 {"content": "Likes jazz", "kind": "preference", "importance": 6},
+                {"content": "Lives in York", "kind": "fact", "importance": 6, "slot": " Home!"},
                 {"content": "", "kind": "fact", "importance": 3},
                 {"content": "Unknown kind", "kind": "rumour", "importance": 3}
             ]}"#,
@@ -128,9 +137,21 @@ mod tests {
                 NewMemory {
                     kind: MemoryKind::Fact,
                     content: "I am allergic to shellfish.".into(),
-                    importance: 10
+                    importance: 10,
+                    slot: None
                 },
-                NewMemory { kind: MemoryKind::Preference, content: "Likes jazz".into(), importance: 6 },
+                NewMemory {
+                    kind: MemoryKind::Preference,
+                    content: "Likes jazz".into(),
+                    importance: 6,
+                    slot: None
+                },
+                NewMemory {
+                    kind: MemoryKind::Fact,
+                    content: "Lives in York".into(),
+                    importance: 6,
+                    slot: Some("home".into())
+                },
             ]
         );
     }

@@ -111,6 +111,9 @@ mod tests {
             created_at_ms: 0,
             last_used_at_ms: 0,
             use_count: 0,
+            slot: None,
+            superseded_at_ms: None,
+            superseded_by: None,
             score: None,
         }
     }

@@ -6,14 +6,15 @@
 //! and an exact scan of the subject's vectors the best by meaning (cosine similarity); the two
 //! are fused by score, not by rank (a memory twice as similar stays ahead after importance and
 //! recency, which rank fusion would flatten). The final order is computed here, so it is the
-//! same on both databases. Every query is bound to one tenant and subject.
+//! same on both databases. Every query is bound to one tenant and subject, and reads only current
+//! memories (not those a newer memory of the same slot superseded).
 
 use std::collections::HashMap;
 
 use sqlx::Row;
 use switchboard_crds::resources::RecallWeights;
 
-use super::memory::{COLUMNS, Memory, MemoryStore, decode, placeholders};
+use super::memory::{COLUMN_COUNT, COLUMNS, CURRENT, Memory, MemoryStore, decode, placeholders};
 use super::vectors::{Meaning, similarity, vector_of};
 
 /// Candidates fetched by words, and kept by meaning, before ranking.
@@ -96,7 +97,7 @@ impl MemoryStore {
     ) -> Result<Vec<(Memory, f64)>, sqlx::Error> {
         let in_list = placeholders(3, personas.len());
         let search = format!("${}", 3 + personas.len());
-        let filter = format!("m.tenant = $1 AND m.subject = $2 AND m.persona IN ({in_list})");
+        let filter = format!("m.tenant = $1 AND m.subject = $2 AND m.persona IN ({in_list}) AND {CURRENT}");
         let sql = match (words.is_empty(), self.postgres) {
             (true, _) => format!(
                 "SELECT {COLUMNS}, 1.0 FROM persona_memories m WHERE {filter} \
@@ -125,7 +126,7 @@ impl MemoryStore {
         let mut found = Vec::with_capacity(rows.len());
         let mut best = 0.0f64;
         for row in &rows {
-            let relevance: f64 = row.try_get(9)?;
+            let relevance: f64 = row.try_get(COLUMN_COUNT)?;
             best = best.max(relevance);
             found.push((decode(row)?, relevance));
         }
@@ -160,7 +161,7 @@ impl MemoryStore {
     ) -> Result<Vec<(Memory, f64)>, sqlx::Error> {
         let sql = format!(
             "SELECT {COLUMNS}, m.embedding FROM persona_memories m WHERE m.tenant = $1 AND m.subject = $2 \
-             AND m.embedding_model = $3 AND m.embedding_dim = $4 AND m.persona IN ({})",
+             AND m.embedding_model = $3 AND m.embedding_dim = $4 AND {CURRENT} AND m.persona IN ({})",
             placeholders(5, personas.len())
         );
         let dimension = i64::try_from(meaning.vector.len()).unwrap_or(i64::MAX);
@@ -175,7 +176,7 @@ impl MemoryStore {
         let rows = statement.fetch_all(&self.pool).await?;
         let mut found = Vec::with_capacity(rows.len());
         for row in &rows {
-            let bytes: Vec<u8> = row.try_get(9)?;
+            let bytes: Vec<u8> = row.try_get(COLUMN_COUNT)?;
             if let Some(vector) = vector_of(&bytes, meaning.vector.len()) {
                 found.push((decode(row)?, similarity(&meaning.vector, &vector)));
             }

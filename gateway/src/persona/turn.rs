@@ -17,7 +17,7 @@ use super::memory::{NewMemory, Owner, Retention};
 use super::prompt::{Context, system_message, system_message_bound};
 use super::recall::Query;
 use super::vectors::Meaning;
-use super::{Personas, extract, model_extraction, sharing};
+use super::{Personas, extract, model_extraction, sharing, summary};
 use crate::chat_request::{ChatRequest, Message, Role};
 use crate::error::ApiError;
 use crate::serving::runtime::{Caller, Runtime};
@@ -43,6 +43,8 @@ pub struct Turn {
     pub partner: Option<Arc<PersonaConfig>>,
     /// The last user message, which the persona learns from.
     pub message: String,
+    /// The conversation as the client sent it, for its summary (when the persona writes them).
+    pub transcript: Option<String>,
 }
 
 impl Turn {
@@ -74,8 +76,10 @@ impl Turn {
             .filter(|other| other.tenant == persona.tenant && other.name != persona.name)
             .cloned();
         let message = request.last_user_text();
+        let transcript =
+            (subject.is_some() && persona.memory.summaries.enabled()).then(|| summary::transcript(request));
         request.model.clone_from(&persona.model);
-        Ok(Some(Turn { persona, caller: caller.clone(), subject, partner, message }))
+        Ok(Some(Turn { persona, caller: caller.clone(), subject, partner, message, transcript }))
     }
 
     /// The most bytes [`Turn::add_context`] adds to the prompt, which admission reserves for.

@@ -111,10 +111,10 @@ impl MemoryStore {
     }
 }
 
-/// Memories of persona `$1` lacking a vector by model `$2`, of tenant `$3` and subject `$4`
-/// unless they are NULL.
+/// Current memories of persona `$1` lacking a vector by model `$2` (history is never recalled,
+/// so never embedded), of tenant `$3` and subject `$4` unless they are NULL.
 const UNEMBEDDED: &str = "persona = $1 AND (embedding_model IS NULL OR embedding_model <> $2) \
-    AND (CAST($3 AS TEXT) IS NULL OR (tenant = $3 AND subject = $4))";
+    AND superseded_at_ms IS NULL AND (CAST($3 AS TEXT) IS NULL OR (tenant = $3 AND subject = $4))";
 
 type Query<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>;
 
