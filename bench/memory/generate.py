@@ -1,4 +1,5 @@
-"""Generates the persona memory retrieval set (bench/memory/dataset.json), deterministically:
+"""Generates the persona memory benchmark's data, deterministically: the retrieval set
+(bench/memory/dataset.json) and a long multi-session conversation (bench/memory/dialogue.json).
 
     python3 bench/memory/generate.py [--subjects 25] [--seed 7]
 
@@ -8,6 +9,12 @@ and indirect questions ("What triggers a bad reaction in my body?" for "I am all
 penicillin."). The generator checks that claim with a crude stemmer and prints the share of
 questions that pass it; the set records it. `filler()` makes the 10,000 memories per subject
 that the latency run recalls among.
+
+The conversation (`dialogue()`): ten sessions of 32 user turns (320 in all) with one person, who
+mentions 40 facts about themselves in the first four sessions among small talk, a few more later,
+and in later sessions changes five of them (moves, a new job, a new car...). Its 40 questions
+ask about the first four sessions; each names the turn that holds its answer (the latest one for
+a fact that changed, and the turn it replaced, which must no longer be recalled as current).
 """
 
 from __future__ import annotations
@@ -195,6 +202,69 @@ def filler(count: int, seed: int) -> list[str]:
     return out
 
 
+# Small talk: statements and questions that say nothing lasting about the speaker.
+SMALL_TALK = [
+    "Thanks, that helps a lot.", "Ha, good one.", "Can you tell me a joke?", "What is the capital of Peru?",
+    "That sounds great.", "Interesting, go on.", "Hmm, let me think about it.", "How does a rainbow form?",
+    "Sorry, I got distracted.", "What should I read next?", "Okay, makes sense.", "Could you explain that again?",
+    "Nice, thank you!", "What time zone is Tokyo in?", "That's a relief.", "Why is the sky blue?",
+    "Fair enough.", "Can you summarise that for me?", "Wow, really?", "Good morning!", "Any tips for focus?",
+    "That was a long day.", "Tell me something surprising.", "Right, noted.", "How do magnets work?",
+    "Not sure I agree.", "Could you be shorter?", "Great, let us continue.", "What is a haiku?",
+    "Brilliant.", "Is it going to rain in April?", "See you tomorrow.",
+]
+# Facts that change later, by topic index (the topics' facts name a slot: home, job, car...),
+# with the later statement's template.
+CHANGES = {1: "I moved to {v}.", 5: "I work as a {v} now.", 6: "My car is a {v}.", 7: "My favourite dish is {v}.",
+           28: "My favourite colour is {v}."}
+
+
+def dialogue(seed: int) -> dict:
+    """The long conversation: sessions of user turns with ids `S<session>:T<turn>`, and questions."""
+    rng = random.Random(seed)
+    early = list(range(40))
+    late = list(range(40, len(TOPICS)))
+    facts: dict[int, tuple[str, str]] = {}  # topic -> (turn id, text) of its current statement
+    replaced: dict[int, str] = {}  # topic -> the turn id its first statement had
+    sessions = []
+    for session in range(10):
+        said = []
+        if session < 4:
+            for topic in early[session * 10:(session + 1) * 10]:
+                template, _, values = TOPICS[topic]
+                said.append((topic, rng.choice(template).format(v=rng.choice(values))))
+        elif session in (5, 7):
+            for topic in late[(session - 5) * 5:(session - 5) * 5 + 5]:
+                template, _, values = TOPICS[topic]
+                said.append((topic, rng.choice(template).format(v=rng.choice(values))))
+        elif session in (8, 9):
+            for topic in list(CHANGES)[(session - 8) * 3:(session - 8) * 3 + 3]:
+                old = facts[topic][1]
+                value = rng.choice([v for v in TOPICS[topic][2] if v not in old])
+                said.append((topic, CHANGES[topic].format(v=value)))
+        turns = [(None, text) for text in rng.sample(SMALL_TALK, 32 - len(said))] + said
+        rng.shuffle(turns)
+        listed = []
+        for index, (topic, text) in enumerate(turns):
+            text = text[0].upper() + text[1:]
+            turn = f"S{session + 1}:T{index + 1}"
+            if topic is not None:
+                if topic in facts:
+                    replaced[topic] = facts[topic][0]
+                facts[topic] = (turn, text)
+            listed.append({"id": turn, "text": text})
+        sessions.append(listed)
+    questions = []
+    for topic in early:
+        turn, text = facts[topic]
+        question = {"question": rng.choice(TOPICS[topic][1]), "evidence": turn, "answer": text}
+        if topic in replaced:
+            question["outdated"] = replaced[topic]
+        questions.append(question)
+    return {"about": "A ten-session conversation of 320 user turns with questions about its first four sessions "
+                     "(bench/memory/generate.py).", "seed": seed, "sessions": sessions, "questions": questions}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--subjects", type=int, default=25)
@@ -205,6 +275,11 @@ def main() -> None:
     args.out.write_text(json.dumps(data, indent=1) + "\n")
     print(f"{len(data['memories'])} memories, {len(data['queries'])} questions over {args.subjects} subjects; "
           f"{data['questions_sharing_no_stem']:.1%} share no stem with their memory -> {args.out}")
+    talk = dialogue(args.seed)
+    path = args.out.with_name("dialogue.json")
+    path.write_text(json.dumps(talk, indent=1) + "\n")
+    turns = sum(len(s) for s in talk["sessions"])
+    print(f"{turns} turns in {len(talk['sessions'])} sessions, {len(talk['questions'])} questions -> {path}")
 
 
 if __name__ == "__main__":

@@ -10,7 +10,9 @@ the MCP tools `remember` and `recall` (as any agent would):
    generate.py) in two personas that differ only in `embeddingModel`, and asks each of its 1,250
    questions (none shares a word or stem with its memory): Recall@5 is the share of questions
    whose memory is among the five recalled, by meaning and words, and by words alone;
-2. stores `--crowd` (10,000) memories in one subject (generate.filler: the same topics with
+2. feeds a ten-session conversation of 320 turns to the personas and asks about its first
+   sessions (bench/memory/conversation.py);
+3. stores `--crowd` (10,000) memories in one subject (generate.filler: the same topics with
    other values and days, so many of them answer the same questions) and asks that subject the
    set's 50 questions of one subject four times: the recall's latency (p50, p95) as a client
    sees it, the query's embedding call included.
@@ -36,6 +38,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(Path(__file__).parent))
+from conversation import run_conversation  # noqa: E402
 from generate import filler  # noqa: E402
 
 KEY = "sk-switchboard-bench-memory"
@@ -79,7 +82,7 @@ spec:
   tenant: bench
   systemPrompt: You remember.
   model: bench-chat
-  memory: {{extraction: Off, maxMemoriesPerSubject: 100000{embedding}}}""")
+  memory: {{extraction: Rules, maxMemoriesPerSubject: 100000{embedding}}}""")
     return "\n---\n".join(docs) + "\n"
 
 
@@ -106,7 +109,7 @@ def wait_ready(url: str, process: subprocess.Popen, what: str, timeout: float = 
 
 class Gateway:
     def __init__(self, port: int, admin: int):
-        self.port, self.admin = port, admin
+        self.port, self.admin, self.key = port, admin, KEY
 
     def tool(self, name: str, arguments: dict) -> dict:
         body = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": name, "arguments": arguments}}
@@ -143,7 +146,7 @@ class Gateway:
         return [m["content"] for m in found["memories"]], time.perf_counter() - started
 
 
-def run(db: str, work: Path, gateway_bin: Path, embedder: str, data: dict, crowd: int) -> dict:
+def run(db: str, work: Path, gateway_bin: Path, embedder: str, data: dict, talk: dict, crowd: int) -> dict:
     (work / "config").mkdir(parents=True)
     (work / "config" / "bench.yaml").write_text(config(embedder))
     postgres = None
@@ -173,6 +176,7 @@ def run(db: str, work: Path, gateway_bin: Path, embedder: str, data: dict, crowd
                 hits[persona] += query["target"] in found
         result = {"db": db, "memories": len(stored), "questions": len(data["queries"]), "fill_s": fill,
                   "recall_at_5": {p: hits[p] / len(data["queries"]) for p in PERSONAS}}  # fmt: skip
+        result["conversation"] = run_conversation(gateway, talk, list(PERSONAS))
         if crowd:
             crowded = [("crowded", text) for text in filler(crowd, seed=11)]
             crowd_fill = gateway.remember_all(crowded, ["meaning"])
@@ -206,6 +210,7 @@ def main() -> None:
     model_dir = subprocess.run([str(ROOT / "scripts/minilm.sh")], check=True, capture_output=True,
                                text=True).stdout.strip().splitlines()[-1]  # fmt: skip
     data = json.loads((Path(__file__).with_name("dataset.json")).read_text())
+    talk = json.loads((Path(__file__).with_name("dialogue.json")).read_text())
     work = Path(tempfile.mkdtemp(prefix="switchboard-bench-memory."))
     embed_port = free_port()
     embedder = subprocess.Popen(
@@ -215,8 +220,8 @@ def main() -> None:
     try:
         wait_ready(f"http://127.0.0.1:{embed_port}/health", embedder, "the embedder")
         for db in (["sqlite", "postgres"] if args.db == "both" else [args.db]):
-            results.append(run(db, work / db, gateway_bin, f"http://127.0.0.1:{embed_port}/v1", data, args.crowd))
-            print(f"bench/memory: {db}: {json.dumps(results[-1])}", flush=True)
+            results.append(run(db, work / db, gateway_bin, f"http://127.0.0.1:{embed_port}/v1", data, talk, args.crowd))
+            print(f"bench/memory: {db}: {results[-1]}", flush=True)
     finally:
         embedder.terminate()
         embedder.wait(timeout=30)
@@ -228,6 +233,16 @@ def main() -> None:
     print("|---|---:|---:|---:|")
     for r in results:
         print(f"| {r['db']} | {r['recall_at_5']['meaning']:.1%} | {r['recall_at_5']['words']:.1%} | {r['fill_s']:.0f} s |")
+    turns = sum(len(session) for session in talk["sessions"])
+    print(f"\nA conversation of {turns} turns in {len(talk['sessions'])} sessions, {len(talk['questions'])} questions "
+          "about its first four; evidence recalled in the top 5:\n")
+    print("| database | memories written by | memories | evidence turns stored | by meaning and words | by words alone | replaced facts recalled (of 5) |")
+    print("|---|---|---:|---:|---:|---:|---:|")
+    for r in results:
+        for write in ("rules", "every turn"):
+            m, w = r["conversation"][(write, "meaning")], r["conversation"][(write, "words")]
+            print(f"| {r['db']} | {write} | {m['memories']} | {m['evidence_stored']} of {len(talk['questions'])} | "
+                  f"{m['evidence_at_5']:.0%} | {w['evidence_at_5']:.0%} | {m['outdated_recalled']} / {w['outdated_recalled']} |")
     if args.crowd:
         print(f"\nRecall in one subject of {results[0]['crowd']['memories']:,} memories (50 questions, four times each; "
               "the MCP recall's round trip, the query's embedding included):\n")

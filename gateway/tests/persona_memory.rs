@@ -269,17 +269,31 @@ async fn sharing_policy_decides_whose_memories_are_recalled() {
             .collect();
     for (db, personas, _dir) in both().await {
         let store = &personas.memories;
-        store.remember(owner("ada", "sam"), &fact("I keep bees in the garden.", 6), NOW).await.unwrap();
-        store.remember(owner("grace", "sam"), &fact("My bees made honey this year.", 6), NOW).await.unwrap();
+        let ada =
+            store.remember(owner("ada", "sam"), &fact("I keep bees in the garden.", 6), NOW).await.unwrap();
+        let grace = store
+            .remember(owner("grace", "sam"), &fact("My bees made honey this year.", 6), NOW)
+            .await
+            .unwrap();
+        store.set_embedding(&ada.id, &axis(0, 1, 0.2, "mini")).await.unwrap();
+        store.set_embedding(&grace.id, &axis(0, 1, 0.1, "mini")).await.unwrap();
         let recall = |reader: &str| {
             let readable = switchboard_gateway::persona::sharing::readable_by(&all, &all[reader]);
             let readable: Vec<String> = readable.into_iter().map(str::to_owned).collect();
             async move {
                 let names: Vec<&str> = readable.iter().map(String::as_str).collect();
-                let found = store.recall("demo", "sam", &names, &words("bees"), 5, NOW).await.unwrap();
-                let mut owners: Vec<String> = found.into_iter().map(|m| m.persona).collect();
-                owners.sort();
-                owners
+                // By words, and by meaning alone (a question with no word of either memory).
+                let near = axis(0, 0, 0.0, "mini");
+                let by_meaning = Query { text: "insects?", meaning: Some(&near), weights: &WEIGHTS };
+                let mut owners = Vec::new();
+                for query in [words("bees"), by_meaning] {
+                    let found = store.recall("demo", "sam", &names, &query, 5, NOW).await.unwrap();
+                    let mut these: Vec<String> = found.into_iter().map(|m| m.persona).collect();
+                    these.sort();
+                    owners.push(these);
+                }
+                assert_eq!(owners[0], owners[1], "meaning reads what words read, no more");
+                owners.swap_remove(0)
             }
         };
         // grace shares with the tenant, so ada reads both; ada is private, so grace reads only hers.
