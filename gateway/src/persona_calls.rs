@@ -88,7 +88,9 @@ pub async fn summarize_if_due(state: &AppState, turn: &Turn) {
 }
 
 /// Has the persona's model summarise `transcript` (its conversation with `subject` up to its turn
-/// at `turn_at_ms`) into a memory of kind `summary`, embedded like any other, as `caller`.
+/// at `turn_at_ms`) into a memory of kind `summary`, embedded like any other, as `caller`. A
+/// failure is logged and the turns are counted as summarised all the same: a model that cannot
+/// answer costs one call per `everyTurns` or idle period, never one per tick.
 async fn summarize(
     state: &AppState,
     caller: &Arc<Caller>,
@@ -99,24 +101,21 @@ async fn summarize(
 ) {
     let request = summary::request(&persona.model, transcript);
     let found = chat(state, caller, persona, &request, Endpoint::MemorySummary).await;
-    let memory = match found.and_then(|reply| summary::summary_in_reply(&reply)) {
-        Ok(memory) => memory,
-        Err(problem) => {
-            tracing::warn!(persona = %persona.name, %problem, "conversation summary failed; will retry");
-            return;
-        }
-    };
     let owner = Owner { tenant: &caller.tenant, persona: &persona.name, subject };
     let personas = &state.personas;
-    let stored = personas.memories.remember(owner, &memory, now_ms()).await;
-    match stored {
-        Ok(_) => {
-            if let Err(error) = personas.conversations.summarized(owner, turn_at_ms).await {
-                tracing::warn!(persona = %persona.name, %error, "cannot mark the conversation summarised");
+    match found.and_then(|reply| summary::summary_in_reply(&reply)) {
+        Ok(memory) => match personas.memories.remember(owner, &memory, now_ms()).await {
+            Ok(_) => embed_new(state, caller, persona, subject).await,
+            Err(error) => {
+                tracing::warn!(persona = %persona.name, %error, "cannot store a conversation summary")
             }
-            embed_new(state, caller, persona, subject).await;
+        },
+        Err(problem) => {
+            tracing::warn!(persona = %persona.name, %problem, "conversation summary failed; skipped until the next turns")
         }
-        Err(error) => tracing::warn!(persona = %persona.name, %error, "cannot store a conversation summary"),
+    }
+    if let Err(error) = personas.conversations.summarized(owner, turn_at_ms).await {
+        tracing::warn!(persona = %persona.name, %error, "cannot mark the conversation summarised");
     }
 }
 

@@ -25,6 +25,10 @@ const SUMMARY: &str =
     r#"{"summary": "Kim paddles a kayak at dawn and is planning a trip to Norway.", "importance": 7}"#;
 
 async fn extractor(extraction: &'static str) -> Extractor {
+    extractor_summarising(extraction, SUMMARY).await
+}
+
+async fn extractor_summarising(extraction: &'static str, summary: &'static str) -> Extractor {
     let requests = Arc::new(Mutex::new(Vec::new()));
     let seen = requests.clone();
     let app = axum::Router::new()
@@ -32,7 +36,7 @@ async fn extractor(extraction: &'static str) -> Extractor {
             "/v1/chat/completions",
             post(move |State(seen): State<Arc<Mutex<Vec<Value>>>>, Json(body): Json<Value>| async move {
                 let content = match body.pointer("/response_format/json_schema/name").and_then(Value::as_str) {
-                    Some("summary") => SUMMARY,
+                    Some("summary") => summary,
                     Some(_) => extraction,
                     None => "Noted.",
                 };
@@ -277,4 +281,37 @@ async fn the_persona_model_summarises_a_conversation_every_few_turns_and_when_it
     assert_eq!(summaries[0]["api_key"], "ci", "the turn's own caller: {rows:?}");
     assert_eq!(summaries[1]["api_key"], "switchboard:persona-memory", "{rows:?}");
     assert!(summaries.iter().all(|r| r["tenant"] == "team" && r["cost_nanos"] == 80_000), "{rows:?}");
+}
+
+#[tokio::test]
+async fn a_summary_the_model_cannot_write_is_skipped_not_retried_on_every_sweep() {
+    let upstream = extractor_summarising("{}", "Sorry, I cannot summarise that.").await;
+    let mut h = Harness::start().await;
+    let config = persona_config(&upstream.base_url, "Off", "").replace(
+        "  memory: {extraction: Off}\n",
+        "  memory: {extraction: Off, summaries: {idleMinutes: 1}}\n",
+    );
+    h.restart_with("sage.yaml", &config).await;
+    assert_eq!(say(&h, "ash", "I kayak at dawn.").await.status(), 200);
+    let pool = sqlx::AnyPool::connect(&h.database_url).await.unwrap();
+    eventually("the turn to be counted and made idle", || {
+        let pool = pool.clone();
+        async move {
+            sqlx::query("UPDATE persona_conversations SET last_turn_at_ms = last_turn_at_ms - 120000 WHERE subject = 'ash'")
+                .execute(&pool)
+                .await
+                .unwrap()
+                .rows_affected()
+                == 1
+        }
+    })
+    .await;
+    let asked =
+        || upstream.requests.lock().unwrap().iter().filter(|b| b.get("response_format").is_some()).count();
+    eventually("the summary to be asked for", || async { asked() > 0 }).await;
+    // Three more sweeps: the failed summary is not asked for again (two requests: the summary and
+    // the exchange's one retry of a reply that fails its schema), and nothing was stored.
+    tokio::time::sleep(std::time::Duration::from_secs(6)).await;
+    assert_eq!(asked(), 2);
+    assert!(memories(&h, "ash").await.is_empty());
 }
