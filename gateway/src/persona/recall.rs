@@ -15,7 +15,7 @@ use sqlx::Row;
 use switchboard_crds::resources::RecallWeights;
 
 use super::memory::{COLUMN_COUNT, COLUMNS, CURRENT, Memory, MemoryStore, decode, placeholders};
-use super::vectors::{Meaning, similarity, vector_of};
+use super::vectors::{Meaning, similarity_to_stored};
 
 /// Candidates fetched by words, and kept by meaning, before ranking.
 const CANDIDATES: usize = 100;
@@ -152,6 +152,7 @@ impl MemoryStore {
 
     /// The memories most similar in meaning to the query: an exact scan of the subject's vectors
     /// made by the query's model (memories of personas with another model are found by words).
+    /// The scan reads ids and vectors only; the [`CANDIDATES`] best are then read whole.
     async fn by_meaning(
         &self,
         tenant: &str,
@@ -160,7 +161,7 @@ impl MemoryStore {
         meaning: &Meaning,
     ) -> Result<Vec<(Memory, f64)>, sqlx::Error> {
         let sql = format!(
-            "SELECT {COLUMNS}, m.embedding FROM persona_memories m WHERE m.tenant = $1 AND m.subject = $2 \
+            "SELECT m.id, m.embedding FROM persona_memories m WHERE m.tenant = $1 AND m.subject = $2 \
              AND m.embedding_model = $3 AND m.embedding_dim = $4 AND {CURRENT} AND m.persona IN ({})",
             placeholders(5, personas.len())
         );
@@ -173,16 +174,34 @@ impl MemoryStore {
         for persona in personas {
             statement = statement.bind((*persona).to_owned());
         }
-        let rows = statement.fetch_all(&self.pool).await?;
-        let mut found = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let bytes: Vec<u8> = row.try_get(COLUMN_COUNT)?;
-            if let Some(vector) = vector_of(&bytes, meaning.vector.len()) {
-                found.push((decode(row)?, similarity(&meaning.vector, &vector)));
+        let mut scored = Vec::new();
+        for row in statement.fetch_all(&self.pool).await? {
+            let bytes: Vec<u8> = row.try_get(1)?;
+            if let Some(similar) = similarity_to_stored(&meaning.vector, &bytes) {
+                scored.push((row.try_get::<String, _>(0)?, similar));
             }
         }
-        found.sort_by(|a, b| b.1.partial_cmp(&a.1).unwrap_or(std::cmp::Ordering::Equal));
-        found.truncate(CANDIDATES);
+        let by_similarity =
+            |a: &(String, f64), b: &(String, f64)| b.1.partial_cmp(&a.1).unwrap_or(std::cmp::Ordering::Equal);
+        if scored.len() > CANDIDATES {
+            scored.select_nth_unstable_by(CANDIDATES, by_similarity);
+            scored.truncate(CANDIDATES);
+        }
+        if scored.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT {COLUMNS} FROM persona_memories m WHERE m.id IN ({})",
+            placeholders(1, scored.len())
+        );
+        let statement = scored.iter().fold(sqlx::query(&sql), |query, (id, _)| query.bind(id.clone()));
+        let similar: HashMap<String, f64> = scored.into_iter().collect();
+        let mut found = Vec::with_capacity(similar.len());
+        for row in statement.fetch_all(&self.pool).await? {
+            let memory = decode(&row)?;
+            let score = similar.get(&memory.id).copied().unwrap_or_default();
+            found.push((memory, score));
+        }
         Ok(found)
     }
 }

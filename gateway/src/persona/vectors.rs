@@ -39,15 +39,13 @@ impl Meaning {
     }
 }
 
-/// Cosine similarity of two unit vectors of the same length.
-pub fn similarity(a: &[f32], b: &[f32]) -> f64 {
-    a.iter().zip(b).map(|(x, y)| f64::from(*x) * f64::from(*y)).sum()
-}
-
-/// A stored vector of `dimension` numbers, or `None` if the bytes do not hold one.
-pub fn vector_of(bytes: &[u8], dimension: usize) -> Option<Vec<f32>> {
-    (bytes.len() == dimension * 4)
-        .then(|| bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
+/// Cosine similarity of a unit vector with a stored one (its bytes as [`MemoryStore::set_embedding`]
+/// wrote them), read in place; `None` if the bytes do not hold a vector of the same length.
+pub fn similarity_to_stored(vector: &[f32], bytes: &[u8]) -> Option<f64> {
+    (bytes.len() == vector.len() * 4).then(|| {
+        let stored = bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]));
+        vector.iter().zip(stored).map(|(x, y)| f64::from(*x) * f64::from(y)).sum()
+    })
 }
 
 fn bytes_of(vector: &[f32]) -> Vec<u8> {
@@ -132,7 +130,8 @@ mod tests {
     fn vectors_are_checked_and_scaled_to_unit_length() {
         let meaning = Meaning::new("m", vec![3.0, 4.0]).unwrap();
         assert_eq!(meaning.vector, [0.6, 0.8]);
-        assert!((similarity(&meaning.vector, &meaning.vector) - 1.0).abs() < 1e-6);
+        let itself = similarity_to_stored(&meaning.vector, &bytes_of(&meaning.vector)).unwrap();
+        assert!((itself - 1.0).abs() < 1e-6);
         assert!(Meaning::new("m", vec![]).is_err());
         assert!(Meaning::new("m", vec![0.0, 0.0]).is_err());
         assert!(Meaning::new("m", vec![1.0, f32::NAN]).is_err());
@@ -141,10 +140,10 @@ mod tests {
     }
 
     #[test]
-    fn stored_bytes_come_back_as_the_vector_or_not_at_all() {
-        let vector = vec![0.25f32, -1.5, 3.0];
-        assert_eq!(vector_of(&bytes_of(&vector), 3), Some(vector.clone()));
-        assert_eq!(vector_of(&bytes_of(&vector), 4), None);
-        assert_eq!(vector_of(&[1, 2, 3], 1), None);
+    fn stored_bytes_are_compared_in_place_or_not_at_all() {
+        let stored = bytes_of(&[0.25f32, -1.5, 3.0]);
+        assert_eq!(similarity_to_stored(&[1.0, 2.0, 1.0], &stored), Some(0.25 - 3.0 + 3.0));
+        assert_eq!(similarity_to_stored(&[1.0, 2.0], &stored), None);
+        assert_eq!(similarity_to_stored(&[1.0], &[1, 2, 3]), None);
     }
 }
