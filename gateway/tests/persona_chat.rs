@@ -250,13 +250,26 @@ async fn the_persona_model_summarises_a_conversation_every_few_turns_and_when_it
         "{transcript}"
     );
     assert!(transcript.ends_with("user: Fjords, mostly.\n"), "{transcript}");
+    // The transcript is kept only until its summary.
+    let pool = sqlx::AnyPool::connect(&h.database_url).await.unwrap();
+    eventually("the transcript to be dropped", || {
+        let pool = pool.clone();
+        async move {
+            let kept: String =
+                sqlx::query_scalar("SELECT transcript FROM persona_conversations WHERE subject = 'kim'")
+                    .fetch_one(&pool)
+                    .await
+                    .unwrap();
+            kept.is_empty()
+        }
+    })
+    .await;
 
     // One more turn, then silence: once it is a minute old the upkeep summarises it, billed to
     // the tenant under its own key name. (The turn's time is moved back rather than waited for.)
     history.push(json!({"role": "user", "content": "Bergen first."}));
     let request = json!({"model": "persona/sage", "user": "kim", "max_tokens": 10, "messages": history});
     assert_eq!(h.post("/v1/chat/completions", TEAM_KEY, &request).await.status(), 200);
-    let pool = sqlx::AnyPool::connect(&h.database_url).await.unwrap();
     eventually("the turn to be counted", || {
         let pool = pool.clone();
         async move {

@@ -76,12 +76,13 @@ impl ConversationStore {
             .collect()
     }
 
-    /// Marks `owner`'s conversation as summarised up to its turn at `last_turn_at_ms`: a turn
-    /// that came after it stays counted for the next summary.
+    /// Marks `owner`'s conversation as summarised up to its turn at `last_turn_at_ms`, and drops
+    /// its transcript, kept only until then: a turn that came after it stays counted, with its
+    /// transcript, for the next summary.
     pub async fn summarized(&self, owner: Owner<'_>, last_turn_at_ms: i64) -> Result<(), sqlx::Error> {
         sqlx::query(
-            "UPDATE persona_conversations SET turns = 0 WHERE tenant = $1 AND persona = $2 AND subject = $3 \
-             AND last_turn_at_ms <= $4",
+            "UPDATE persona_conversations SET turns = 0, transcript = '' WHERE tenant = $1 AND persona = $2 \
+             AND subject = $3 AND last_turn_at_ms <= $4",
         )
         .bind(owner.tenant.to_owned())
         .bind(owner.persona.to_owned())
@@ -90,6 +91,19 @@ impl ConversationStore {
         .execute(&self.pool)
         .await?;
         Ok(())
+    }
+
+    /// Drops the conversations of `persona` (every tenant and subject) with no turn for more than
+    /// `days`: the persona's `retentionDays` applies to them as to its memories.
+    pub async fn expire(&self, persona: &str, days: u32, now_ms: i64) -> Result<u64, sqlx::Error> {
+        let cutoff = now_ms.saturating_sub(i64::from(days) * 86_400_000);
+        let result =
+            sqlx::query("DELETE FROM persona_conversations WHERE persona = $1 AND last_turn_at_ms < $2")
+                .bind(persona.to_owned())
+                .bind(cutoff)
+                .execute(&self.pool)
+                .await?;
+        Ok(result.rows_affected())
     }
 
     /// Forgets `subject`'s conversations in `tenant` (all, or one persona's): with its memories,

@@ -73,9 +73,10 @@ impl Personas {
 const EXPIRY_SWEEP: Duration = Duration::from_secs(3600);
 
 impl Personas {
-    /// Starts the hourly sweep that applies each persona's `retentionDays` to all its memories.
+    /// Starts the hourly sweep that applies each persona's `retentionDays` to all its memories
+    /// and the conversations kept for its summaries.
     pub fn spawn_expiry(&self, live: LiveRuntime) -> JoinHandle<()> {
-        let memories = self.memories.clone();
+        let (memories, conversations) = (self.memories.clone(), self.conversations.clone());
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(EXPIRY_SWEEP);
             loop {
@@ -89,6 +90,9 @@ impl Personas {
                         Err(error) => {
                             tracing::warn!(persona = %persona.name, %error, "cannot expire memories")
                         }
+                    }
+                    if let Err(error) = conversations.expire(&persona.name, days, crate::db::now_ms()).await {
+                        tracing::warn!(persona = %persona.name, %error, "cannot expire conversations");
                     }
                 }
             }
