@@ -36,6 +36,8 @@ use crate::state::AppState;
 
 /// Memories embedded in one request.
 const BATCH: usize = 32;
+/// The most of a recall's query text that is embedded, in bytes.
+const MAX_QUERY_BYTES: usize = 2048;
 /// How often the upkeep looks for work: at most [`BATCH`] memories to embed and [`IDLE_BATCH`]
 /// conversations to summarise per persona per tick, so a change of model re-embeds at a bounded
 /// rate.
@@ -174,6 +176,13 @@ pub async fn query_meaning(
     if text.is_empty() {
         return None;
     }
+    // Embedding models read a few hundred tokens at most: a long message's end (where its
+    // question usually is) stands for it, and the call stays cheap.
+    let mut start = text.len().saturating_sub(MAX_QUERY_BYTES);
+    while !text.is_char_boundary(start) {
+        start += 1;
+    }
+    let text = &text[start..];
     match embed(state, caller, persona, vec![text.to_owned()]).await {
         Ok(mut meanings) => meanings.pop(),
         Err(problem) => {
