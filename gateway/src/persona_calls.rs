@@ -178,11 +178,7 @@ pub async fn query_meaning(
     }
     // Embedding models read a few hundred tokens at most: a long message's end (where its
     // question usually is) stands for it, and the call stays cheap.
-    let mut start = text.len().saturating_sub(MAX_QUERY_BYTES);
-    while !text.is_char_boundary(start) {
-        start += 1;
-    }
-    let text = &text[start..];
+    let text = summary::latest(text, MAX_QUERY_BYTES);
     match embed(state, caller, persona, vec![text.to_owned()]).await {
         Ok(mut meanings) => meanings.pop(),
         Err(problem) => {

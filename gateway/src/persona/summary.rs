@@ -30,11 +30,16 @@ pub fn transcript(request: &ChatRequest) -> String {
             text.push_str(&format!("{}: {}\n", message.role.as_str(), content.trim()));
         }
     }
-    let mut start = text.len().saturating_sub(MAX_TRANSCRIPT);
+    latest(&text, MAX_TRANSCRIPT).to_owned()
+}
+
+/// The latest part of `text`: its last `max_bytes` at most, from a character boundary.
+pub fn latest(text: &str, max_bytes: usize) -> &str {
+    let mut start = text.len().saturating_sub(max_bytes);
     while !text.is_char_boundary(start) {
         start += 1;
     }
-    text.split_off(start)
+    &text[start..]
 }
 
 /// The chat request that asks `model` for the summary of `transcript`.
