@@ -89,11 +89,7 @@ pub async fn run_direct<R: Governed>(
         Ok(exchange) => Arc::new(exchange.guarded(hits, None)),
         Err(error) => return Err(refusals.refuse(error, Some(request.payload().model()), hits)),
     };
-    let served = match exchange.admit(state).await {
-        Ok(Admitted::Forward(headers)) => exchange.forward(state, request.payload(), headers).await,
-        Ok(Admitted::Cached(served)) => Ok(served),
-        Err(error) => Err(error),
-    };
+    let served = exchange.serve(state, request.payload()).await;
     Ok((exchange, served))
 }
 

@@ -338,6 +338,14 @@ impl Exchange {
         self.context_chars.store(chars, Ordering::Relaxed);
     }
 
+    /// Admits, then forwards: a request with nothing to do between the two (no persona context).
+    pub async fn serve(self: &Arc<Self>, state: &AppState, request: Payload<'_>) -> Result<Served, ApiError> {
+        match self.admit(state).await? {
+            Admitted::Cached(served) => Ok(served),
+            Admitted::Forward(headers) => self.forward(state, request, headers).await,
+        }
+    }
+
     /// Sends an admitted request to the backends and accounts it.
     pub async fn forward(
         self: &Arc<Self>,
