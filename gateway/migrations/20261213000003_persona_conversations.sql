@@ -10,4 +10,6 @@ CREATE TABLE IF NOT EXISTS persona_conversations (
     transcript TEXT NOT NULL,
     PRIMARY KEY (tenant, persona, subject)
 );
-CREATE INDEX IF NOT EXISTS persona_conversations_idle ON persona_conversations (persona, last_turn_at_ms);
+-- Only conversations with turns to summarise: the idle sweep never reads the summarised ones.
+CREATE INDEX IF NOT EXISTS persona_conversations_idle ON persona_conversations (persona, last_turn_at_ms)
+    WHERE turns > 0;

@@ -11,6 +11,7 @@
 //! conversations gone idle, found from the database's state, so the work resumes wherever it
 //! stopped, on any replica.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,7 +26,7 @@ use crate::chat_request::ChatRequest;
 use crate::db::now_ms;
 use crate::embeddings_request::{EmbeddingsRequest, Input};
 use crate::error::ApiError;
-use crate::exchange::{Admitted, Endpoint, Exchange, Served, ServedReply};
+use crate::exchange::{Endpoint, Exchange, Served, ServedReply};
 use crate::payload::Payload;
 use crate::persona::memory::{NewMemory, Owner};
 use crate::persona::turn::Turn;
@@ -43,6 +44,10 @@ const MAX_QUERY_BYTES: usize = 2048;
 /// rate.
 const UPKEEP_TICK: Duration = Duration::from_secs(2);
 const IDLE_BATCH: usize = 8;
+/// A persona found with every memory embedded by its model is looked at again only when its
+/// model changes, or every this many ticks (two minutes: what a failed call left, on any replica):
+/// finding nothing missing scans the persona's memories.
+const RECHECK_TICKS: u64 = 60;
 /// The key name the upkeep's calls are metered under, in the tenant whose memories they are (no
 /// API key can be named so: key names are Kubernetes names).
 pub const BACKGROUND_KEY: &str = "switchboard:persona-memory";
@@ -58,11 +63,7 @@ async fn call(
 ) -> Result<Served, ApiError> {
     let auth = Authenticated { runtime: state.runtime.load(), caller: caller.clone() };
     let exchange = Exchange::begin(state, auth, payload, endpoint, &HeaderMap::new(), Some(persona), 0)?;
-    let exchange = Arc::new(exchange);
-    match exchange.admit(state).await? {
-        Admitted::Cached(served) => Ok(served),
-        Admitted::Forward(headers) => exchange.forward(state, payload, headers).await,
-    }
+    Arc::new(exchange).serve(state, payload).await
 }
 
 /// Asks the persona's model for the memories in the user's message of `turn`.
@@ -219,20 +220,29 @@ async fn embed_and_store(
     Ok(())
 }
 
-/// Starts the upkeep: every tick, for each persona with an embedding model, up to [`BATCH`] of
-/// its memories without a vector by that model are embedded, and for each persona with
+/// Starts the upkeep: every tick, for each persona with an embedding model (and memories left
+/// without a vector at the last look), up to [`BATCH`] of its memories without a vector by that
+/// model are embedded, and for each persona with
 /// `summaries.idleMinutes`, up to [`IDLE_BATCH`] conversations idle that long are summarised;
 /// each billed to the tenant whose memories they are, under [`BACKGROUND_KEY`].
 pub fn spawn_upkeep(state: AppState) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(UPKEEP_TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
+        // Persona -> the model all its memories had a vector by at the last look.
+        let mut embedded: HashMap<String, String> = HashMap::new();
+        for ticks in 1u64.. {
             tick.tick().await;
             let runtime = state.runtime.load();
             for persona in runtime.config.personas.values() {
                 if let Some(model) = &persona.memory.embedding_model {
-                    reembed(&state, persona, model).await;
+                    let known = embedded.get(&persona.name) == Some(model);
+                    if !known || ticks % RECHECK_TICKS == 0 {
+                        match reembed(&state, persona, model).await {
+                            true => embedded.insert(persona.name.clone(), model.clone()),
+                            false => embedded.remove(&persona.name),
+                        };
+                    }
                 }
                 if persona.memory.summaries.idle_minutes > 0 {
                     summarize_idle(&state, persona).await;
@@ -262,13 +272,15 @@ async fn summarize_idle(state: &AppState, persona: &PersonaConfig) {
     }
 }
 
-async fn reembed(state: &AppState, persona: &PersonaConfig, model: &str) {
+/// Embeds up to [`BATCH`] memories of `persona` without a vector by `model`; true if none was
+/// missing.
+async fn reembed(state: &AppState, persona: &PersonaConfig, model: &str) -> bool {
     let scope = Scope { persona: &persona.name, subject: None };
     let mut waiting = match state.personas.memories.unembedded(scope, model, BATCH).await {
         Ok(waiting) => waiting,
         Err(error) => {
             tracing::warn!(persona = %persona.name, %error, "cannot read memories to embed");
-            return;
+            return false;
         }
     };
     waiting.sort_by(|a, b| a.tenant.cmp(&b.tenant));
@@ -278,6 +290,7 @@ async fn reembed(state: &AppState, persona: &PersonaConfig, model: &str) {
             tracing::warn!(persona = %persona.name, tenant = %caller.tenant, %problem, "cannot embed memories; will retry");
         }
     }
+    waiting.is_empty()
 }
 
 /// The vectors of an OpenAI embeddings list answering `count` inputs, in input order: one per
