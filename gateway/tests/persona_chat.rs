@@ -322,9 +322,21 @@ async fn a_summary_the_model_cannot_write_is_skipped_not_retried_on_every_sweep(
     let asked =
         || upstream.requests.lock().unwrap().iter().filter(|b| b.get("response_format").is_some()).count();
     eventually("the summary to be asked for", || async { asked() > 0 }).await;
-    // Three more sweeps: the failed summary is not asked for again (two requests: the summary and
-    // the exchange's one retry of a reply that fails its schema), and nothing was stored.
-    tokio::time::sleep(std::time::Duration::from_secs(6)).await;
+    // The failed summary counts the turns as summarised, so no sweep selects the conversation
+    // again (it reads only conversations with turns): two requests in all, the summary and the
+    // exchange's one retry of a reply that fails its schema; nothing stored.
+    eventually("the turns to be counted as summarised", || {
+        let pool = pool.clone();
+        async move {
+            let turns: i64 =
+                sqlx::query_scalar("SELECT turns FROM persona_conversations WHERE subject = 'ash'")
+                    .fetch_one(&pool)
+                    .await
+                    .unwrap();
+            turns == 0
+        }
+    })
+    .await;
     assert_eq!(asked(), 2);
     assert!(memories(&h, "ash").await.is_empty());
 }

@@ -178,7 +178,7 @@ def test_a_new_embedding_model_re_embeds_every_memory_in_the_background(start_ga
     # embedder (billed to the memories' tenant under its own key name) works through them.
     path = gateway.config_dir / "persona-meaning.yaml"
     path.write_text(manifests(embedder, model="minilm-v2")["persona-meaning.yaml"])
-    wait_until("the new model", lambda: admin(gateway, "/admin/v1/personas")["data"] and any(
+    wait_until("the new model", lambda: any(
         p["name"] == "meaning" and p["memory"].get("embeddingModel") == "minilm-v2"
         for p in admin(gateway, "/admin/v1/personas")["data"]))
     wait_until("the re-embedding", lambda: without_vector(gateway, "meaning") == 0, timeout=60)
